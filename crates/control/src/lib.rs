@@ -1,0 +1,19 @@
+//! TwiML and call flow for Hark: pure code, no sockets or clock.
+//!
+//! # Layout
+//! - [`twiml`]: parse a TwiML document into verbs with validated attributes (SPEC §2.2, §3.1, §4).
+//! - [`flow`]: the sans-IO interpreter: which step runs next, what the `<Record>` outcome
+//!   triggers (action request, fall-through), documents replaced by action answers.
+//! - [`params`]: Twilio's standard request parameters (SPEC §1).
+//! - [`signature`]: `X-Twilio-Signature` (SPEC §5) and form encoding.
+//! - [`urls`]: relative URL resolution (RFC 3986) against the document's URL.
+
+pub mod flow;
+pub mod params;
+pub mod signature;
+pub mod twiml;
+pub mod urls;
+
+pub use flow::{CallFlow, RecordResult, Step};
+pub use params::{CallInfo, CallStatus};
+pub use twiml::{Document, HttpMethod, ParseLimits, RecordVerb, TwimlError, Verb};

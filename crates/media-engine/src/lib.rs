@@ -1,0 +1,83 @@
+//! Sans-IO RTP media for Hark.
+//!
+//! # Layout
+//! - [`rtp`]: RTP header view over a datagram (rtp-rs), no copies.
+//! - [`g711`]: PCMU/PCMA decode and encode.
+//! - [`rfc4733`]: telephone-event payloads and de-duplication of events.
+//! - [`receiver`]: one call's inbound stream: symmetric-RTP latch, reorder window, gap fill,
+//!   decode, DTMF; emits [`MediaItem`]s on the call's timeline.
+//! - [`ring`]: the lock-free SPSC ring that carries [`MediaItem`]s to the recorder.
+//! - [`sender`]: packetizer for outbound 20 ms G.711 with timestamps and marker bit.
+//! - [`tone`]: generated audio (the beep).
+//!
+//! Per packet: no allocation, no locks, no clock reads (time is an argument).
+
+pub mod g711;
+pub mod receiver;
+pub mod rfc4733;
+pub mod ring;
+pub mod rtp;
+pub mod sender;
+pub mod tone;
+
+/// Samples in one 20 ms frame at 8 kHz.
+pub const FRAME_SAMPLES: usize = 160;
+/// G.711 clock rate.
+pub const SAMPLE_RATE: u32 = 8000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Pcmu,
+    Pcma,
+}
+
+/// Up to 20 ms of decoded audio placed on the call's timeline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct AudioFrame {
+    /// Timeline index of `samples[0]`: samples since the stream's first packet.
+    pub position: u64,
+    /// Valid samples in `samples` (1..=160).
+    pub len: u16,
+    /// True when the frame was synthesised to fill a gap (loss or silence suppression).
+    pub filled: bool,
+    pub samples: [i16; FRAME_SAMPLES],
+}
+
+impl AudioFrame {
+    pub fn pcm(&self) -> &[i16] {
+        &self.samples[..self.len as usize]
+    }
+}
+
+impl std::fmt::Debug for AudioFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AudioFrame")
+            .field("position", &self.position)
+            .field("len", &self.len)
+            .field("filled", &self.filled)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtmfSource {
+    Rfc4733,
+    SipInfo,
+}
+
+/// One key press, reported once, when it begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DtmfEvent {
+    /// `0-9`, `*`, `#`, `A-D`.
+    pub digit: char,
+    /// Timeline index where the tone began.
+    pub position: u64,
+    pub source: DtmfSource,
+}
+
+/// What travels through the ring, in timeline order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaItem {
+    Audio(AudioFrame),
+    Dtmf(DtmfEvent),
+}
