@@ -16,4 +16,8 @@ pub mod urls;
 
 pub use flow::{CallFlow, RecordResult, Step};
 pub use params::{CallInfo, CallStatus};
-pub use twiml::{Document, HttpMethod, ParseLimits, RecordVerb, TwimlError, Verb};
+pub use twiml::{
+    parse_document, parse_document_bytes, AttrWarning, Document, HttpMethod, ParseLimits, PlayVerb,
+    RecordVerb, StatusEvents, TwimlError, Verb,
+};
+pub use urls::UrlError;

@@ -39,11 +39,168 @@ impl CallStatus {
 /// CallSid, AccountSid, From, To, Caller, Called, CallStatus, ApiVersion, Direction and, when
 /// known, ForwardedFrom and CallerName.
 pub fn standard_params(call: &CallInfo, status: CallStatus) -> Vec<(String, String)> {
-    todo!()
+    let mut params = vec![
+        ("CallSid", call.call_sid.clone()),
+        ("AccountSid", call.account_sid.clone()),
+        ("From", call.from.clone()),
+        ("To", call.to.clone()),
+        ("Caller", call.from.clone()),
+        ("Called", call.to.clone()),
+        ("CallStatus", status.as_str().to_string()),
+        ("ApiVersion", API_VERSION.to_string()),
+        ("Direction", "inbound".to_string()),
+    ];
+    if let Some(f) = &call.forwarded_from {
+        params.push(("ForwardedFrom", f.clone()));
+    }
+    if let Some(n) = &call.caller_name {
+        params.push(("CallerName", n.clone()));
+    }
+    params
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
+pub const API_VERSION: &str = "2010-04-01";
+
+fn is_phone_number(user: &str) -> Option<&str> {
+    let digits = user.strip_prefix('+').unwrap_or(user);
+    (digits.len() >= 3 && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
 }
 
 /// The From/To value for a SIP party: `+digits` when the user part is a phone number
 /// (optionally with a leading `+`, at least 3 digits), else `sip:user@host`.
+///
+/// `uri` may carry angle brackets, URI parameters (`;user=phone`) or headers (`?x=y`); they are
+/// dropped. A `tel:` URI with no separate user yields its number.
 pub fn party(user: Option<&str>, uri: &str) -> String {
-    todo!()
+    let uri = uri.trim().trim_start_matches('<').trim_end_matches('>');
+    let bare = uri.split([';', '?']).next().unwrap_or(uri);
+    let (scheme, rest) = match bare.split_once(':') {
+        Some((s, r))
+            if ["sip", "sips", "tel"]
+                .iter()
+                .any(|k| s.eq_ignore_ascii_case(k)) =>
+        {
+            (s.to_ascii_lowercase(), r)
+        }
+        _ => ("sip".to_string(), bare),
+    };
+    let user = user.or_else(|| (scheme == "tel").then_some(rest));
+    if let Some(digits) = user.and_then(is_phone_number) {
+        return format!("+{digits}");
+    }
+    format!("{scheme}:{rest}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call() -> CallInfo {
+        CallInfo {
+            call_sid: "CA0123".into(),
+            account_sid: "AC4567".into(),
+            from: "+14155550100".into(),
+            to: "sip:vm@pbx.example".into(),
+            forwarded_from: None,
+            caller_name: None,
+        }
+    }
+
+    fn names(params: &[(String, String)]) -> Vec<&str> {
+        params.iter().map(|(k, _)| k.as_str()).collect()
+    }
+
+    #[test]
+    fn standard_params_table_spec_1() {
+        let p = standard_params(&call(), CallStatus::InProgress);
+        let expected: Vec<(String, String)> = [
+            ("CallSid", "CA0123"),
+            ("AccountSid", "AC4567"),
+            ("From", "+14155550100"),
+            ("To", "sip:vm@pbx.example"),
+            ("Caller", "+14155550100"),
+            ("Called", "sip:vm@pbx.example"),
+            ("CallStatus", "in-progress"),
+            ("ApiVersion", "2010-04-01"),
+            ("Direction", "inbound"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(p, expected);
+    }
+
+    #[test]
+    fn optional_params_only_when_known_even_if_empty() {
+        let mut c = call();
+        c.forwarded_from = Some("+14155550199".into());
+        c.caller_name = Some(String::new());
+        let p = standard_params(&c, CallStatus::Completed);
+        assert_eq!(&names(&p)[9..], ["ForwardedFrom", "CallerName"]);
+        assert_eq!(p[9].1, "+14155550199");
+        assert_eq!(p[10].1, "");
+        assert_eq!(p[6].1, "completed");
+    }
+
+    #[test]
+    fn call_status_strings() {
+        let all = [
+            (CallStatus::Ringing, "ringing"),
+            (CallStatus::InProgress, "in-progress"),
+            (CallStatus::Completed, "completed"),
+            (CallStatus::Busy, "busy"),
+            (CallStatus::NoAnswer, "no-answer"),
+            (CallStatus::Failed, "failed"),
+            (CallStatus::Canceled, "canceled"),
+        ];
+        for (s, text) in all {
+            assert_eq!(s.as_str(), text);
+        }
+    }
+
+    #[test]
+    fn party_phone_number_becomes_e164() {
+        assert_eq!(
+            party(Some("14155550100"), "sip:14155550100@gw.example;user=phone"),
+            "+14155550100"
+        );
+        assert_eq!(
+            party(Some("+4930123456"), "sip:+4930123456@gw.example"),
+            "+4930123456"
+        );
+        assert_eq!(party(Some("911"), "sip:911@gw.example"), "+911");
+    }
+
+    #[test]
+    fn party_non_numeric_or_short_user_is_sip_uri() {
+        assert_eq!(
+            party(Some("alice"), "sip:alice@example.com"),
+            "sip:alice@example.com"
+        );
+        assert_eq!(party(Some("12"), "sip:12@pbx"), "sip:12@pbx");
+        assert_eq!(party(Some("+1-415"), "sip:+1-415@pbx"), "sip:+1-415@pbx");
+        assert_eq!(party(Some("+"), "sip:+@pbx"), "sip:+@pbx");
+    }
+
+    #[test]
+    fn party_drops_brackets_params_and_headers() {
+        assert_eq!(
+            party(Some("bob"), "<sip:bob@h:5060;transport=tcp?X=1>"),
+            "sip:bob@h:5060"
+        );
+        assert_eq!(party(Some("bob"), "SIPS:bob@h"), "sips:bob@h");
+        assert_eq!(party(None, "bob@h"), "sip:bob@h");
+    }
+
+    #[test]
+    fn party_tel_uri_uses_its_number() {
+        assert_eq!(
+            party(None, "tel:+14155550100;phone-context=x"),
+            "+14155550100"
+        );
+        assert_eq!(party(None, "tel:abc"), "tel:abc");
+    }
 }

@@ -5,6 +5,13 @@
 
 use thiserror::Error;
 
+#[cfg(test)]
+mod tests;
+mod verbs;
+mod xml;
+
+pub use verbs::MAX_LOOPS;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpMethod {
     Get,
@@ -30,7 +37,10 @@ pub struct ParseLimits {
 
 impl Default for ParseLimits {
     fn default() -> Self {
-        Self { max_bytes: 64 * 1024, max_length_cap: 14_400 }
+        Self {
+            max_bytes: 64 * 1024,
+            max_length_cap: 14_400,
+        }
     }
 }
 
@@ -73,7 +83,11 @@ impl Default for RecordVerb {
             trim_silence: true,
             recording_status_callback: None,
             recording_status_callback_method: HttpMethod::Post,
-            recording_status_callback_events: StatusEvents { in_progress: false, completed: true, absent: false },
+            recording_status_callback_events: StatusEvents {
+                in_progress: false,
+                completed: true,
+                absent: false,
+            },
             transcribe: false,
             transcribe_callback: None,
         }
@@ -86,6 +100,9 @@ pub struct PlayVerb {
     pub url: String,
     /// 0 = until hangup (capped at 1000).
     pub loop_count: u32,
+    /// The `digits` attribute, kept for when DTMF playback exists. Until then it is ignored with
+    /// a warning, and with an empty body `url` is empty: the flow skips the verb.
+    pub digits: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,19 +141,69 @@ pub enum TwimlError {
     #[error("<{parent}> cannot contain <{child}>")]
     BadNesting { parent: String, child: String },
     #[error("<{verb}> needs {what}")]
-    MissingContent { verb: &'static str, what: &'static str },
+    MissingContent {
+        verb: &'static str,
+        what: &'static str,
+    },
 }
 
 impl TwimlError {
     /// Twilio's error code for the failure (SPEC §2.2).
     pub fn code(&self) -> u32 {
         match self {
-            TwimlError::TooLarge { .. } | TwimlError::NotWellFormed { .. } | TwimlError::BadRoot(_) => 12100,
-            TwimlError::UnknownVerb(_) | TwimlError::BadNesting { .. } | TwimlError::MissingContent { .. } => 12200,
+            TwimlError::TooLarge { .. }
+            | TwimlError::NotWellFormed { .. }
+            | TwimlError::BadRoot(_) => 12100,
+            TwimlError::UnknownVerb(_)
+            | TwimlError::BadNesting { .. }
+            | TwimlError::MissingContent { .. } => 12200,
         }
     }
 }
 
+/// Parses a TwiML document. Checks, in order: size, well-formedness (a DOCTYPE is refused so
+/// that no entity is ever declared), root element, then each verb.
 pub fn parse_document(xml: &str, limits: &ParseLimits) -> Result<Document, TwimlError> {
-    todo!()
+    if xml.len() > limits.max_bytes {
+        return Err(TwimlError::TooLarge {
+            size: xml.len(),
+            limit: limits.max_bytes,
+        });
+    }
+    let tree = xml::build(xml)?;
+    let root = tree.get(0).ok_or(TwimlError::NotWellFormed {
+        position: 0,
+        message: "no root element".into(),
+    })?;
+    if root.name != "Response" {
+        return Err(TwimlError::BadRoot(root.name.clone()));
+    }
+    if !xml::xml_trim(&root.text).is_empty() {
+        return Err(TwimlError::BadNesting {
+            parent: "Response".into(),
+            child: "#text".into(),
+        });
+    }
+    let mut warnings = Vec::new();
+    let mut verbs = Vec::with_capacity(root.children.len());
+    for element in root.children.iter().filter_map(|&i| tree.get(i)) {
+        verbs.push(verbs::parse_verb(&tree, element, limits, &mut warnings)?);
+    }
+    Ok(Document { verbs, warnings })
+}
+
+/// [`parse_document`] for a raw HTTP body: the size limit applies to the bytes, and a body that
+/// is not UTF-8 is not well-formed (position = first bad byte).
+pub fn parse_document_bytes(body: &[u8], limits: &ParseLimits) -> Result<Document, TwimlError> {
+    if body.len() > limits.max_bytes {
+        return Err(TwimlError::TooLarge {
+            size: body.len(),
+            limit: limits.max_bytes,
+        });
+    }
+    let xml = std::str::from_utf8(body).map_err(|e| TwimlError::NotWellFormed {
+        position: e.valid_up_to(),
+        message: "document is not valid UTF-8".into(),
+    })?;
+    parse_document(xml, limits)
 }

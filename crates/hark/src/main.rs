@@ -1,1 +1,78 @@
-fn main(){}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hark::config::Config;
+
+/// Hark: a SIP/RTP call-recording daemon with Twilio `<Record>` semantics.
+#[derive(Parser)]
+#[command(name = "hark", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon. Without --config the embedded default (conf/hark.toml) is used.
+    Serve {
+        /// A TOML file layered over the defaults; env HARK_<SECTION>__<KEY> overrides both.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Call a SIP URI, stream a WAV file, optionally send DTMF, then hang up.
+    Call(hark::caller::CallArgs),
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(default))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => {
+            let config = match Config::load(config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("hark: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_tracing(&config.log_level);
+            let result = runtime().map_err(|e| e.to_string()).and_then(|rt| {
+                rt.block_on(hark::server::serve(config)).map_err(|e| e.to_string())
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hark: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Call(args) => {
+            init_tracing("warn");
+            let result = runtime().map_err(|e| e.to_string()).and_then(|rt| {
+                rt.block_on(hark::caller::run(args)).map_err(|e| e.to_string())
+            });
+            match result {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hark call: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

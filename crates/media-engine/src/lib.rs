@@ -9,10 +9,12 @@
 //! - [`ring`]: the lock-free SPSC ring that carries [`MediaItem`]s to the recorder.
 //! - [`sender`]: packetizer for outbound 20 ms G.711 with timestamps and marker bit.
 //! - [`tone`]: generated audio (the beep).
+//! - [`pcap`]: reads RTP out of capture files (tests, benches, replay tools).
 //!
 //! Per packet: no allocation, no locks, no clock reads (time is an argument).
 
 pub mod g711;
+pub mod pcap;
 pub mod receiver;
 pub mod rfc4733;
 pub mod ring;

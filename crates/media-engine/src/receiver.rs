@@ -1,17 +1,36 @@
 //! One call's inbound RTP: latch, reorder, fill gaps, decode, DTMF.
+//!
+//! The timeline is in samples since the stream's first packet. Packets of the current SSRC
+//! are released in sequence order and placed by RTP timestamp; whatever the released audio
+//! does not cover is emitted as silence, so consecutive frames tile the timeline exactly.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::rtp::RtpError;
-use crate::{Codec, MediaItem};
+use crate::rfc4733::{EventDeduplicator, EventError};
+use crate::rtp::{self, RtpError};
+use crate::{
+    g711, AudioFrame, Codec, DtmfEvent, DtmfSource, MediaItem, FRAME_SAMPLES, SAMPLE_RATE,
+};
+
+/// Upper bound of `reorder_window`: the hold array is fixed.
+pub const MAX_REORDER_WINDOW: usize = 16;
+/// Payload bytes kept for a held packet (60 ms of G.711); the rest of a longer out-of-order
+/// packet is lost and its span filled with silence.
+const MAX_HELD_PAYLOAD: usize = 480;
+/// RFC 3550 A.1: a sequence jump beyond these is a restart, confirmed by a second packet.
+const MAX_MISORDER: i32 = 100;
+const MAX_DROPOUT: i32 = 3000;
+/// Slack allowed between the RTP timestamp gap and the arrival gap before the timestamps are
+/// distrusted.
+const TS_SLACK: i64 = SAMPLE_RATE as i64;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ReceiverConfig {
     pub codec: Codec,
     pub codec_pt: u8,
     pub telephone_event_pt: Option<u8>,
-    /// Packets held back to put late arrivals in order.
+    /// Packets held back to put late arrivals in order (at most [`MAX_REORDER_WINDOW`]).
     pub reorder_window: u16,
     /// Longest a packet is held waiting for a missing predecessor.
     pub max_hold: Duration,
@@ -19,7 +38,13 @@ pub struct ReceiverConfig {
 
 impl ReceiverConfig {
     pub fn new(codec: Codec, codec_pt: u8, telephone_event_pt: Option<u8>) -> Self {
-        Self { codec, codec_pt, telephone_event_pt, reorder_window: 5, max_hold: Duration::from_millis(60) }
+        Self {
+            codec,
+            codec_pt,
+            telephone_event_pt,
+            reorder_window: 5,
+            max_hold: Duration::from_millis(60),
+        }
     }
 }
 
@@ -38,60 +63,564 @@ pub enum PacketVerdict {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReceiverStats {
+    /// Datagrams handed in, whatever became of them.
     pub packets: u64,
+    /// Datagrams that are not RTP (RTCP excluded) or carry a truncated event payload.
     pub malformed: u64,
     pub late: u64,
     pub foreign: u64,
     pub filled_samples: u64,
+    /// Key presses reported (RFC 4733 and SIP INFO).
     pub dtmf_events: u64,
+}
+
+/// What a sequence slot of the current SSRC carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotKind {
+    Audio,
+    /// A telephone-event packet: the tone covers the timestamps up to `end_ts`.
+    Event {
+        end_ts: u32,
+    },
+    /// Comfort noise or another payload type: takes a sequence number, carries no audio.
+    Skip,
+}
+
+#[derive(Clone, Copy)]
+struct Held {
+    seq: u16,
+    ts: u32,
+    arrival: Instant,
+    kind: SlotKind,
+    len: u16,
+    payload: [u8; MAX_HELD_PAYLOAD],
+}
+
+/// The SSRC whose timestamps drive the timeline.
+#[derive(Debug, Clone, Copy)]
+struct Stream {
+    ssrc: u32,
+    /// Codec of the packets held for this stream (a re-INVITE may change the config's).
+    codec: Codec,
+    next_seq: u16,
+    /// RFC 3550 A.1 `bad_seq`: the sequence number that confirms a restart.
+    bad_seq: Option<u16>,
+    /// `anchor_ts` sits at timeline index `anchor_pos`; it arrived at `anchor_arrival`.
+    anchor_ts: u32,
+    anchor_pos: u64,
+    anchor_arrival: Instant,
+    /// End of the latest released telephone event of this SSRC and when it arrived: the span
+    /// is filled at timeout when no audio comes to cover it.
+    event_end: Option<(u32, Instant)>,
+}
+
+impl Stream {
+    /// Timeline index of an RTP timestamp of this stream (clamped at 0).
+    fn position_of(&self, ts: u32) -> u64 {
+        let d = i64::from(ts.wrapping_sub(self.anchor_ts) as i32);
+        (self.anchor_pos as i64 + d).max(0) as u64
+    }
+
+    /// Timeline index of `ts`, or `None` when the timestamp gap does not fit the arrival gap
+    /// (negative beyond a second, or more than the arrival gap plus a second).
+    fn plausible_position(&self, ts: u32, arrival: Instant) -> Option<u64> {
+        let d = i64::from(ts.wrapping_sub(self.anchor_ts) as i32);
+        let limit =
+            samples_in(arrival.saturating_duration_since(self.anchor_arrival)) as i64 + TS_SLACK;
+        (-TS_SLACK..=limit)
+            .contains(&d)
+            .then(|| (self.anchor_pos as i64 + d).max(0) as u64)
+    }
+
+    /// Timeline index by arrival time alone, rounded to whole 20 ms frames.
+    fn arrival_position(&self, arrival: Instant) -> u64 {
+        let gap = samples_in(arrival.saturating_duration_since(self.anchor_arrival));
+        let frame = FRAME_SAMPLES as u64;
+        self.anchor_pos + (gap + frame / 2) / frame * frame
+    }
+}
+
+fn samples_in(d: Duration) -> u64 {
+    (d.as_nanos() * u128::from(SAMPLE_RATE) / 1_000_000_000).min(u128::from(u64::MAX)) as u64
+}
+
+/// Whether something that arrived at `arrival` has waited `hold` by `now`.
+fn expired(arrival: Instant, hold: Duration, now: Instant) -> bool {
+    arrival.checked_add(hold).is_some_and(|t| t <= now)
+}
+
+/// Sequence distance `a - b` on the 16-bit circle.
+fn seq_delta(a: u16, b: u16) -> i32 {
+    i32::from(a.wrapping_sub(b) as i16)
 }
 
 pub struct MediaReceiver {
     config: ReceiverConfig,
+    latched: Option<SocketAddr>,
+    last_packet_at: Option<Instant>,
+    stats: ReceiverStats,
+    /// Timeline index one past the last emitted sample.
+    end: u64,
+    stream: Option<Stream>,
+    /// After `renegotiate`: the next packet starts a new stream (the old one is kept for its
+    /// held packets and its anchor).
+    stream_forgotten: bool,
+    held: Box<[Option<Held>; MAX_REORDER_WINDOW]>,
+    held_count: usize,
+    dedup: EventDeduplicator,
 }
 
 impl MediaReceiver {
     pub fn new(config: ReceiverConfig) -> Self {
-        todo!()
+        Self {
+            config,
+            latched: None,
+            last_packet_at: None,
+            stats: ReceiverStats::default(),
+            end: 0,
+            stream: None,
+            stream_forgotten: false,
+            held: Box::new([None; MAX_REORDER_WINDOW]),
+            held_count: 0,
+            dedup: EventDeduplicator::new(),
+        }
     }
+
     /// Feeds one datagram. `emit` receives audio frames and DTMF events in timeline order.
     pub fn handle_packet<F: FnMut(MediaItem)>(
         &mut self,
         now: Instant,
         from: SocketAddr,
         datagram: &[u8],
-        emit: F,
+        mut emit: F,
     ) -> Result<PacketVerdict, RtpError> {
-        todo!()
+        self.stats.packets += 1;
+        let view = match rtp::parse(datagram) {
+            Ok(v) => v,
+            Err(e) => {
+                if !matches!(e, RtpError::Rtcp(_)) {
+                    self.stats.malformed += 1;
+                }
+                return Err(e);
+            }
+        };
+        match self.latched {
+            None => self.latched = Some(from),
+            Some(addr) if addr != from => {
+                self.stats.foreign += 1;
+                return Ok(PacketVerdict::ForeignSource);
+            }
+            Some(_) => {}
+        }
+        self.last_packet_at = Some(now);
+        self.expire(now, &mut emit);
+
+        let pt = view.payload_type;
+        if pt == self.config.codec_pt {
+            if self.current_ssrc() != Some(view.ssrc) {
+                self.begin_stream(now, view.ssrc, view.sequence, view.timestamp, &mut emit);
+            }
+            let verdict = self.offer(
+                now,
+                view.sequence,
+                view.timestamp,
+                SlotKind::Audio,
+                view.payload,
+                &mut emit,
+            );
+            return Ok(verdict);
+        }
+        if Some(pt) == self.config.telephone_event_pt {
+            return Ok(self.handle_event(now, view, &mut emit));
+        }
+        if self.current_ssrc() == Some(view.ssrc) {
+            // Comfort noise and friends take a sequence number of the stream.
+            self.offer(
+                now,
+                view.sequence,
+                view.timestamp,
+                SlotKind::Skip,
+                &[],
+                &mut emit,
+            );
+        }
+        Ok(PacketVerdict::UnknownPayloadType(pt))
     }
-    /// Releases packets held longer than `max_hold`, filling what never came with silence.
-    pub fn handle_timeout<F: FnMut(MediaItem)>(&mut self, now: Instant, emit: F) {
-        todo!()
+
+    /// Releases packets held longer than `max_hold`, filling what never came with silence;
+    /// fills the span of a telephone event that no audio came to cover.
+    pub fn handle_timeout<F: FnMut(MediaItem)>(&mut self, now: Instant, mut emit: F) {
+        self.expire(now, &mut emit);
+        if self.held_count > 0 || self.stream_forgotten {
+            return;
+        }
+        let Some(stream) = self.stream else { return };
+        let Some((end_ts, arrival)) = stream.event_end else {
+            return;
+        };
+        if !expired(arrival, self.config.max_hold, now) {
+            return;
+        }
+        if let Some(s) = self.stream.as_mut() {
+            s.event_end = None;
+        }
+        let Some(pos) = stream.plausible_position(end_ts, arrival) else {
+            return;
+        };
+        if pos > self.end {
+            self.fill_to(pos, &mut emit);
+            if let Some(s) = self.stream.as_mut() {
+                s.anchor_ts = end_ts;
+                s.anchor_pos = pos;
+                s.anchor_arrival = arrival;
+            }
+        }
     }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        let hold = self.config.max_hold;
+        let held = self
+            .held
+            .iter()
+            .flatten()
+            .filter_map(|h| h.arrival.checked_add(hold))
+            .min();
+        let event = match self.stream {
+            Some(s) if self.held_count == 0 && !self.stream_forgotten => s
+                .event_end
+                .filter(|&(ts, _)| s.position_of(ts) > self.end)
+                .and_then(|(_, arrival)| arrival.checked_add(hold)),
+            _ => None,
+        };
+        held.into_iter().chain(event).min()
     }
+
     /// A key from SIP INFO, placed at the current end of the timeline.
-    pub fn inject_dtmf<F: FnMut(MediaItem)>(&mut self, digit: char, emit: F) {
-        todo!()
+    pub fn inject_dtmf<F: FnMut(MediaItem)>(&mut self, digit: char, mut emit: F) {
+        self.stats.dtmf_events += 1;
+        emit(MediaItem::Dtmf(DtmfEvent {
+            digit,
+            position: self.end,
+            source: DtmfSource::SipInfo,
+        }));
     }
+
     /// A re-INVITE changed the codec or the remote address: forget the latch and the SSRC,
-    /// keep the timeline position.
+    /// keep the timeline position. Packets still held are released with the next packet or
+    /// timeout; the next stream is placed by arrival time.
     pub fn renegotiate(&mut self, config: ReceiverConfig) {
-        todo!()
+        self.config = config;
+        self.latched = None;
+        self.stream_forgotten = self.stream.is_some();
     }
+
     /// The source we latched onto (symmetric RTP: send our RTP there).
     pub fn latched(&self) -> Option<SocketAddr> {
-        todo!()
+        self.latched
     }
+
+    /// Arrival of the last RTP packet from the latched source.
     pub fn last_packet_at(&self) -> Option<Instant> {
-        todo!()
+        self.last_packet_at
     }
+
     /// Samples on the timeline so far.
     pub fn position(&self) -> u64 {
-        todo!()
+        self.end
     }
+
     pub fn stats(&self) -> ReceiverStats {
-        todo!()
+        self.stats
+    }
+
+    fn current_ssrc(&self) -> Option<u32> {
+        self.stream
+            .filter(|_| !self.stream_forgotten)
+            .map(|s| s.ssrc)
+    }
+
+    fn handle_event(
+        &mut self,
+        now: Instant,
+        view: rtp::RtpView<'_>,
+        emit: &mut impl FnMut(MediaItem),
+    ) -> PacketVerdict {
+        let press = self.dedup.accept(view.ssrc, view.timestamp, view.payload);
+        if self.current_ssrc().is_none() {
+            // Events before any audio: their SSRC starts the timeline.
+            self.begin_stream(now, view.ssrc, view.sequence, view.timestamp, emit);
+        }
+        let same_ssrc = self.current_ssrc() == Some(view.ssrc);
+        let mut verdict = PacketVerdict::Accepted;
+        if same_ssrc {
+            let duration = match press {
+                Ok(_) => view
+                    .payload
+                    .get(2..4)
+                    .map_or(0, |d| u16::from_be_bytes([d[0], d[1]])),
+                Err(_) => 0,
+            };
+            let end_ts = view.timestamp.wrapping_add(u32::from(duration));
+            verdict = self.offer(
+                now,
+                view.sequence,
+                view.timestamp,
+                SlotKind::Event { end_ts },
+                &[],
+                emit,
+            );
+        }
+        match press {
+            Ok(Some(event)) => {
+                let position = match self.stream {
+                    Some(s) if same_ssrc => s.position_of(view.timestamp),
+                    _ => self.end,
+                };
+                self.stats.dtmf_events += 1;
+                emit(MediaItem::Dtmf(DtmfEvent {
+                    digit: event.digit,
+                    position,
+                    source: DtmfSource::Rfc4733,
+                }));
+                PacketVerdict::Accepted
+            }
+            Ok(None) | Err(EventError::NotDtmf(_)) => verdict,
+            Err(EventError::TooShort(_)) => {
+                self.stats.malformed += 1;
+                verdict
+            }
+        }
+    }
+
+    /// Starts the timeline of a new SSRC (or after `renegotiate`): what the old stream still
+    /// holds is released, then the new stream begins where arrival time puts it.
+    fn begin_stream(
+        &mut self,
+        now: Instant,
+        ssrc: u32,
+        seq: u16,
+        ts: u32,
+        emit: &mut impl FnMut(MediaItem),
+    ) {
+        self.flush(emit);
+        let pos = match self.stream {
+            Some(old) => old.arrival_position(now).max(self.end),
+            None => self.end,
+        };
+        self.fill_to(pos, emit);
+        self.stream = Some(Stream {
+            ssrc,
+            codec: self.config.codec,
+            next_seq: seq,
+            bad_seq: None,
+            anchor_ts: ts,
+            anchor_pos: pos,
+            anchor_arrival: now,
+            event_end: None,
+        });
+        self.stream_forgotten = false;
+    }
+
+    /// Puts one packet of the current stream into sequence order.
+    fn offer(
+        &mut self,
+        now: Instant,
+        seq: u16,
+        ts: u32,
+        kind: SlotKind,
+        payload: &[u8],
+        emit: &mut impl FnMut(MediaItem),
+    ) -> PacketVerdict {
+        let Some(stream) = self.stream.as_mut() else {
+            return PacketVerdict::Late;
+        };
+        let mut delta = seq_delta(seq, stream.next_seq);
+        if !(-MAX_MISORDER..=MAX_DROPOUT).contains(&delta) {
+            if stream.bad_seq != Some(seq) {
+                stream.bad_seq = Some(seq.wrapping_add(1));
+                return self.late();
+            }
+            // Two packets in a row agree: the sender restarted its sequence numbers.
+            self.flush(emit);
+            if let Some(s) = self.stream.as_mut() {
+                s.next_seq = seq;
+                s.bad_seq = None;
+            }
+            delta = 0;
+        }
+        if delta < 0 || self.held.iter().flatten().any(|h| h.seq == seq) {
+            return self.late();
+        }
+        let window = usize::from(self.config.reorder_window).min(MAX_REORDER_WINDOW);
+        while delta > 0 && self.held_count >= window {
+            // No room to wait: give up on the gap before the earliest packet we have.
+            let this_is_earliest = match self.earliest_held() {
+                Some((_, held_delta)) => delta < held_delta,
+                None => true,
+            };
+            if this_is_earliest || !self.release_earliest(emit) {
+                if let Some(s) = self.stream.as_mut() {
+                    s.next_seq = seq;
+                }
+            }
+            delta = self.stream.map_or(0, |s| seq_delta(seq, s.next_seq));
+        }
+        if delta == 0 {
+            self.release(seq, ts, now, kind, payload, emit);
+            self.release_ready(emit);
+        } else if let Some(slot) = self.held.iter_mut().find(|h| h.is_none()) {
+            let mut held = Held {
+                seq,
+                ts,
+                arrival: now,
+                kind,
+                len: 0,
+                payload: [0; MAX_HELD_PAYLOAD],
+            };
+            let n = payload.len().min(MAX_HELD_PAYLOAD);
+            held.payload[..n].copy_from_slice(&payload[..n]);
+            held.len = n as u16;
+            *slot = Some(held);
+            self.held_count += 1;
+        }
+        PacketVerdict::Accepted
+    }
+
+    fn late(&mut self) -> PacketVerdict {
+        self.stats.late += 1;
+        PacketVerdict::Late
+    }
+
+    /// Index and sequence distance of the held packet next in sequence order.
+    fn earliest_held(&self) -> Option<(usize, i32)> {
+        let s = self.stream?;
+        self.held
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.map(|h| (i, seq_delta(h.seq, s.next_seq))))
+            .min_by_key(|&(_, d)| d)
+    }
+
+    /// Gives up on the gap before the earliest held packet and releases from there; false
+    /// when nothing was released.
+    fn release_earliest(&mut self, emit: &mut impl FnMut(MediaItem)) -> bool {
+        let Some((i, _)) = self.earliest_held() else {
+            return false;
+        };
+        let Some(h) = self.held.get(i).copied().flatten() else {
+            return false;
+        };
+        let Some(s) = self.stream.as_mut() else {
+            return false;
+        };
+        s.next_seq = h.seq;
+        let before = self.held_count;
+        self.release_ready(emit);
+        self.held_count < before
+    }
+
+    /// Releases held packets while the next one in sequence is present.
+    fn release_ready(&mut self, emit: &mut impl FnMut(MediaItem)) {
+        while let Some(next) = self.stream.map(|s| s.next_seq) {
+            let Some(slot) = self
+                .held
+                .iter_mut()
+                .find(|h| h.is_some_and(|h| h.seq == next))
+            else {
+                break;
+            };
+            let Some(h) = slot.take() else { break };
+            self.held_count -= 1;
+            let payload = h.payload.get(..usize::from(h.len)).unwrap_or_default();
+            self.release(h.seq, h.ts, h.arrival, h.kind, payload, emit);
+        }
+    }
+
+    /// Releases everything held, in sequence order, giving up on the gaps.
+    fn flush(&mut self, emit: &mut impl FnMut(MediaItem)) {
+        while self.release_earliest(emit) {}
+    }
+
+    /// Releases held packets when one of them has waited `max_hold`.
+    fn expire(&mut self, now: Instant, emit: &mut impl FnMut(MediaItem)) {
+        let hold = self.config.max_hold;
+        while self
+            .held
+            .iter()
+            .flatten()
+            .any(|h| expired(h.arrival, hold, now))
+        {
+            if !self.release_earliest(emit) {
+                break;
+            }
+        }
+    }
+
+    /// Places the next packet in sequence on the timeline.
+    fn release(
+        &mut self,
+        seq: u16,
+        ts: u32,
+        arrival: Instant,
+        kind: SlotKind,
+        payload: &[u8],
+        emit: &mut impl FnMut(MediaItem),
+    ) {
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        stream.next_seq = seq.wrapping_add(1);
+        match kind {
+            SlotKind::Skip => {}
+            SlotKind::Event { end_ts } => {
+                let later = match stream.event_end {
+                    Some((prev, _)) => (end_ts.wrapping_sub(prev) as i32) >= 0,
+                    None => true,
+                };
+                if later {
+                    stream.event_end = Some((end_ts, arrival));
+                }
+            }
+            SlotKind::Audio => {
+                let s = *stream;
+                let pos = s
+                    .plausible_position(ts, arrival)
+                    .unwrap_or_else(|| s.arrival_position(arrival))
+                    .max(self.end);
+                stream.anchor_ts = ts;
+                stream.anchor_pos = pos;
+                stream.anchor_arrival = arrival;
+                self.fill_to(pos, emit);
+                for chunk in payload.chunks(FRAME_SAMPLES) {
+                    let mut frame = AudioFrame {
+                        position: self.end,
+                        len: chunk.len() as u16,
+                        filled: false,
+                        samples: [0; FRAME_SAMPLES],
+                    };
+                    g711::decode(s.codec, chunk, &mut frame.samples);
+                    self.end += chunk.len() as u64;
+                    emit(MediaItem::Audio(frame));
+                }
+            }
+        }
+    }
+
+    /// Emits silence from the timeline end up to `pos`, in frames of at most 160 samples.
+    fn fill_to(&mut self, pos: u64, emit: &mut impl FnMut(MediaItem)) {
+        while self.end < pos {
+            let len = (pos - self.end).min(FRAME_SAMPLES as u64);
+            emit(MediaItem::Audio(AudioFrame {
+                position: self.end,
+                len: len as u16,
+                filled: true,
+                samples: [0; FRAME_SAMPLES],
+            }));
+            self.end += len;
+            self.stats.filled_samples += len;
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,13 @@ pub struct MediaConsumer {
 
 pub fn media_ring(capacity: usize) -> (MediaProducer, MediaConsumer) {
     let (p, c) = rtrb::RingBuffer::new(capacity);
-    (MediaProducer { inner: p, dropped: 0 }, MediaConsumer { inner: c })
+    (
+        MediaProducer {
+            inner: p,
+            dropped: 0,
+        },
+        MediaConsumer { inner: c },
+    )
 }
 
 impl MediaProducer {

@@ -12,5 +12,5 @@ pub mod speech;
 pub mod wav;
 
 pub use recorder::{AbsentReason, RecordParams, RecordSummary, Recorder, StopReason};
-pub use speech::{SpeechDetector, SpeechConfig};
+pub use speech::{SpeechConfig, SpeechDetector};
 pub use wav::{repair_wav_file, RepairOutcome, WavError, WavWriter};

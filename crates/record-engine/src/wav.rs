@@ -1,6 +1,10 @@
 //! 16-bit PCM mono WAV that stays playable while it is written (SPEC §9).
+//!
+//! Layout is always the canonical 44-byte header followed by the samples, so the two size
+//! fields sit at fixed offsets (4 and 40) and can be rewritten in place. hound is not used for
+//! writing because it can neither truncate nor shift the data in place at the end.
 
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::Path;
 
@@ -12,6 +16,9 @@ pub enum WavError {
     Io(#[from] std::io::Error),
     #[error("not a PCM WAV file Hark wrote: {0}")]
     NotOurWav(&'static str),
+    /// The RIFF/data size fields are 32-bit.
+    #[error("recording data size exceeds the WAV 32-bit size field ({bytes} bytes)")]
+    TooLong { bytes: u64 },
 }
 
 /// What a recording is written to: a file in the daemon, memory in tests.
@@ -27,7 +34,9 @@ impl WavStorage for std::fs::File {
 
 impl WavStorage for std::io::Cursor<Vec<u8>> {
     fn set_len(&mut self, len: u64) -> std::io::Result<()> {
-        self.get_mut().resize(len as usize, 0);
+        let len =
+            usize::try_from(len).map_err(|_| std::io::Error::other("length exceeds memory"))?;
+        self.get_mut().resize(len, 0);
         Ok(())
     }
 }
@@ -35,29 +44,175 @@ impl WavStorage for std::io::Cursor<Vec<u8>> {
 /// Bytes before the samples.
 pub const HEADER_BYTES: u64 = 44;
 
+/// Largest data chunk the 32-bit RIFF size (`36 + data`) can describe, in whole samples.
+const MAX_DATA_BYTES: u64 = (u32::MAX as u64 - 36) & !1;
+
+/// Write buffer size: 8 KiB is ~0.5 s at 8 kHz, so a file sees a few syscalls per second.
+const BUFFER_BYTES: usize = 8192;
+
+/// The canonical header for `samples` mono 16-bit samples at `sample_rate`.
+pub fn header_bytes(sample_rate: u32, samples: u64) -> Result<[u8; 44], WavError> {
+    let data = samples.checked_mul(2).filter(|&b| b <= MAX_DATA_BYTES);
+    let data = data.ok_or(WavError::TooLong {
+        bytes: samples.saturating_mul(2),
+    })? as u32;
+    let mut h = [0u8; 44];
+    h[0..4].copy_from_slice(b"RIFF");
+    h[4..8].copy_from_slice(&(36 + data).to_le_bytes());
+    h[8..12].copy_from_slice(b"WAVE");
+    h[12..16].copy_from_slice(b"fmt ");
+    h[16..20].copy_from_slice(&16u32.to_le_bytes());
+    h[20..22].copy_from_slice(&1u16.to_le_bytes()); // PCM
+    h[22..24].copy_from_slice(&1u16.to_le_bytes()); // mono
+    h[24..28].copy_from_slice(&sample_rate.to_le_bytes());
+    h[28..32].copy_from_slice(&sample_rate.wrapping_mul(2).to_le_bytes()); // byte rate
+    h[32..34].copy_from_slice(&2u16.to_le_bytes()); // block align
+    h[34..36].copy_from_slice(&16u16.to_le_bytes()); // bits
+    h[36..40].copy_from_slice(b"data");
+    h[40..44].copy_from_slice(&data.to_le_bytes());
+    Ok(h)
+}
+
+/// Rewrites the two size fields; leaves the position unspecified.
+fn write_sizes<S: Write + Seek>(storage: &mut S, samples: u64) -> Result<(), WavError> {
+    let data = samples.checked_mul(2).filter(|&b| b <= MAX_DATA_BYTES);
+    let data = data.ok_or(WavError::TooLong {
+        bytes: samples.saturating_mul(2),
+    })? as u32;
+    storage.seek(SeekFrom::Start(4))?;
+    storage.write_all(&(36 + data).to_le_bytes())?;
+    storage.seek(SeekFrom::Start(40))?;
+    storage.write_all(&data.to_le_bytes())?;
+    Ok(())
+}
+
 pub struct WavWriter<S: WavStorage> {
     storage: S,
+    sample_rate: u32,
+    /// Fixed capacity (allocated once): `write` never reallocates.
+    buf: Vec<u8>,
+    /// Samples accepted by `write` (on disk + buffered).
+    samples: u64,
+    /// Samples on disk; the storage position is at their end.
+    on_disk: u64,
+    /// Sample count the header currently states.
+    in_header: u64,
+    sync_every: u64,
 }
 
 impl<S: WavStorage> WavWriter<S> {
     /// Writes a header for an empty file (sizes valid from the start).
-    pub fn create(storage: S, sample_rate: u32) -> Result<Self, WavError> {
-        todo!()
+    pub fn create(mut storage: S, sample_rate: u32) -> Result<Self, WavError> {
+        storage.seek(SeekFrom::Start(0))?;
+        storage.write_all(&header_bytes(sample_rate, 0)?)?;
+        storage.set_len(HEADER_BYTES)?;
+        storage.flush()?;
+        Ok(Self {
+            storage,
+            sample_rate,
+            buf: Vec::with_capacity(BUFFER_BYTES),
+            samples: 0,
+            on_disk: 0,
+            in_header: 0,
+            // SPEC §9: sizes rewritten at least every 5 s of audio.
+            sync_every: u64::from(sample_rate) * 5,
+        })
     }
+
+    /// Header sizes are rewritten at least every `samples` samples (minimum 1).
+    pub fn with_sync_every(mut self, samples: u64) -> Self {
+        self.sync_every = samples.max(1);
+        self
+    }
+
+    pub fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
     /// Appends samples (buffered); the header is rewritten at least every `sync_every` samples.
     pub fn write(&mut self, pcm: &[i16]) -> Result<(), WavError> {
-        todo!()
+        let bytes = self
+            .samples
+            .saturating_add(pcm.len() as u64)
+            .saturating_mul(2);
+        if bytes > MAX_DATA_BYTES {
+            return Err(WavError::TooLong { bytes });
+        }
+        let mut rest = pcm;
+        while !rest.is_empty() {
+            let room = BUFFER_BYTES.saturating_sub(self.buf.len()) / 2;
+            if room == 0 {
+                self.flush_buffer()?;
+                continue;
+            }
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            for s in now {
+                self.buf.extend_from_slice(&s.to_le_bytes());
+            }
+            self.samples += now.len() as u64;
+            rest = later;
+        }
+        if self.samples - self.in_header >= self.sync_every {
+            self.sync()?;
+        }
+        Ok(())
     }
+
     /// Writes the buffer and the header sizes now.
     pub fn sync(&mut self) -> Result<(), WavError> {
-        todo!()
+        self.flush_buffer()?;
+        if self.in_header != self.on_disk {
+            write_sizes(&mut self.storage, self.on_disk)?;
+            self.storage
+                .seek(SeekFrom::Start(HEADER_BYTES + self.on_disk * 2))?;
+            self.in_header = self.on_disk;
+        }
+        self.storage.flush()?;
+        Ok(())
     }
+
     pub fn samples_written(&self) -> u64 {
-        todo!()
+        self.samples
     }
+
     /// Keeps only samples `keep` (moving them to the front), fixes the header, returns storage.
-    pub fn finalize(self, keep: Range<u64>) -> Result<S, WavError> {
-        todo!()
+    /// `keep` is clamped to what was written. The storage is left positioned at offset 0.
+    pub fn finalize(mut self, keep: Range<u64>) -> Result<S, WavError> {
+        self.flush_buffer()?;
+        let end = keep.end.min(self.on_disk);
+        let start = keep.start.min(end);
+        let len = end - start;
+        if start > 0 && len > 0 {
+            // Destination is always before the source, so a forward chunked copy is safe.
+            self.buf.clear();
+            self.buf.resize(BUFFER_BYTES, 0);
+            let mut moved = 0u64;
+            while moved < len {
+                let n = (len - moved).min(self.buf.len() as u64 / 2) as usize;
+                let chunk = &mut self.buf[..n * 2];
+                self.storage
+                    .seek(SeekFrom::Start(HEADER_BYTES + (start + moved) * 2))?;
+                self.storage.read_exact(chunk)?;
+                self.storage
+                    .seek(SeekFrom::Start(HEADER_BYTES + moved * 2))?;
+                self.storage.write_all(chunk)?;
+                moved += n as u64;
+            }
+        }
+        self.storage.set_len(HEADER_BYTES + len * 2)?;
+        write_sizes(&mut self.storage, len)?;
+        self.storage.flush()?;
+        self.storage.seek(SeekFrom::Start(0))?;
+        Ok(self.storage)
+    }
+
+    fn flush_buffer(&mut self) -> Result<(), WavError> {
+        if !self.buf.is_empty() {
+            self.storage.write_all(&self.buf)?;
+            self.on_disk += self.buf.len() as u64 / 2;
+            self.buf.clear();
+        }
+        Ok(())
     }
 }
 
@@ -69,7 +224,353 @@ pub enum RepairOutcome {
     Repaired { samples: u64 },
 }
 
+/// Checks that `h` is our 44-byte mono 16-bit PCM layout; returns nothing else of interest.
+fn check_header(h: &[u8; 44]) -> Result<(), WavError> {
+    let u16_at = |i: usize| u16::from_le_bytes([h[i], h[i + 1]]);
+    let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    if &h[0..4] != b"RIFF" {
+        return Err(WavError::NotOurWav("missing RIFF tag at offset 0"));
+    }
+    if &h[8..12] != b"WAVE" {
+        return Err(WavError::NotOurWav("missing WAVE form type at offset 8"));
+    }
+    if &h[12..16] != b"fmt " || u32_at(16) != 16 {
+        return Err(WavError::NotOurWav(
+            "fmt chunk is not the 16-byte chunk at offset 12",
+        ));
+    }
+    if u16_at(20) != 1 {
+        return Err(WavError::NotOurWav("fmt audio format is not PCM (1)"));
+    }
+    if u16_at(22) != 1 {
+        return Err(WavError::NotOurWav("fmt channels is not 1"));
+    }
+    if u16_at(34) != 16 || u16_at(32) != 2 {
+        return Err(WavError::NotOurWav(
+            "fmt bits per sample is not 16 (block align 2)",
+        ));
+    }
+    if u32_at(28) != u32_at(24).wrapping_mul(2) {
+        return Err(WavError::NotOurWav("fmt byte rate is not sample rate * 2"));
+    }
+    if &h[36..40] != b"data" {
+        return Err(WavError::NotOurWav("data chunk is not at offset 36"));
+    }
+    Ok(())
+}
+
 /// Fixes RIFF and data sizes of a WAV left open by a crash (`kill -9`).
 pub fn repair_wav_file(path: &Path) -> Result<RepairOutcome, WavError> {
-    todo!()
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let len = f.metadata()?.len();
+    if len < HEADER_BYTES {
+        return Err(WavError::NotOurWav("file shorter than the 44-byte header"));
+    }
+    let mut h = [0u8; 44];
+    f.read_exact(&mut h)?;
+    check_header(&h)?;
+    // A crash can leave half a sample at the end: drop it.
+    let samples = (len - HEADER_BYTES) / 2;
+    let riff = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+    let data = u32::from_le_bytes([h[40], h[41], h[42], h[43]]);
+    let want = header_bytes(0, samples)?;
+    let sizes_ok = riff.to_le_bytes() == want[4..8] && data.to_le_bytes() == want[40..44];
+    let odd_tail = (len - HEADER_BYTES) % 2 == 1;
+    if sizes_ok && !odd_tail {
+        return Ok(RepairOutcome::Intact { samples });
+    }
+    if odd_tail {
+        f.set_len(HEADER_BYTES + samples * 2)?;
+    }
+    write_sizes(&mut f, samples)?;
+    f.flush()?;
+    f.sync_all()?;
+    Ok(RepairOutcome::Repaired { samples })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn ramp(start: i32, len: usize) -> Vec<i16> {
+        (0..len as i32)
+            .map(|i| ((start + i) % 30000) as i16)
+            .collect()
+    }
+
+    fn read_back(bytes: &[u8]) -> (hound::WavSpec, Vec<i16>) {
+        let r = hound::WavReader::new(Cursor::new(bytes.to_vec())).unwrap();
+        let spec = r.spec();
+        let s = r.into_samples::<i16>().map(|s| s.unwrap()).collect();
+        (spec, s)
+    }
+
+    fn data_size(bytes: &[u8]) -> u32 {
+        u32::from_le_bytes(bytes[40..44].try_into().unwrap())
+    }
+    fn riff_size(bytes: &[u8]) -> u32 {
+        u32::from_le_bytes(bytes[4..8].try_into().unwrap())
+    }
+
+    #[test]
+    fn created_file_is_valid_empty_wav() {
+        let w = WavWriter::create(Cursor::new(Vec::new()), 8000).unwrap();
+        let bytes = w.storage.get_ref().clone();
+        assert_eq!(bytes.len(), 44);
+        assert_eq!(riff_size(&bytes), 36);
+        assert_eq!(data_size(&bytes), 0);
+        let (spec, s) = read_back(&bytes);
+        assert_eq!(spec.channels, 1);
+        assert_eq!(spec.sample_rate, 8000);
+        assert_eq!(spec.bits_per_sample, 16);
+        assert_eq!(spec.sample_format, hound::SampleFormat::Int);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn header_matches_canonical_bytes() {
+        let h = header_bytes(8000, 3).unwrap();
+        let mut want = Vec::new();
+        want.extend_from_slice(b"RIFF");
+        want.extend_from_slice(&42u32.to_le_bytes());
+        want.extend_from_slice(b"WAVEfmt ");
+        want.extend_from_slice(&[16, 0, 0, 0, 1, 0, 1, 0]);
+        want.extend_from_slice(&8000u32.to_le_bytes());
+        want.extend_from_slice(&16000u32.to_le_bytes());
+        want.extend_from_slice(&[2, 0, 16, 0]);
+        want.extend_from_slice(b"data");
+        want.extend_from_slice(&6u32.to_le_bytes());
+        assert_eq!(h.to_vec(), want);
+    }
+
+    #[test]
+    fn write_buffers_until_capacity_then_writes() {
+        let mut w = WavWriter::create(Cursor::new(Vec::new()), 8000).unwrap();
+        let cap = w.buf.capacity();
+        w.write(&[1; 160]).unwrap();
+        assert_eq!(
+            w.storage.get_ref().len(),
+            44,
+            "160 samples stay in the buffer"
+        );
+        w.write(&[1; 4096]).unwrap(); // 4256 samples > 4096-sample buffer
+        assert_eq!(w.storage.get_ref().len(), 44 + BUFFER_BYTES);
+        assert_eq!(w.samples_written(), 4256);
+        assert_eq!(w.buf.capacity(), cap, "buffer never reallocates");
+    }
+
+    #[test]
+    fn header_rewritten_every_sync_every_samples() {
+        let mut w = WavWriter::create(Cursor::new(Vec::new()), 8000)
+            .unwrap()
+            .with_sync_every(1600);
+        for i in 0..9 {
+            w.write(&ramp(i * 160, 160)).unwrap();
+        }
+        // 1440 samples: not yet synced
+        assert_eq!(data_size(w.storage.get_ref()), 0);
+        w.write(&ramp(1440, 160)).unwrap();
+        let bytes = w.storage.get_ref().clone();
+        assert_eq!(data_size(&bytes), 3200);
+        assert_eq!(riff_size(&bytes), 3236);
+        assert_eq!(bytes.len(), 44 + 3200);
+        let (_, s) = read_back(&bytes);
+        assert_eq!(s, ramp(0, 1600));
+    }
+
+    #[test]
+    fn default_sync_every_is_five_seconds() {
+        let mut w = WavWriter::create(Cursor::new(Vec::new()), 8000).unwrap();
+        for i in 0..249 {
+            w.write(&ramp(i * 160, 160)).unwrap();
+        }
+        assert_eq!(
+            data_size(w.storage.get_ref()),
+            0,
+            "4.98 s: header not rewritten yet"
+        );
+        w.write(&ramp(249 * 160, 160)).unwrap();
+        assert_eq!(data_size(w.storage.get_ref()), 80000);
+    }
+
+    #[test]
+    fn header_valid_after_every_sync_mid_recording() {
+        let mut w = WavWriter::create(Cursor::new(Vec::new()), 8000).unwrap();
+        let mut written = 0u64;
+        for round in 0..5 {
+            let n = 160 * (round + 1) + 7;
+            w.write(&ramp(written as i32, n)).unwrap();
+            written += n as u64;
+            w.sync().unwrap();
+            let bytes = w.storage.get_ref().clone();
+            assert_eq!(u64::from(data_size(&bytes)), written * 2);
+            assert_eq!(bytes.len() as u64, 44 + written * 2);
+            let (_, s) = read_back(&bytes);
+            assert_eq!(s, ramp(0, written as usize));
+        }
+    }
+
+    #[test]
+    fn finalize_whole_range_keeps_everything() {
+        let mut w = WavWriter::create(Cursor::new(Vec::new()), 8000).unwrap();
+        w.write(&ramp(0, 10_000)).unwrap();
+        let c = w.finalize(0..u64::MAX).unwrap();
+        let (_, s) = read_back(c.get_ref());
+        assert_eq!(s, ramp(0, 10_000));
+    }
+
+    #[test]
+    fn finalize_moves_kept_range_to_front_sample_exact() {
+        let mut w = WavWriter::create(Cursor::new(Vec::new()), 8000).unwrap();
+        // 3 buffers and a bit, so the move runs over several chunks.
+        let all = ramp(0, 20_000);
+        w.write(&all).unwrap();
+        let c = w.finalize(1_234..17_001).unwrap();
+        let bytes = c.into_inner();
+        assert_eq!(bytes.len(), 44 + 2 * (17_001 - 1_234));
+        assert_eq!(data_size(&bytes) as usize, 2 * (17_001 - 1_234));
+        let (_, s) = read_back(&bytes);
+        assert_eq!(s, all[1_234..17_001].to_vec());
+    }
+
+    #[test]
+    fn finalize_clamps_keep_to_written() {
+        let mut w = WavWriter::create(Cursor::new(Vec::new()), 8000).unwrap();
+        w.write(&ramp(0, 500)).unwrap();
+        let (_, s) = read_back(w.finalize(400..9_000).unwrap().get_ref());
+        assert_eq!(s, ramp(400, 100));
+        let mut w = WavWriter::create(Cursor::new(Vec::new()), 8000).unwrap();
+        w.write(&ramp(0, 500)).unwrap();
+        let c = w.finalize(700..900).unwrap();
+        assert_eq!(c.get_ref().len(), 44);
+        assert_eq!(data_size(c.get_ref()), 0);
+    }
+
+    #[test]
+    fn finalize_empty_range_leaves_valid_empty_wav() {
+        let mut w = WavWriter::create(Cursor::new(Vec::new()), 8000).unwrap();
+        w.write(&ramp(0, 3000)).unwrap();
+        let c = w.finalize(0..0).unwrap();
+        assert_eq!(c.get_ref().len(), 44);
+        let (_, s) = read_back(c.get_ref());
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn write_beyond_32_bit_size_is_refused() {
+        let mut w = WavWriter::create(Cursor::new(Vec::new()), 8000).unwrap();
+        w.samples = MAX_DATA_BYTES / 2; // pretend the file is full
+        assert!(matches!(w.write(&[0; 1]), Err(WavError::TooLong { .. })));
+    }
+
+    fn temp_path(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("record-engine-{}-{name}.wav", std::process::id()))
+    }
+
+    #[test]
+    fn repair_rewrites_sizes_from_file_length() {
+        let p = temp_path("repair");
+        let mut bytes = header_bytes(8000, 0).unwrap().to_vec();
+        let samples = ramp(5, 8000);
+        for s in &samples {
+            bytes.extend_from_slice(&s.to_le_bytes());
+        }
+        std::fs::write(&p, &bytes).unwrap();
+        assert_eq!(
+            repair_wav_file(&p).unwrap(),
+            RepairOutcome::Repaired { samples: 8000 }
+        );
+        let r = hound::WavReader::open(&p).unwrap();
+        assert_eq!(r.len(), 8000);
+        let back: Vec<i16> = r.into_samples::<i16>().map(|s| s.unwrap()).collect();
+        assert_eq!(back, samples);
+        // Second run: nothing to do.
+        assert_eq!(
+            repair_wav_file(&p).unwrap(),
+            RepairOutcome::Intact { samples: 8000 }
+        );
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn repair_drops_trailing_half_sample() {
+        let p = temp_path("odd");
+        let mut bytes = header_bytes(8000, 2).unwrap().to_vec();
+        bytes.extend_from_slice(&[1, 0, 2, 0, 9]);
+        std::fs::write(&p, &bytes).unwrap();
+        assert_eq!(
+            repair_wav_file(&p).unwrap(),
+            RepairOutcome::Repaired { samples: 2 }
+        );
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 48);
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn repair_of_file_left_by_writer_without_final_sync() {
+        // What a kill -9 leaves: header synced at 1600 samples, more data flushed after it.
+        let p = temp_path("crash");
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        let mut w = WavWriter::create(f, 8000).unwrap().with_sync_every(6000);
+        w.write(&ramp(0, 1600)).unwrap();
+        w.sync().unwrap();
+        // 4400 more: 4096 overflow the buffer to disk, 304 stay buffered, header not due yet.
+        w.write(&ramp(1600, 4400)).unwrap();
+        drop(w); // no finalize, buffer lost: the process died
+        let r = hound::WavReader::open(&p).unwrap();
+        assert_eq!(r.len(), 1600, "header is playable before repair");
+        drop(r);
+        let on_disk = (std::fs::metadata(&p).unwrap().len() - 44) / 2;
+        assert_eq!(on_disk, 1600 + 4096);
+        assert_eq!(
+            repair_wav_file(&p).unwrap(),
+            RepairOutcome::Repaired { samples: on_disk }
+        );
+        let back: Vec<i16> = hound::WavReader::open(&p)
+            .unwrap()
+            .into_samples::<i16>()
+            .map(|s| s.unwrap())
+            .collect();
+        assert_eq!(back, ramp(0, on_disk as usize));
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn repair_rejects_foreign_files() {
+        let p = temp_path("foreign");
+        std::fs::write(&p, b"short").unwrap();
+        assert!(matches!(repair_wav_file(&p), Err(WavError::NotOurWav(_))));
+        let mut stereo = header_bytes(8000, 0).unwrap();
+        stereo[22] = 2;
+        std::fs::write(&p, stereo).unwrap();
+        assert!(matches!(
+            repair_wav_file(&p),
+            Err(WavError::NotOurWav("fmt channels is not 1"))
+        ));
+        let mut list = header_bytes(8000, 0).unwrap();
+        list[36..40].copy_from_slice(b"LIST");
+        std::fs::write(&p, list).unwrap();
+        assert!(matches!(
+            repair_wav_file(&p),
+            Err(WavError::NotOurWav("data chunk is not at offset 36"))
+        ));
+        let mut float = header_bytes(8000, 0).unwrap();
+        float[20] = 3;
+        std::fs::write(&p, float).unwrap();
+        assert!(matches!(
+            repair_wav_file(&p),
+            Err(WavError::NotOurWav("fmt audio format is not PCM (1)"))
+        ));
+        std::fs::remove_file(&p).unwrap();
+    }
 }

@@ -29,6 +29,116 @@ impl StreamFramer {
     /// The next complete message, `Ok(None)` while incomplete. After an error the stream
     /// cannot be resynchronised and should be closed.
     pub fn next_message(&mut self) -> Result<Option<Vec<u8>>, FramingError> {
-        todo!()
+        // Keep-alive CRLFs (and stray LFs) between messages carry nothing.
+        let skip = self.buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+        if skip > 0 {
+            self.buf.drain(..skip);
+        }
+        let Some(head_end) = find(&self.buf, b"\r\n\r\n") else {
+            if self.buf.len() > MAX_MESSAGE {
+                return Err(FramingError::TooLarge);
+            }
+            return Ok(None);
+        };
+        let body_start = head_end + 4;
+        let head = self.buf.get(..head_end).unwrap_or(&[]);
+        let length = content_length(head).ok_or(FramingError::BadContentLength)?;
+        let total = body_start.checked_add(length).ok_or(FramingError::TooLarge)?;
+        if total > MAX_MESSAGE {
+            return Err(FramingError::TooLarge);
+        }
+        if self.buf.len() < total {
+            return Ok(None);
+        }
+        let message: Vec<u8> = self.buf.drain(..total).collect();
+        Ok(Some(message))
+    }
+    /// Bytes held that do not yet make a message.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The Content-Length (or compact `l`) of a header block; `None` if missing, repeated with
+/// different values, or not a number.
+fn content_length(head: &[u8]) -> Option<usize> {
+    let mut found: Option<usize> = None;
+    for line in head.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (name, value) = line.split_at(colon);
+        let name = name.trim_ascii();
+        if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
+            let value = std::str::from_utf8(value.get(1..)?).ok()?.trim();
+            let n: usize = value.parse().ok()?;
+            if found.is_some_and(|f| f != n) {
+                return None;
+            }
+            found = Some(n);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BYE: &[u8] = b"BYE sip:a@b SIP/2.0\r\nCall-ID: x\r\nContent-Length: 4\r\n\r\nbody";
+
+    #[test]
+    fn incomplete_is_none_until_body_arrives() {
+        let mut f = StreamFramer::new();
+        for (i, b) in BYE.iter().enumerate() {
+            assert_eq!(f.next_message(), Ok(None), "after {i} bytes");
+            f.push(&[*b]);
+        }
+        assert_eq!(f.next_message(), Ok(Some(BYE.to_vec())));
+        assert_eq!(f.next_message(), Ok(None));
+        assert_eq!(f.buffered(), 0);
+    }
+
+    #[test]
+    fn two_messages_in_one_read_with_keepalives_between() {
+        let mut f = StreamFramer::new();
+        let short = b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\n\r\n";
+        f.push(b"\r\n\r\n");
+        f.push(BYE);
+        f.push(b"\r\n\r\n");
+        f.push(short);
+        f.push(b"INV");
+        assert_eq!(f.next_message(), Ok(Some(BYE.to_vec())));
+        assert_eq!(f.next_message(), Ok(Some(short.to_vec())));
+        assert_eq!(f.next_message(), Ok(None));
+        assert_eq!(f.buffered(), 3);
+    }
+
+    #[test]
+    fn missing_or_bad_content_length_is_an_error() {
+        for head in [
+            &b"BYE sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n"[..],
+            b"BYE sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n",
+            b"BYE sip:a@b SIP/2.0\r\nContent-Length: 1\r\nl: 2\r\n\r\n",
+        ] {
+            let mut f = StreamFramer::new();
+            f.push(head);
+            assert_eq!(f.next_message(), Err(FramingError::BadContentLength));
+        }
+    }
+
+    #[test]
+    fn oversize_is_an_error() {
+        let mut f = StreamFramer::new();
+        f.push(b"BYE sip:a@b SIP/2.0\r\nContent-Length: 65535\r\n\r\n");
+        assert_eq!(f.next_message(), Err(FramingError::TooLarge));
+        let mut g = StreamFramer::new();
+        g.push(&vec![b'a'; MAX_MESSAGE + 1]);
+        assert_eq!(g.next_message(), Err(FramingError::TooLarge));
     }
 }

@@ -1,6 +1,11 @@
 //! SIP message parse and print.
 
+use std::fmt;
+
 use thiserror::Error;
+
+/// Largest message we parse (the UDP datagram limit; RFC 3261 §18.1.1 leaves it to us).
+pub const MAX_MESSAGE: usize = 65_535;
 
 /// A SIP method. Unknown methods are a value, not an error (they get 405).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -15,11 +20,125 @@ pub enum Method {
 }
 
 impl Method {
+    /// Methods are case-sensitive (RFC 3261 §7.1): `invite` is an unknown method.
     pub fn parse(token: &str) -> Method {
-        todo!()
+        match token {
+            "INVITE" => Method::Invite,
+            "ACK" => Method::Ack,
+            "BYE" => Method::Bye,
+            "CANCEL" => Method::Cancel,
+            "OPTIONS" => Method::Options,
+            "INFO" => Method::Info,
+            other => Method::Other(other.to_string()),
+        }
     }
     pub fn as_str(&self) -> &str {
-        todo!()
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Options => "OPTIONS",
+            Method::Info => "INFO",
+            Method::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Compact forms (RFC 3261 §7.3.3 and later RFCs' registrations).
+const COMPACT: &[(&str, &str)] = &[
+    ("v", "via"),
+    ("f", "from"),
+    ("t", "to"),
+    ("i", "call-id"),
+    ("m", "contact"),
+    ("l", "content-length"),
+    ("c", "content-type"),
+    ("k", "supported"),
+    ("s", "subject"),
+    ("e", "content-encoding"),
+    ("o", "event"),
+    ("u", "allow-events"),
+    ("r", "refer-to"),
+    ("b", "referred-by"),
+    ("x", "session-expires"),
+    ("a", "accept-contact"),
+    ("j", "reject-contact"),
+    ("d", "request-disposition"),
+    ("y", "identity"),
+    ("n", "identity-info"),
+];
+
+/// The full lower-case name for a compact form, or `name` itself.
+fn expand(name: &str) -> &str {
+    if name.len() == 1 {
+        for (short, long) in COMPACT {
+            if name.eq_ignore_ascii_case(short) {
+                return long;
+            }
+        }
+    }
+    name
+}
+
+fn same_header(a: &str, b: &str) -> bool {
+    expand(a).eq_ignore_ascii_case(expand(b))
+}
+
+/// Headers whose values contain commas that do not separate list elements.
+fn is_single_valued(name: &str) -> bool {
+    const SINGLE: &[&str] = &[
+        "date",
+        "authorization",
+        "proxy-authorization",
+        "www-authenticate",
+        "proxy-authenticate",
+        "retry-after",
+        "subject",
+        "user-agent",
+        "server",
+        "organization",
+    ];
+    let full = expand(name);
+    SINGLE.iter().any(|s| full.eq_ignore_ascii_case(s))
+}
+
+/// Splits a header value on commas outside quotes and angle brackets.
+pub fn split_list(value: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut quoted, mut escaped, mut angle) = (false, false, false);
+    let mut start = 0;
+    for (i, ch) in value.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match ch {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted => angle = false,
+            ',' if !quoted && !angle => {
+                push_trimmed(&mut out, &value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    push_trimmed(&mut out, &value[start..]);
+    out
+}
+
+fn push_trimmed<'a>(out: &mut Vec<&'a str>, s: &'a str) {
+    let s = s.trim();
+    if !s.is_empty() {
+        out.push(s);
     }
 }
 
@@ -36,24 +155,58 @@ impl Headers {
     }
     /// First value of `name` (full or compact form).
     pub fn get(&self, name: &str) -> Option<&str> {
-        todo!()
+        self.fields
+            .iter()
+            .find(|(n, _)| same_header(n, name))
+            .map(|(_, v)| v.as_str())
     }
     /// All values of `name`, in order; comma-joined values (e.g. two Vias in one line) are split.
     pub fn get_all(&self, name: &str) -> Vec<&str> {
-        todo!()
+        let single = is_single_valued(name);
+        let mut out = Vec::new();
+        for (n, v) in &self.fields {
+            if same_header(n, name) {
+                if single {
+                    out.push(v.as_str());
+                } else {
+                    out.extend(split_list(v));
+                }
+            }
+        }
+        out
     }
     pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
         self.fields.push((name.into(), value.into()));
     }
     /// Replaces every field called `name` by one field.
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
-        todo!()
+        let value = value.into();
+        match self.fields.iter().position(|(n, _)| same_header(n, name)) {
+            Some(i) => {
+                if let Some(field) = self.fields.get_mut(i) {
+                    field.1 = value;
+                }
+                let mut idx = 0;
+                self.fields.retain(|(n, _)| {
+                    let keep = idx <= i || !same_header(n, name);
+                    idx += 1;
+                    keep
+                });
+            }
+            None => self.fields.push((name.to_string(), value)),
+        }
     }
     pub fn remove(&mut self, name: &str) {
-        todo!()
+        self.fields.retain(|(n, _)| !same_header(n, name));
     }
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
     }
 }
 
@@ -96,24 +249,351 @@ pub enum ParseError {
     Truncated { declared: usize, actual: usize },
     #[error("message is larger than {0} bytes")]
     TooLarge(usize),
+    #[error("SIP version is not SIP/2.0: {0:?}")]
+    Version(String),
+    #[error("header section is not ended by an empty line")]
+    Unterminated,
+}
+
+impl ParseError {
+    /// Short text for a 400 reason phrase, e.g. `Content-Length exceeds body`.
+    pub fn reason_phrase(&self) -> String {
+        match self {
+            ParseError::NotUtf8 => "Header Not UTF-8".into(),
+            ParseError::StartLine(_) => "Malformed Request-Line".into(),
+            ParseError::HeaderLine(_) => "Malformed Header Line".into(),
+            ParseError::MissingHeader(h) => format!("Missing {h}"),
+            ParseError::InvalidHeader { name, .. } => format!("Invalid {name}"),
+            ParseError::Truncated { .. } => "Content-Length exceeds body".into(),
+            ParseError::TooLarge(_) => "Message Too Large".into(),
+            ParseError::Version(_) => "Unsupported SIP Version".into(),
+            ParseError::Unterminated => "Header Section Not Terminated".into(),
+        }
+    }
+}
+
+/// The start line of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StartLine {
+    Request { method: Method, uri: String },
+    Response { status: u16, reason: String },
+}
+
+/// A message parsed as far as possible, with the first problem found.
+#[derive(Debug)]
+pub(crate) struct Lenient {
+    pub message: Message,
+    pub error: Option<ParseError>,
 }
 
 /// Parses one complete SIP message (a UDP datagram or one framed TCP message).
 pub fn parse_message(bytes: &[u8]) -> Result<Message, ParseError> {
-    todo!()
+    let lenient = parse_lenient(bytes)?;
+    match lenient.error {
+        Some(e) => Err(e),
+        None => Ok(lenient.message),
+    }
+}
+
+/// Splits at the next LF; the line excludes CR LF / LF.
+fn next_line(bytes: &[u8]) -> (&[u8], &[u8], bool) {
+    match bytes.iter().position(|&b| b == b'\n') {
+        Some(i) => {
+            let (line, rest) = bytes.split_at(i);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            (line, rest.get(1..).unwrap_or(&[]), true)
+        }
+        None => (bytes, &[], false),
+    }
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+}
+
+fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
+    let bad = || ParseError::StartLine(line.chars().take(80).collect());
+    if line.chars().any(char::is_control) {
+        return Err(bad());
+    }
+    if let Some(rest) = line.strip_prefix("SIP/") {
+        let mut it = rest.splitn(3, ' ');
+        let version = it.next().unwrap_or("");
+        if version != "2.0" {
+            return Err(ParseError::Version(format!("SIP/{version}")));
+        }
+        let code = it.next().ok_or_else(bad)?;
+        if code.len() != 3 {
+            return Err(bad());
+        }
+        let status: u16 = code.parse().map_err(|_| bad())?;
+        if !(100..=699).contains(&status) {
+            return Err(bad());
+        }
+        let reason = it.next().unwrap_or("").to_string();
+        return Ok(StartLine::Response { status, reason });
+    }
+    let parts: Vec<&str> = line.split(' ').collect();
+    let [method, uri, version] = parts.as_slice() else {
+        return Err(bad());
+    };
+    if !is_token(method) || !uri.contains(':') {
+        return Err(bad());
+    }
+    if !version.eq_ignore_ascii_case("SIP/2.0") {
+        return Err(ParseError::Version(version.chars().take(20).collect()));
+    }
+    Ok(StartLine::Request {
+        method: Method::parse(method),
+        uri: uri.to_string(),
+    })
+}
+
+/// Parses the start line strictly and everything else as far as it goes, so a request with a
+/// broken header or body can still be answered with 400 naming the problem.
+pub(crate) fn parse_lenient(bytes: &[u8]) -> Result<Lenient, ParseError> {
+    if bytes.len() > MAX_MESSAGE {
+        return Err(ParseError::TooLarge(MAX_MESSAGE));
+    }
+    let mut rest = bytes;
+    // RFC 3261 §7.5: ignore CRLFs before the start line.
+    while let Some(r) = rest.strip_prefix(b"\r\n").or_else(|| rest.strip_prefix(b"\n")) {
+        rest = r;
+    }
+    let (line, after, _) = next_line(rest);
+    rest = after;
+    let line = std::str::from_utf8(line).map_err(|_| ParseError::NotUtf8)?;
+    let start = parse_start_line(line)?;
+
+    let mut error: Option<ParseError> = None;
+    fn note(e: ParseError, error: &mut Option<ParseError>) {
+        if error.is_none() {
+            *error = Some(e);
+        }
+    }
+    let mut headers = Headers::new();
+    let mut terminated = false;
+    while !rest.is_empty() {
+        let (raw, after, had_lf) = next_line(rest);
+        rest = after;
+        if raw.is_empty() && had_lf {
+            terminated = true;
+            break;
+        }
+        let Ok(text) = std::str::from_utf8(raw) else {
+            note(ParseError::NotUtf8, &mut error);
+            continue;
+        };
+        if text.chars().any(|c| c.is_control() && c != '\t') {
+            note(ParseError::HeaderLine(clip(text)), &mut error);
+            continue;
+        }
+        if text.starts_with([' ', '\t']) {
+            // Folded continuation of the previous header (RFC 3261 §7.3.1).
+            match headers.fields.last_mut() {
+                Some((_, v)) => {
+                    let more = text.trim();
+                    if !more.is_empty() {
+                        if !v.is_empty() {
+                            v.push(' ');
+                        }
+                        v.push_str(more);
+                    }
+                }
+                None => note(ParseError::HeaderLine(clip(text)), &mut error),
+            }
+            continue;
+        }
+        match text.split_once(':') {
+            Some((name, value)) if is_token(name.trim_end_matches([' ', '\t'])) => {
+                let name = name.trim_end_matches([' ', '\t']);
+                headers.push(name, value.trim());
+            }
+            _ => note(ParseError::HeaderLine(clip(text)), &mut error),
+        }
+    }
+    if !terminated {
+        note(ParseError::Unterminated, &mut error);
+    }
+
+    let mut body: &[u8] = rest;
+    if let Some(cl) = headers.get("content-length") {
+        match cl.trim().parse::<usize>() {
+            Ok(declared) if declared <= MAX_MESSAGE => {
+                if declared > body.len() {
+                    note(
+                        ParseError::Truncated {
+                            declared,
+                            actual: body.len(),
+                        },
+                        &mut error,
+                    );
+                } else {
+                    // Bytes after the declared body are ignored (UDP, §18.3).
+                    body = body.get(..declared).unwrap_or(body);
+                }
+            }
+            _ => note(
+                ParseError::InvalidHeader {
+                    name: "Content-Length",
+                    value: clip(cl),
+                },
+                &mut error,
+            ),
+        }
+    }
+    let body = body.to_vec();
+    let message = match start {
+        StartLine::Request { method, uri } => Message::Request(Request {
+            method,
+            uri,
+            headers,
+            body,
+        }),
+        StartLine::Response { status, reason } => Message::Response(Response {
+            status,
+            reason,
+            headers,
+            body,
+        }),
+    };
+    Ok(Lenient { message, error })
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+fn print(start: &str, headers: &Headers, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + body.len());
+    out.extend_from_slice(start.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut wrote_length = false;
+    for (name, value) in headers.iter() {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        if same_header(name, "content-length") {
+            if wrote_length {
+                continue;
+            }
+            wrote_length = true;
+            out.extend_from_slice(body.len().to_string().as_bytes());
+        } else {
+            out.extend_from_slice(value.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    if !wrote_length {
+        out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
 }
 
 impl Request {
+    pub fn new(method: Method, uri: impl Into<String>) -> Self {
+        Request {
+            method,
+            uri: uri.into(),
+            headers: Headers::new(),
+            body: Vec::new(),
+        }
+    }
     /// Prints the request; Content-Length is (re)written from the body.
     pub fn to_bytes(&self) -> Vec<u8> {
-        todo!()
+        print(
+            &format!("{} {} SIP/2.0", self.method, self.uri),
+            &self.headers,
+            &self.body,
+        )
     }
 }
 
 impl Response {
+    pub fn new(status: u16, reason: impl Into<String>) -> Self {
+        Response {
+            status,
+            reason: reason.into(),
+            headers: Headers::new(),
+            body: Vec::new(),
+        }
+    }
     /// Prints the response; Content-Length is (re)written from the body.
     pub fn to_bytes(&self) -> Vec<u8> {
-        todo!()
+        print(
+            &format!("SIP/2.0 {} {}", self.status, self.reason),
+            &self.headers,
+            &self.body,
+        )
+    }
+}
+
+impl Message {
+    pub fn headers(&self) -> &Headers {
+        match self {
+            Message::Request(r) => &r.headers,
+            Message::Response(r) => &r.headers,
+        }
+    }
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Message::Request(r) => r.to_bytes(),
+            Message::Response(r) => r.to_bytes(),
+        }
+    }
+}
+
+/// The usual reason phrase for a status code (RFC 3261 §21).
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Trying",
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        410 => "Gone",
+        413 => "Request Entity Too Large",
+        415 => "Unsupported Media Type",
+        420 => "Bad Extension",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        491 => "Request Pending",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        _ => match status / 100 {
+            1 => "Progress",
+            2 => "OK",
+            3 => "Redirect",
+            4 => "Client Error",
+            5 => "Server Error",
+            _ => "Global Failure",
+        },
     }
 }
 
@@ -128,7 +608,61 @@ pub struct NameAddr {
 
 impl NameAddr {
     pub fn parse(value: &str) -> Result<NameAddr, ParseError> {
-        todo!()
+        let bad = || ParseError::InvalidHeader {
+            name: "name-addr",
+            value: clip(value),
+        };
+        let v = value.trim();
+        let (display_name, uri, params) = if let Some(after_quote) = v.strip_prefix('"') {
+            let mut name = String::new();
+            let mut escaped = false;
+            let mut end = None;
+            for (i, ch) in after_quote.char_indices() {
+                if escaped {
+                    name.push(ch);
+                    escaped = false;
+                } else if ch == '\\' {
+                    escaped = true;
+                } else if ch == '"' {
+                    end = Some(i);
+                    break;
+                } else {
+                    name.push(ch);
+                }
+            }
+            let end = end.ok_or_else(bad)?;
+            let rest = after_quote.get(end + 1..).ok_or_else(bad)?.trim_start();
+            let inner = rest.strip_prefix('<').ok_or_else(bad)?;
+            let (uri, params) = inner.split_once('>').ok_or_else(bad)?;
+            (Some(name), uri, params)
+        } else if let Some(lt) = v.find('<') {
+            let (name, rest) = v.split_at(lt);
+            let inner = rest.get(1..).unwrap_or("");
+            let (uri, params) = inner.split_once('>').ok_or_else(bad)?;
+            let name = name.trim();
+            ((!name.is_empty()).then(|| name.to_string()), uri, params)
+        } else {
+            // addr-spec: parameters after the URI belong to the header (RFC 3261 §20.10).
+            match v.split_once(';') {
+                Some((uri, params)) => (None, uri, params),
+                None => (None, v, ""),
+            }
+        };
+        let uri = uri.trim();
+        if uri.is_empty() || !uri.contains(':') || uri.contains(char::is_whitespace) {
+            return Err(bad());
+        }
+        let tag = params
+            .split(';')
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("tag"))
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|t| !t.is_empty());
+        Ok(NameAddr {
+            display_name,
+            uri: uri.to_string(),
+            tag,
+        })
     }
     /// User part of the URI (`+15551234` in `sip:+15551234@host`), if any.
     pub fn user(&self) -> Option<&str> {
@@ -136,12 +670,206 @@ impl NameAddr {
     }
 }
 
+impl fmt::Display for NameAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(name) = &self.display_name {
+            write!(f, "\"{}\" ", name.replace('\\', "\\\\").replace('"', "\\\""))?;
+        }
+        write!(f, "<{}>", self.uri)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ";tag={tag}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The tag parameter of a From/To value, without a full parse.
+pub fn header_tag(value: &str) -> Option<String> {
+    NameAddr::parse(value).ok().and_then(|n| n.tag)
+}
+
+fn strip_scheme(uri: &str) -> Option<&str> {
+    let (scheme, rest) = uri.split_once(':')?;
+    if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) {
+        return None;
+    }
+    Some(rest)
+}
+
 /// User part of a SIP URI.
 pub fn uri_user(uri: &str) -> Option<&str> {
-    todo!()
+    let rest = strip_scheme(uri.trim())?;
+    if uri.trim_start().to_ascii_lowercase().starts_with("tel:") {
+        let number = rest.split(';').next().unwrap_or("");
+        return (!number.is_empty()).then_some(number);
+    }
+    let hostpart_end = rest.find(['?']).unwrap_or(rest.len());
+    let rest = rest.get(..hostpart_end).unwrap_or(rest);
+    let (userinfo, _) = rest.rsplit_once('@')?;
+    let user = userinfo.split(':').next().unwrap_or("");
+    (!user.is_empty()).then_some(user)
 }
 
 /// Host and port of a SIP URI (`sip:u@h:p;x` → (`h`, Some(p))).
 pub fn uri_host_port(uri: &str) -> Option<(&str, Option<u16>)> {
-    todo!()
+    let rest = strip_scheme(uri.trim())?;
+    let rest = match rest.rsplit_once('@') {
+        Some((_, host)) => host,
+        None => rest,
+    };
+    let end = rest.find([';', '?']).unwrap_or(rest.len());
+    host_port(rest.get(..end)?)
 }
+
+/// `host[:port]` or `[v6]:port`.
+pub fn host_port(s: &str) -> Option<(&str, Option<u16>)> {
+    let s = s.trim();
+    let (host, port) = if let Some(v6) = s.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (host, port)
+    } else {
+        match s.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port {
+        Some(p) => Some(p.parse::<u16>().ok()?),
+        None => None,
+    };
+    Some((host, port))
+}
+
+/// One Via value: `SIP/2.0/UDP host:port;branch=z9hG4bK…;rport;received=…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    /// `UDP`, `TCP`, … (upper-cased).
+    pub transport: String,
+    /// `host[:port]` as written.
+    pub sent_by: String,
+    /// Parameters in order; `None` for a flag such as a bare `rport`.
+    pub params: Vec<(String, Option<String>)>,
+}
+
+impl Via {
+    pub fn parse(value: &str) -> Result<Via, ParseError> {
+        let bad = || ParseError::InvalidHeader {
+            name: "Via",
+            value: clip(value),
+        };
+        let mut parts = value.split(';');
+        let head = parts.next().unwrap_or("").trim();
+        let (proto, sent_by) = head
+            .split_once(|c: char| c == ' ' || c == '\t')
+            .ok_or_else(bad)?;
+        let proto: String = proto.chars().filter(|c| !c.is_whitespace()).collect();
+        let mut pieces = proto.split('/');
+        let (Some(name), Some(version), Some(transport), None) =
+            (pieces.next(), pieces.next(), pieces.next(), pieces.next())
+        else {
+            return Err(bad());
+        };
+        if !name.eq_ignore_ascii_case("SIP") || version != "2.0" || !is_token(transport) {
+            return Err(bad());
+        }
+        let sent_by = sent_by.trim();
+        host_port(sent_by).ok_or_else(bad)?;
+        let mut params = Vec::new();
+        for p in parts {
+            let p = p.trim();
+            if p.is_empty() {
+                continue;
+            }
+            match p.split_once('=') {
+                Some((k, v)) => params.push((k.trim().to_string(), Some(v.trim().to_string()))),
+                None => params.push((p.to_string(), None)),
+            }
+        }
+        Ok(Via {
+            transport: transport.to_ascii_uppercase(),
+            sent_by: sent_by.to_string(),
+            params,
+        })
+    }
+    pub fn param(&self, name: &str) -> Option<Option<&str>> {
+        self.params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_deref())
+    }
+    pub fn branch(&self) -> Option<&str> {
+        self.param("branch").flatten()
+    }
+    pub fn has_rport(&self) -> bool {
+        self.param("rport").is_some()
+    }
+    /// Sets (or adds) a parameter, keeping its position if present.
+    pub fn set_param(&mut self, name: &str, value: Option<String>) {
+        match self.params.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+            Some(slot) => slot.1 = value,
+            None => self.params.push((name.to_string(), value)),
+        }
+    }
+    pub fn host(&self) -> &str {
+        host_port(&self.sent_by).map(|(h, _)| h).unwrap_or("")
+    }
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SIP/2.0/{} {}", self.transport, self.sent_by)?;
+        for (k, v) in &self.params {
+            match v {
+                Some(v) => write!(f, ";{k}={v}")?,
+                None => write!(f, ";{k}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `CSeq: 1 INVITE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CSeq {
+    pub seq: u32,
+    pub method: Method,
+}
+
+impl CSeq {
+    pub fn parse(value: &str) -> Result<CSeq, ParseError> {
+        let bad = || ParseError::InvalidHeader {
+            name: "CSeq",
+            value: clip(value),
+        };
+        let mut it = value.split_whitespace();
+        let (Some(num), Some(method), None) = (it.next(), it.next(), it.next()) else {
+            return Err(bad());
+        };
+        // RFC 3261 §8.1.1.5: less than 2**31.
+        let seq: u32 = num.parse().map_err(|_| bad())?;
+        if seq >= 1 << 31 || !is_token(method) {
+            return Err(bad());
+        }
+        Ok(CSeq {
+            seq,
+            method: Method::parse(method),
+        })
+    }
+}
+
+impl fmt::Display for CSeq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.seq, self.method)
+    }
+}
+
+#[cfg(test)]
+#[path = "message_tests.rs"]
+mod tests;

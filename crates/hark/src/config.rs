@@ -1,0 +1,332 @@
+//! Configuration: the embedded `conf/hark.toml`, then an optional file, then environment
+//! variables `HARK_<SECTION>__<KEY>`; validated into typed values with errors that name the key.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use control::HttpMethod;
+use serde::Deserialize;
+use thiserror::Error;
+
+/// The default configuration, compiled in.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../conf/hark.toml");
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("config: {0}")]
+    Load(String),
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, message: message.into() }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    sip: RawSip,
+    rtp: RawRtp,
+    http: RawHttp,
+    account: RawAccount,
+    app: RawApp,
+    storage: RawStorage,
+    record: RawRecord,
+    webhook: RawWebhook,
+    log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSip {
+    listen: String,
+    public_ip: String,
+    t1_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRtp {
+    port_min: u16,
+    port_max: u16,
+    timeout: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: String,
+    public_url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    sid: String,
+    auth_token: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    voice_url: String,
+    voice_method: String,
+    twiml: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    dir: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecord {
+    max_length_cap: u32,
+    silence_threshold_dbfs: f32,
+    vad_mode: u8,
+    trim_padding_ms: u32,
+    finish_key_guard_ms: u32,
+    pre_roll_ms: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    connect_timeout_ms: u64,
+    timeout_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: String,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub sip_listen: SocketAddr,
+    pub sip_public_ip: Option<IpAddr>,
+    pub sip_t1: Duration,
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+    pub rtp_timeout: Duration,
+    pub http_listen: SocketAddr,
+    /// Without a trailing slash.
+    pub http_public_url: String,
+    pub account_sid: String,
+    pub auth_token: String,
+    pub app: AppConfig,
+    pub storage_dir: PathBuf,
+    pub record: RecordConfig,
+    pub webhook_connect_timeout: Duration,
+    pub webhook_timeout: Duration,
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub voice_url: Option<String>,
+    pub voice_method: HttpMethod,
+    pub twiml: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordConfig {
+    pub max_length_cap: u32,
+    pub silence_threshold_dbfs: f32,
+    pub vad_mode: u8,
+    pub trim_padding_ms: u32,
+    pub finish_key_guard_ms: u32,
+    pub pre_roll_ms: u32,
+}
+
+impl Config {
+    /// Embedded defaults, then `file`, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_CONFIG,
+            config::FileFormat::Toml,
+        ));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            // Parse on its own first so a syntax error names the file, not the merged result.
+            config::Config::builder()
+                .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+                .build()
+                .map_err(|e| ConfigError::File { path: path.to_path_buf(), message: e.to_string() })?;
+            builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("HARK")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(false),
+        );
+        let merged = builder.build().map_err(|e| ConfigError::Load(e.to_string()))?;
+        let raw: RawConfig = merged.try_deserialize().map_err(|e| ConfigError::Load(e.to_string()))?;
+        Config::validate(raw)
+    }
+
+    fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+        let sip_listen = parse_addr("sip.listen", &raw.sip.listen)?;
+        let sip_public_ip = match raw.sip.public_ip.trim() {
+            "" => None,
+            text => Some(text.parse::<IpAddr>().map_err(|_| {
+                invalid("sip.public_ip", format!("{text:?} is not an IP address"))
+            })?),
+        };
+        if !(10..=10_000).contains(&raw.sip.t1_ms) {
+            return Err(invalid("sip.t1_ms", format!("{} is outside 10..=10000", raw.sip.t1_ms)));
+        }
+        if raw.rtp.port_min == 0 || raw.rtp.port_min > raw.rtp.port_max {
+            return Err(invalid(
+                "rtp.port_min",
+                format!(
+                    "range {}..{} is empty or starts at 0 (rtp.port_min must be ≤ rtp.port_max)",
+                    raw.rtp.port_min, raw.rtp.port_max
+                ),
+            ));
+        }
+        if raw.rtp.port_max - raw.rtp.port_min < 1 {
+            return Err(invalid("rtp.port_max", "the range must hold at least one even port"));
+        }
+        if raw.rtp.timeout == 0 || raw.rtp.timeout > 3600 {
+            return Err(invalid("rtp.timeout", format!("{} is outside 1..=3600 seconds", raw.rtp.timeout)));
+        }
+        let http_listen = parse_addr("http.listen", &raw.http.listen)?;
+        let public_url = raw.http.public_url.trim().trim_end_matches('/').to_string();
+        match url::Url::parse(&public_url) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            _ => {
+                return Err(invalid(
+                    "http.public_url",
+                    format!("{:?} is not an http(s) URL", raw.http.public_url),
+                ))
+            }
+        }
+        let sid = raw.account.sid.trim().to_string();
+        if !is_sid(&sid, "AC") {
+            return Err(invalid(
+                "account.sid",
+                format!("{sid:?} is not AC followed by 32 hex digits"),
+            ));
+        }
+        let voice_url = match raw.app.voice_url.trim() {
+            "" => None,
+            text => match url::Url::parse(text) {
+                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Some(text.to_string()),
+                _ => return Err(invalid("app.voice_url", format!("{text:?} is not an http(s) URL"))),
+            },
+        };
+        let voice_method = match raw.app.voice_method.trim().to_ascii_uppercase().as_str() {
+            "POST" => HttpMethod::Post,
+            "GET" => HttpMethod::Get,
+            other => {
+                return Err(invalid("app.voice_method", format!("{other:?} is not POST or GET")))
+            }
+        };
+        if voice_url.is_none() {
+            let limits = control::ParseLimits {
+                max_length_cap: raw.record.max_length_cap,
+                ..Default::default()
+            };
+            if let Err(e) = control::twiml::parse_document(&raw.app.twiml, &limits) {
+                return Err(invalid("app.twiml", e.to_string()));
+            }
+        }
+        if raw.storage.dir.trim().is_empty() {
+            return Err(invalid("storage.dir", "must not be empty"));
+        }
+        if raw.record.vad_mode > 3 {
+            return Err(invalid("record.vad_mode", format!("{} is outside 0..=3", raw.record.vad_mode)));
+        }
+        if raw.record.max_length_cap < 2 {
+            return Err(invalid("record.max_length_cap", "must be at least 2 seconds"));
+        }
+        if !(-120.0..=0.0).contains(&raw.record.silence_threshold_dbfs) {
+            return Err(invalid(
+                "record.silence_threshold_dbfs",
+                format!("{} is outside -120..=0", raw.record.silence_threshold_dbfs),
+            ));
+        }
+        if raw.record.pre_roll_ms > 2000 {
+            return Err(invalid("record.pre_roll_ms", "must be at most 2000"));
+        }
+        if raw.webhook.connect_timeout_ms == 0 || raw.webhook.timeout_ms == 0 {
+            return Err(invalid("webhook.timeout_ms", "timeouts must be positive"));
+        }
+        Ok(Config {
+            sip_listen,
+            sip_public_ip,
+            sip_t1: Duration::from_millis(raw.sip.t1_ms),
+            rtp_port_min: raw.rtp.port_min,
+            rtp_port_max: raw.rtp.port_max,
+            rtp_timeout: Duration::from_secs(raw.rtp.timeout),
+            http_listen,
+            http_public_url: public_url,
+            account_sid: sid,
+            auth_token: raw.account.auth_token,
+            app: AppConfig { voice_url, voice_method, twiml: raw.app.twiml },
+            storage_dir: PathBuf::from(raw.storage.dir),
+            record: RecordConfig {
+                max_length_cap: raw.record.max_length_cap,
+                silence_threshold_dbfs: raw.record.silence_threshold_dbfs,
+                vad_mode: raw.record.vad_mode,
+                trim_padding_ms: raw.record.trim_padding_ms,
+                finish_key_guard_ms: raw.record.finish_key_guard_ms,
+                pre_roll_ms: raw.record.pre_roll_ms,
+            },
+            webhook_connect_timeout: Duration::from_millis(raw.webhook.connect_timeout_ms),
+            webhook_timeout: Duration::from_millis(raw.webhook.timeout_ms),
+            log_level: raw.log.level,
+        })
+    }
+
+    pub fn parse_limits(&self) -> control::ParseLimits {
+        control::ParseLimits { max_length_cap: self.record.max_length_cap, ..Default::default() }
+    }
+}
+
+fn parse_addr(key: &'static str, text: &str) -> Result<SocketAddr, ConfigError> {
+    text.trim()
+        .parse::<SocketAddr>()
+        .map_err(|_| invalid(key, format!("{text:?} is not an IP:port address (e.g. 127.0.0.1:5060)")))
+}
+
+/// `prefix` + 32 hex digits.
+pub fn is_sid(text: &str, prefix: &str) -> bool {
+    text.len() == 34 && text.starts_with(prefix) && text[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid_toml_with_every_section() {
+        let merged = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULT_CONFIG, config::FileFormat::Toml))
+            .build()
+            .expect("embedded default parses");
+        let raw: RawConfig = merged.try_deserialize().expect("embedded default has every key");
+        assert_eq!(raw.sip.listen, "0.0.0.0:5060");
+        assert_eq!(raw.rtp.timeout, 30);
+    }
+
+    #[test]
+    fn sid_shape() {
+        assert!(is_sid("AC00000000000000000000000000000000", "AC"));
+        assert!(!is_sid("AC0000", "AC"));
+        assert!(!is_sid("RE00000000000000000000000000000000", "AC"));
+    }
+}

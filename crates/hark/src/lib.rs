@@ -1,0 +1,27 @@
+//! The Hark daemon: every socket, clock read, task and file lives here; the protocol and
+//! recording logic is in the sans-IO crates (`sip-core`, `media-engine`, `record-engine`,
+//! `control`).
+//!
+//! # Layout
+//! - [`config`]: the TOML config, env overrides (`HARK_<SECTION>__<KEY>`), validation.
+//! - [`server`]: `hark serve`: sockets, recovery, signals.
+//! - [`sip_task`]: UDP/TCP around the SIP endpoint; routes call events to call tasks.
+//! - [`call`]: one task per call running the TwiML flow; [`record`]: its `<Record>`.
+//! - [`media`]: one task per call owning the RTP socket; the SPSC ring to the call task.
+//! - [`webhook`]: signed TwiML fetches and status callbacks; [`http`]: recordings over HTTP.
+//! - [`storage`], [`recovery`]: recordings on disk and crash recovery.
+//! - [`caller`]: `hark call`, the built-in test caller.
+
+pub mod audio;
+pub mod call;
+pub mod caller;
+pub mod config;
+pub mod http;
+pub mod media;
+pub mod record;
+pub mod recovery;
+pub mod server;
+pub mod sids;
+pub mod sip_task;
+pub mod storage;
+pub mod webhook;

@@ -1,0 +1,243 @@
+//! The RTP edge: one task per call owns the call's UDP socket, feeds the sans-IO
+//! [`MediaReceiver`] and pushes what it emits into the SPSC ring; it also paces outbound audio.
+//!
+//! Per packet: one `recv_from`, no allocation, no lock.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use media_engine::receiver::{MediaReceiver, PacketVerdict, ReceiverConfig};
+use media_engine::ring::{media_ring, MediaConsumer};
+use media_engine::sender::{RtpSender, PACKET_BYTES};
+use media_engine::{Codec, FRAME_SAMPLES};
+use sip_core::sdp::{AudioCodec, Direction, Negotiated};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// Items the ring holds: 1.28 s of 20 ms frames, far more than one drain interval.
+pub const RING_CAPACITY: usize = 64;
+
+pub enum MediaCommand {
+    /// Play `audio` `loops` times (0 = until stopped); `done` fires when it has been sent.
+    Play { audio: Arc<[i16]>, loops: u32, done: oneshot::Sender<()> },
+    Stop,
+    InjectDtmf(char),
+    Renegotiate(Negotiated),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaNotice {
+    /// No RTP for `rtp.timeout`.
+    RtpTimeout,
+}
+
+/// The call task's side of one media session.
+pub struct MediaSession {
+    pub local_rtp: SocketAddr,
+    commands: mpsc::UnboundedSender<MediaCommand>,
+    pub ring: MediaConsumer,
+    pub notices: mpsc::UnboundedReceiver<MediaNotice>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MediaSession {
+    pub fn send(&self, command: MediaCommand) {
+        let _ = self.commands.send(command);
+    }
+}
+
+impl Drop for MediaSession {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Hands out even RTP ports from the configured range, round-robin, skipping busy ones.
+pub struct PortAllocator {
+    min: u16,
+    max: u16,
+    next: AtomicU32,
+}
+
+impl PortAllocator {
+    pub fn new(min: u16, max: u16) -> Self {
+        let first = min + (min % 2);
+        Self { min: first, max, next: AtomicU32::new(0) }
+    }
+
+    pub async fn bind(&self, ip: IpAddr) -> std::io::Result<UdpSocket> {
+        let slots = (u32::from(self.max.saturating_sub(self.min)) / 2) + 1;
+        for _ in 0..slots {
+            let slot = self.next.fetch_add(1, Ordering::Relaxed) % slots;
+            let Ok(port) = u16::try_from(u32::from(self.min) + slot * 2) else { continue };
+            if port > self.max {
+                continue;
+            }
+            if let Ok(socket) = UdpSocket::bind(SocketAddr::new(ip, port)).await {
+                return Ok(socket);
+            }
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("no free RTP port in {}..={}", self.min, self.max),
+        ))
+    }
+}
+
+pub fn codec_of(media: &Negotiated) -> Codec {
+    match media.codec {
+        AudioCodec::Pcmu => Codec::Pcmu,
+        AudioCodec::Pcma => Codec::Pcma,
+    }
+}
+
+fn receiver_config(media: &Negotiated) -> ReceiverConfig {
+    ReceiverConfig::new(codec_of(media), media.codec_pt, media.telephone_event_pt)
+}
+
+pub fn start(socket: UdpSocket, media: Negotiated, rtp_timeout: Duration) -> std::io::Result<MediaSession> {
+    let local_rtp = socket.local_addr()?;
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let (notice_tx, notices) = mpsc::unbounded_channel();
+    let (producer, ring) = media_ring(RING_CAPACITY);
+    let task = tokio::spawn(run(socket, media, rtp_timeout, command_rx, notice_tx, producer));
+    Ok(MediaSession { local_rtp, commands, ring, notices, task })
+}
+
+struct Playback {
+    audio: Arc<[i16]>,
+    offset: usize,
+    loops_left: Option<u32>,
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl Playback {
+    /// The next ≤160 samples, or `None` when finished.
+    fn next_frame(&mut self) -> Option<&[i16]> {
+        if self.offset >= self.audio.len() {
+            match &mut self.loops_left {
+                Some(0) | Some(1) => return None,
+                Some(n) => *n -= 1,
+                None => {}
+            }
+            if self.audio.is_empty() {
+                return None;
+            }
+            self.offset = 0;
+        }
+        let end = (self.offset + FRAME_SAMPLES).min(self.audio.len());
+        let frame = &self.audio[self.offset..end];
+        self.offset = end;
+        Some(frame)
+    }
+}
+
+async fn run(
+    socket: UdpSocket,
+    mut media: Negotiated,
+    rtp_timeout: Duration,
+    mut commands: mpsc::UnboundedReceiver<MediaCommand>,
+    notices: mpsc::UnboundedSender<MediaNotice>,
+    mut producer: media_engine::ring::MediaProducer,
+) {
+    let mut receiver = MediaReceiver::new(receiver_config(&media));
+    let mut sender = RtpSender::new(
+        codec_of(&media),
+        media.codec_pt,
+        rand::random(),
+        rand::random::<u16>() & 0x7fff,
+        rand::random(),
+    );
+    let origin = Instant::now();
+    let mut samples_accounted: u64 = 0;
+    let mut playback: Option<Playback> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut rtp_deadline = Instant::now() + rtp_timeout;
+    let mut timed_out = false;
+    let mut buf = [0u8; 2048];
+    let mut packet = [0u8; PACKET_BYTES];
+    let far = Duration::from_secs(24 * 3600);
+
+    loop {
+        let hold_deadline = receiver.poll_timeout().map(Instant::from_std);
+        tokio::select! {
+            biased;
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((n, from)) => {
+                    let now = std::time::Instant::now();
+                    match receiver.handle_packet(now, from, &buf[..n], |item| { producer.push(item); }) {
+                        Ok(PacketVerdict::ForeignSource) => {}
+                        Ok(_) => {
+                            rtp_deadline = Instant::from_std(now) + rtp_timeout;
+                        }
+                        Err(e) => tracing::trace!(from = %from, error = %e, "RTP datagram dropped"),
+                    }
+                }
+                Err(e) => tracing::trace!(error = %e, "RTP receive error"),
+            },
+            command = commands.recv() => match command {
+                None => break,
+                Some(MediaCommand::Play { audio, loops, done }) => {
+                    if let Some(mut old) = playback.take() {
+                        if let Some(d) = old.done.take() { let _ = d.send(()); }
+                    }
+                    // Keep the RTP clock in step with real time across silent stretches.
+                    let now_samples = (origin.elapsed().as_micros() as u64 * 8 / 1000) / FRAME_SAMPLES as u64 * FRAME_SAMPLES as u64;
+                    if now_samples > samples_accounted {
+                        let gap = now_samples - samples_accounted;
+                        sender.skip(u32::try_from(gap).unwrap_or(u32::MAX));
+                        samples_accounted = now_samples;
+                    }
+                    let loops_left = if loops == 0 { None } else { Some(loops) };
+                    playback = Some(Playback { audio, offset: 0, loops_left, done: Some(done) });
+                    tick.reset_immediately();
+                }
+                Some(MediaCommand::Stop) => {
+                    if let Some(mut old) = playback.take() {
+                        if let Some(d) = old.done.take() { let _ = d.send(()); }
+                    }
+                }
+                Some(MediaCommand::InjectDtmf(digit)) => {
+                    receiver.inject_dtmf(digit, |item| { producer.push(item); });
+                }
+                Some(MediaCommand::Renegotiate(new_media)) => {
+                    media = new_media;
+                    receiver.renegotiate(receiver_config(&media));
+                    sender.set_codec(codec_of(&media), media.codec_pt);
+                }
+            },
+            _ = tick.tick(), if playback.is_some() => {
+                let finished = match playback.as_mut().and_then(|p| p.next_frame()) {
+                    Some(frame) => {
+                        let len = sender.packetize(frame, &mut packet);
+                        samples_accounted += FRAME_SAMPLES as u64;
+                        // On hold (the caller sends only or nothing) we must not send.
+                        let may_send = matches!(media.remote_direction, Direction::SendRecv | Direction::RecvOnly);
+                        if may_send {
+                            let to = receiver.latched().unwrap_or(media.remote_rtp);
+                            let _ = socket.send_to(&packet[..len], to).await;
+                        }
+                        false
+                    }
+                    None => true,
+                };
+                if finished {
+                    if let Some(mut p) = playback.take() {
+                        if let Some(d) = p.done.take() { let _ = d.send(()); }
+                    }
+                }
+            },
+            _ = tokio::time::sleep_until(hold_deadline.unwrap_or_else(|| Instant::now() + far)), if hold_deadline.is_some() => {
+                receiver.handle_timeout(std::time::Instant::now(), |item| { producer.push(item); });
+            },
+            _ = tokio::time::sleep_until(rtp_deadline), if !timed_out => {
+                timed_out = true;
+                let _ = notices.send(MediaNotice::RtpTimeout);
+            },
+        }
+    }
+}

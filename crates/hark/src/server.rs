@@ -1,0 +1,131 @@
+//! `hark serve`: binds the sockets, recovers recordings left by a crash, and runs until a signal.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sip_core::EndpointConfig;
+use thiserror::Error;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::watch;
+
+use crate::audio::AudioCache;
+use crate::call::{self, Shared};
+use crate::config::Config;
+use crate::http::{self, HttpState};
+use crate::media::PortAllocator;
+use crate::recovery;
+use crate::sip_task::{self, CallSpawner};
+use crate::storage::RecordingStore;
+use crate::webhook::Webhooks;
+
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error("config key `{key}`: cannot bind {addr}: {source}")]
+    Bind { key: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("config key `storage.dir`: {dir}: {source}")]
+    Storage { dir: String, source: std::io::Error },
+    #[error("HTTP client: {0}")]
+    Client(String),
+}
+
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let store = RecordingStore::open(&config.storage_dir)
+        .map_err(|source| ServeError::Storage { dir: config.storage_dir.display().to_string(), source })?;
+    let webhooks = Webhooks::new(config.auth_token.clone(), config.webhook_connect_timeout, config.webhook_timeout)
+        .map_err(|e| ServeError::Client(e.to_string()))?;
+
+    let bind = |key, addr| move |source| ServeError::Bind { key, addr, source };
+    let udp = UdpSocket::bind(config.sip_listen).await.map_err(bind("sip.listen", config.sip_listen))?;
+    let tcp = TcpListener::bind(config.sip_listen).await.map_err(bind("sip.listen", config.sip_listen))?;
+    let http_listener = TcpListener::bind(config.http_listen).await.map_err(bind("http.listen", config.http_listen))?;
+
+    recovery::recover(&store, &webhooks, &config.http_public_url).await;
+
+    let router = http::router(Arc::new(HttpState { account_sid: config.account_sid.clone(), store: store.clone() }));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(http_listener, router).await {
+            tracing::error!(error = %e, "HTTP listener stopped");
+        }
+    });
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (sip, sip_commands) = sip_task::channel();
+    let mut endpoint_config = EndpointConfig::new(SocketAddr::new(advertised_sip_ip(&config), config.sip_listen.port()));
+    endpoint_config.seed = rand::random();
+    endpoint_config.t1 = config.sip_t1;
+    endpoint_config.t2 = (config.sip_t1 * 8).min(Duration::from_secs(4)).max(config.sip_t1);
+    let shared = Arc::new(Shared {
+        webhooks,
+        store,
+        sip,
+        ports: PortAllocator::new(config.rtp_port_min, config.rtp_port_max),
+        audio: AudioCache::default(),
+        beep: media_engine::tone::beep().into(),
+        silence_second: vec![0i16; 8000].into(),
+        shutdown: shutdown_rx,
+        active_calls: Default::default(),
+        config,
+    });
+    let spawner_shared = shared.clone();
+    let spawn_call: CallSpawner = Arc::new(move |incoming, events| call::spawn(spawner_shared.clone(), incoming, events));
+    tokio::spawn(sip_task::run(udp, tcp, endpoint_config, sip_commands, spawn_call));
+    tracing::info!(
+        sip = %shared.config.sip_listen,
+        http = %shared.config.http_listen,
+        rtp = %format!("{}-{}", shared.config.rtp_port_min, shared.config.rtp_port_max),
+        storage = %shared.config.storage_dir.display(),
+        "hark is serving"
+    );
+
+    wait_for_signal().await;
+    tracing::info!(active_calls = shared.active_calls.load(Ordering::Relaxed), "shutting down: finishing recordings and hanging up");
+    let _ = shutdown_tx.send(true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while shared.active_calls.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let the last BYEs leave.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(())
+}
+
+/// The address in Via/Contact: `sip.public_ip`, the listen IP, or the primary local address.
+fn advertised_sip_ip(config: &Config) -> IpAddr {
+    if let Some(ip) = config.sip_public_ip {
+        return ip;
+    }
+    let ip = config.sip_listen.ip();
+    if !ip.is_unspecified() {
+        return ip;
+    }
+    // No packet is sent: connect() on UDP only selects a route.
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("192.0.2.1:9").map(|_| s))
+        .and_then(|s| s.local_addr())
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

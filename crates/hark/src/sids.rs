@@ -1,0 +1,32 @@
+//! Twilio-style identifiers: two-letter prefix + 32 lowercase hex digits from 128 random bits.
+
+pub fn new_sid(prefix: &str) -> String {
+    let bits: u128 = rand::random();
+    format!("{prefix}{bits:032x}")
+}
+
+/// RFC 2822 time as Twilio writes it: `Fri, 14 Oct 2016 21:56:34 +0000`.
+pub fn rfc2822_now() -> String {
+    chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S +0000").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sid_is_prefix_and_32_lowercase_hex() {
+        let sid = new_sid("RE");
+        assert_eq!(sid.len(), 34);
+        assert!(sid.starts_with("RE"));
+        assert!(sid[2..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert_ne!(new_sid("RE"), sid);
+    }
+
+    #[test]
+    fn rfc2822_shape() {
+        let t = rfc2822_now();
+        assert!(t.ends_with(" +0000"), "{t}");
+        assert_eq!(t.len(), "Fri, 14 Oct 2016 21:56:34 +0000".len());
+    }
+}

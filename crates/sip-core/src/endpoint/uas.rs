@@ -1,0 +1,500 @@
+//! Requests from the network: validation and the UAS side of each method.
+
+use std::time::Instant;
+
+use crate::message::{reason_phrase, Method, NameAddr, ParseError, Request, Response};
+use crate::sdp::{negotiate, parse_offer, Negotiated, SdpError};
+
+use super::build::{response_to, warning, ACCEPT, ALLOW};
+use super::dtmf::{parse_dtmf, parse_dtmf_relay};
+use super::state::{Call, Ctx, InviteTx, StoredResponse};
+use super::{CallEvent, CallKey, EndReason, Endpoint, IncomingCall, Peer};
+
+/// A final response explaining why an offer (or INVITE) is refused.
+struct Refusal {
+    status: u16,
+    reason: String,
+    headers: Vec<(&'static str, String)>,
+}
+
+fn content_type(req: &Request) -> Option<String> {
+    req.headers
+        .get("Content-Type")
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+impl Endpoint {
+    pub(super) fn on_request(&mut self, now: Instant, from: Peer, req: Request, error: Option<ParseError>) {
+        let ctx = match Ctx::read(&req) {
+            Ok(c) => c,
+            Err(e) => {
+                self.rejected(from, format!("dropped {} request: {e}", req.method));
+                return;
+            }
+        };
+        if req.method == Method::Ack {
+            // ACK never gets a response; a broken one is only logged.
+            match error {
+                Some(e) => self.rejected(from, format!("dropped ACK: {e}")),
+                None if ctx.cseq.method != Method::Ack => {
+                    self.rejected(from, "dropped ACK: CSeq method is not ACK".into())
+                }
+                None => self.on_ack(now, &ctx),
+            }
+            return;
+        }
+        if let Some(e) = error {
+            let reason = format!("Bad Request ({})", e.reason_phrase());
+            self.reply_stateless(now, from, &req, &ctx, 400, &reason, vec![]);
+            self.rejected(from, format!("400 to {}: {e}", req.method));
+            return;
+        }
+        if ctx.cseq.method != req.method {
+            self.reply_stateless(now, from, &req, &ctx, 400, "Bad Request (CSeq Method Mismatch)", vec![]);
+            self.rejected(from, format!("400 to {}: CSeq method {}", req.method, ctx.cseq.method));
+            return;
+        }
+        if req.method != Method::Invite {
+            if let Some(stored) = self.nist.get(&ctx.key) {
+                let bytes = stored.bytes.clone();
+                self.transmit(from, bytes);
+                return;
+            }
+        }
+        if req.method != Method::Cancel {
+            let required = req.headers.get_all("Require");
+            if !required.is_empty() {
+                // We implement no extensions (RFC 3261 §8.2.2.3).
+                let list = required.join(", ");
+                self.reply_stateless(now, from, &req, &ctx, 420, reason_phrase(420), vec![("Unsupported", list)]);
+                return;
+            }
+        }
+        match req.method {
+            Method::Invite => self.on_invite(now, from, req, ctx),
+            Method::Cancel => self.on_cancel(now, from, &req, &ctx),
+            Method::Bye => self.on_bye(now, from, &req, &ctx),
+            Method::Info => self.on_info(now, from, &req, &ctx),
+            Method::Options => {
+                let headers = vec![("Allow", ALLOW.to_string()), ("Accept", ACCEPT.to_string())];
+                self.reply_stateless(now, from, &req, &ctx, 200, "OK", headers);
+            }
+            _ => {
+                let headers = vec![("Allow", ALLOW.to_string())];
+                self.reply_stateless(now, from, &req, &ctx, 405, reason_phrase(405), headers);
+            }
+        }
+    }
+
+    /// A response outside any INVITE transaction; stored for retransmissions of non-INVITE
+    /// requests on UDP (Timer J).
+    #[allow(clippy::too_many_arguments)]
+    fn reply_stateless(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        req: &Request,
+        ctx: &Ctx,
+        status: u16,
+        reason: &str,
+        headers: Vec<(&'static str, String)>,
+    ) {
+        let tag = self.stateless_tag(ctx);
+        let mut r = response_to(&self.config, req, ctx, from, status, reason, Some(&tag));
+        for (n, v) in headers {
+            r.headers.push(n, v);
+        }
+        self.send_nist(now, from, req, ctx, r);
+    }
+
+    fn send_nist(&mut self, now: Instant, from: Peer, req: &Request, ctx: &Ctx, r: Response) {
+        let bytes = r.to_bytes();
+        if req.method != Method::Invite && !Self::reliable(from) {
+            let forget_at = now + self.timer_64t1();
+            self.nist.insert(
+                ctx.key.clone(),
+                StoredResponse {
+                    bytes: bytes.clone(),
+                    forget_at,
+                },
+            );
+        }
+        self.transmit(from, bytes);
+    }
+
+    /// The live call a request with our To-tag belongs to.
+    fn dialog_of(&self, ctx: &Ctx) -> Option<CallKey> {
+        let tag = ctx.to.tag.as_ref()?;
+        let key = *self.by_dialog.get(&(ctx.call_id.clone(), tag.clone()))?;
+        let c = self.calls.get(&key)?;
+        let remote_ok = match (c.remote_tag(), &ctx.from.tag) {
+            (Some(ours), Some(theirs)) => ours == *theirs,
+            _ => true,
+        };
+        remote_ok.then_some(key)
+    }
+
+    /// An in-dialog response with our tag (the request's To already carries it).
+    fn reply_in_dialog(&mut self, now: Instant, from: Peer, req: &Request, ctx: &Ctx, status: u16, reason: &str) {
+        let r = response_to(&self.config, req, ctx, from, status, reason, None);
+        self.send_nist(now, from, req, ctx, r);
+    }
+
+    /// RFC 3261 §12.2.2: a lower CSeq than the last one is out of order.
+    fn cseq_in_order(&mut self, call: CallKey, ctx: &Ctx) -> bool {
+        match self.calls.get_mut(&call) {
+            Some(c) if ctx.cseq.seq >= c.remote_cseq => {
+                c.remote_cseq = ctx.cseq.seq;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn on_invite(&mut self, now: Instant, from: Peer, req: Request, ctx: Ctx) {
+        if let Some(&call) = self.by_invite.get(&ctx.key) {
+            self.resend_invite_response(call, |t| t.key == ctx.key);
+            return;
+        }
+        if ctx.to.tag.is_some() {
+            match self.dialog_of(&ctx) {
+                Some(call) => self.on_reinvite(now, from, req, ctx, call),
+                None => self.reply_stateless(now, from, &req, &ctx, 481, reason_phrase(481), vec![]),
+            }
+            return;
+        }
+        let origin = (ctx.call_id.clone(), ctx.from.tag.clone().unwrap_or_default(), ctx.cseq.seq);
+        if let Some(&call) = self.by_origin.get(&origin) {
+            // Same INVITE re-sent with another branch (RFC 2543 peers, some broken UAs).
+            self.resend_invite_response(call, |t| !t.reinvite);
+            return;
+        }
+        self.new_call(now, from, req, ctx, origin);
+    }
+
+    fn resend_invite_response(&mut self, call: CallKey, which: impl Fn(&InviteTx) -> bool) {
+        let Some(ist) = self.calls.get(&call).and_then(|c| c.ist.as_ref()) else {
+            return;
+        };
+        if !which(ist) || ist.acked {
+            return;
+        }
+        if let Some(bytes) = ist.last.clone() {
+            let peer = ist.peer;
+            self.transmit(peer, bytes);
+        }
+    }
+
+    fn new_call(&mut self, now: Instant, from: Peer, req: Request, ctx: Ctx, origin: (String, String, u32)) {
+        let key = CallKey(self.next_call);
+        self.next_call += 1;
+        let local_tag = self.new_tag();
+        let session_id = self.next_id() >> 2;
+        let h = &req.headers;
+        let remote_target = h
+            .get_all("Contact")
+            .first()
+            .and_then(|v| NameAddr::parse(v).ok())
+            .map(|n| n.uri);
+        let call = Call {
+            peer: from,
+            call_id: ctx.call_id.clone(),
+            local_tag: local_tag.clone(),
+            remote_from: h.get("From").unwrap_or_default().to_string(),
+            remote_to: h.get("To").unwrap_or_default().to_string(),
+            remote_target: remote_target.clone().unwrap_or_default(),
+            route_set: h.get_all("Record-Route").into_iter().map(str::to_string).collect(),
+            remote_cseq: ctx.cseq.seq,
+            local_cseq: 0,
+            origin: origin.clone(),
+            initial_key: ctx.key.clone(),
+            media: None,
+            local_rtp: None,
+            session_id,
+            sdp_version: 1,
+            ist: None,
+            bye: None,
+            answered: false,
+            confirmed: false,
+            ended: false,
+            linger_until: None,
+        };
+        self.calls.insert(key, call);
+        self.by_dialog.insert((ctx.call_id.clone(), local_tag), key);
+        self.by_invite.insert(ctx.key.clone(), key);
+        self.by_origin.insert(origin, key);
+        let offer = match remote_target {
+            None => Err(Refusal {
+                status: 400,
+                reason: "Bad Request (Missing Contact)".into(),
+                headers: vec![],
+            }),
+            Some(_) => self.read_offer(&req),
+        };
+        let incoming = offer.as_ref().ok().map(|media| IncomingCall {
+            call: key,
+            call_id: ctx.call_id.clone(),
+            from: ctx.from.clone(),
+            to: ctx.to.clone(),
+            request_uri: req.uri.clone(),
+            media: *media,
+            headers: req.headers.clone(),
+            peer: from,
+        });
+        if let Some(c) = self.calls.get_mut(&key) {
+            c.ist = Some(InviteTx {
+                key: ctx.key.clone(),
+                req,
+                ctx,
+                peer: from,
+                reinvite: false,
+                last: None,
+                final_status: None,
+                acked: false,
+                retrans: None,
+                give_up: None,
+            });
+        }
+        let trying = self.dialog_response(key, 100, None);
+        self.ist_send(now, key, trying);
+        match offer {
+            Ok(media) => {
+                if let Some(c) = self.calls.get_mut(&key) {
+                    c.media = Some(media);
+                }
+                if let Some(incoming) = incoming {
+                    self.emit(CallEvent::Incoming(Box::new(incoming)));
+                }
+            }
+            Err(refusal) => {
+                // Refused by us: the application never sees this call.
+                if let Some(c) = self.calls.get_mut(&key) {
+                    c.ended = true;
+                }
+                self.refuse(now, key, refusal);
+            }
+        }
+    }
+
+    fn refuse(&mut self, now: Instant, call: CallKey, refusal: Refusal) {
+        let mut r = self.dialog_response(call, refusal.status, Some(&refusal.reason));
+        for (n, v) in refusal.headers {
+            r.headers.push(n, v);
+        }
+        self.ist_send(now, call, r);
+        self.maybe_finish(now, call);
+    }
+
+    /// The SDP offer of an INVITE, negotiated; or the response that refuses it.
+    fn read_offer(&self, req: &Request) -> Result<Negotiated, Refusal> {
+        if req.body.is_empty() {
+            return Err(Refusal {
+                status: 400,
+                reason: "Bad Request (Missing SDP Offer)".into(),
+                headers: vec![],
+            });
+        }
+        if let Some(ct) = content_type(req) {
+            if ct != "application/sdp" {
+                return Err(Refusal {
+                    status: 415,
+                    reason: reason_phrase(415).into(),
+                    headers: vec![("Accept", "application/sdp".into())],
+                });
+            }
+        }
+        match parse_offer(&req.body).and_then(|o| negotiate(&o)) {
+            Ok(n) => Ok(n),
+            Err(e @ (SdpError::NoCommonCodec(_) | SdpError::NoAudio)) => Err(Refusal {
+                status: 488,
+                reason: reason_phrase(488).into(),
+                headers: vec![("Warning", warning(&self.config, 305, &format!("Incompatible media format: {e}")))],
+            }),
+            Err(e) => Err(Refusal {
+                status: 400,
+                reason: "Bad Request (Invalid SDP)".into(),
+                headers: vec![("Warning", warning(&self.config, 399, &e.to_string()))],
+            }),
+        }
+    }
+
+    fn on_reinvite(&mut self, now: Instant, from: Peer, req: Request, ctx: Ctx, call: CallKey) {
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
+        let busy = !c.confirmed || c.ist.as_ref().is_some_and(|t| !t.acked && t.final_status.is_some_and(|s| s < 300));
+        if c.ended || c.bye.is_some() {
+            self.reply_in_dialog(now, from, &req, &ctx, 481, reason_phrase(481));
+            return;
+        }
+        if busy {
+            // An offer/answer exchange is still open (RFC 3261 §14.2).
+            self.reply_in_dialog(now, from, &req, &ctx, 491, reason_phrase(491));
+            return;
+        }
+        if !self.cseq_in_order(call, &ctx) {
+            self.reply_in_dialog(now, from, &req, &ctx, 500, "Server Internal Error (CSeq Out of Order)");
+            return;
+        }
+        let offer = (!req.body.is_empty()).then(|| self.read_offer(&req));
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if let Some(target) = req.headers.get_all("Contact").first().and_then(|v| NameAddr::parse(v).ok()) {
+            c.remote_target = target.uri;
+        }
+        if let Some(old) = c.ist.take() {
+            if old.key != c.initial_key {
+                self.by_invite.remove(&old.key);
+            }
+        }
+        self.by_invite.insert(ctx.key.clone(), call);
+        c.ist = Some(InviteTx {
+            key: ctx.key.clone(),
+            req,
+            ctx,
+            peer: from,
+            reinvite: true,
+            last: None,
+            final_status: None,
+            acked: false,
+            retrans: None,
+            give_up: None,
+        });
+        let trying = self.dialog_response(call, 100, None);
+        self.ist_send(now, call, trying);
+        match offer {
+            // No offer: ours goes in the 200 unchanged (the answer in the ACK is not needed).
+            None => {
+                let ok = self.dialog_response(call, 200, None);
+                self.ist_send(now, call, ok);
+            }
+            Some(Ok(media)) => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.media = Some(media);
+                    c.sdp_version += 1;
+                }
+                let ok = self.dialog_response(call, 200, None);
+                self.ist_send(now, call, ok);
+                self.emit(CallEvent::MediaChanged { call, media });
+            }
+            // A refused re-offer leaves the session as it was (RFC 3261 §14.2).
+            Some(Err(refusal)) => self.refuse(now, call, refusal),
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, ctx: &Ctx) {
+        let call = self.by_invite.get(&ctx.key).copied().or_else(|| self.dialog_of(ctx));
+        let Some(call) = call else {
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(ist) = c.ist.as_mut() else {
+            return;
+        };
+        if ist.acked || ist.ctx.cseq.seq != ctx.cseq.seq {
+            return;
+        }
+        let Some(status) = ist.final_status else {
+            return;
+        };
+        ist.acked = true;
+        ist.retrans = None;
+        ist.give_up = None;
+        let confirms = !ist.reinvite && (200..300).contains(&status) && !c.confirmed && !c.ended;
+        if confirms {
+            c.confirmed = true;
+            self.emit(CallEvent::Confirmed { call });
+        }
+        self.maybe_finish(now, call);
+    }
+
+    fn on_cancel(&mut self, now: Instant, from: Peer, req: &Request, ctx: &Ctx) {
+        let invite_key = ctx.key.with_method(&Method::Invite);
+        let Some(&call) = self.by_invite.get(&invite_key) else {
+            self.reply_stateless(now, from, req, ctx, 481, reason_phrase(481), vec![]);
+            return;
+        };
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
+        let tag = c.local_tag.clone();
+        let pending = c.awaiting_final() && c.ist.as_ref().is_some_and(|t| t.key == invite_key);
+        let r = response_to(&self.config, req, ctx, from, 200, "OK", Some(&tag));
+        self.send_nist(now, from, req, ctx, r);
+        if pending {
+            let terminated = self.dialog_response(call, 487, None);
+            self.ist_send(now, call, terminated);
+            self.end(call, EndReason::Cancelled);
+            self.maybe_finish(now, call);
+        }
+    }
+
+    fn on_bye(&mut self, now: Instant, from: Peer, req: &Request, ctx: &Ctx) {
+        let live = self
+            .dialog_of(ctx)
+            .filter(|k| self.calls.get(k).is_some_and(|c| !c.ended || c.bye.is_some()));
+        let Some(call) = live else {
+            self.reply_in_dialog_or_stateless(now, from, req, ctx, 481);
+            return;
+        };
+        if !self.cseq_in_order(call, ctx) {
+            self.reply_in_dialog(now, from, req, ctx, 500, "Server Internal Error (CSeq Out of Order)");
+            return;
+        }
+        self.reply_in_dialog(now, from, req, ctx, 200, "OK");
+        if self.calls.get(&call).is_some_and(Call::awaiting_final) {
+            // BYE on an early dialog: the INVITE still needs its final response (§15.1.2).
+            let terminated = self.dialog_response(call, 487, None);
+            self.ist_send(now, call, terminated);
+        }
+        if let Some(c) = self.calls.get_mut(&call) {
+            if let Some(ist) = c.ist.as_mut().filter(|t| t.final_status.is_some_and(|s| s < 300)) {
+                // The caller is gone: stop retransmitting our 2xx.
+                ist.acked = true;
+                ist.retrans = None;
+                ist.give_up = None;
+            }
+            if let Some(b) = c.bye.take() {
+                self.by_bye.remove(&b.branch);
+            }
+        }
+        self.end(call, EndReason::RemoteBye);
+        self.maybe_finish(now, call);
+    }
+
+    fn reply_in_dialog_or_stateless(&mut self, now: Instant, from: Peer, req: &Request, ctx: &Ctx, status: u16) {
+        if ctx.to.tag.is_some() {
+            self.reply_in_dialog(now, from, req, ctx, status, reason_phrase(status));
+        } else {
+            self.reply_stateless(now, from, req, ctx, status, reason_phrase(status), vec![]);
+        }
+    }
+
+    fn on_info(&mut self, now: Instant, from: Peer, req: &Request, ctx: &Ctx) {
+        let live = self.dialog_of(ctx).filter(|k| self.calls.get(k).is_some_and(|c| !c.ended));
+        let Some(call) = live else {
+            self.reply_in_dialog_or_stateless(now, from, req, ctx, 481);
+            return;
+        };
+        if !self.cseq_in_order(call, ctx) {
+            self.reply_in_dialog(now, from, req, ctx, 500, "Server Internal Error (CSeq Out of Order)");
+            return;
+        }
+        self.reply_in_dialog(now, from, req, ctx, 200, "OK");
+        let dtmf = match content_type(req).as_deref() {
+            Some("application/dtmf-relay") => parse_dtmf_relay(&req.body),
+            Some("application/dtmf") => parse_dtmf(&req.body),
+            _ => None,
+        };
+        if let Some((digit, duration_ms)) = dtmf {
+            self.emit(CallEvent::Dtmf {
+                call,
+                digit,
+                duration_ms,
+            });
+        }
+    }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what the Rust toolchain lacks for the test suite: SIPp (Debian package sip-tester, which
+# also ships /usr/share/sip-tester/dtmf_2833_*.pcap used by the tests) and SoX.
+# Idempotent: does nothing when both are already present.
+set -euo pipefail
+
+need=()
+if ! command -v sipp >/dev/null 2>&1 || [ ! -f /usr/share/sip-tester/dtmf_2833_pound.pcap ]; then
+  need+=(sip-tester)
+fi
+command -v sox >/dev/null 2>&1 || need+=(sox)
+
+if [ "${#need[@]}" -eq 0 ]; then
+  echo "setup.sh: sipp and sox already installed"
+  exit 0
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  sudo=(sudo)
+fi
+echo "setup.sh: installing ${need[*]}"
+"${sudo[@]}" apt-get update
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y --no-install-recommends "${need[@]}"
