@@ -31,7 +31,10 @@ impl AudioCache {
         let owned = path.clone();
         let samples = tokio::task::spawn_blocking(move || read_wav(&owned))
             .await
-            .map_err(|e| AudioError::Read { path: path.clone(), message: e.to_string() })??;
+            .map_err(|e| AudioError::Read {
+                path: path.clone(),
+                message: e.to_string(),
+            })??;
         let samples: Arc<[i16]> = samples.into();
         if let Ok(mut map) = self.entries.lock() {
             map.insert(path, samples.clone());
@@ -51,13 +54,21 @@ fn local_path(url: &str) -> Result<PathBuf, AudioError> {
     if url.starts_with('/') {
         return Ok(PathBuf::from(url));
     }
-    Err(AudioError::UnsupportedUrl { url: url.to_string() })
+    Err(AudioError::UnsupportedUrl {
+        url: url.to_string(),
+    })
 }
 
 /// Reads an 8 kHz mono WAV into linear PCM.
 pub fn read_wav(path: &Path) -> Result<Vec<i16>, AudioError> {
-    let bytes = std::fs::read(path).map_err(|e| AudioError::Read { path: path.to_path_buf(), message: e.to_string() })?;
-    let format_err = |found: String| AudioError::Format { path: path.to_path_buf(), found };
+    let bytes = std::fs::read(path).map_err(|e| AudioError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let format_err = |found: String| AudioError::Format {
+        path: path.to_path_buf(),
+        found,
+    };
     if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
         return Err(format_err("not a RIFF/WAVE file".into()));
     }
@@ -65,7 +76,12 @@ pub fn read_wav(path: &Path) -> Result<Vec<i16>, AudioError> {
     let mut pos = 12;
     while pos + 8 <= bytes.len() {
         let id = &bytes[pos..pos + 4];
-        let size = u32::from_le_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]) as usize;
+        let size = u32::from_le_bytes([
+            bytes[pos + 4],
+            bytes[pos + 5],
+            bytes[pos + 6],
+            bytes[pos + 7],
+        ]) as usize;
         let body_start = pos + 8;
         let body_end = body_start.saturating_add(size).min(bytes.len());
         let body = &bytes[body_start..body_end];
@@ -83,16 +99,23 @@ pub fn read_wav(path: &Path) -> Result<Vec<i16>, AudioError> {
                 return Err(format_err(format!("{channels} channel(s) at {rate} Hz")));
             }
             return match (tag, bits) {
-                (1, 16) | (0xFFFE, 16) => {
-                    Ok(body.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect())
-                }
+                (1, 16) | (0xFFFE, 16) => Ok(body
+                    .chunks_exact(2)
+                    .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                    .collect()),
                 (7, 8) | (6, 8) => {
-                    let codec = if tag == 7 { media_engine::Codec::Pcmu } else { media_engine::Codec::Pcma };
+                    let codec = if tag == 7 {
+                        media_engine::Codec::Pcmu
+                    } else {
+                        media_engine::Codec::Pcma
+                    };
                     let mut out = vec![0i16; body.len()];
                     media_engine::g711::decode(codec, body, &mut out);
                     Ok(out)
                 }
-                _ => Err(format_err(format!("format tag {tag} with {bits} bits per sample"))),
+                _ => Err(format_err(format!(
+                    "format tag {tag} with {bits} bits per sample"
+                ))),
             };
         }
         pos = body_start.saturating_add(size + (size & 1));

@@ -41,7 +41,11 @@ pub struct Shared {
     pub active_calls: AtomicUsize,
 }
 
-pub fn spawn(shared: Arc<Shared>, incoming: IncomingCall, events: mpsc::UnboundedReceiver<CallEvent>) {
+pub fn spawn(
+    shared: Arc<Shared>,
+    incoming: IncomingCall,
+    events: mpsc::UnboundedReceiver<CallEvent>,
+) {
     let call_sid = new_sid("CA");
     let span = tracing::info_span!("call", sid = %call_sid);
     tokio::spawn(
@@ -125,7 +129,13 @@ fn media_addresses(config: &Config, remote: SocketAddr) -> (IpAddr, IpAddr) {
 
 /// The local address the kernel would use to reach `remote` (no packet is sent).
 fn route_to(remote: SocketAddr) -> Option<IpAddr> {
-    let any: SocketAddr = if remote.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().ok()?;
+    let any: SocketAddr = if remote.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .ok()?;
     let probe = std::net::UdpSocket::bind(any).ok()?;
     probe.connect(remote).ok()?;
     let ip = probe.local_addr().ok()?.ip();
@@ -133,7 +143,10 @@ fn route_to(remote: SocketAddr) -> Option<IpAddr> {
 }
 
 fn forwarded_from(incoming: &IncomingCall) -> Option<String> {
-    let value = incoming.headers.get("Diversion").or_else(|| incoming.headers.get("History-Info"))?;
+    let value = incoming
+        .headers
+        .get("Diversion")
+        .or_else(|| incoming.headers.get("History-Info"))?;
     let addr = sip_core::NameAddr::parse(value).ok()?;
     Some(party(addr.user(), &addr.uri))
 }
@@ -209,7 +222,9 @@ impl Call {
                         Ok(audio) => {
                             let _ = self.play(audio, loops).await;
                         }
-                        Err(e) => tracing::warn!(code = 11200, url = %url, error = %e, "<Play> skipped"),
+                        Err(e) => {
+                            tracing::warn!(code = 11200, url = %url, error = %e, "<Play> skipped")
+                        }
                     }
                 }
                 Step::Pause { secs } => {
@@ -230,7 +245,12 @@ impl Call {
                         None => break,
                     }
                 }
-                Step::Fetch { url, method, extra, discard_answer } => {
+                Step::Fetch {
+                    url,
+                    method,
+                    extra,
+                    discard_answer,
+                } => {
                     let mut params = self.standard_params();
                     params.extend(extra);
                     match self.fetch(&url, method, &params).await {
@@ -275,7 +295,9 @@ impl Call {
                     }
                 }
             }
-            None => self.parse(&app.twiml, "config:app.twiml").map(|doc| (doc, None)),
+            None => self
+                .parse(&app.twiml, "config:app.twiml")
+                .map(|doc| (doc, None)),
         }
     }
 
@@ -315,7 +337,9 @@ impl Call {
 
     pub(crate) fn answer(&mut self) {
         if !self.answered && !self.gone() {
-            self.shared.sip.send(SipCommand::Answer(self.key, self.advertised_rtp));
+            self.shared
+                .sip
+                .send(SipCommand::Answer(self.key, self.advertised_rtp));
             self.answered = true;
         }
     }
@@ -323,7 +347,11 @@ impl Call {
     /// Plays `audio` `loops` times; returns early if the call goes away.
     pub(crate) async fn play(&mut self, audio: Arc<[i16]>, loops: u32) -> Result<(), Interrupt> {
         let (done_tx, done_rx) = oneshot::channel();
-        self.media.send(MediaCommand::Play { audio, loops, done: done_tx });
+        self.media.send(MediaCommand::Play {
+            audio,
+            loops,
+            done: done_tx,
+        });
         match self.wait(done_rx).await {
             Some(_) => Ok(()),
             None => {
@@ -343,11 +371,19 @@ impl Call {
         self.wait_inner(fut, true).await
     }
 
-    async fn wait_inner<T>(&mut self, fut: impl Future<Output = T>, allow_hangup: bool) -> Option<T> {
+    async fn wait_inner<T>(
+        &mut self,
+        fut: impl Future<Output = T>,
+        allow_hangup: bool,
+    ) -> Option<T> {
         tokio::pin!(fut);
         let mut drain = tokio::time::interval(DRAIN_INTERVAL);
         loop {
-            let stop = if allow_hangup { *self.shutdown.borrow() } else { self.gone() };
+            let stop = if allow_hangup {
+                *self.shutdown.borrow()
+            } else {
+                self.gone()
+            };
             if stop {
                 return None;
             }
@@ -368,7 +404,9 @@ impl Call {
                 self.remote_ended = true;
             }
             None => self.remote_ended = true,
-            Some(CallEvent::Dtmf { digit, duration_ms, .. }) => {
+            Some(CallEvent::Dtmf {
+                digit, duration_ms, ..
+            }) => {
                 tracing::debug!(%digit, duration_ms, "DTMF by SIP INFO");
                 self.media.send(MediaCommand::InjectDtmf(digit));
             }
@@ -382,7 +420,10 @@ impl Call {
 
     pub(crate) fn on_notice(&mut self, notice: Option<MediaNotice>) {
         if let Some(MediaNotice::RtpTimeout) = notice {
-            tracing::warn!(timeout_s = self.shared.config.rtp_timeout.as_secs(), "no RTP from the caller; treating as hangup");
+            tracing::warn!(
+                timeout_s = self.shared.config.rtp_timeout.as_secs(),
+                "no RTP from the caller; treating as hangup"
+            );
             self.rtp_timed_out = true;
         }
     }
@@ -409,7 +450,10 @@ impl Call {
         }
         if !self.answered {
             // Nothing was ever answered: refuse rather than answer only to hang up.
-            self.shared.sip.send(SipCommand::Reject(self.key, if *self.shutdown.borrow() { 503 } else { 500 }));
+            self.shared.sip.send(SipCommand::Reject(
+                self.key,
+                if *self.shutdown.borrow() { 503 } else { 500 },
+            ));
             return;
         }
         self.shared.sip.send(SipCommand::Hangup(self.key));

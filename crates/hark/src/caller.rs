@@ -78,7 +78,11 @@ pub struct CallArgs {
 #[derive(Debug, Error)]
 pub enum CallerError {
     #[error("--{name} {value:?}: {reason}")]
-    BadArg { name: &'static str, value: String, reason: &'static str },
+    BadArg {
+        name: &'static str,
+        value: String,
+        reason: &'static str,
+    },
     #[error("target URI {uri:?}: {reason}")]
     BadUri { uri: String, reason: String },
     #[error("cannot read {}: {source}", path.display())]
@@ -159,20 +163,40 @@ fn seconds(name: &'static str, value: f64) -> Result<Duration, CallerError> {
 
 impl Plan {
     fn new(args: &CallArgs) -> Result<Plan, CallerError> {
-        let keys: Vec<char> = args.dtmf.as_deref().unwrap_or("").chars().map(|c| c.to_ascii_uppercase()).collect();
-        if keys.iter().any(|c| !matches!(c, '0'..='9' | '*' | '#' | 'A'..='D')) {
+        let keys: Vec<char> = args
+            .dtmf
+            .as_deref()
+            .unwrap_or("")
+            .chars()
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        if keys
+            .iter()
+            .any(|c| !matches!(c, '0'..='9' | '*' | '#' | 'A'..='D'))
+        {
             let value = args.dtmf.clone().unwrap_or_default();
-            return Err(CallerError::BadArg { name: "dtmf", value, reason: "keys must be 0-9, *, #, A-D" });
+            return Err(CallerError::BadArg {
+                name: "dtmf",
+                value,
+                reason: "keys must be 0-9, *, #, A-D",
+            });
         }
         let timeout = seconds("timeout", args.timeout)?;
         if timeout.is_zero() {
             let value = args.timeout.to_string();
-            return Err(CallerError::BadArg { name: "timeout", value, reason: "must be more than 0" });
+            return Err(CallerError::BadArg {
+                name: "timeout",
+                value,
+                reason: "must be more than 0",
+            });
         }
         Ok(Plan {
             keys,
             dtmf_at: args.dtmf_at.map(|s| seconds("dtmf-at", s)).transpose()?,
-            hangup_after: args.hangup_after.map(|s| seconds("hangup-after", s)).transpose()?,
+            hangup_after: args
+                .hangup_after
+                .map(|s| seconds("hangup-after", s))
+                .transpose()?,
             timeout,
         })
     }
@@ -180,11 +204,17 @@ impl Plan {
 
 /// Reads an 8 kHz mono WAV as linear PCM.
 pub async fn load_wav(path: &Path) -> Result<Vec<i16>, CallerError> {
-    let read_err = |source| CallerError::ReadWav { path: path.to_path_buf(), source };
+    let read_err = |source| CallerError::ReadWav {
+        path: path.to_path_buf(),
+        source,
+    };
     let len = tokio::fs::metadata(path).await.map_err(read_err)?.len();
     if len > MAX_WAV_BYTES {
         let reason = format!("{len} bytes is more than the {MAX_WAV_BYTES}-byte limit");
-        return Err(CallerError::BadWav { path: path.to_path_buf(), reason });
+        return Err(CallerError::BadWav {
+            path: path.to_path_buf(),
+            reason,
+        });
     }
     let bytes = tokio::fs::read(path).await.map_err(read_err)?;
     parse_wav(path, &bytes)
@@ -199,7 +229,10 @@ fn le32(b: &[u8], at: usize) -> Option<u32> {
 
 /// RIFF/WAVE by hand: hound cannot read G.711 (format tags 6 and 7).
 fn parse_wav(path: &Path, bytes: &[u8]) -> Result<Vec<i16>, CallerError> {
-    let bad = |reason: &str| CallerError::BadWav { path: path.to_path_buf(), reason: reason.to_string() };
+    let bad = |reason: &str| CallerError::BadWav {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
     if bytes.get(0..4) != Some(b"RIFF") || bytes.get(8..12) != Some(b"WAVE") {
         return Err(bad("no RIFF/WAVE header"));
     }
@@ -219,7 +252,8 @@ fn parse_wav(path: &Path, bytes: &[u8]) -> Result<Vec<i16>, CallerError> {
     }
     let fmt = fmt.ok_or_else(|| bad("no fmt chunk"))?;
     let data = data.ok_or_else(|| bad("no data chunk"))?;
-    let (Some(mut tag), Some(channels), Some(rate), Some(bits)) = (le16(fmt, 0), le16(fmt, 2), le32(fmt, 4), le16(fmt, 14))
+    let (Some(mut tag), Some(channels), Some(rate), Some(bits)) =
+        (le16(fmt, 0), le16(fmt, 2), le32(fmt, 4), le16(fmt, 14))
     else {
         return Err(bad("fmt chunk shorter than 16 bytes"));
     };
@@ -243,10 +277,16 @@ fn parse_wav(path: &Path, bytes: &[u8]) -> Result<Vec<i16>, CallerError> {
             t => format!("format tag {t:#06x}"),
         };
         let found = format!("{name} {bits}-bit, {rate} Hz, {channels} channel(s)");
-        return Err(CallerError::UnsupportedWav { path: path.to_path_buf(), found });
+        return Err(CallerError::UnsupportedWav {
+            path: path.to_path_buf(),
+            found,
+        });
     }
     Ok(match codec {
-        None => data.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect(),
+        None => data
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect(),
         Some(codec) => {
             let mut pcm = vec![0i16; data.len()];
             g711::decode(codec, data, &mut pcm);
@@ -257,7 +297,10 @@ fn parse_wav(path: &Path, bytes: &[u8]) -> Result<Vec<i16>, CallerError> {
 
 /// Host and port (default 5060) of a `sip:` URI.
 fn parse_target(uri: &str) -> Result<(String, u16), CallerError> {
-    let bad = |reason: &str| CallerError::BadUri { uri: uri.to_string(), reason: reason.to_string() };
+    let bad = |reason: &str| CallerError::BadUri {
+        uri: uri.to_string(),
+        reason: reason.to_string(),
+    };
     let scheme = uri.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
     if scheme.as_deref() != Some("sip") {
         return Err(bad("only sip: URIs are supported (UDP)"));
@@ -266,16 +309,27 @@ fn parse_target(uri: &str) -> Result<(String, u16), CallerError> {
     Ok((host.to_string(), port.unwrap_or(5060)))
 }
 
-async fn resolve(uri: &str, host: &str, port: u16, bind: IpAddr) -> Result<SocketAddr, CallerError> {
+async fn resolve(
+    uri: &str,
+    host: &str,
+    port: u16,
+    bind: IpAddr,
+) -> Result<SocketAddr, CallerError> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
-        .map_err(|e| CallerError::BadUri { uri: uri.to_string(), reason: format!("cannot resolve {host}: {e}") })?
+        .map_err(|e| CallerError::BadUri {
+            uri: uri.to_string(),
+            reason: format!("cannot resolve {host}: {e}"),
+        })?
         .collect();
     let same_family = addrs.iter().find(|a| a.is_ipv4() == bind.is_ipv4());
-    same_family.or(addrs.first()).copied().ok_or_else(|| CallerError::BadUri {
-        uri: uri.to_string(),
-        reason: format!("{host} has no address"),
-    })
+    same_family
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| CallerError::BadUri {
+            uri: uri.to_string(),
+            reason: format!("{host} has no address"),
+        })
 }
 
 /// Outbound RTP: the file, then silence, with DTMF events in place of audio.
@@ -294,9 +348,15 @@ struct MediaOut {
 
 /// What one tick produced.
 enum Tick<'a> {
-    Rtp { packet: &'a [u8], key_started: bool },
+    Rtp {
+        packet: &'a [u8],
+        key_started: bool,
+    },
     /// Audio plus a key to send by SIP INFO.
-    RtpAndInfo { packet: &'a [u8], key: char },
+    RtpAndInfo {
+        packet: &'a [u8],
+        key: char,
+    },
 }
 
 impl MediaOut {
@@ -310,30 +370,52 @@ impl MediaOut {
         self.tick += 1;
         let rel = n.checked_sub(self.dtmf_tick);
         if let (Some(rel), Some(pt), false) = (rel, self.event_pt, self.info) {
-            let key = usize::try_from(rel / KEY_TICKS).ok().and_then(|i| keys.get(i));
+            let key = usize::try_from(rel / KEY_TICKS)
+                .ok()
+                .and_then(|i| keys.get(i));
             let phase = rel % KEY_TICKS;
             if let (Some(&key), true) = (key, phase < EVENT_TICKS) {
                 let end = phase >= TONE_TICKS;
                 let duration = (160 * (phase + 1).min(TONE_TICKS)) as u16;
-                let len = self.sender.event_packet(pt, key, phase == 0, end, duration, &mut self.ev);
+                let len =
+                    self.sender
+                        .event_packet(pt, key, phase == 0, end, duration, &mut self.ev);
                 if phase == EVENT_TICKS - 1 {
-                    self.sender.skip((EVENT_TICKS as u32) * FRAME_SAMPLES as u32);
+                    self.sender
+                        .skip((EVENT_TICKS as u32) * FRAME_SAMPLES as u32);
                 }
-                return Tick::Rtp { packet: self.ev.get(..len).unwrap_or_default(), key_started: phase == 0 };
+                return Tick::Rtp {
+                    packet: self.ev.get(..len).unwrap_or_default(),
+                    key_started: phase == 0,
+                };
             }
         }
-        let pos = usize::try_from(n).unwrap_or(usize::MAX).saturating_mul(FRAME_SAMPLES);
-        let frame = audio.get(pos..).map(|a| a.get(..FRAME_SAMPLES).unwrap_or(a)).unwrap_or_default();
+        let pos = usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(FRAME_SAMPLES);
+        let frame = audio
+            .get(pos..)
+            .map(|a| a.get(..FRAME_SAMPLES).unwrap_or(a))
+            .unwrap_or_default();
         let len = self.sender.packetize(frame, &mut self.pkt);
         let packet = self.pkt.get(..len).unwrap_or_default();
         match rel {
             Some(rel) if self.info && rel % INFO_TICKS == 0 => {
-                match usize::try_from(rel / INFO_TICKS).ok().and_then(|i| keys.get(i)) {
+                match usize::try_from(rel / INFO_TICKS)
+                    .ok()
+                    .and_then(|i| keys.get(i))
+                {
                     Some(&key) => Tick::RtpAndInfo { packet, key },
-                    None => Tick::Rtp { packet, key_started: false },
+                    None => Tick::Rtp {
+                        packet,
+                        key_started: false,
+                    },
                 }
             }
-            _ => Tick::Rtp { packet, key_started: false },
+            _ => Tick::Rtp {
+                packet,
+                key_started: false,
+            },
         }
     }
 }
@@ -353,12 +435,13 @@ impl Received {
     fn on_datagram(&mut self, datagram: &[u8]) {
         let Ok(p) = rtp::parse(datagram) else { return };
         self.packets += 1;
-        let Some((codec, pt)) = self.codec.filter(|(_, pt)| *pt == p.payload_type) else { return };
+        let Some((codec, _)) = self.codec.filter(|(_, pt)| *pt == p.payload_type) else {
+            return;
+        };
         if !self.keep || p.payload.is_empty() {
             return;
         }
-        let _ = pt;
-        let (ssrc, first_ts, offset) = match self.base {
+        let (_, first_ts, offset) = match self.base {
             Some(b) if b.0 == p.ssrc => b,
             // A new source continues at the end of what we have.
             _ => *self.base.insert((p.ssrc, p.timestamp, self.samples.len())),
@@ -413,9 +496,16 @@ pub async fn run(args: CallArgs) -> Result<CallReport, CallerError> {
     let (host, port) = parse_target(&args.uri)?;
     let remote = tokio::time::timeout_at(limit, resolve(&args.uri, &host, port, args.bind))
         .await
-        .map_err(|_| CallerError::Timeout { secs, stage: "resolving the target" })??;
-    let sip = UdpSocket::bind((args.bind, 0)).await.map_err(io_err(format!("binding SIP socket on {}", args.bind)))?;
-    let rtp = UdpSocket::bind((args.bind, 0)).await.map_err(io_err(format!("binding RTP socket on {}", args.bind)))?;
+        .map_err(|_| CallerError::Timeout {
+            secs,
+            stage: "resolving the target",
+        })??;
+    let sip = UdpSocket::bind((args.bind, 0))
+        .await
+        .map_err(io_err(format!("binding SIP socket on {}", args.bind)))?;
+    let rtp = UdpSocket::bind((args.bind, 0))
+        .await
+        .map_err(io_err(format!("binding RTP socket on {}", args.bind)))?;
     let local_sip = sip.local_addr().map_err(io_err("SIP socket address"))?;
     let local_rtp = rtp.local_addr().map_err(io_err("RTP socket address"))?;
 
@@ -431,7 +521,13 @@ pub async fn run(args: CallArgs) -> Result<CallReport, CallerError> {
         keep: args.save_received.is_some(),
         samples: Vec::new(),
         base: None,
-        max_samples: usize::try_from(plan.timeout.as_secs().saturating_add(1).saturating_mul(8000)).unwrap_or(usize::MAX),
+        max_samples: usize::try_from(
+            plan.timeout
+                .as_secs()
+                .saturating_add(1)
+                .saturating_mul(8000),
+        )
+        .unwrap_or(usize::MAX),
         packets: 0,
     };
     let mut media: Option<MediaOut> = None;
@@ -441,15 +537,20 @@ pub async fn run(args: CallArgs) -> Result<CallReport, CallerError> {
     let mut sip_buf = vec![0u8; 65_536];
     let mut rtp_buf = vec![0u8; 2048];
 
-    let result: Result<EndedBy, CallerError> = 'call: loop {
+    let result: Result<EndedBy, CallerError> = loop {
+        // Drain everything (an ACK may follow the event that ends the call) before stopping.
+        let mut outcome = None;
         while let Some(out) = uac.poll_output() {
             match out {
                 UacOutput::Transmit { to, bytes } => {
                     if let Err(e) = sip.send_to(&bytes, to).await {
-                        break 'call Err(io_err(format!("sending SIP to {to}"))(e));
+                        outcome.get_or_insert(Err(io_err(format!("sending SIP to {to}"))(e)));
                     }
                 }
-                UacOutput::Event(UacEvent::Answered { status: s, media: neg }) => {
+                UacOutput::Event(UacEvent::Answered {
+                    status: s,
+                    media: neg,
+                }) => {
                     let now = Instant::now();
                     status = s;
                     answered_at = Some(now);
@@ -462,19 +563,24 @@ pub async fn run(args: CallArgs) -> Result<CallReport, CallerError> {
                     status = s;
                     unusable = Some(error);
                 }
-                UacOutput::Event(UacEvent::Failed { status, reason }) => break 'call Err(CallerError::Rejected { status, reason }),
+                UacOutput::Event(UacEvent::Failed { status, reason }) => {
+                    outcome.get_or_insert(Err(CallerError::Rejected { status, reason }));
+                }
                 UacOutput::Event(UacEvent::Ended { reason }) => {
-                    break 'call match (unusable.take(), reason) {
+                    outcome.get_or_insert(match (unusable.take(), reason) {
                         (Some(e), _) => Err(CallerError::BadAnswer(e)),
                         (None, UacEndReason::LocalBye) => Ok(EndedBy::Local),
                         (None, UacEndReason::RemoteBye) => Ok(EndedBy::Remote),
-                    };
+                    });
                 }
                 UacOutput::Event(UacEvent::InfoAnswered { digit, status }) if status >= 300 => {
                     tracing::warn!(%digit, status, "INFO DTMF refused");
                 }
                 UacOutput::Event(e) => tracing::debug!(event = ?e, "sip"),
             }
+        }
+        if let Some(outcome) = outcome {
+            break outcome;
         }
         let sip_timer = uac.poll_timeout().map(Instant::from_std);
         let tick_at = media.as_ref().map(MediaOut::due);
@@ -497,7 +603,11 @@ pub async fn run(args: CallArgs) -> Result<CallReport, CallerError> {
                         let _ = sip.send_to(&bytes, to).await;
                     }
                 }
-                let stage = if answered_at.is_some() { "during the call" } else { "before the call was answered" };
+                let stage = if answered_at.is_some() {
+                    "during the call"
+                } else {
+                    "before the call was answered"
+                };
                 break Err(CallerError::Timeout { secs, stage });
             }
             Wake::Sip(r) => match r {
@@ -514,7 +624,10 @@ pub async fn run(args: CallArgs) -> Result<CallReport, CallerError> {
                 let Some(m) = media.as_mut() else { continue };
                 let remote = m.remote;
                 let (packet, key_started, info) = match m.next(&audio, &plan.keys) {
-                    Tick::Rtp { packet, key_started } => (packet, key_started, None),
+                    Tick::Rtp {
+                        packet,
+                        key_started,
+                    } => (packet, key_started, None),
                     Tick::RtpAndInfo { packet, key } => (packet, false, Some(key)),
                 };
                 match rtp.send_to(packet, remote).await {
@@ -537,10 +650,12 @@ pub async fn run(args: CallArgs) -> Result<CallReport, CallerError> {
 
     if let Some(path) = args.save_received.clone() {
         let samples = std::mem::take(&mut received.samples);
-        let saved = tokio::task::spawn_blocking(move || write_wav(&path, &samples).map_err(|source| CallerError::SaveReceived { path, source }))
-            .await
-            .map_err(|e| io_err("writing --save-received")(io::Error::other(e)))
-            .and_then(|r| r);
+        let saved = tokio::task::spawn_blocking(move || {
+            write_wav(&path, &samples).map_err(|source| CallerError::SaveReceived { path, source })
+        })
+        .await
+        .map_err(|e| io_err("writing --save-received")(io::Error::other(e)))
+        .and_then(|r| r);
         if let (Err(e), Ok(_)) = (saved, &result) {
             return Err(e);
         }
@@ -556,7 +671,14 @@ pub async fn run(args: CallArgs) -> Result<CallReport, CallerError> {
     })
 }
 
-fn start_media(neg: &Negotiated, plan: &Plan, args: &CallArgs, audio_len: usize, now: Instant, seed: u64) -> MediaOut {
+fn start_media(
+    neg: &Negotiated,
+    plan: &Plan,
+    args: &CallArgs,
+    audio_len: usize,
+    now: Instant,
+    seed: u64,
+) -> MediaOut {
     let mut info = args.dtmf_mode == DtmfMode::Info;
     if !info && neg.telephone_event_pt.is_none() && !plan.keys.is_empty() {
         tracing::warn!("the answer has no telephone-event; sending DTMF by SIP INFO instead");
@@ -582,10 +704,623 @@ fn start_media(neg: &Negotiated, plan: &Plan, args: &CallArgs, audio_len: usize,
 }
 
 fn write_wav(path: &Path, samples: &[i16]) -> Result<(), hound::Error> {
-    let spec = hound::WavSpec { channels: 1, sample_rate: SAMPLE_RATE, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: SAMPLE_RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::create(path, spec)?;
     for &s in samples {
         w.write_sample(s)?;
     }
     w.finalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use sip_core::message::{parse_message, reason_phrase, Message, Method, Request};
+    use tokio::task::JoinHandle;
+
+    fn tmp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hark-caller-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(name)
+    }
+
+    fn sine(freq: f64, samples: usize) -> Vec<i16> {
+        (0..samples)
+            .map(|i| ((i as f64 * freq * std::f64::consts::TAU / 8000.0).sin() * 8000.0) as i16)
+            .collect()
+    }
+
+    /// The fixture: 1 s of 440 Hz, 8 kHz mono 16-bit.
+    fn sine_wav(name: &str) -> (PathBuf, Vec<i16>) {
+        let path = tmp(name);
+        let pcm = sine(440.0, 8000);
+        write_wav(&path, &pcm).unwrap();
+        (path, pcm)
+    }
+
+    fn args(uri: String, play: PathBuf) -> CallArgs {
+        CallArgs {
+            uri,
+            play,
+            dtmf: None,
+            dtmf_at: None,
+            dtmf_mode: DtmfMode::Rfc2833,
+            hangup_after: None,
+            bind: "127.0.0.1".parse().unwrap(),
+            save_received: None,
+            timeout: 20.0,
+        }
+    }
+
+    #[derive(Debug)]
+    struct Pkt {
+        pt: u8,
+        marker: bool,
+        seq: u16,
+        ts: u32,
+        ssrc: u32,
+        payload: Vec<u8>,
+    }
+
+    #[derive(Debug, Default)]
+    struct UasLog {
+        rtp: Vec<Pkt>,
+        infos: Vec<String>,
+        acked: bool,
+        bye_from_caller: bool,
+        our_bye_answer: Option<u16>,
+    }
+
+    struct Uas {
+        answer_pt: u8,
+        reject: Option<u16>,
+        /// Send BYE 200 ms after this many keys (RFC 4733 end packets or INFOs).
+        bye_after_keys: Option<usize>,
+        /// Send 1 s of 1 kHz tone with a 200 ms hole after the ACK.
+        echo: bool,
+    }
+
+    fn reply(req: &Request, status: u16, extra: &str, body: &str) -> Vec<u8> {
+        let h = &req.headers;
+        let mut to = h.get("To").unwrap().to_string();
+        if !to.contains("tag=") {
+            to.push_str(";tag=uas1");
+        }
+        format!(
+            "SIP/2.0 {status} {}\r\nVia: {}\r\nFrom: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            reason_phrase(status),
+            h.get_all("Via").join(", "),
+            h.get("From").unwrap(),
+            h.get("Call-ID").unwrap(),
+            h.get("CSeq").unwrap(),
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    /// The tone the fake UAS sends: packets 0..25 and 35..60 of a 1 kHz sine (a 200 ms hole).
+    fn echo_packets(codec: Codec, pt: u8) -> Vec<Vec<u8>> {
+        let tone = sine(1000.0, 60 * 160);
+        let mut sender = RtpSender::new(codec, pt, 0xABCD, 100, 1000);
+        let mut out = Vec::new();
+        for i in 0..60 {
+            let mut buf = [0u8; PACKET_BYTES];
+            let len = sender.packetize(&tone[i * 160..(i + 1) * 160], &mut buf);
+            if !(25..35).contains(&i) {
+                out.push(buf[..len].to_vec());
+            }
+        }
+        out
+    }
+
+    async fn fake_uas(uas: Uas) -> (SocketAddr, JoinHandle<UasLog>) {
+        let sip = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let sip_addr = sip.local_addr().unwrap();
+        let rtp_port = rtp.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut log = UasLog::default();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let (mut invite, mut caller_sip, mut caller_rtp) = (None::<Request>, None, None);
+            let mut keys_ended = std::collections::BTreeSet::new();
+            let (mut bye_at, mut stop_at) = (None, None);
+            let mut buf = vec![0u8; 65_536];
+            let mut rbuf = [0u8; 2048];
+            loop {
+                tokio::select! {
+                    _ = sleep_until(deadline) => panic!("fake UAS timed out: {log:?}"),
+                    _ = at(stop_at) => return log,
+                    _ = at(bye_at) => {
+                        bye_at = None;
+                        let inv: &Request = invite.as_ref().unwrap();
+                        let contact = inv.headers.get("Contact").unwrap().trim_matches(['<', '>']);
+                        let bye = format!(
+                            "BYE {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {sip_addr};branch=z9hG4bKuasbye\r\n\
+                             From: {};tag=uas1\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\nMax-Forwards: 70\r\n\
+                             Content-Length: 0\r\n\r\n",
+                            inv.headers.get("To").unwrap(), inv.headers.get("From").unwrap(), inv.headers.get("Call-ID").unwrap());
+                        sip.send_to(bye.as_bytes(), caller_sip.unwrap()).await.unwrap();
+                    }
+                    r = sip.recv_from(&mut buf) => {
+                        let (n, from) = r.unwrap();
+                        match parse_message(&buf[..n]).unwrap() {
+                            Message::Response(resp) => {
+                                log.our_bye_answer = Some(resp.status);
+                                // Let RTP already in flight arrive.
+                                stop_at = Some(Instant::now() + Duration::from_millis(150));
+                            }
+                            Message::Request(req) => match req.method {
+                                Method::Invite => {
+                                    let offer = sdp::parse_offer(&req.body).unwrap();
+                                    caller_rtp = Some(SocketAddr::new(offer.connection, offer.port));
+                                    caller_sip = Some(from);
+                                    sip.send_to(&reply(&req, 100, "", ""), from).await.unwrap();
+                                    if let Some(status) = uas.reject {
+                                        sip.send_to(&reply(&req, status, "", ""), from).await.unwrap();
+                                    } else {
+                                        let name = if uas.answer_pt == 0 { "PCMU" } else { "PCMA" };
+                                        let body = format!(
+                                            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                                             m=audio {rtp_port} RTP/AVP {} 101\r\na=rtpmap:{} {name}/8000\r\n\
+                                             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n",
+                                            uas.answer_pt, uas.answer_pt);
+                                        let extra = format!("Contact: <sip:uas@{sip_addr}>\r\nContent-Type: application/sdp\r\n");
+                                        sip.send_to(&reply(&req, 200, &extra, &body), from).await.unwrap();
+                                    }
+                                    invite = Some(req);
+                                }
+                                Method::Ack => {
+                                    log.acked = true;
+                                    if uas.reject.is_some() {
+                                        return log;
+                                    }
+                                    if uas.echo {
+                                        let codec = if uas.answer_pt == 0 { Codec::Pcmu } else { Codec::Pcma };
+                                        for p in echo_packets(codec, uas.answer_pt) {
+                                            rtp.send_to(&p, caller_rtp.unwrap()).await.unwrap();
+                                        }
+                                    }
+                                }
+                                Method::Info => {
+                                    log.infos.push(String::from_utf8(req.body.clone()).unwrap());
+                                    sip.send_to(&reply(&req, 200, "", ""), from).await.unwrap();
+                                    if uas.bye_after_keys == Some(log.infos.len()) {
+                                        bye_at = Some(Instant::now() + Duration::from_millis(200));
+                                    }
+                                }
+                                Method::Bye => {
+                                    log.bye_from_caller = true;
+                                    sip.send_to(&reply(&req, 200, "", ""), from).await.unwrap();
+                                    stop_at = Some(Instant::now() + Duration::from_millis(150));
+                                }
+                                m => panic!("fake UAS got unexpected {m}"),
+                            },
+                        }
+                    }
+                    r = rtp.recv_from(&mut rbuf) => {
+                        let (n, _) = r.unwrap();
+                        let p = rtp::parse(&rbuf[..n]).unwrap();
+                        if p.payload_type == 101 && p.payload[1] & 0x80 != 0 {
+                            keys_ended.insert(p.timestamp);
+                            if uas.bye_after_keys == Some(keys_ended.len()) && bye_at.is_none() && log.our_bye_answer.is_none() {
+                                bye_at = Some(Instant::now() + Duration::from_millis(200));
+                            }
+                        }
+                        log.rtp.push(Pkt { pt: p.payload_type, marker: p.marker, seq: p.sequence, ts: p.timestamp, ssrc: p.ssrc, payload: p.payload.to_vec() });
+                    }
+                }
+            }
+        });
+        (sip_addr, task)
+    }
+
+    /// Sequence +1 per packet and one SSRC across audio and events.
+    fn assert_one_stream(rtp: &[Pkt]) {
+        for w in rtp.windows(2) {
+            assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "sequence gap at {w:?}");
+            assert_eq!(w[1].ssrc, w[0].ssrc);
+        }
+    }
+
+    #[tokio::test]
+    async fn call_streams_the_file_sends_rfc4733_keys_and_ends_on_remote_bye() {
+        let (uas_sip, uas) = fake_uas(Uas {
+            answer_pt: 0,
+            reject: None,
+            bye_after_keys: Some(2),
+            echo: true,
+        })
+        .await;
+        let (wav, pcm) = sine_wav("rfc2833.wav");
+        let saved = tmp("rfc2833-received.wav");
+        let mut a = args(format!("sip:record@{uas_sip}"), wav);
+        a.dtmf = Some("1#".into());
+        a.save_received = Some(saved.clone());
+        let report = run(a).await.unwrap();
+        let log = uas.await.unwrap();
+
+        assert!(log.acked);
+        assert_eq!(
+            (report.status, report.ended_by, report.dtmf_sent),
+            (200, EndedBy::Remote, 2)
+        );
+        assert_eq!(report.packets_sent, log.rtp.len() as u64);
+        assert_eq!(report.packets_received, 50);
+        let rtp = &log.rtp;
+        assert_one_stream(rtp);
+        // Layout: 50 file packets, '1' (11 events), 5 silence, '#' (11 events), silence.
+        let kinds: Vec<u8> = rtp.iter().map(|p| p.pt).collect();
+        assert_eq!(
+            kinds[..77],
+            [[0u8; 50].as_slice(), &[101; 11], &[0; 5], &[101; 11]].concat()
+        );
+        assert!(
+            kinds[77..].len() >= 5 && kinds[77..].iter().all(|&pt| pt == 0),
+            "{kinds:?}"
+        );
+        let markers: Vec<usize> = rtp
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.marker)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(markers, vec![0, 50, 61, 66, 77]);
+        // The file is sent as-is, then silence.
+        let mut first = [0u8; 160];
+        g711::encode(Codec::Pcmu, &pcm[..160], &mut first);
+        assert_eq!(rtp[0].payload, first);
+        assert!(rtp[50..]
+            .iter()
+            .filter(|p| p.pt == 0)
+            .all(|p| p.payload == [0xFF; 160]));
+        // Audio clock: +160 per packet, and it keeps running through each 11-packet event.
+        let t0 = rtp[0].ts;
+        for (i, p) in rtp.iter().enumerate() {
+            let expect = match i {
+                0..=49 => i as u32 * 160,
+                50..=60 => 50 * 160,
+                66..=76 => (50 + 16) * 160,
+                _ => i as u32 * 160,
+            };
+            assert_eq!(p.ts.wrapping_sub(t0), expect, "timestamp of packet {i}");
+        }
+        for (start, code) in [(50, 1u8), (66, 11)] {
+            let events: Vec<&[u8]> = rtp[start..start + 11]
+                .iter()
+                .map(|p| p.payload.as_slice())
+                .collect();
+            for (k, ev) in events.iter().enumerate() {
+                let end = k >= 8;
+                let duration = 160 * (k as u16 + 1).min(8);
+                let d = duration.to_be_bytes();
+                assert_eq!(
+                    *ev,
+                    [code, if end { 0x80 | 10 } else { 10 }, d[0], d[1]],
+                    "event packet {k}"
+                );
+            }
+        }
+
+        let reader = hound::WavReader::open(&saved).unwrap();
+        assert_eq!(
+            (
+                reader.spec().sample_rate,
+                reader.spec().channels,
+                reader.spec().bits_per_sample
+            ),
+            (8000, 1, 16)
+        );
+        let got: Vec<i16> = reader.into_samples::<i16>().map(Result::unwrap).collect();
+        assert_eq!(got.len(), 60 * 160, "timeline spans the hole");
+        assert!(
+            got[4000..5600].iter().all(|&s| s == 0),
+            "the 200 ms hole is silence"
+        );
+        assert!(
+            got[..4000]
+                .iter()
+                .chain(&got[5600..])
+                .map(|s| s.unsigned_abs())
+                .max()
+                > Some(7000)
+        );
+    }
+
+    #[tokio::test]
+    async fn info_mode_sends_dtmf_relay_and_local_hangup_ends_the_call() {
+        let (uas_sip, uas) = fake_uas(Uas {
+            answer_pt: 8,
+            reject: None,
+            bye_after_keys: None,
+            echo: false,
+        })
+        .await;
+        let (wav, _) = sine_wav("info.wav");
+        let mut a = args(format!("sip:record@{uas_sip}"), wav);
+        a.dtmf = Some("5".into());
+        a.dtmf_mode = DtmfMode::Info;
+        a.dtmf_at = Some(0.2);
+        a.hangup_after = Some(1.0);
+        let report = run(a).await.unwrap();
+        let log = uas.await.unwrap();
+
+        assert_eq!(log.infos, vec!["Signal=5\r\nDuration=160\r\n".to_string()]);
+        assert!(log.bye_from_caller);
+        assert_eq!(
+            (report.status, report.ended_by, report.dtmf_sent),
+            (200, EndedBy::Local, 1)
+        );
+        assert_eq!(report.packets_sent, log.rtp.len() as u64);
+        assert!(
+            (45..=50).contains(&log.rtp.len()),
+            "1 s of 20 ms packets, got {}",
+            log.rtp.len()
+        );
+        assert_one_stream(&log.rtp);
+        assert!(log.rtp.iter().all(|p| p.pt == 8 && p.payload.len() == 160));
+        assert!(log.rtp[0].marker && log.rtp[1..].iter().all(|p| !p.marker));
+        for w in log.rtp.windows(2) {
+            assert_eq!(w[1].ts.wrapping_sub(w[0].ts), 160);
+        }
+    }
+
+    #[tokio::test]
+    async fn rejected_call_is_acked_and_returns_the_status() {
+        let (uas_sip, uas) = fake_uas(Uas {
+            answer_pt: 0,
+            reject: Some(486),
+            bye_after_keys: None,
+            echo: false,
+        })
+        .await;
+        let (wav, _) = sine_wav("reject.wav");
+        let err = run(args(format!("sip:record@{uas_sip}"), wav))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, CallerError::Rejected { status: 486, .. }),
+            "{err}"
+        );
+        assert!(uas.await.unwrap().acked);
+    }
+
+    #[tokio::test]
+    async fn silent_server_hits_the_timeout() {
+        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (wav, _) = sine_wav("timeout.wav");
+        let mut a = args(format!("sip:record@{}", silent.local_addr().unwrap()), wav);
+        a.timeout = 0.3;
+        let started = std::time::Instant::now();
+        let err = run(a).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CallerError::Timeout {
+                    stage: "before the call was answered",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    fn wav_bytes(tag: u16, channels: u16, rate: u32, bits: u16, data: &[u8]) -> Vec<u8> {
+        let mut fmt = Vec::new();
+        fmt.extend_from_slice(&tag.to_le_bytes());
+        fmt.extend_from_slice(&channels.to_le_bytes());
+        fmt.extend_from_slice(&rate.to_le_bytes());
+        fmt.extend_from_slice(&(rate * u32::from(bits / 8) * u32::from(channels)).to_le_bytes());
+        fmt.extend_from_slice(&(bits / 8 * channels).to_le_bytes());
+        fmt.extend_from_slice(&bits.to_le_bytes());
+        let mut out = b"RIFF\0\0\0\0WAVE".to_vec();
+        // An odd-sized unknown chunk first: its pad byte must be skipped.
+        out.extend_from_slice(b"LIST\x03\0\0\0abc\0");
+        out.extend_from_slice(b"fmt ");
+        out.extend_from_slice(&(fmt.len() as u32).to_le_bytes());
+        out.extend_from_slice(&fmt);
+        out.extend_from_slice(b"data");
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[test]
+    fn g711_wavs_decode_to_linear_pcm() {
+        let p = Path::new("x.wav");
+        let ulaw = parse_wav(p, &wav_bytes(7, 1, 8000, 8, &[0xFF, 0x80, 0x00])).unwrap();
+        assert_eq!(ulaw, vec![0, 32124, -32124]);
+        let alaw = parse_wav(p, &wav_bytes(6, 1, 8000, 8, &[0xD5, 0xAA])).unwrap();
+        assert_eq!(alaw, vec![8, 32256]);
+        let pcm = parse_wav(
+            p,
+            &wav_bytes(1, 1, 8000, 16, &[0x01, 0x00, 0xFF, 0xFF, 0x7F]),
+        )
+        .unwrap();
+        assert_eq!(pcm, vec![1, -1], "a trailing odd byte is not a sample");
+    }
+
+    #[test]
+    fn unsupported_wav_formats_are_named_in_the_error() {
+        let p = Path::new("in.wav");
+        for (bytes, found) in [
+            (
+                wav_bytes(1, 2, 8000, 16, &[0; 8]),
+                "PCM 16-bit, 8000 Hz, 2 channel(s)",
+            ),
+            (
+                wav_bytes(1, 1, 44100, 16, &[0; 8]),
+                "PCM 16-bit, 44100 Hz, 1 channel(s)",
+            ),
+            (
+                wav_bytes(1, 1, 8000, 8, &[0; 8]),
+                "PCM 8-bit, 8000 Hz, 1 channel(s)",
+            ),
+            (
+                wav_bytes(3, 1, 8000, 32, &[0; 8]),
+                "IEEE float 32-bit, 8000 Hz, 1 channel(s)",
+            ),
+            (
+                wav_bytes(0x55, 1, 8000, 0, &[0; 8]),
+                "format tag 0x0055 0-bit, 8000 Hz, 1 channel(s)",
+            ),
+        ] {
+            match parse_wav(p, &bytes) {
+                Err(e @ CallerError::UnsupportedWav { .. }) => {
+                    let msg = e.to_string();
+                    assert!(msg.starts_with(&format!("in.wav is {found};")), "{msg}");
+                }
+                other => panic!("{found}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn broken_wavs_are_errors_not_panics() {
+        let p = Path::new("b.wav");
+        let good = wav_bytes(1, 1, 8000, 16, &[0; 4]);
+        for cut in [0, 4, 11, 20, 30, 40] {
+            assert!(
+                matches!(parse_wav(p, &good[..cut]), Err(CallerError::BadWav { .. })),
+                "cut at {cut}"
+            );
+        }
+        assert!(parse_wav(p, b"RIFX\0\0\0\0WAVE").is_err());
+    }
+
+    #[test]
+    fn target_uri_needs_sip_scheme_and_defaults_to_port_5060() {
+        assert_eq!(
+            parse_target("sip:record@127.0.0.1").unwrap(),
+            ("127.0.0.1".into(), 5060)
+        );
+        assert_eq!(
+            parse_target("sip:r@[::1]:5070;transport=udp").unwrap(),
+            ("::1".into(), 5070)
+        );
+        assert_eq!(
+            parse_target("SIP:host.example:5080").unwrap(),
+            ("host.example".into(), 5080)
+        );
+        for bad in ["sips:r@h", "tel:+1555", "record@h", "sip:", "sip:r@h:99999"] {
+            assert!(
+                matches!(parse_target(bad), Err(CallerError::BadUri { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        call: CallArgs,
+    }
+
+    #[test]
+    fn cli_defaults_and_dtmf_mode_values() {
+        let c = Cli::try_parse_from(["call", "sip:r@127.0.0.1", "--play", "a.wav"])
+            .unwrap()
+            .call;
+        assert_eq!(
+            (c.dtmf_mode, c.timeout, c.bind),
+            (
+                DtmfMode::Rfc2833,
+                300.0,
+                "127.0.0.1".parse::<IpAddr>().unwrap()
+            )
+        );
+        assert!(c.dtmf.is_none() && c.hangup_after.is_none() && c.save_received.is_none());
+        let c = Cli::try_parse_from([
+            "call",
+            "sip:r@h",
+            "--play",
+            "a.wav",
+            "--dtmf",
+            "12#",
+            "--dtmf-at",
+            "1.5",
+            "--dtmf-mode",
+            "info",
+        ])
+        .unwrap()
+        .call;
+        assert_eq!(
+            (c.dtmf.as_deref(), c.dtmf_at, c.dtmf_mode),
+            (Some("12#"), Some(1.5), DtmfMode::Info)
+        );
+        assert!(
+            Cli::try_parse_from(["call", "sip:r@h"]).is_err(),
+            "--play is required"
+        );
+        assert!(
+            Cli::try_parse_from(["call", "sip:r@h", "--play", "a", "--dtmf-at", "1"]).is_err(),
+            "--dtmf-at needs --dtmf"
+        );
+    }
+
+    #[test]
+    fn bad_keys_and_negative_times_are_rejected_by_name() {
+        let mut a = args("sip:r@h".into(), "a.wav".into());
+        a.dtmf = Some("1x".into());
+        assert!(matches!(
+            Plan::new(&a),
+            Err(CallerError::BadArg { name: "dtmf", .. })
+        ));
+        a.dtmf = Some("abc*#".into());
+        assert_eq!(Plan::new(&a).unwrap().keys, vec!['A', 'B', 'C', '*', '#']);
+        a.hangup_after = Some(-1.0);
+        assert!(matches!(
+            Plan::new(&a),
+            Err(CallerError::BadArg {
+                name: "hangup-after",
+                ..
+            })
+        ));
+        a.hangup_after = None;
+        a.timeout = f64::NAN;
+        assert!(matches!(
+            Plan::new(&a),
+            Err(CallerError::BadArg {
+                name: "timeout",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn received_audio_drops_packets_older_than_the_stream_and_rebases_a_new_ssrc() {
+        let mut r = Received {
+            codec: Some((Codec::Pcmu, 0)),
+            keep: true,
+            samples: Vec::new(),
+            base: None,
+            max_samples: 1000,
+            packets: 0,
+        };
+        let pkt = |ssrc: u32, ts: u32| {
+            let mut s = RtpSender::new(Codec::Pcmu, 0, ssrc, 0, ts);
+            let mut b = [0u8; PACKET_BYTES];
+            s.packetize(&[1000; 160], &mut b);
+            b
+        };
+        r.on_datagram(&pkt(1, 5000));
+        r.on_datagram(&pkt(1, 4840)); // before the first packet: dropped
+        r.on_datagram(&pkt(1, 5320)); // one packet lost: 160 samples of silence
+        r.on_datagram(&pkt(2, 77)); // new source continues at the end
+        r.on_datagram(&pkt(2, 77 + 100_000)); // beyond max_samples: dropped
+        r.on_datagram(b"junk");
+        assert_eq!(r.packets, 5);
+        assert_eq!(r.samples.len(), 640);
+        assert!(r.samples[160..320].iter().all(|&s| s == 0));
+        assert!(r.samples[..160]
+            .iter()
+            .chain(&r.samples[320..])
+            .all(|&s| (s - 1000).abs() < 40));
+    }
 }

@@ -23,7 +23,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key, message: message.into() }
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,7 +166,10 @@ impl Config {
             config::Config::builder()
                 .add_source(config::File::from_str(&text, config::FileFormat::Toml))
                 .build()
-                .map_err(|e| ConfigError::File { path: path.to_path_buf(), message: e.to_string() })?;
+                .map_err(|e| ConfigError::File {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?;
             builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
         }
         builder = builder.add_source(
@@ -172,21 +178,29 @@ impl Config {
                 .separator("__")
                 .try_parsing(false),
         );
-        let merged = builder.build().map_err(|e| ConfigError::Load(e.to_string()))?;
-        let raw: RawConfig = merged.try_deserialize().map_err(|e| ConfigError::Load(e.to_string()))?;
+        let merged = builder
+            .build()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        let raw: RawConfig = merged
+            .try_deserialize()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
         Config::validate(raw)
     }
 
     fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         let sip_listen = parse_addr("sip.listen", &raw.sip.listen)?;
-        let sip_public_ip = match raw.sip.public_ip.trim() {
-            "" => None,
-            text => Some(text.parse::<IpAddr>().map_err(|_| {
-                invalid("sip.public_ip", format!("{text:?} is not an IP address"))
-            })?),
-        };
+        let sip_public_ip =
+            match raw.sip.public_ip.trim() {
+                "" => None,
+                text => Some(text.parse::<IpAddr>().map_err(|_| {
+                    invalid("sip.public_ip", format!("{text:?} is not an IP address"))
+                })?),
+            };
         if !(10..=10_000).contains(&raw.sip.t1_ms) {
-            return Err(invalid("sip.t1_ms", format!("{} is outside 10..=10000", raw.sip.t1_ms)));
+            return Err(invalid(
+                "sip.t1_ms",
+                format!("{} is outside 10..=10000", raw.sip.t1_ms),
+            ));
         }
         if raw.rtp.port_min == 0 || raw.rtp.port_min > raw.rtp.port_max {
             return Err(invalid(
@@ -198,10 +212,16 @@ impl Config {
             ));
         }
         if raw.rtp.port_max - raw.rtp.port_min < 1 {
-            return Err(invalid("rtp.port_max", "the range must hold at least one even port"));
+            return Err(invalid(
+                "rtp.port_max",
+                "the range must hold at least one even port",
+            ));
         }
         if raw.rtp.timeout == 0 || raw.rtp.timeout > 3600 {
-            return Err(invalid("rtp.timeout", format!("{} is outside 1..=3600 seconds", raw.rtp.timeout)));
+            return Err(invalid(
+                "rtp.timeout",
+                format!("{} is outside 1..=3600 seconds", raw.rtp.timeout),
+            ));
         }
         let http_listen = parse_addr("http.listen", &raw.http.listen)?;
         let public_url = raw.http.public_url.trim().trim_end_matches('/').to_string();
@@ -225,14 +245,22 @@ impl Config {
             "" => None,
             text => match url::Url::parse(text) {
                 Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Some(text.to_string()),
-                _ => return Err(invalid("app.voice_url", format!("{text:?} is not an http(s) URL"))),
+                _ => {
+                    return Err(invalid(
+                        "app.voice_url",
+                        format!("{text:?} is not an http(s) URL"),
+                    ))
+                }
             },
         };
         let voice_method = match raw.app.voice_method.trim().to_ascii_uppercase().as_str() {
             "POST" => HttpMethod::Post,
             "GET" => HttpMethod::Get,
             other => {
-                return Err(invalid("app.voice_method", format!("{other:?} is not POST or GET")))
+                return Err(invalid(
+                    "app.voice_method",
+                    format!("{other:?} is not POST or GET"),
+                ))
             }
         };
         if voice_url.is_none() {
@@ -248,10 +276,16 @@ impl Config {
             return Err(invalid("storage.dir", "must not be empty"));
         }
         if raw.record.vad_mode > 3 {
-            return Err(invalid("record.vad_mode", format!("{} is outside 0..=3", raw.record.vad_mode)));
+            return Err(invalid(
+                "record.vad_mode",
+                format!("{} is outside 0..=3", raw.record.vad_mode),
+            ));
         }
         if raw.record.max_length_cap < 2 {
-            return Err(invalid("record.max_length_cap", "must be at least 2 seconds"));
+            return Err(invalid(
+                "record.max_length_cap",
+                "must be at least 2 seconds",
+            ));
         }
         if !(-120.0..=0.0).contains(&raw.record.silence_threshold_dbfs) {
             return Err(invalid(
@@ -276,7 +310,11 @@ impl Config {
             http_public_url: public_url,
             account_sid: sid,
             auth_token: raw.account.auth_token,
-            app: AppConfig { voice_url, voice_method, twiml: raw.app.twiml },
+            app: AppConfig {
+                voice_url,
+                voice_method,
+                twiml: raw.app.twiml,
+            },
             storage_dir: PathBuf::from(raw.storage.dir),
             record: RecordConfig {
                 max_length_cap: raw.record.max_length_cap,
@@ -293,14 +331,20 @@ impl Config {
     }
 
     pub fn parse_limits(&self) -> control::ParseLimits {
-        control::ParseLimits { max_length_cap: self.record.max_length_cap, ..Default::default() }
+        control::ParseLimits {
+            max_length_cap: self.record.max_length_cap,
+            ..Default::default()
+        }
     }
 }
 
 fn parse_addr(key: &'static str, text: &str) -> Result<SocketAddr, ConfigError> {
-    text.trim()
-        .parse::<SocketAddr>()
-        .map_err(|_| invalid(key, format!("{text:?} is not an IP:port address (e.g. 127.0.0.1:5060)")))
+    text.trim().parse::<SocketAddr>().map_err(|_| {
+        invalid(
+            key,
+            format!("{text:?} is not an IP:port address (e.g. 127.0.0.1:5060)"),
+        )
+    })
 }
 
 /// `prefix` + 32 hex digits.
@@ -315,10 +359,15 @@ mod tests {
     #[test]
     fn embedded_default_is_valid_toml_with_every_section() {
         let merged = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULT_CONFIG, config::FileFormat::Toml))
+            .add_source(config::File::from_str(
+                DEFAULT_CONFIG,
+                config::FileFormat::Toml,
+            ))
             .build()
             .expect("embedded default parses");
-        let raw: RawConfig = merged.try_deserialize().expect("embedded default has every key");
+        let raw: RawConfig = merged
+            .try_deserialize()
+            .expect("embedded default has every key");
         assert_eq!(raw.sip.listen, "0.0.0.0:5060");
         assert_eq!(raw.rtp.timeout, 30);
     }

@@ -18,7 +18,10 @@ pub struct HttpState {
 
 pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
-        .route("/2010-04-01/Accounts/{account}/Recordings/{file}", get(recording_media))
+        .route(
+            "/2010-04-01/Accounts/{account}/Recordings/{file}",
+            get(recording_media),
+        )
         .with_state(state)
 }
 
@@ -26,7 +29,12 @@ fn not_found(what: &str) -> Response {
     let body = format!(
         "{{\"code\": 20404, \"message\": \"The requested resource {what} was not found\", \"more_info\": \"https://www.twilio.com/docs/errors/20404\", \"status\": 404}}"
     );
-    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 async fn recording_media(
@@ -45,9 +53,15 @@ async fn recording_media(
         Ok(Ok(None)) => return not_found(&file),
         Ok(Err(e)) => {
             tracing::error!(sid, error = %e, "recording sidecar unreadable");
-            return (StatusCode::INTERNAL_SERVER_ERROR, "recording metadata unreadable").into_response();
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "recording metadata unreadable",
+            )
+                .into_response();
         }
-        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "recording lookup failed").into_response(),
+        Err(_) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "recording lookup failed").into_response()
+        }
     };
     // Twilio serves a recording once it is finished; ours are finished before any webhook.
     if meta.status == "in-progress" {
@@ -72,7 +86,10 @@ fn serve_bytes(bytes: Vec<u8>, content_type: &'static str, headers: &HeaderMap) 
                     [
                         (header::CONTENT_TYPE, content_type.to_string()),
                         (header::ACCEPT_RANGES, "bytes".to_string()),
-                        (header::CONTENT_RANGE, format!("bytes {start}-{end}/{total}")),
+                        (
+                            header::CONTENT_RANGE,
+                            format!("bytes {start}-{end}/{total}"),
+                        ),
                     ],
                     body,
                 )
@@ -89,7 +106,10 @@ fn serve_bytes(bytes: Vec<u8>, content_type: &'static str, headers: &HeaderMap) 
     }
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, content_type.to_string()), (header::ACCEPT_RANGES, "bytes".to_string())],
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::ACCEPT_RANGES, "bytes".to_string()),
+        ],
         bytes,
     )
         .into_response()

@@ -28,11 +28,16 @@ fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(default))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
 
 fn main() -> ExitCode {
@@ -48,7 +53,8 @@ fn main() -> ExitCode {
             };
             init_tracing(&config.log_level);
             let result = runtime().map_err(|e| e.to_string()).and_then(|rt| {
-                rt.block_on(hark::server::serve(config)).map_err(|e| e.to_string())
+                rt.block_on(hark::server::serve(config))
+                    .map_err(|e| e.to_string())
             });
             match result {
                 Ok(()) => ExitCode::SUCCESS,
@@ -61,7 +67,8 @@ fn main() -> ExitCode {
         Command::Call(args) => {
             init_tracing("warn");
             let result = runtime().map_err(|e| e.to_string()).and_then(|rt| {
-                rt.block_on(hark::caller::run(args)).map_err(|e| e.to_string())
+                rt.block_on(hark::caller::run(args))
+                    .map_err(|e| e.to_string())
             });
             match result {
                 Ok(report) => {

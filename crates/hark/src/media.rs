@@ -22,7 +22,11 @@ pub const RING_CAPACITY: usize = 64;
 
 pub enum MediaCommand {
     /// Play `audio` `loops` times (0 = until stopped); `done` fires when it has been sent.
-    Play { audio: Arc<[i16]>, loops: u32, done: oneshot::Sender<()> },
+    Play {
+        audio: Arc<[i16]>,
+        loops: u32,
+        done: oneshot::Sender<()>,
+    },
     Stop,
     InjectDtmf(char),
     Renegotiate(Negotiated),
@@ -65,14 +69,20 @@ pub struct PortAllocator {
 impl PortAllocator {
     pub fn new(min: u16, max: u16) -> Self {
         let first = min + (min % 2);
-        Self { min: first, max, next: AtomicU32::new(0) }
+        Self {
+            min: first,
+            max,
+            next: AtomicU32::new(0),
+        }
     }
 
     pub async fn bind(&self, ip: IpAddr) -> std::io::Result<UdpSocket> {
         let slots = (u32::from(self.max.saturating_sub(self.min)) / 2) + 1;
         for _ in 0..slots {
             let slot = self.next.fetch_add(1, Ordering::Relaxed) % slots;
-            let Ok(port) = u16::try_from(u32::from(self.min) + slot * 2) else { continue };
+            let Ok(port) = u16::try_from(u32::from(self.min) + slot * 2) else {
+                continue;
+            };
             if port > self.max {
                 continue;
             }
@@ -98,13 +108,30 @@ fn receiver_config(media: &Negotiated) -> ReceiverConfig {
     ReceiverConfig::new(codec_of(media), media.codec_pt, media.telephone_event_pt)
 }
 
-pub fn start(socket: UdpSocket, media: Negotiated, rtp_timeout: Duration) -> std::io::Result<MediaSession> {
+pub fn start(
+    socket: UdpSocket,
+    media: Negotiated,
+    rtp_timeout: Duration,
+) -> std::io::Result<MediaSession> {
     let local_rtp = socket.local_addr()?;
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (notice_tx, notices) = mpsc::unbounded_channel();
     let (producer, ring) = media_ring(RING_CAPACITY);
-    let task = tokio::spawn(run(socket, media, rtp_timeout, command_rx, notice_tx, producer));
-    Ok(MediaSession { local_rtp, commands, ring, notices, task })
+    let task = tokio::spawn(run(
+        socket,
+        media,
+        rtp_timeout,
+        command_rx,
+        notice_tx,
+        producer,
+    ));
+    Ok(MediaSession {
+        local_rtp,
+        commands,
+        ring,
+        notices,
+        task,
+    })
 }
 
 struct Playback {

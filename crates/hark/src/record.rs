@@ -40,13 +40,16 @@ impl Call {
         self.drain_idle();
         let capture_start = self.timeline_end;
         let config = &self.shared.config;
-        let callback = verb.recording_status_callback.as_ref().map(|url| StatusCallback {
-            url: url.clone(),
-            method: verb.recording_status_callback_method.as_str().to_string(),
-            in_progress: verb.recording_status_callback_events.in_progress,
-            completed: verb.recording_status_callback_events.completed,
-            absent: verb.recording_status_callback_events.absent,
-        });
+        let callback = verb
+            .recording_status_callback
+            .as_ref()
+            .map(|url| StatusCallback {
+                url: url.clone(),
+                method: verb.recording_status_callback_method.as_str().to_string(),
+                in_progress: verb.recording_status_callback_events.in_progress,
+                completed: verb.recording_status_callback_events.completed,
+                absent: verb.recording_status_callback_events.absent,
+            });
         let start_time = rfc2822_now();
         let mut meta = RecordingMeta {
             sid: sid.clone(),
@@ -66,8 +69,13 @@ impl Call {
         };
         let store = self.shared.store.clone();
         let wav_path = store.wav_path(&sid);
-        let created = store.write_meta(&meta).and_then(|_| std::fs::File::create(&wav_path));
-        let writer = match created.map_err(record_engine::WavError::from).and_then(|f| WavWriter::create(f, 8000)) {
+        let created = store
+            .write_meta(&meta)
+            .and_then(|_| std::fs::File::create(&wav_path));
+        let writer = match created
+            .map_err(record_engine::WavError::from)
+            .and_then(|f| WavWriter::create(f, 8000))
+        {
             Ok(w) => w,
             Err(e) => {
                 tracing::error!(recording = %sid, path = %wav_path.display(), error = %e, "cannot create the recording file");
@@ -97,7 +105,12 @@ impl Call {
         }
         if let Some(cb) = callback.as_ref().filter(|cb| cb.in_progress) {
             let params = self.status_params(&meta, "in-progress", &recording_url);
-            self.shared.webhooks.spawn_callback(cb.url.clone(), method_of(&cb.method), params, |_| {});
+            self.shared.webhooks.spawn_callback(
+                cb.url.clone(),
+                method_of(&cb.method),
+                params,
+                |_| {},
+            );
         }
 
         // Capture until a stop condition.
@@ -161,7 +174,9 @@ impl Call {
         meta.status = if absent { "absent" } else { "completed" }.into();
         meta.duration = Some(summary.duration_secs);
         meta.error_code = summary.absent.map(|a| a.error_code());
-        let due = callback.as_ref().is_some_and(|cb| if absent { cb.absent } else { cb.completed });
+        let due = callback
+            .as_ref()
+            .is_some_and(|cb| if absent { cb.absent } else { cb.completed });
         meta.final_callback_done = !due;
         if let Err(e) = store.write_meta(&meta) {
             tracing::error!(recording = %sid, error = %e, "cannot write the recording sidecar");
@@ -173,12 +188,17 @@ impl Call {
                 let params = self.status_params(&meta, event, &recording_url);
                 let store = store.clone();
                 let mut done_meta = meta.clone();
-                self.shared.webhooks.spawn_callback(cb.url.clone(), method_of(&cb.method), params, move |delivered| {
-                    if delivered {
-                        done_meta.final_callback_done = true;
-                        let _ = store.write_meta(&done_meta);
-                    }
-                });
+                self.shared.webhooks.spawn_callback(
+                    cb.url.clone(),
+                    method_of(&cb.method),
+                    params,
+                    move |delivered| {
+                        if delivered {
+                            done_meta.final_callback_done = true;
+                            let _ = store.write_meta(&done_meta);
+                        }
+                    },
+                );
             }
         }
         if reason == StopReason::Redirected {
@@ -187,7 +207,14 @@ impl Call {
         Some(self.result(&sid, &recording_url, summary.duration_secs, reason, absent))
     }
 
-    fn result(&self, sid: &str, url: &str, duration: u32, reason: StopReason, absent: bool) -> RecordResult {
+    fn result(
+        &self,
+        sid: &str,
+        url: &str,
+        duration: u32,
+        reason: StopReason,
+        absent: bool,
+    ) -> RecordResult {
         RecordResult {
             recording_sid: sid.to_string(),
             recording_url: url.to_string(),
@@ -198,7 +225,12 @@ impl Call {
         }
     }
 
-    pub(crate) fn status_params(&self, meta: &RecordingMeta, status: &str, url: &str) -> Vec<(String, String)> {
+    pub(crate) fn status_params(
+        &self,
+        meta: &RecordingMeta,
+        status: &str,
+        url: &str,
+    ) -> Vec<(String, String)> {
         status_params(meta, status, url)
     }
 
@@ -236,7 +268,11 @@ impl Call {
 }
 
 /// SPEC §3.6 parameters.
-pub(crate) fn status_params(meta: &RecordingMeta, status: &str, url: &str) -> Vec<(String, String)> {
+pub(crate) fn status_params(
+    meta: &RecordingMeta,
+    status: &str,
+    url: &str,
+) -> Vec<(String, String)> {
     let duration = match status {
         "completed" => meta.duration.unwrap_or(0).to_string(),
         _ => "0".to_string(),

@@ -23,7 +23,11 @@ use crate::webhook::Webhooks;
 #[derive(Debug, Error)]
 pub enum ServeError {
     #[error("config key `{key}`: cannot bind {addr}: {source}")]
-    Bind { key: &'static str, addr: SocketAddr, source: std::io::Error },
+    Bind {
+        key: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("config key `storage.dir`: {dir}: {source}")]
     Storage { dir: String, source: std::io::Error },
     #[error("HTTP client: {0}")]
@@ -31,19 +35,35 @@ pub enum ServeError {
 }
 
 pub async fn serve(config: Config) -> Result<(), ServeError> {
-    let store = RecordingStore::open(&config.storage_dir)
-        .map_err(|source| ServeError::Storage { dir: config.storage_dir.display().to_string(), source })?;
-    let webhooks = Webhooks::new(config.auth_token.clone(), config.webhook_connect_timeout, config.webhook_timeout)
-        .map_err(|e| ServeError::Client(e.to_string()))?;
+    let store =
+        RecordingStore::open(&config.storage_dir).map_err(|source| ServeError::Storage {
+            dir: config.storage_dir.display().to_string(),
+            source,
+        })?;
+    let webhooks = Webhooks::new(
+        config.auth_token.clone(),
+        config.webhook_connect_timeout,
+        config.webhook_timeout,
+    )
+    .map_err(|e| ServeError::Client(e.to_string()))?;
 
     let bind = |key, addr| move |source| ServeError::Bind { key, addr, source };
-    let udp = UdpSocket::bind(config.sip_listen).await.map_err(bind("sip.listen", config.sip_listen))?;
-    let tcp = TcpListener::bind(config.sip_listen).await.map_err(bind("sip.listen", config.sip_listen))?;
-    let http_listener = TcpListener::bind(config.http_listen).await.map_err(bind("http.listen", config.http_listen))?;
+    let udp = UdpSocket::bind(config.sip_listen)
+        .await
+        .map_err(bind("sip.listen", config.sip_listen))?;
+    let tcp = TcpListener::bind(config.sip_listen)
+        .await
+        .map_err(bind("sip.listen", config.sip_listen))?;
+    let http_listener = TcpListener::bind(config.http_listen)
+        .await
+        .map_err(bind("http.listen", config.http_listen))?;
 
     recovery::recover(&store, &webhooks, &config.http_public_url).await;
 
-    let router = http::router(Arc::new(HttpState { account_sid: config.account_sid.clone(), store: store.clone() }));
+    let router = http::router(Arc::new(HttpState {
+        account_sid: config.account_sid.clone(),
+        store: store.clone(),
+    }));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http_listener, router).await {
             tracing::error!(error = %e, "HTTP listener stopped");
@@ -52,10 +72,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (sip, sip_commands) = sip_task::channel();
-    let mut endpoint_config = EndpointConfig::new(SocketAddr::new(advertised_sip_ip(&config), config.sip_listen.port()));
+    let mut endpoint_config = EndpointConfig::new(SocketAddr::new(
+        advertised_sip_ip(&config),
+        config.sip_listen.port(),
+    ));
     endpoint_config.seed = rand::random();
     endpoint_config.t1 = config.sip_t1;
-    endpoint_config.t2 = (config.sip_t1 * 8).min(Duration::from_secs(4)).max(config.sip_t1);
+    endpoint_config.t2 = (config.sip_t1 * 8)
+        .min(Duration::from_secs(4))
+        .max(config.sip_t1);
     let shared = Arc::new(Shared {
         webhooks,
         store,
@@ -69,8 +94,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config,
     });
     let spawner_shared = shared.clone();
-    let spawn_call: CallSpawner = Arc::new(move |incoming, events| call::spawn(spawner_shared.clone(), incoming, events));
-    tokio::spawn(sip_task::run(udp, tcp, endpoint_config, sip_commands, spawn_call));
+    let spawn_call: CallSpawner =
+        Arc::new(move |incoming, events| call::spawn(spawner_shared.clone(), incoming, events));
+    tokio::spawn(sip_task::run(
+        udp,
+        tcp,
+        endpoint_config,
+        sip_commands,
+        spawn_call,
+    ));
     tracing::info!(
         sip = %shared.config.sip_listen,
         http = %shared.config.http_listen,
@@ -80,10 +112,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     );
 
     wait_for_signal().await;
-    tracing::info!(active_calls = shared.active_calls.load(Ordering::Relaxed), "shutting down: finishing recordings and hanging up");
+    tracing::info!(
+        active_calls = shared.active_calls.load(Ordering::Relaxed),
+        "shutting down: finishing recordings and hanging up"
+    );
     let _ = shutdown_tx.send(true);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while shared.active_calls.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+    while shared.active_calls.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Let the last BYEs leave.

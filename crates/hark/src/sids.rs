@@ -7,7 +7,9 @@ pub fn new_sid(prefix: &str) -> String {
 
 /// RFC 2822 time as Twilio writes it: `Fri, 14 Oct 2016 21:56:34 +0000`.
 pub fn rfc2822_now() -> String {
-    chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S +0000").to_string()
+    chrono::Utc::now()
+        .format("%a, %d %b %Y %H:%M:%S +0000")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -19,7 +21,9 @@ mod tests {
         let sid = new_sid("RE");
         assert_eq!(sid.len(), 34);
         assert!(sid.starts_with("RE"));
-        assert!(sid[2..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(sid[2..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         assert_ne!(new_sid("RE"), sid);
     }
 

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use sip_core::framing::StreamFramer;
-use sip_core::{CallEvent, CallKey, Endpoint, EndpointConfig, IncomingCall, Output, Peer, Transport};
+use sip_core::{
+    CallEvent, CallKey, Endpoint, EndpointConfig, IncomingCall, Output, Peer, Transport,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
@@ -37,9 +39,18 @@ impl SipHandle {
 pub type CallSpawner = Arc<dyn Fn(IncomingCall, mpsc::UnboundedReceiver<CallEvent>) + Send + Sync>;
 
 enum TcpEvent {
-    Opened { conn: u64, writer: mpsc::UnboundedSender<Vec<u8>> },
-    Message { conn: u64, from: SocketAddr, bytes: Vec<u8> },
-    Closed { conn: u64 },
+    Opened {
+        conn: u64,
+        writer: mpsc::UnboundedSender<Vec<u8>>,
+    },
+    Message {
+        conn: u64,
+        from: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    Closed {
+        conn: u64,
+    },
 }
 
 pub fn channel() -> (SipHandle, mpsc::UnboundedReceiver<SipCommand>) {
@@ -64,7 +75,10 @@ pub async fn run(
     let far_future = || Instant::now() + std::time::Duration::from_secs(3600);
 
     loop {
-        let deadline = endpoint.poll_timeout().map(Instant::from_std).unwrap_or_else(far_future);
+        let deadline = endpoint
+            .poll_timeout()
+            .map(Instant::from_std)
+            .unwrap_or_else(far_future);
         tokio::select! {
             received = udp.recv_from(&mut buf) => match received {
                 Ok((n, from)) => {
@@ -112,7 +126,9 @@ pub async fn run(
                         Some(writer) => {
                             let _ = writer.send(bytes);
                         }
-                        None => tracing::warn!(to = %to.addr, "SIP TCP connection gone; message dropped"),
+                        None => {
+                            tracing::warn!(to = %to.addr, "SIP TCP connection gone; message dropped")
+                        }
                     },
                 },
                 Output::Rejected { from, reason } => {
@@ -171,10 +187,21 @@ async fn accept_tcp(listener: TcpListener, events: mpsc::UnboundedSender<TcpEven
     }
 }
 
-async fn serve_tcp(stream: TcpStream, from: SocketAddr, conn: u64, events: mpsc::UnboundedSender<TcpEvent>) {
+async fn serve_tcp(
+    stream: TcpStream,
+    from: SocketAddr,
+    conn: u64,
+    events: mpsc::UnboundedSender<TcpEvent>,
+) {
     let (mut reader, mut writer) = stream.into_split();
     let (write_tx, mut write_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    if events.send(TcpEvent::Opened { conn, writer: write_tx }).is_err() {
+    if events
+        .send(TcpEvent::Opened {
+            conn,
+            writer: write_tx,
+        })
+        .is_err()
+    {
         return;
     }
     let write_task = tokio::spawn(async move {
@@ -195,7 +222,10 @@ async fn serve_tcp(stream: TcpStream, from: SocketAddr, conn: u64, events: mpsc:
         loop {
             match framer.next_message() {
                 Ok(Some(bytes)) => {
-                    if events.send(TcpEvent::Message { conn, from, bytes }).is_err() {
+                    if events
+                        .send(TcpEvent::Message { conn, from, bytes })
+                        .is_err()
+                    {
                         break 'read;
                     }
                 }

@@ -44,7 +44,9 @@ pub struct RecordingStore {
 impl RecordingStore {
     pub fn open(dir: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        Ok(Self { dir: dir.to_path_buf() })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
     }
 
     pub fn wav_path(&self, sid: &str) -> PathBuf {
@@ -65,7 +67,9 @@ impl RecordingStore {
 
     pub fn read_meta(&self, sid: &str) -> io::Result<Option<RecordingMeta>> {
         match std::fs::read(self.meta_path(sid)) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(io::Error::other),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(io::Error::other),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -74,7 +78,9 @@ impl RecordingStore {
     /// Every sidecar in the directory (unreadable ones are logged and skipped).
     pub fn all_meta(&self) -> Vec<RecordingMeta> {
         let mut out = Vec::new();
-        let Ok(entries) = std::fs::read_dir(&self.dir) else { return out };
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return out;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
@@ -82,8 +88,12 @@ impl RecordingStore {
             }
             match std::fs::read(&path).map(|b| serde_json::from_slice::<RecordingMeta>(&b)) {
                 Ok(Ok(meta)) => out.push(meta),
-                Ok(Err(e)) => tracing::warn!(path = %path.display(), error = %e, "unreadable recording sidecar"),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot read recording sidecar"),
+                Ok(Err(e)) => {
+                    tracing::warn!(path = %path.display(), error = %e, "unreadable recording sidecar")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot read recording sidecar")
+                }
             }
         }
         out

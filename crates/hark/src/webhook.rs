@@ -46,14 +46,21 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
-    pub fn new(auth_token: String, connect_timeout: Duration, timeout: Duration) -> Result<Self, WebhookError> {
+    pub fn new(
+        auth_token: String,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> Result<Self, WebhookError> {
         let client = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::limited(10))
             .user_agent(USER_AGENT)
             .build()
-            .map_err(|e| WebhookError::Transport { url: String::new(), message: e.to_string() })?;
+            .map_err(|e| WebhookError::Transport {
+                url: String::new(),
+                message: e.to_string(),
+            })?;
         Ok(Self { client, auth_token })
     }
 
@@ -70,7 +77,10 @@ impl Webhooks {
                 let signature = compute_signature(&self.auth_token, url, params);
                 self.client
                     .post(url)
-                    .header("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8")
+                    .header(
+                        "Content-Type",
+                        "application/x-www-form-urlencoded; charset=UTF-8",
+                    )
                     .header("X-Twilio-Signature", signature)
                     .header("I-Twilio-Idempotency-Token", crate::sids::new_sid("ID"))
                     .body(form_encode(params))
@@ -84,14 +94,17 @@ impl Webhooks {
                     .header("I-Twilio-Idempotency-Token", crate::sids::new_sid("ID"))
             }
         };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| WebhookError::Transport { url: url.to_string(), message: error_chain(&e) })?;
+        let response = request.send().await.map_err(|e| WebhookError::Transport {
+            url: url.to_string(),
+            message: error_chain(&e),
+        })?;
         let status = response.status().as_u16();
         let final_url = response.url().to_string();
         if !response.status().is_success() {
-            return Err(WebhookError::Status { url: url.to_string(), status });
+            return Err(WebhookError::Status {
+                url: url.to_string(),
+                status,
+            });
         }
         let content_type = response
             .headers()
@@ -99,22 +112,36 @@ impl Webhooks {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| WebhookError::Body { url: url.to_string(), message: error_chain(&e) })?;
-        Ok(Answer { url: final_url, status, content_type, body })
+        let body = response.text().await.map_err(|e| WebhookError::Body {
+            url: url.to_string(),
+            message: error_chain(&e),
+        })?;
+        Ok(Answer {
+            url: final_url,
+            status,
+            content_type,
+            body,
+        })
     }
 
     /// Fire-and-forget with retries (1 s, 5 s, 30 s) on transient failures; never delays the
     /// call. `on_done(delivered)` runs once at the end.
-    pub fn spawn_callback<F>(&self, url: String, method: HttpMethod, params: Vec<(String, String)>, on_done: F)
-    where
+    pub fn spawn_callback<F>(
+        &self,
+        url: String,
+        method: HttpMethod,
+        params: Vec<(String, String)>,
+        on_done: F,
+    ) where
         F: FnOnce(bool) + Send + 'static,
     {
         let this = self.clone();
         tokio::spawn(async move {
-            let backoff = [Duration::from_secs(1), Duration::from_secs(5), Duration::from_secs(30)];
+            let backoff = [
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+            ];
             let mut attempt = 0;
             let delivered = loop {
                 match this.request(&url, method, &params).await {

@@ -78,6 +78,8 @@ pub struct DtmfEvent {
 }
 
 /// What travels through the ring, in timeline order.
+// Inline on purpose: boxing the frame would allocate per packet.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaItem {
     Audio(AudioFrame),

@@ -14,8 +14,8 @@ use thiserror::Error;
 use crate::message::{parse_lenient, Headers, Message, NameAddr, Response, Via};
 use crate::sdp::Negotiated;
 
-use state::{ByeTx, Call, Retrans, Soonest, StoredResponse, TxKey};
 pub use state::TimerReason;
+use state::{ByeTx, Call, Retrans, Soonest, StoredResponse, TxKey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
@@ -63,10 +63,16 @@ impl EndpointConfig {
 
 #[derive(Debug)]
 pub enum Output {
-    Transmit { to: Peer, bytes: Vec<u8> },
+    Transmit {
+        to: Peer,
+        bytes: Vec<u8>,
+    },
     Event(CallEvent),
     /// Something was wrong with input and was answered or dropped; for the log.
-    Rejected { from: Peer, reason: String },
+    Rejected {
+        from: Peer,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -105,7 +111,11 @@ pub enum CallEvent {
     /// A re-INVITE was answered (hold/unhold, new media address).
     MediaChanged { call: CallKey, media: Negotiated },
     /// DTMF by SIP INFO (`application/dtmf-relay` or `application/dtmf`), answered 200.
-    Dtmf { call: CallKey, digit: char, duration_ms: u32 },
+    Dtmf {
+        call: CallKey,
+        digit: char,
+        duration_ms: u32,
+    },
     /// The call is over; nothing more will be reported for it.
     Ended { call: CallKey, reason: EndReason },
 }
@@ -224,7 +234,12 @@ impl Endpoint {
     }
 
     /// 200 OK with the SDP answer naming `local_rtp`; retransmitted until ACK (Timers G/H).
-    pub fn answer(&mut self, now: Instant, call: CallKey, local_rtp: SocketAddr) -> Result<(), CallError> {
+    pub fn answer(
+        &mut self,
+        now: Instant,
+        call: CallKey,
+        local_rtp: SocketAddr,
+    ) -> Result<(), CallError> {
         self.pending_call(call)?;
         if let Some(c) = self.calls.get_mut(&call) {
             c.local_rtp = Some(local_rtp);
@@ -239,7 +254,10 @@ impl Endpoint {
     pub fn reject(&mut self, now: Instant, call: CallKey, status: u16) -> Result<(), CallError> {
         self.pending_call(call)?;
         if !(300..=699).contains(&status) {
-            return Err(CallError::WrongState(call, "reject needs a status from 300 to 699"));
+            return Err(CallError::WrongState(
+                call,
+                "reject needs a status from 300 to 699",
+            ));
         }
         let resp = self.dialog_response(call, status, None);
         self.ist_send(now, call, resp);
@@ -289,7 +307,10 @@ impl Endpoint {
             .filter(|c| !c.ended)
             .ok_or(CallError::UnknownCall(call))?;
         if !c.awaiting_final() {
-            return Err(CallError::WrongState(call, "a final response was already sent"));
+            return Err(CallError::WrongState(
+                call,
+                "a final response was already sent",
+            ));
         }
         Ok(())
     }
@@ -311,7 +332,8 @@ impl Endpoint {
         if let Some(c) = self.calls.get_mut(&call) {
             if !c.ended {
                 c.ended = true;
-                self.out.push_back(Output::Event(CallEvent::Ended { call, reason }));
+                self.out
+                    .push_back(Output::Event(CallEvent::Ended { call, reason }));
             }
         }
     }
@@ -489,7 +511,8 @@ impl Endpoint {
         let Some(c) = self.calls.remove(&call) else {
             return;
         };
-        self.by_dialog.remove(&(c.call_id.clone(), c.local_tag.clone()));
+        self.by_dialog
+            .remove(&(c.call_id.clone(), c.local_tag.clone()));
         self.by_invite.remove(&c.initial_key);
         if let Some(ist) = &c.ist {
             self.by_invite.remove(&ist.key);

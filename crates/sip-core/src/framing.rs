@@ -30,7 +30,11 @@ impl StreamFramer {
     /// cannot be resynchronised and should be closed.
     pub fn next_message(&mut self) -> Result<Option<Vec<u8>>, FramingError> {
         // Keep-alive CRLFs (and stray LFs) between messages carry nothing.
-        let skip = self.buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+        let skip = self
+            .buf
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
         if skip > 0 {
             self.buf.drain(..skip);
         }
@@ -43,7 +47,9 @@ impl StreamFramer {
         let body_start = head_end + 4;
         let head = self.buf.get(..head_end).unwrap_or(&[]);
         let length = content_length(head).ok_or(FramingError::BadContentLength)?;
-        let total = body_start.checked_add(length).ok_or(FramingError::TooLarge)?;
+        let total = body_start
+            .checked_add(length)
+            .ok_or(FramingError::TooLarge)?;
         if total > MAX_MESSAGE {
             return Err(FramingError::TooLarge);
         }

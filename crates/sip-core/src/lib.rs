@@ -21,6 +21,9 @@ pub mod uac;
 
 pub use endpoint::{
     CallError, CallEvent, CallKey, EndReason, Endpoint, EndpointConfig, IncomingCall, Output, Peer,
-    Transport,
+    TimerReason, Transport,
 };
-pub use message::{Headers, Message, Method, NameAddr, ParseError, Request, Response};
+pub use framing::StreamFramer;
+pub use message::{
+    parse_message, CSeq, Headers, Message, Method, NameAddr, ParseError, Request, Response, Via,
+};

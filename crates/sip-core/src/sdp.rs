@@ -148,7 +148,8 @@ pub fn parse_offer(body: &[u8]) -> Result<AudioOffer, SdpError> {
                 }
                 let port_str = port_field.split('/').next().unwrap_or("");
                 let port: u16 = port_str.parse().map_err(|_| malformed())?;
-                let rtp = proto.eq_ignore_ascii_case("RTP/AVP") || proto.eq_ignore_ascii_case("RTP/AVPF");
+                let rtp =
+                    proto.eq_ignore_ascii_case("RTP/AVP") || proto.eq_ignore_ascii_case("RTP/AVPF");
                 let mut formats = Vec::new();
                 for f in it {
                     match f.parse::<u8>() {
@@ -311,7 +312,12 @@ fn ip_family(ip: IpAddr) -> &'static str {
 
 /// The answer: c=/m= carry `local_rtp` (the address the caller can reach); direction mirrors the
 /// caller's (sendonly → recvonly, inactive → inactive). `version` increments on each re-answer.
-pub fn build_answer(neg: &Negotiated, local_rtp: SocketAddr, session_id: u64, version: u64) -> String {
+pub fn build_answer(
+    neg: &Negotiated,
+    local_rtp: SocketAddr,
+    session_id: u64,
+    version: u64,
+) -> String {
     let ip = local_rtp.ip();
     let fam = ip_family(ip);
     let mut s = String::with_capacity(256);
@@ -330,9 +336,16 @@ pub fn build_answer(neg: &Negotiated, local_rtp: SocketAddr, session_id: u64, ve
         neg.codec.encoding_name()
     );
     if let Some(te) = neg.telephone_event_pt {
-        let _ = write!(s, "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n");
+        let _ = write!(
+            s,
+            "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n"
+        );
     }
-    let _ = write!(s, "a=ptime:20\r\na={}\r\n", neg.remote_direction.mirrored().as_attr());
+    let _ = write!(
+        s,
+        "a=ptime:20\r\na={}\r\n",
+        neg.remote_direction.mirrored().as_attr()
+    );
     s
 }
 
@@ -387,14 +400,21 @@ mod tests {
         let body = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 18 0 96\r\n\
                     a=rtpmap:18 G729/8000\r\na=rtpmap:96 telephone-event/8000\r\n";
         let n = negotiate(&offer(body)).unwrap();
-        assert_eq!((n.codec, n.codec_pt, n.telephone_event_pt), (AudioCodec::Pcmu, 0, Some(96)));
+        assert_eq!(
+            (n.codec, n.codec_pt, n.telephone_event_pt),
+            (AudioCodec::Pcmu, 0, Some(96))
+        );
     }
 
     #[test]
     fn dynamic_pt_pcmu_by_rtpmap_name() {
-        let body = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 97\r\na=rtpmap:97 pcmu/8000\r\n";
+        let body =
+            "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 97\r\na=rtpmap:97 pcmu/8000\r\n";
         let n = negotiate(&offer(body)).unwrap();
-        assert_eq!((n.codec, n.codec_pt, n.telephone_event_pt), (AudioCodec::Pcmu, 97, None));
+        assert_eq!(
+            (n.codec, n.codec_pt, n.telephone_event_pt),
+            (AudioCodec::Pcmu, 97, None)
+        );
     }
 
     #[test]
@@ -410,7 +430,8 @@ mod tests {
         let o = offer(body);
         assert_eq!(o.connection, "10.0.0.2".parse::<IpAddr>().unwrap());
         assert_eq!(o.direction, Direction::SendOnly);
-        let session_only = offer("v=0\r\nc=IN IP4 10.0.0.1\r\na=inactive\r\nm=audio 4000 RTP/AVP 0\r\n");
+        let session_only =
+            offer("v=0\r\nc=IN IP4 10.0.0.1\r\na=inactive\r\nm=audio 4000 RTP/AVP 0\r\n");
         assert_eq!(session_only.direction, Direction::Inactive);
     }
 
@@ -433,7 +454,10 @@ mod tests {
 
     #[test]
     fn malformed_lines_are_errors() {
-        assert!(matches!(parse_offer(b"hello"), Err(SdpError::Malformed { line: 1, .. })));
+        assert!(matches!(
+            parse_offer(b"hello"),
+            Err(SdpError::Malformed { line: 1, .. })
+        ));
         assert!(matches!(
             parse_offer(b"v=0\r\nc=IN IP4 999.1.1.1\r\n"),
             Err(SdpError::Malformed { line: 2, .. })

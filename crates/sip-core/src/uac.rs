@@ -33,7 +33,11 @@ pub struct UacConfig {
 }
 
 impl UacConfig {
-    pub fn new(local_sip: SocketAddr, remote_sip: SocketAddr, target_uri: impl Into<String>) -> Self {
+    pub fn new(
+        local_sip: SocketAddr,
+        remote_sip: SocketAddr,
+        target_uri: impl Into<String>,
+    ) -> Self {
         Self {
             local_sip,
             remote_sip,
@@ -186,9 +190,16 @@ impl Uac {
             config,
         };
         let to = format!("<{}>", uac.config.target_uri);
-        let mut req = uac.request(Method::Invite, uac.config.target_uri.clone(), &uac.invite_branch, 1, &to);
+        let mut req = uac.request(
+            Method::Invite,
+            uac.config.target_uri.clone(),
+            &uac.invite_branch,
+            1,
+            &to,
+        );
         req.headers.push("Contact", uac.contact());
-        req.headers.push("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO");
+        req.headers
+            .push("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO");
         req.headers.push("Content-Type", "application/sdp");
         req.body = sdp_offer.into_bytes();
         uac.invite_bytes = req.to_bytes();
@@ -213,11 +224,20 @@ impl Uac {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         let tx_times = self.txs.iter().flat_map(|t| [t.next, t.deadline]);
-        [self.invite_next, self.invite_deadline].into_iter().flatten().chain(tx_times).min()
+        [self.invite_next, self.invite_deadline]
+            .into_iter()
+            .flatten()
+            .chain(tx_times)
+            .min()
     }
 
     /// DTMF by SIP INFO (`application/dtmf-relay`, as SIPp and linphone send it).
-    pub fn info_dtmf(&mut self, now: Instant, digit: char, duration_ms: u32) -> Result<(), UacError> {
+    pub fn info_dtmf(
+        &mut self,
+        now: Instant,
+        digit: char,
+        duration_ms: u32,
+    ) -> Result<(), UacError> {
         if !matches!(digit, '0'..='9' | '*' | '#' | 'A'..='D') {
             return Err(UacError::BadDigit(digit));
         }
@@ -225,7 +245,12 @@ impl Uac {
             return Err(UacError::WrongState("INFO"));
         }
         let body = format!("Signal={digit}\r\nDuration={duration_ms}\r\n");
-        self.in_dialog(now, Method::Info, TxKind::Info(digit), Some(("application/dtmf-relay", body)));
+        self.in_dialog(
+            now,
+            Method::Info,
+            TxKind::Info(digit),
+            Some(("application/dtmf-relay", body)),
+        );
         Ok(())
     }
 
@@ -279,7 +304,10 @@ impl Uac {
             self.invite_deadline = None;
             if matches!(self.state, UacState::Calling | UacState::Proceeding) {
                 self.terminate();
-                self.event(UacEvent::Failed { status: 408, reason: "Request Timeout (no final response)".into() });
+                self.event(UacEvent::Failed {
+                    status: 408,
+                    reason: "Request Timeout (no final response)".into(),
+                });
             }
         }
         if let Some(next) = self.invite_next.filter(|n| *n <= now) {
@@ -311,8 +339,15 @@ impl Uac {
         if h.get("Call-ID").map(str::trim) != Some(self.call_id.as_str()) {
             return self.ignored(format!("response {} for another Call-ID", resp.status));
         }
-        let branch = h.get_all("Via").first().and_then(|v| Via::parse(v).ok()).and_then(|v| v.branch().map(str::to_string));
-        let method = h.get("CSeq").and_then(|c| c.split_whitespace().nth(1)).map(Method::parse);
+        let branch = h
+            .get_all("Via")
+            .first()
+            .and_then(|v| Via::parse(v).ok())
+            .and_then(|v| v.branch().map(str::to_string));
+        let method = h
+            .get("CSeq")
+            .and_then(|c| c.split_whitespace().nth(1))
+            .map(Method::parse);
         let Some(branch) = branch else {
             return self.ignored(format!("response {} without a Via branch", resp.status));
         };
@@ -344,24 +379,36 @@ impl Uac {
                 if !self.cancel_wanted {
                     self.invite_deadline = None;
                 }
-                self.event(UacEvent::Provisional { status, reason: resp.reason.clone() });
+                self.event(UacEvent::Provisional {
+                    status,
+                    reason: resp.reason.clone(),
+                });
                 if self.cancel_wanted && !self.txs.iter().any(|t| t.kind == TxKind::Cancel) {
                     self.send_cancel(now);
                 }
             }
             return;
         }
-        let to_header = resp.headers.get("To").unwrap_or_default().trim().to_string();
+        let to_header = resp
+            .headers
+            .get("To")
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         if status >= 300 {
-            if early {
-                let ack = self.failure_ack_bytes(&to_header);
-                self.failure_ack = Some(ack);
-                self.terminate();
-                self.event(UacEvent::Failed { status, reason: resp.reason.clone() });
-            }
             // Each retransmission of the final response gets the ACK again (§17.1.1.2).
+            if early {
+                self.failure_ack = Some(self.failure_ack_bytes(&to_header));
+            }
             if let Some(ack) = self.failure_ack.clone() {
                 self.transmit(self.config.remote_sip, ack);
+            }
+            if early {
+                self.terminate();
+                self.event(UacEvent::Failed {
+                    status,
+                    reason: resp.reason.clone(),
+                });
             }
             return;
         }
@@ -410,16 +457,30 @@ impl Uac {
             .and_then(|c| NameAddr::parse(c).ok())
             .map(|n| n.uri)
             .unwrap_or_else(|| self.config.target_uri.clone());
-        let route_set: Vec<String> = h.get_all("Record-Route").into_iter().rev().map(str::to_string).collect();
+        let route_set: Vec<String> = h
+            .get_all("Record-Route")
+            .into_iter()
+            .rev()
+            .map(str::to_string)
+            .collect();
         let next_hop = route_set
             .first()
             .and_then(|r| NameAddr::parse(r).ok())
             .and_then(|n| socket_addr_of(&n.uri))
             .or_else(|| socket_addr_of(&remote_target))
             .unwrap_or(self.config.remote_sip);
-        let mut dialog = Dialog { to_header, remote_tag, remote_target, route_set, next_hop, ack: Vec::new() };
+        let mut dialog = Dialog {
+            to_header,
+            remote_tag,
+            remote_target,
+            route_set,
+            next_hop,
+            ack: Vec::new(),
+        };
         let branch = new_branch(&mut self.rng);
-        let ack = self.dialog_request(&dialog, Method::Ack, &branch, 1).to_bytes();
+        let ack = self
+            .dialog_request(&dialog, Method::Ack, &branch, 1)
+            .to_bytes();
         dialog.ack = ack.clone();
         self.dialog = Some(dialog);
         self.transmit(next_hop, ack);
@@ -446,20 +507,25 @@ impl Uac {
             if let Some(v) = req.headers.get(name) {
                 let v = v.trim();
                 if name == "To" && !v.to_ascii_lowercase().contains("tag=") {
-                    resp.headers.push(name, format!("{v};tag={}", self.local_tag));
+                    resp.headers
+                        .push(name, format!("{v};tag={}", self.local_tag));
                 } else {
                     resp.headers.push(name, v);
                 }
             }
         }
         if status == 405 {
-            resp.headers.push("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO");
+            resp.headers
+                .push("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO");
         }
-        resp.headers.push("User-Agent", self.config.user_agent.as_str());
+        resp.headers
+            .push("User-Agent", self.config.user_agent.as_str());
         self.transmit(from, resp.to_bytes());
         if req.method == Method::Bye && in_dialog && !self.ended {
             self.terminate();
-            self.event(UacEvent::Ended { reason: UacEndReason::RemoteBye });
+            self.event(UacEvent::Ended {
+                reason: UacEndReason::RemoteBye,
+            });
         }
     }
 
@@ -468,7 +534,9 @@ impl Uac {
             TxKind::Info(digit) => self.event(UacEvent::InfoAnswered { digit, status }),
             TxKind::Bye if !self.ended => {
                 self.terminate();
-                self.event(UacEvent::Ended { reason: UacEndReason::LocalBye });
+                self.event(UacEvent::Ended {
+                    reason: UacEndReason::LocalBye,
+                });
             }
             TxKind::Bye | TxKind::Cancel => {}
         }
@@ -477,14 +545,32 @@ impl Uac {
     fn send_cancel(&mut self, now: Instant) {
         // Same branch, Request-URI, Call-ID, From and To as the INVITE (§9.1).
         let to = format!("<{}>", self.config.target_uri);
-        let req = self.request(Method::Cancel, self.config.target_uri.clone(), &self.invite_branch, 1, &to);
+        let req = self.request(
+            Method::Cancel,
+            self.config.target_uri.clone(),
+            &self.invite_branch,
+            1,
+            &to,
+        );
         let branch = self.invite_branch.clone();
-        self.start_tx(now, TxKind::Cancel, branch, self.config.remote_sip, req.to_bytes());
+        self.start_tx(
+            now,
+            TxKind::Cancel,
+            branch,
+            self.config.remote_sip,
+            req.to_bytes(),
+        );
         // Give up on the INVITE if no final response comes (§9.1: 64*T1 after CANCEL).
         self.invite_deadline = Some(now + self.config.t1 * 64);
     }
 
-    fn in_dialog(&mut self, now: Instant, method: Method, kind: TxKind, body: Option<(&str, String)>) {
+    fn in_dialog(
+        &mut self,
+        now: Instant,
+        method: Method,
+        kind: TxKind,
+        body: Option<(&str, String)>,
+    ) {
         if self.dialog.is_none() {
             return;
         }
@@ -500,14 +586,35 @@ impl Uac {
         self.start_tx(now, kind, branch, to, req.to_bytes());
     }
 
-    fn start_tx(&mut self, now: Instant, kind: TxKind, branch: String, to: SocketAddr, bytes: Vec<u8>) {
+    fn start_tx(
+        &mut self,
+        now: Instant,
+        kind: TxKind,
+        branch: String,
+        to: SocketAddr,
+        bytes: Vec<u8>,
+    ) {
         let t1 = self.config.t1;
         self.transmit(to, bytes.clone());
-        self.txs.push(NonInviteTx { kind, branch, to, bytes, next: now + t1, interval: t1, deadline: now + t1 * 64 });
+        self.txs.push(NonInviteTx {
+            kind,
+            branch,
+            to,
+            bytes,
+            next: now + t1,
+            interval: t1,
+            deadline: now + t1 * 64,
+        });
     }
 
     fn dialog_request(&self, dialog: &Dialog, method: Method, branch: &str, cseq: u32) -> Request {
-        let mut req = self.request(method, dialog.remote_target.clone(), branch, cseq, &dialog.to_header);
+        let mut req = self.request(
+            method,
+            dialog.remote_target.clone(),
+            branch,
+            cseq,
+            &dialog.to_header,
+        );
         for route in &dialog.route_set {
             req.headers.push("Route", route.as_str());
         }
@@ -518,9 +625,18 @@ impl Uac {
         let c = &self.config;
         let mut req = Request::new(method.clone(), uri);
         let h = &mut req.headers;
-        h.push("Via", format!("SIP/2.0/UDP {};branch={branch};rport", c.local_sip));
+        h.push(
+            "Via",
+            format!("SIP/2.0/UDP {};branch={branch};rport", c.local_sip),
+        );
         h.push("Max-Forwards", "70");
-        h.push("From", format!("<sip:{}@{}>;tag={}", c.from_user, c.local_sip, self.local_tag));
+        h.push(
+            "From",
+            format!(
+                "<sip:{}@{}>;tag={}",
+                c.from_user, c.local_sip, self.local_tag
+            ),
+        );
         h.push("To", to);
         h.push("Call-ID", self.call_id.as_str());
         h.push("CSeq", format!("{cseq} {method}"));
@@ -537,7 +653,8 @@ impl Uac {
     /// ACK for a non-2xx: part of the INVITE transaction, so the INVITE's branch (§17.1.1.3).
     fn failure_ack_bytes(&self, to_header: &str) -> Vec<u8> {
         let uri = self.config.target_uri.clone();
-        self.request(Method::Ack, uri, &self.invite_branch, 1, to_header).to_bytes()
+        self.request(Method::Ack, uri, &self.invite_branch, 1, to_header)
+            .to_bytes()
     }
 
     fn terminate(&mut self) {
@@ -595,7 +712,11 @@ mod tests {
     }
 
     fn start(t0: Instant) -> (Uac, Request) {
-        let mut config = UacConfig::new("127.0.0.1:5062".parse().unwrap(), server(), "sip:record@127.0.0.1:5060");
+        let mut config = UacConfig::new(
+            "127.0.0.1:5062".parse().unwrap(),
+            server(),
+            "sip:record@127.0.0.1:5060",
+        );
         config.seed = 7;
         let mut uac = Uac::invite(t0, config, "v=0\r\n".to_string());
         let (tx, ev) = drain(&mut uac);
@@ -631,7 +752,11 @@ mod tests {
     }
 
     fn branch(req: &Request) -> String {
-        Via::parse(req.headers.get("Via").unwrap()).unwrap().branch().unwrap().to_string()
+        Via::parse(req.headers.get("Via").unwrap())
+            .unwrap()
+            .branch()
+            .unwrap()
+            .to_string()
     }
 
     /// A server response to `req`: its Via/From/Call-ID/CSeq, To with tag `srv1` (not on 100).
@@ -684,7 +809,10 @@ mod tests {
         assert_eq!(h.get("CSeq"), Some("1 INVITE"));
         assert_eq!(h.get("Call-ID"), Some(uac.call_id()));
         assert_eq!(h.get("To"), Some("<sip:record@127.0.0.1:5060>"));
-        assert!(NameAddr::parse(h.get("From").unwrap()).unwrap().tag.is_some());
+        assert!(NameAddr::parse(h.get("From").unwrap())
+            .unwrap()
+            .tag
+            .is_some());
         assert_eq!(h.get("Contact"), Some("<sip:hark@127.0.0.1:5062>"));
         assert_eq!(h.get("Content-Type"), Some("application/sdp"));
         assert!(h.get("User-Agent").unwrap().starts_with("Hark/"));
@@ -709,7 +837,13 @@ mod tests {
         uac.handle_input(t0 + ms(2000), server(), &reply(&invite, 100, "", ""));
         let (tx, ev) = drain(&mut uac);
         assert!(tx.is_empty());
-        assert_eq!(ev, vec![UacEvent::Provisional { status: 100, reason: "Trying".into() }]);
+        assert_eq!(
+            ev,
+            vec![UacEvent::Provisional {
+                status: 100,
+                reason: "Trying".into()
+            }]
+        );
         assert_eq!(uac.state(), UacState::Proceeding);
         // Proceeding: no Timer A and no Timer B (RFC 3261 §17.1.1.2).
         assert_eq!(uac.poll_timeout(), None);
@@ -729,9 +863,18 @@ mod tests {
             sent.extend(tx.iter().map(|_| t - t0));
             events.extend(ev);
         }
-        let expect: Vec<Duration> = [500, 1500, 3500, 7500, 15500, 31500].into_iter().map(ms).collect();
+        let expect: Vec<Duration> = [500, 1500, 3500, 7500, 15500, 31500]
+            .into_iter()
+            .map(ms)
+            .collect();
         assert_eq!(sent, expect);
-        assert_eq!(events, vec![UacEvent::Failed { status: 408, reason: "Request Timeout (no final response)".into() }]);
+        assert_eq!(
+            events,
+            vec![UacEvent::Failed {
+                status: 408,
+                reason: "Request Timeout (no final response)".into()
+            }]
+        );
         assert!(uac.is_ended());
     }
 
@@ -751,7 +894,10 @@ mod tests {
         assert_eq!(ack.headers.get("CSeq"), Some("1 ACK"));
         assert_ne!(branch(&ack), branch(&invite));
         assert!(branch(&ack).starts_with("z9hG4bK"));
-        assert_eq!(ack.headers.get("To"), Some("<sip:record@127.0.0.1:5060>;tag=srv1"));
+        assert_eq!(
+            ack.headers.get("To"),
+            Some("<sip:record@127.0.0.1:5060>;tag=srv1")
+        );
         assert_eq!(ack.headers.get("From"), invite.headers.get("From"));
         let media = Negotiated {
             codec: AudioCodec::Pcma,
@@ -769,7 +915,11 @@ mod tests {
     fn retransmitted_2xx_is_acked_again_without_a_second_event() {
         let t0 = Instant::now();
         let (mut uac, invite, ack) = answered(t0);
-        uac.handle_input(t0 + ms(500), server(), &reply(&invite, 200, CONTACT, ANSWER));
+        uac.handle_input(
+            t0 + ms(500),
+            server(),
+            &reply(&invite, 200, CONTACT, ANSWER),
+        );
         let (tx, ev) = drain(&mut uac);
         assert!(ev.is_empty());
         assert_eq!(tx.len(), 1);
@@ -782,7 +932,13 @@ mod tests {
         let (mut uac, invite) = start(t0);
         uac.handle_input(t0, server(), &reply(&invite, 486, "", ""));
         let (tx, ev) = drain(&mut uac);
-        assert_eq!(ev, vec![UacEvent::Failed { status: 486, reason: "Busy Here".into() }]);
+        assert_eq!(
+            ev,
+            vec![UacEvent::Failed {
+                status: 486,
+                reason: "Busy Here".into()
+            }]
+        );
         assert_eq!(tx.len(), 1);
         assert_eq!(tx[0].0, server());
         let ack = req_of(&tx[0].1);
@@ -790,7 +946,10 @@ mod tests {
         assert_eq!(ack.uri, invite.uri);
         assert_eq!(branch(&ack), branch(&invite));
         assert_eq!(ack.headers.get("CSeq"), Some("1 ACK"));
-        assert_eq!(ack.headers.get("To"), Some("<sip:record@127.0.0.1:5060>;tag=srv1"));
+        assert_eq!(
+            ack.headers.get("To"),
+            Some("<sip:record@127.0.0.1:5060>;tag=srv1")
+        );
         assert_eq!(uac.state(), UacState::Terminated);
         assert_eq!(uac.poll_timeout(), None);
 
@@ -811,9 +970,15 @@ mod tests {
         assert_eq!(info.method, Method::Info);
         assert_eq!(info.uri, "sip:hark@127.0.0.1:5070");
         assert_eq!(info.headers.get("CSeq"), Some("2 INFO"));
-        assert_eq!(info.headers.get("Content-Type"), Some("application/dtmf-relay"));
+        assert_eq!(
+            info.headers.get("Content-Type"),
+            Some("application/dtmf-relay")
+        );
         assert_eq!(info.body, b"Signal=#\r\nDuration=160\r\n");
-        assert_eq!(info.headers.get("To"), Some("<sip:record@127.0.0.1:5060>;tag=srv1"));
+        assert_eq!(
+            info.headers.get("To"),
+            Some("<sip:record@127.0.0.1:5060>;tag=srv1")
+        );
 
         let mut at = Vec::new();
         while let Some(t) = uac.poll_timeout().filter(|t| *t < t0 + ms(12_000)) {
@@ -822,12 +987,21 @@ mod tests {
                 at.push(t - t0);
             }
         }
-        let expect: Vec<Duration> = [500, 1500, 3500, 7500, 11_500].into_iter().map(ms).collect();
+        let expect: Vec<Duration> = [500, 1500, 3500, 7500, 11_500]
+            .into_iter()
+            .map(ms)
+            .collect();
         assert_eq!(at, expect);
         uac.handle_input(t0 + ms(12_000), server(), &reply(&info, 200, "", ""));
         let (tx, ev) = drain(&mut uac);
         assert!(tx.is_empty());
-        assert_eq!(ev, vec![UacEvent::InfoAnswered { digit: '#', status: 200 }]);
+        assert_eq!(
+            ev,
+            vec![UacEvent::InfoAnswered {
+                digit: '#',
+                status: 200
+            }]
+        );
         assert_eq!(uac.poll_timeout(), None);
     }
 
@@ -842,7 +1016,16 @@ mod tests {
             uac.handle_timeout(t);
             events.extend(drain(&mut uac).1.into_iter().map(|e| (t - t0, e)));
         }
-        assert_eq!(events, vec![(ms(32_000), UacEvent::InfoAnswered { digit: '5', status: 408 })]);
+        assert_eq!(
+            events,
+            vec![(
+                ms(32_000),
+                UacEvent::InfoAnswered {
+                    digit: '5',
+                    status: 408
+                }
+            )]
+        );
         assert_eq!(uac.state(), UacState::Confirmed);
     }
 
@@ -850,7 +1033,10 @@ mod tests {
     fn info_rejects_non_dtmf_digits_and_calls_not_answered() {
         let t0 = Instant::now();
         let (mut uac, _) = start(t0);
-        assert_eq!(uac.info_dtmf(t0, '1', 160), Err(UacError::WrongState("INFO")));
+        assert_eq!(
+            uac.info_dtmf(t0, '1', 160),
+            Err(UacError::WrongState("INFO"))
+        );
         let (mut uac, _, _) = answered(t0);
         assert_eq!(uac.info_dtmf(t0, 'x', 160), Err(UacError::BadDigit('x')));
         assert!(drain(&mut uac).0.is_empty());
@@ -869,7 +1055,12 @@ mod tests {
         assert_eq!(uac.bye(t0), Err(UacError::WrongState("BYE")));
         uac.handle_input(t0 + ms(10), server(), &reply(&bye, 200, "", ""));
         let (_, ev) = drain(&mut uac);
-        assert_eq!(ev, vec![UacEvent::Ended { reason: UacEndReason::LocalBye }]);
+        assert_eq!(
+            ev,
+            vec![UacEvent::Ended {
+                reason: UacEndReason::LocalBye
+            }]
+        );
         assert!(uac.is_ended());
         // The INFO still pending is dropped with the dialog.
         assert_eq!(uac.poll_timeout(), None);
@@ -886,7 +1077,15 @@ mod tests {
             uac.handle_timeout(t);
             events.extend(drain(&mut uac).1.into_iter().map(|e| (t - t0, e)));
         }
-        assert_eq!(events, vec![(ms(32_000), UacEvent::Ended { reason: UacEndReason::LocalBye })]);
+        assert_eq!(
+            events,
+            vec![(
+                ms(32_000),
+                UacEvent::Ended {
+                    reason: UacEndReason::LocalBye
+                }
+            )]
+        );
     }
 
     fn server_request(uac: &Uac, method: &str, cseq: u32, call_id: &str) -> Vec<u8> {
@@ -908,13 +1107,21 @@ mod tests {
         let from: SocketAddr = "127.0.0.1:5999".parse().unwrap();
         uac.handle_input(t0, from, &bye);
         let (tx, ev) = drain(&mut uac);
-        assert_eq!(ev, vec![UacEvent::Ended { reason: UacEndReason::RemoteBye }]);
+        assert_eq!(
+            ev,
+            vec![UacEvent::Ended {
+                reason: UacEndReason::RemoteBye
+            }]
+        );
         assert_eq!(tx.len(), 1);
         assert_eq!(tx[0].0, from);
         let ok = resp_of(&tx[0].1);
         assert_eq!(ok.status, 200);
         assert_eq!(ok.headers.get("CSeq"), Some("7 BYE"));
-        assert_eq!(ok.headers.get("Via"), Some("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsrv7"));
+        assert_eq!(
+            ok.headers.get("Via"),
+            Some("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsrv7")
+        );
         assert_eq!(ok.headers.get("Call-ID"), Some(call_id.as_str()));
         assert_eq!(ok.headers.get("To"), req_of(&bye).headers.get("To"));
         assert_eq!(uac.state(), UacState::Terminated);
@@ -931,7 +1138,12 @@ mod tests {
         let (mut uac, _, _) = answered(t0);
         let call_id = uac.call_id().to_string();
         let mut statuses = Vec::new();
-        for (method, cid) in [("OPTIONS", call_id.as_str()), ("INFO", &call_id), ("INVITE", &call_id), ("BYE", "other@x")] {
+        for (method, cid) in [
+            ("OPTIONS", call_id.as_str()),
+            ("INFO", &call_id),
+            ("INVITE", &call_id),
+            ("BYE", "other@x"),
+        ] {
             uac.handle_input(t0, server(), &server_request(&uac, method, 2, cid));
             let (tx, ev) = drain(&mut uac);
             assert!(ev.is_empty(), "{method}: {ev:?}");
@@ -949,12 +1161,19 @@ mod tests {
         let t0 = Instant::now();
         let (mut uac, invite) = start(t0);
         let rr = "Record-Route: <sip:10.0.0.2;lr>, <sip:127.0.0.1:5080;lr>\r\n";
-        uac.handle_input(t0, server(), &reply(&invite, 200, &format!("{rr}{CONTACT}"), ANSWER));
+        uac.handle_input(
+            t0,
+            server(),
+            &reply(&invite, 200, &format!("{rr}{CONTACT}"), ANSWER),
+        );
         let (tx, _) = drain(&mut uac);
         assert_eq!(tx[0].0, "127.0.0.1:5080".parse::<SocketAddr>().unwrap());
         let ack = req_of(&tx[0].1);
         assert_eq!(ack.uri, "sip:hark@127.0.0.1:5070");
-        assert_eq!(ack.headers.get_all("Route"), vec!["<sip:127.0.0.1:5080;lr>", "<sip:10.0.0.2;lr>"]);
+        assert_eq!(
+            ack.headers.get_all("Route"),
+            vec!["<sip:127.0.0.1:5080;lr>", "<sip:10.0.0.2;lr>"]
+        );
     }
 
     #[test]
@@ -962,7 +1181,10 @@ mod tests {
         let t0 = Instant::now();
         let (mut uac, invite) = start(t0);
         uac.cancel(t0).unwrap();
-        assert!(drain(&mut uac).0.is_empty(), "no CANCEL before a 1xx (RFC 3261 §9.1)");
+        assert!(
+            drain(&mut uac).0.is_empty(),
+            "no CANCEL before a 1xx (RFC 3261 §9.1)"
+        );
         uac.handle_input(t0 + ms(100), server(), &reply(&invite, 180, "", ""));
         let (tx, _) = drain(&mut uac);
         assert_eq!(tx.len(), 1);
@@ -976,7 +1198,13 @@ mod tests {
         assert_eq!(drain(&mut uac), (vec![], vec![]));
         uac.handle_input(t0 + ms(120), server(), &reply(&invite, 487, "", ""));
         let (tx, ev) = drain(&mut uac);
-        assert_eq!(ev, vec![UacEvent::Failed { status: 487, reason: "Request Terminated".into() }]);
+        assert_eq!(
+            ev,
+            vec![UacEvent::Failed {
+                status: 487,
+                reason: "Request Terminated".into()
+            }]
+        );
         assert_eq!(branch(&req_of(&tx[0].1)), branch(&invite));
     }
 
@@ -984,11 +1212,21 @@ mod tests {
     fn answer_without_sdp_is_acked_then_hung_up() {
         let t0 = Instant::now();
         let (mut uac, invite) = start(t0);
-        uac.handle_input(t0, server(), &reply(&invite, 200, "Contact: <sip:hark@127.0.0.1:5070>\r\n", ""));
+        uac.handle_input(
+            t0,
+            server(),
+            &reply(&invite, 200, "Contact: <sip:hark@127.0.0.1:5070>\r\n", ""),
+        );
         let (tx, ev) = drain(&mut uac);
         let methods: Vec<Method> = tx.iter().map(|(_, b)| req_of(b).method).collect();
         assert_eq!(methods, vec![Method::Ack, Method::Bye]);
-        assert_eq!(ev, vec![UacEvent::UnusableAnswer { status: 200, error: "2xx has no SDP answer".into() }]);
+        assert_eq!(
+            ev,
+            vec![UacEvent::UnusableAnswer {
+                status: 200,
+                error: "2xx has no SDP answer".into()
+            }]
+        );
     }
 
     #[test]

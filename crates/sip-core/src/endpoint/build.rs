@@ -42,7 +42,12 @@ impl Endpoint {
 
     /// A response on the call's current INVITE transaction, with our tag, and for 18x/2xx the
     /// dialog headers (Contact, Record-Route) and for 2xx the SDP answer.
-    pub(super) fn dialog_response(&self, call: CallKey, status: u16, reason: Option<&str>) -> Response {
+    pub(super) fn dialog_response(
+        &self,
+        call: CallKey,
+        status: u16,
+        reason: Option<&str>,
+    ) -> Response {
         let Some(c) = self.calls.get(&call) else {
             return Response::new(500, reason_phrase(500));
         };
@@ -50,14 +55,23 @@ impl Endpoint {
             return Response::new(500, reason_phrase(500));
         };
         let reason = reason.unwrap_or_else(|| reason_phrase(status));
-        let mut r = response_to(&self.config, &ist.req, &ist.ctx, ist.peer, status, reason, Some(&c.local_tag));
+        let mut r = response_to(
+            &self.config,
+            &ist.req,
+            &ist.ctx,
+            ist.peer,
+            status,
+            reason,
+            Some(&c.local_tag),
+        );
         if (101..300).contains(&status) {
             if !ist.reinvite {
                 for rr in ist.req.headers.get_all("Record-Route") {
                     r.headers.push("Record-Route", rr);
                 }
             }
-            r.headers.push("Contact", contact(&self.config, ist.peer.transport));
+            r.headers
+                .push("Contact", contact(&self.config, ist.peer.transport));
         }
         if (200..300).contains(&status) {
             r.headers.push("Allow", ALLOW);
@@ -107,7 +121,8 @@ pub(super) fn response_to(
             r.headers.push("Via", v);
         }
     }
-    r.headers.push("From", req.headers.get("From").unwrap_or_default());
+    r.headers
+        .push("From", req.headers.get("From").unwrap_or_default());
     let to = req.headers.get("To").unwrap_or_default();
     match to_tag {
         Some(tag) if ctx.to.tag.is_none() && status > 100 => {
@@ -125,7 +140,13 @@ pub(super) fn response_to(
 pub(super) fn warning(cfg: &EndpointConfig, code: u16, text: &str) -> String {
     let clean: String = text
         .chars()
-        .map(|c| if c == '"' || c == '\\' || c.is_control() { '\'' } else { c })
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '\''
+            } else {
+                c
+            }
+        })
         .take(200)
         .collect();
     format!("{code} {} \"{clean}\"", cfg.local_addr)
@@ -151,12 +172,19 @@ pub(super) fn bye(cfg: &EndpointConfig, c: &Call, branch: &str) -> Request {
         Transport::Udp => "UDP",
         Transport::Tcp => "TCP",
     };
-    r.headers.push("Via", format!("SIP/2.0/{transport} {};branch={branch};rport", cfg.local_addr));
+    r.headers.push(
+        "Via",
+        format!(
+            "SIP/2.0/{transport} {};branch={branch};rport",
+            cfg.local_addr
+        ),
+    );
     r.headers.push("Max-Forwards", "70");
     for route in routes {
         r.headers.push("Route", route);
     }
-    r.headers.push("From", format!("{};tag={}", c.remote_to, c.local_tag));
+    r.headers
+        .push("From", format!("{};tag={}", c.remote_to, c.local_tag));
     r.headers.push("To", c.remote_from.as_str());
     r.headers.push("Call-ID", c.call_id.as_str());
     r.headers.push("CSeq", format!("{} BYE", c.local_cseq));

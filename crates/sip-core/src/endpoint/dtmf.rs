@@ -55,10 +55,19 @@ mod tests {
 
     #[test]
     fn sipp_and_linphone_relay_bodies() {
-        assert_eq!(parse_dtmf_relay(b"Signal=#\r\nDuration=160\r\n"), Some(('#', 160)));
-        assert_eq!(parse_dtmf_relay(b"Signal=1\r\nDuration=250"), Some(('1', 250)));
+        assert_eq!(
+            parse_dtmf_relay(b"Signal=#\r\nDuration=160\r\n"),
+            Some(('#', 160))
+        );
+        assert_eq!(
+            parse_dtmf_relay(b"Signal=1\r\nDuration=250"),
+            Some(('1', 250))
+        );
         assert_eq!(parse_dtmf_relay(b"signal= 5\r\n"), Some(('5', 250)));
-        assert_eq!(parse_dtmf_relay(b"Signal=11\nDuration=100\n"), Some(('#', 100)));
+        assert_eq!(
+            parse_dtmf_relay(b"Signal=11\nDuration=100\n"),
+            Some(('#', 100))
+        );
         assert_eq!(parse_dtmf_relay(b"Signal=d\r\n"), Some(('D', 250)));
     }
 

@@ -58,7 +58,9 @@ impl Ctx {
             .copied()
             .ok_or(ParseError::MissingHeader("Via"))?;
         let top_via = Via::parse(via_raw)?;
-        let call_id = h.get("Call-ID").ok_or(ParseError::MissingHeader("Call-ID"))?;
+        let call_id = h
+            .get("Call-ID")
+            .ok_or(ParseError::MissingHeader("Call-ID"))?;
         if call_id.is_empty() || call_id.contains(char::is_whitespace) {
             return Err(ParseError::InvalidHeader {
                 name: "Call-ID",
@@ -66,7 +68,10 @@ impl Ctx {
             });
         }
         let cseq = CSeq::parse(h.get("CSeq").ok_or(ParseError::MissingHeader("CSeq"))?)?;
-        let from = named(h.get("From").ok_or(ParseError::MissingHeader("From"))?, "From")?;
+        let from = named(
+            h.get("From").ok_or(ParseError::MissingHeader("From"))?,
+            "From",
+        )?;
         let to = named(h.get("To").ok_or(ParseError::MissingHeader("To"))?, "To")?;
         let method = match req.method {
             Method::Ack => "INVITE".to_string(),
@@ -200,7 +205,7 @@ impl Call {
         s.0
     }
     pub fn finished(&self) -> bool {
-        self.ended && self.bye.is_none() && self.ist.as_ref().map_or(true, |t| t.acked)
+        self.ended && self.bye.is_none() && !matches!(&self.ist, Some(t) if !t.acked)
     }
 }
 
@@ -228,7 +233,7 @@ pub(crate) struct Soonest(pub Option<(Instant, TimerReason)>);
 impl Soonest {
     pub fn consider(&mut self, at: Option<Instant>, reason: TimerReason) {
         if let Some(at) = at {
-            if self.0.map_or(true, |(cur, _)| at < cur) {
+            if !matches!(self.0, Some((cur, _)) if cur <= at) {
                 self.0 = Some((at, reason));
             }
         }

@@ -12,7 +12,8 @@ use crate::message::{parse_message, Message, NameAddr, Request, Response};
 pub(super) const CALLER: &str = "127.0.0.1:5061";
 pub(super) const LOCAL: &str = "127.0.0.1:5070";
 
-pub(super) const SIPP_SDP: &str = "v=0\r\no=sipp 53655765 2353687637 IN IP4 127.0.0.1\r\ns=SIPp\r\n\
+pub(super) const SIPP_SDP: &str =
+    "v=0\r\no=sipp 53655765 2353687637 IN IP4 127.0.0.1\r\ns=SIPp\r\n\
 c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 26000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\n\
 a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n\
 a=sendrecv\r\n";
@@ -109,7 +110,10 @@ impl Sim {
                     let m = parse_message(&bytes).expect("we send parseable messages");
                     if let Message::Response(r) = &m {
                         if self.to_tag.is_none() && r.status > 100 {
-                            self.to_tag = r.headers.get("To").and_then(|t| NameAddr::parse(t).ok()?.tag);
+                            self.to_tag = r
+                                .headers
+                                .get("To")
+                                .and_then(|t| NameAddr::parse(t).ok()?.tag);
                         }
                     }
                     out.sent.push((self.now - self.start, to, m));
@@ -163,7 +167,10 @@ impl Sim {
         let out = self.send_str(&invite("z9hG4bK-inv", SIPP_SDP));
         let call = out.incoming()[0].call;
         self.call_op(|ep, now| ep.ring(now, call).unwrap());
-        self.call_op(|ep, now| ep.answer(now, call, "127.0.0.1:30000".parse().unwrap()).unwrap());
+        self.call_op(|ep, now| {
+            ep.answer(now, call, "127.0.0.1:30000".parse().unwrap())
+                .unwrap()
+        });
         let ack = self.send_str(&ack("z9hG4bK-ack", self.tag(), 1));
         assert!(matches!(ack.events[..], [CallEvent::Confirmed { call: c }] if c == call));
         call
@@ -174,12 +181,22 @@ pub(super) fn with_length(head: &str, body: &str) -> String {
     format!("{head}Content-Length: {}\r\n\r\n{body}", body.len())
 }
 
-pub(super) fn invite_with(branch: &str, call_id: &str, cseq: u32, to_tag: Option<&str>, sdp: &str) -> String {
+pub(super) fn invite_with(
+    branch: &str,
+    call_id: &str,
+    cseq: u32,
+    to_tag: Option<&str>,
+    sdp: &str,
+) -> String {
     let to = match to_tag {
         Some(t) => format!("<sip:rec@127.0.0.1:5070>;tag={t}"),
         None => "<sip:rec@127.0.0.1:5070>".into(),
     };
-    let ct = if sdp.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
+    let ct = if sdp.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
     with_length(
         &format!(
             "INVITE sip:rec@127.0.0.1:5070 SIP/2.0\r\n\
@@ -198,7 +215,14 @@ pub(super) fn invite(branch: &str, sdp: &str) -> String {
 }
 
 /// An in-dialog request from the caller (ACK, BYE, INFO, OPTIONS...).
-pub(super) fn in_dialog(method: &str, branch: &str, to_tag: &str, cseq: u32, extra: &str, body: &str) -> String {
+pub(super) fn in_dialog(
+    method: &str,
+    branch: &str,
+    to_tag: &str,
+    cseq: u32,
+    extra: &str,
+    body: &str,
+) -> String {
     with_length(
         &format!(
             "{method} sip:sipp@127.0.0.1:5061 SIP/2.0\r\n\

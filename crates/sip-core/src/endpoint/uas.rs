@@ -18,13 +18,23 @@ struct Refusal {
 }
 
 fn content_type(req: &Request) -> Option<String> {
-    req.headers
-        .get("Content-Type")
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    req.headers.get("Content-Type").map(|v| {
+        v.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    })
 }
 
 impl Endpoint {
-    pub(super) fn on_request(&mut self, now: Instant, from: Peer, req: Request, error: Option<ParseError>) {
+    pub(super) fn on_request(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        req: Request,
+        error: Option<ParseError>,
+    ) {
         let ctx = match Ctx::read(&req) {
             Ok(c) => c,
             Err(e) => {
@@ -50,8 +60,19 @@ impl Endpoint {
             return;
         }
         if ctx.cseq.method != req.method {
-            self.reply_stateless(now, from, &req, &ctx, 400, "Bad Request (CSeq Method Mismatch)", vec![]);
-            self.rejected(from, format!("400 to {}: CSeq method {}", req.method, ctx.cseq.method));
+            self.reply_stateless(
+                now,
+                from,
+                &req,
+                &ctx,
+                400,
+                "Bad Request (CSeq Method Mismatch)",
+                vec![],
+            );
+            self.rejected(
+                from,
+                format!("400 to {}: CSeq method {}", req.method, ctx.cseq.method),
+            );
             return;
         }
         if req.method != Method::Invite {
@@ -66,7 +87,15 @@ impl Endpoint {
             if !required.is_empty() {
                 // We implement no extensions (RFC 3261 §8.2.2.3).
                 let list = required.join(", ");
-                self.reply_stateless(now, from, &req, &ctx, 420, reason_phrase(420), vec![("Unsupported", list)]);
+                self.reply_stateless(
+                    now,
+                    from,
+                    &req,
+                    &ctx,
+                    420,
+                    reason_phrase(420),
+                    vec![("Unsupported", list)],
+                );
                 return;
             }
         }
@@ -135,9 +164,26 @@ impl Endpoint {
     }
 
     /// An in-dialog response with our tag (the request's To already carries it).
-    fn reply_in_dialog(&mut self, now: Instant, from: Peer, req: &Request, ctx: &Ctx, status: u16, reason: &str) {
+    fn reply_in_dialog(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        req: &Request,
+        ctx: &Ctx,
+        status: u16,
+        reason: &str,
+    ) {
         let r = response_to(&self.config, req, ctx, from, status, reason, None);
         self.send_nist(now, from, req, ctx, r);
+    }
+
+    /// A TCP caller that reconnected: later requests and our BYE use the new connection.
+    fn follow_connection(&mut self, call: CallKey, from: Peer) {
+        if let Some(c) = self.calls.get_mut(&call) {
+            if Self::reliable(from) && c.peer.transport == from.transport {
+                c.peer = from;
+            }
+        }
     }
 
     /// RFC 3261 §12.2.2: a lower CSeq than the last one is out of order.
@@ -159,11 +205,17 @@ impl Endpoint {
         if ctx.to.tag.is_some() {
             match self.dialog_of(&ctx) {
                 Some(call) => self.on_reinvite(now, from, req, ctx, call),
-                None => self.reply_stateless(now, from, &req, &ctx, 481, reason_phrase(481), vec![]),
+                None => {
+                    self.reply_stateless(now, from, &req, &ctx, 481, reason_phrase(481), vec![])
+                }
             }
             return;
         }
-        let origin = (ctx.call_id.clone(), ctx.from.tag.clone().unwrap_or_default(), ctx.cseq.seq);
+        let origin = (
+            ctx.call_id.clone(),
+            ctx.from.tag.clone().unwrap_or_default(),
+            ctx.cseq.seq,
+        );
         if let Some(&call) = self.by_origin.get(&origin) {
             // Same INVITE re-sent with another branch (RFC 2543 peers, some broken UAs).
             self.resend_invite_response(call, |t| !t.reinvite);
@@ -185,7 +237,14 @@ impl Endpoint {
         }
     }
 
-    fn new_call(&mut self, now: Instant, from: Peer, req: Request, ctx: Ctx, origin: (String, String, u32)) {
+    fn new_call(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        req: Request,
+        ctx: Ctx,
+        origin: (String, String, u32),
+    ) {
         let key = CallKey(self.next_call);
         self.next_call += 1;
         let local_tag = self.new_tag();
@@ -203,7 +262,11 @@ impl Endpoint {
             remote_from: h.get("From").unwrap_or_default().to_string(),
             remote_to: h.get("To").unwrap_or_default().to_string(),
             remote_target: remote_target.clone().unwrap_or_default(),
-            route_set: h.get_all("Record-Route").into_iter().map(str::to_string).collect(),
+            route_set: h
+                .get_all("Record-Route")
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
             remote_cseq: ctx.cseq.seq,
             local_cseq: 0,
             origin: origin.clone(),
@@ -308,7 +371,14 @@ impl Endpoint {
             Err(e @ (SdpError::NoCommonCodec(_) | SdpError::NoAudio)) => Err(Refusal {
                 status: 488,
                 reason: reason_phrase(488).into(),
-                headers: vec![("Warning", warning(&self.config, 305, &format!("Incompatible media format: {e}")))],
+                headers: vec![(
+                    "Warning",
+                    warning(
+                        &self.config,
+                        305,
+                        &format!("Incompatible media format: {e}"),
+                    ),
+                )],
             }),
             Err(e) => Err(Refusal {
                 status: 400,
@@ -322,7 +392,10 @@ impl Endpoint {
         let Some(c) = self.calls.get(&call) else {
             return;
         };
-        let busy = !c.confirmed || c.ist.as_ref().is_some_and(|t| !t.acked && t.final_status.is_some_and(|s| s < 300));
+        let busy = !c.confirmed
+            || c.ist
+                .as_ref()
+                .is_some_and(|t| !t.acked && t.final_status.is_some_and(|s| s < 300));
         if c.ended || c.bye.is_some() {
             self.reply_in_dialog(now, from, &req, &ctx, 481, reason_phrase(481));
             return;
@@ -333,14 +406,27 @@ impl Endpoint {
             return;
         }
         if !self.cseq_in_order(call, &ctx) {
-            self.reply_in_dialog(now, from, &req, &ctx, 500, "Server Internal Error (CSeq Out of Order)");
+            self.reply_in_dialog(
+                now,
+                from,
+                &req,
+                &ctx,
+                500,
+                "Server Internal Error (CSeq Out of Order)",
+            );
             return;
         }
+        self.follow_connection(call, from);
         let offer = (!req.body.is_empty()).then(|| self.read_offer(&req));
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        if let Some(target) = req.headers.get_all("Contact").first().and_then(|v| NameAddr::parse(v).ok()) {
+        if let Some(target) = req
+            .headers
+            .get_all("Contact")
+            .first()
+            .and_then(|v| NameAddr::parse(v).ok())
+        {
             c.remote_target = target.uri;
         }
         if let Some(old) = c.ist.take() {
@@ -384,7 +470,11 @@ impl Endpoint {
     }
 
     fn on_ack(&mut self, now: Instant, ctx: &Ctx) {
-        let call = self.by_invite.get(&ctx.key).copied().or_else(|| self.dialog_of(ctx));
+        let call = self
+            .by_invite
+            .get(&ctx.key)
+            .copied()
+            .or_else(|| self.dialog_of(ctx));
         let Some(call) = call else {
             return;
         };
@@ -433,15 +523,24 @@ impl Endpoint {
     }
 
     fn on_bye(&mut self, now: Instant, from: Peer, req: &Request, ctx: &Ctx) {
-        let live = self
-            .dialog_of(ctx)
-            .filter(|k| self.calls.get(k).is_some_and(|c| !c.ended || c.bye.is_some()));
+        let live = self.dialog_of(ctx).filter(|k| {
+            self.calls
+                .get(k)
+                .is_some_and(|c| !c.ended || c.bye.is_some())
+        });
         let Some(call) = live else {
             self.reply_in_dialog_or_stateless(now, from, req, ctx, 481);
             return;
         };
         if !self.cseq_in_order(call, ctx) {
-            self.reply_in_dialog(now, from, req, ctx, 500, "Server Internal Error (CSeq Out of Order)");
+            self.reply_in_dialog(
+                now,
+                from,
+                req,
+                ctx,
+                500,
+                "Server Internal Error (CSeq Out of Order)",
+            );
             return;
         }
         self.reply_in_dialog(now, from, req, ctx, 200, "OK");
@@ -451,7 +550,11 @@ impl Endpoint {
             self.ist_send(now, call, terminated);
         }
         if let Some(c) = self.calls.get_mut(&call) {
-            if let Some(ist) = c.ist.as_mut().filter(|t| t.final_status.is_some_and(|s| s < 300)) {
+            if let Some(ist) = c
+                .ist
+                .as_mut()
+                .filter(|t| t.final_status.is_some_and(|s| s < 300))
+            {
                 // The caller is gone: stop retransmitting our 2xx.
                 ist.acked = true;
                 ist.retrans = None;
@@ -465,7 +568,14 @@ impl Endpoint {
         self.maybe_finish(now, call);
     }
 
-    fn reply_in_dialog_or_stateless(&mut self, now: Instant, from: Peer, req: &Request, ctx: &Ctx, status: u16) {
+    fn reply_in_dialog_or_stateless(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        req: &Request,
+        ctx: &Ctx,
+        status: u16,
+    ) {
         if ctx.to.tag.is_some() {
             self.reply_in_dialog(now, from, req, ctx, status, reason_phrase(status));
         } else {
@@ -474,15 +584,25 @@ impl Endpoint {
     }
 
     fn on_info(&mut self, now: Instant, from: Peer, req: &Request, ctx: &Ctx) {
-        let live = self.dialog_of(ctx).filter(|k| self.calls.get(k).is_some_and(|c| !c.ended));
+        let live = self
+            .dialog_of(ctx)
+            .filter(|k| self.calls.get(k).is_some_and(|c| !c.ended));
         let Some(call) = live else {
             self.reply_in_dialog_or_stateless(now, from, req, ctx, 481);
             return;
         };
         if !self.cseq_in_order(call, ctx) {
-            self.reply_in_dialog(now, from, req, ctx, 500, "Server Internal Error (CSeq Out of Order)");
+            self.reply_in_dialog(
+                now,
+                from,
+                req,
+                ctx,
+                500,
+                "Server Internal Error (CSeq Out of Order)",
+            );
             return;
         }
+        self.follow_connection(call, from);
         self.reply_in_dialog(now, from, req, ctx, 200, "OK");
         let dtmf = match content_type(req).as_deref() {
             Some("application/dtmf-relay") => parse_dtmf_relay(&req.body),

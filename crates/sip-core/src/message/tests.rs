@@ -42,7 +42,8 @@ fn print_roundtrips_exactly() {
     let bytes = SIPP_INVITE.as_bytes();
     let r = request(bytes);
     assert_eq!(r.to_bytes(), bytes);
-    let resp = b"SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nContent-Length: 0\r\n\r\n";
+    let resp =
+        b"SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nContent-Length: 0\r\n\r\n";
     let Ok(Message::Response(p)) = parse_message(resp) else {
         panic!("response")
     };
@@ -55,9 +56,15 @@ fn print_rewrites_content_length_from_body() {
     let mut r = Request::new(Method::Info, "sip:a@b");
     r.headers.push("l", "999");
     r.body = b"Signal=1\r\n".to_vec();
-    assert_eq!(r.to_bytes(), b"INFO sip:a@b SIP/2.0\r\nl: 10\r\n\r\nSignal=1\r\n");
+    assert_eq!(
+        r.to_bytes(),
+        b"INFO sip:a@b SIP/2.0\r\nl: 10\r\n\r\nSignal=1\r\n"
+    );
     let empty = Response::new(200, "OK");
-    assert_eq!(empty.to_bytes(), b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(
+        empty.to_bytes(),
+        b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"
+    );
 }
 
 #[test]
@@ -68,18 +75,30 @@ fn compact_forms_and_folding() {
     assert_eq!(r.headers.get("Via"), Some("SIP/2.0/UDP a;branch=z9hG4bK1"));
     assert_eq!(r.headers.get("FROM"), Some("<sip:a@b> ;tag=7"));
     assert_eq!(r.headers.get("subject"), Some("first second"));
-    assert_eq!(NameAddr::parse(r.headers.get("f").unwrap()).unwrap().tag.as_deref(), Some("7"));
+    assert_eq!(
+        NameAddr::parse(r.headers.get("f").unwrap())
+            .unwrap()
+            .tag
+            .as_deref(),
+        Some("7")
+    );
 }
 
 #[test]
 fn get_all_splits_comma_lists_but_not_inside_quotes() {
     let mut h = Headers::new();
-    h.push("Via", "SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2");
+    h.push(
+        "Via",
+        "SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2",
+    );
     h.push("v", "SIP/2.0/TCP c;branch=z9hG4bK3");
     h.push("Record-Route", "<sip:p1;lr>, \"a, b\" <sip:p2;lr>");
     h.push("Date", "Sat, 13 Nov 2010 23:29:00 GMT");
     assert_eq!(h.get_all("via").len(), 3);
-    assert_eq!(h.get_all("Record-Route"), vec!["<sip:p1;lr>", "\"a, b\" <sip:p2;lr>"]);
+    assert_eq!(
+        h.get_all("Record-Route"),
+        vec!["<sip:p1;lr>", "\"a, b\" <sip:p2;lr>"]
+    );
     assert_eq!(h.get_all("Date"), vec!["Sat, 13 Nov 2010 23:29:00 GMT"]);
 }
 
@@ -90,7 +109,10 @@ fn set_replaces_all_and_remove_understands_compact() {
     h.push("X", "1");
     h.push("m", "<sip:c@d>");
     h.set("contact", "<sip:e@f>");
-    assert_eq!(h.iter().collect::<Vec<_>>(), vec![("Contact", "<sip:e@f>"), ("X", "1")]);
+    assert_eq!(
+        h.iter().collect::<Vec<_>>(),
+        vec![("Contact", "<sip:e@f>"), ("X", "1")]
+    );
     h.remove("m");
     assert_eq!(h.len(), 1);
 }
@@ -112,7 +134,10 @@ fn content_length_errors_name_the_field() {
     let short = "BYE sip:a@b SIP/2.0\r\nContent-Length: 10\r\n\r\nabc";
     assert_eq!(
         parse_message(short.as_bytes()),
-        Err(ParseError::Truncated { declared: 10, actual: 3 })
+        Err(ParseError::Truncated {
+            declared: 10,
+            actual: 3
+        })
     );
     assert_eq!(
         parse_message(short.as_bytes()).unwrap_err().reason_phrase(),
@@ -123,7 +148,10 @@ fn content_length_errors_name_the_field() {
         assert!(
             matches!(
                 parse_message(msg.as_bytes()),
-                Err(ParseError::InvalidHeader { name: "Content-Length", .. })
+                Err(ParseError::InvalidHeader {
+                    name: "Content-Length",
+                    ..
+                })
             ),
             "{bad}"
         );
@@ -132,23 +160,47 @@ fn content_length_errors_name_the_field() {
 
 #[test]
 fn start_line_errors() {
-    assert!(matches!(parse_message(b"INVITE sip:a@b\r\n\r\n"), Err(ParseError::StartLine(_))));
-    assert!(matches!(parse_message(b"INVITE sip:a@b SIP/3.0\r\n\r\n"), Err(ParseError::Version(_))));
-    assert!(matches!(parse_message(b"SIP/2.0 99 x\r\n\r\n"), Err(ParseError::StartLine(_))));
-    assert!(matches!(parse_message(b"\xff\xfe\r\n\r\n"), Err(ParseError::NotUtf8)));
-    assert!(matches!(parse_message(&[b'a'; 70_000]), Err(ParseError::TooLarge(_))));
+    assert!(matches!(
+        parse_message(b"INVITE sip:a@b\r\n\r\n"),
+        Err(ParseError::StartLine(_))
+    ));
+    assert!(matches!(
+        parse_message(b"INVITE sip:a@b SIP/3.0\r\n\r\n"),
+        Err(ParseError::Version(_))
+    ));
+    assert!(matches!(
+        parse_message(b"SIP/2.0 99 x\r\n\r\n"),
+        Err(ParseError::StartLine(_))
+    ));
+    assert!(matches!(
+        parse_message(b"\xff\xfe\r\n\r\n"),
+        Err(ParseError::NotUtf8)
+    ));
+    assert!(matches!(
+        parse_message(&[b'a'; 70_000]),
+        Err(ParseError::TooLarge(_))
+    ));
     assert!(matches!(
         parse_message(b"BYE sip:a@b SIP/2.0\r\nno colon here\r\n\r\n"),
         Err(ParseError::HeaderLine(_))
     ));
-    assert_eq!(parse_message(b"BYE sip:a@b SIP/2.0\r\nX: y\r\n"), Err(ParseError::Unterminated));
+    assert_eq!(
+        parse_message(b"BYE sip:a@b SIP/2.0\r\nX: y\r\n"),
+        Err(ParseError::Unterminated)
+    );
 }
 
 #[test]
 fn lenient_parse_keeps_headers_when_body_is_short() {
     let cut = &SIPP_INVITE.as_bytes()[..SIPP_INVITE.len() - 10];
     let l = parse_lenient(cut).unwrap();
-    assert!(matches!(l.error, Some(ParseError::Truncated { declared: 109, actual: 99 })));
+    assert!(matches!(
+        l.error,
+        Some(ParseError::Truncated {
+            declared: 109,
+            actual: 99
+        })
+    ));
     assert_eq!(l.message.headers().get("CSeq"), Some("1 INVITE"));
 }
 
@@ -172,7 +224,9 @@ fn truncated_invite_at_every_length_never_panics() {
 
 #[test]
 fn name_addr_forms() {
-    let q = NameAddr::parse("\"Alice \\\"A\\\" Smith\" <sip:+15551234@example.com;user=phone>;tag=abc").unwrap();
+    let q =
+        NameAddr::parse("\"Alice \\\"A\\\" Smith\" <sip:+15551234@example.com;user=phone>;tag=abc")
+            .unwrap();
     assert_eq!(q.display_name.as_deref(), Some("Alice \"A\" Smith"));
     assert_eq!(q.uri, "sip:+15551234@example.com;user=phone");
     assert_eq!(q.tag.as_deref(), Some("abc"));
@@ -182,12 +236,18 @@ fn name_addr_forms() {
     assert_eq!((t.display_name.as_deref(), t.tag), (Some("Bob"), None));
 
     let bare = NameAddr::parse("sip:carol@h:5070;tag=99").unwrap();
-    assert_eq!((bare.uri.as_str(), bare.tag.as_deref()), ("sip:carol@h:5070", Some("99")));
+    assert_eq!(
+        (bare.uri.as_str(), bare.tag.as_deref()),
+        ("sip:carol@h:5070", Some("99"))
+    );
 
     for bad in ["", "\"unterminated <sip:a@b>", "<sip:a@b", "Bob", "<>"] {
         assert!(NameAddr::parse(bad).is_err(), "{bad:?}");
     }
-    assert_eq!(q.to_string(), "\"Alice \\\"A\\\" Smith\" <sip:+15551234@example.com;user=phone>;tag=abc");
+    assert_eq!(
+        q.to_string(),
+        "\"Alice \\\"A\\\" Smith\" <sip:+15551234@example.com;user=phone>;tag=abc"
+    );
 }
 
 #[test]
@@ -196,9 +256,15 @@ fn uri_parts() {
     assert_eq!(uri_user("sips:alice:secret@h"), Some("alice"));
     assert_eq!(uri_user("sip:example.com"), None);
     assert_eq!(uri_user("tel:+15551234;phone-context=x"), Some("+15551234"));
-    assert_eq!(uri_host_port("sip:u@h:5070;transport=tcp"), Some(("h", Some(5070))));
+    assert_eq!(
+        uri_host_port("sip:u@h:5070;transport=tcp"),
+        Some(("h", Some(5070)))
+    );
     assert_eq!(uri_host_port("sip:h"), Some(("h", None)));
-    assert_eq!(uri_host_port("sip:u@[2001:db8::1]:5061"), Some(("2001:db8::1", Some(5061))));
+    assert_eq!(
+        uri_host_port("sip:u@[2001:db8::1]:5061"),
+        Some(("2001:db8::1", Some(5061)))
+    );
     assert_eq!(uri_host_port("sip:u@h:99999"), None);
     assert_eq!(uri_host_port("nonsense"), None);
 }
@@ -222,9 +288,23 @@ fn via_parse_and_print() {
 
 #[test]
 fn cseq_parse() {
-    assert_eq!(CSeq::parse("1 INVITE").unwrap(), CSeq { seq: 1, method: Method::Invite });
+    assert_eq!(
+        CSeq::parse("1 INVITE").unwrap(),
+        CSeq {
+            seq: 1,
+            method: Method::Invite
+        }
+    );
     assert_eq!(CSeq::parse(" 314159  BYE ").unwrap().seq, 314159);
-    for bad in ["", "INVITE", "1", "-1 INVITE", "x INVITE", "1 INVITE extra", "2147483648 BYE"] {
+    for bad in [
+        "",
+        "INVITE",
+        "1",
+        "-1 INVITE",
+        "x INVITE",
+        "1 INVITE extra",
+        "2147483648 BYE",
+    ] {
         assert!(CSeq::parse(bad).is_err(), "{bad:?}");
     }
 }

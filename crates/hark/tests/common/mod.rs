@@ -1,0 +1,161 @@
+//! End-to-end harness: drives the `hark` binary the way an operator would (config file, env,
+//! SIP over UDP/TCP, RTP, webhooks) and checks what comes out (webhooks, WAV files, SIP).
+//!
+//! Every test file does `mod common;` and uses only what it needs, hence the `dead_code` allow.
+#![allow(dead_code)]
+
+pub mod audio;
+pub mod daemon;
+pub mod procs;
+pub mod rtp;
+pub mod sip;
+pub mod webhook;
+
+pub use audio::*;
+pub use daemon::{App, Daemon};
+pub use procs::{require_sipp, HarkCall, Output, Running, Sipp};
+pub use rtp::{RtpPlan, RtpSender};
+pub use sip::{options_ok, RawUac, SipMsg};
+pub use webhook::{Recorded, Reply, WebhookServer};
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// AccountSid every test daemon runs with.
+pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+/// Key of X-Twilio-Signature; the webhook server verifies with it independently.
+pub const AUTH_TOKEN: &str = "e2e-auth-token-3f9a";
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Ports are handed out in blocks of this size.
+pub const PORT_BLOCK: u16 = 64;
+
+/// Returns the first port of a block of `PORT_BLOCK` ports in 30000–60000 that could all be bound
+/// (UDP and TCP) a moment ago. Blocks avoid the kernel's ephemeral range when possible, so a
+/// client socket bound to port 0 elsewhere does not land in a daemon's RTP range. Start points
+/// depend on the PID and a counter: parallel test threads and test processes take different
+/// blocks, and probing skips blocks someone else holds.
+pub fn alloc_port_block() -> u16 {
+    let (eph_lo, eph_hi) = ephemeral_range();
+    let all: Vec<u16> = (0..(30000 / PORT_BLOCK))
+        .map(|i| 30000 + i * PORT_BLOCK)
+        .collect();
+    let outside: Vec<u16> = all
+        .iter()
+        .copied()
+        .filter(|&b| b + PORT_BLOCK - 1 < eph_lo || b > eph_hi)
+        .collect();
+    let blocks = if outside.len() >= 8 { outside } else { all };
+    let pid = std::process::id();
+    for _ in 0..(blocks.len() * 2) {
+        let k = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let idx = (pid.wrapping_mul(7919).wrapping_add(k.wrapping_mul(13))) as usize % blocks.len();
+        let base = blocks[idx];
+        if (base..base + PORT_BLOCK).all(port_free) {
+            return base;
+        }
+    }
+    panic!("no free block of {PORT_BLOCK} ports found in 30000-60000");
+}
+
+fn port_free(p: u16) -> bool {
+    UdpSocket::bind(("127.0.0.1", p)).is_ok() && TcpListener::bind(("127.0.0.1", p)).is_ok()
+}
+
+fn ephemeral_range() -> (u16, u16) {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut it = text.split_whitespace().filter_map(|v| v.parse::<u16>().ok());
+    match (it.next(), it.next()) {
+        (Some(lo), Some(hi)) => (lo, hi),
+        _ => (32768, 60999),
+    }
+}
+
+/// A per-test scratch directory; kept (and its path printed) when the test fails.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!(
+            "hark-e2e-{}-{}-{}",
+            name,
+            std::process::id(),
+            n
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir { path }
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.path.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("(test files kept in {})", self.path.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Polls `f` every 50 ms until it returns Some or `timeout` passes.
+pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Directory holding the test fixtures (speech WAV).
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+/// The repository's `sipp-scenarios/` folder.
+pub fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sipp-scenarios")
+}
+
+/// Checks `s` looks like `<prefix>` + 32 hex digits (SPEC §0).
+pub fn is_sid(s: &str, prefix: &str) -> bool {
+    s.len() == 34 && s.starts_with(prefix) && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Checks an RFC 2822 GMT timestamp like `Fri, 14 Oct 2016 21:56:34 +0000`.
+pub fn is_rfc2822(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(' ').collect();
+    const DAYS: [&str; 7] = ["Mon,", "Tue,", "Wed,", "Thu,", "Fri,", "Sat,", "Sun,"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    parts.len() == 6
+        && DAYS.contains(&parts[0])
+        && parts[1].parse::<u8>().is_ok_and(|d| (1..=31).contains(&d))
+        && MONTHS.contains(&parts[2])
+        && parts[3].len() == 4
+        && parts[3].parse::<u16>().is_ok()
+        && parts[4].len() == 8
+        && parts[4].split(':').all(|x| x.len() == 2 && x.parse::<u8>().is_ok())
+        && (parts[5] == "+0000" || parts[5] == "GMT")
+}
+
+/// Twilio-style duration: round half up of the kept seconds.
+pub fn rounded_seconds(samples: usize) -> u64 {
+    ((samples as u64) * 2 + 8000) / 16000
+}
