@@ -183,7 +183,10 @@ async fn run(
     let mut playback: Option<Playback> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    let mut rtp_deadline = Instant::now() + rtp_timeout;
+    // The RTP timeout is checked by a coarse periodic tick, so packets never touch a timer.
+    let mut last_rtp = Instant::now();
+    let mut housekeeping = tokio::time::interval(Duration::from_millis(250));
+    housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut timed_out = false;
     let mut buf = [0u8; 2048];
     let mut packet = [0u8; PACKET_BYTES];
@@ -198,9 +201,7 @@ async fn run(
                     let now = std::time::Instant::now();
                     match receiver.handle_packet(now, from, &buf[..n], |item| { producer.push(item); }) {
                         Ok(PacketVerdict::ForeignSource) => {}
-                        Ok(_) => {
-                            rtp_deadline = Instant::from_std(now) + rtp_timeout;
-                        }
+                        Ok(_) => last_rtp = Instant::from_std(now),
                         Err(e) => tracing::trace!(from = %from, error = %e, "RTP datagram dropped"),
                     }
                 }
@@ -261,9 +262,11 @@ async fn run(
             _ = tokio::time::sleep_until(hold_deadline.unwrap_or_else(|| Instant::now() + far)), if hold_deadline.is_some() => {
                 receiver.handle_timeout(std::time::Instant::now(), |item| { producer.push(item); });
             },
-            _ = tokio::time::sleep_until(rtp_deadline), if !timed_out => {
-                timed_out = true;
-                let _ = notices.send(MediaNotice::RtpTimeout);
+            _ = housekeeping.tick(), if !timed_out => {
+                if last_rtp.elapsed() >= rtp_timeout {
+                    timed_out = true;
+                    let _ = notices.send(MediaNotice::RtpTimeout);
+                }
             },
         }
     }
