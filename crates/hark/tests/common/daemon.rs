@@ -71,7 +71,7 @@ impl Daemon {
         let tmp = TempDir::new("daemon");
         let base = alloc_port_block();
         let storage = tmp.join("recordings");
-        let mut d = Daemon {
+        let d = Daemon {
             child: None,
             storage,
             config_path: tmp.join("hark.toml"),

@@ -2,7 +2,7 @@
 //! SIP over UDP/TCP, RTP, webhooks) and checks what comes out (webhooks, WAV files, SIP).
 //!
 //! Every test file does `mod common;` and uses only what it needs, hence the `dead_code` allow.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod audio;
 pub mod daemon;
@@ -158,4 +158,93 @@ pub fn is_rfc2822(s: &str) -> bool {
 /// Twilio-style duration: round half up of the kept seconds.
 pub fn rounded_seconds(samples: usize) -> u64 {
     ((samples as u64) * 2 + 8000) / 16000
+}
+
+/// What `check_recording` verified.
+pub struct RecordingCheck {
+    pub sid: String,
+    pub path: PathBuf,
+    pub samples: Vec<i16>,
+    /// Where the recording starts in the sent audio (samples).
+    pub offset: usize,
+}
+
+impl RecordingCheck {
+    /// One past the last sample of the recording, in the sent audio.
+    pub fn end(&self) -> usize {
+        self.offset + self.samples.len()
+    }
+}
+
+/// Checks an action request (or completed status callback) against the file on disk: SIDs, URL
+/// shape, `RecordingDuration` = round(kept seconds), hound-readable 8 kHz PCM16 mono, samples a
+/// sample-exact contiguous part of `sent`; with `fetched`, that the handler got 200 audio/x-wav
+/// with the file's bytes (without and with `.wav`).
+pub fn check_recording(
+    d: &Daemon,
+    req: &Recorded,
+    sent: &[i16],
+    fetched: bool,
+) -> RecordingCheck {
+    let sid = req.param("RecordingSid").to_string();
+    assert!(is_sid(&sid, "RE"), "RecordingSid {sid}");
+    assert_eq!(req.param("AccountSid"), ACCOUNT_SID);
+    assert!(is_sid(req.param("CallSid"), "CA"), "CallSid");
+    assert_eq!(req.param("RecordingUrl"), d.recording_url(&sid), "RecordingUrl");
+    let path = d.recording_path(&sid);
+    assert!(path.exists(), "{} missing; storage has {:?}", path.display(), d.recordings());
+    let samples = read_recording(&path);
+    assert_eq!(
+        req.param("RecordingDuration"),
+        rounded_seconds(samples.len()).to_string(),
+        "RecordingDuration vs the file's {} samples",
+        samples.len()
+    );
+    let offset = find_segment(&samples, sent)
+        .unwrap_or_else(|e| panic!("{}: not the audio sent: {e}", path.display()));
+    if fetched {
+        let f = req
+            .fetched
+            .as_ref()
+            .expect("the handler fetched RecordingUrl while handling the request");
+        let file = std::fs::read(&path).expect("read recording");
+        assert_eq!(f.status, 200, "GET RecordingUrl before answering: status");
+        assert_eq!(f.content_type, "audio/x-wav", "GET RecordingUrl: content type");
+        assert_eq!(f.body.len(), file.len(), "GET RecordingUrl: length vs file");
+        assert!(f.body == file, "GET RecordingUrl: bytes differ from the file");
+        assert_eq!(f.wav_status, 200, "GET RecordingUrl.wav: status");
+        assert_eq!(f.wav_content_type, "audio/x-wav", "GET RecordingUrl.wav: type");
+        assert_eq!(f.wav_len, file.len(), "GET RecordingUrl.wav: length");
+    }
+    RecordingCheck {
+        sid,
+        path,
+        samples,
+        offset,
+    }
+}
+
+/// Asserts |a − b| ≤ tol (in samples), printing seconds.
+pub fn assert_near(what: &str, got: usize, want: usize, tol: usize) {
+    let diff = got.abs_diff(want);
+    assert!(
+        diff <= tol,
+        "{what}: got {:.3} s, want {:.3} s ± {:.3} s",
+        secs(got),
+        secs(want),
+        secs(tol)
+    );
+}
+
+/// The standard voice params (SPEC §1) on a TwiML fetch.
+pub fn check_standard_params(req: &Recorded, call_status: &str) {
+    assert!(is_sid(req.param("CallSid"), "CA"), "CallSid");
+    assert_eq!(req.param("AccountSid"), ACCOUNT_SID);
+    assert_eq!(req.param("CallStatus"), call_status, "CallStatus");
+    assert_eq!(req.param("ApiVersion"), "2010-04-01");
+    assert_eq!(req.param("Direction"), "inbound");
+    assert!(!req.param("From").is_empty(), "From");
+    assert!(!req.param("To").is_empty(), "To");
+    assert_eq!(req.param("Caller"), req.param("From"), "Caller = From");
+    assert_eq!(req.param("Called"), req.param("To"), "Called = To");
 }

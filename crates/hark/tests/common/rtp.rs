@@ -31,8 +31,7 @@ pub struct RtpSender {
     stop: Arc<AtomicBool>,
     /// Packets sent so far.
     pub sent: Arc<AtomicU64>,
-    /// Sample index (RTP timestamp offset) where each DTMF event began.
-    pub handle: Option<std::thread::JoinHandle<SentLog>>,
+    handle: Option<std::thread::JoinHandle<SentLog>>,
     pub ssrc: u32,
 }
 
@@ -61,7 +60,7 @@ impl RtpSender {
                 let mut slot: u32 = 0;
                 let start = Instant::now();
                 let mut log = SentLog::default();
-                let mut pace = |slot: &mut u32| {
+                let pace = |slot: &mut u32| {
                     let due = start + Duration::from_millis(20 * *slot as u64);
                     let now = Instant::now();
                     if due > now {
@@ -69,7 +68,7 @@ impl RtpSender {
                     }
                     *slot += 1;
                 };
-                let mut send = |buf: &[u8]| {
+                let send = |buf: &[u8]| {
                     let _ = sock.send_to(buf, dest);
                     sent.fetch_add(1, Ordering::SeqCst);
                 };
