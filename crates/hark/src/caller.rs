@@ -514,7 +514,7 @@ pub async fn run(args: CallArgs) -> Result<CallReport, CallerError> {
     config.seed = seed;
     let offer = sdp::build_offer(local_rtp, seed >> 16);
     let mut uac = Uac::invite(Instant::now().into_std(), config, offer);
-    tracing::info!(target = %args.uri, %remote, %local_sip, %local_rtp, "calling");
+    tracing::info!(uri = %args.uri, %remote, %local_sip, %local_rtp, "calling");
 
     let mut received = Received {
         codec: None,
@@ -648,6 +648,7 @@ pub async fn run(args: CallArgs) -> Result<CallReport, CallerError> {
         }
     };
 
+    let ended_at = Instant::now();
     if let Some(path) = args.save_received.clone() {
         let samples = std::mem::take(&mut received.samples);
         let saved = tokio::task::spawn_blocking(move || {
@@ -667,7 +668,7 @@ pub async fn run(args: CallArgs) -> Result<CallReport, CallerError> {
         packets_received: received.packets,
         dtmf_sent,
         ended_by,
-        duration: answered_at.map(|t| t.elapsed()).unwrap_or_default(),
+        duration: answered_at.map(|t| ended_at - t).unwrap_or_default(),
     })
 }
 
