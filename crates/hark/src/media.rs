@@ -17,8 +17,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
-/// Items the ring holds: 1.28 s of 20 ms frames, far more than one drain interval.
-pub const RING_CAPACITY: usize = 64;
+/// Items the ring holds: 640 ms of 20 ms frames, 16 drain intervals.
+pub const RING_CAPACITY: usize = 32;
 
 pub enum MediaCommand {
     /// Play `audio` `loops` times (0 = until stopped); `done` fires when it has been sent.

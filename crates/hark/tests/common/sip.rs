@@ -174,10 +174,16 @@ pub fn options_request(local: SocketAddr, target: SocketAddr, transport: &str) -
     )
 }
 
-/// Sends one datagram and collects every SIP response that arrives within `wait`.
-pub fn udp_exchange(target: SocketAddr, payload: &[u8], wait: Duration) -> Vec<SipMsg> {
+/// From a fresh socket, sends the datagram `build(local address)` and collects every SIP
+/// message that arrives within `wait`.
+pub fn udp_exchange(
+    target: SocketAddr,
+    build: impl FnOnce(SocketAddr) -> Vec<u8>,
+    wait: Duration,
+) -> Vec<SipMsg> {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-    let _ = sock.send_to(payload, target);
+    let local = sock.local_addr().expect("local");
+    let _ = sock.send_to(&build(local), target);
     collect(&sock, wait)
 }
 
