@@ -24,4 +24,5 @@ pub mod server;
 pub mod sids;
 pub mod sip_task;
 pub mod storage;
+pub mod tts;
 pub mod webhook;

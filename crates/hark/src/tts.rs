@@ -1,0 +1,1 @@
+//! Text to speech for `<Say>` (espeak-ng as a subprocess), cached.
