@@ -1,41 +1,139 @@
 //! The sans-IO call-flow interpreter. The daemon asks for the next [`Step`], carries it out
 //! and reports back; this module decides what follows.
+//!
+//! Failures (SPEC §2.2): the daemon reports a failed fetch ([`CallFlow::fetch_failed`]) or an
+//! answer that is not usable TwiML ([`CallFlow::document_failed`]); the flow then requests the
+//! fallback URL with `ErrorCode`/`ErrorUrl`, or, without one (or when the fallback itself
+//! failed), hands out [`Step::AppError`].
 
 use tracing::{error, warn};
 
-use crate::twiml::{Document, HttpMethod, RecordVerb, Verb};
-use crate::urls::{resolve, resolve_media};
+use crate::twiml::{
+    Document, GatherVerb, HttpMethod, Prompt, RecordVerb, SayVerb, TwimlError, Verb,
+};
+use crate::urls::{resolve, resolve_media, strip_fragment};
 
 /// Verbs one call may execute across all its documents; stops action/redirect loops.
 pub const MAX_VERBS_PER_CALL: u32 = 10_000;
 /// Documents one call may run, the first included.
 pub const MAX_DOCUMENTS_PER_CALL: u32 = 100;
+/// Twilio's "invalid URL format": a `<Redirect>` whose URL cannot be resolved.
+pub const ERROR_INVALID_URL: u32 = 11100;
 
 /// What the daemon must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Play audio `loops` times (0 = until hangup). `url` is resolved.
+    /// Play audio `loops` times (0 = until hangup). `url` is resolved. With `digits`, send
+    /// them as RFC 4733 events instead (`w` = 0.5 s pause) and `url` is empty.
     Play {
         url: String,
         loops: u32,
+        digits: Option<String>,
     },
     Pause {
         secs: u32,
     },
+    /// Speak `text` `loops` times (0 = until hangup). `voice`/`language` as written in TwiML.
+    Say {
+        text: String,
+        voice: String,
+        language: String,
+        loops: u32,
+    },
     /// Record; `action`, `recording_status_callback` and `transcribe_callback` are resolved
     /// absolute URLs (or `None`).
     Record(RecordVerb),
+    /// Collect DTMF while playing the prompts, then report with [`CallFlow::gather_finished`].
+    Gather(GatherStep),
+    /// Answers first if needed (SPEC §4), then hang up.
     Hangup,
-    /// Request `url` with the standard parameters plus `extra`. Unless `discard_answer`, give
-    /// the answer to [`CallFlow::document_fetched`].
+    /// Before answer: reject with this SIP status (486 busy, 603 rejected). After answer: hang
+    /// up. Only `End` follows.
+    Reject {
+        status: u16,
+    },
+    /// Request `url` with the standard parameters plus `extra`. Unless `discard_answer`, report
+    /// the outcome with [`CallFlow::document_fetched`], [`CallFlow::text_fetched`],
+    /// [`CallFlow::audio_fetched`], [`CallFlow::document_failed`] or [`CallFlow::fetch_failed`].
     Fetch {
         url: String,
         method: HttpMethod,
         extra: Vec<(String, String)>,
         discard_answer: bool,
     },
+    /// The application failed with Twilio error `code` and there is no (working) fallback:
+    /// play the application-error prompt and hang up, or answer 500/503 if not yet answered.
+    /// Only `End` follows.
+    AppError {
+        code: u32,
+    },
     /// The document ran out (or the call is over): hang up.
     End,
+}
+
+impl Step {
+    /// Whether carrying out this step needs an answered call (SPEC §1: the call is answered
+    /// when the first such step runs). `<Hangup>` answers first too.
+    pub fn needs_media(&self) -> bool {
+        match self {
+            Step::Play { .. }
+            | Step::Pause { .. }
+            | Step::Say { .. }
+            | Step::Record(_)
+            | Step::Gather(_)
+            | Step::Hangup => true,
+            Step::Reject { .. } | Step::Fetch { .. } | Step::AppError { .. } | Step::End => false,
+        }
+    }
+}
+
+/// A `<Gather>` ready to run; prompts are resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatherStep {
+    /// Played in order until the first key.
+    pub prompts: Vec<PromptStep>,
+    /// Seconds to wait for the first key (after the prompts) and between keys.
+    pub timeout_secs: u32,
+    /// Submits without being included in `Digits`; `None` = no finish key.
+    pub finish_on_key: Option<char>,
+    /// Submit when this many digits were pressed; `None` = unlimited.
+    pub num_digits: Option<u32>,
+}
+
+/// One `<Gather>` prompt, resolved like the corresponding [`Step`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptStep {
+    Say {
+        text: String,
+        voice: String,
+        language: String,
+        loops: u32,
+    },
+    Play {
+        url: String,
+        loops: u32,
+        digits: Option<String>,
+    },
+    Pause {
+        secs: u32,
+    },
+}
+
+/// Per-application settings the flow needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowOptions {
+    /// Requested with `ErrorCode` and `ErrorUrl` when a document cannot be fetched or run.
+    pub fallback_url: Option<String>,
+    pub fallback_method: HttpMethod,
+}
+
+impl Default for FlowOptions {
+    fn default() -> Self {
+        Self {
+            fallback_url: None,
+            fallback_method: HttpMethod::Post,
+        }
+    }
 }
 
 /// How a `<Record>` ended, as the daemon saw it.
@@ -53,6 +151,16 @@ pub struct RecordResult {
 }
 
 #[derive(Debug)]
+struct PendingFetch {
+    url: String,
+    method: HttpMethod,
+    extra: Vec<(String, String)>,
+    discard_answer: bool,
+    /// This is the fallback request: its own failure must not request it again.
+    is_fallback: bool,
+}
+
+#[derive(Debug)]
 enum State {
     /// Executing verbs from `next`.
     Running,
@@ -61,20 +169,28 @@ enum State {
         action: Option<String>,
         method: HttpMethod,
     },
-    /// The action request to hand out next.
-    FetchReady {
-        url: String,
+    /// A `Gather` step was handed out; only [`CallFlow::gather_finished`] may follow.
+    AwaitingGather {
+        action: Option<String>,
         method: HttpMethod,
-        extra: Vec<(String, String)>,
-        discard_answer: bool,
+        action_on_empty_result: bool,
     },
-    /// A `Fetch` whose answer matters was handed out; only [`CallFlow::document_fetched`] may follow.
-    AwaitingDocument,
+    /// The request to hand out next.
+    FetchReady(PendingFetch),
+    /// A `Fetch` whose answer matters was handed out; only its outcome may follow.
+    AwaitingDocument {
+        is_fallback: bool,
+    },
+    /// `AppError` to hand out next.
+    AppErrorReady {
+        code: u32,
+    },
     Ended,
 }
 
-/// One call's TwiML execution. Misuse (a step asked for while a `Record` or `Fetch` result is
-/// outstanding, or a result nobody asked for) ends the flow: it never silently continues.
+/// One call's TwiML execution. Misuse (a step asked for while a `Record`, `Gather` or `Fetch`
+/// result is outstanding, or a result nobody asked for) ends the flow: it never silently
+/// continues.
 pub struct CallFlow {
     document: Document,
     document_url: Option<String>,
@@ -82,10 +198,19 @@ pub struct CallFlow {
     state: State,
     verbs_run: u32,
     documents_run: u32,
+    options: FlowOptions,
 }
 
 impl CallFlow {
     pub fn new(document: Document, document_url: Option<String>) -> Self {
+        Self::with_options(document, document_url, FlowOptions::default())
+    }
+
+    pub fn with_options(
+        document: Document,
+        document_url: Option<String>,
+        options: FlowOptions,
+    ) -> Self {
         Self {
             document,
             document_url,
@@ -93,35 +218,52 @@ impl CallFlow {
             state: State::Running,
             verbs_run: 0,
             documents_run: 1,
+            options,
         }
+    }
+
+    /// The initial document could not be fetched or used (`code` 11200, 12100, 12200 or
+    /// 12300 for `url`): the flow starts with the fallback request, or with `AppError`.
+    pub fn initial_failure(code: u32, url: &str, options: FlowOptions) -> Self {
+        let empty = Document {
+            verbs: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let mut flow = Self::with_options(empty, None, options);
+        flow.fail(code, url, false);
+        flow
     }
 
     pub fn next_step(&mut self) -> Step {
         match std::mem::replace(&mut self.state, State::Ended) {
             State::Running => self.run_verbs(),
-            State::FetchReady {
-                url,
-                method,
-                extra,
-                discard_answer,
-            } => {
-                if !discard_answer {
-                    self.state = State::AwaitingDocument;
+            State::FetchReady(fetch) => {
+                if !fetch.discard_answer {
+                    self.state = State::AwaitingDocument {
+                        is_fallback: fetch.is_fallback,
+                    };
                 }
                 Step::Fetch {
-                    url,
-                    method,
-                    extra,
-                    discard_answer,
+                    url: fetch.url,
+                    method: fetch.method,
+                    extra: fetch.extra,
+                    discard_answer: fetch.discard_answer,
                 }
             }
+            State::AppErrorReady { code } => Step::AppError { code },
             State::AwaitingRecord { .. } => {
                 error!(
                     "call flow: next_step while a <Record> result is outstanding; ending the flow"
                 );
                 Step::End
             }
-            State::AwaitingDocument => {
+            State::AwaitingGather { .. } => {
+                error!(
+                    "call flow: next_step while a <Gather> result is outstanding; ending the flow"
+                );
+                Step::End
+            }
+            State::AwaitingDocument { .. } => {
                 error!(
                     "call flow: next_step while an action document is outstanding; ending the flow"
                 );
@@ -166,21 +308,52 @@ impl CallFlow {
             ("Digits".to_string(), digits),
         ];
         // SPEC §3.2.9: after a hangup the action is still requested, its answer discarded.
-        self.state = State::FetchReady {
+        self.state = State::FetchReady(PendingFetch {
             url,
             method,
             extra,
             discard_answer: result.hung_up,
+            is_fallback: false,
+        });
+    }
+
+    /// A `<Gather>` ended: `digits` without the finish key (empty on timeout or nothing
+    /// pressed), `finished_on_key` the key that ended it, if any. Digits (or
+    /// `actionOnEmptyResult`) request the action with `Digits` and `FinishedOnKey`; otherwise,
+    /// or with no action to request, the next verb runs.
+    pub fn gather_finished(&mut self, digits: String, finished_on_key: Option<char>) {
+        let State::AwaitingGather {
+            action,
+            method,
+            action_on_empty_result,
+        } = std::mem::replace(&mut self.state, State::Ended)
+        else {
+            error!("call flow: gather_finished without a running <Gather>; ending the flow");
+            return;
         };
+        self.state = State::Running;
+        if digits.is_empty() && !action_on_empty_result {
+            return;
+        }
+        let Some(url) = action else {
+            return;
+        };
+        let key = finished_on_key.map(String::from).unwrap_or_default();
+        self.state = State::FetchReady(PendingFetch {
+            url,
+            method,
+            extra: vec![
+                ("Digits".to_string(), digits),
+                ("FinishedOnKey".to_string(), key),
+            ],
+            discard_answer: false,
+            is_fallback: false,
+        });
     }
 
     /// The answer to a `Fetch` replaces the document; execution starts at its first verb.
     pub fn document_fetched(&mut self, document: Document, url: String) {
-        if !matches!(
-            std::mem::replace(&mut self.state, State::Ended),
-            State::AwaitingDocument
-        ) {
-            error!("call flow: document_fetched without an outstanding Fetch; ending the flow");
+        if self.take_awaiting_document("document_fetched").is_none() {
             return;
         }
         self.documents_run = self.documents_run.saturating_add(1);
@@ -194,6 +367,32 @@ impl CallFlow {
         self.state = State::Running;
     }
 
+    /// A `text/plain` answer: it is said, then the call hangs up.
+    pub fn text_fetched(&mut self, text: &str, url: String) {
+        self.document_fetched(Document::say_then_hangup(text), url);
+    }
+
+    /// An `audio/*` answer (the body of `url`): it is played, then the call hangs up.
+    pub fn audio_fetched(&mut self, url: String) {
+        let document = Document::play_then_hangup(&url);
+        self.document_fetched(document, url);
+    }
+
+    /// The outstanding `Fetch` of `failed_url` failed with Twilio error `error_code` (11200
+    /// retrieval, 12300 content type, …): request the fallback URL, unless this was the
+    /// fallback request or there is none, in which case `AppError` follows.
+    pub fn fetch_failed(&mut self, error_code: u32, failed_url: &str) {
+        let Some(is_fallback) = self.take_awaiting_document("fetch_failed") else {
+            return;
+        };
+        self.fail(error_code, failed_url, is_fallback);
+    }
+
+    /// The answer to the outstanding `Fetch` of `url` is not usable TwiML.
+    pub fn document_failed(&mut self, err: &TwimlError, url: &str) {
+        self.fetch_failed(err.code(), url);
+    }
+
     pub fn document_url(&self) -> Option<&str> {
         self.document_url.as_deref()
     }
@@ -201,6 +400,38 @@ impl CallFlow {
     /// True once only `End` can follow.
     pub fn is_ended(&self) -> bool {
         matches!(self.state, State::Ended)
+    }
+
+    /// Leaves `Ended` behind; `Some(is_fallback)` if a document was awaited.
+    fn take_awaiting_document(&mut self, what: &str) -> Option<bool> {
+        match std::mem::replace(&mut self.state, State::Ended) {
+            State::AwaitingDocument { is_fallback } => Some(is_fallback),
+            _ => {
+                error!("call flow: {what} without an outstanding Fetch; ending the flow");
+                None
+            }
+        }
+    }
+
+    /// SPEC §2.2: fallback request (once per failure), else the application-error step.
+    fn fail(&mut self, code: u32, failed_url: &str, failed_request_was_fallback: bool) {
+        error!(code, url = %failed_url, "call flow: TwiML application error");
+        self.state = match &self.options.fallback_url {
+            Some(fallback) if !failed_request_was_fallback => State::FetchReady(PendingFetch {
+                url: fallback.clone(),
+                method: self.options.fallback_method,
+                extra: vec![
+                    ("ErrorCode".to_string(), code.to_string()),
+                    (
+                        "ErrorUrl".to_string(),
+                        strip_fragment(failed_url).to_string(),
+                    ),
+                ],
+                discard_answer: false,
+                is_fallback: true,
+            }),
+            _ => State::AppErrorReady { code },
+        };
     }
 
     /// Runs verbs until one needs the daemon. State is `Ended` on entry.
@@ -215,28 +446,23 @@ impl CallFlow {
                 warn!("call flow: more than {MAX_VERBS_PER_CALL} verbs in one call; hanging up");
                 return Step::End;
             }
-            match verb {
-                Verb::Play(play) => {
-                    if play.url.is_empty() {
-                        warn!("call flow: <Play> without a URL (digits are not supported yet); skipped");
-                        continue;
-                    }
-                    match resolve_media(self.document_url.as_deref(), &play.url) {
-                        Ok(url) => {
-                            self.state = State::Running;
-                            return Step::Play {
-                                url,
-                                loops: play.loop_count,
-                            };
-                        }
-                        Err(e) => warn!("call flow: <Play> skipped: {e}"),
-                    }
-                }
-                Verb::Pause { length_secs } => {
-                    self.state = State::Running;
-                    return Step::Pause { secs: length_secs };
-                }
+            let step = match verb {
+                Verb::Play(play) => self
+                    .play_step(&play.url, play.loop_count, play.digits)
+                    .map(|(url, loops, digits)| Step::Play { url, loops, digits }),
+                Verb::Say(say) => say_step(say).map(|(text, voice, language, loops)| Step::Say {
+                    text,
+                    voice,
+                    language,
+                    loops,
+                }),
+                Verb::Pause { length_secs } => Some(Step::Pause { secs: length_secs }),
                 Verb::Hangup => return Step::Hangup,
+                Verb::Reject(reject) => {
+                    return Step::Reject {
+                        status: reject.reason.sip_status(),
+                    }
+                }
                 Verb::Record(record) => {
                     let record = self.resolve_record(record);
                     self.state = State::AwaitingRecord {
@@ -245,16 +471,107 @@ impl CallFlow {
                     };
                     return Step::Record(record);
                 }
+                Verb::Gather(gather) => return self.gather_step(gather),
+                Verb::Redirect(redirect) => {
+                    return match resolve(self.document_url.as_deref(), &redirect.url) {
+                        Ok(url) => {
+                            self.state = State::AwaitingDocument { is_fallback: false };
+                            Step::Fetch {
+                                url,
+                                method: redirect.method,
+                                extra: Vec::new(),
+                                discard_answer: false,
+                            }
+                        }
+                        Err(e) => {
+                            warn!("call flow: <Redirect> failed: {e}");
+                            self.fail(ERROR_INVALID_URL, &redirect.url, false);
+                            self.next_step()
+                        }
+                    };
+                }
+            };
+            if let Some(step) = step {
+                self.state = State::Running;
+                return step;
             }
         }
     }
 
-    fn resolve_optional(&self, attribute: &str, reference: Option<String>) -> Option<String> {
+    /// `None` = skip (unresolvable media). Digits need no URL: the body is ignored.
+    fn play_step(
+        &self,
+        url: &str,
+        loops: u32,
+        digits: Option<String>,
+    ) -> Option<(String, u32, Option<String>)> {
+        if digits.is_some() {
+            return Some((String::new(), loops, digits));
+        }
+        match resolve_media(self.document_url.as_deref(), url) {
+            Ok(url) => Some((url, loops, None)),
+            Err(e) => {
+                warn!("call flow: <Play> skipped: {e}");
+                None
+            }
+        }
+    }
+
+    fn gather_step(&mut self, gather: GatherVerb) -> Step {
+        let mut prompts = Vec::with_capacity(gather.prompts.len());
+        for prompt in gather.prompts {
+            match prompt {
+                Prompt::Say(say) => {
+                    if let Some((text, voice, language, loops)) = say_step(say) {
+                        prompts.push(PromptStep::Say {
+                            text,
+                            voice,
+                            language,
+                            loops,
+                        });
+                    }
+                }
+                Prompt::Play(play) => {
+                    if let Some((url, loops, digits)) =
+                        self.play_step(&play.url, play.loop_count, play.digits)
+                    {
+                        prompts.push(PromptStep::Play { url, loops, digits });
+                    }
+                }
+                Prompt::Pause { length_secs } => {
+                    prompts.push(PromptStep::Pause { secs: length_secs })
+                }
+            }
+        }
+        // Twilio's default action is the current document; a static document has none.
+        let action = match gather.action {
+            Some(action) => self.resolve_optional("Gather", "action", Some(action)),
+            None => self.document_url.clone(),
+        };
+        self.state = State::AwaitingGather {
+            action,
+            method: gather.method,
+            action_on_empty_result: gather.action_on_empty_result,
+        };
+        Step::Gather(GatherStep {
+            prompts,
+            timeout_secs: gather.timeout_secs,
+            finish_on_key: gather.finish_on_key,
+            num_digits: gather.num_digits,
+        })
+    }
+
+    fn resolve_optional(
+        &self,
+        verb: &str,
+        attribute: &str,
+        reference: Option<String>,
+    ) -> Option<String> {
         let reference = reference?;
         match resolve(self.document_url.as_deref(), &reference) {
             Ok(url) => Some(url),
             Err(e) => {
-                warn!("call flow: <Record {attribute}> ignored: {e}");
+                warn!("call flow: <{verb} {attribute}> ignored: {e}");
                 None
             }
         }
@@ -262,7 +579,7 @@ impl CallFlow {
 
     fn resolve_record(&self, mut record: RecordVerb) -> RecordVerb {
         record.action = match record.action.take() {
-            Some(action) => self.resolve_optional("action", Some(action)),
+            Some(action) => self.resolve_optional("Record", "action", Some(action)),
             None => {
                 if let Some(url) = &self.document_url {
                     // SPEC §3.1 [D]: the default re-fetches this same document and can loop.
@@ -272,14 +589,29 @@ impl CallFlow {
             }
         };
         record.recording_status_callback = self.resolve_optional(
+            "Record",
             "recordingStatusCallback",
             record.recording_status_callback.take(),
         );
-        record.transcribe_callback =
-            self.resolve_optional("transcribeCallback", record.transcribe_callback.take());
+        record.transcribe_callback = self.resolve_optional(
+            "Record",
+            "transcribeCallback",
+            record.transcribe_callback.take(),
+        );
         record
     }
 }
 
+/// `None` = skip (nothing to say).
+fn say_step(say: SayVerb) -> Option<(String, String, String, u32)> {
+    if say.text.is_empty() {
+        warn!("call flow: <Say> with no text skipped");
+        return None;
+    }
+    Some((say.text, say.voice, say.language, say.loop_count))
+}
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ivr;

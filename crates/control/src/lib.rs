@@ -6,7 +6,8 @@
 //!   triggers (action request, fall-through), documents replaced by action answers.
 //! - [`params`]: Twilio's standard request parameters (SPEC §1).
 //! - [`signature`]: `X-Twilio-Signature` (SPEC §5) and form encoding.
-//! - [`urls`]: relative URL resolution (RFC 3986) against the document's URL.
+//! - [`urls`]: relative URL resolution (RFC 3986) against the document's URL; connection
+//!   overrides in URL fragments (SPEC §2.1).
 
 pub mod flow;
 pub mod params;
@@ -14,10 +15,11 @@ pub mod signature;
 pub mod twiml;
 pub mod urls;
 
-pub use flow::{CallFlow, RecordResult, Step};
+pub use flow::{CallFlow, FlowOptions, GatherStep, PromptStep, RecordResult, Step};
 pub use params::{CallInfo, CallStatus};
 pub use twiml::{
-    parse_document, parse_document_bytes, AttrWarning, Document, HttpMethod, ParseLimits, PlayVerb,
-    RecordVerb, StatusEvents, TwimlError, Verb,
+    classify_content_type, parse_document, parse_document_bytes, AttrWarning, ContentKind,
+    Document, GatherVerb, HttpMethod, ParseLimits, PlayVerb, Prompt, RecordVerb, RedirectVerb,
+    RejectReason, RejectVerb, SayVerb, StatusEvents, TwimlError, Verb,
 };
-pub use urls::UrlError;
+pub use urls::{parse_overrides, ConnectionOverrides, FetchFailure, RetryPolicy, UrlError};

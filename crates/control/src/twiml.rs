@@ -1,15 +1,21 @@
-//! TwiML documents: `<Response>` with `<Record>`, `<Play>`, `<Pause>`, `<Hangup>`.
+//! TwiML documents: `<Response>` with `<Record>`, `<Play>`, `<Pause>`, `<Hangup>`, `<Say>`,
+//! `<Gather>`, `<Redirect>`, `<Reject>`.
 //!
 //! Names are case-sensitive, comments are ignored, unknown attributes are ignored, entities are
 //! never expanded (only the five predefined ones and character references are decoded).
 
 use thiserror::Error;
 
+mod content_type;
+mod gather;
+mod say;
 #[cfg(test)]
 mod tests;
 mod verbs;
 mod xml;
 
+pub use content_type::{classify_content_type, ContentKind};
+pub use say::MAX_SAY_BYTES;
 pub use verbs::MAX_LOOPS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,13 +102,95 @@ impl Default for RecordVerb {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlayVerb {
-    /// As written: `file://…`, a path, or http(s).
+    /// As written: `file://…`, a path, or http(s). May be empty when `digits` is set.
     pub url: String,
     /// 0 = until hangup (capped at 1000).
     pub loop_count: u32,
-    /// The `digits` attribute, kept for when DTMF playback exists. Until then it is ignored with
-    /// a warning, and with an empty body `url` is empty: the flow skips the verb.
+    /// DTMF to send (RFC 4733) instead of playing the body: only `0-9*#A-D` and `w` (0.5 s
+    /// pause) remain; invalid characters are dropped with a warning.
     pub digits: Option<String>,
+}
+
+/// `<Say>`: text for the local TTS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SayVerb {
+    /// SSML children flattened to their text, whitespace collapsed, at most [`MAX_SAY_BYTES`].
+    /// Empty text is allowed (with a warning); the flow skips it.
+    pub text: String,
+    /// As written (`man`, `woman`, `alice`, `Polly.Joanna`, …); mapping to a local voice is the
+    /// daemon's job.
+    pub voice: String,
+    /// `en` for `man`/`woman`, else `en-US`, unless given.
+    pub language: String,
+    /// 0 = until hangup (capped at 1000).
+    pub loop_count: u32,
+}
+
+/// What `<Gather>` plays while it waits; the first key interrupts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    Say(SayVerb),
+    Play(PlayVerb),
+    Pause { length_secs: u32 },
+}
+
+/// `<Gather input="dtmf">`. Speech input is not supported: it is gathered as DTMF with a warning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatherVerb {
+    /// As written; `None` = the document's own URL.
+    pub action: Option<String>,
+    pub method: HttpMethod,
+    /// Seconds to wait for the first key and between keys (≥ 1).
+    pub timeout_secs: u32,
+    /// One key that submits (not included in `Digits`); `None` = no finish key.
+    pub finish_on_key: Option<char>,
+    /// Submit after this many digits; `None` = unlimited.
+    pub num_digits: Option<u32>,
+    /// Request the action even when nothing was pressed.
+    pub action_on_empty_result: bool,
+    pub prompts: Vec<Prompt>,
+}
+
+impl Default for GatherVerb {
+    fn default() -> Self {
+        Self {
+            action: None,
+            method: HttpMethod::Post,
+            timeout_secs: 5,
+            finish_on_key: Some('#'),
+            num_digits: None,
+            action_on_empty_result: false,
+            prompts: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectVerb {
+    /// The body, as written (relative or absolute).
+    pub url: String,
+    pub method: HttpMethod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    Rejected,
+    Busy,
+}
+
+impl RejectReason {
+    /// The SIP final response for a call rejected before answer (SPEC §4 [D]).
+    pub fn sip_status(&self) -> u16 {
+        match self {
+            RejectReason::Rejected => 603,
+            RejectReason::Busy => 486,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RejectVerb {
+    pub reason: RejectReason,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +199,10 @@ pub enum Verb {
     Play(PlayVerb),
     Pause { length_secs: u32 },
     Hangup,
+    Say(SayVerb),
+    Gather(GatherVerb),
+    Redirect(RedirectVerb),
+    Reject(RejectVerb),
 }
 
 /// An invalid attribute value replaced by its default (SPEC §2.2: a warning, not an error).
@@ -126,6 +218,43 @@ pub struct AttrWarning {
 pub struct Document {
     pub verbs: Vec<Verb>,
     pub warnings: Vec<AttrWarning>,
+}
+
+impl Document {
+    /// The document a `text/plain` answer stands for: say it (whitespace collapsed, at most
+    /// [`MAX_SAY_BYTES`]), then hang up. Empty text: just hang up.
+    pub fn say_then_hangup(text: &str) -> Self {
+        let text = say::normalize_text(text);
+        let mut verbs = Vec::with_capacity(2);
+        if !text.is_empty() {
+            verbs.push(Verb::Say(SayVerb {
+                text,
+                voice: "man".into(),
+                language: "en".into(),
+                loop_count: 1,
+            }));
+        }
+        verbs.push(Verb::Hangup);
+        Self {
+            verbs,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The document an `audio/*` answer stands for: play `url` once, then hang up.
+    pub fn play_then_hangup(url: &str) -> Self {
+        Self {
+            verbs: vec![
+                Verb::Play(PlayVerb {
+                    url: url.to_string(),
+                    loop_count: 1,
+                    digits: None,
+                }),
+                Verb::Hangup,
+            ],
+            warnings: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

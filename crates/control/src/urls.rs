@@ -3,6 +3,10 @@
 use thiserror::Error;
 use url::{ParseError, Url};
 
+mod overrides;
+
+pub use overrides::{parse_overrides, ConnectionOverrides, FetchFailure, RetryPolicy};
+
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum UrlError {
     #[error("{reference:?} is relative and there is no document URL to resolve it against")]

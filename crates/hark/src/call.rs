@@ -212,8 +212,8 @@ impl Call {
             }
             let step = flow.next_step();
             tracing::debug!(?step, "step");
-            match step {
-                Step::Play { url, loops } => {
+            match step.clone() {
+                Step::Play { url, loops, digits: _ } => {
                     if self.hung_up() {
                         break;
                     }
@@ -271,6 +271,17 @@ impl Call {
                     if !self.hung_up() {
                         self.answer(); // <Hangup> answers first (SPEC §4)
                     }
+                    break;
+                }
+                Step::Reject { status } => {
+                    if !self.answered && !self.hung_up() {
+                        self.shared.sip.send(SipCommand::Reject(self.key, status));
+                        self.remote_ended = true;
+                    }
+                    break;
+                }
+                Step::Say { .. } | Step::Gather(_) | Step::AppError { .. } => {
+                    tracing::warn!(?step, "verb not supported yet; ending the call");
                     break;
                 }
                 Step::End => break,

@@ -68,7 +68,8 @@ fn verbs_run_top_to_bottom_then_end() {
         f.next_step(),
         Step::Play {
             url: "https://h/app/a.wav".into(),
-            loops: 0
+            loops: 0,
+            digits: None
         }
     );
     assert_eq!(f.next_step(), Step::Pause { secs: 3 });
@@ -92,7 +93,8 @@ fn unresolvable_play_is_skipped() {
         f.next_step(),
         Step::Play {
             url: "file:///srv/beep.wav".into(),
-            loops: 1
+            loops: 1,
+            digits: None
         }
     );
     let mut f = flow("<Play>file:///etc/passwd</Play><Pause/>");
@@ -100,9 +102,25 @@ fn unresolvable_play_is_skipped() {
 }
 
 #[test]
-fn play_with_digits_and_no_body_is_skipped() {
-    let mut f = flow("<Play digits=\"123\"/><Hangup/>");
-    assert_eq!(f.next_step(), Step::Hangup);
+fn play_with_digits_sends_digits_and_ignores_body() {
+    let mut f = flow("<Play digits=\"1w2\"/><Play digits=\"9\" loop=\"2\">a.wav</Play>");
+    assert_eq!(
+        f.next_step(),
+        Step::Play {
+            url: String::new(),
+            loops: 1,
+            digits: Some("1w2".into())
+        }
+    );
+    assert_eq!(
+        f.next_step(),
+        Step::Play {
+            url: String::new(),
+            loops: 2,
+            digits: Some("9".into())
+        }
+    );
+    assert_eq!(f.next_step(), Step::End);
 }
 
 #[test]
@@ -114,7 +132,8 @@ fn absent_recording_continues_with_next_verb() {
         f.next_step(),
         Step::Play {
             url: "https://h/app/bye.wav".into(),
-            loops: 1
+            loops: 1,
+            digits: None
         }
     );
     assert_eq!(f.next_step(), Step::End);
@@ -216,7 +235,8 @@ fn action_answer_replaces_document_and_runs_from_its_first_verb() {
         f.next_step(),
         Step::Play {
             url: "https://other/dir/thanks.wav".into(),
-            loops: 1
+            loops: 1,
+            digits: None
         }
     );
     assert_eq!(f.next_step(), Step::Hangup);
@@ -232,7 +252,8 @@ fn static_document_without_action_continues_after_record() {
         f.next_step(),
         Step::Play {
             url: "file:///srv/bye.wav".into(),
-            loops: 1
+            loops: 1,
+            digits: None
         }
     );
 }

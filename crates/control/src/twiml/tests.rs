@@ -168,8 +168,8 @@ fn lowercase_record_is_unknown_verb_12200() {
 }
 
 #[test]
-fn unknown_and_not_yet_supported_verbs_are_12200() {
-    for name in ["Foo", "Say", "Gather", "Redirect", "Reject"] {
+fn unknown_and_unsupported_verbs_are_12200() {
+    for name in ["Foo", "Dial", "Enqueue", "Connect", "say", "GATHER"] {
         let err = parse(&format!("<Response><{name}/></Response>")).unwrap_err();
         assert_eq!(err, TwimlError::UnknownVerb(name.into()));
         assert_eq!(err.code(), 12200);
@@ -302,25 +302,43 @@ fn play_loop_values() {
 }
 
 #[test]
-fn play_digits_without_body_yields_empty_url_and_warning() {
-    let (p, w) = play("<Play digits=\"ww12\"/>");
+fn play_digits_without_body_is_valid() {
+    let (p, w) = play("<Play digits=\"ww12*#AD\"/>");
     assert_eq!(
         p,
         PlayVerb {
             url: String::new(),
             loop_count: 1,
-            digits: Some("ww12".into())
+            digits: Some("ww12*#AD".into())
         }
     );
-    assert_eq!(w.len(), 1);
-    assert!(w[0].verb == "Play" && w[0].attribute == "digits" && w[0].reason.contains("skipped"));
+    assert!(w.is_empty());
 }
 
 #[test]
-fn play_digits_with_body_plays_body_with_warning() {
+fn play_digits_with_body_ignores_body_with_warning() {
     let (p, w) = play("<Play digits=\"1\">a.wav</Play>");
-    assert_eq!(p.url, "a.wav");
-    assert!(warned(&w, "digits", "1"));
+    assert_eq!((p.url.as_str(), p.digits.as_deref()), ("a.wav", Some("1")));
+    assert_eq!(w.len(), 1);
+    assert!(warned(&w, "digits", "1") && w[0].reason.contains("body is ignored"));
+}
+
+#[test]
+fn play_invalid_digit_chars_are_dropped_with_warning() {
+    let (p, w) = play("<Play digits=\"1-2 W3x\"/>");
+    assert_eq!(p.digits.as_deref(), Some("123"));
+    assert!(warned(&w, "digits", "1-2 W3x"));
+    assert!(w[0].reason.contains("\"123\""), "{}", w[0].reason);
+    // Nothing valid left and no body: the verb has no content.
+    let err = parse("<Response><Play digits=\"xyz\"/></Response>").unwrap_err();
+    assert!(matches!(
+        err,
+        TwimlError::MissingContent { verb: "Play", .. }
+    ));
+    // Nothing valid left but a body: the body plays.
+    let (p, w) = play("<Play digits=\"e\">a.wav</Play>");
+    assert_eq!((p.url.as_str(), p.digits), ("a.wav", None));
+    assert_eq!(w.len(), 1);
 }
 
 #[test]
@@ -583,6 +601,10 @@ fn verbs_keep_document_order() {
             Verb::Record(_) => "Record",
             Verb::Pause { .. } => "Pause",
             Verb::Hangup => "Hangup",
+            Verb::Say(_) => "Say",
+            Verb::Gather(_) => "Gather",
+            Verb::Redirect(_) => "Redirect",
+            Verb::Reject(_) => "Reject",
         })
         .collect();
     assert_eq!(kinds, ["Play", "Record", "Pause", "Hangup"]);
@@ -604,4 +626,92 @@ fn deeply_nested_document_does_not_recurse() {
         parse_document(&xml, &limits),
         Err(TwimlError::UnknownVerb("a".into()))
     );
+}
+
+// --- <Redirect>, <Reject>, mixed documents ---
+
+#[test]
+fn redirect_body_and_method() {
+    let doc = parse("<Response><Redirect method=\"GET\"> next?a=1&amp;b=2 </Redirect></Response>")
+        .unwrap();
+    assert_eq!(
+        doc.verbs,
+        vec![Verb::Redirect(RedirectVerb {
+            url: "next?a=1&b=2".into(),
+            method: HttpMethod::Get
+        })]
+    );
+    let doc = parse("<Response><Redirect method=\"put\">/x</Redirect></Response>").unwrap();
+    assert_eq!(
+        doc.verbs,
+        vec![Verb::Redirect(RedirectVerb {
+            url: "/x".into(),
+            method: HttpMethod::Post
+        })]
+    );
+    assert!(warned(&doc.warnings, "method", "put"));
+}
+
+#[test]
+fn redirect_without_url_is_missing_content_12200() {
+    for xml in ["<Redirect/>", "<Redirect> </Redirect>"] {
+        let err = parse(&format!("<Response>{xml}</Response>")).unwrap_err();
+        assert!(matches!(
+            err,
+            TwimlError::MissingContent {
+                verb: "Redirect",
+                ..
+            }
+        ));
+        assert_eq!(err.code(), 12200);
+    }
+    assert_eq!(
+        parse("<Response><Redirect>x<Pause/></Redirect></Response>"),
+        Err(TwimlError::BadNesting {
+            parent: "Redirect".into(),
+            child: "Pause".into()
+        })
+    );
+}
+
+#[test]
+fn reject_reason_values() {
+    let reject = |xml: &str| {
+        let doc = parse(&format!("<Response>{xml}</Response>")).unwrap();
+        match doc.verbs.as_slice() {
+            [Verb::Reject(r)] => (r.reason, doc.warnings),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(reject("<Reject/>").0, RejectReason::Rejected);
+    assert_eq!(reject("<Reject reason=\"busy\"/>").0, RejectReason::Busy);
+    assert_eq!(
+        reject("<Reject reason=\"Rejected\"/>").0,
+        RejectReason::Rejected
+    );
+    let (r, w) = reject("<Reject reason=\"nope\"/>");
+    assert_eq!(r, RejectReason::Rejected);
+    assert!(warned(&w, "reason", "nope"));
+    assert_eq!(RejectReason::Busy.sip_status(), 486);
+    assert_eq!(RejectReason::Rejected.sip_status(), 603);
+    assert!(matches!(
+        parse("<Response><Reject>no</Reject></Response>"),
+        Err(TwimlError::BadNesting { .. })
+    ));
+}
+
+#[test]
+fn ivr_document_parses_every_verb_in_order() {
+    let doc = parse(
+        "<Response><Say>Welcome</Say><Gather numDigits=\"1\"><Say>Press 1</Say></Gather>\
+         <Redirect>/again</Redirect><Reject reason=\"busy\"/></Response>",
+    )
+    .unwrap();
+    assert_eq!(doc.verbs.len(), 4);
+    assert!(matches!(&doc.verbs[0], Verb::Say(s) if s.text == "Welcome"));
+    assert!(
+        matches!(&doc.verbs[1], Verb::Gather(g) if g.num_digits == Some(1) && g.prompts.len() == 1)
+    );
+    assert!(matches!(&doc.verbs[2], Verb::Redirect(r) if r.url == "/again"));
+    assert!(matches!(&doc.verbs[3], Verb::Reject(r) if r.reason == RejectReason::Busy));
 }

@@ -5,27 +5,30 @@
 
 use super::xml::{xml_trim, Element, Tree};
 use super::{
-    AttrWarning, HttpMethod, ParseLimits, PlayVerb, RecordVerb, StatusEvents, TwimlError, Verb,
+    AttrWarning, HttpMethod, ParseLimits, PlayVerb, RecordVerb, RedirectVerb, RejectReason,
+    RejectVerb, StatusEvents, TwimlError, Verb,
 };
 
 /// Ceiling for `loop` (SPEC §4: our decision, Twilio documents none).
 pub const MAX_LOOPS: u32 = 1000;
 const DEFAULT_MAX_LENGTH: u32 = 3600;
-const FINISH_KEYS: &str = "0123456789*#";
+pub(super) const FINISH_KEYS: &str = "0123456789*#";
+/// `<Play digits>`: DTMF events plus `w` (a 0.5 s pause).
+const PLAY_DIGITS: &str = "0123456789*#ABCDw";
 
 /// Attribute access for one verb, collecting warnings.
-struct Attrs<'a> {
-    verb: &'static str,
-    element: &'a Element,
-    warnings: &'a mut Vec<AttrWarning>,
+pub(super) struct Attrs<'a> {
+    pub verb: &'static str,
+    pub element: &'a Element,
+    pub warnings: &'a mut Vec<AttrWarning>,
 }
 
 impl<'a> Attrs<'a> {
-    fn get(&self, name: &str) -> Option<&'a str> {
+    pub fn get(&self, name: &str) -> Option<&'a str> {
         self.element.attr(name)
     }
 
-    fn warn(&mut self, attribute: &'static str, value: &str, reason: impl Into<String>) {
+    pub fn warn(&mut self, attribute: &'static str, value: &str, reason: impl Into<String>) {
         self.warnings.push(AttrWarning {
             verb: self.verb,
             attribute,
@@ -35,14 +38,14 @@ impl<'a> Attrs<'a> {
     }
 
     /// Empty or whitespace-only counts as absent.
-    fn url(&self, name: &str) -> Option<String> {
+    pub fn url(&self, name: &str) -> Option<String> {
         self.get(name)
             .map(xml_trim)
             .filter(|v| !v.is_empty())
             .map(str::to_string)
     }
 
-    fn method(&mut self, name: &'static str) -> HttpMethod {
+    pub fn method(&mut self, name: &'static str) -> HttpMethod {
         match self.get(name) {
             None => HttpMethod::Post,
             Some(v) if xml_trim(v).eq_ignore_ascii_case("POST") => HttpMethod::Post,
@@ -54,7 +57,7 @@ impl<'a> Attrs<'a> {
         }
     }
 
-    fn boolean(&mut self, name: &'static str, default: bool) -> bool {
+    pub fn boolean(&mut self, name: &'static str, default: bool) -> bool {
         match self.get(name) {
             None => default,
             Some(v) if xml_trim(v).eq_ignore_ascii_case("true") => true,
@@ -65,11 +68,29 @@ impl<'a> Attrs<'a> {
             }
         }
     }
+
+    /// `loop`: 0 = until hangup, capped at [`MAX_LOOPS`], default 1.
+    pub fn loop_count(&mut self) -> u32 {
+        let Some(v) = self.get("loop") else {
+            return 1;
+        };
+        match parse_int(v) {
+            Some(n) if n > i64::from(MAX_LOOPS) => {
+                self.warn("loop", v, format!("above {MAX_LOOPS}; clamped"));
+                MAX_LOOPS
+            }
+            Some(n) if n >= 0 => to_u32(n),
+            _ => {
+                self.warn("loop", v, "must be an integer >= 0; using 1");
+                1
+            }
+        }
+    }
 }
 
 /// Parses an optionally signed decimal integer; out-of-range values saturate so that
 /// "huge" still compares as huge. `None` = not an integer.
-fn parse_int(value: &str) -> Option<i64> {
+pub(super) fn parse_int(value: &str) -> Option<i64> {
     let v = xml_trim(value);
     let (negative, digits) = match v.as_bytes().first() {
         Some(b'-') => (true, v.get(1..)?),
@@ -83,12 +104,12 @@ fn parse_int(value: &str) -> Option<i64> {
     Some(if negative { -magnitude } else { magnitude })
 }
 
-fn to_u32(n: i64) -> u32 {
+pub(super) fn to_u32(n: i64) -> u32 {
     u32::try_from(n).unwrap_or(if n < 0 { 0 } else { u32::MAX })
 }
 
 /// Any element child is a schema error; so is non-whitespace text unless `text_allowed`.
-fn check_content(
+pub(super) fn check_content(
     element: &Element,
     tree: &Tree,
     parent: &str,
@@ -119,8 +140,14 @@ pub(crate) fn parse_verb(
     match element.name.as_str() {
         "Record" => parse_record(tree, element, limits, warnings).map(Verb::Record),
         "Play" => parse_play(tree, element, warnings).map(Verb::Play),
-        "Pause" => parse_pause(tree, element, warnings),
+        "Pause" => {
+            parse_pause(tree, element, warnings).map(|length_secs| Verb::Pause { length_secs })
+        }
         "Hangup" => parse_hangup(tree, element),
+        "Say" => super::say::parse_say(tree, element, warnings).map(Verb::Say),
+        "Gather" => super::gather::parse_gather(tree, element, warnings).map(Verb::Gather),
+        "Redirect" => parse_redirect(tree, element, warnings).map(Verb::Redirect),
+        "Reject" => parse_reject(tree, element, warnings).map(Verb::Reject),
         other => Err(TwimlError::UnknownVerb(other.to_string())),
     }
 }
@@ -256,10 +283,8 @@ fn parse_status_events(a: &mut Attrs<'_>, value: &str) -> StatusEvents {
     events
 }
 
-/// `<Play>`: body = audio URL. `digits` playback is not implemented yet: the attribute is kept
-/// in [`PlayVerb::digits`] with a warning; the body, if any, is played instead, and with an
-/// empty body `url` is empty, which the flow skips.
-fn parse_play(
+/// `<Play>`: body = audio URL; with `digits` the body is ignored (SPEC §4) and may be empty.
+pub(super) fn parse_play(
     tree: &Tree,
     element: &Element,
     warnings: &mut Vec<AttrWarning>,
@@ -271,34 +296,33 @@ fn parse_play(
         warnings,
     };
     let url = xml_trim(&element.text).to_string();
-    let digits = a.url("digits");
-    if let Some(d) = &digits {
-        let reason = if url.is_empty() {
-            "sending digits is not supported yet; verb skipped"
-        } else {
-            "sending digits is not supported yet; playing the body instead"
-        };
-        a.warn("digits", d, reason);
-    } else if url.is_empty() {
-        return Err(TwimlError::MissingContent {
-            verb: "Play",
-            what: "an audio URL in its body",
-        });
+    let digits = a.url("digits").and_then(|d| {
+        let kept: String = d.chars().filter(|c| PLAY_DIGITS.contains(*c)).collect();
+        if kept.chars().count() != d.chars().count() {
+            let using = if kept.is_empty() {
+                "no digits left".to_string()
+            } else {
+                format!("using {kept:?}")
+            };
+            a.warn(
+                "digits",
+                &d,
+                format!("only 0-9, *, #, A-D and w are allowed; {using}"),
+            );
+        }
+        (!kept.is_empty()).then_some(kept)
+    });
+    match (&digits, url.is_empty()) {
+        (None, true) => {
+            return Err(TwimlError::MissingContent {
+                verb: "Play",
+                what: "an audio URL in its body or a digits attribute",
+            })
+        }
+        (Some(d), false) => a.warn("digits", d, "the body is ignored when digits are sent"),
+        _ => {}
     }
-    let mut loop_count = 1;
-    if let Some(v) = a.get("loop") {
-        loop_count = match parse_int(v) {
-            Some(n) if n > i64::from(MAX_LOOPS) => {
-                a.warn("loop", v, format!("above {MAX_LOOPS}; clamped"));
-                MAX_LOOPS
-            }
-            Some(n) if n >= 0 => to_u32(n),
-            _ => {
-                a.warn("loop", v, "must be an integer >= 0; using 1");
-                1
-            }
-        };
-    }
+    let loop_count = a.loop_count();
     Ok(PlayVerb {
         url,
         loop_count,
@@ -306,12 +330,12 @@ fn parse_play(
     })
 }
 
-/// `<Pause>`: `length` integer ≥ 1, default 1; no content.
-fn parse_pause(
+/// `<Pause>`: `length` integer ≥ 1, default 1; no content. Returns the length in seconds.
+pub(super) fn parse_pause(
     tree: &Tree,
     element: &Element,
     warnings: &mut Vec<AttrWarning>,
-) -> Result<Verb, TwimlError> {
+) -> Result<u32, TwimlError> {
     check_content(element, tree, "Pause", false)?;
     let mut a = Attrs {
         verb: "Pause",
@@ -328,13 +352,60 @@ fn parse_pause(
             }
         };
     }
-    Ok(Verb::Pause { length_secs })
+    Ok(length_secs)
 }
 
 /// `<Hangup>`: no attributes, no content.
 fn parse_hangup(tree: &Tree, element: &Element) -> Result<Verb, TwimlError> {
     check_content(element, tree, "Hangup", false)?;
     Ok(Verb::Hangup)
+}
+
+/// `<Redirect>`: body = URL (required), `method` (POST).
+fn parse_redirect(
+    tree: &Tree,
+    element: &Element,
+    warnings: &mut Vec<AttrWarning>,
+) -> Result<RedirectVerb, TwimlError> {
+    check_content(element, tree, "Redirect", true)?;
+    let url = xml_trim(&element.text).to_string();
+    if url.is_empty() {
+        return Err(TwimlError::MissingContent {
+            verb: "Redirect",
+            what: "a URL in its body",
+        });
+    }
+    let mut a = Attrs {
+        verb: "Redirect",
+        element,
+        warnings,
+    };
+    let method = a.method("method");
+    Ok(RedirectVerb { url, method })
+}
+
+/// `<Reject>`: `reason` `rejected` (default) or `busy`; no content.
+fn parse_reject(
+    tree: &Tree,
+    element: &Element,
+    warnings: &mut Vec<AttrWarning>,
+) -> Result<RejectVerb, TwimlError> {
+    check_content(element, tree, "Reject", false)?;
+    let mut a = Attrs {
+        verb: "Reject",
+        element,
+        warnings,
+    };
+    let reason = match a.get("reason") {
+        None => RejectReason::Rejected,
+        Some(v) if xml_trim(v).eq_ignore_ascii_case("rejected") => RejectReason::Rejected,
+        Some(v) if xml_trim(v).eq_ignore_ascii_case("busy") => RejectReason::Busy,
+        Some(v) => {
+            a.warn("reason", v, "must be rejected or busy; using rejected");
+            RejectReason::Rejected
+        }
+    };
+    Ok(RejectVerb { reason })
 }
 
 #[cfg(test)]

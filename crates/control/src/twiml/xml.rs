@@ -17,6 +17,9 @@ pub(crate) struct Element {
     /// Direct text and CDATA content, unescaped and concatenated.
     pub text: String,
     pub children: Vec<usize>,
+    /// For each child, the length of `text` when it started: lets mixed content (SSML in
+    /// `<Say>`) be rebuilt in document order.
+    pub child_text_at: Vec<usize>,
     /// Byte offset of the start tag.
     pub position: usize,
 }
@@ -70,6 +73,7 @@ fn element_from(start: &BytesStart<'_>, position: usize) -> Result<Element, Twim
         attrs,
         text: String::new(),
         children: Vec::new(),
+        child_text_at: Vec::new(),
         position,
     })
 }
@@ -97,6 +101,7 @@ pub(crate) fn build(xml: &str) -> Result<Tree, TwimlError> {
                 elements.push(element);
                 if let Some(parent) = stack.last().and_then(|&p| elements.get_mut(p)) {
                     parent.children.push(idx);
+                    parent.child_text_at.push(parent.text.len());
                 }
                 if matches!(event, Event::Start(_)) {
                     stack.push(idx);
@@ -170,6 +175,13 @@ mod tests {
         assert_eq!(tree.elements[0].children, vec![1, 2]);
         assert_eq!(tree.elements[0].attr("a"), Some("1"));
         assert_eq!(tree.elements[2].text, "x<y>");
+    }
+
+    #[test]
+    fn child_text_at_marks_where_each_child_interrupts_the_text() {
+        let tree = build("<R>ab<A/>cde<B/>f</R>").unwrap();
+        assert_eq!(tree.elements[0].text, "abcdef");
+        assert_eq!(tree.elements[0].child_text_at, vec![2, 5]);
     }
 
     #[test]
