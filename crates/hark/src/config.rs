@@ -41,6 +41,32 @@ struct RawConfig {
     record: RawRecord,
     webhook: RawWebhook,
     log: RawLog,
+    #[serde(default)]
+    route: Vec<RawRoute>,
+    #[serde(default)]
+    tts: Option<RawTts>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    /// The dialed number, e.g. "+15551234567" (compared by digits).
+    #[serde(default)]
+    number: Option<String>,
+    /// The dialed SIP user, e.g. "sales".
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(flatten)]
+    app: RawApp,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTts {
+    #[serde(default)]
+    espeak_path: Option<String>,
+    #[serde(default)]
+    rate_wpm: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,12 +99,23 @@ struct RawAccount {
     auth_token: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawApp {
+    #[serde(default)]
     voice_url: String,
+    #[serde(default)]
     voice_method: String,
+    #[serde(default)]
     twiml: String,
+    #[serde(default)]
+    fallback_url: String,
+    #[serde(default)]
+    fallback_method: String,
+    #[serde(default)]
+    status_callback: String,
+    #[serde(default)]
+    status_callback_method: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,7 +162,11 @@ pub struct Config {
     pub http_public_url: String,
     pub account_sid: String,
     pub auth_token: String,
+    /// The default application (`[app]`).
     pub app: AppConfig,
+    /// Applications chosen by dialed number or user, first match wins.
+    pub routes: Vec<Route>,
+    pub tts: TtsSettings,
     pub storage_dir: PathBuf,
     pub record: RecordConfig,
     pub webhook_connect_timeout: Duration,
@@ -133,11 +174,51 @@ pub struct Config {
     pub log_level: String,
 }
 
+/// One application: where its TwiML comes from and where its errors and progress go.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
     pub voice_url: Option<String>,
     pub voice_method: HttpMethod,
     pub twiml: String,
+    pub fallback_url: Option<String>,
+    pub fallback_method: HttpMethod,
+    pub status_callback: Option<String>,
+    pub status_callback_method: HttpMethod,
+}
+
+/// A `[[route]]`: the application for calls to one number or SIP user.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub number: Option<String>,
+    pub user: Option<String>,
+    pub app: AppConfig,
+}
+
+impl Route {
+    /// `dialed` is the user part of the Request-URI (or To).
+    pub fn matches(&self, dialed: &str) -> bool {
+        if let Some(user) = &self.user {
+            if user.eq_ignore_ascii_case(dialed) {
+                return true;
+            }
+        }
+        if let Some(number) = &self.number {
+            let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+            let want = digits(number);
+            let looks_like_number = dialed
+                .trim_start_matches('+')
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '-' || c == '.' || c == ' ');
+            return !want.is_empty() && looks_like_number && digits(dialed) == want;
+        }
+        false
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TtsSettings {
+    pub espeak_path: String,
+    pub rate_wpm: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -241,36 +322,37 @@ impl Config {
                 format!("{sid:?} is not AC followed by 32 hex digits"),
             ));
         }
-        let voice_url = match raw.app.voice_url.trim() {
-            "" => None,
-            text => match url::Url::parse(text) {
-                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Some(text.to_string()),
-                _ => {
-                    return Err(invalid(
-                        "app.voice_url",
-                        format!("{text:?} is not an http(s) URL"),
-                    ))
-                }
-            },
+        let limits = control::ParseLimits {
+            max_length_cap: raw.record.max_length_cap,
+            ..Default::default()
         };
-        let voice_method = match raw.app.voice_method.trim().to_ascii_uppercase().as_str() {
-            "POST" => HttpMethod::Post,
-            "GET" => HttpMethod::Get,
-            other => {
-                return Err(invalid(
-                    "app.voice_method",
-                    format!("{other:?} is not POST or GET"),
-                ))
+        let app = validate_app(&raw.app, "app", &limits)?;
+        if app.voice_url.is_none() && raw.app.twiml.trim().is_empty() {
+            return Err(invalid("app.twiml", "needed when app.voice_url is empty"));
+        }
+        let mut routes = Vec::new();
+        for (i, r) in raw.route.iter().enumerate() {
+            let number = r.number.clone().filter(|s| !s.trim().is_empty());
+            let user = r.user.clone().filter(|s| !s.trim().is_empty());
+            if number.is_none() && user.is_none() {
+                return Err(invalid("route", format!("entry {} needs `number` or `user`", i + 1)));
             }
+            let app = validate_app(&r.app, "route", &limits)?;
+            if app.voice_url.is_none() && r.app.twiml.trim().is_empty() {
+                return Err(invalid("route", format!("entry {} needs `voice_url` or `twiml`", i + 1)));
+            }
+            routes.push(Route { number, user, app });
+        }
+        let tts = TtsSettings {
+            espeak_path: raw
+                .tts
+                .as_ref()
+                .and_then(|t| t.espeak_path.clone())
+                .unwrap_or_else(|| "espeak-ng".into()),
+            rate_wpm: raw.tts.as_ref().and_then(|t| t.rate_wpm).unwrap_or(150),
         };
-        if voice_url.is_none() {
-            let limits = control::ParseLimits {
-                max_length_cap: raw.record.max_length_cap,
-                ..Default::default()
-            };
-            if let Err(e) = control::twiml::parse_document(&raw.app.twiml, &limits) {
-                return Err(invalid("app.twiml", e.to_string()));
-            }
+        if !(80..=450).contains(&tts.rate_wpm) {
+            return Err(invalid("tts.rate_wpm", format!("{} is outside 80..=450", tts.rate_wpm)));
         }
         if raw.storage.dir.trim().is_empty() {
             return Err(invalid("storage.dir", "must not be empty"));
@@ -310,11 +392,9 @@ impl Config {
             http_public_url: public_url,
             account_sid: sid,
             auth_token: raw.account.auth_token,
-            app: AppConfig {
-                voice_url,
-                voice_method,
-                twiml: raw.app.twiml,
-            },
+            app,
+            routes,
+            tts,
             storage_dir: PathBuf::from(raw.storage.dir),
             record: RecordConfig {
                 max_length_cap: raw.record.max_length_cap,
@@ -336,6 +416,63 @@ impl Config {
             ..Default::default()
         }
     }
+}
+
+/// Validates one application's keys; `section` is `app` or `route` for the messages.
+fn validate_app(
+    raw: &RawApp,
+    section: &'static str,
+    limits: &control::ParseLimits,
+) -> Result<AppConfig, ConfigError> {
+    let key = |name: &'static str| -> &'static str {
+        match (section, name) {
+            ("app", "voice_url") => "app.voice_url",
+            ("app", "voice_method") => "app.voice_method",
+            ("app", "twiml") => "app.twiml",
+            ("app", "fallback_url") => "app.fallback_url",
+            ("app", "fallback_method") => "app.fallback_method",
+            ("app", "status_callback") => "app.status_callback",
+            ("app", "status_callback_method") => "app.status_callback_method",
+            (_, "voice_url") => "route.voice_url",
+            (_, "voice_method") => "route.voice_method",
+            (_, "twiml") => "route.twiml",
+            (_, "fallback_url") => "route.fallback_url",
+            (_, "fallback_method") => "route.fallback_method",
+            (_, "status_callback") => "route.status_callback",
+            _ => "route.status_callback_method",
+        }
+    };
+    let http_url = |name: &'static str, text: &str| -> Result<Option<String>, ConfigError> {
+        match text.trim() {
+            "" => Ok(None),
+            t => match url::Url::parse(t) {
+                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Ok(Some(t.to_string())),
+                _ => Err(invalid(key(name), format!("{t:?} is not an http(s) URL"))),
+            },
+        }
+    };
+    let method = |name: &'static str, text: &str| -> Result<HttpMethod, ConfigError> {
+        match text.trim().to_ascii_uppercase().as_str() {
+            "" | "POST" => Ok(HttpMethod::Post),
+            "GET" => Ok(HttpMethod::Get),
+            other => Err(invalid(key(name), format!("{other:?} is not POST or GET"))),
+        }
+    };
+    let voice_url = http_url("voice_url", &raw.voice_url)?;
+    if voice_url.is_none() && !raw.twiml.trim().is_empty() {
+        if let Err(e) = control::twiml::parse_document(&raw.twiml, limits) {
+            return Err(invalid(key("twiml"), e.to_string()));
+        }
+    }
+    Ok(AppConfig {
+        voice_url,
+        voice_method: method("voice_method", &raw.voice_method)?,
+        twiml: raw.twiml.clone(),
+        fallback_url: http_url("fallback_url", &raw.fallback_url)?,
+        fallback_method: method("fallback_method", &raw.fallback_method)?,
+        status_callback: http_url("status_callback", &raw.status_callback)?,
+        status_callback_method: method("status_callback_method", &raw.status_callback_method)?,
+    })
 }
 
 fn parse_addr(key: &'static str, text: &str) -> Result<SocketAddr, ConfigError> {

@@ -1,31 +1,62 @@
 //! Outgoing HTTP: TwiML fetches and webhooks, every one signed with `X-Twilio-Signature`.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use control::signature::{compute_signature, form_encode, url_with_query};
-use control::urls::strip_fragment;
+use control::urls::{parse_overrides, strip_fragment, ConnectionOverrides, FetchFailure};
 use control::HttpMethod;
 use thiserror::Error;
 
 const USER_AGENT: &str = concat!("Hark/", env!("CARGO_PKG_VERSION"));
 
+/// Bodies longer than this are not read further (TwiML over the limit is refused as 12100).
+pub const MAX_BODY: usize = 256 * 1024;
+
 #[derive(Debug, Error)]
 pub enum WebhookError {
     #[error("request to {url} failed: {message}")]
     Transport { url: String, message: String },
+    #[error("could not connect to {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("{url} did not answer in time: {message}")]
+    Timeout { url: String, message: String },
     #[error("{url} answered HTTP {status}")]
     Status { url: String, status: u16 },
-    #[error("reading the answer of {url} failed: {message}")]
-    Body { url: String, message: String },
 }
 
 impl WebhookError {
     /// Worth another try later (status callbacks): transport errors, 5xx and 429.
     fn is_transient(&self) -> bool {
         match self {
-            WebhookError::Transport { .. } | WebhookError::Body { .. } => true,
+            WebhookError::Transport { .. }
+            | WebhookError::Connect { .. }
+            | WebhookError::Timeout { .. } => true,
             WebhookError::Status { status, .. } => *status >= 500 || *status == 429,
         }
+    }
+
+    /// The kind of failure, for a connection-override retry policy.
+    fn failure(&self) -> Option<FetchFailure> {
+        match self {
+            WebhookError::Connect { .. } => Some(FetchFailure::Connect),
+            WebhookError::Timeout { .. } => Some(FetchFailure::ReadTimeout),
+            WebhookError::Status { status, .. } => Some(FetchFailure::Status(*status)),
+            WebhookError::Transport { .. } => None,
+        }
+    }
+}
+
+fn transport_error(url: &str, e: &reqwest::Error) -> WebhookError {
+    let url = url.to_string();
+    let message = error_chain(e);
+    if e.is_connect() {
+        WebhookError::Connect { url, message }
+    } else if e.is_timeout() {
+        WebhookError::Timeout { url, message }
+    } else {
+        WebhookError::Transport { url, message }
     }
 }
 
@@ -37,12 +68,37 @@ pub struct Answer {
     pub status: u16,
     pub content_type: String,
     pub body: String,
+    /// The body was longer than [`MAX_BODY`] and was cut there.
+    pub oversized: bool,
 }
 
 #[derive(Clone)]
 pub struct Webhooks {
     client: reqwest::Client,
+    /// Clients for connection overrides, by (connect, read) timeout in ms.
+    clients: Arc<Mutex<HashMap<(u32, u32), reqwest::Client>>>,
     auth_token: String,
+}
+
+fn build_client(
+    connect_timeout: Duration,
+    read_timeout: Option<Duration>,
+    total_timeout: Option<Duration>,
+) -> Result<reqwest::Client, WebhookError> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .redirect(reqwest::redirect::Policy::limited(10))
+        .user_agent(USER_AGENT);
+    if let Some(t) = read_timeout {
+        builder = builder.read_timeout(t);
+    }
+    if let Some(t) = total_timeout {
+        builder = builder.timeout(t);
+    }
+    builder.build().map_err(|e| WebhookError::Transport {
+        url: String::new(),
+        message: e.to_string(),
+    })
 }
 
 impl Webhooks {
@@ -51,17 +107,11 @@ impl Webhooks {
         connect_timeout: Duration,
         timeout: Duration,
     ) -> Result<Self, WebhookError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::limited(10))
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| WebhookError::Transport {
-                url: String::new(),
-                message: e.to_string(),
-            })?;
-        Ok(Self { client, auth_token })
+        Ok(Self {
+            client: build_client(connect_timeout, None, Some(timeout))?,
+            clients: Arc::default(),
+            auth_token,
+        })
     }
 
     /// One signed request; the answer must be 2xx.
@@ -72,56 +122,86 @@ impl Webhooks {
         params: &[(String, String)],
     ) -> Result<Answer, WebhookError> {
         let url = strip_fragment(url);
-        let request = match method {
-            HttpMethod::Post => {
-                let signature = compute_signature(&self.auth_token, url, params);
-                self.client
-                    .post(url)
-                    .header(
-                        "Content-Type",
-                        "application/x-www-form-urlencoded; charset=UTF-8",
-                    )
-                    .header("X-Twilio-Signature", signature)
-                    .header("I-Twilio-Idempotency-Token", crate::sids::new_sid("ID"))
-                    .body(form_encode(params))
+        let request = self.build(&self.client, url, method, params);
+        send(url, request).await
+    }
+
+    /// A TwiML fetch (SPEC §2.1): the URL's `#ct=…&rt=…&tt=…&rc=…&rp=…` overrides set timeouts
+    /// and retries; the fragment is neither sent nor signed.
+    pub async fn fetch(
+        &self,
+        url: &str,
+        method: HttpMethod,
+        params: &[(String, String)],
+    ) -> Result<Answer, WebhookError> {
+        let (clean, overrides, warnings) = parse_overrides(url);
+        for w in warnings {
+            tracing::warn!(url = %clean, warning = %w, "connection override ignored");
+        }
+        let client = self.client_for(&overrides)?;
+        let total = Duration::from_millis(u64::from(overrides.total_timeout_ms));
+        let started = tokio::time::Instant::now();
+        let mut attempt = 0;
+        loop {
+            let remaining = total.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+            let request = self.build(&client, &clean, method, params).timeout(remaining);
+            match send(&clean, request).await {
+                Err(e)
+                    if attempt < overrides.retry_count
+                        && e.failure().is_some_and(|f| overrides.retry_policy.allows(f))
+                        && started.elapsed() < total =>
+                {
+                    attempt += 1;
+                    tracing::warn!(url = %clean, error = %e, attempt, "TwiML fetch failed; retrying");
+                }
+                other => return other,
             }
+        }
+    }
+
+    fn client_for(&self, o: &ConnectionOverrides) -> Result<reqwest::Client, WebhookError> {
+        let key = (o.connect_timeout_ms, o.read_timeout_ms);
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let client = build_client(
+            Duration::from_millis(u64::from(o.connect_timeout_ms)),
+            Some(Duration::from_millis(u64::from(o.read_timeout_ms))),
+            None,
+        )?;
+        // Distinct overrides are few in practice; bound the cache anyway.
+        if clients.len() >= 32 {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
+    fn build(
+        &self,
+        client: &reqwest::Client,
+        url: &str,
+        method: HttpMethod,
+        params: &[(String, String)],
+    ) -> reqwest::RequestBuilder {
+        let idempotency = crate::sids::new_sid("ID");
+        match method {
+            HttpMethod::Post => client
+                .post(url)
+                .header("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8")
+                .header("X-Twilio-Signature", compute_signature(&self.auth_token, url, params))
+                .header("I-Twilio-Idempotency-Token", idempotency)
+                .body(form_encode(params)),
             HttpMethod::Get => {
                 let full = url_with_query(url, params);
                 let signature = compute_signature(&self.auth_token, &full, &[]);
-                self.client
+                client
                     .get(full)
                     .header("X-Twilio-Signature", signature)
-                    .header("I-Twilio-Idempotency-Token", crate::sids::new_sid("ID"))
+                    .header("I-Twilio-Idempotency-Token", idempotency)
             }
-        };
-        let response = request.send().await.map_err(|e| WebhookError::Transport {
-            url: url.to_string(),
-            message: error_chain(&e),
-        })?;
-        let status = response.status().as_u16();
-        let final_url = response.url().to_string();
-        if !response.status().is_success() {
-            return Err(WebhookError::Status {
-                url: url.to_string(),
-                status,
-            });
         }
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let body = response.text().await.map_err(|e| WebhookError::Body {
-            url: url.to_string(),
-            message: error_chain(&e),
-        })?;
-        Ok(Answer {
-            url: final_url,
-            status,
-            content_type,
-            body,
-        })
     }
 
     /// Fire-and-forget with retries (1 s, 5 s, 30 s) on transient failures; never delays the
@@ -146,12 +226,12 @@ impl Webhooks {
             let delivered = loop {
                 match this.request(&url, method, &params).await {
                     Ok(answer) => {
-                        tracing::debug!(url = %url, status = answer.status, "status callback delivered");
+                        tracing::debug!(url = %url, status = answer.status, "callback delivered");
                         break true;
                     }
                     Err(e) => {
                         let retry = e.is_transient() && attempt < backoff.len();
-                        tracing::warn!(url = %url, error = %e, retry, "status callback failed");
+                        tracing::warn!(url = %url, error = %e, retry, "callback failed");
                         if !retry {
                             break false;
                         }
@@ -163,6 +243,42 @@ impl Webhooks {
             on_done(delivered);
         });
     }
+}
+
+async fn send(url: &str, request: reqwest::RequestBuilder) -> Result<Answer, WebhookError> {
+    let mut response = request.send().await.map_err(|e| transport_error(url, &e))?;
+    let status = response.status().as_u16();
+    let final_url = response.url().to_string();
+    if !response.status().is_success() {
+        return Err(WebhookError::Status {
+            url: url.to_string(),
+            status,
+        });
+    }
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mut bytes = Vec::new();
+    let mut oversized = false;
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(url, &e))? {
+        let room = MAX_BODY - bytes.len();
+        if chunk.len() > room {
+            bytes.extend_from_slice(&chunk[..room]);
+            oversized = true;
+            break;
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Answer {
+        url: final_url,
+        status,
+        content_type,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        oversized,
+    })
 }
 
 /// reqwest hides the useful part (connection refused, timed out) in the source chain.
