@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use control::params::{party, standard_params};
-use control::{CallFlow, CallInfo, CallStatus, Document, HttpMethod, Step};
+use control::{CallInfo, CallStatus};
 use media_engine::{AudioFrame, MediaItem};
 use sip_core::{CallEvent, CallKey, IncomingCall};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -17,7 +17,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::audio::AudioCache;
-use crate::config::Config;
+use crate::config::{AppConfig, Config};
+use crate::progress::Progress;
 use crate::media::{self, MediaCommand, MediaNotice, MediaSession, PortAllocator};
 use crate::sids::new_sid;
 use crate::sip_task::{SipCommand, SipHandle};
@@ -34,7 +35,8 @@ pub struct Shared {
     pub store: RecordingStore,
     pub sip: SipHandle,
     pub ports: PortAllocator,
-    pub audio: AudioCache,
+    pub audio: Arc<AudioCache>,
+    pub tts: Arc<crate::tts::Tts>,
     pub beep: Arc<[i16]>,
     pub silence_second: Arc<[i16]>,
     pub shutdown: watch::Receiver<bool>,
@@ -73,8 +75,22 @@ async fn run(
         forwarded_from: forwarded_from(&incoming),
         caller_name: incoming.from.display_name.clone().filter(|n| !n.is_empty()),
     };
-    tracing::info!(from = %info.from, to = %info.to, peer = %incoming.peer.addr, sip_call_id = %incoming.call_id, "incoming call");
+    let dialed = sip_core::message::uri_user(&incoming.request_uri)
+        .or(incoming.to.user())
+        .unwrap_or("")
+        .to_string();
+    let app = shared
+        .config
+        .routes
+        .iter()
+        .find(|r| r.matches(&dialed))
+        .map(|r| r.app.clone())
+        .unwrap_or_else(|| shared.config.app.clone());
+    tracing::info!(from = %info.from, to = %info.to, dialed = %dialed, peer = %incoming.peer.addr, sip_call_id = %incoming.call_id, "incoming call");
+    let mut progress = Progress::new(shared.webhooks.clone(), &app);
+    progress.send("initiated", &info, None);
     shared.sip.send(SipCommand::Ring(key));
+    progress.send("ringing", &info, None);
 
     let (bind_ip, advertised_ip) = media_addresses(&shared.config, incoming.media.remote_rtp);
     let socket = match shared.ports.bind(bind_ip).await {
@@ -82,6 +98,7 @@ async fn run(
         Err(e) => {
             tracing::error!(error = %e, "no RTP port; answering 503");
             shared.sip.send(SipCommand::Reject(key, 503));
+            progress.send("failed", &info, None);
             return;
         }
     };
@@ -90,6 +107,7 @@ async fn run(
         Err(e) => {
             tracing::error!(error = %e, "RTP socket unusable; answering 503");
             shared.sip.send(SipCommand::Reject(key, 503));
+            progress.send("failed", &info, None);
             return;
         }
     };
@@ -100,6 +118,12 @@ async fn run(
         shared,
         key,
         info,
+        app,
+        progress,
+        answered_at: None,
+        rejected_with: None,
+        keys: VecDeque::new(),
+        interrupt_on_key: false,
         events,
         media,
         advertised_rtp,
@@ -111,6 +135,8 @@ async fn run(
         timeline_end: 0,
     };
     call.execute().await;
+    call.end().await;
+    call.report_completed();
 }
 
 /// The RTP socket binds the SIP listen IP; when that is a wildcard, the SDP names the local
@@ -155,10 +181,20 @@ pub(crate) struct Call {
     pub(crate) shared: Arc<Shared>,
     pub(crate) key: CallKey,
     pub(crate) info: CallInfo,
+    /// The application this call runs (`[app]` or a matching `[[route]]`).
+    pub(crate) app: AppConfig,
+    progress: Progress,
+    answered_at: Option<Instant>,
+    /// The final non-2xx status we sent instead of answering.
+    pub(crate) rejected_with: Option<u16>,
+    /// Keys collected while a `<Gather>` runs.
+    pub(crate) keys: VecDeque<char>,
+    /// Waiting stops when a key arrives (`<Gather>` prompts barge-in).
+    pub(crate) interrupt_on_key: bool,
     pub(crate) events: mpsc::UnboundedReceiver<CallEvent>,
     pub(crate) media: MediaSession,
     advertised_rtp: SocketAddr,
-    answered: bool,
+    pub(crate) answered: bool,
     /// The caller ended the dialog (BYE, CANCEL, lost ACK): nothing more to send.
     pub(crate) remote_ended: bool,
     /// No RTP for `rtp.timeout`: a hangup for the flow, and we send the BYE.
@@ -172,8 +208,12 @@ pub(crate) struct Call {
 }
 
 /// Why the flow stopped waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Interrupt {
+    /// The caller hung up, or the daemon is stopping.
     Gone,
+    /// A key arrived while `interrupt_on_key` was set.
+    Key,
 }
 
 impl Call {
@@ -200,162 +240,18 @@ impl Call {
         standard_params(&self.info, self.status())
     }
 
-    async fn execute(&mut self) {
-        let Some((document, url)) = self.initial_document().await else {
-            self.end().await;
-            return;
-        };
-        let mut flow = CallFlow::new(document, url);
-        loop {
-            if self.gone() && !self.hung_up() {
-                break; // shutdown
-            }
-            let step = flow.next_step();
-            tracing::debug!(?step, "step");
-            match step.clone() {
-                Step::Play { url, loops, digits: _ } => {
-                    if self.hung_up() {
-                        break;
-                    }
-                    self.answer();
-                    match self.shared.audio.load(&url).await {
-                        Ok(audio) => {
-                            let _ = self.play(audio, loops).await;
-                        }
-                        Err(e) => {
-                            tracing::warn!(code = 11200, url = %url, error = %e, "<Play> skipped")
-                        }
-                    }
-                }
-                Step::Pause { secs } => {
-                    if self.hung_up() {
-                        break;
-                    }
-                    self.answer();
-                    let second = self.shared.silence_second.clone();
-                    let _ = self.play(second, secs.max(1)).await;
-                }
-                Step::Record(verb) => {
-                    if self.hung_up() {
-                        break;
-                    }
-                    self.answer();
-                    match self.record(&verb).await {
-                        Some(result) => flow.record_finished(result),
-                        None => break,
-                    }
-                }
-                Step::Fetch {
-                    url,
-                    method,
-                    extra,
-                    discard_answer,
-                } => {
-                    let mut params = self.standard_params();
-                    params.extend(extra);
-                    match self.fetch(&url, method, &params).await {
-                        Ok(answer) if discard_answer => {
-                            tracing::debug!(url = %answer.url, "answer ignored (call is over)");
-                        }
-                        Ok(answer) => match self.parse(&answer.body, &answer.url) {
-                            Some(doc) => flow.document_fetched(doc, answer.url),
-                            None => break,
-                        },
-                        Err(e) => {
-                            tracing::error!(code = 11200, url = %url, error = %e, "TwiML request failed");
-                            break;
-                        }
-                    }
-                }
-                Step::Hangup => {
-                    if !self.hung_up() {
-                        self.answer(); // <Hangup> answers first (SPEC §4)
-                    }
-                    break;
-                }
-                Step::Reject { status } => {
-                    if !self.answered && !self.hung_up() {
-                        self.shared.sip.send(SipCommand::Reject(self.key, status));
-                        self.remote_ended = true;
-                    }
-                    break;
-                }
-                Step::Say { .. } | Step::Gather(_) | Step::AppError { .. } => {
-                    tracing::warn!(?step, "verb not supported yet; ending the call");
-                    break;
-                }
-                Step::End => break,
-            }
-        }
-        self.end().await;
-    }
-
-    async fn initial_document(&mut self) -> Option<(Document, Option<String>)> {
-        let app = self.shared.config.app.clone();
-        match app.voice_url {
-            Some(url) => {
-                let params = self.standard_params();
-                match self.fetch(&url, app.voice_method, &params).await {
-                    Ok(answer) => {
-                        let doc = self.parse(&answer.body, &answer.url)?;
-                        Some((doc, Some(answer.url)))
-                    }
-                    Err(e) => {
-                        tracing::error!(code = 11200, url = %url, error = %e, "voice_url request failed");
-                        None
-                    }
-                }
-            }
-            None => self
-                .parse(&app.twiml, "config:app.twiml")
-                .map(|doc| (doc, None)),
-        }
-    }
-
-    fn parse(&self, body: &str, url: &str) -> Option<Document> {
-        match control::twiml::parse_document(body, &self.shared.config.parse_limits()) {
-            Ok(doc) => {
-                for w in &doc.warnings {
-                    tracing::warn!(url, verb = w.verb, attribute = w.attribute, value = %w.value, reason = %w.reason, "TwiML attribute replaced by its default");
-                }
-                Some(doc)
-            }
-            Err(e) => {
-                let excerpt: String = body.chars().take(120).collect();
-                tracing::error!(code = e.code(), url, error = %e, excerpt = %excerpt, "TwiML rejected");
-                None
-            }
-        }
-    }
-
-    async fn fetch(
-        &mut self,
-        url: &str,
-        method: HttpMethod,
-        params: &[(String, String)],
-    ) -> Result<crate::webhook::Answer, crate::webhook::WebhookError> {
-        let webhooks = self.shared.webhooks.clone();
-        let request = webhooks.request(url, method, params);
-        // Keep serving SIP events and the ring while the application thinks.
-        match self.wait_allowing_hangup(request).await {
-            Some(result) => result,
-            None => Err(crate::webhook::WebhookError::Transport {
-                url: url.to_string(),
-                message: "daemon shutting down".into(),
-            }),
-        }
-    }
-
     pub(crate) fn answer(&mut self) {
         if !self.answered && !self.gone() {
             self.shared
                 .sip
                 .send(SipCommand::Answer(self.key, self.advertised_rtp));
             self.answered = true;
+            self.answered_at = Some(Instant::now());
+            self.progress.send("answered", &self.info, None);
         }
     }
 
-    /// Plays `audio` `loops` times; returns early if the call goes away.
+    /// Plays `audio` `loops` times (0 = until interrupted).
     pub(crate) async fn play(&mut self, audio: Arc<[i16]>, loops: u32) -> Result<(), Interrupt> {
         let (done_tx, done_rx) = oneshot::channel();
         self.media.send(MediaCommand::Play {
@@ -363,22 +259,39 @@ impl Call {
             loops,
             done: done_tx,
         });
-        match self.wait(done_rx).await {
-            Some(_) => Ok(()),
-            None => {
+        self.until_sent(done_rx).await
+    }
+
+    /// Sends `digits` as RFC 4733 events (`w` = 0.5 s pause).
+    pub(crate) async fn play_digits(&mut self, digits: &str) -> Result<(), Interrupt> {
+        let (done_tx, done_rx) = oneshot::channel();
+        self.media.send(MediaCommand::PlayDigits {
+            digits: digits.to_string(),
+            done: done_tx,
+        });
+        self.until_sent(done_rx).await
+    }
+
+    async fn until_sent(&mut self, done: oneshot::Receiver<()>) -> Result<(), Interrupt> {
+        match self.wait(done).await {
+            Ok(_) => Ok(()),
+            Err(interrupt) => {
                 self.media.send(MediaCommand::Stop);
-                Err(Interrupt::Gone)
+                Err(interrupt)
             }
         }
     }
 
-    /// Runs `fut` while handling SIP events and draining the ring; `None` if the call went away.
-    pub(crate) async fn wait<T>(&mut self, fut: impl Future<Output = T>) -> Option<T> {
+    /// Runs `fut` while handling SIP events and draining the ring.
+    pub(crate) async fn wait<T>(&mut self, fut: impl Future<Output = T>) -> Result<T, Interrupt> {
         self.wait_inner(fut, false).await
     }
 
     /// Like [`Call::wait`] but lets `fut` finish after a hangup (the hangup action request).
-    async fn wait_allowing_hangup<T>(&mut self, fut: impl Future<Output = T>) -> Option<T> {
+    pub(crate) async fn wait_allowing_hangup<T>(
+        &mut self,
+        fut: impl Future<Output = T>,
+    ) -> Result<T, Interrupt> {
         self.wait_inner(fut, true).await
     }
 
@@ -386,7 +299,7 @@ impl Call {
         &mut self,
         fut: impl Future<Output = T>,
         allow_hangup: bool,
-    ) -> Option<T> {
+    ) -> Result<T, Interrupt> {
         tokio::pin!(fut);
         let mut drain = tokio::time::interval(DRAIN_INTERVAL);
         loop {
@@ -396,10 +309,13 @@ impl Call {
                 self.gone()
             };
             if stop {
-                return None;
+                return Err(Interrupt::Gone);
+            }
+            if self.interrupt_on_key && !self.keys.is_empty() {
+                return Err(Interrupt::Key);
             }
             tokio::select! {
-                value = &mut fut => return Some(value),
+                value = &mut fut => return Ok(value),
                 event = self.events.recv() => self.on_event(event),
                 notice = self.media.notices.recv() => self.on_notice(notice),
                 _ = drain.tick() => self.drain_idle(),
@@ -439,32 +355,44 @@ impl Call {
         }
     }
 
-    /// Outside `<Record>`: keep only the pre-roll; keys are not queued (SPEC §3.5).
+    /// Outside `<Record>`: keep only the pre-roll. Keys are kept only while a `<Gather>`
+    /// collects them (SPEC §3.5: keys during the beep are not queued).
     pub(crate) fn drain_idle(&mut self) {
         while let Some(item) = self.media.ring.pop() {
-            if let MediaItem::Audio(frame) = item {
-                self.timeline_end = frame.position + u64::from(frame.len);
-                if self.preroll_frames == 0 {
-                    continue;
+            match item {
+                MediaItem::Audio(frame) => {
+                    self.timeline_end = frame.position + u64::from(frame.len);
+                    if self.preroll_frames == 0 {
+                        continue;
+                    }
+                    if self.preroll.len() == self.preroll_frames {
+                        self.preroll.pop_front();
+                    }
+                    self.preroll.push_back(frame);
                 }
-                if self.preroll.len() == self.preroll_frames {
-                    self.preroll.pop_front();
+                MediaItem::Dtmf(event) => {
+                    tracing::debug!(digit = %event.digit, source = ?event.source, collecting = self.interrupt_on_key || !self.keys.is_empty(), "DTMF");
+                    if self.collecting_keys() {
+                        self.keys.push_back(event.digit);
+                    }
                 }
-                self.preroll.push_back(frame);
             }
         }
     }
 
-    async fn end(&mut self) {
-        if self.remote_ended {
+    fn collecting_keys(&self) -> bool {
+        self.interrupt_on_key
+    }
+
+    /// Ends the dialog from our side unless the caller already did.
+    pub(crate) async fn end(&mut self) {
+        if self.remote_ended || self.rejected_with.is_some() {
             return;
         }
         if !self.answered {
             // Nothing was ever answered: refuse rather than answer only to hang up.
-            self.shared.sip.send(SipCommand::Reject(
-                self.key,
-                if *self.shutdown.borrow() { 503 } else { 500 },
-            ));
+            let status = if *self.shutdown.borrow() { 503 } else { 500 };
+            self.reject(status);
             return;
         }
         self.shared.sip.send(SipCommand::Hangup(self.key));
@@ -478,5 +406,27 @@ impl Call {
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
+    }
+
+    pub(crate) fn reject(&mut self, status: u16) {
+        if self.answered || self.remote_ended || self.rejected_with.is_some() {
+            return;
+        }
+        self.shared.sip.send(SipCommand::Reject(self.key, status));
+        self.rejected_with = Some(status);
+    }
+
+    /// The final call progress event.
+    fn report_completed(&mut self) {
+        let status = match self.rejected_with {
+            None => "completed",
+            Some(486) | Some(600) => "busy",
+            Some(487) => "canceled",
+            Some(603) | Some(480) => "no-answer",
+            Some(_) => "failed",
+        };
+        let status = if !self.answered && self.remote_ended { "canceled" } else { status };
+        let duration = self.answered_at.map(|t| t.elapsed().as_secs());
+        self.progress.send_final(status, &self.info, duration);
     }
 }

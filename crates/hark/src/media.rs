@@ -27,6 +27,9 @@ pub enum MediaCommand {
         loops: u32,
         done: oneshot::Sender<()>,
     },
+    /// Send `digits` as RFC 4733 events (in-band tones when telephone-event was not
+    /// negotiated); `w` is a 0.5 s pause. `done` fires when the last one has been sent.
+    PlayDigits { digits: String, done: oneshot::Sender<()> },
     Stop,
     InjectDtmf(char),
     Renegotiate(Negotiated),
@@ -162,6 +165,81 @@ impl Playback {
     }
 }
 
+/// Ends a playback, telling whoever waits for it.
+fn finish(playback: &mut Option<Playback>) {
+    if let Some(mut p) = playback.take() {
+        if let Some(done) = p.done.take() {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Keeps the RTP clock in step with real time across silent stretches: advances the sender's
+/// timestamp by what was not sent (the next packet carries the marker bit).
+fn catch_up(sender: &mut RtpSender, origin: Instant, accounted: u64) -> u64 {
+    let frame = FRAME_SAMPLES as u64;
+    let now_samples = (origin.elapsed().as_micros() as u64 * 8 / 1000) / frame * frame;
+    if now_samples > accounted {
+        sender.skip(u32::try_from(now_samples - accounted).unwrap_or(u32::MAX));
+        now_samples
+    } else {
+        accounted
+    }
+}
+
+/// Ticks (20 ms) of one RFC 4733 key: 8 packets of tone, 3 end packets, then a 100 ms gap
+/// (the toolkit's layout, which every receiver we test against accepts).
+const TONE_TICKS: u32 = 8;
+const END_TICKS: u32 = 3;
+const GAP_TICKS: u32 = 5;
+const PAUSE_TICKS: u32 = 25;
+
+struct DigitPlayback {
+    digits: Vec<char>,
+    index: usize,
+    tick: u32,
+    done: Option<oneshot::Sender<()>>,
+}
+
+enum DigitAction {
+    /// Send an event packet: (digit, start, end, duration).
+    Event(char, bool, bool, u16),
+    Nothing,
+    Finished,
+}
+
+impl DigitPlayback {
+    fn next(&mut self) -> DigitAction {
+        loop {
+            let Some(&digit) = self.digits.get(self.index) else {
+                return DigitAction::Finished;
+            };
+            let span = if digit == 'w' || digit == 'W' {
+                PAUSE_TICKS
+            } else {
+                TONE_TICKS + END_TICKS + GAP_TICKS
+            };
+            if self.tick >= span {
+                self.index += 1;
+                self.tick = 0;
+                continue;
+            }
+            let t = self.tick;
+            self.tick += 1;
+            if digit == 'w' || digit == 'W' {
+                return DigitAction::Nothing;
+            }
+            return if t < TONE_TICKS {
+                DigitAction::Event(digit, t == 0, false, ((t + 1) * 160) as u16)
+            } else if t < TONE_TICKS + END_TICKS {
+                DigitAction::Event(digit, false, true, (TONE_TICKS * 160) as u16)
+            } else {
+                DigitAction::Nothing
+            };
+        }
+    }
+}
+
 async fn run(
     socket: UdpSocket,
     mut media: Negotiated,
@@ -181,6 +259,8 @@ async fn run(
     let origin = Instant::now();
     let mut samples_accounted: u64 = 0;
     let mut playback: Option<Playback> = None;
+    let mut digit_playback: Option<DigitPlayback> = None;
+    let mut event = [0u8; 16];
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     // The RTP timeout is checked by a coarse periodic tick, so packets never touch a timer.
@@ -210,24 +290,46 @@ async fn run(
             command = commands.recv() => match command {
                 None => break,
                 Some(MediaCommand::Play { audio, loops, done }) => {
-                    if let Some(mut old) = playback.take() {
+                    finish(&mut playback);
+                    if let Some(mut old) = digit_playback.take() {
                         if let Some(d) = old.done.take() { let _ = d.send(()); }
                     }
-                    // Keep the RTP clock in step with real time across silent stretches.
-                    let now_samples = (origin.elapsed().as_micros() as u64 * 8 / 1000) / FRAME_SAMPLES as u64 * FRAME_SAMPLES as u64;
-                    if now_samples > samples_accounted {
-                        let gap = now_samples - samples_accounted;
-                        sender.skip(u32::try_from(gap).unwrap_or(u32::MAX));
-                        samples_accounted = now_samples;
-                    }
+                    samples_accounted = catch_up(&mut sender, origin, samples_accounted);
                     let loops_left = if loops == 0 { None } else { Some(loops) };
                     playback = Some(Playback { audio, offset: 0, loops_left, done: Some(done) });
                     tick.reset_immediately();
                 }
-                Some(MediaCommand::Stop) => {
-                    if let Some(mut old) = playback.take() {
+                Some(MediaCommand::PlayDigits { digits, done }) => {
+                    finish(&mut playback);
+                    if let Some(mut old) = digit_playback.take() {
                         if let Some(d) = old.done.take() { let _ = d.send(()); }
                     }
+                    samples_accounted = catch_up(&mut sender, origin, samples_accounted);
+                    match media.telephone_event_pt {
+                        Some(_) => {
+                            digit_playback = Some(DigitPlayback { digits: digits.chars().collect(), index: 0, tick: 0, done: Some(done) });
+                        }
+                        None => {
+                            // No telephone-event: the keys become audio.
+                            let mut audio = Vec::new();
+                            for d in digits.chars() {
+                                if d == 'w' || d == 'W' {
+                                    audio.extend(std::iter::repeat(0).take(4000));
+                                } else {
+                                    audio.extend(media_engine::tone::dtmf_tone(d, 160));
+                                    audio.extend(std::iter::repeat(0).take(800));
+                                }
+                            }
+                            playback = Some(Playback { audio: audio.into(), offset: 0, loops_left: Some(1), done: Some(done) });
+                        }
+                    }
+                    tick.reset_immediately();
+                }
+                Some(MediaCommand::Stop) => {
+                    if let Some(mut old) = digit_playback.take() {
+                        if let Some(d) = old.done.take() { let _ = d.send(()); }
+                    }
+                    finish(&mut playback);
                 }
                 Some(MediaCommand::InjectDtmf(digit)) => {
                     receiver.inject_dtmf(digit, |item| { producer.push(item); });
@@ -238,24 +340,46 @@ async fn run(
                     sender.set_codec(codec_of(&media), media.codec_pt);
                 }
             },
-            _ = tick.tick(), if playback.is_some() => {
-                let finished = match playback.as_mut().and_then(|p| p.next_frame()) {
-                    Some(frame) => {
-                        let len = sender.packetize(frame, &mut packet);
-                        samples_accounted += FRAME_SAMPLES as u64;
-                        // On hold (the caller sends only or nothing) we must not send.
-                        let may_send = matches!(media.remote_direction, Direction::SendRecv | Direction::RecvOnly);
-                        if may_send {
-                            let to = receiver.latched().unwrap_or(media.remote_rtp);
-                            let _ = socket.send_to(&packet[..len], to).await;
+            _ = tick.tick(), if playback.is_some() || digit_playback.is_some() => {
+                // On hold (the caller sends only or nothing) we must not send.
+                let may_send = matches!(media.remote_direction, Direction::SendRecv | Direction::RecvOnly);
+                let to = receiver.latched().unwrap_or(media.remote_rtp);
+                if let Some(digits) = digit_playback.as_mut() {
+                    let action = digits.next();
+                    samples_accounted += FRAME_SAMPLES as u64;
+                    match action {
+                        DigitAction::Event(digit, start, end, duration) => {
+                            let pt = media.telephone_event_pt.unwrap_or(101);
+                            let len = sender.event_packet(pt, digit, start, end, duration, &mut event);
+                            if may_send && len > 0 {
+                                let _ = socket.send_to(&event[..len], to).await;
+                            }
+                            if end && digits.tick == TONE_TICKS + END_TICKS {
+                                // The event is over: audio time resumes after it.
+                                sender.skip((TONE_TICKS + END_TICKS) * FRAME_SAMPLES as u32);
+                            }
                         }
-                        false
+                        DigitAction::Nothing => sender.skip(FRAME_SAMPLES as u32),
+                        DigitAction::Finished => {
+                            if let Some(mut d) = digit_playback.take() {
+                                if let Some(done) = d.done.take() { let _ = done.send(()); }
+                            }
+                        }
                     }
-                    None => true,
-                };
-                if finished {
-                    if let Some(mut p) = playback.take() {
-                        if let Some(d) = p.done.take() { let _ = d.send(()); }
+                } else {
+                    let finished = match playback.as_mut().and_then(|p| p.next_frame()) {
+                        Some(frame) => {
+                            let len = sender.packetize(frame, &mut packet);
+                            samples_accounted += FRAME_SAMPLES as u64;
+                            if may_send {
+                                let _ = socket.send_to(&packet[..len], to).await;
+                            }
+                            false
+                        }
+                        None => true,
+                    };
+                    if finished {
+                        finish(&mut playback);
                     }
                 }
             },

@@ -86,7 +86,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         store,
         sip,
         ports: PortAllocator::new(config.rtp_port_min, config.rtp_port_max),
-        audio: AudioCache::default(),
+        audio: Arc::new(AudioCache::default()),
+        tts: Arc::new(crate::tts::Tts::new(crate::tts::TtsConfig {
+            espeak_path: config.tts.espeak_path.clone().into(),
+            rate_wpm: config.tts.rate_wpm,
+            ..Default::default()
+        })),
         beep: media_engine::tone::beep().into(),
         silence_second: vec![0i16; 8000].into(),
         shutdown: shutdown_rx,
