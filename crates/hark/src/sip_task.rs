@@ -132,6 +132,8 @@ pub async fn run(
                     },
                 },
                 Output::Rejected { from, reason } => {
+                    // Bounded: the reason may quote attacker-sized input.
+                    let reason: String = reason.chars().take(200).collect();
                     tracing::warn!(from = %from.addr, transport = ?from.transport, reason, "bad SIP input");
                 }
                 Output::Event(event) => dispatch(event, &mut calls, &spawn_call),

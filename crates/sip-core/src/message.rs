@@ -316,6 +316,18 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
 }
 
+/// RFC 3261 §25.1 absoluteURI, as far as the start line needs: a scheme (ALPHA then ALPHA,
+/// DIGIT, `+`, `-`, `.`), a colon, and a non-empty rest.
+fn is_absolute_uri(uri: &str) -> bool {
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && !rest.is_empty()
+}
+
 fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
     let bad = || ParseError::StartLine(line.chars().take(80).collect());
     if line.chars().any(char::is_control) {
@@ -342,7 +354,7 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
     let [method, uri, version] = parts.as_slice() else {
         return Err(bad());
     };
-    if !is_token(method) || !uri.contains(':') {
+    if !is_token(method) || !is_absolute_uri(uri) {
         return Err(bad());
     }
     if !version.eq_ignore_ascii_case("SIP/2.0") {
