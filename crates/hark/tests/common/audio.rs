@@ -179,7 +179,11 @@ pub fn read_recording(path: &Path) -> Vec<i16> {
     assert_eq!(spec.channels, 1, "recording channels");
     assert_eq!(spec.sample_rate, 8000, "recording sample rate");
     assert_eq!(spec.bits_per_sample, 16, "recording bits per sample");
-    assert_eq!(spec.sample_format, hound::SampleFormat::Int, "recording sample format");
+    assert_eq!(
+        spec.sample_format,
+        hound::SampleFormat::Int,
+        "recording sample format"
+    );
     r.into_samples::<i16>()
         .collect::<Result<Vec<_>, _>>()
         .unwrap_or_else(|e| panic!("hound read {}: {e}", path.display()))
@@ -205,7 +209,10 @@ pub fn composite(lead: f64, speech_secs: f64, tail: f64) -> Composite {
     let n = ((speech_secs * RATE as f64) as usize).min(speech.len());
     let mut ulaw = vec![ULAW_SILENCE; (lead * RATE as f64) as usize];
     ulaw.extend_from_slice(&speech[..n]);
-    ulaw.extend(std::iter::repeat(ULAW_SILENCE).take((tail * RATE as f64) as usize));
+    ulaw.extend(std::iter::repeat_n(
+        ULAW_SILENCE,
+        (tail * RATE as f64) as usize,
+    ));
     let (speech_start, speech_end) =
         speech_span(&decode_all(&ulaw), -45.0).expect("fixture has speech");
     Composite {
@@ -320,18 +327,13 @@ pub fn find_segment(rec: &[i16], src: &[i16]) -> Result<usize, String> {
             continue;
         }
         let off = p - anchor;
-        if off + rec.len() > src.len() {
-            continue;
-        }
-        let mismatches = rec
-            .iter()
-            .zip(&src[off..off + rec.len()])
-            .filter(|(a, b)| a != b)
-            .count();
+        // Samples past the end of what was sent count as differences.
+        let overrun = (off + rec.len()).saturating_sub(src.len());
+        let mismatches = overrun + rec.iter().zip(&src[off..]).filter(|(a, b)| a != b).count();
         if mismatches == 0 {
             return Ok(off);
         }
-        if best_partial.map_or(true, |(_, m)| mismatches < m) {
+        if best_partial.is_none_or(|(_, m)| mismatches < m) {
             best_partial = Some((off, mismatches));
         }
     }
@@ -341,13 +343,18 @@ pub fn find_segment(rec: &[i16], src: &[i16]) -> Result<usize, String> {
                 .iter()
                 .zip(&src[off..])
                 .position(|(a, b)| a != b)
-                .unwrap_or(0);
+                .unwrap_or(src.len() - off);
+            let what = match src.get(off + first) {
+                Some(s) => format!("{} vs {s} sent", rec[first]),
+                None => format!(
+                    "{:.3} s of it lie past the end of the audio sent",
+                    secs(off + rec.len() - src.len())
+                ),
+            };
             Err(format!(
-                "recording ({} samples) matches the source at offset {off} except {m} samples; \
-                 first difference at recording sample {first}: {} vs {} sent",
+                "recording ({} samples) matches the sent audio at offset {off} except {m} \
+                 samples; first difference at recording sample {first}: {what}",
                 rec.len(),
-                rec[first],
-                src[off + first]
             ))
         }
         None => {
@@ -358,6 +365,42 @@ pub fn find_segment(rec: &[i16], src: &[i16]) -> Result<usize, String> {
                 rec.len()
             ))
         }
+    }
+}
+
+/// Like `find_segment`, but tolerates one run of at most `max_inserted` zero samples inserted
+/// into an otherwise exact copy (no sample lost or changed). Returns (offset, inserted).
+pub fn find_segment_with_inserted_silence(
+    rec: &[i16],
+    src: &[i16],
+    max_inserted: usize,
+) -> Result<(usize, usize), String> {
+    let strict = match find_segment(rec, src) {
+        Ok(off) => return Ok((off, 0)),
+        Err(e) => e,
+    };
+    // Locate by the first third, then find where the copy breaks.
+    let off = find_segment(&rec[..rec.len() / 3], src)
+        .map_err(|e| format!("{strict}; and its first third: {e}"))?;
+    let split = rec
+        .iter()
+        .zip(&src[off..])
+        .position(|(a, b)| a != b)
+        .unwrap_or(rec.len());
+    let mut z = 0;
+    loop {
+        let rest = &rec[split + z..];
+        let from = off + split;
+        if from + rest.len() <= src.len() && *rest == src[from..from + rest.len()] {
+            return Ok((off, z));
+        }
+        if z >= max_inserted || rec.get(split + z) != Some(&0) {
+            return Err(format!(
+                "{strict}; not explained by ≤ {max_inserted} inserted zero samples at \
+                 recording sample {split}"
+            ));
+        }
+        z += 1;
     }
 }
 

@@ -93,7 +93,10 @@ impl Daemon {
         m.insert("sip.listen".into(), format!("127.0.0.1:{}", self.sip_port));
         m.insert("rtp.port_min".into(), self.rtp_min.to_string());
         m.insert("rtp.port_max".into(), self.rtp_max.to_string());
-        m.insert("http.listen".into(), format!("127.0.0.1:{}", self.http_port));
+        m.insert(
+            "http.listen".into(),
+            format!("127.0.0.1:{}", self.http_port),
+        );
         m.insert("http.public_url".into(), self.public_url());
         m.insert("account.sid".into(), ACCOUNT_SID.into());
         m.insert("account.auth_token".into(), AUTH_TOKEN.into());

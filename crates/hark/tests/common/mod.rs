@@ -66,8 +66,11 @@ fn port_free(p: u16) -> bool {
 }
 
 fn ephemeral_range() -> (u16, u16) {
-    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    let mut it = text.split_whitespace().filter_map(|v| v.parse::<u16>().ok());
+    let text =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut it = text
+        .split_whitespace()
+        .filter_map(|v| v.parse::<u16>().ok());
     match (it.next(), it.next()) {
         (Some(lo), Some(hi)) => (lo, hi),
         _ => (32768, 60999),
@@ -82,12 +85,8 @@ pub struct TempDir {
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let path = std::env::temp_dir().join(format!(
-            "hark-e2e-{}-{}-{}",
-            name,
-            std::process::id(),
-            n
-        ));
+        let path =
+            std::env::temp_dir().join(format!("hark-e2e-{}-{}-{}", name, std::process::id(), n));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create temp dir");
         TempDir { path }
@@ -151,7 +150,9 @@ pub fn is_rfc2822(s: &str) -> bool {
         && parts[3].len() == 4
         && parts[3].parse::<u16>().is_ok()
         && parts[4].len() == 8
-        && parts[4].split(':').all(|x| x.len() == 2 && x.parse::<u8>().is_ok())
+        && parts[4]
+            .split(':')
+            .all(|x| x.len() == 2 && x.parse::<u8>().is_ok())
         && (parts[5] == "+0000" || parts[5] == "GMT")
 }
 
@@ -174,25 +175,48 @@ impl RecordingCheck {
     pub fn end(&self) -> usize {
         self.offset + self.samples.len()
     }
+
+    /// End in the sent audio when `inserted` zero samples were added along the way.
+    pub fn end_minus(&self, inserted: usize) -> usize {
+        self.end() - inserted
+    }
 }
 
 /// Checks an action request (or completed status callback) against the file on disk: SIDs, URL
 /// shape, `RecordingDuration` = round(kept seconds), hound-readable 8 kHz PCM16 mono, samples a
 /// sample-exact contiguous part of `sent`; with `fetched`, that the handler got 200 audio/x-wav
 /// with the file's bytes (without and with `.wav`).
-pub fn check_recording(
+pub fn check_recording(d: &Daemon, req: &Recorded, sent: &[i16], fetched: bool) -> RecordingCheck {
+    let (rec, inserted) = check_recording_tolerant(d, req, sent, fetched, 0);
+    assert_eq!(inserted, 0);
+    rec
+}
+
+/// `check_recording`, tolerating one run of ≤ `max_inserted` zero samples inserted into the
+/// exact copy; returns how many there were.
+pub fn check_recording_tolerant(
     d: &Daemon,
     req: &Recorded,
     sent: &[i16],
     fetched: bool,
-) -> RecordingCheck {
+    max_inserted: usize,
+) -> (RecordingCheck, usize) {
     let sid = req.param("RecordingSid").to_string();
     assert!(is_sid(&sid, "RE"), "RecordingSid {sid}");
     assert_eq!(req.param("AccountSid"), ACCOUNT_SID);
     assert!(is_sid(req.param("CallSid"), "CA"), "CallSid");
-    assert_eq!(req.param("RecordingUrl"), d.recording_url(&sid), "RecordingUrl");
+    assert_eq!(
+        req.param("RecordingUrl"),
+        d.recording_url(&sid),
+        "RecordingUrl"
+    );
     let path = d.recording_path(&sid);
-    assert!(path.exists(), "{} missing; storage has {:?}", path.display(), d.recordings());
+    assert!(
+        path.exists(),
+        "{} missing; storage has {:?}",
+        path.display(),
+        d.recordings()
+    );
     let samples = read_recording(&path);
     assert_eq!(
         req.param("RecordingDuration"),
@@ -200,7 +224,7 @@ pub fn check_recording(
         "RecordingDuration vs the file's {} samples",
         samples.len()
     );
-    let offset = find_segment(&samples, sent)
+    let (offset, inserted) = find_segment_with_inserted_silence(&samples, sent, max_inserted)
         .unwrap_or_else(|e| panic!("{}: not the audio sent: {e}", path.display()));
     if fetched {
         let f = req
@@ -209,19 +233,31 @@ pub fn check_recording(
             .expect("the handler fetched RecordingUrl while handling the request");
         let file = std::fs::read(&path).expect("read recording");
         assert_eq!(f.status, 200, "GET RecordingUrl before answering: status");
-        assert_eq!(f.content_type, "audio/x-wav", "GET RecordingUrl: content type");
+        assert_eq!(
+            f.content_type, "audio/x-wav",
+            "GET RecordingUrl: content type"
+        );
         assert_eq!(f.body.len(), file.len(), "GET RecordingUrl: length vs file");
-        assert!(f.body == file, "GET RecordingUrl: bytes differ from the file");
+        assert!(
+            f.body == file,
+            "GET RecordingUrl: bytes differ from the file"
+        );
         assert_eq!(f.wav_status, 200, "GET RecordingUrl.wav: status");
-        assert_eq!(f.wav_content_type, "audio/x-wav", "GET RecordingUrl.wav: type");
+        assert_eq!(
+            f.wav_content_type, "audio/x-wav",
+            "GET RecordingUrl.wav: type"
+        );
         assert_eq!(f.wav_len, file.len(), "GET RecordingUrl.wav: length");
     }
-    RecordingCheck {
-        sid,
-        path,
-        samples,
-        offset,
-    }
+    (
+        RecordingCheck {
+            sid,
+            path,
+            samples,
+            offset,
+        },
+        inserted,
+    )
 }
 
 /// Asserts |a − b| ≤ tol (in samples), printing seconds.

@@ -374,7 +374,7 @@ impl RawUac {
         self.inbox.lock().expect("inbox").clone()
     }
 
-    fn from_hdr(&self) -> String {
+    fn our_from(&self) -> String {
         format!("<sip:e2e@{}>;tag={}", self.local, self.from_tag)
     }
 
@@ -406,7 +406,7 @@ impl RawUac {
              Content-Length: {}\r\n\r\n{sdp}",
             self.local,
             self.invite_branch,
-            self.from_hdr(),
+            self.our_from(),
             self.to_hdr(user),
             self.call_id,
             self.cseq,
@@ -472,9 +472,10 @@ impl RawUac {
 
     /// ACK for a 2xx (new branch, sent to the remote target).
     pub fn ack(&self) {
-        let ruri = self.remote_target.clone().unwrap_or_else(|| {
-            format!("sip:rec@{}", self.target)
-        });
+        let ruri = self
+            .remote_target
+            .clone()
+            .unwrap_or_else(|| format!("sip:rec@{}", self.target));
         let msg = format!(
             "ACK {ruri} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {};branch=z9hG4bK{}\r\n\
@@ -486,7 +487,7 @@ impl RawUac {
              Content-Length: 0\r\n\r\n",
             self.local,
             token("ack"),
-            self.from_hdr(),
+            self.our_from(),
             self.to_hdr("rec"),
             self.call_id,
             self.cseq
@@ -496,8 +497,12 @@ impl RawUac {
 
     /// ACK for a non-2xx final response: same branch as the INVITE, To from the response.
     pub fn ack_failure(&self, resp: &SipMsg) {
+        let ruri = self
+            .remote_target
+            .clone()
+            .unwrap_or_else(|| format!("sip:rec@{}", self.target));
         let msg = format!(
-            "ACK sip:rec@{} SIP/2.0\r\n\
+            "ACK {ruri} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {};branch={};rport\r\n\
              Max-Forwards: 70\r\n\
              From: {}\r\n\
@@ -505,10 +510,9 @@ impl RawUac {
              Call-ID: {}\r\n\
              CSeq: {} ACK\r\n\
              Content-Length: 0\r\n\r\n",
-            self.target,
             self.local,
             self.invite_branch,
-            self.from_hdr(),
+            self.our_from(),
             resp.header("to").unwrap_or(""),
             self.call_id,
             self.cseq
@@ -516,16 +520,29 @@ impl RawUac {
         self.send(&msg);
     }
 
-    /// An in-dialog request (BYE, INFO…) with a body; returns its CSeq.
+    /// Sends an in-dialog request (BYE, INFO…); returns its CSeq.
     pub fn request(&mut self, method: &str, content_type: Option<&str>, body: &str) -> u32 {
+        let msg = self.build_request(method, content_type, body);
+        self.send(&msg);
+        self.cseq
+    }
+
+    /// Builds the next in-dialog request without sending it (CSeq is incremented).
+    pub fn build_request(
+        &mut self,
+        method: &str,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> String {
         self.cseq += 1;
-        let ruri = self.remote_target.clone().unwrap_or_else(|| {
-            format!("sip:rec@{}", self.target)
-        });
+        let ruri = self
+            .remote_target
+            .clone()
+            .unwrap_or_else(|| format!("sip:rec@{}", self.target));
         let ct = content_type
             .map(|c| format!("Content-Type: {c}\r\n"))
             .unwrap_or_default();
-        let msg = format!(
+        format!(
             "{method} {ruri} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {};branch=z9hG4bK{};rport\r\n\
              Max-Forwards: 70\r\n\
@@ -537,15 +554,13 @@ impl RawUac {
              {ct}Content-Length: {}\r\n\r\n{body}",
             self.local,
             token("rq"),
-            self.from_hdr(),
+            self.our_from(),
             self.to_hdr("rec"),
             self.call_id,
             self.cseq,
             self.local,
             body.len()
-        );
-        self.send(&msg);
-        self.cseq
+        )
     }
 
     /// Waits for a final response to (method, cseq).

@@ -59,6 +59,13 @@ impl Recorded {
         v[0]
     }
 
+    /// A parameter of the URL's own query string (for POSTs, separate from the form).
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        url::form_urlencoded::parse(self.query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
     pub fn opt_param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
@@ -273,7 +280,12 @@ async fn handle(
     let query = uri.query().unwrap_or("").to_string();
     let hdrs: Vec<(String, String)> = headers
         .iter()
-        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let form = if method == Method::POST {
         parse_form(&body)

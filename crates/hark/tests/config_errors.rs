@@ -1,0 +1,116 @@
+//! A bad configuration makes `hark serve` exit non-zero with a message naming the key, whether
+//! the value comes from the config file or from a HARK_<SECTION>__<KEY> variable.
+
+mod common;
+
+use common::daemon::serve_expect_exit;
+use common::*;
+use std::time::Duration;
+
+fn app() -> App {
+    App::Twiml("<Response><Hangup/></Response>".into())
+}
+
+/// The output names `section` and `key` (as `section.key`, `[section] key`, or the env name).
+fn assert_names_key(out: &str, section: &str, key: &str) {
+    let lower = out.to_ascii_lowercase();
+    let dotted = format!("{section}.{key}");
+    let env = format!("hark_{section}__{key}");
+    assert!(
+        lower.contains(&dotted)
+            || lower.contains(&env)
+            || (lower.contains(section) && lower.contains(key)),
+        "error output does not name {dotted}:\n{out}"
+    );
+}
+
+fn expect_file_error(overrides: &[(&str, &str)], section: &str, key: &str) {
+    let d = Daemon::prepare(overrides, app());
+    let (code, out) = serve_expect_exit(Some(&d.config_path), &[], Duration::from_secs(10));
+    assert!(
+        code.is_some_and(|c| c != 0),
+        "exit code {code:?} for {overrides:?}"
+    );
+    assert_names_key(&out, section, key);
+}
+
+fn expect_env_error(env: &[(&str, &str)], section: &str, key: &str) {
+    let d = Daemon::prepare(&[], app());
+    let (code, out) = serve_expect_exit(Some(&d.config_path), env, Duration::from_secs(10));
+    assert!(
+        code.is_some_and(|c| c != 0),
+        "exit code {code:?} for {env:?}"
+    );
+    assert_names_key(&out, section, key);
+}
+
+#[test]
+fn env_sip_listen_nonsense_names_sip_listen() {
+    expect_env_error(&[("HARK_SIP__LISTEN", "nonsense")], "sip", "listen");
+}
+
+#[test]
+fn env_rtp_port_min_not_a_number_names_it() {
+    expect_env_error(&[("HARK_RTP__PORT_MIN", "lots")], "rtp", "port_min");
+}
+
+#[test]
+fn port_min_above_port_max_is_rejected() {
+    expect_file_error(
+        &[("rtp.port_min", "40000"), ("rtp.port_max", "39000")],
+        "rtp",
+        "port_m",
+    );
+}
+
+#[test]
+fn voice_method_put_is_rejected() {
+    expect_file_error(&[("app.voice_method", "PUT")], "app", "voice_method");
+}
+
+#[test]
+fn env_voice_method_put_is_rejected() {
+    expect_env_error(&[("HARK_APP__VOICE_METHOD", "PUT")], "app", "voice_method");
+}
+
+#[test]
+fn http_listen_without_port_is_rejected() {
+    expect_file_error(&[("http.listen", "127.0.0.1")], "http", "listen");
+}
+
+#[test]
+fn public_url_not_a_url_is_rejected() {
+    expect_file_error(&[("http.public_url", "not a url")], "http", "public_url");
+}
+
+#[test]
+fn t1_of_zero_is_rejected() {
+    expect_file_error(&[("sip.t1_ms", "0")], "sip", "t1_ms");
+}
+
+#[test]
+fn unknown_key_is_rejected() {
+    expect_file_error(&[("sip.lisen", "127.0.0.1:5060")], "sip", "lisen");
+}
+
+#[test]
+fn missing_config_file_is_an_error() {
+    let tmp = TempDir::new("nocfg");
+    let missing = tmp.join("does-not-exist.toml");
+    let (code, out) = serve_expect_exit(Some(&missing), &[], Duration::from_secs(10));
+    assert!(code.is_some_and(|c| c != 0), "exit code {code:?}");
+    assert!(
+        out.contains("does-not-exist.toml"),
+        "names the file:\n{out}"
+    );
+}
+
+#[test]
+fn broken_toml_is_an_error() {
+    let tmp = TempDir::new("badtoml");
+    let p = tmp.join("bad.toml");
+    std::fs::write(&p, "[sip\nlisten = \n").expect("write");
+    let (code, out) = serve_expect_exit(Some(&p), &[], Duration::from_secs(10));
+    assert!(code.is_some_and(|c| c != 0), "exit code {code:?}");
+    assert!(!out.trim().is_empty(), "says why");
+}
