@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the Rust toolchain lacks for the test suite: SIPp (Debian package sip-tester, which
-# also ships /usr/share/sip-tester/dtmf_2833_*.pcap used by the tests) and SoX.
+# also ships /usr/share/sip-tester/dtmf_2833_*.pcap used by the tests), SoX, and espeak-ng (the
+# daemon's text to speech for <Say>).
 # Idempotent: does nothing when both are already present.
 set -euo pipefail
 
@@ -9,9 +10,11 @@ if ! command -v sipp >/dev/null 2>&1 || [ ! -f /usr/share/sip-tester/dtmf_2833_p
   need+=(sip-tester)
 fi
 command -v sox >/dev/null 2>&1 || need+=(sox)
+# <Say> renders speech with espeak-ng.
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 
 if [ "${#need[@]}" -eq 0 ]; then
-  echo "setup.sh: sipp and sox already installed"
+  echo "setup.sh: sipp, sox and espeak-ng already installed"
   exit 0
 fi
 
