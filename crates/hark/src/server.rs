@@ -10,7 +10,7 @@ use thiserror::Error;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 
-use crate::audio::AudioCache;
+use crate::audio::{AudioCache, AudioConfig};
 use crate::call::{self, Shared};
 use crate::config::Config;
 use crate::http::{self, HttpState};
@@ -86,7 +86,17 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         store,
         sip,
         ports: PortAllocator::new(config.rtp_port_min, config.rtp_port_max),
-        audio: Arc::new(AudioCache::default()),
+        audio: Arc::new(AudioCache::new(
+            reqwest::Client::builder()
+                .connect_timeout(config.webhook_connect_timeout)
+                .user_agent(concat!("Hark/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| ServeError::Client(e.to_string()))?,
+            AudioConfig {
+                fetch_timeout: config.webhook_timeout,
+                ..AudioConfig::default()
+            },
+        )),
         tts: Arc::new(crate::tts::Tts::new(crate::tts::TtsConfig {
             espeak_path: config.tts.espeak_path.clone().into(),
             rate_wpm: config.tts.rate_wpm,
@@ -101,6 +111,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let spawner_shared = shared.clone();
     let spawn_call: CallSpawner =
         Arc::new(move |incoming, events| call::spawn(spawner_shared.clone(), incoming, events));
+    match shared.tts.version().await {
+        Ok(v) => tracing::info!(engine = %v, "text to speech ready"),
+        Err(e) => tracing::warn!(error = %e, "text to speech unavailable: <Say> will be skipped (install espeak-ng)"),
+    }
     tokio::spawn(sip_task::run(
         udp,
         tcp,

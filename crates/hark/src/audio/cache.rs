@@ -75,6 +75,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
         self.bytes
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

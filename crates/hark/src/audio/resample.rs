@@ -288,7 +288,7 @@ pub(crate) mod tests {
             if !(15.0..35.0).contains(&into_plateau) {
                 continue;
             }
-            let positive = (pos as usize / 50) % 2 == 0;
+            let positive = (pos as usize / 50).is_multiple_of(2);
             assert_eq!(s > 20000, positive, "sample {n} = {s}");
             assert_eq!(s < -20000, !positive, "sample {n} = {s}");
         }
