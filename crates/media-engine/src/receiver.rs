@@ -404,6 +404,12 @@ impl MediaReceiver {
     ) {
         self.flush(emit);
         let pos = match self.stream {
+            // A re-INVITE that only moved the media keeps SSRC and timestamps: keep the
+            // mapping, so network jitter at the switch inserts no silence.
+            Some(old) if old.ssrc == ssrc => old
+                .plausible_position(ts, now)
+                .unwrap_or_else(|| old.arrival_position(now))
+                .max(self.end),
             Some(old) => old.arrival_position(now).max(self.end),
             None => self.end,
         };

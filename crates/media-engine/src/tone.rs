@@ -67,7 +67,10 @@ pub fn dtmf_tone(key: char, millis: u32) -> Vec<i16> {
     };
     let a = sine(low, millis, 5000);
     let b = sine(high, millis, 5000);
-    a.iter().zip(&b).map(|(x, y)| x.saturating_add(*y)).collect()
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| x.saturating_add(*y))
+        .collect()
 }
 
 #[cfg(test)]
@@ -80,7 +83,10 @@ mod tests {
         assert_eq!(dtmf_frequencies('x'), None);
         let t = dtmf_tone('5', 100);
         assert_eq!(t.len(), 800);
-        assert!(t.iter().any(|&v| v.unsigned_abs() > 8000), "two tones add up");
+        assert!(
+            t.iter().any(|&v| v.unsigned_abs() > 8000),
+            "two tones add up"
+        );
         assert_eq!(error_tones().len(), 3 * 2640 + 8000);
     }
 

@@ -147,6 +147,21 @@ fn renegotiate_clears_latch_and_keeps_position() {
 }
 
 #[test]
+fn renegotiate_to_a_new_address_with_the_same_ssrc_keeps_the_timestamp_mapping() {
+    let mut h = Harness::new();
+    for i in 0..5u16 {
+        h.audio(u64::from(i) * 20, 10 + i, 1000 + u32::from(i) * 160);
+    }
+    h.rx.renegotiate(ReceiverConfig::new(Codec::Pcmu, 0, Some(TE)));
+    // The same stream continues from a new address, 35 ms late (jitter at the switch).
+    let p = pkt(0, false, 15, 1000 + 5 * 160, SSRC, &[tag(15); 160]);
+    assert_eq!(h.send_from(115, OTHER, &p), Ok(PacketVerdict::Accepted));
+    let layout: Vec<_> = h.frames().iter().map(|f| (f.position, f.filled)).collect();
+    let expected: Vec<_> = (0..6u64).map(|i| (i * 160, false)).collect();
+    assert_eq!(layout, expected, "no silence inserted, no overlap");
+}
+
+#[test]
 fn in_order_packets_tile_from_zero_with_decoded_audio() {
     let mut h = Harness::new();
     for i in 0..5u16 {
