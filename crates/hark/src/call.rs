@@ -18,8 +18,8 @@ use tracing::Instrument;
 
 use crate::audio::AudioCache;
 use crate::config::{AppConfig, Config};
-use crate::progress::Progress;
 use crate::media::{self, MediaCommand, MediaNotice, MediaSession, PortAllocator};
+use crate::progress::Progress;
 use crate::sids::new_sid;
 use crate::sip_task::{SipCommand, SipHandle};
 use crate::storage::RecordingStore;
@@ -425,7 +425,11 @@ impl Call {
             Some(603) | Some(480) => "no-answer",
             Some(_) => "failed",
         };
-        let status = if !self.answered && self.remote_ended { "canceled" } else { status };
+        let status = if !self.answered && self.remote_ended {
+            "canceled"
+        } else {
+            status
+        };
         let duration = self.answered_at.map(|t| t.elapsed().as_secs());
         self.progress.send_final(status, &self.info, duration);
     }

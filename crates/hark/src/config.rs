@@ -335,11 +335,17 @@ impl Config {
             let number = r.number.clone().filter(|s| !s.trim().is_empty());
             let user = r.user.clone().filter(|s| !s.trim().is_empty());
             if number.is_none() && user.is_none() {
-                return Err(invalid("route", format!("entry {} needs `number` or `user`", i + 1)));
+                return Err(invalid(
+                    "route",
+                    format!("entry {} needs `number` or `user`", i + 1),
+                ));
             }
             let app = validate_app(&r.app, "route", &limits)?;
             if app.voice_url.is_none() && r.app.twiml.trim().is_empty() {
-                return Err(invalid("route", format!("entry {} needs `voice_url` or `twiml`", i + 1)));
+                return Err(invalid(
+                    "route",
+                    format!("entry {} needs `voice_url` or `twiml`", i + 1),
+                ));
             }
             routes.push(Route { number, user, app });
         }
@@ -352,7 +358,10 @@ impl Config {
             rate_wpm: raw.tts.as_ref().and_then(|t| t.rate_wpm).unwrap_or(150),
         };
         if !(80..=450).contains(&tts.rate_wpm) {
-            return Err(invalid("tts.rate_wpm", format!("{} is outside 80..=450", tts.rate_wpm)));
+            return Err(invalid(
+                "tts.rate_wpm",
+                format!("{} is outside 80..=450", tts.rate_wpm),
+            ));
         }
         if raw.storage.dir.trim().is_empty() {
             return Err(invalid("storage.dir", "must not be empty"));

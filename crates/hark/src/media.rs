@@ -29,7 +29,10 @@ pub enum MediaCommand {
     },
     /// Send `digits` as RFC 4733 events (in-band tones when telephone-event was not
     /// negotiated); `w` is a 0.5 s pause. `done` fires when the last one has been sent.
-    PlayDigits { digits: String, done: oneshot::Sender<()> },
+    PlayDigits {
+        digits: String,
+        done: oneshot::Sender<()>,
+    },
     Stop,
     InjectDtmf(char),
     Renegotiate(Negotiated),

@@ -56,6 +56,7 @@ impl Progress {
         }
         self.sequence += 1;
         tracing::debug!(event, status, url = %url, "call progress");
-        self.webhooks.spawn_callback(url, self.method, params, |_| {});
+        self.webhooks
+            .spawn_callback(url, self.method, params, |_| {});
     }
 }

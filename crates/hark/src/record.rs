@@ -69,17 +69,15 @@ impl Call {
         };
         let store = self.shared.store.clone();
         let wav_path = store.wav_path(&sid);
-        let created = store
-            .write_meta(&meta)
-            .and_then(|_| {
-                // Read access too: finalizing moves the kept audio to the front of the file.
-                std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(&wav_path)
-            });
+        let created = store.write_meta(&meta).and_then(|_| {
+            // Read access too: finalizing moves the kept audio to the front of the file.
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&wav_path)
+        });
         let writer = match created
             .map_err(record_engine::WavError::from)
             .and_then(|f| WavWriter::create(f, 8000))

@@ -113,7 +113,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         Arc::new(move |incoming, events| call::spawn(spawner_shared.clone(), incoming, events));
     match shared.tts.version().await {
         Ok(v) => tracing::info!(engine = %v, "text to speech ready"),
-        Err(e) => tracing::warn!(error = %e, "text to speech unavailable: <Say> will be skipped (install espeak-ng)"),
+        Err(e) => {
+            tracing::warn!(error = %e, "text to speech unavailable: <Say> will be skipped (install espeak-ng)")
+        }
     }
     tokio::spawn(sip_task::run(
         udp,

@@ -36,7 +36,15 @@ impl Call {
                 break;
             }
             // After a hangup only the (discarded) action request of a `<Record>` still runs.
-            if self.hung_up() && !matches!(step, Step::Fetch { discard_answer: true, .. }) {
+            if self.hung_up()
+                && !matches!(
+                    step,
+                    Step::Fetch {
+                        discard_answer: true,
+                        ..
+                    }
+                )
+            {
                 break;
             }
             if step.needs_media() {
@@ -49,7 +57,12 @@ impl Call {
                 Step::Pause { secs } => {
                     let _ = self.pause(secs).await;
                 }
-                Step::Say { text, voice, language, loops } => {
+                Step::Say {
+                    text,
+                    voice,
+                    language,
+                    loops,
+                } => {
                     let _ = self.say(&text, &voice, &language, loops).await;
                 }
                 Step::Record(verb) => match self.record(&verb).await {
@@ -60,7 +73,12 @@ impl Call {
                     Ok((digits, key)) => flow.gather_finished(digits, key),
                     Err(_) => break,
                 },
-                Step::Fetch { url, method, extra, discard_answer } => {
+                Step::Fetch {
+                    url,
+                    method,
+                    extra,
+                    discard_answer,
+                } => {
                     let mut params = self.standard_params();
                     params.extend(extra);
                     match self.fetch(&url, method, &params).await {
@@ -129,7 +147,12 @@ impl Call {
     }
 
     /// Fetches a document and classifies the answer (SPEC §2.1, §2.2).
-    async fn fetch(&mut self, url: &str, method: HttpMethod, params: &[(String, String)]) -> Fetched {
+    async fn fetch(
+        &mut self,
+        url: &str,
+        method: HttpMethod,
+        params: &[(String, String)],
+    ) -> Fetched {
         let webhooks = self.shared.webhooks.clone();
         let request = webhooks.fetch(url, method, params);
         // Keep serving SIP events and the ring while the application thinks.
@@ -137,10 +160,16 @@ impl Call {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => {
                 tracing::error!(code = RETRIEVAL_FAILURE, url, error = %e, "TwiML request failed");
-                return Fetched::Failed { code: RETRIEVAL_FAILURE, url: url.to_string() };
+                return Fetched::Failed {
+                    code: RETRIEVAL_FAILURE,
+                    url: url.to_string(),
+                };
             }
             Err(_) => {
-                return Fetched::Failed { code: RETRIEVAL_FAILURE, url: url.to_string() };
+                return Fetched::Failed {
+                    code: RETRIEVAL_FAILURE,
+                    url: url.to_string(),
+                };
             }
         };
         match classify_content_type(&answer.content_type) {
@@ -157,7 +186,10 @@ impl Call {
                 };
                 match parsed {
                     Ok(doc) => Fetched::Twiml(doc, answer.url),
-                    Err(e) => Fetched::Failed { code: e.code(), url: answer.url },
+                    Err(e) => Fetched::Failed {
+                        code: e.code(),
+                        url: answer.url,
+                    },
                 }
             }
             ContentKind::Text => Fetched::Text(answer.body, answer.url),
@@ -165,12 +197,20 @@ impl Call {
             ContentKind::Unsupported => {
                 let excerpt: String = answer.body.chars().take(160).collect();
                 tracing::error!(code = BAD_CONTENT_TYPE, url = %answer.url, content_type = %answer.content_type, excerpt = %excerpt, "answer has an unsupported content type");
-                Fetched::Failed { code: BAD_CONTENT_TYPE, url: answer.url }
+                Fetched::Failed {
+                    code: BAD_CONTENT_TYPE,
+                    url: answer.url,
+                }
             }
         }
     }
 
-    async fn run_play(&mut self, url: &str, loops: u32, digits: Option<&str>) -> Result<(), Interrupt> {
+    async fn run_play(
+        &mut self,
+        url: &str,
+        loops: u32,
+        digits: Option<&str>,
+    ) -> Result<(), Interrupt> {
         if let Some(digits) = digits {
             return self.play_digits(digits).await;
         }
@@ -189,7 +229,13 @@ impl Call {
         self.play(second, secs.max(1)).await
     }
 
-    async fn say(&mut self, text: &str, voice: &str, language: &str, loops: u32) -> Result<(), Interrupt> {
+    async fn say(
+        &mut self,
+        text: &str,
+        voice: &str,
+        language: &str,
+        loops: u32,
+    ) -> Result<(), Interrupt> {
         let tts = self.shared.tts.clone();
         match self.wait(tts.render(text, voice, language)).await? {
             Ok(samples) => self.play(samples, loops).await,
@@ -212,11 +258,21 @@ impl Call {
         result
     }
 
-    async fn collect_keys(&mut self, gather: &GatherStep) -> Result<(String, Option<char>), Interrupt> {
+    async fn collect_keys(
+        &mut self,
+        gather: &GatherStep,
+    ) -> Result<(String, Option<char>), Interrupt> {
         for prompt in &gather.prompts {
             let played = match prompt {
-                PromptStep::Say { text, voice, language, loops } => self.say(text, voice, language, *loops).await,
-                PromptStep::Play { url, loops, digits } => self.run_play(url, *loops, digits.as_deref()).await,
+                PromptStep::Say {
+                    text,
+                    voice,
+                    language,
+                    loops,
+                } => self.say(text, voice, language, *loops).await,
+                PromptStep::Play { url, loops, digits } => {
+                    self.run_play(url, *loops, digits.as_deref()).await
+                }
                 PromptStep::Pause { secs } => self.pause(*secs).await,
             };
             match played {
@@ -238,7 +294,10 @@ impl Call {
                 }
                 digits.push(key);
                 deadline = Instant::now() + timeout;
-                if gather.num_digits.is_some_and(|n| digits.chars().count() >= n as usize) {
+                if gather
+                    .num_digits
+                    .is_some_and(|n| digits.chars().count() >= n as usize)
+                {
                     return Ok((digits, None));
                 }
             }

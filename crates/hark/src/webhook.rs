@@ -143,12 +143,17 @@ impl Webhooks {
         let started = tokio::time::Instant::now();
         let mut attempt = 0;
         loop {
-            let remaining = total.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
-            let request = self.build(&client, &clean, method, params).timeout(remaining);
+            let remaining = total
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_millis(1));
+            let request = self
+                .build(&client, &clean, method, params)
+                .timeout(remaining);
             match send(&clean, request).await {
                 Err(e)
                     if attempt < overrides.retry_count
-                        && e.failure().is_some_and(|f| overrides.retry_policy.allows(f))
+                        && e.failure()
+                            .is_some_and(|f| overrides.retry_policy.allows(f))
                         && started.elapsed() < total =>
                 {
                     attempt += 1;
@@ -189,8 +194,14 @@ impl Webhooks {
         match method {
             HttpMethod::Post => client
                 .post(url)
-                .header("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8")
-                .header("X-Twilio-Signature", compute_signature(&self.auth_token, url, params))
+                .header(
+                    "Content-Type",
+                    "application/x-www-form-urlencoded; charset=UTF-8",
+                )
+                .header(
+                    "X-Twilio-Signature",
+                    compute_signature(&self.auth_token, url, params),
+                )
                 .header("I-Twilio-Idempotency-Token", idempotency)
                 .body(form_encode(params)),
             HttpMethod::Get => {
@@ -263,7 +274,11 @@ async fn send(url: &str, request: reqwest::RequestBuilder) -> Result<Answer, Web
         .to_string();
     let mut bytes = Vec::new();
     let mut oversized = false;
-    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(url, &e))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| transport_error(url, &e))?
+    {
         let room = MAX_BODY - bytes.len();
         if chunk.len() > room {
             bytes.extend_from_slice(&chunk[..room]);

@@ -318,11 +318,24 @@ fn methods_are_case_sensitive() {
 
 #[test]
 fn rfc3261_request_uri_needs_a_scheme_and_a_rest() {
-    let msg = |uri: &str| format!("OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+    let msg = |uri: &str| {
+        format!("OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+    };
     for bad in [":::", ":x", "sip:", "1sip:x", "si p:x"] {
-        assert!(parse_message(msg(bad).as_bytes()).is_err(), "{bad:?} accepted");
+        assert!(
+            parse_message(msg(bad).as_bytes()).is_err(),
+            "{bad:?} accepted"
+        );
     }
-    for good in ["sip:rec@127.0.0.1:5060", "sips:a@h", "tel:+15551234", "x-custom.v1+a:b"] {
-        assert!(parse_message(msg(good).as_bytes()).is_ok(), "{good:?} refused");
+    for good in [
+        "sip:rec@127.0.0.1:5060",
+        "sips:a@h",
+        "tel:+15551234",
+        "x-custom.v1+a:b",
+    ] {
+        assert!(
+            parse_message(msg(good).as_bytes()).is_ok(),
+            "{good:?} refused"
+        );
     }
 }
