@@ -12,9 +12,16 @@ fi
 command -v sox >/dev/null 2>&1 || need+=(sox)
 # <Say> renders speech with espeak-ng.
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+# The TwiML application tests run the official Twilio helper library in a virtualenv; lame makes
+# one MP3 fixture.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+command -v lame >/dev/null 2>&1 || need+=(lame)
+
+venv() { "$(dirname "${BASH_SOURCE[0]}")/python-venv.sh"; }
 
 if [ "${#need[@]}" -eq 0 ]; then
-  echo "setup.sh: sipp, sox and espeak-ng already installed"
+  echo "setup.sh: system packages already installed"
+  venv
   exit 0
 fi
 
@@ -26,3 +33,4 @@ echo "setup.sh: installing ${need[*]}"
 "${sudo[@]}" apt-get update
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
   apt-get install -y --no-install-recommends "${need[@]}"
+venv

@@ -317,10 +317,10 @@ async fn run(
                             let mut audio = Vec::new();
                             for d in digits.chars() {
                                 if d == 'w' || d == 'W' {
-                                    audio.extend(std::iter::repeat(0).take(4000));
+                                    audio.extend(std::iter::repeat_n(0, 4000));
                                 } else {
                                     audio.extend(media_engine::tone::dtmf_tone(d, 160));
-                                    audio.extend(std::iter::repeat(0).take(800));
+                                    audio.extend(std::iter::repeat_n(0, 800));
                                 }
                             }
                             playback = Some(Playback { audio: audio.into(), offset: 0, loops_left: Some(1), done: Some(done) });

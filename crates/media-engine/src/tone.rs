@@ -30,7 +30,7 @@ pub fn error_tones() -> Vec<i16> {
     for freq in [950.0, 1400.0, 1800.0] {
         out.extend(sine(freq, 330, 6000));
     }
-    out.extend(std::iter::repeat(0).take(8000));
+    out.extend(std::iter::repeat_n(0, 8000));
     out
 }
 
