@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# SIPp load run against Hark: N concurrent ~20 s recorded calls of speech ending in '#'.
+#
+#   sipp-scenarios/load/run.sh N [RATE]
+#
+# RATE (calls/s) defaults to max(10, N/10), so all N calls are up together for ~10 s.
+# SCENARIO=pcap (default: uac_speech20s_pound.xml, one play_pcap_audio thread per call in SIPp)
+#   or SCENARIO=rtpstream (uac_speech20s_pound_rtpstream.xml, SIPp's pooled rtp_stream player;
+#   needed above ~1,000 calls on 2 cores, where per-call pcap threads starve). SIPP_EXTRA: more SIPp args.
+# Env: HARK_BIN (default ${CARGO_TARGET_DIR:-<repo>/target}/release/hark, built if missing),
+#      OUT (run directory, default a new /tmp/hark-load-N.XXXX), KEEP=1 keeps the WAVs,
+#      SIP_PORT (Hark, default 25260; SIPp uses +1), SIPP_MEDIA_PORT (26200), HTTP_PORT (28280),
+#      RTP_MIN/RTP_MAX (20000/29999).
+# Steps: start Hark (loopback, temp config) -> one reference call (its recording's duration is
+# the reference) -> SIPp -m N -l N -r RATE while a 1 Hz sampler reads /proc for Hark and SIPp ->
+# stop Hark -> loadtool.py report (calls, CPU, RSS, every WAV and sidecar). Exit 0 = all checks pass.
+# Only processes started here are signalled, by PID.
+set -uo pipefail
+
+N="${1:?usage: run.sh N [RATE]}"
+RATE="${2:-$(( N / 10 > 10 ? N / 10 : 10 ))}"
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+SIP_PORT="${SIP_PORT:-25260}"
+SIPP_PORT=$((SIP_PORT + 1))
+SIPP_MEDIA_PORT="${SIPP_MEDIA_PORT:-26200}"
+HTTP_PORT="${HTTP_PORT:-28280}"
+RTP_MIN="${RTP_MIN:-20000}"
+RTP_MAX="${RTP_MAX:-29999}"
+py() { python3 -W ignore "$here/loadtool.py" "$@"; }
+
+HARK_BIN="${HARK_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/hark}"
+if [[ ! -x "$HARK_BIN" ]]; then
+    echo "building $HARK_BIN" >&2
+    (cd "$repo" && cargo build --release -p hark) || exit 2
+fi
+[[ -x "$HARK_BIN" ]] || { echo "no hark binary at $HARK_BIN" >&2; exit 2; }
+
+# Hark needs one fd per call (RTP socket) plus a few; SIPp one per pcap play thread.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+echo "open-files limit: $(ulimit -n)"
+
+OUT="${OUT:-$(mktemp -d "/tmp/hark-load-$N.XXXX")}"
+mkdir -p "$OUT/recordings" "$OUT/reference"
+cat >"$OUT/hark.toml" <<EOF
+[sip]
+listen = "127.0.0.1:$SIP_PORT"
+[rtp]
+port_min = $RTP_MIN
+port_max = $RTP_MAX
+[http]
+listen = "127.0.0.1:$HTTP_PORT"
+public_url = "http://127.0.0.1:$HTTP_PORT"
+[storage]
+dir = "$OUT/recordings"
+[log]
+level = "warn"
+EOF
+
+HARK_PID="" SIPP_PID="" SAMPLER_PID=""
+stop_pid() { # pid [grace seconds]
+    local pid="$1" grace="${2:-5}" i
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < grace * 10; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+}
+cleanup() { stop_pid "$SAMPLER_PID" 2; stop_pid "$SIPP_PID" 2; stop_pid "$HARK_PID" 10; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Hark reads every HARK_* variable as a config override and rejects unknown ones, HARK_BIN included.
+env -u HARK_BIN "$HARK_BIN" serve --config "$OUT/hark.toml" >"$OUT/hark.log" 2>&1 &
+HARK_PID=$!
+for ((i = 0; i < 100; i++)); do
+    ss -Hlun "sport = :$SIP_PORT" 2>/dev/null | grep -q . && break
+    kill -0 "$HARK_PID" 2>/dev/null || { echo "hark exited:"; cat "$OUT/hark.log"; exit 2; }
+    sleep 0.1
+done
+ss -Hlun "sport = :$SIP_PORT" | grep -q . || { echo "hark not listening on $SIP_PORT"; exit 2; }
+echo "hark pid $HARK_PID on 127.0.0.1:$SIP_PORT, run dir $OUT"
+
+case "${SCENARIO:-pcap}" in
+    pcap) scenario="$here/uac_speech20s_pound.xml" ;;
+    rtpstream) scenario="$here/uac_speech20s_pound_rtpstream.xml" ;;
+    *) echo "SCENARIO must be pcap or rtpstream" >&2; exit 2 ;;
+esac
+# shellcheck disable=SC2206
+sipp_common=(-sf "$scenario" -s rec -i 127.0.0.1 -p "$SIPP_PORT"
+    -mi 127.0.0.1 -mp "$SIPP_MEDIA_PORT" -nostdin -trace_err ${SIPP_EXTRA:-})
+
+# 1. Reference call: its recording is what every load call must match (±100 ms).
+(cd "$here" && exec timeout -k 5 60 sipp "${sipp_common[@]}" -m 1 -timeout 50s -timeout_error \
+    -error_file "$OUT/reference/sipp_errors.log" 127.0.0.1:"$SIP_PORT" >"$OUT/reference/sipp.out" 2>&1)
+ref_rc=$?
+ref_wav="$(ls "$OUT"/recordings/*.wav 2>/dev/null | head -1)"
+if [[ $ref_rc -ne 0 || -z "$ref_wav" ]]; then
+    echo "reference call failed (sipp rc $ref_rc, wav '${ref_wav}')"; tail -20 "$OUT/hark.log"; exit 1
+fi
+mv "$OUT"/recordings/* "$OUT/reference/"
+ref_wav="$OUT/reference/$(basename "$ref_wav")"
+ref_dur="$(py wav-duration "$ref_wav")"
+py pcap-speech "$here/speech20s_pound.pcap"
+echo "reference recording: $ref_dur s ($(basename "$ref_wav"))"
+
+# 2. The load.
+sipp_limit=$(( N / RATE + 60 ))
+echo "SIPp: $(basename "$scenario"), $N calls, $RATE calls/s, limit $N concurrent, global timeout ${sipp_limit}s"
+sipp_start="$(date +%s.%N)"
+(cd "$here" && exec sipp "${sipp_common[@]}" -m "$N" -l "$N" -r "$RATE" \
+    -timeout "${sipp_limit}s" -timeout_error -trace_stat -stf "$OUT/sipp_stat.csv" -fd 1 \
+    -error_file "$OUT/sipp_errors.log" 127.0.0.1:"$SIP_PORT" >"$OUT/sipp.out" 2>&1) &
+SIPP_PID=$!
+python3 -W ignore "$here/loadtool.py" sample "$OUT/samples.csv" "$HARK_PID" "$SIPP_PID" &
+SAMPLER_PID=$!
+# The subshell execs sipp, so SIPP_PID is SIPp itself. Watchdog: global timeout + 30 s.
+deadline=$(( $(date +%s) + sipp_limit + 30 ))
+while kill -0 "$SIPP_PID" 2>/dev/null && (( $(date +%s) < deadline )); do sleep 0.5; done
+stop_pid "$SIPP_PID" 2
+wait "$SIPP_PID"; sipp_rc=$?
+SIPP_PID=""
+sipp_end="$(date +%s.%N)"
+echo "SIPp exit $sipp_rc after $(awk "BEGIN{printf \"%.1f\", $sipp_end - $sipp_start}") s"
+
+# Sidecars are written before Hark's BYE, so they should be final already; allow a few seconds.
+for ((i = 0; i < 20; i++)); do
+    pending=$(grep -L '"completed"' "$OUT"/recordings/*.json 2>/dev/null | wc -l)
+    [[ $pending -eq 0 ]] && break
+    sleep 0.5
+done
+sleep 2
+stop_pid "$SAMPLER_PID" 2; SAMPLER_PID=""
+stop_pid "$HARK_PID" 10; wait "$HARK_PID" 2>/dev/null; HARK_PID=""
+
+cat >"$OUT/run.json" <<EOF
+{"n": $N, "rate": $RATE, "scenario": "${SCENARIO:-pcap}", "sipp_rc": $sipp_rc, "sipp_start": $sipp_start, "sipp_end": $sipp_end,
+ "reference_duration": $ref_dur, "reference_wav": "$ref_wav", "pcap": "$here/speech20s_pound.pcap",
+ "hark_errors": $(grep -c ERROR "$OUT/hark.log"), "hark_warnings": $(grep -c WARN "$OUT/hark.log")}
+EOF
+echo "hark log: $(grep -c WARN "$OUT/hark.log") WARN, $(grep -c ERROR "$OUT/hark.log") ERROR lines; first ones:"
+grep -E 'WARN|ERROR' "$OUT/hark.log" | head -5 | cut -c1-400
+py report "$OUT" "$N" | tee "$OUT/report.txt"
+rc=${PIPESTATUS[0]}
+[[ "${KEEP:-0}" == 1 ]] || rm -f "$OUT"/recordings/*.wav
+if [[ "${KEEP:-0}" == 1 ]]; then echo "run dir: $OUT (WAVs kept)"; else echo "run dir: $OUT (WAVs removed; KEEP=1 keeps them)"; fi
+exit "$rc"
