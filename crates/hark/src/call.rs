@@ -25,8 +25,9 @@ use crate::sip_task::{SipCommand, SipHandle};
 use crate::storage::RecordingStore;
 use crate::webhook::Webhooks;
 
-/// How often the call task empties the media ring.
-pub(crate) const DRAIN_INTERVAL: Duration = Duration::from_millis(40);
+/// How often the call task empties the media ring. Stop positions come from the media
+/// timeline, not from when the ring is read, so this only sets latency (and wake-ups).
+pub(crate) const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What every call task shares.
 pub struct Shared {

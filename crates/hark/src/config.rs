@@ -257,7 +257,8 @@ impl Config {
             config::Environment::with_prefix("HARK")
                 .prefix_separator("_")
                 .separator("__")
-                .try_parsing(false),
+                .try_parsing(false)
+                .source(Some(section_variables(std::env::vars()))),
         );
         let merged = builder
             .build()
@@ -493,6 +494,17 @@ fn parse_addr(key: &'static str, text: &str) -> Result<SocketAddr, ConfigError> 
     })
 }
 
+/// Only `HARK_<SECTION>__<KEY>` variables configure Hark; others that merely start with `HARK_`
+/// (a script's `HARK_BIN`, say) are not ours and must not stop the daemon.
+fn section_variables(vars: impl Iterator<Item = (String, String)>) -> config::Map<String, String> {
+    vars.filter(|(name, _)| {
+        name.strip_prefix("HARK_")
+            .and_then(|rest| rest.split_once("__"))
+            .is_some_and(|(section, key)| !section.is_empty() && !key.is_empty())
+    })
+    .collect()
+}
+
 /// `prefix` + 32 hex digits.
 pub fn is_sid(text: &str, prefix: &str) -> bool {
     text.len() == 34 && text.starts_with(prefix) && text[2..].bytes().all(|b| b.is_ascii_hexdigit())
@@ -516,6 +528,24 @@ mod tests {
             .expect("embedded default has every key");
         assert_eq!(raw.sip.listen, "0.0.0.0:5060");
         assert_eq!(raw.rtp.timeout, 30);
+    }
+
+    #[test]
+    fn only_section_key_variables_are_read() {
+        let vars = [
+            ("HARK_SIP__LISTEN", "127.0.0.1:1"),
+            ("HARK_BIN", "/x/hark"),
+            ("HARK___X", "y"),
+            ("HARK_RTP__", "z"),
+            ("PATH", "/bin"),
+        ]
+        .map(|(n, v)| (n.to_string(), v.to_string()));
+        let kept = section_variables(vars.into_iter());
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            kept.get("HARK_SIP__LISTEN").map(String::as_str),
+            Some("127.0.0.1:1")
+        );
     }
 
     #[test]

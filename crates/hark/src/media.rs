@@ -17,8 +17,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
-/// Items the ring holds: 640 ms of 20 ms frames, 16 drain intervals.
-pub const RING_CAPACITY: usize = 32;
+/// Items the ring holds: 960 ms of 20 ms frames, nearly ten drain intervals.
+pub const RING_CAPACITY: usize = 48;
 
 pub enum MediaCommand {
     /// Play `audio` `loops` times (0 = until stopped); `done` fires when it has been sent.
@@ -273,10 +273,20 @@ async fn run(
     let mut timed_out = false;
     let mut buf = [0u8; 2048];
     let mut packet = [0u8; PACKET_BYTES];
-    let far = Duration::from_secs(24 * 3600);
+    // One timer for the reorder hold, re-armed only when its deadline changes: packets that
+    // arrive in order never touch it.
+    let hold_sleep = tokio::time::sleep(Duration::from_secs(24 * 3600));
+    tokio::pin!(hold_sleep);
+    let mut armed: Option<Instant> = None;
 
     loop {
         let hold_deadline = receiver.poll_timeout().map(Instant::from_std);
+        if hold_deadline != armed {
+            if let Some(deadline) = hold_deadline {
+                hold_sleep.as_mut().reset(deadline);
+            }
+            armed = hold_deadline;
+        }
         tokio::select! {
             biased;
             received = socket.recv_from(&mut buf) => match received {
@@ -386,7 +396,8 @@ async fn run(
                     }
                 }
             },
-            _ = tokio::time::sleep_until(hold_deadline.unwrap_or_else(|| Instant::now() + far)), if hold_deadline.is_some() => {
+            _ = &mut hold_sleep, if armed.is_some() => {
+                armed = None;
                 receiver.handle_timeout(std::time::Instant::now(), |item| { producer.push(item); });
             },
             _ = housekeeping.tick(), if !timed_out => {

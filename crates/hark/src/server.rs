@@ -112,7 +112,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let spawn_call: CallSpawner =
         Arc::new(move |incoming, events| call::spawn(spawner_shared.clone(), incoming, events));
     match shared.tts.version().await {
-        Ok(v) => tracing::info!(engine = %v, "text to speech ready"),
+        Ok(v) => tracing::info!(engine = %v.lines().next().unwrap_or(""), "text to speech ready"),
         Err(e) => {
             tracing::warn!(error = %e, "text to speech unavailable: <Say> will be skipped (install espeak-ng)")
         }
