@@ -12,6 +12,7 @@ use control::params::{party, standard_params};
 use control::{CallInfo, CallStatus};
 use media_engine::{AudioFrame, MediaItem};
 use sip_core::{CallEvent, CallKey, IncomingCall};
+use store::CallRecord;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -22,7 +23,7 @@ use crate::media::{self, MediaCommand, MediaNotice, MediaSession, PortAllocator}
 use crate::progress::Progress;
 use crate::sids::new_sid;
 use crate::sip_task::{SipCommand, SipHandle};
-use crate::storage::RecordingStore;
+use crate::storage::RecordingFiles;
 use crate::webhook::Webhooks;
 
 /// How often the call task empties the media ring. Stop positions come from the media
@@ -33,7 +34,12 @@ pub(crate) const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
 pub struct Shared {
     pub config: Config,
     pub webhooks: Webhooks,
-    pub store: RecordingStore,
+    /// Recording files.
+    pub files: RecordingFiles,
+    /// Metadata: calls, recordings, the outbox.
+    pub store: Arc<store::Store>,
+    pub outbox: crate::outbox::Outbox,
+    pub metrics: Arc<http_api::Metrics>,
     pub sip: SipHandle,
     pub ports: PortAllocator,
     pub audio: Arc<AudioCache>,
@@ -54,7 +60,10 @@ pub fn spawn(
     tokio::spawn(
         async move {
             shared.active_calls.fetch_add(1, Ordering::Relaxed);
+            shared.metrics.active_calls.fetch_add(1, Ordering::Relaxed);
+            shared.metrics.calls_total.fetch_add(1, Ordering::Relaxed);
             run(shared.clone(), call_sid, incoming, events).await;
+            shared.metrics.active_calls.fetch_sub(1, Ordering::Relaxed);
             shared.active_calls.fetch_sub(1, Ordering::Relaxed);
         }
         .instrument(span),
@@ -88,10 +97,13 @@ async fn run(
         .map(|r| r.app.clone())
         .unwrap_or_else(|| shared.config.app.clone());
     tracing::info!(from = %info.from, to = %info.to, dialed = %dialed, peer = %incoming.peer.addr, sip_call_id = %incoming.call_id, "incoming call");
-    let mut progress = Progress::new(shared.webhooks.clone(), &app);
-    progress.send("initiated", &info, None);
+    let record = CallRecord::default_for(&info);
+    let row = record.clone();
+    shared.db(move |s| s.insert_call(&row)).await;
+    let mut progress = Progress::new(shared.outbox.clone(), &app);
+    progress.send("initiated", &info).await;
     shared.sip.send(SipCommand::Ring(key));
-    progress.send("ringing", &info, None);
+    progress.send("ringing", &info).await;
 
     let (bind_ip, advertised_ip) = media_addresses(&shared.config, incoming.media.remote_rtp);
     let socket = match shared.ports.bind(bind_ip).await {
@@ -99,16 +111,23 @@ async fn run(
         Err(e) => {
             tracing::error!(error = %e, "no RTP port; answering 503");
             shared.sip.send(SipCommand::Reject(key, 503));
-            progress.send("failed", &info, None);
+            finish_record(&shared, record, "failed", None).await;
+            progress.send_final("failed", &info, None).await;
             return;
         }
     };
-    let media = match media::start(socket, incoming.media, shared.config.rtp_timeout) {
+    let media = match media::start(
+        socket,
+        incoming.media,
+        shared.config.rtp_timeout,
+        shared.metrics.clone(),
+    ) {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(error = %e, "RTP socket unusable; answering 503");
             shared.sip.send(SipCommand::Reject(key, 503));
-            progress.send("failed", &info, None);
+            finish_record(&shared, record, "failed", None).await;
+            progress.send_final("failed", &info, None).await;
             return;
         }
     };
@@ -121,6 +140,7 @@ async fn run(
         info,
         app,
         progress,
+        record,
         answered_at: None,
         rejected_with: None,
         keys: VecDeque::new(),
@@ -137,7 +157,70 @@ async fn run(
     };
     call.execute().await;
     call.end().await;
-    call.report_completed();
+    call.report_completed().await;
+}
+
+trait NewCall {
+    fn default_for(info: &CallInfo) -> CallRecord;
+}
+
+impl NewCall for CallRecord {
+    /// A ringing inbound call created now.
+    fn default_for(info: &CallInfo) -> CallRecord {
+        let now = crate::outbox::now_ms();
+        CallRecord {
+            sid: info.call_sid.clone(),
+            account_sid: info.account_sid.clone(),
+            from: info.from.clone(),
+            to: info.to.clone(),
+            direction: "inbound".into(),
+            status: "ringing".into(),
+            date_created_ms: now,
+            date_updated_ms: now,
+            start_time_ms: None,
+            end_time_ms: None,
+            duration_secs: None,
+        }
+    }
+}
+
+/// The call's row at its end.
+async fn finish_record(
+    shared: &Shared,
+    mut record: CallRecord,
+    status: &str,
+    duration: Option<u32>,
+) {
+    let now = crate::outbox::now_ms();
+    record.status = status.to_string();
+    record.date_updated_ms = now;
+    record.end_time_ms = Some(now);
+    record.duration_secs = Some(duration.unwrap_or(0));
+    shared.db(move |s| s.update_call(&record)).await;
+}
+
+impl Shared {
+    /// Runs a store operation on a blocking thread; failures are logged and counted, never
+    /// fatal to the call (the audio on disk is what matters).
+    pub(crate) async fn db<T, F>(&self, op: F) -> Option<T>
+    where
+        F: FnOnce(&store::Store) -> Result<T, store::StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || op(&store)).await {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(e)) => {
+                http_api::Metrics::add(&self.metrics.db_errors, 1);
+                tracing::error!(error = %e, "database");
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "database task failed");
+                None
+            }
+        }
+    }
 }
 
 /// The RTP socket binds the SIP listen IP; when that is a wildcard, the SDP names the local
@@ -185,6 +268,8 @@ pub(crate) struct Call {
     /// The application this call runs (`[app]` or a matching `[[route]]`).
     pub(crate) app: AppConfig,
     progress: Progress,
+    /// The call's row in the database, as last written.
+    record: CallRecord,
     answered_at: Option<Instant>,
     /// The final non-2xx status we sent instead of answering.
     pub(crate) rejected_with: Option<u16>,
@@ -241,14 +326,20 @@ impl Call {
         standard_params(&self.info, self.status())
     }
 
-    pub(crate) fn answer(&mut self) {
+    pub(crate) async fn answer(&mut self) {
         if !self.answered && !self.gone() {
             self.shared
                 .sip
                 .send(SipCommand::Answer(self.key, self.advertised_rtp));
             self.answered = true;
             self.answered_at = Some(Instant::now());
-            self.progress.send("answered", &self.info, None);
+            let now = crate::outbox::now_ms();
+            self.record.status = "in-progress".into();
+            self.record.start_time_ms = Some(now);
+            self.record.date_updated_ms = now;
+            let record = self.record.clone();
+            self.shared.db(move |s| s.update_call(&record)).await;
+            self.progress.send("answered", &self.info).await;
         }
     }
 
@@ -417,8 +508,8 @@ impl Call {
         self.rejected_with = Some(status);
     }
 
-    /// The final call progress event.
-    fn report_completed(&mut self) {
+    /// The final call progress event and database row.
+    async fn report_completed(&mut self) {
         let status = match self.rejected_with {
             None => "completed",
             Some(486) | Some(600) => "busy",
@@ -432,6 +523,11 @@ impl Call {
             status
         };
         let duration = self.answered_at.map(|t| t.elapsed().as_secs());
-        self.progress.send_final(status, &self.info, duration);
+        let mut record = self.record.clone();
+        if let Some(start) = record.start_time_ms {
+            record.end_time_ms = Some(start + duration.unwrap_or(0) as i64 * 1000);
+        }
+        finish_record(&self.shared, record, status, duration.map(|d| d as u32)).await;
+        self.progress.send_final(status, &self.info, duration).await;
     }
 }

@@ -90,6 +90,8 @@ struct RawRtp {
 struct RawHttp {
     listen: String,
     public_url: String,
+    #[serde(default)]
+    media_auth: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,6 +124,8 @@ struct RawApp {
 #[serde(deny_unknown_fields)]
 struct RawStorage {
     dir: String,
+    #[serde(default)]
+    database: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,6 +164,8 @@ pub struct Config {
     pub http_listen: SocketAddr,
     /// Without a trailing slash.
     pub http_public_url: String,
+    /// Recording media needs Basic auth like the rest of the API (`http.media_auth`).
+    pub media_auth: http_api::MediaAuth,
     pub account_sid: String,
     pub auth_token: String,
     /// The default application (`[app]`).
@@ -168,6 +174,8 @@ pub struct Config {
     pub routes: Vec<Route>,
     pub tts: TtsSettings,
     pub storage_dir: PathBuf,
+    /// The SQLite file (`storage.database`, default `{storage.dir}/hark.db`).
+    pub database: PathBuf,
     pub record: RecordConfig,
     pub webhook_connect_timeout: Duration,
     pub webhook_timeout: Duration,
@@ -367,6 +375,21 @@ impl Config {
         if raw.storage.dir.trim().is_empty() {
             return Err(invalid("storage.dir", "must not be empty"));
         }
+        let media_auth = match raw.http.media_auth.trim().to_ascii_lowercase().as_str() {
+            "" | "basic" => http_api::MediaAuth::Basic,
+            "none" => http_api::MediaAuth::None,
+            other => {
+                return Err(invalid(
+                    "http.media_auth",
+                    format!("{other:?} is not basic or none"),
+                ))
+            }
+        };
+        let storage_dir = PathBuf::from(raw.storage.dir.trim());
+        let database = match raw.storage.database.trim() {
+            "" => storage_dir.join("hark.db"),
+            path => PathBuf::from(path),
+        };
         if raw.record.vad_mode > 3 {
             return Err(invalid(
                 "record.vad_mode",
@@ -405,7 +428,9 @@ impl Config {
             app,
             routes,
             tts,
-            storage_dir: PathBuf::from(raw.storage.dir),
+            media_auth,
+            storage_dir,
+            database,
             record: RecordConfig {
                 max_length_cap: raw.record.max_length_cap,
                 silence_threshold_dbfs: raw.record.silence_threshold_dbfs,

@@ -8,16 +8,17 @@
 //! - [`sip_task`]: UDP/TCP around the SIP endpoint; routes call events to call tasks.
 //! - [`call`]: one task per call running the TwiML flow; [`record`]: its `<Record>`.
 //! - [`media`]: one task per call owning the RTP socket; the SPSC ring to the call task.
-//! - [`webhook`]: signed TwiML fetches and status callbacks; [`http`]: recordings over HTTP.
-//! - [`storage`], [`recovery`]: recordings on disk and crash recovery.
+//! - [`webhook`]: signed TwiML fetches; [`outbox`]: persisted, retried status callbacks.
+//! - [`storage`], [`recovery`]: recording files and crash recovery; metadata is in `store`,
+//!   the HTTP API in `http-api`.
 //! - [`caller`]: `hark call`, the built-in test caller.
 
 pub mod audio;
 pub mod call;
 pub mod caller;
 pub mod config;
-pub mod http;
 pub mod media;
+pub mod outbox;
 pub mod progress;
 pub mod record;
 pub mod recovery;

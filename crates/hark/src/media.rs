@@ -118,6 +118,7 @@ pub fn start(
     socket: UdpSocket,
     media: Negotiated,
     rtp_timeout: Duration,
+    metrics: Arc<http_api::Metrics>,
 ) -> std::io::Result<MediaSession> {
     let local_rtp = socket.local_addr()?;
     let (commands, command_rx) = mpsc::unbounded_channel();
@@ -130,6 +131,7 @@ pub fn start(
         command_rx,
         notice_tx,
         producer,
+        metrics,
     ));
     Ok(MediaSession {
         local_rtp,
@@ -166,6 +168,30 @@ impl Playback {
         self.offset = end;
         Some(frame)
     }
+}
+
+/// Adds what this call received since the last tick to the daemon's counters.
+fn publish(
+    metrics: &http_api::Metrics,
+    receiver: &MediaReceiver,
+    published: &mut media_engine::receiver::ReceiverStats,
+    bytes: u64,
+    published_bytes: &mut u64,
+) {
+    let now = receiver.stats();
+    http_api::Metrics::add(
+        &metrics.rtp_packets,
+        now.packets.saturating_sub(published.packets),
+    );
+    let lost_frames =
+        |s: &media_engine::receiver::ReceiverStats| s.filled_samples / FRAME_SAMPLES as u64;
+    http_api::Metrics::add(
+        &metrics.rtp_lost,
+        lost_frames(&now).saturating_sub(lost_frames(published)),
+    );
+    http_api::Metrics::add(&metrics.rtp_bytes, bytes.saturating_sub(*published_bytes));
+    *published = now;
+    *published_bytes = bytes;
 }
 
 /// Ends a playback, telling whoever waits for it.
@@ -250,7 +276,12 @@ async fn run(
     mut commands: mpsc::UnboundedReceiver<MediaCommand>,
     notices: mpsc::UnboundedSender<MediaNotice>,
     mut producer: media_engine::ring::MediaProducer,
+    metrics: Arc<http_api::Metrics>,
 ) {
+    // Counted locally per packet, published to the shared metrics on the housekeeping tick.
+    let mut bytes: u64 = 0;
+    let mut published = media_engine::receiver::ReceiverStats::default();
+    let mut published_bytes: u64 = 0;
     let mut receiver = MediaReceiver::new(receiver_config(&media));
     let mut sender = RtpSender::new(
         codec_of(&media),
@@ -291,6 +322,7 @@ async fn run(
             biased;
             received = socket.recv_from(&mut buf) => match received {
                 Ok((n, from)) => {
+                    bytes += n as u64;
                     let now = std::time::Instant::now();
                     match receiver.handle_packet(now, from, &buf[..n], |item| { producer.push(item); }) {
                         Ok(PacketVerdict::ForeignSource) => {}
@@ -400,8 +432,9 @@ async fn run(
                 armed = None;
                 receiver.handle_timeout(std::time::Instant::now(), |item| { producer.push(item); });
             },
-            _ = housekeeping.tick(), if !timed_out => {
-                if last_rtp.elapsed() >= rtp_timeout {
+            _ = housekeeping.tick() => {
+                publish(&metrics, &receiver, &mut published, bytes, &mut published_bytes);
+                if !timed_out && last_rtp.elapsed() >= rtp_timeout {
                     timed_out = true;
                     let _ = notices.send(MediaNotice::RtpTimeout);
                 }

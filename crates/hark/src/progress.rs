@@ -1,24 +1,24 @@
 //! Call progress events to the application's `status_callback` (`initiated`, `ringing`,
-//! `answered`, `completed`), asynchronous and signed like every webhook.
+//! `answered`, `completed`), through the outbox: ordered per call, retried, signed.
 
 use control::params::standard_params;
 use control::{CallInfo, CallStatus, HttpMethod};
 
 use crate::config::AppConfig;
+use crate::outbox::Outbox;
 use crate::sids::rfc2822_now;
-use crate::webhook::Webhooks;
 
 pub struct Progress {
-    webhooks: Webhooks,
+    outbox: Outbox,
     url: Option<String>,
     method: HttpMethod,
     sequence: u32,
 }
 
 impl Progress {
-    pub fn new(webhooks: Webhooks, app: &AppConfig) -> Self {
+    pub fn new(outbox: Outbox, app: &AppConfig) -> Self {
         Self {
-            webhooks,
+            outbox,
             url: app.status_callback.clone(),
             method: app.status_callback_method,
             sequence: 0,
@@ -26,21 +26,21 @@ impl Progress {
     }
 
     /// `initiated`, `ringing`, `answered` (or `failed` when the call could not be set up).
-    pub fn send(&mut self, event: &str, info: &CallInfo, duration: Option<u64>) {
+    pub async fn send(&mut self, event: &str, info: &CallInfo) {
         let status = match event {
             "answered" => "in-progress",
             other => other,
         };
-        self.post(event, status, info, duration);
+        self.post(event, status, info, None).await;
     }
 
     /// The `completed` event, with the call's final status (`completed`, `busy`, `no-answer`,
     /// `canceled`, `failed`).
-    pub fn send_final(&mut self, status: &str, info: &CallInfo, duration: Option<u64>) {
-        self.post("completed", status, info, duration);
+    pub async fn send_final(&mut self, status: &str, info: &CallInfo, duration: Option<u64>) {
+        self.post("completed", status, info, duration).await;
     }
 
-    fn post(&mut self, event: &str, status: &str, info: &CallInfo, duration: Option<u64>) {
+    async fn post(&mut self, event: &str, status: &str, info: &CallInfo, duration: Option<u64>) {
         let Some(url) = self.url.clone() else { return };
         let mut params = standard_params(info, CallStatus::Ringing);
         for (name, value) in params.iter_mut() {
@@ -56,7 +56,8 @@ impl Progress {
         }
         self.sequence += 1;
         tracing::debug!(event, status, url = %url, "call progress");
-        self.webhooks
-            .spawn_callback(url, self.method, params, |_| {});
+        self.outbox
+            .enqueue(&info.call_sid, &url, self.method, params)
+            .await;
     }
 }

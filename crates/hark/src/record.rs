@@ -9,13 +9,17 @@ use media_engine::MediaItem;
 use record_engine::{RecordParams, Recorder, SpeechConfig, SpeechDetector, StopReason, WavWriter};
 use tokio::time::Instant;
 
+use store::{RecordingRecord, StatusCallbackSpec};
+
 use crate::call::{Call, DRAIN_INTERVAL};
-use crate::sids::{new_sid, rfc2822_now};
-use crate::storage::{RecordingMeta, StatusCallback};
+use crate::outbox::now_ms;
+use crate::sids::new_sid;
+use crate::storage::RecordingFiles;
 
 /// When no audio arrives at all (silence suppression, a dead stream), the recorder's timeline is
 /// advanced with silence this far behind real time, so silence and maxLength still end it.
-const STALL_SLACK: Duration = Duration::from_millis(500);
+/// Generous, so audio that is only late (a starved sender) is not overwritten.
+const STALL_SLACK: Duration = Duration::from_millis(1000);
 
 impl Call {
     /// Runs one `<Record>`; `None` when the daemon is shutting down (no action request).
@@ -39,55 +43,68 @@ impl Call {
         // Everything heard so far is pre-roll; capture starts now.
         self.drain_idle();
         let capture_start = self.timeline_end;
-        let config = &self.shared.config;
         let callback = verb
             .recording_status_callback
             .as_ref()
-            .map(|url| StatusCallback {
+            .map(|url| StatusCallbackSpec {
                 url: url.clone(),
                 method: verb.recording_status_callback_method.as_str().to_string(),
                 in_progress: verb.recording_status_callback_events.in_progress,
                 completed: verb.recording_status_callback_events.completed,
                 absent: verb.recording_status_callback_events.absent,
             });
-        let start_time = rfc2822_now();
-        let mut meta = RecordingMeta {
+        let now = now_ms();
+        let mut row = RecordingRecord {
             sid: sid.clone(),
             account_sid: self.info.account_sid.clone(),
             call_sid: self.info.call_sid.clone(),
             status: "in-progress".into(),
-            start_time: start_time.clone(),
-            date_created: start_time.clone(),
-            duration: None,
-            error_code: None,
             source: "RecordVerb".into(),
             channels: 1,
-            status_callback: callback.clone(),
-            final_callback_done: false,
+            date_created_ms: now,
+            date_updated_ms: now,
+            start_time_ms: now,
+            duration_secs: None,
+            error_code: None,
+            media_file: RecordingFiles::wav_name(&sid),
             transcribe: verb.transcribe,
             transcribe_callback: verb.transcribe_callback.clone(),
+            status_callback: callback.clone(),
+            deleted_at_ms: None,
         };
-        let store = self.shared.store.clone();
-        let wav_path = store.wav_path(&sid);
-        let created = store.write_meta(&meta).and_then(|_| {
-            // Read access too: finalizing moves the kept audio to the front of the file.
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&wav_path)
-        });
+        let wav_path = self.shared.files.wav_path(&sid);
+        // The row first: a crash after this point is recovered from it.
+        let inserted = row.clone();
+        if self
+            .shared
+            .db(move |s| s.insert_recording(&inserted))
+            .await
+            .is_none()
+        {
+            tracing::error!(recording = %sid, "recording not in the database; recording anyway");
+        }
+        // Read access too: finalizing moves the kept audio to the front of the file.
+        let created = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&wav_path);
         let writer = match created
             .map_err(record_engine::WavError::from)
             .and_then(|f| WavWriter::create(f, 8000))
         {
             Ok(w) => w,
             Err(e) => {
+                http_api::Metrics::add(&self.shared.metrics.disk_errors, 1);
                 tracing::error!(recording = %sid, path = %wav_path.display(), error = %e, "cannot create the recording file");
+                row.status = "absent".into();
+                row.duration_secs = Some(0);
+                self.shared.db(move |s| s.update_recording(&row)).await;
                 return Some(self.result(&sid, &recording_url, 0, StopReason::Hangup, true));
             }
         };
+        let config = &self.shared.config;
         let params = RecordParams {
             sample_rate: 8000,
             silence_timeout_secs: (verb.timeout_secs > 0).then_some(verb.timeout_secs),
@@ -109,14 +126,16 @@ impl Call {
                 io_error = Some(e);
             }
         }
+        self.shared
+            .metrics
+            .recordings_in_progress
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(cb) = callback.as_ref().filter(|cb| cb.in_progress) {
-            let params = self.status_params(&meta, "in-progress", &recording_url);
-            self.shared.webhooks.spawn_callback(
-                cb.url.clone(),
-                method_of(&cb.method),
-                params,
-                |_| {},
-            );
+            let params = status_params(&row, "in-progress", &recording_url);
+            self.shared
+                .outbox
+                .enqueue(&sid, &cb.url, method_of(&cb.method), params)
+                .await;
         }
 
         // Capture until a stop condition.
@@ -162,55 +181,60 @@ impl Call {
 
         // Finalize (trim/cut/header) before anybody is told about the recording.
         let finished = tokio::task::spawn_blocking(move || recorder.finish()).await;
+        self.shared
+            .metrics
+            .recordings_in_progress
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let summary = match finished {
-            Ok(Ok((summary, _file))) => summary,
+            Ok(Ok((summary, _file))) => Some(summary),
             Ok(Err(e)) => {
-                tracing::error!(recording = %sid, error = %e, "finalizing the recording failed");
-                let _ = record_engine::repair_wav_file(&wav_path);
-                meta.status = "completed".into();
-                let _ = store.write_meta(&meta);
-                return Some(self.result(&sid, &recording_url, 0, reason, false));
+                http_api::Metrics::add(&self.shared.metrics.disk_errors, 1);
+                tracing::error!(recording = %sid, error = %e, "finalizing the recording failed; repairing what was written");
+                None
             }
             Err(e) => {
-                tracing::error!(recording = %sid, error = %e, "finalize task failed");
-                return Some(self.result(&sid, &recording_url, 0, reason, true));
+                tracing::error!(recording = %sid, error = %e, "finalize task failed; repairing what was written");
+                None
             }
         };
-        let absent = summary.absent.is_some();
-        meta.status = if absent { "absent" } else { "completed" }.into();
-        meta.duration = Some(summary.duration_secs);
-        meta.error_code = summary.absent.map(|a| a.error_code());
-        let due = callback
-            .as_ref()
-            .is_some_and(|cb| if absent { cb.absent } else { cb.completed });
-        meta.final_callback_done = !due;
-        if let Err(e) = store.write_meta(&meta) {
-            tracing::error!(recording = %sid, error = %e, "cannot write the recording sidecar");
-        }
-        tracing::info!(recording = %sid, ?reason, duration = summary.duration_secs, samples = summary.samples, absent = ?summary.absent, "recording finished");
-        if due {
-            if let Some(cb) = &callback {
-                let event = if absent { "absent" } else { "completed" };
-                let params = self.status_params(&meta, event, &recording_url);
-                let store = store.clone();
-                let mut done_meta = meta.clone();
-                self.shared.webhooks.spawn_callback(
-                    cb.url.clone(),
-                    method_of(&cb.method),
-                    params,
-                    move |delivered| {
-                        if delivered {
-                            done_meta.final_callback_done = true;
-                            let _ = store.write_meta(&done_meta);
-                        }
-                    },
-                );
+        // Whatever happened, keep the audio that reached the disk.
+        let (duration, samples, absent_reason) = match &summary {
+            Some(s) => (s.duration_secs, s.samples, s.absent.map(|a| a.error_code())),
+            None => {
+                let samples = match record_engine::repair_wav_file(&wav_path) {
+                    Ok(
+                        record_engine::RepairOutcome::Intact { samples }
+                        | record_engine::RepairOutcome::Repaired { samples },
+                    ) => samples,
+                    Err(_) => 0,
+                };
+                let secs = ((samples + 4000) / 8000) as u32;
+                (secs, samples, (samples == 0).then_some(16102))
             }
+        };
+        let absent = absent_reason.is_some();
+        row.status = if absent { "absent" } else { "completed" }.into();
+        row.duration_secs = Some(duration);
+        row.error_code = absent_reason;
+        row.date_updated_ms = now_ms();
+        let updated = row.clone();
+        self.shared.db(move |s| s.update_recording(&updated)).await;
+        tracing::info!(recording = %sid, ?reason, duration, samples, absent = ?absent_reason, "recording finished");
+        if let Some(cb) = callback
+            .as_ref()
+            .filter(|cb| if absent { cb.absent } else { cb.completed })
+        {
+            let event = if absent { "absent" } else { "completed" };
+            let params = status_params(&row, event, &recording_url);
+            self.shared
+                .outbox
+                .enqueue(&sid, &cb.url, method_of(&cb.method), params)
+                .await;
         }
         if reason == StopReason::Redirected {
             return None;
         }
-        Some(self.result(&sid, &recording_url, summary.duration_secs, reason, absent))
+        Some(self.result(&sid, &recording_url, duration, reason, absent))
     }
 
     fn result(
@@ -229,15 +253,6 @@ impl Call {
             absent,
             hung_up: reason == StopReason::Hangup,
         }
-    }
-
-    pub(crate) fn status_params(
-        &self,
-        meta: &RecordingMeta,
-        status: &str,
-        url: &str,
-    ) -> Vec<(String, String)> {
-        status_params(meta, status, url)
     }
 
     fn drain_into<S: record_engine::wav::WavStorage>(
@@ -275,25 +290,28 @@ impl Call {
 
 /// SPEC §3.6 parameters.
 pub(crate) fn status_params(
-    meta: &RecordingMeta,
+    row: &RecordingRecord,
     status: &str,
     url: &str,
 ) -> Vec<(String, String)> {
     let duration = match status {
-        "completed" => meta.duration.unwrap_or(0).to_string(),
+        "completed" => row.duration_secs.unwrap_or(0).to_string(),
         _ => "0".to_string(),
     };
     vec![
-        ("AccountSid".into(), meta.account_sid.clone()),
-        ("CallSid".into(), meta.call_sid.clone()),
-        ("RecordingSid".into(), meta.sid.clone()),
+        ("AccountSid".into(), row.account_sid.clone()),
+        ("CallSid".into(), row.call_sid.clone()),
+        ("RecordingSid".into(), row.sid.clone()),
         ("RecordingUrl".into(), url.to_string()),
         ("RecordingStatus".into(), status.to_string()),
         ("RecordingDuration".into(), duration),
-        ("RecordingChannels".into(), meta.channels.to_string()),
-        ("RecordingSource".into(), meta.source.clone()),
-        ("RecordingStartTime".into(), meta.start_time.clone()),
-        ("ErrorCode".into(), meta.error_code.unwrap_or(0).to_string()),
+        ("RecordingChannels".into(), row.channels.to_string()),
+        ("RecordingSource".into(), row.source.clone()),
+        (
+            "RecordingStartTime".into(),
+            crate::sids::rfc2822(row.start_time_ms),
+        ),
+        ("ErrorCode".into(), row.error_code.unwrap_or(0).to_string()),
     ]
 }
 

@@ -1,75 +1,59 @@
 //! Start-up recovery (SPEC §9): recordings left `in-progress` by a crash get their WAV header
-//! repaired and become `completed` (or `absent` when empty); final status callbacks that were due
-//! and never delivered are sent, once.
+//! repaired and become `completed` (or `absent` when empty), and the final status callback that
+//! was due is queued once. Callbacks queued before the crash are still in the outbox.
 
 use record_engine::{repair_wav_file, RepairOutcome};
 
+use crate::call::Shared;
+use crate::outbox::now_ms;
 use crate::record::{method_of, status_params};
-use crate::storage::RecordingStore;
-use crate::webhook::Webhooks;
 
-pub async fn recover(store: &RecordingStore, webhooks: &Webhooks, public_url: &str) {
-    let store_for_scan = store.clone();
-    let Ok(metas) = tokio::task::spawn_blocking(move || store_for_scan.all_meta()).await else {
+pub async fn recover(shared: &Shared) {
+    let Some(left_open) = shared.db(|s| s.recordings_in_progress()).await else {
         return;
     };
-    for mut meta in metas {
-        if meta.status == "in-progress" {
-            let path = store.wav_path(&meta.sid);
-            let samples = match repair_wav_file(&path) {
-                Ok(RepairOutcome::Intact { samples }) | Ok(RepairOutcome::Repaired { samples }) => {
-                    samples
-                }
-                Err(e) => {
-                    tracing::error!(recording = %meta.sid, path = %path.display(), error = %e, "cannot repair recording");
-                    continue;
-                }
-            };
-            let duration = ((samples + 4000) / 8000) as u32;
-            meta.duration = Some(duration);
-            if samples == 0 {
-                meta.status = "absent".into();
-                meta.error_code = Some(16102);
-            } else {
-                meta.status = "completed".into();
+    for mut row in left_open {
+        let path = shared.files.path_of(&row.media_file);
+        let samples = match repair_wav_file(&path) {
+            Ok(RepairOutcome::Intact { samples }) | Ok(RepairOutcome::Repaired { samples }) => {
+                samples
             }
-            let due = meta.status_callback.as_ref().is_some_and(|cb| {
-                if samples == 0 {
-                    cb.absent
-                } else {
-                    cb.completed
-                }
-            });
-            meta.final_callback_done = !due;
-            if let Err(e) = store.write_meta(&meta) {
-                tracing::error!(recording = %meta.sid, error = %e, "cannot write recovered sidecar");
-                continue;
+            Err(e) => {
+                tracing::error!(recording = %row.sid, path = %path.display(), error = %e, "cannot repair a recording left open; marking it absent");
+                0
             }
-            tracing::warn!(recording = %meta.sid, samples, status = %meta.status, "recovered a recording left open by a crash");
+        };
+        row.duration_secs = Some(((samples + 4000) / 8000) as u32);
+        row.date_updated_ms = now_ms();
+        let absent = samples == 0;
+        if absent {
+            row.status = "absent".into();
+            row.error_code = Some(16102);
+        } else {
+            row.status = "completed".into();
         }
-        if meta.final_callback_done {
+        let updated = row.clone();
+        if shared
+            .db(move |s| s.update_recording(&updated))
+            .await
+            .is_none()
+        {
             continue;
         }
-        let Some(cb) = meta.status_callback.clone() else {
+        tracing::warn!(recording = %row.sid, samples, status = %row.status, "recovered a recording left open by a crash");
+        let Some(cb) = row.status_callback.clone() else {
             continue;
         };
-        let url = format!(
-            "{public_url}/2010-04-01/Accounts/{}/Recordings/{}",
-            meta.account_sid, meta.sid
-        );
-        let params = status_params(&meta, &meta.status, &url);
-        let store = store.clone();
-        let mut done_meta = meta.clone();
-        webhooks.spawn_callback(
-            cb.url.clone(),
-            method_of(&cb.method),
-            params,
-            move |delivered| {
-                if delivered {
-                    done_meta.final_callback_done = true;
-                    let _ = store.write_meta(&done_meta);
-                }
-            },
-        );
+        if (absent && cb.absent) || (!absent && cb.completed) {
+            let url = format!(
+                "{}/2010-04-01/Accounts/{}/Recordings/{}",
+                shared.config.http_public_url, row.account_sid, row.sid
+            );
+            let params = status_params(&row, &row.status, &url);
+            shared
+                .outbox
+                .enqueue(&row.sid, &cb.url, method_of(&cb.method), params)
+                .await;
+        }
     }
 }

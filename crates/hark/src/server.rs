@@ -13,11 +13,11 @@ use tokio::sync::watch;
 use crate::audio::{AudioCache, AudioConfig};
 use crate::call::{self, Shared};
 use crate::config::Config;
-use crate::http::{self, HttpState};
 use crate::media::PortAllocator;
+use crate::outbox::Outbox;
 use crate::recovery;
 use crate::sip_task::{self, CallSpawner};
-use crate::storage::RecordingStore;
+use crate::storage::RecordingFiles;
 use crate::webhook::Webhooks;
 
 #[derive(Debug, Error)]
@@ -30,16 +30,26 @@ pub enum ServeError {
     },
     #[error("config key `storage.dir`: {dir}: {source}")]
     Storage { dir: String, source: std::io::Error },
+    #[error("config key `storage.database`: {0}")]
+    Database(store::StoreError),
     #[error("HTTP client: {0}")]
     Client(String),
 }
 
 pub async fn serve(config: Config) -> Result<(), ServeError> {
-    let store =
-        RecordingStore::open(&config.storage_dir).map_err(|source| ServeError::Storage {
+    let files =
+        RecordingFiles::open(&config.storage_dir).map_err(|source| ServeError::Storage {
             dir: config.storage_dir.display().to_string(),
             source,
         })?;
+    let database = config.database.clone();
+    let store = tokio::task::spawn_blocking(move || store::Store::open(&database))
+        .await
+        .map_err(|e| ServeError::Client(e.to_string()))?
+        .map_err(ServeError::Database)?;
+    let store = Arc::new(store);
+    let metrics = Arc::new(http_api::Metrics::default());
+    let outbox = Outbox::new(store.clone(), metrics.clone());
     let webhooks = Webhooks::new(
         config.auth_token.clone(),
         config.webhook_connect_timeout,
@@ -58,17 +68,21 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .await
         .map_err(bind("http.listen", config.http_listen))?;
 
-    recovery::recover(&store, &webhooks, &config.http_public_url).await;
-
-    let router = http::router(Arc::new(HttpState {
+    let router = http_api::router(Arc::new(http_api::ApiState {
         account_sid: config.account_sid.clone(),
+        auth_token: config.auth_token.clone(),
+        media_auth: config.media_auth,
         store: store.clone(),
+        storage_dir: config.storage_dir.clone(),
+        public_url: config.http_public_url.clone(),
+        metrics: metrics.clone(),
     }));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http_listener, router).await {
             tracing::error!(error = %e, "HTTP listener stopped");
         }
     });
+    tokio::spawn(outbox.clone().run(webhooks.clone()));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (sip, sip_commands) = sip_task::channel();
@@ -83,7 +97,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .max(config.sip_t1);
     let shared = Arc::new(Shared {
         webhooks,
+        files,
         store,
+        outbox,
+        metrics,
         sip,
         ports: PortAllocator::new(config.rtp_port_min, config.rtp_port_max),
         audio: Arc::new(AudioCache::new(
@@ -108,6 +125,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         active_calls: Default::default(),
         config,
     });
+    recovery::recover(&shared).await;
     let spawner_shared = shared.clone();
     let spawn_call: CallSpawner =
         Arc::new(move |incoming, events| call::spawn(spawner_shared.clone(), incoming, events));

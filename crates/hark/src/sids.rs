@@ -12,6 +12,14 @@ pub fn rfc2822_now() -> String {
         .to_string()
 }
 
+/// [`rfc2822_now`]'s format for Unix milliseconds.
+pub fn rfc2822(unix_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(unix_ms)
+        .unwrap_or_default()
+        .format("%a, %d %b %Y %H:%M:%S +0000")
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -25,6 +33,14 @@ mod tests {
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         assert_ne!(new_sid("RE"), sid);
+    }
+
+    #[test]
+    fn rfc2822_of_unix_ms() {
+        assert_eq!(
+            rfc2822(1_476_482_194_000),
+            "Fri, 14 Oct 2016 21:56:34 +0000"
+        );
     }
 
     #[test]

@@ -48,7 +48,7 @@ impl Call {
                 break;
             }
             if step.needs_media() {
-                self.answer();
+                self.answer().await;
             }
             match step {
                 Step::Play { url, loops, digits } => {

@@ -28,7 +28,7 @@ pub enum WebhookError {
 
 impl WebhookError {
     /// Worth another try later (status callbacks): transport errors, 5xx and 429.
-    fn is_transient(&self) -> bool {
+    pub fn is_transient(&self) -> bool {
         match self {
             WebhookError::Transport { .. }
             | WebhookError::Connect { .. }
@@ -121,8 +121,21 @@ impl Webhooks {
         method: HttpMethod,
         params: &[(String, String)],
     ) -> Result<Answer, WebhookError> {
+        self.request_with_key(url, method, params, &crate::sids::new_sid("ID"))
+            .await
+    }
+
+    /// [`Webhooks::request`] with a given `I-Twilio-Idempotency-Token` (the same on every retry
+    /// of one callback).
+    pub async fn request_with_key(
+        &self,
+        url: &str,
+        method: HttpMethod,
+        params: &[(String, String)],
+        idempotency_key: &str,
+    ) -> Result<Answer, WebhookError> {
         let url = strip_fragment(url);
-        let request = self.build(&self.client, url, method, params);
+        let request = self.build(&self.client, url, method, params, idempotency_key);
         send(url, request).await
     }
 
@@ -147,7 +160,7 @@ impl Webhooks {
                 .saturating_sub(started.elapsed())
                 .max(Duration::from_millis(1));
             let request = self
-                .build(&client, &clean, method, params)
+                .build(&client, &clean, method, params, &crate::sids::new_sid("ID"))
                 .timeout(remaining);
             match send(&clean, request).await {
                 Err(e)
@@ -189,8 +202,8 @@ impl Webhooks {
         url: &str,
         method: HttpMethod,
         params: &[(String, String)],
+        idempotency: &str,
     ) -> reqwest::RequestBuilder {
-        let idempotency = crate::sids::new_sid("ID");
         match method {
             HttpMethod::Post => client
                 .post(url)
@@ -213,46 +226,6 @@ impl Webhooks {
                     .header("I-Twilio-Idempotency-Token", idempotency)
             }
         }
-    }
-
-    /// Fire-and-forget with retries (1 s, 5 s, 30 s) on transient failures; never delays the
-    /// call. `on_done(delivered)` runs once at the end.
-    pub fn spawn_callback<F>(
-        &self,
-        url: String,
-        method: HttpMethod,
-        params: Vec<(String, String)>,
-        on_done: F,
-    ) where
-        F: FnOnce(bool) + Send + 'static,
-    {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let backoff = [
-                Duration::from_secs(1),
-                Duration::from_secs(5),
-                Duration::from_secs(30),
-            ];
-            let mut attempt = 0;
-            let delivered = loop {
-                match this.request(&url, method, &params).await {
-                    Ok(answer) => {
-                        tracing::debug!(url = %url, status = answer.status, "callback delivered");
-                        break true;
-                    }
-                    Err(e) => {
-                        let retry = e.is_transient() && attempt < backoff.len();
-                        tracing::warn!(url = %url, error = %e, retry, "callback failed");
-                        if !retry {
-                            break false;
-                        }
-                        tokio::time::sleep(backoff[attempt]).await;
-                        attempt += 1;
-                    }
-                }
-            };
-            on_done(delivered);
-        });
     }
 }
 

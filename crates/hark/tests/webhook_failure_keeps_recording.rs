@@ -42,7 +42,12 @@ fn http_get(url: &str) -> (u16, Vec<u8>) {
         .build()
         .expect("rt");
     rt.block_on(async {
-        let r = reqwest::get(url).await.expect("GET recording");
+        let r = reqwest::Client::new()
+            .get(url)
+            .basic_auth(common::ACCOUNT_SID, Some(common::AUTH_TOKEN))
+            .send()
+            .await
+            .expect("GET recording");
         let s = r.status().as_u16();
         (s, r.bytes().await.expect("body").to_vec())
     })

@@ -1,13 +1,34 @@
 //! Hark's HTTP API (SPEC §6): `/2010-04-01/Accounts/{AccountSid}/…` for calls and recordings as
 //! the Twilio helper libraries expect them, recording media (WAV, MP3 encoded on first request),
 //! `/healthz` and `/metrics`.
+//!
+//! Auth (SPEC §6.1): every `/2010-04-01` route needs HTTP Basic `AccountSid:AuthToken` (media
+//! too unless `media_auth` is `None`), checked before any lookup: 401 + error 20003 without
+//! valid credentials, 403 + 20003 when the path names another account. `/healthz` and
+//! `/metrics` are open (scrapers rarely do Basic) and expose counters only, never SIDs.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub mod metrics;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
 
+mod auth;
+mod error;
+mod media;
+pub mod metrics;
+mod mp3;
+mod paging;
+mod resources;
+mod rest;
+mod route;
+
+pub use auth::constant_time_eq;
+pub use error::ApiError;
 pub use metrics::Metrics;
+pub use mp3::{encode_wav, Mp3Error};
 
 /// Whether recording media needs credentials (`http.media_auth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,9 +45,59 @@ pub struct ApiState {
     /// Where `RecordingRecord::media_file` lives; MP3s are cached beside the WAVs.
     pub storage_dir: PathBuf,
     pub metrics: Arc<Metrics>,
+    /// `http.public_url` without a trailing slash, e.g. `https://hark.example.com`: the base of
+    /// the absolute `media_url` in recording JSON.
+    pub public_url: String,
+}
+
+/// What the handlers share: the daemon's state plus the API's own MP3 bookkeeping.
+struct Inner {
+    api: Arc<ApiState>,
+    mp3: mp3::Mp3Cache,
 }
 
 /// Every route of the API.
 pub fn router(state: Arc<ApiState>) -> axum::Router {
-    todo!()
+    let inner = Arc::new(Inner {
+        api: state,
+        mp3: mp3::Mp3Cache::default(),
+    });
+    axum::Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/2010-04-01", any(api))
+        .route("/2010-04-01/{*rest}", any(api))
+        .fallback(|uri: Uri| async move { ApiError::not_found(uri.path()) })
+        .with_state(inner)
+}
+
+async fn api(
+    State(inner): State<Arc<Inner>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    rest::dispatch(&inner, &method, &uri, &headers).await
+}
+
+/// 200 `ok` when the database answers, else 503.
+async fn healthz(State(inner): State<Arc<Inner>>) -> Response {
+    let store = inner.api.store.clone();
+    match tokio::task::spawn_blocking(move || store.schema_version()).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ok").into_response(),
+        Ok(Err(e)) => {
+            Metrics::add(&inner.api.metrics.db_errors, 1);
+            tracing::error!(error = %e, "health check: database unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "health check failed").into_response(),
+    }
+}
+
+async fn metrics_text(State(inner): State<Arc<Inner>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        inner.api.metrics.render(),
+    )
+        .into_response()
 }

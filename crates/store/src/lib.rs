@@ -4,20 +4,58 @@
 //!
 //! Times are stored as Unix milliseconds (UTC); formatting (RFC 2822) is the API layer's job.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
+use rusqlite::Connection;
 use thiserror::Error;
+
+mod calls;
+mod outbox;
+mod recordings;
+mod schema;
+
+pub use schema::SCHEMA_VERSION;
+
+/// File name of the database inside `storage.dir`.
+pub const DEFAULT_FILE_NAME: &str = "hark.db";
 
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("database {path}: {source}")]
-    Open { path: String, source: rusqlite::Error },
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
     #[error("database query {what}: {source}")]
-    Query { what: &'static str, source: rusqlite::Error },
+    Query {
+        what: &'static str,
+        source: rusqlite::Error,
+    },
     #[error("database migration to version {version}: {source}")]
-    Migration { version: u32, source: rusqlite::Error },
+    Migration {
+        version: u32,
+        source: rusqlite::Error,
+    },
     #[error("stored value of {what} is invalid: {value}")]
     Corrupt { what: &'static str, value: String },
+    /// The parent directory of the database could not be created.
+    #[error("database directory {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// Written by a newer Hark; we refuse rather than downgrade it.
+    #[error("database {path} has schema version {found}, this build knows up to {supported}")]
+    TooNew {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
+    /// An update named a row that does not exist.
+    #[error("{what} {sid} not found")]
+    NotFound { what: &'static str, sid: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,78 +145,394 @@ pub struct OutboxItem {
 }
 
 pub struct Store {
-    // implementation-defined (a rusqlite Connection behind a Mutex, WAL mode)
+    // One connection is enough: WAL keeps readers of other processes unblocked, and our
+    // statements are short. Cached statements live in the connection.
+    conn: Mutex<Connection>,
 }
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// 16 list-filter shapes × 2 paging styles plus the fixed statements.
+const STATEMENT_CACHE: usize = 64;
 
 impl Store {
     /// Opens (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        todo!()
+        let shown = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::configure(conn, &shown)
     }
+
+    /// Opens `{dir}/hark.db`, creating `dir` if needed.
+    pub fn open_in_dir(dir: &Path) -> Result<Store, StoreError> {
+        Self::open(&Self::path_in_dir(dir))
+    }
+
+    /// Where [`Store::open_in_dir`] keeps the database.
+    pub fn path_in_dir(dir: &Path) -> PathBuf {
+        dir.join(DEFAULT_FILE_NAME)
+    }
+
+    /// A private in-memory database (for other crates' tests); nothing survives the drop.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        let conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
+            path: ":memory:".to_owned(),
+            source,
+        })?;
+        Self::configure(conn, ":memory:")
+    }
+
+    fn configure(mut conn: Connection, path: &str) -> Result<Store, StoreError> {
+        let err = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        // Before any pragma that writes to the file: leave a newer database untouched.
+        schema::check_not_newer(&conn, path)?;
+        // journal_mode answers with the mode in effect; an in-memory database stays `memory`.
+        let _mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(err)?;
+        // NORMAL in WAL mode: a commit survives a process crash; only an OS crash or power
+        // loss can lose the last transactions, never corrupt the file.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(err)?;
+        // A big transaction grows the WAL; give the space back after the next checkpoint.
+        let _limit: i64 = conn
+            .query_row("PRAGMA journal_size_limit = 8388608", [], |r| r.get(0))
+            .map_err(err)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        schema::migrate(&mut conn, path)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        todo!()
+        schema::user_version(&self.conn()).map_err(query("schema version"))
     }
 
-    pub fn insert_call(&self, call: &CallRecord) -> Result<(), StoreError> {
-        todo!()
+    /// The connection; a panic in another thread while holding it does not make the store
+    /// unusable (an open transaction was rolled back when its guard dropped).
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-    /// Status (and optionally start/end/duration) of a call; `date_updated` = `now_ms`.
-    pub fn update_call(&self, call: &CallRecord) -> Result<(), StoreError> {
-        todo!()
-    }
-    pub fn get_call(&self, account_sid: &str, sid: &str) -> Result<Option<CallRecord>, StoreError> {
-        todo!()
-    }
-    /// Newest first; `page` is 0-based.
-    pub fn list_calls(&self, account_sid: &str, page_size: u32, page: u32) -> Result<Page<CallRecord>, StoreError> {
-        todo!()
+}
+
+fn query(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Query { what, source }
+}
+
+/// Reads an integer column that must fit in `u32`.
+fn to_u32(what: &'static str, v: i64) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|_| StoreError::Corrupt {
+        what,
+        value: v.to_string(),
+    })
+}
+
+/// `page_size + 1` rows were asked for; the extra one only tells whether more follow.
+fn into_page<T>(mut items: Vec<T>, page_size: u32) -> Page<T> {
+    let has_more = items.len() > page_size as usize;
+    items.truncate(page_size as usize);
+    Page { items, has_more }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+
+    pub const AC: &str = "AC00000000000000000000000000000001";
+    pub const AC2: &str = "AC00000000000000000000000000000002";
+
+    /// A fresh store in its own temporary directory (kept alive by the returned guard).
+    pub fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_in_dir(dir.path()).expect("open");
+        (dir, store)
     }
 
-    pub fn insert_recording(&self, rec: &RecordingRecord) -> Result<(), StoreError> {
-        todo!()
-    }
-    /// Replaces every mutable field of the recording with `rec`'s.
-    pub fn update_recording(&self, rec: &RecordingRecord) -> Result<(), StoreError> {
-        todo!()
-    }
-    /// Soft-deleted recordings are returned only with `include_deleted`.
-    pub fn get_recording(&self, account_sid: &str, sid: &str, include_deleted: bool) -> Result<Option<RecordingRecord>, StoreError> {
-        todo!()
-    }
-    pub fn list_recordings(&self, account_sid: &str, filter: &RecordingFilter, page_size: u32, page: u32) -> Result<Page<RecordingRecord>, StoreError> {
-        todo!()
-    }
-    /// Recordings left `in-progress` (crash recovery at start-up).
-    pub fn recordings_in_progress(&self) -> Result<Vec<RecordingRecord>, StoreError> {
-        todo!()
-    }
-    /// Marks deleted (status `deleted`, `deleted_at`); returns false if unknown or already deleted.
-    pub fn soft_delete_recording(&self, account_sid: &str, sid: &str, now_ms: i64) -> Result<bool, StoreError> {
-        todo!()
+    pub fn call(sid: &str, created: i64) -> CallRecord {
+        CallRecord {
+            sid: sid.to_owned(),
+            account_sid: AC.to_owned(),
+            from: "sip:alice@example.com".to_owned(),
+            to: "sip:+15550100@hark".to_owned(),
+            direction: "inbound".to_owned(),
+            status: "ringing".to_owned(),
+            date_created_ms: created,
+            date_updated_ms: created,
+            start_time_ms: None,
+            end_time_ms: None,
+            duration_secs: None,
+        }
     }
 
-    /// Queues a callback; returns its id.
-    pub fn enqueue(&self, item: &OutboxItem) -> Result<i64, StoreError> {
-        todo!()
+    pub fn outbox_item(key: &str, group: &str) -> OutboxItem {
+        OutboxItem {
+            id: 0,
+            idempotency_key: key.to_owned(),
+            group_key: group.to_owned(),
+            url: "https://example.com/cb".to_owned(),
+            method: "POST".to_owned(),
+            params: vec![
+                ("RecordingSid".to_owned(), group.to_owned()),
+                ("K".to_owned(), key.to_owned()),
+            ],
+            attempts: 0,
+            next_attempt_ms: 0,
+        }
     }
-    /// Items due at `now_ms`, oldest first, at most one per `group_key` (the head of each group,
-    /// so a group is delivered in order), at most `limit`.
-    pub fn due(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
-        todo!()
+
+    pub fn recording(sid: &str, call_sid: &str, created: i64) -> RecordingRecord {
+        RecordingRecord {
+            sid: sid.to_owned(),
+            account_sid: AC.to_owned(),
+            call_sid: call_sid.to_owned(),
+            status: "in-progress".to_owned(),
+            source: "RecordVerb".to_owned(),
+            channels: 1,
+            date_created_ms: created,
+            date_updated_ms: created,
+            start_time_ms: created,
+            duration_secs: None,
+            error_code: None,
+            media_file: format!("{sid}.wav"),
+            transcribe: false,
+            transcribe_callback: None,
+            status_callback: None,
+            deleted_at_ms: None,
+        }
     }
-    pub fn delivered(&self, id: i64) -> Result<(), StoreError> {
-        todo!()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use super::*;
+
+    #[test]
+    fn open_creates_missing_dirs_and_migrates_empty_file_to_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/hark.db");
+        let store = Store::open(&path).unwrap();
+        assert!(path.is_file());
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(SCHEMA_VERSION, 1);
+        let conn = store.conn();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 1, "synchronous=NORMAL");
+        let fk: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        let mut tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        tables.sort();
+        assert_eq!(tables, ["calls", "outbox", "recordings", "transcriptions"]);
     }
-    /// Another attempt later (`attempts` + 1).
-    pub fn retry_at(&self, id: i64, next_attempt_ms: i64) -> Result<(), StoreError> {
-        todo!()
+
+    #[test]
+    fn reopen_keeps_version_and_data_without_rerunning_migrations() {
+        let (dir, store) = store();
+        store.insert_call(&call("CA1", 1_000)).unwrap();
+        drop(store);
+        let again = Store::open_in_dir(dir.path()).unwrap();
+        assert_eq!(again.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(again.get_call(AC, "CA1").unwrap(), Some(call("CA1", 1_000)));
+        // Opening while another handle is live works too (WAL, busy timeout).
+        let third = Store::open_in_dir(dir.path()).unwrap();
+        assert_eq!(third.list_calls(AC, 10, 0).unwrap().items.len(), 1);
     }
-    /// Gives up on an item (kept with state `failed` for inspection); the group moves on.
-    pub fn give_up(&self, id: i64) -> Result<(), StoreError> {
-        todo!()
+
+    #[test]
+    fn newer_database_is_refused_and_not_modified() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Store::path_in_dir(dir.path());
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .unwrap();
+        }
+        match Store::open(&path) {
+            Err(StoreError::TooNew {
+                found, supported, ..
+            }) => {
+                assert_eq!(found, SCHEMA_VERSION + 1);
+                assert_eq!(supported, SCHEMA_VERSION);
+            }
+            other => panic!("expected TooNew, got {:?}", other.map(|_| ())),
+        }
+        let conn = Connection::open(&path).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete", "journal mode untouched");
+        assert_eq!(schema::user_version(&conn).unwrap(), SCHEMA_VERSION + 1);
+        let tables: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 0);
     }
-    /// Items not yet delivered or given up.
-    pub fn pending_count(&self) -> Result<u64, StoreError> {
-        todo!()
+
+    #[test]
+    fn failed_migration_rolls_back_completely() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Store::path_in_dir(dir.path());
+        {
+            // A stray table makes step 1 fail halfway (after `calls` was created).
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE outbox (x INTEGER)")
+                .unwrap();
+        }
+        let err = Store::open(&path).err().expect("migration must fail");
+        assert!(
+            matches!(err, StoreError::Migration { version: 1, .. }),
+            "{err:?}"
+        );
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(schema::user_version(&conn).unwrap(), 0);
+        let calls: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'calls'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(calls, 0, "nothing of the failed step is left");
+    }
+
+    #[test]
+    fn non_database_file_is_an_open_error_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hark.db");
+        std::fs::write(&path, vec![0x42u8; 4096]).unwrap();
+        let err = Store::open(&path).err().expect("garbage must not open");
+        assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+        assert!(err.to_string().contains("hark.db"), "{err}");
+    }
+
+    #[test]
+    fn everything_survives_a_store_that_is_never_closed() {
+        let (dir, store) = store();
+        store.insert_call(&call("CA1", 1_000)).unwrap();
+        store
+            .insert_recording(&recording("RE1", "CA1", 1_000))
+            .unwrap();
+        let id = store.enqueue(&outbox_item("k1", "RE1")).unwrap();
+        // Leak it: no Drop, no checkpoint, the WAL is all there is.
+        std::mem::forget(store);
+        let again = Store::open_in_dir(dir.path()).unwrap();
+        assert_eq!(again.get_call(AC, "CA1").unwrap(), Some(call("CA1", 1_000)));
+        assert_eq!(
+            again.get_recording(AC, "RE1", false).unwrap(),
+            Some(recording("RE1", "CA1", 1_000))
+        );
+        assert_eq!(
+            again
+                .due(i64::MAX, 10)
+                .unwrap()
+                .iter()
+                .map(|i| i.id)
+                .collect::<Vec<_>>(),
+            [id]
+        );
+    }
+
+    const CRASH_DIR_ENV: &str = "HARK_STORE_CRASH_DIR";
+
+    /// The child half of `everything_survives_a_process_abort`; does nothing when run by hand.
+    #[test]
+    #[ignore]
+    fn crash_child() {
+        let Some(dir) = std::env::var_os(CRASH_DIR_ENV) else {
+            return;
+        };
+        let store = Store::open_in_dir(Path::new(&dir)).unwrap();
+        store.insert_call(&call("CA1", 1_000)).unwrap();
+        store
+            .insert_recording(&recording("RE1", "CA1", 1_000))
+            .unwrap();
+        store.enqueue(&outbox_item("k1", "RE1")).unwrap();
+        std::process::abort();
+    }
+
+    #[test]
+    fn everything_survives_a_process_abort() {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "tests::crash_child",
+                "--ignored",
+                "--test-threads=1",
+            ])
+            .env(CRASH_DIR_ENV, dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(!status.success(), "child must have aborted");
+        let store = Store::open_in_dir(dir.path()).unwrap();
+        assert_eq!(store.get_call(AC, "CA1").unwrap(), Some(call("CA1", 1_000)));
+        assert_eq!(
+            store.get_recording(AC, "RE1", false).unwrap(),
+            Some(recording("RE1", "CA1", 1_000))
+        );
+        assert_eq!(store.pending_count().unwrap(), 1);
+    }
+
+    #[test]
+    fn store_stays_usable_after_a_panic_while_locked() {
+        let (_dir, store) = store();
+        let store = std::sync::Arc::new(store);
+        let s2 = store.clone();
+        let joined = std::thread::spawn(move || {
+            let _guard = s2.conn();
+            panic!("poison the mutex");
+        })
+        .join();
+        assert!(joined.is_err());
+        assert!(store.conn.is_poisoned());
+        store.insert_call(&call("CA1", 1)).unwrap();
+        assert_eq!(store.list_calls(AC, 10, 0).unwrap().items.len(), 1);
+    }
+
+    #[test]
+    fn in_memory_store_is_migrated() {
+        let store = Store::open_in_memory().unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        store.insert_call(&call("CA1", 1)).unwrap();
+        assert!(store.get_call(AC, "CA1").unwrap().is_some());
+    }
+
+    #[test]
+    fn store_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Store>();
     }
 }

@@ -370,7 +370,11 @@ async fn fetch(client: &reqwest::Client, url: &str) -> Fetched {
 }
 
 async fn get(client: &reqwest::Client, url: &str) -> (u16, String, Vec<u8>) {
-    match client.get(url).send().await {
+    // Recording media needs the account's credentials (http.media_auth = basic, the default).
+    let request = client
+        .get(url)
+        .basic_auth(super::ACCOUNT_SID, Some(super::AUTH_TOKEN));
+    match request.send().await {
         Ok(r) => {
             let status = r.status().as_u16();
             let ct = r

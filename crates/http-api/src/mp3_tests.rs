@@ -1,0 +1,215 @@
+use super::*;
+
+/// A canonical 44-byte-header WAV.
+pub(crate) fn wav(tag: u16, bits: u16, rate: u32, data: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(b"RIFF");
+    v.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    v.extend_from_slice(b"WAVEfmt ");
+    v.extend_from_slice(&16u32.to_le_bytes());
+    v.extend_from_slice(&tag.to_le_bytes());
+    v.extend_from_slice(&1u16.to_le_bytes());
+    v.extend_from_slice(&rate.to_le_bytes());
+    let block = bits / 8;
+    v.extend_from_slice(&(rate * u32::from(block)).to_le_bytes());
+    v.extend_from_slice(&block.to_le_bytes());
+    v.extend_from_slice(&bits.to_le_bytes());
+    v.extend_from_slice(b"data");
+    v.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+/// `secs` of a 440 Hz tone plus a little noise, 8 kHz 16-bit mono PCM.
+pub(crate) fn tone_pcm(secs: u32) -> Vec<u8> {
+    let mut seed: u32 = 1;
+    (0..secs * 8000)
+        .flat_map(|i| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let noise = ((seed >> 16) as i32 & 0x3FF) - 512;
+            let s = (f64::from(i) * 440.0 * std::f64::consts::TAU / 8000.0).sin() * 8000.0;
+            ((s as i32 + noise) as i16).to_le_bytes()
+        })
+        .collect()
+}
+
+/// Walks MPEG audio frame headers; returns (frames, samples per channel, sample rate).
+pub(crate) fn mp3_frames(b: &[u8]) -> Option<(usize, u64, u32)> {
+    const BR1: [u32; 15] = [
+        0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
+    ];
+    const BR2: [u32; 15] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
+    let (mut at, mut frames, mut samples, mut rate) = (0usize, 0usize, 0u64, 0u32);
+    while at + 4 <= b.len() {
+        let h = &b[at..at + 4];
+        if h[0] != 0xFF || h[1] & 0xE0 != 0xE0 || (h[1] >> 1) & 3 != 1 {
+            return None; // not a Layer III frame where one must start
+        }
+        let version = (h[1] >> 3) & 3;
+        let br_idx = usize::from(h[2] >> 4);
+        let sr_idx = usize::from((h[2] >> 2) & 3);
+        let pad = u32::from((h[2] >> 1) & 1);
+        let (rates, br, per_frame, k) = match version {
+            3 => ([44_100, 48_000, 32_000], BR1.get(br_idx)?, 1152, 144),
+            2 => ([22_050, 24_000, 16_000], BR2.get(br_idx)?, 576, 72),
+            0 => ([11_025, 12_000, 8_000], BR2.get(br_idx)?, 576, 72),
+            _ => return None,
+        };
+        rate = *rates.get(sr_idx)?;
+        let len = (k * br * 1000 / rate + pad) as usize;
+        if len < 4 {
+            return None;
+        }
+        at += len;
+        frames += 1;
+        samples += per_frame;
+    }
+    Some((frames, samples, rate))
+}
+
+#[test]
+fn g711_decoding_matches_the_reference_table() {
+    assert_eq!(ulaw_to_linear(0xFF), 0);
+    assert_eq!(ulaw_to_linear(0x80), 32124);
+    assert_eq!(ulaw_to_linear(0x00), -32124);
+    assert_eq!(alaw_to_linear(0xD5), 8);
+    assert_eq!(alaw_to_linear(0x55), -8);
+    assert_eq!(alaw_to_linear(0xAA), 32256);
+    assert_eq!(alaw_to_linear(0x2A), -32256);
+}
+
+#[test]
+fn header_reader_skips_unknown_chunks_and_finds_data() {
+    let mut v = wav(1, 16, 8000, &[1, 0, 2, 0]);
+    // Insert a LIST chunk with an odd size (padded) between fmt and data.
+    let list = [b"LIST".as_slice(), &3u32.to_le_bytes(), b"abc\0"].concat();
+    v.splice(36..36, list);
+    let mut r = &v[..];
+    let f = read_header(&mut r).unwrap();
+    assert_eq!(
+        f,
+        WavFormat {
+            encoding: Encoding::Pcm16,
+            channels: 1,
+            sample_rate: 8000,
+            data_len: 4
+        }
+    );
+    assert_eq!(r, &[1, 0, 2, 0]);
+}
+
+#[test]
+fn unsupported_wavs_name_the_field() {
+    let e = read_header(&mut &wav(3, 32, 8000, &[])[..]).unwrap_err();
+    assert_eq!(e.to_string(), "WAV format tag 3 is not supported");
+    let e = read_header(&mut &wav(1, 8, 8000, &[])[..]).unwrap_err();
+    assert_eq!(e.to_string(), "WAV bits per sample 8 is not supported");
+    let e = read_header(&mut &wav(1, 16, 4000, &[])[..]).unwrap_err();
+    assert_eq!(e.to_string(), "WAV sample rate 4000 is not supported");
+    assert!(matches!(
+        read_header(&mut &b"RIFF\0\0\0\0WAVX"[..]),
+        Err(Mp3Error::NotWav(_))
+    ));
+    // Truncated in the middle of a chunk header: an error, not a panic.
+    let v = wav(1, 16, 8000, &[0; 8]);
+    assert!(read_header(&mut &v[..30]).is_err());
+}
+
+#[test]
+fn eight_khz_mono_encodes_to_32kbps_mpeg25_frames_of_the_right_duration() {
+    let input = wav(1, 16, 8000, &tone_pcm(3));
+    let mut out = Vec::new();
+    let frames = encode_wav(&input[..], &mut out).unwrap();
+    assert_eq!(frames, 24_000);
+    // No ID3/VBR tag: the file opens with a frame sync.
+    assert_eq!((out[0], out[1] & 0xE0), (0xFF, 0xE0));
+    // MPEG 2.5 (version bits 00), Layer III, 32 kbps (index 4), 8 kHz (index 2).
+    assert_eq!((out[1] >> 3) & 3, 0);
+    assert_eq!(out[2] >> 4, 4);
+    assert_eq!((out[2] >> 2) & 3, 2);
+    let (n, samples, rate) = mp3_frames(&out).expect("a clean chain of frames");
+    assert_eq!(rate, 8000);
+    // LAME adds encoder delay and padding: at most a few frames of 576 samples.
+    assert!(
+        (24_000..=24_000 + 4 * 576).contains(&samples),
+        "{samples} samples in {n} frames"
+    );
+    // 32 kbps ≈ 4000 bytes per second.
+    assert!(
+        (11_000..=13_500).contains(&out.len()),
+        "{} bytes",
+        out.len()
+    );
+}
+
+#[test]
+fn ulaw_wav_encodes_and_unfinalised_data_size_reads_to_eof() {
+    let mut input = wav(7, 8, 8000, &[0x7Fu8; 8000]);
+    input[40..44].copy_from_slice(&0u32.to_le_bytes()); // as a crash leaves it
+    let mut out = Vec::new();
+    assert_eq!(encode_wav(&input[..], &mut out).unwrap(), 8000);
+    assert!(mp3_frames(&out).is_some());
+}
+
+#[test]
+fn truncated_last_sample_is_dropped() {
+    let input = wav(1, 16, 8000, &[0, 0, 0, 0, 7]);
+    let mut out = Vec::new();
+    assert_eq!(encode_wav(&input[..], &mut out).unwrap(), 2);
+}
+
+#[tokio::test]
+async fn cache_encodes_once_then_serves_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav_path = dir.path().join("RE1.wav");
+    std::fs::write(&wav_path, wav(1, 16, 8000, &tone_pcm(1))).unwrap();
+    let mp3_path = dir.path().join("RE1.mp3");
+    let cache = Mp3Cache::default();
+    let metrics = Arc::new(Metrics::default());
+    let jobs: Vec<_> = (0..8)
+        .map(|_| {
+            let (c, w, m, x) = (
+                cache.clone(),
+                wav_path.clone(),
+                mp3_path.clone(),
+                metrics.clone(),
+            );
+            tokio::spawn(async move { c.ensure("RE1", w, m, x).await })
+        })
+        .collect();
+    for j in jobs {
+        assert_eq!(j.await.unwrap(), Ok(()));
+    }
+    assert_eq!(
+        metrics
+            .mp3_encodes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert!(mp3_path.exists() && !dir.path().join("RE1.mp3.tmp").exists());
+    assert!(cache.lock().is_empty());
+    let missing = cache
+        .ensure(
+            "RE2",
+            dir.path().join("RE2.wav"),
+            dir.path().join("RE2.mp3"),
+            metrics.clone(),
+        )
+        .await;
+    assert_eq!(missing, Err(Mp3Failure::WavMissing));
+}
+
+/// `cargo test --release -p http-api -- --ignored --nocapture mp3_encode_speed`
+#[test]
+#[ignore]
+fn mp3_encode_speed_per_minute_of_audio() {
+    let input = wav(1, 16, 8000, &tone_pcm(600));
+    let mut out = Vec::with_capacity(3_000_000);
+    let t = std::time::Instant::now();
+    encode_wav(&input[..], &mut out).unwrap();
+    let per_minute = t.elapsed() / 10;
+    println!(
+        "MP3 encode: {per_minute:?} per minute of 8 kHz mono audio ({} bytes for 10 min)",
+        out.len()
+    );
+}

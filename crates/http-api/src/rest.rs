@@ -1,0 +1,379 @@
+//! The `/2010-04-01` handlers: authentication first, then the route (SPEC §6).
+
+use std::path::{Component, Path, PathBuf};
+
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use store::{Page, Store, StoreError};
+
+use crate::error::ApiError;
+use crate::media::{serve_file, ServeError};
+use crate::mp3::Mp3Failure;
+use crate::paging::{ListKind, ListQuery};
+use crate::resources::{call_json, recording_json};
+use crate::route::{self, Format, Route};
+use crate::{auth, Inner, MediaAuth, Metrics};
+
+/// Recording states whose media is not final yet.
+const UNFINISHED: [&str; 2] = ["in-progress", "paused"];
+
+pub async fn dispatch(inner: &Inner, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
+    match handle(inner, method, uri, headers).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(
+    inner: &Inner,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let api = &inner.api;
+    let path = uri.path();
+    let (path_account, route) = route::parse(path);
+    // Nothing below may run for an unauthenticated client, so that no answer depends on
+    // whether a SID exists.
+    if route.is_media() && api.media_auth == MediaAuth::None {
+        if path_account != Some(api.account_sid.as_str()) {
+            return Err(ApiError::not_found(path));
+        }
+    } else {
+        if !auth::authenticated(headers, &api.account_sid, &api.auth_token) {
+            return Err(ApiError::unauthorized());
+        }
+        match path_account {
+            Some(a) if a == api.account_sid => {}
+            Some(_) => return Err(ApiError::forbidden()),
+            None => return Err(ApiError::not_found(path)),
+        }
+    }
+    let read = *method == Method::GET || *method == Method::HEAD;
+    let delete = *method == Method::DELETE;
+    let query = uri.query();
+    match route {
+        Route::Unknown => Err(ApiError::not_found(path)),
+        _ if !(read || delete && route.deletable()) => {
+            Err(ApiError::method_not_allowed(if route.deletable() {
+                "GET, HEAD, DELETE"
+            } else {
+                "GET, HEAD"
+            }))
+        }
+        Route::RecordingList => list_recordings(inner, path, query, None).await,
+        Route::CallRecordingList { call_sid } => {
+            list_recordings(inner, path, query, Some(call_sid)).await
+        }
+        Route::Recording {
+            sid,
+            format: Format::Json,
+        } if delete => delete_recording(inner, sid, None).await,
+        Route::CallRecording { call_sid, sid } if delete => {
+            delete_recording(inner, sid, Some(call_sid)).await
+        }
+        Route::Recording {
+            sid,
+            format: Format::Json,
+        } => fetch_recording(inner, sid, None, include_soft_deleted(query)?).await,
+        Route::CallRecording { call_sid, sid } => {
+            fetch_recording(inner, sid, Some(call_sid), include_soft_deleted(query)?).await
+        }
+        Route::Recording { sid, format } => media(inner, sid, format, headers).await,
+        Route::CallList => list_calls(inner, path, query).await,
+        Route::Call { sid } => fetch_call(inner, sid).await,
+    }
+}
+
+impl Route<'_> {
+    fn deletable(&self) -> bool {
+        matches!(
+            self,
+            Route::Recording {
+                format: Format::Json,
+                ..
+            } | Route::CallRecording { .. }
+        )
+    }
+}
+
+fn json(status: StatusCode, v: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+/// Runs a store call on a blocking thread; failures count as DB errors and answer 500.
+async fn db<T, F>(inner: &Inner, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+{
+    let store = inner.api.store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            Metrics::add(&inner.api.metrics.db_errors, 1);
+            tracing::error!(error = %e, "API store call failed");
+            Err(ApiError::internal("database error"))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "API store task failed");
+            Err(ApiError::internal("database task failed"))
+        }
+    }
+}
+
+fn include_soft_deleted(query: Option<&str>) -> Result<bool, ApiError> {
+    let mut include = false;
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if k == "IncludeSoftDeleted" {
+            include = match v.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(ApiError::invalid_param(
+                        "IncludeSoftDeleted",
+                        "must be true or false",
+                    ))
+                }
+            };
+        }
+    }
+    Ok(include)
+}
+
+async fn list_recordings(
+    inner: &Inner,
+    path: &str,
+    query: Option<&str>,
+    call_sid: Option<&str>,
+) -> Result<Response, ApiError> {
+    let kind = match call_sid {
+        Some(_) => ListKind::CallRecordings,
+        None => ListKind::Recordings,
+    };
+    let q = ListQuery::parse(query, kind)?;
+    let mut filter = q.filter.clone();
+    if let Some(c) = call_sid {
+        filter.call_sid = Some(c.to_string());
+    }
+    let page = if q.conference_filter {
+        Page {
+            items: Vec::new(),
+            has_more: false,
+        }
+    } else {
+        let account = inner.api.account_sid.clone();
+        let (size, n, after) = (q.page_size, q.page, q.after.clone());
+        db(inner, move |s| match &after {
+            Some((ms, sid)) => s.list_recordings_after(&account, &filter, size, Some((*ms, sid))),
+            None => s.list_recordings(&account, &filter, size, n),
+        })
+        .await?
+    };
+    let next = page.has_more.then(|| {
+        let last = page.items.last();
+        q.next_token(last.map(|r| (r.date_created_ms, r.sid.as_str())))
+    });
+    let items = page
+        .items
+        .iter()
+        .map(|r| recording_json(r, &inner.api.public_url))
+        .collect();
+    let body = q.envelope(path, "recordings", items, next);
+    Ok(json(StatusCode::OK, &body))
+}
+
+async fn list_calls(inner: &Inner, path: &str, query: Option<&str>) -> Result<Response, ApiError> {
+    let q = ListQuery::parse(query, ListKind::Calls)?;
+    let account = inner.api.account_sid.clone();
+    let (size, n) = (q.page_size, q.page);
+    let page = db(inner, move |s| s.list_calls(&account, size, n)).await?;
+    let next = page.has_more.then(|| q.next_token(None));
+    let items = page.items.iter().map(call_json).collect();
+    let body = q.envelope(path, "calls", items, next);
+    Ok(json(StatusCode::OK, &body))
+}
+
+async fn fetch_call(inner: &Inner, sid: &str) -> Result<Response, ApiError> {
+    let (account, owned) = (inner.api.account_sid.clone(), sid.to_string());
+    match db(inner, move |s| s.get_call(&account, &owned)).await? {
+        Some(c) => Ok(json(StatusCode::OK, &call_json(&c))),
+        None => Err(ApiError::not_found(sid)),
+    }
+}
+
+/// The recording, if it exists, is visible, and belongs to `call_sid` when one is given.
+async fn find_recording(
+    inner: &Inner,
+    sid: &str,
+    call_sid: Option<&str>,
+    include_deleted: bool,
+) -> Result<store::RecordingRecord, ApiError> {
+    let (account, owned) = (inner.api.account_sid.clone(), sid.to_string());
+    let rec = db(inner, move |s| {
+        s.get_recording(&account, &owned, include_deleted)
+    })
+    .await?;
+    match rec {
+        Some(r) if call_sid.map_or(true, |c| c == r.call_sid) => Ok(r),
+        _ => Err(ApiError::not_found(sid)),
+    }
+}
+
+async fn fetch_recording(
+    inner: &Inner,
+    sid: &str,
+    call_sid: Option<&str>,
+    include_deleted: bool,
+) -> Result<Response, ApiError> {
+    let rec = find_recording(inner, sid, call_sid, include_deleted).await?;
+    Ok(json(
+        StatusCode::OK,
+        &recording_json(&rec, &inner.api.public_url),
+    ))
+}
+
+/// Soft delete in the store, then the media files (SPEC §6.2: media goes immediately).
+async fn delete_recording(
+    inner: &Inner,
+    sid: &str,
+    call_sid: Option<&str>,
+) -> Result<Response, ApiError> {
+    let rec = find_recording(inner, sid, call_sid, false).await?;
+    let (account, owned) = (inner.api.account_sid.clone(), sid.to_string());
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let deleted = db(inner, move |s| {
+        s.soft_delete_recording(&account, &owned, now_ms)
+    })
+    .await?;
+    if !deleted {
+        // Deleted by a concurrent request between the lookup and now.
+        return Err(ApiError::not_found(sid));
+    }
+    // An encode that already read the WAV would otherwise leave an orphan MP3 behind.
+    inner.mp3.wait_idle(sid).await;
+    if let Some((wav, mp3)) = media_paths(&inner.api.storage_dir, &rec) {
+        for file in [wav, mp3] {
+            match tokio::fs::remove_file(&file).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    Metrics::add(&inner.api.metrics.disk_errors, 1);
+                    tracing::error!(path = %file.display(), error = %e, "deleting recording media");
+                }
+            }
+        }
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// WAV and MP3 paths, if the stored file name stays inside the storage directory.
+fn media_paths(dir: &Path, rec: &store::RecordingRecord) -> Option<(PathBuf, PathBuf)> {
+    let rel = Path::new(&rec.media_file);
+    let inside =
+        rel.components().count() > 0 && rel.components().all(|c| matches!(c, Component::Normal(_)));
+    if !inside {
+        tracing::error!(sid = %rec.sid, file = %rec.media_file, "recording media_file outside the storage directory");
+        return None;
+    }
+    let wav = dir.join(rel);
+    let mp3 = wav.with_file_name(format!("{}.mp3", rec.sid));
+    Some((wav, mp3))
+}
+
+async fn media(
+    inner: &Inner,
+    sid: &str,
+    format: Format,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let rec = find_recording(inner, sid, None, false).await?;
+    if UNFINISHED.contains(&rec.status.as_str()) {
+        return Err(ApiError::not_found(sid));
+    }
+    let (wav, mp3) =
+        media_paths(&inner.api.storage_dir, &rec).ok_or_else(|| ApiError::not_found(sid))?;
+    let (file, content_type) = match format {
+        Format::Mp3 => {
+            let metrics = inner.api.metrics.clone();
+            match inner.mp3.ensure(sid, wav, mp3.clone(), metrics).await {
+                Ok(()) => {}
+                Err(Mp3Failure::WavMissing) => return Err(ApiError::not_found(sid)),
+                Err(Mp3Failure::Failed) => return Err(ApiError::internal("MP3 encoding failed")),
+            }
+            (mp3, "audio/mpeg")
+        }
+        Format::Wav | Format::Json => (wav, "audio/x-wav"),
+    };
+    match serve_file(&file, content_type, headers).await {
+        Ok(r) => Ok(r),
+        Err(ServeError::NotFound) => Err(ApiError::not_found(sid)),
+        Err(ServeError::Io(e)) => {
+            Metrics::add(&inner.api.metrics.disk_errors, 1);
+            tracing::error!(path = %file.display(), error = %e, "reading recording media");
+            Err(ApiError::internal("recording media unreadable"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn include_soft_deleted_parses_booleans_only() {
+        assert_eq!(include_soft_deleted(None), Ok(false));
+        assert_eq!(
+            include_soft_deleted(Some("IncludeSoftDeleted=TRUE")),
+            Ok(true)
+        );
+        assert_eq!(
+            include_soft_deleted(Some("x=1&IncludeSoftDeleted=false")),
+            Ok(false)
+        );
+        assert_eq!(
+            include_soft_deleted(Some("IncludeSoftDeleted=1")).map_err(|e| e.code),
+            Err(21400)
+        );
+    }
+
+    #[test]
+    fn media_paths_stay_inside_the_storage_dir() {
+        let mut rec = store::RecordingRecord {
+            sid: "RE1".into(),
+            account_sid: "AC1".into(),
+            call_sid: "CA1".into(),
+            status: "completed".into(),
+            source: "RecordVerb".into(),
+            channels: 1,
+            date_created_ms: 0,
+            date_updated_ms: 0,
+            start_time_ms: 0,
+            duration_secs: Some(1),
+            error_code: None,
+            media_file: "2024/RE1.wav".into(),
+            transcribe: false,
+            transcribe_callback: None,
+            status_callback: None,
+            deleted_at_ms: None,
+        };
+        let dir = Path::new("/srv/hark");
+        assert_eq!(
+            media_paths(dir, &rec),
+            Some((
+                PathBuf::from("/srv/hark/2024/RE1.wav"),
+                PathBuf::from("/srv/hark/2024/RE1.mp3")
+            ))
+        );
+        for bad in ["../etc/passwd", "/etc/passwd", "", "a/../../b"] {
+            rec.media_file = bad.into();
+            assert_eq!(media_paths(dir, &rec), None, "{bad}");
+        }
+    }
+}

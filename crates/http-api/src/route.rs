@@ -1,0 +1,204 @@
+//! Path matching for `/2010-04-01/…`, done by hand so that authentication runs before any
+//! route- or SID-specific work and unknown paths get the same treatment as unknown SIDs.
+
+/// What a recording path asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `.json`: metadata.
+    Json,
+    /// No extension or `.wav`.
+    Wav,
+    Mp3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// `Accounts/{AC}/Recordings.json`
+    RecordingList,
+    /// `Accounts/{AC}/Recordings/{RE}[.json|.wav|.mp3]`
+    Recording { sid: &'a str, format: Format },
+    /// `Accounts/{AC}/Calls.json`
+    CallList,
+    /// `Accounts/{AC}/Calls/{CA}.json`
+    Call { sid: &'a str },
+    /// `Accounts/{AC}/Calls/{CA}/Recordings.json`
+    CallRecordingList { call_sid: &'a str },
+    /// `Accounts/{AC}/Calls/{CA}/Recordings/{RE}.json`
+    CallRecording { call_sid: &'a str, sid: &'a str },
+    /// Anything else, including well-shaped paths whose SID is malformed.
+    Unknown,
+}
+
+impl Route<'_> {
+    /// Media routes may be served without credentials (`http.media_auth = "none"`).
+    pub fn is_media(&self) -> bool {
+        matches!(
+            self,
+            Route::Recording {
+                format: Format::Wav | Format::Mp3,
+                ..
+            }
+        )
+    }
+}
+
+/// `PREFIX` + 32 hex digits (SPEC §0).
+pub fn is_sid(s: &str, prefix: &str) -> bool {
+    s.len() == 34
+        && s.starts_with(prefix)
+        && s.as_bytes()
+            .get(prefix.len()..)
+            .is_some_and(|hex| hex.len() == 32 && hex.iter().all(u8::is_ascii_hexdigit))
+}
+
+/// Splits `/2010-04-01/Accounts/{AC}/…` into the path account (if the path names one) and the
+/// route. Only the path is given, never the query.
+pub fn parse(path: &str) -> (Option<&str>, Route<'_>) {
+    let Some(rest) = path.strip_prefix("/2010-04-01/Accounts/") else {
+        return (None, Route::Unknown);
+    };
+    let segs: Vec<&str> = rest.split('/').collect();
+    let Some((&account, tail)) = segs.split_first() else {
+        return (None, Route::Unknown);
+    };
+    if account.is_empty() {
+        return (None, Route::Unknown);
+    }
+    // `Accounts/{AC}.json` (the account resource) is not served.
+    let route = match tail {
+        ["Recordings.json"] => Route::RecordingList,
+        ["Recordings", file] => recording_file(file),
+        ["Calls.json"] => Route::CallList,
+        ["Calls", file] => match file.strip_suffix(".json") {
+            Some(sid) if is_sid(sid, "CA") => Route::Call { sid },
+            _ => Route::Unknown,
+        },
+        ["Calls", call_sid, "Recordings.json"] if is_sid(call_sid, "CA") => {
+            Route::CallRecordingList { call_sid }
+        }
+        ["Calls", call_sid, "Recordings", file] if is_sid(call_sid, "CA") => {
+            match file.strip_suffix(".json") {
+                Some(sid) if is_sid(sid, "RE") => Route::CallRecording { call_sid, sid },
+                _ => Route::Unknown,
+            }
+        }
+        _ => Route::Unknown,
+    };
+    (Some(account), route)
+}
+
+fn recording_file(file: &str) -> Route<'_> {
+    let (sid, format) = if let Some(sid) = file.strip_suffix(".json") {
+        (sid, Format::Json)
+    } else if let Some(sid) = file.strip_suffix(".wav") {
+        (sid, Format::Wav)
+    } else if let Some(sid) = file.strip_suffix(".mp3") {
+        (sid, Format::Mp3)
+    } else {
+        (file, Format::Wav)
+    };
+    if is_sid(sid, "RE") {
+        Route::Recording { sid, format }
+    } else {
+        Route::Unknown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AC: &str = "AC0123456789abcdef0123456789abcdef";
+    const CA: &str = "CA0123456789abcdef0123456789abcdef";
+    const RE: &str = "RE0123456789abcdef0123456789ABCDEF";
+
+    fn p(rest: &str) -> (Option<String>, Route<'static>) {
+        let path: &'static str = Box::leak(format!("/2010-04-01/Accounts/{rest}").into_boxed_str());
+        let (a, r) = parse(path);
+        (a.map(str::to_string), r)
+    }
+
+    #[test]
+    fn sid_is_prefix_and_32_hex_digits() {
+        assert!(is_sid(RE, "RE"));
+        assert!(!is_sid(RE, "CA"));
+        assert!(!is_sid(&RE[..33], "RE"));
+        assert!(!is_sid("RE0123456789abcdef0123456789abcdeg", "RE"));
+        // Multi-byte characters must not cause a slicing panic.
+        assert!(!is_sid("RÉ0123456789abcdef0123456789abcde", "RE"));
+    }
+
+    #[test]
+    fn recording_paths_by_extension() {
+        let r = |ext: &str| p(&format!("{AC}/Recordings/{RE}{ext}")).1;
+        assert_eq!(
+            r(".json"),
+            Route::Recording {
+                sid: RE,
+                format: Format::Json
+            }
+        );
+        assert_eq!(
+            r(""),
+            Route::Recording {
+                sid: RE,
+                format: Format::Wav
+            }
+        );
+        assert_eq!(
+            r(".wav"),
+            Route::Recording {
+                sid: RE,
+                format: Format::Wav
+            }
+        );
+        assert_eq!(
+            r(".mp3"),
+            Route::Recording {
+                sid: RE,
+                format: Format::Mp3
+            }
+        );
+        assert_eq!(r(".ogg"), Route::Unknown);
+        assert!(r("").is_media() && r(".mp3").is_media() && !r(".json").is_media());
+    }
+
+    #[test]
+    fn list_and_call_paths() {
+        assert_eq!(
+            p(&format!("{AC}/Recordings.json")),
+            (Some(AC.to_string()), Route::RecordingList)
+        );
+        assert_eq!(p(&format!("{AC}/Calls.json")).1, Route::CallList);
+        assert_eq!(
+            p(&format!("{AC}/Calls/{CA}.json")).1,
+            Route::Call { sid: CA }
+        );
+        assert_eq!(
+            p(&format!("{AC}/Calls/{CA}/Recordings.json")).1,
+            Route::CallRecordingList { call_sid: CA }
+        );
+        assert_eq!(
+            p(&format!("{AC}/Calls/{CA}/Recordings/{RE}.json")).1,
+            Route::CallRecording {
+                call_sid: CA,
+                sid: RE
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_sids_and_other_paths_are_unknown_but_keep_the_account() {
+        assert_eq!(
+            p(&format!("{AC}/Calls/{RE}.json")),
+            (Some(AC.to_string()), Route::Unknown)
+        );
+        assert_eq!(p(&format!("{AC}/Recordings/RE1.json")).1, Route::Unknown);
+        assert_eq!(p(&format!("{AC}/Recordings.json/")).1, Route::Unknown);
+        assert_eq!(p(&format!("{AC}/Calls/{CA}")).1, Route::Unknown);
+        assert_eq!(p(&format!("{AC}/Transcriptions.json")).1, Route::Unknown);
+        assert_eq!(p(&format!("{AC}")).1, Route::Unknown);
+        assert_eq!(parse("/2010-04-01/Accounts/"), (None, Route::Unknown));
+        assert_eq!(parse("/2010-04-01/Other"), (None, Route::Unknown));
+    }
+}

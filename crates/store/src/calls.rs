@@ -1,0 +1,235 @@
+//! The `calls` table.
+
+use rusqlite::{params, OptionalExtension, Row};
+
+use crate::{into_page, query, to_u32, CallRecord, Page, Store, StoreError};
+
+const COLUMNS: &str =
+    "sid, account_sid, from_addr, to_addr, direction, status, date_created, date_updated, \
+                       start_time, end_time, duration";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CallRecord, StoreError>> {
+    let duration: Option<i64> = r.get(10)?;
+    let call = CallRecord {
+        sid: r.get(0)?,
+        account_sid: r.get(1)?,
+        from: r.get(2)?,
+        to: r.get(3)?,
+        direction: r.get(4)?,
+        status: r.get(5)?,
+        date_created_ms: r.get(6)?,
+        date_updated_ms: r.get(7)?,
+        start_time_ms: r.get(8)?,
+        end_time_ms: r.get(9)?,
+        duration_secs: None,
+    };
+    Ok(
+        match duration.map(|d| to_u32("calls.duration", d)).transpose() {
+            Ok(duration_secs) => Ok(CallRecord {
+                duration_secs,
+                ..call
+            }),
+            Err(e) => Err(e),
+        },
+    )
+}
+
+impl Store {
+    pub fn insert_call(&self, call: &CallRecord) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "INSERT INTO calls (sid, account_sid, from_addr, to_addr, direction, status, date_created, \
+                 date_updated, start_time, end_time, duration) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )
+            .map_err(query("insert call"))?;
+        st.execute(params![
+            call.sid,
+            call.account_sid,
+            call.from,
+            call.to,
+            call.direction,
+            call.status,
+            call.date_created_ms,
+            call.date_updated_ms,
+            call.start_time_ms,
+            call.end_time_ms,
+            call.duration_secs,
+        ])
+        .map_err(query("insert call"))?;
+        Ok(())
+    }
+
+    /// Status (and optionally start/end/duration) of a call; `date_updated` = `now_ms`.
+    ///
+    /// `date_updated` is taken from `call.date_updated_ms`. A `None` start/end/duration keeps
+    /// the stored value (a call never loses its start time); sid, account, from, to and
+    /// direction never change. Unknown sid → [`StoreError::NotFound`].
+    pub fn update_call(&self, call: &CallRecord) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "UPDATE calls SET status = ?2, date_updated = ?3, start_time = COALESCE(?4, start_time), \
+                 end_time = COALESCE(?5, end_time), duration = COALESCE(?6, duration) WHERE sid = ?1",
+            )
+            .map_err(query("update call"))?;
+        let n = st
+            .execute(params![
+                call.sid,
+                call.status,
+                call.date_updated_ms,
+                call.start_time_ms,
+                call.end_time_ms,
+                call.duration_secs,
+            ])
+            .map_err(query("update call"))?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                what: "call",
+                sid: call.sid.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn get_call(&self, account_sid: &str, sid: &str) -> Result<Option<CallRecord>, StoreError> {
+        let conn = self.conn();
+        let sql = format!("SELECT {COLUMNS} FROM calls WHERE sid = ?1 AND account_sid = ?2");
+        let mut st = conn.prepare_cached(&sql).map_err(query("get call"))?;
+        st.query_row(params![sid, account_sid], from_row)
+            .optional()
+            .map_err(query("get call"))?
+            .transpose()
+    }
+
+    /// Newest first; `page` is 0-based.
+    pub fn list_calls(
+        &self,
+        account_sid: &str,
+        page_size: u32,
+        page: u32,
+    ) -> Result<Page<CallRecord>, StoreError> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM calls WHERE account_sid = ?1 \
+             ORDER BY date_created DESC, sid DESC LIMIT ?2 OFFSET ?3"
+        );
+        let mut st = conn.prepare_cached(&sql).map_err(query("list calls"))?;
+        let offset = i64::from(page) * i64::from(page_size);
+        let rows = st
+            .query_map(
+                params![account_sid, i64::from(page_size) + 1, offset],
+                from_row,
+            )
+            .map_err(query("list calls"))?;
+        let mut items = Vec::new();
+        for row in rows {
+            items.push(row.map_err(query("list calls"))??);
+        }
+        Ok(into_page(items, page_size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::*;
+    use crate::StoreError;
+
+    #[test]
+    fn call_round_trips_and_is_scoped_to_its_account() {
+        let (_d, store) = store();
+        let mut c = call("CA1", 1_000);
+        c.start_time_ms = Some(1_100);
+        c.end_time_ms = Some(9_100);
+        c.duration_secs = Some(8);
+        store.insert_call(&c).unwrap();
+        assert_eq!(store.get_call(AC, "CA1").unwrap(), Some(c));
+        assert_eq!(store.get_call(AC2, "CA1").unwrap(), None);
+        assert_eq!(store.get_call(AC, "CA2").unwrap(), None);
+    }
+
+    #[test]
+    fn duplicate_call_sid_is_rejected() {
+        let (_d, store) = store();
+        store.insert_call(&call("CA1", 1_000)).unwrap();
+        let err = store.insert_call(&call("CA1", 2_000)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Query {
+                    what: "insert call",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            store.get_call(AC, "CA1").unwrap().unwrap().date_created_ms,
+            1_000
+        );
+    }
+
+    #[test]
+    fn update_call_sets_status_and_keeps_times_it_is_not_given() {
+        let (_d, store) = store();
+        store.insert_call(&call("CA1", 1_000)).unwrap();
+        let mut answered = call("CA1", 1_000);
+        answered.status = "in-progress".into();
+        answered.date_updated_ms = 1_500;
+        answered.start_time_ms = Some(1_500);
+        answered.from = "sip:mallory@example.com".into(); // immutable: ignored
+        store.update_call(&answered).unwrap();
+
+        let mut ended = call("CA1", 1_000);
+        ended.status = "completed".into();
+        ended.date_updated_ms = 4_500;
+        ended.end_time_ms = Some(4_500);
+        ended.duration_secs = Some(3);
+        store.update_call(&ended).unwrap();
+
+        let got = store.get_call(AC, "CA1").unwrap().unwrap();
+        assert_eq!(got.status, "completed");
+        assert_eq!(got.date_updated_ms, 4_500);
+        assert_eq!(got.start_time_ms, Some(1_500));
+        assert_eq!(got.end_time_ms, Some(4_500));
+        assert_eq!(got.duration_secs, Some(3));
+        assert_eq!(got.from, "sip:alice@example.com");
+        assert_eq!(got.date_created_ms, 1_000);
+    }
+
+    #[test]
+    fn update_of_unknown_call_is_not_found() {
+        let (_d, store) = store();
+        let err = store.update_call(&call("CA9", 1)).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound { what: "call", ref sid } if sid == "CA9"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn list_calls_pages_newest_first_ties_by_sid_descending() {
+        let (_d, store) = store();
+        store.insert_call(&call("CA1", 1_000)).unwrap();
+        store.insert_call(&call("CA3", 2_000)).unwrap();
+        store.insert_call(&call("CA2", 2_000)).unwrap();
+        let mut other = call("CA4", 5_000);
+        other.account_sid = AC2.into();
+        store.insert_call(&other).unwrap();
+
+        let sids = |p: &crate::Page<crate::CallRecord>| {
+            p.items.iter().map(|c| c.sid.clone()).collect::<Vec<_>>()
+        };
+        let p0 = store.list_calls(AC, 2, 0).unwrap();
+        assert_eq!(sids(&p0), ["CA3", "CA2"]);
+        assert!(p0.has_more);
+        let p1 = store.list_calls(AC, 2, 1).unwrap();
+        assert_eq!(sids(&p1), ["CA1"]);
+        assert!(!p1.has_more);
+        let p2 = store.list_calls(AC, 2, 2).unwrap();
+        assert!(p2.items.is_empty() && !p2.has_more);
+        let exact = store.list_calls(AC, 3, 0).unwrap();
+        assert_eq!(exact.items.len(), 3);
+        assert!(!exact.has_more, "exactly page_size rows left: no next page");
+    }
+}

@@ -1,0 +1,288 @@
+//! The webhook outbox: status callbacks survive restarts and go out in order per group.
+//!
+//! States: `pending` → `delivered` | `failed` (given up). Rows are kept after they leave
+//! `pending`, so a redelivery can be told apart from a new callback by its idempotency key.
+
+use rusqlite::{params, OptionalExtension, Row};
+
+use crate::{query, to_u32, OutboxItem, Store, StoreError};
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<OutboxItem, StoreError>> {
+    let params_json: String = r.get(5)?;
+    let attempts: i64 = r.get(6)?;
+    let params = match serde_json::from_str::<Vec<(String, String)>>(&params_json) {
+        Ok(p) => p,
+        Err(_) => {
+            return Ok(Err(StoreError::Corrupt {
+                what: "outbox.params",
+                value: params_json,
+            }))
+        }
+    };
+    let attempts = match to_u32("outbox.attempts", attempts) {
+        Ok(a) => a,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(OutboxItem {
+        id: r.get(0)?,
+        idempotency_key: r.get(1)?,
+        group_key: r.get(2)?,
+        url: r.get(3)?,
+        method: r.get(4)?,
+        params,
+        attempts,
+        next_attempt_ms: r.get(7)?,
+    }))
+}
+
+impl Store {
+    /// Queues a callback; returns its id.
+    ///
+    /// `item.id` is ignored (the store assigns it). Enqueueing an `idempotency_key` that is
+    /// already in the outbox (in any state) adds nothing and returns the existing id, so
+    /// replaying a state change after a crash cannot send a callback twice.
+    pub fn enqueue(&self, item: &OutboxItem) -> Result<i64, StoreError> {
+        let params_json = serde_json::to_string(&item.params).map_err(|e| StoreError::Corrupt {
+            what: "outbox.params",
+            value: e.to_string(),
+        })?;
+        let conn = self.conn();
+        let mut insert = conn
+            .prepare_cached(
+                "INSERT INTO outbox (idempotency_key, group_key, url, method, params, attempts, next_attempt_ms, state) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending') ON CONFLICT (idempotency_key) DO NOTHING \
+                 RETURNING id",
+            )
+            .map_err(query("enqueue callback"))?;
+        let id: Option<i64> = insert
+            .query_row(
+                params![
+                    item.idempotency_key,
+                    item.group_key,
+                    item.url,
+                    item.method,
+                    params_json,
+                    item.attempts,
+                    item.next_attempt_ms,
+                ],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(query("enqueue callback"))?;
+        if let Some(id) = id {
+            return Ok(id);
+        }
+        let mut existing = conn
+            .prepare_cached("SELECT id FROM outbox WHERE idempotency_key = ?1")
+            .map_err(query("enqueue callback"))?;
+        existing
+            .query_row(params![item.idempotency_key], |r| r.get(0))
+            .map_err(query("enqueue callback"))
+    }
+
+    /// Items due at `now_ms`, oldest first, at most one per `group_key` (the head of each group,
+    /// so a group is delivered in order), at most `limit`.
+    ///
+    /// The head is the pending item with the lowest id; if it is not due yet (backing off),
+    /// nothing of its group is returned — later items wait behind it.
+    pub fn due(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT id, idempotency_key, group_key, url, method, params, attempts, next_attempt_ms \
+                 FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox WHERE state = 'pending' GROUP BY group_key) \
+                 AND next_attempt_ms <= ?1 ORDER BY id LIMIT ?2",
+            )
+            .map_err(query("due callbacks"))?;
+        let rows = st
+            .query_map(params![now_ms, limit], from_row)
+            .map_err(query("due callbacks"))?;
+        let mut items = Vec::new();
+        for row in rows {
+            items.push(row.map_err(query("due callbacks"))??);
+        }
+        Ok(items)
+    }
+
+    /// Marks an item delivered. Only a pending item changes; repeating the call is harmless.
+    pub fn delivered(&self, id: i64) -> Result<(), StoreError> {
+        self.finish(id, "delivered", "callback delivered")
+    }
+
+    /// Another attempt later (`attempts` + 1).
+    ///
+    /// Only a pending item changes.
+    pub fn retry_at(&self, id: i64, next_attempt_ms: i64) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2 WHERE id = ?1 AND state = 'pending'",
+            )
+            .map_err(query("retry callback"))?;
+        st.execute(params![id, next_attempt_ms])
+            .map_err(query("retry callback"))?;
+        Ok(())
+    }
+
+    /// Gives up on an item (kept with state `failed` for inspection); the group moves on.
+    pub fn give_up(&self, id: i64) -> Result<(), StoreError> {
+        self.finish(id, "failed", "give up callback")
+    }
+
+    fn finish(&self, id: i64, state: &'static str, what: &'static str) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "UPDATE outbox SET state = ?2, attempts = attempts + 1 WHERE id = ?1 AND state = 'pending'",
+            )
+            .map_err(query(what))?;
+        st.execute(params![id, state]).map_err(query(what))?;
+        Ok(())
+    }
+
+    /// Items not yet delivered or given up.
+    pub fn pending_count(&self) -> Result<u64, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
+            .map_err(query("pending count"))?;
+        let n: i64 = st
+            .query_row([], |r| r.get(0))
+            .map_err(query("pending count"))?;
+        u64::try_from(n).map_err(|_| StoreError::Corrupt {
+            what: "outbox pending count",
+            value: n.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::*;
+    use crate::Store;
+
+    fn due_keys(store: &Store, now: i64) -> Vec<String> {
+        store
+            .due(now, 100)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.idempotency_key)
+            .collect()
+    }
+
+    fn state(store: &Store, id: i64) -> String {
+        store
+            .conn()
+            .query_row("SELECT state FROM outbox WHERE id = ?1", [id], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn enqueued_item_round_trips_with_its_params() {
+        let (_d, store) = store();
+        let mut item = outbox_item("k1", "RE1");
+        item.params
+            .push(("Text".into(), "a=b&c \"ü\" \u{0}".into()));
+        item.next_attempt_ms = 500;
+        let id = store.enqueue(&item).unwrap();
+        assert!(store.due(499, 10).unwrap().is_empty());
+        let due = store.due(500, 10).unwrap();
+        assert_eq!(due, [crate::OutboxItem { id, ..item }]);
+    }
+
+    #[test]
+    fn same_idempotency_key_is_queued_once() {
+        let (_d, store) = store();
+        let a = store.enqueue(&outbox_item("k1", "RE1")).unwrap();
+        let b = store.enqueue(&outbox_item("k1", "RE1")).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(store.pending_count().unwrap(), 1);
+        store.delivered(a).unwrap();
+        assert_eq!(
+            store.enqueue(&outbox_item("k1", "RE1")).unwrap(),
+            a,
+            "delivered ones count too"
+        );
+        assert_eq!(store.pending_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn due_returns_one_head_per_group_in_id_order() {
+        let (_d, store) = store();
+        let a1 = store.enqueue(&outbox_item("a1", "REa")).unwrap();
+        store.enqueue(&outbox_item("b1", "REb")).unwrap();
+        store.enqueue(&outbox_item("a2", "REa")).unwrap();
+        store.enqueue(&outbox_item("c1", "REc")).unwrap();
+        assert_eq!(due_keys(&store, 0), ["a1", "b1", "c1"]);
+        assert_eq!(store.due(0, 2).unwrap().len(), 2, "limit");
+        store.delivered(a1).unwrap();
+        assert_eq!(due_keys(&store, 0), ["b1", "a2", "c1"]);
+    }
+
+    #[test]
+    fn a_backing_off_head_blocks_only_its_own_group() {
+        let (_d, store) = store();
+        let a1 = store.enqueue(&outbox_item("a1", "REa")).unwrap();
+        store.enqueue(&outbox_item("a2", "REa")).unwrap();
+        store.enqueue(&outbox_item("b1", "REb")).unwrap();
+        store.retry_at(a1, 1_000).unwrap();
+        assert_eq!(due_keys(&store, 999), ["b1"], "a2 waits behind a1");
+        let due = store.due(1_000, 10).unwrap();
+        assert_eq!(due[0].idempotency_key, "a1");
+        assert_eq!(due[0].attempts, 1);
+        assert_eq!(due[0].next_attempt_ms, 1_000);
+        store.retry_at(a1, 6_000).unwrap();
+        let due = store.due(6_000, 10).unwrap();
+        assert_eq!(
+            (due[0].idempotency_key.as_str(), due[0].attempts),
+            ("a1", 2)
+        );
+    }
+
+    #[test]
+    fn give_up_keeps_the_item_as_failed_and_the_group_moves_on() {
+        let (_d, store) = store();
+        let a1 = store.enqueue(&outbox_item("a1", "REa")).unwrap();
+        store.enqueue(&outbox_item("a2", "REa")).unwrap();
+        store.retry_at(a1, 10_000).unwrap();
+        assert!(due_keys(&store, 0).is_empty());
+        assert_eq!(store.pending_count().unwrap(), 2);
+        store.give_up(a1).unwrap();
+        assert_eq!(due_keys(&store, 0), ["a2"]);
+        assert_eq!(store.pending_count().unwrap(), 1);
+        assert_eq!(state(&store, a1), "failed");
+    }
+
+    #[test]
+    fn finished_items_do_not_change_again() {
+        let (_d, store) = store();
+        let a1 = store.enqueue(&outbox_item("a1", "REa")).unwrap();
+        let b1 = store.enqueue(&outbox_item("b1", "REb")).unwrap();
+        store.delivered(a1).unwrap();
+        store.give_up(b1).unwrap();
+        store.retry_at(a1, 5).unwrap();
+        store.give_up(a1).unwrap();
+        store.delivered(b1).unwrap();
+        store.delivered(12345).unwrap(); // unknown id: nothing to do
+        assert_eq!(state(&store, a1), "delivered");
+        assert_eq!(state(&store, b1), "failed");
+        assert_eq!(store.pending_count().unwrap(), 0);
+        assert!(due_keys(&store, i64::MAX).is_empty());
+    }
+
+    #[test]
+    fn pending_outbox_survives_reopen_in_order() {
+        let (dir, store) = store();
+        let a1 = store.enqueue(&outbox_item("a1", "REa")).unwrap();
+        store.enqueue(&outbox_item("a2", "REa")).unwrap();
+        store.retry_at(a1, 2_000).unwrap();
+        drop(store);
+        let store = Store::open_in_dir(dir.path()).unwrap();
+        assert_eq!(store.pending_count().unwrap(), 2);
+        assert!(due_keys(&store, 1_999).is_empty());
+        let due = store.due(2_000, 10).unwrap();
+        assert_eq!((due[0].id, due[0].attempts), (a1, 1));
+        // A new id never reuses an old one.
+        assert!(store.enqueue(&outbox_item("a3", "REa")).unwrap() > a1 + 1);
+    }
+}

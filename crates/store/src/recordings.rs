@@ -1,0 +1,723 @@
+//! The `recordings` table and its list queries.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::{
+    into_page, query, to_u32, Page, RecordingFilter, RecordingRecord, StatusCallbackSpec, Store,
+    StoreError,
+};
+
+const COLUMNS: &str = "sid, account_sid, call_sid, status, source, channels, date_created, date_updated, \
+                       start_time, duration, error_code, media_file, transcribe, transcribe_callback, \
+                       sc_url, sc_method, sc_in_progress, sc_completed, sc_absent, deleted_at";
+
+const INSERT: &str = "INSERT INTO recordings (sid, account_sid, call_sid, status, source, channels, date_created, \
+                      date_updated, start_time, duration, error_code, media_file, transcribe, transcribe_callback, \
+                      sc_url, sc_method, sc_in_progress, sc_completed, sc_absent, deleted_at) \
+                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<RecordingRecord, StoreError>> {
+    let channels: i64 = r.get(5)?;
+    let duration: Option<i64> = r.get(9)?;
+    let error_code: Option<i64> = r.get(10)?;
+    let sc_url: Option<String> = r.get(14)?;
+    let status_callback = match sc_url {
+        Some(url) => Some(StatusCallbackSpec {
+            url,
+            method: r.get::<_, Option<String>>(15)?.unwrap_or_default(),
+            in_progress: r.get::<_, Option<bool>>(16)?.unwrap_or(false),
+            completed: r.get::<_, Option<bool>>(17)?.unwrap_or(false),
+            absent: r.get::<_, Option<bool>>(18)?.unwrap_or(false),
+        }),
+        None => None,
+    };
+    let checked = || -> Result<(u32, Option<u32>, Option<u32>), StoreError> {
+        Ok((
+            to_u32("recordings.channels", channels)?,
+            duration
+                .map(|d| to_u32("recordings.duration", d))
+                .transpose()?,
+            error_code
+                .map(|c| to_u32("recordings.error_code", c))
+                .transpose()?,
+        ))
+    };
+    let (channels, duration_secs, error_code) = match checked() {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(RecordingRecord {
+        sid: r.get(0)?,
+        account_sid: r.get(1)?,
+        call_sid: r.get(2)?,
+        status: r.get(3)?,
+        source: r.get(4)?,
+        channels,
+        date_created_ms: r.get(6)?,
+        date_updated_ms: r.get(7)?,
+        start_time_ms: r.get(8)?,
+        duration_secs,
+        error_code,
+        media_file: r.get(11)?,
+        transcribe: r.get(12)?,
+        transcribe_callback: r.get(13)?,
+        status_callback,
+        deleted_at_ms: r.get(19)?,
+    }))
+}
+
+fn insert(conn: &Connection, rec: &RecordingRecord) -> Result<(), StoreError> {
+    let sc = rec.status_callback.as_ref();
+    let mut st = conn
+        .prepare_cached(INSERT)
+        .map_err(query("insert recording"))?;
+    st.execute(params![
+        rec.sid,
+        rec.account_sid,
+        rec.call_sid,
+        rec.status,
+        rec.source,
+        rec.channels,
+        rec.date_created_ms,
+        rec.date_updated_ms,
+        rec.start_time_ms,
+        rec.duration_secs,
+        rec.error_code,
+        rec.media_file,
+        rec.transcribe,
+        rec.transcribe_callback,
+        sc.map(|s| &s.url),
+        sc.map(|s| &s.method),
+        sc.map(|s| s.in_progress),
+        sc.map(|s| s.completed),
+        sc.map(|s| s.absent),
+        rec.deleted_at_ms,
+    ])
+    .map_err(query("insert recording"))?;
+    Ok(())
+}
+
+/// Builds the list query for one filter shape. Parameters are numbered the same in every
+/// shape (?1 account, ?2 call, ?3 on/after, ?4 before, ?5/?6 keyset, ?7 limit, ?8 offset) so
+/// one binding fits all; unused numbers are bound and ignored.
+fn list_sql(filter: &RecordingFilter, keyset: bool) -> String {
+    let mut sql = format!("SELECT {COLUMNS} FROM recordings WHERE ");
+    if filter.call_sid.is_some() {
+        // Unary `+` keeps the planner on the call index (few rows, already ordered) instead
+        // of walking the whole account.
+        sql.push_str("call_sid = ?2 AND +account_sid = ?1");
+    } else {
+        sql.push_str("account_sid = ?1");
+    }
+    if filter.created_on_or_after_ms.is_some() {
+        sql.push_str(" AND date_created >= ?3");
+    }
+    if filter.created_before_ms.is_some() {
+        sql.push_str(" AND date_created < ?4");
+    }
+    if !filter.include_soft_deleted {
+        sql.push_str(" AND deleted_at IS NULL");
+    }
+    if keyset {
+        sql.push_str(" AND (date_created, sid) < (?5, ?6)");
+    }
+    sql.push_str(" ORDER BY date_created DESC, sid DESC LIMIT ?7 OFFSET ?8");
+    sql
+}
+
+impl Store {
+    pub fn insert_recording(&self, rec: &RecordingRecord) -> Result<(), StoreError> {
+        insert(&self.conn(), rec)
+    }
+
+    /// Inserts all of `recs` in one transaction (all or nothing): imports and benchmarks.
+    pub fn insert_recordings_bulk(&self, recs: &[RecordingRecord]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction()
+            .map_err(query("bulk insert recordings"))?;
+        for rec in recs {
+            insert(&tx, rec)?;
+        }
+        tx.commit().map_err(query("bulk insert recordings"))
+    }
+
+    /// Replaces every mutable field of the recording with `rec`'s.
+    ///
+    /// Immutable: sid, account_sid, call_sid, date_created. Unknown sid →
+    /// [`StoreError::NotFound`].
+    pub fn update_recording(&self, rec: &RecordingRecord) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let sc = rec.status_callback.as_ref();
+        let mut st = conn
+            .prepare_cached(
+                "UPDATE recordings SET status = ?2, source = ?3, channels = ?4, date_updated = ?5, \
+                 start_time = ?6, duration = ?7, error_code = ?8, media_file = ?9, transcribe = ?10, \
+                 transcribe_callback = ?11, sc_url = ?12, sc_method = ?13, sc_in_progress = ?14, \
+                 sc_completed = ?15, sc_absent = ?16, deleted_at = ?17 WHERE sid = ?1",
+            )
+            .map_err(query("update recording"))?;
+        let n = st
+            .execute(params![
+                rec.sid,
+                rec.status,
+                rec.source,
+                rec.channels,
+                rec.date_updated_ms,
+                rec.start_time_ms,
+                rec.duration_secs,
+                rec.error_code,
+                rec.media_file,
+                rec.transcribe,
+                rec.transcribe_callback,
+                sc.map(|s| &s.url),
+                sc.map(|s| &s.method),
+                sc.map(|s| s.in_progress),
+                sc.map(|s| s.completed),
+                sc.map(|s| s.absent),
+                rec.deleted_at_ms,
+            ])
+            .map_err(query("update recording"))?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                what: "recording",
+                sid: rec.sid.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Soft-deleted recordings are returned only with `include_deleted`.
+    pub fn get_recording(
+        &self,
+        account_sid: &str,
+        sid: &str,
+        include_deleted: bool,
+    ) -> Result<Option<RecordingRecord>, StoreError> {
+        let conn = self.conn();
+        let sql = format!("SELECT {COLUMNS} FROM recordings WHERE sid = ?1 AND account_sid = ?2");
+        let mut st = conn.prepare_cached(&sql).map_err(query("get recording"))?;
+        let found = st
+            .query_row(params![sid, account_sid], from_row)
+            .optional()
+            .map_err(query("get recording"))?
+            .transpose()?;
+        Ok(found.filter(|r| include_deleted || r.deleted_at_ms.is_none()))
+    }
+
+    /// Newest first (`date_created` descending, then sid descending); `page` is 0-based.
+    /// Cost grows with `page` (OFFSET); prefer [`Store::list_recordings_after`] for deep pages.
+    pub fn list_recordings(
+        &self,
+        account_sid: &str,
+        filter: &RecordingFilter,
+        page_size: u32,
+        page: u32,
+    ) -> Result<Page<RecordingRecord>, StoreError> {
+        let offset = i64::from(page) * i64::from(page_size);
+        self.list(account_sid, filter, page_size, offset, None)
+    }
+
+    /// Keyset paging: the page after the item keyed `(date_created_ms, sid)` (the last item of
+    /// the previous page), or the first page for `None`. Same order and filters as
+    /// [`Store::list_recordings`], but constant cost at any depth, and stable while rows are
+    /// added — the key is what a `PageToken` should carry.
+    pub fn list_recordings_after(
+        &self,
+        account_sid: &str,
+        filter: &RecordingFilter,
+        page_size: u32,
+        after: Option<(i64, &str)>,
+    ) -> Result<Page<RecordingRecord>, StoreError> {
+        self.list(account_sid, filter, page_size, 0, after)
+    }
+
+    fn list(
+        &self,
+        account_sid: &str,
+        filter: &RecordingFilter,
+        page_size: u32,
+        offset: i64,
+        after: Option<(i64, &str)>,
+    ) -> Result<Page<RecordingRecord>, StoreError> {
+        // Keep one upper bound: with both, SQLite ranges on `date_created < before` and
+        // filters the rest, so a deep keyset page would scan everything above the key.
+        let mut before = filter.created_before_ms;
+        let mut after = after;
+        if let (Some(b), Some((key_ms, _))) = (before, after) {
+            if key_ms < b {
+                before = None; // (date_created, sid) < key already implies date_created < b
+            } else {
+                after = None; // date_created < b <= key_ms already implies the key bound
+            }
+        }
+        let filter = &RecordingFilter {
+            created_before_ms: before,
+            ..filter.clone()
+        };
+        let conn = self.conn();
+        let sql = list_sql(filter, after.is_some());
+        let mut st = conn
+            .prepare_cached(&sql)
+            .map_err(query("list recordings"))?;
+        let rows = st
+            .query_map(
+                params![
+                    account_sid,
+                    filter.call_sid,
+                    filter.created_on_or_after_ms,
+                    filter.created_before_ms,
+                    after.map(|a| a.0),
+                    after.map(|a| a.1),
+                    i64::from(page_size) + 1,
+                    offset,
+                ],
+                from_row,
+            )
+            .map_err(query("list recordings"))?;
+        let mut items = Vec::new();
+        for row in rows {
+            items.push(row.map_err(query("list recordings"))??);
+        }
+        Ok(into_page(items, page_size))
+    }
+
+    /// Recordings left `in-progress` (crash recovery at start-up).
+    pub fn recordings_in_progress(&self) -> Result<Vec<RecordingRecord>, StoreError> {
+        let conn = self.conn();
+        let sql = format!("SELECT {COLUMNS} FROM recordings WHERE status = 'in-progress' ORDER BY date_created, sid");
+        let mut st = conn
+            .prepare_cached(&sql)
+            .map_err(query("recordings in progress"))?;
+        let rows = st
+            .query_map([], from_row)
+            .map_err(query("recordings in progress"))?;
+        let mut items = Vec::new();
+        for row in rows {
+            items.push(row.map_err(query("recordings in progress"))??);
+        }
+        Ok(items)
+    }
+
+    /// Marks deleted (status `deleted`, `deleted_at`); returns false if unknown or already deleted.
+    pub fn soft_delete_recording(
+        &self,
+        account_sid: &str,
+        sid: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "UPDATE recordings SET status = 'deleted', deleted_at = ?3, date_updated = ?3 \
+                 WHERE sid = ?1 AND account_sid = ?2 AND deleted_at IS NULL",
+            )
+            .map_err(query("soft delete recording"))?;
+        let n = st
+            .execute(params![sid, account_sid, now_ms])
+            .map_err(query("soft delete recording"))?;
+        Ok(n == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::list_sql;
+    use crate::testutil::*;
+    use crate::{Page, RecordingFilter, RecordingRecord, StatusCallbackSpec, StoreError};
+
+    const DAY: i64 = 86_400_000;
+    /// 2024-03-01T00:00:00Z
+    const MAR1: i64 = 1_709_251_200_000;
+
+    fn sids(p: &Page<RecordingRecord>) -> Vec<&str> {
+        p.items.iter().map(|r| r.sid.as_str()).collect()
+    }
+
+    fn full() -> RecordingRecord {
+        let mut r = recording("RE1", "CA1", MAR1);
+        r.status = "completed".into();
+        r.channels = 1;
+        r.duration_secs = Some(42);
+        r.error_code = Some(0);
+        r.transcribe = true;
+        r.transcribe_callback = Some("https://example.com/tr".into());
+        r.status_callback = Some(StatusCallbackSpec {
+            url: "https://example.com/rsc".into(),
+            method: "GET".into(),
+            in_progress: false,
+            completed: true,
+            absent: true,
+        });
+        r
+    }
+
+    #[test]
+    fn recording_round_trips_every_field() {
+        let (_d, store) = store();
+        store.insert_recording(&full()).unwrap();
+        assert_eq!(store.get_recording(AC, "RE1", false).unwrap(), Some(full()));
+        assert_eq!(store.get_recording(AC2, "RE1", true).unwrap(), None);
+        assert_eq!(store.get_recording(AC, "RE2", true).unwrap(), None);
+    }
+
+    #[test]
+    fn update_recording_replaces_mutable_fields_only() {
+        let (_d, store) = store();
+        store.insert_recording(&full()).unwrap();
+        let mut r = recording("RE1", "CA1", MAR1);
+        r.call_sid = "CA2".into(); // immutable
+        r.date_created_ms = 7; // immutable
+        r.status = "absent".into();
+        r.date_updated_ms = MAR1 + 5_000;
+        r.duration_secs = Some(0);
+        r.error_code = Some(16102);
+        r.status_callback = None;
+        store.update_recording(&r).unwrap();
+        let got = store.get_recording(AC, "RE1", false).unwrap().unwrap();
+        let mut want = r.clone();
+        want.call_sid = "CA1".into();
+        want.date_created_ms = MAR1;
+        assert_eq!(got, want);
+
+        let err = store
+            .update_recording(&recording("RE9", "CA1", 0))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::NotFound {
+                    what: "recording",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn page_size_one_walks_three_items_newest_first_ties_by_sid() {
+        let (_d, store) = store();
+        store
+            .insert_recording(&recording("REa", "CA1", 1_000))
+            .unwrap();
+        store
+            .insert_recording(&recording("REc", "CA1", 2_000))
+            .unwrap();
+        store
+            .insert_recording(&recording("REb", "CA1", 2_000))
+            .unwrap();
+        let f = RecordingFilter::default();
+        let pages: Vec<_> = (0..4)
+            .map(|n| store.list_recordings(AC, &f, 1, n).unwrap())
+            .collect();
+        assert_eq!(sids(&pages[0]), ["REc"]);
+        assert_eq!(sids(&pages[1]), ["REb"]);
+        assert_eq!(sids(&pages[2]), ["REa"]);
+        assert!(pages[3].items.is_empty());
+        assert_eq!(
+            pages.iter().map(|p| p.has_more).collect::<Vec<_>>(),
+            [true, true, false, false]
+        );
+    }
+
+    #[test]
+    fn keyset_pages_match_offset_pages() {
+        let (_d, store) = store();
+        for (sid, t) in [
+            ("REa", 1_000),
+            ("REc", 2_000),
+            ("REb", 2_000),
+            ("REd", 500),
+            ("REe", 2_000),
+        ] {
+            store.insert_recording(&recording(sid, "CA1", t)).unwrap();
+        }
+        let f = RecordingFilter::default();
+        let mut after: Option<(i64, String)> = None;
+        let mut walked = Vec::new();
+        let mut more = Vec::new();
+        loop {
+            let p = store
+                .list_recordings_after(AC, &f, 2, after.as_ref().map(|(t, s)| (*t, s.as_str())))
+                .unwrap();
+            walked.extend(p.items.iter().map(|r| r.sid.clone()));
+            more.push(p.has_more);
+            let Some(last) = p.items.last() else { break };
+            after = Some((last.date_created_ms, last.sid.clone()));
+            if !p.has_more {
+                break;
+            }
+        }
+        assert_eq!(walked, ["REe", "REc", "REb", "REa", "REd"]);
+        assert_eq!(more, [true, true, false]);
+        let by_offset: Vec<String> = (0..3)
+            .flat_map(|n| store.list_recordings(AC, &f, 2, n).unwrap().items)
+            .map(|r| r.sid)
+            .collect();
+        assert_eq!(walked, by_offset);
+    }
+
+    #[test]
+    fn call_sid_filter_lists_only_that_call() {
+        let (_d, store) = store();
+        store
+            .insert_recording(&recording("RE1", "CA1", 1_000))
+            .unwrap();
+        store
+            .insert_recording(&recording("RE2", "CA2", 2_000))
+            .unwrap();
+        store
+            .insert_recording(&recording("RE3", "CA1", 3_000))
+            .unwrap();
+        let mut foreign = recording("RE4", "CA1", 4_000);
+        foreign.account_sid = AC2.into();
+        store.insert_recording(&foreign).unwrap();
+        let f = RecordingFilter {
+            call_sid: Some("CA1".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            sids(&store.list_recordings(AC, &f, 50, 0).unwrap()),
+            ["RE3", "RE1"]
+        );
+        assert_eq!(
+            sids(
+                &store
+                    .list_recordings_after(AC, &f, 50, Some((3_000, "RE3")))
+                    .unwrap()
+            ),
+            ["RE1"]
+        );
+        assert_eq!(
+            sids(&store.list_recordings(AC2, &f, 50, 0).unwrap()),
+            ["RE4"]
+        );
+    }
+
+    #[test]
+    fn date_created_bounds_include_start_and_exclude_end() {
+        let (_d, store) = store();
+        for (sid, t) in [
+            ("RE1", MAR1 - 1),
+            ("RE2", MAR1),
+            ("RE3", MAR1 + DAY - 1),
+            ("RE4", MAR1 + DAY),
+        ] {
+            store.insert_recording(&recording(sid, "CA1", t)).unwrap();
+        }
+        let list = |f: RecordingFilter| {
+            store
+                .list_recordings(AC, &f, 50, 0)
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|r| r.sid)
+                .collect::<Vec<_>>()
+        };
+        // DateCreated=2024-03-01
+        let day = RecordingFilter {
+            created_on_or_after_ms: Some(MAR1),
+            created_before_ms: Some(MAR1 + DAY),
+            ..Default::default()
+        };
+        assert_eq!(list(day), ["RE3", "RE2"]);
+        // DateCreated<2024-03-01
+        assert_eq!(
+            list(RecordingFilter {
+                created_before_ms: Some(MAR1),
+                ..Default::default()
+            }),
+            ["RE1"]
+        );
+        // DateCreated>2024-03-01 (the API passes the start of the next day for `>`)
+        let after = RecordingFilter {
+            created_on_or_after_ms: Some(MAR1 + DAY),
+            ..Default::default()
+        };
+        assert_eq!(list(after), ["RE4"]);
+    }
+
+    #[test]
+    fn keyset_with_created_before_honours_whichever_bound_is_tighter() {
+        let (_d, store) = store();
+        for (sid, t) in [("RE1", 100), ("RE2", 200), ("RE3", 300), ("RE4", 400)] {
+            store.insert_recording(&recording(sid, "CA1", t)).unwrap();
+        }
+        let before = |ms| RecordingFilter {
+            created_before_ms: Some(ms),
+            ..Default::default()
+        };
+        let list = |f: &RecordingFilter, key: (i64, &str)| {
+            store
+                .list_recordings_after(AC, f, 50, Some(key))
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|r| r.sid)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            list(&before(400), (300, "RE3")),
+            ["RE2", "RE1"],
+            "key is tighter"
+        );
+        assert_eq!(
+            list(&before(300), (400, "RE4")),
+            ["RE2", "RE1"],
+            "before is tighter"
+        );
+        assert_eq!(list(&before(300), (300, "RE3")), ["RE2", "RE1"], "equal");
+        assert_eq!(
+            list(&before(301), (300, "RE4")),
+            ["RE3", "RE2", "RE1"],
+            "tie on time, sid decides"
+        );
+    }
+
+    #[test]
+    fn soft_delete_hides_unless_asked_and_happens_once() {
+        let (_d, store) = store();
+        store.insert_recording(&full()).unwrap();
+        store
+            .insert_recording(&recording("RE2", "CA1", MAR1 + 1))
+            .unwrap();
+        assert!(
+            !store.soft_delete_recording(AC2, "RE1", MAR1 + 10).unwrap(),
+            "other account"
+        );
+        assert!(
+            !store.soft_delete_recording(AC, "RE9", MAR1 + 10).unwrap(),
+            "unknown"
+        );
+        assert!(store.soft_delete_recording(AC, "RE1", MAR1 + 10).unwrap());
+        assert!(
+            !store.soft_delete_recording(AC, "RE1", MAR1 + 20).unwrap(),
+            "second delete"
+        );
+
+        assert_eq!(store.get_recording(AC, "RE1", false).unwrap(), None);
+        let got = store.get_recording(AC, "RE1", true).unwrap().unwrap();
+        assert_eq!(got.status, "deleted");
+        assert_eq!(got.deleted_at_ms, Some(MAR1 + 10));
+        assert_eq!(got.date_updated_ms, MAR1 + 10);
+
+        let hidden = RecordingFilter::default();
+        assert_eq!(
+            sids(&store.list_recordings(AC, &hidden, 50, 0).unwrap()),
+            ["RE2"]
+        );
+        let shown = RecordingFilter {
+            include_soft_deleted: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            sids(&store.list_recordings(AC, &shown, 50, 0).unwrap()),
+            ["RE2", "RE1"]
+        );
+        // A hidden row does not make a phantom next page.
+        let p = store.list_recordings(AC, &hidden, 1, 0).unwrap();
+        assert!(!p.has_more);
+    }
+
+    #[test]
+    fn in_progress_recordings_of_all_accounts_oldest_first() {
+        let (_d, store) = store();
+        let mut done = recording("RE1", "CA1", 1);
+        done.status = "completed".into();
+        store.insert_recording(&done).unwrap();
+        store.insert_recording(&recording("RE3", "CA2", 3)).unwrap();
+        let mut other = recording("RE2", "CA3", 2);
+        other.account_sid = AC2.into();
+        store.insert_recording(&other).unwrap();
+        let got: Vec<_> = store
+            .recordings_in_progress()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.sid)
+            .collect();
+        assert_eq!(got, ["RE2", "RE3"]);
+    }
+
+    #[test]
+    fn bulk_insert_is_all_or_nothing() {
+        let (_d, store) = store();
+        let batch = [
+            recording("RE1", "CA1", 1),
+            recording("RE2", "CA1", 2),
+            recording("RE1", "CA1", 3),
+        ];
+        assert!(store.insert_recordings_bulk(&batch).is_err());
+        assert!(store
+            .list_recordings(AC, &RecordingFilter::default(), 50, 0)
+            .unwrap()
+            .items
+            .is_empty());
+        store.insert_recordings_bulk(&batch[..2]).unwrap();
+        assert_eq!(
+            sids(
+                &store
+                    .list_recordings(AC, &RecordingFilter::default(), 50, 0)
+                    .unwrap()
+            ),
+            ["RE2", "RE1"]
+        );
+    }
+
+    #[test]
+    fn out_of_range_stored_integer_is_reported_as_corrupt() {
+        let (_d, store) = store();
+        store.insert_recording(&recording("RE1", "CA1", 1)).unwrap();
+        store
+            .conn()
+            .execute("UPDATE recordings SET channels = -1", [])
+            .unwrap();
+        let err = store.get_recording(AC, "RE1", false).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Corrupt { what: "recordings.channels", ref value } if value == "-1")
+        );
+    }
+
+    /// Every filter shape must be served by an index in list order: no sort of the account.
+    #[test]
+    fn every_list_shape_uses_an_index_without_sorting() {
+        let (_d, store) = store();
+        let conn = store.conn();
+        for bits in 0..32u32 {
+            let f = RecordingFilter {
+                call_sid: (bits & 1 != 0).then(|| "CA1".to_owned()),
+                created_on_or_after_ms: (bits & 2 != 0).then_some(1),
+                created_before_ms: (bits & 4 != 0).then_some(2),
+                include_soft_deleted: bits & 8 != 0,
+            };
+            let keyset = bits & 16 != 0;
+            if keyset && f.created_before_ms.is_some() {
+                continue; // `list` never asks for both upper bounds
+            }
+            let sql = format!("EXPLAIN QUERY PLAN {}", list_sql(&f, keyset));
+            let plan: Vec<String> = conn
+                .prepare(&sql)
+                .unwrap()
+                .query_map(rusqlite::params!["AC", "CA1", 1, 2, 3, "RE", 51, 0], |r| {
+                    r.get::<_, String>(3)
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let plan = plan.join(" | ");
+            let index = if f.call_sid.is_some() {
+                "recordings_by_call"
+            } else {
+                "recordings_by_account"
+            };
+            assert!(plan.contains(index), "{f:?}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{f:?}: {plan}");
+            if keyset {
+                assert!(
+                    plan.contains("(date_created,sid)<(?,?)"),
+                    "keyset seeks, not filters: {plan}"
+                );
+            }
+        }
+    }
+}
