@@ -221,7 +221,7 @@ async fn find_recording(
     })
     .await?;
     match rec {
-        Some(r) if call_sid.map_or(true, |c| c == r.call_sid) => Ok(r),
+        Some(r) if call_sid.is_none() || call_sid == Some(r.call_sid.as_str()) => Ok(r),
         _ => Err(ApiError::not_found(sid)),
     }
 }

@@ -197,7 +197,7 @@ mod tests {
         assert_eq!(p(&format!("{AC}/Recordings.json/")).1, Route::Unknown);
         assert_eq!(p(&format!("{AC}/Calls/{CA}")).1, Route::Unknown);
         assert_eq!(p(&format!("{AC}/Transcriptions.json")).1, Route::Unknown);
-        assert_eq!(p(&format!("{AC}")).1, Route::Unknown);
+        assert_eq!(p(AC).1, Route::Unknown);
         assert_eq!(parse("/2010-04-01/Accounts/"), (None, Route::Unknown));
         assert_eq!(parse("/2010-04-01/Other"), (None, Route::Unknown));
     }

@@ -383,7 +383,7 @@ async fn sids(f: &Fixture, uri: &str) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn list_filters() {
+async fn list_filters_call_date_conference_and_call_path() {
     let f = fixture(MediaAuth::Basic);
     let list = format!("{BASE}/Recordings.json");
     assert_eq!(sids(&f, &list).await, [RE4, RE3, RE2, RE1]);
@@ -402,7 +402,11 @@ async fn list_filters() {
         [RE1]
     );
     assert_eq!(
-        sids(&f, &format!("{list}?DateCreated>=2016-10-15&CallSid={CA1}")).await,
+        sids(
+            &f,
+            &format!("{list}?DateCreated%3E=2016-10-15&CallSid={CA1}")
+        )
+        .await,
         [RE2]
     );
     assert_eq!(
