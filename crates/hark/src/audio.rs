@@ -20,6 +20,8 @@ use reqwest::header::{
 use reqwest::StatusCode;
 use thiserror::Error;
 
+use crate::webhook::error_chain;
+
 use cache::{lock, Lru, SingleFlight};
 use decode::{decode, detect};
 pub use resample::{resample, resample_to_8k};
@@ -357,18 +359,6 @@ fn header_text(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option
         .and_then(|v| v.to_str().ok())
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
-}
-
-/// The useful part of an error: reqwest's top-level message hides the cause.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// The simple subset of `Cache-Control` (RFC 9111 §5.2.2): `no-store`, `no-cache`,

@@ -270,7 +270,7 @@ async fn send(url: &str, request: reqwest::RequestBuilder) -> Result<Answer, Web
 }
 
 /// reqwest hides the useful part (connection refused, timed out) in the source chain.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
