@@ -45,6 +45,44 @@ struct RawConfig {
     route: Vec<RawRoute>,
     #[serde(default)]
     tts: Option<RawTts>,
+    transcription: RawTranscription,
+    transcripts: RawTranscripts,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTranscription {
+    engine: String,
+    language: String,
+    max_seconds: u32,
+    workers: u32,
+    timeout_secs: u64,
+    python: String,
+    worker_script: String,
+    openai_url: String,
+    openai_model: String,
+    openai_api_key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTranscripts {
+    api_token: String,
+    #[serde(default)]
+    tokens: Vec<RawToken>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToken {
+    id: String,
+    token: String,
+    #[serde(default)]
+    rate_per_minute: Option<u32>,
+    #[serde(default)]
+    monthly_quota: Option<u64>,
+    #[serde(default)]
+    account_sid: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,6 +211,9 @@ pub struct Config {
     /// Applications chosen by dialed number or user, first match wins.
     pub routes: Vec<Route>,
     pub tts: TtsSettings,
+    pub transcription: TranscriptionSettings,
+    /// Tokens of the per-call transcript API (`transcripts.api_token` and `[[transcripts.tokens]]`).
+    pub voice_log: http_api::VoiceLogConfig,
     pub storage_dir: PathBuf,
     /// The SQLite file (`storage.database`, default `{storage.dir}/hark.db`).
     pub database: PathBuf,
@@ -221,6 +262,29 @@ impl Route {
         }
         false
     }
+}
+
+/// Which engine transcribes `<Record transcribe="true">` recordings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineChoice {
+    None,
+    /// Pocketsphinx in worker processes (`python` running `worker_script`).
+    Offline,
+    /// An OpenAI-compatible `POST {url}/v1/audio/transcriptions`.
+    OpenAi { url: String, model: String, api_key: Option<String> },
+}
+
+#[derive(Debug, Clone)]
+pub struct TranscriptionSettings {
+    pub engine: EngineChoice,
+    /// BCP-47, used when `<Record>` has no `transcribeLanguage`.
+    pub language: String,
+    /// Recordings longer than this are not transcribed (`failed`); 0 = no cap.
+    pub max_seconds: u32,
+    pub workers: u32,
+    pub timeout: Duration,
+    pub python: PathBuf,
+    pub worker_script: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -375,6 +439,76 @@ impl Config {
         if raw.storage.dir.trim().is_empty() {
             return Err(invalid("storage.dir", "must not be empty"));
         }
+        let t = &raw.transcription;
+        let engine = match t.engine.trim().to_ascii_lowercase().as_str() {
+            "none" | "" => EngineChoice::None,
+            "offline" => EngineChoice::Offline,
+            "openai" => {
+                let url = t.openai_url.trim().trim_end_matches('/').to_string();
+                match url::Url::parse(&url) {
+                    Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                    _ => {
+                        return Err(invalid(
+                            "transcription.openai_url",
+                            format!("{url:?} is not an http(s) URL (needed by engine \"openai\")"),
+                        ))
+                    }
+                }
+                EngineChoice::OpenAi {
+                    url,
+                    model: t.openai_model.trim().to_string(),
+                    api_key: Some(t.openai_api_key.trim().to_string()).filter(|k| !k.is_empty()),
+                }
+            }
+            other => {
+                return Err(invalid(
+                    "transcription.engine",
+                    format!("{other:?} is not offline, openai or none"),
+                ))
+            }
+        };
+        if !(1..=16).contains(&t.workers) {
+            return Err(invalid("transcription.workers", format!("{} is outside 1..=16", t.workers)));
+        }
+        if t.timeout_secs == 0 {
+            return Err(invalid("transcription.timeout_secs", "must be positive"));
+        }
+        if t.language.trim().is_empty() {
+            return Err(invalid("transcription.language", "must not be empty (e.g. en-US)"));
+        }
+        let transcription = TranscriptionSettings {
+            engine,
+            language: t.language.trim().to_string(),
+            max_seconds: t.max_seconds,
+            workers: t.workers,
+            timeout: Duration::from_secs(t.timeout_secs),
+            python: PathBuf::from(t.python.trim()),
+            worker_script: PathBuf::from(t.worker_script.trim()),
+        };
+        let mut tokens = Vec::new();
+        if !raw.transcripts.api_token.trim().is_empty() {
+            tokens.push(http_api::VoiceLogToken {
+                id: "default".into(),
+                token: raw.transcripts.api_token.trim().to_string(),
+                ..Default::default()
+            });
+        }
+        for (i, tk) in raw.transcripts.tokens.iter().enumerate() {
+            if tk.token.trim().is_empty() || tk.id.trim().is_empty() {
+                return Err(invalid(
+                    "transcripts.tokens",
+                    format!("entry {} needs a non-empty `id` and `token`", i + 1),
+                ));
+            }
+            tokens.push(http_api::VoiceLogToken {
+                id: tk.id.trim().to_string(),
+                token: tk.token.trim().to_string(),
+                rate_per_minute: tk.rate_per_minute,
+                monthly_quota: tk.monthly_quota,
+                account_sid: tk.account_sid.clone(),
+            });
+        }
+        let voice_log = http_api::VoiceLogConfig { tokens };
         let media_auth = match raw.http.media_auth.trim().to_ascii_lowercase().as_str() {
             "" | "basic" => http_api::MediaAuth::Basic,
             "none" => http_api::MediaAuth::None,
@@ -428,6 +562,8 @@ impl Config {
             app,
             routes,
             tts,
+            transcription,
+            voice_log,
             media_auth,
             storage_dir,
             database,

@@ -76,6 +76,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         storage_dir: config.storage_dir.clone(),
         public_url: config.http_public_url.clone(),
         metrics: metrics.clone(),
+        voice_log: config.voice_log.clone(),
     }));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http_listener, router).await {

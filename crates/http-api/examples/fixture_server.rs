@@ -74,6 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         storage_dir: dir.path().to_path_buf(),
         metrics: Arc::new(Metrics::default()),
         public_url: format!("http://{addr}"),
+        voice_log: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on {addr}");

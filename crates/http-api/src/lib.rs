@@ -1,6 +1,7 @@
 //! Hark's HTTP API (SPEC §6): `/2010-04-01/Accounts/{AccountSid}/…` for calls and recordings as
 //! the Twilio helper libraries expect them, recording media (WAV, MP3 encoded on first request),
-//! `/healthz` and `/metrics`.
+//! `/healthz` and `/metrics`; transcriptions (SPEC §6.4) and the per-call transcript API
+//! `/public/api/v1/monitor/voice_log/{request_id}` (SPEC §8, see [`voice_log`]).
 //!
 //! Auth (SPEC §6.1): every `/2010-04-01` route needs HTTP Basic `AccountSid:AuthToken` (media
 //! too unless `media_auth` is `None`), checked before any lookup: 401 + error 20003 without
@@ -24,11 +25,14 @@ mod paging;
 mod resources;
 mod rest;
 mod route;
+mod transcriptions;
+pub mod voice_log;
 
 pub use auth::constant_time_eq;
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use mp3::{encode_wav, Mp3Error};
+pub use voice_log::{VoiceLogConfig, VoiceLogToken};
 
 /// Whether recording media needs credentials (`http.media_auth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,12 +52,15 @@ pub struct ApiState {
     /// `http.public_url` without a trailing slash, e.g. `https://hark.example.com`: the base of
     /// the absolute `media_url` in recording JSON.
     pub public_url: String,
+    /// Tokens of the per-call transcript API; none configured: every request is 401.
+    pub voice_log: VoiceLogConfig,
 }
 
 /// What the handlers share: the daemon's state plus the API's own MP3 bookkeeping.
 struct Inner {
     api: Arc<ApiState>,
     mp3: mp3::Mp3Cache,
+    voice_log_rate: voice_log::RateLimiter,
 }
 
 /// Every route of the API.
@@ -61,12 +68,17 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
     let inner = Arc::new(Inner {
         api: state,
         mp3: mp3::Mp3Cache::default(),
+        voice_log_rate: voice_log::RateLimiter::default(),
     });
+    let vl = voice_log::PATH;
     axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/2010-04-01", any(api))
         .route("/2010-04-01/{*rest}", any(api))
+        .route(vl, any(voice_log::handler))
+        .route(&format!("{vl}/"), any(voice_log::handler))
+        .route(&format!("{vl}/{{*request_id}}"), any(voice_log::handler))
         .fallback(|uri: Uri| async move { ApiError::not_found(uri.path()) })
         .with_state(inner)
 }

@@ -20,6 +20,16 @@ pub struct Metrics {
     pub outbox_pending: AtomicU64,
     /// MP3 encodes started by the API (the cache makes this one per recording).
     pub mp3_encodes: AtomicU64,
+    /// Transcriptions in each state (`hark_transcriptions{state=…}`); the daemon sets them,
+    /// e.g. from `Store::transcription_counts` with [`Metrics::set_transcriptions`].
+    pub transcriptions_queued: AtomicU64,
+    pub transcriptions_running: AtomicU64,
+    pub transcriptions_done: AtomicU64,
+    pub transcriptions_failed: AtomicU64,
+    /// Audio transcribed and time spent on it, in ms, summed over finished jobs since start:
+    /// their ratio is `hark_transcription_rtf`.
+    pub transcription_audio_ms: AtomicU64,
+    pub transcription_processing_ms: AtomicU64,
 }
 
 impl Metrics {
@@ -35,6 +45,39 @@ impl Metrics {
             None => &self.webhooks_transport_error,
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Sets the four `hark_transcriptions` gauges.
+    pub fn set_transcriptions(&self, counts: &store::TranscriptionCounts) {
+        self.transcriptions_queued
+            .store(counts.queued, Ordering::Relaxed);
+        self.transcriptions_running
+            .store(counts.in_progress, Ordering::Relaxed);
+        self.transcriptions_done
+            .store(counts.completed, Ordering::Relaxed);
+        self.transcriptions_failed
+            .store(counts.failed, Ordering::Relaxed);
+    }
+    /// Counts one finished job's audio and processing time (real-time factor).
+    pub fn transcription_finished(&self, audio_secs: f64, processing_secs: f64) {
+        let ms = |s: f64| {
+            if s.is_finite() && s > 0.0 {
+                (s * 1000.0).round() as u64
+            } else {
+                0
+            }
+        };
+        Self::add(&self.transcription_audio_ms, ms(audio_secs));
+        Self::add(&self.transcription_processing_ms, ms(processing_secs));
+    }
+    /// Processing seconds per audio second over every finished job; 0 before the first.
+    pub fn transcription_rtf(&self) -> f64 {
+        let audio = self.transcription_audio_ms.load(Ordering::Relaxed);
+        let processing = self.transcription_processing_ms.load(Ordering::Relaxed);
+        if audio == 0 {
+            0.0
+        } else {
+            processing as f64 / audio as f64
+        }
     }
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
@@ -124,6 +167,35 @@ impl Metrics {
                 get(c)
             );
         }
+        let _ = write!(
+            out,
+            "# HELP hark_transcriptions Transcriptions by state.\n\
+             # TYPE hark_transcriptions gauge\n"
+        );
+        for (state, c) in [
+            ("queued", &self.transcriptions_queued),
+            ("running", &self.transcriptions_running),
+            ("done", &self.transcriptions_done),
+            ("failed", &self.transcriptions_failed),
+        ] {
+            let _ = writeln!(out, "hark_transcriptions{{state=\"{state}\"}} {}", get(c));
+        }
+        let secs = |c: &AtomicU64| get(c) as f64 / 1000.0;
+        let _ = write!(
+            out,
+            "# HELP hark_transcription_audio_seconds_total Audio seconds transcribed.\n\
+             # TYPE hark_transcription_audio_seconds_total counter\n\
+             hark_transcription_audio_seconds_total {}\n\
+             # HELP hark_transcription_processing_seconds_total Seconds spent transcribing.\n\
+             # TYPE hark_transcription_processing_seconds_total counter\n\
+             hark_transcription_processing_seconds_total {}\n\
+             # HELP hark_transcription_rtf Real-time factor: processing seconds per audio second, over all finished transcriptions.\n\
+             # TYPE hark_transcription_rtf gauge\n\
+             hark_transcription_rtf {}\n",
+            secs(&self.transcription_audio_ms),
+            secs(&self.transcription_processing_ms),
+            self.transcription_rtf(),
+        );
         out
     }
 }
@@ -131,6 +203,38 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transcription_gauges_and_average_real_time_factor() {
+        let m = Metrics::default();
+        m.set_transcriptions(&store::TranscriptionCounts {
+            queued: 3,
+            in_progress: 2,
+            completed: 10,
+            failed: 1,
+        });
+        m.transcription_finished(10.0, 2.0);
+        m.transcription_finished(30.0, 3.0);
+        m.transcription_finished(f64::NAN, -1.0); // ignored
+        assert_eq!(m.transcription_rtf(), 0.125);
+        let text = m.render();
+        assert!(text.contains(
+            "# HELP hark_transcriptions Transcriptions by state.\n# TYPE hark_transcriptions gauge\n\
+             hark_transcriptions{state=\"queued\"} 3\n\
+             hark_transcriptions{state=\"running\"} 2\n\
+             hark_transcriptions{state=\"done\"} 10\n\
+             hark_transcriptions{state=\"failed\"} 1\n"
+        ), "{text}");
+        assert!(text.contains("\nhark_transcription_rtf 0.125\n"), "{text}");
+        assert!(
+            text.contains("\nhark_transcription_audio_seconds_total 40\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nhark_transcription_processing_seconds_total 5\n"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn render_is_prometheus_text_with_help_and_type() {
@@ -152,12 +256,16 @@ mod tests {
         assert!(text.contains("hark_webhooks_total{outcome=\"4xx\"} 0\n"));
         assert!(text.contains("hark_webhooks_total{outcome=\"5xx\"} 2\n"));
         assert!(text.contains("hark_webhooks_total{outcome=\"error\"} 1\n"));
+        assert!(
+            text.contains("hark_transcription_rtf 0\n"),
+            "no jobs yet: 0"
+        );
         // One TYPE line per metric family, each sample line `name[{labels}] value`.
-        assert_eq!(text.matches("# TYPE ").count(), 11);
+        assert_eq!(text.matches("# TYPE ").count(), 15);
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(name.starts_with("hark_"), "{line}");
-            assert!(value.parse::<u64>().is_ok(), "{line}");
+            assert!(value.parse::<f64>().is_ok_and(f64::is_finite), "{line}");
         }
     }
 }

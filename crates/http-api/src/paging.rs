@@ -12,7 +12,8 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
 /// `PageToken` = this prefix + a page number (offset paging: calls, previous pages).
 const PAGE_TOKEN: &str = "PT";
 /// `PageToken` = this prefix + `{date_created_ms}_{sid}` of the last item of the previous page
-/// (keyset paging for recordings: constant cost at any depth, stable while rows are added).
+/// (keyset paging for recordings and transcriptions: constant cost at any depth, stable while
+/// rows are added).
 const AFTER_TOKEN: &str = "PA";
 
 /// Which list is asked for: decides which filters apply.
@@ -22,6 +23,21 @@ pub enum ListKind {
     /// `Calls/{CA}/Recordings.json`: the call comes from the path, not from `CallSid`.
     CallRecordings,
     Calls,
+    /// `Transcriptions.json`, no filters.
+    Transcriptions,
+    /// `Recordings/{RE}/Transcriptions.json`: the recording comes from the path.
+    RecordingTranscriptions,
+}
+
+impl ListKind {
+    /// Prefix of the SIDs a keyset `PageToken` of this list carries; `None`: page numbers only.
+    fn keyset_prefix(self) -> Option<&'static str> {
+        match self {
+            ListKind::Recordings | ListKind::CallRecordings => Some("RE"),
+            ListKind::Transcriptions | ListKind::RecordingTranscriptions => Some("TR"),
+            ListKind::Calls => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +70,7 @@ impl ListQuery {
         let mut token_page = None;
         let mut after: Option<i64> = None;
         let mut before: Option<i64> = None;
-        let recordings = kind != ListKind::Calls;
+        let recordings = matches!(kind, ListKind::Recordings | ListKind::CallRecordings);
         for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             let value = value.trim();
             match &*key {
@@ -80,7 +96,7 @@ impl ListQuery {
                     } else if let Some(key) = value.strip_prefix(AFTER_TOKEN) {
                         let (ms, sid) = key.split_once('_').ok_or_else(bad)?;
                         let ms = ms.parse::<i64>().map_err(|_| bad())?;
-                        if !recordings || !is_sid(sid, "RE") {
+                        if !kind.keyset_prefix().is_some_and(|p| is_sid(sid, p)) {
                             return Err(bad());
                         }
                         q.after = Some((ms, sid.to_string()));
@@ -162,7 +178,9 @@ impl ListQuery {
     /// The token of the page after this one, for a list whose last item is `last`.
     pub fn next_token(&self, last: Option<(i64, &str)>) -> String {
         match last {
-            Some((ms, sid)) if is_sid(sid, "RE") => format!("{AFTER_TOKEN}{ms}_{sid}"),
+            Some((ms, sid)) if is_sid(sid, "RE") || is_sid(sid, "TR") => {
+                format!("{AFTER_TOKEN}{ms}_{sid}")
+            }
             _ => format!("{PAGE_TOKEN}{}", self.page.saturating_add(1)),
         }
     }
@@ -373,6 +391,30 @@ mod tests {
             "PA5_RE0123456789abcdef0123456789abcdef"
         );
         assert_eq!(q.next_token(None), "PT2");
+    }
+
+    #[test]
+    fn transcription_lists_take_tr_keyset_tokens_and_no_recording_filters() {
+        const TR: &str = "TR0123456789abcdef0123456789abcdef";
+        for kind in [ListKind::Transcriptions, ListKind::RecordingTranscriptions] {
+            let q = ListQuery::parse(
+                Some(&format!("PageToken=PA7_{TR}&CallSid=CA1&DateCreated=bad")),
+                kind,
+            )
+            .unwrap();
+            assert_eq!(q.after, Some((7, TR.to_string())));
+            assert_eq!(q.filter, RecordingFilter::default());
+            assert!(ListQuery::parse(
+                Some("PageToken=PA7_RE0123456789abcdef0123456789abcdef"),
+                kind
+            )
+            .is_err());
+            assert_eq!(q.next_token(Some((9, TR))), format!("PA9_{TR}"));
+        }
+        assert!(
+            parse(&format!("PageToken=PA7_{TR}")).is_err(),
+            "not for recordings"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use serde_json::{json, Value};
-use store::{CallRecord, RecordingRecord};
+use store::{CallRecord, RecordingRecord, TranscriptionRecord};
 
 pub const API_VERSION: &str = "2010-04-01";
 pub const DAY_MS: i64 = 86_400_000;
@@ -74,6 +74,35 @@ pub fn recording_json(r: &RecordingRecord, public_url: &str) -> Value {
     })
 }
 
+/// The Transcription resource (SPEC §6.4): exactly these 13 keys. A queued job shows as
+/// `in-progress` (Twilio has no `queued`); the text is null until completed.
+pub fn transcription_json(t: &TranscriptionRecord) -> Value {
+    let status = match t.status.as_str() {
+        TranscriptionRecord::QUEUED => TranscriptionRecord::IN_PROGRESS,
+        s => s,
+    };
+    let text = if t.status == TranscriptionRecord::COMPLETED {
+        Value::String(t.text.clone().unwrap_or_default())
+    } else {
+        Value::Null
+    };
+    json!({
+        "sid": t.sid,
+        "account_sid": t.account_sid,
+        "api_version": API_VERSION,
+        "date_created": rfc2822(t.date_created_ms),
+        "date_updated": rfc2822(t.date_updated_ms),
+        "duration": t.duration_secs.map(|d| d.to_string()),
+        "price": null,
+        "price_unit": "USD",
+        "recording_sid": t.recording_sid,
+        "status": status,
+        "transcription_text": text,
+        "type": t.kind,
+        "uri": format!("/{API_VERSION}/Accounts/{}/Transcriptions/{}.json", t.account_sid, t.sid),
+    })
+}
+
 pub fn call_json(c: &CallRecord) -> Value {
     let base = format!("/{API_VERSION}/Accounts/{}/Calls/{}", c.account_sid, c.sid);
     json!({
@@ -116,6 +145,7 @@ mod tests {
     const AC: &str = "AC0123456789abcdef0123456789abcdef";
     const CA: &str = "CA0123456789abcdef0123456789abcdef";
     const RE: &str = "RE0123456789abcdef0123456789abcdef";
+    const TR: &str = "TR0123456789abcdef0123456789abcdef";
     // Fri, 14 Oct 2016 21:56:34 GMT
     const T: i64 = 1_476_482_194_000;
 
@@ -207,6 +237,62 @@ mod tests {
         let v = recording_json(&r, "http://h");
         assert_eq!(v["duration"], Value::Null);
         assert_eq!(v["error_code"], 16102);
+    }
+
+    fn tr(status: &str) -> TranscriptionRecord {
+        TranscriptionRecord {
+            sid: TR.into(),
+            account_sid: AC.into(),
+            recording_sid: RE.into(),
+            call_sid: CA.into(),
+            status: status.into(),
+            text: Some("hello world".into()),
+            language: Some("en-US".into()),
+            engine: Some("pocketsphinx".into()),
+            error: None,
+            audio_secs: Some(6.5),
+            processing_secs: Some(1.0),
+            duration_secs: Some(6),
+            kind: "fast".into(),
+            transcribe_callback: None,
+            date_created_ms: T,
+            date_updated_ms: T + 3_000,
+        }
+    }
+
+    #[test]
+    fn transcription_fields_types_and_status_mapping() {
+        let v = transcription_json(&tr("completed"));
+        assert_eq!(
+            v,
+            json!({
+                "sid": TR,
+                "account_sid": AC,
+                "api_version": "2010-04-01",
+                "date_created": "Fri, 14 Oct 2016 21:56:34 +0000",
+                "date_updated": "Fri, 14 Oct 2016 21:56:37 +0000",
+                "duration": "6",
+                "price": null,
+                "price_unit": "USD",
+                "recording_sid": RE,
+                "status": "completed",
+                "transcription_text": "hello world",
+                "type": "fast",
+                "uri": format!("/2010-04-01/Accounts/{AC}/Transcriptions/{TR}.json"),
+            })
+        );
+        for (stored, shown) in [
+            ("queued", "in-progress"),
+            ("in-progress", "in-progress"),
+            ("failed", "failed"),
+        ] {
+            let v = transcription_json(&tr(stored));
+            assert_eq!(v["status"], shown);
+            assert_eq!(v["transcription_text"], Value::Null, "{stored}");
+        }
+        let mut t = tr("queued");
+        t.duration_secs = None;
+        assert_eq!(transcription_json(&t)["duration"], Value::Null);
     }
 
     #[test]

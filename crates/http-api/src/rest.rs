@@ -13,7 +13,7 @@ use crate::mp3::Mp3Failure;
 use crate::paging::{ListKind, ListQuery};
 use crate::resources::{call_json, recording_json};
 use crate::route::{self, Format, Route};
-use crate::{auth, Inner, MediaAuth, Metrics};
+use crate::{auth, transcriptions, Inner, MediaAuth, Metrics};
 
 /// Recording states whose media is not final yet.
 const UNFINISHED: [&str; 2] = ["in-progress", "paused"];
@@ -83,6 +83,20 @@ async fn handle(
         Route::Recording { sid, format } => media(inner, sid, format, headers).await,
         Route::CallList => list_calls(inner, path, query).await,
         Route::Call { sid } => fetch_call(inner, sid).await,
+        Route::TranscriptionList => transcriptions::list(inner, path, query, None).await,
+        Route::RecordingTranscriptionList { recording_sid } => {
+            transcriptions::list(inner, path, query, Some(recording_sid)).await
+        }
+        Route::Transcription { sid, text: false } if delete => {
+            transcriptions::delete(inner, sid, None).await
+        }
+        Route::RecordingTranscription { recording_sid, sid } if delete => {
+            transcriptions::delete(inner, sid, Some(recording_sid)).await
+        }
+        Route::Transcription { sid, text } => transcriptions::fetch(inner, sid, None, text).await,
+        Route::RecordingTranscription { recording_sid, sid } => {
+            transcriptions::fetch(inner, sid, Some(recording_sid), false).await
+        }
     }
 }
 
@@ -94,11 +108,13 @@ impl Route<'_> {
                 format: Format::Json,
                 ..
             } | Route::CallRecording { .. }
+                | Route::Transcription { text: false, .. }
+                | Route::RecordingTranscription { .. }
         )
     }
 }
 
-fn json(status: StatusCode, v: &Value) -> Response {
+pub(crate) fn json(status: StatusCode, v: &Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -108,7 +124,7 @@ fn json(status: StatusCode, v: &Value) -> Response {
 }
 
 /// Runs a store call on a blocking thread; failures count as DB errors and answer 500.
-async fn db<T, F>(inner: &Inner, f: F) -> Result<T, ApiError>
+pub(crate) async fn db<T, F>(inner: &Inner, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
@@ -256,6 +272,12 @@ async fn delete_recording(
         // Deleted by a concurrent request between the lookup and now.
         return Err(ApiError::not_found(sid));
     }
+    // SPEC §9: deleting a recording removes its transcripts too.
+    let (account, owned) = (inner.api.account_sid.clone(), sid.to_string());
+    db(inner, move |s| {
+        s.delete_transcriptions_of_recording(&account, &owned)
+    })
+    .await?;
     // An encode that already read the WAV would otherwise leave an orphan MP3 behind.
     inner.mp3.wait_idle(sid).await;
     if let Some((wav, mp3)) = media_paths(&inner.api.storage_dir, &rec) {

@@ -25,6 +25,17 @@ pub enum Route<'a> {
     CallRecordingList { call_sid: &'a str },
     /// `Accounts/{AC}/Calls/{CA}/Recordings/{RE}.json`
     CallRecording { call_sid: &'a str, sid: &'a str },
+    /// `Accounts/{AC}/Transcriptions.json`
+    TranscriptionList,
+    /// `Accounts/{AC}/Transcriptions/{TR}.json` (`text: false`) or `.txt` (`text: true`)
+    Transcription { sid: &'a str, text: bool },
+    /// `Accounts/{AC}/Recordings/{RE}/Transcriptions.json`
+    RecordingTranscriptionList { recording_sid: &'a str },
+    /// `Accounts/{AC}/Recordings/{RE}/Transcriptions/{TR}.json`
+    RecordingTranscription {
+        recording_sid: &'a str,
+        sid: &'a str,
+    },
     /// Anything else, including well-shaped paths whose SID is malformed.
     Unknown,
 }
@@ -82,6 +93,30 @@ pub fn parse(path: &str) -> (Option<&str>, Route<'_>) {
                 _ => Route::Unknown,
             }
         }
+        ["Transcriptions.json"] => Route::TranscriptionList,
+        ["Transcriptions", file] => {
+            let (sid, text) = match (file.strip_suffix(".json"), file.strip_suffix(".txt")) {
+                (Some(sid), _) => (sid, false),
+                (_, Some(sid)) => (sid, true),
+                _ => ("", false),
+            };
+            if is_sid(sid, "TR") {
+                Route::Transcription { sid, text }
+            } else {
+                Route::Unknown
+            }
+        }
+        ["Recordings", recording_sid, "Transcriptions.json"] if is_sid(recording_sid, "RE") => {
+            Route::RecordingTranscriptionList { recording_sid }
+        }
+        ["Recordings", recording_sid, "Transcriptions", file] if is_sid(recording_sid, "RE") => {
+            match file.strip_suffix(".json") {
+                Some(sid) if is_sid(sid, "TR") => {
+                    Route::RecordingTranscription { recording_sid, sid }
+                }
+                _ => Route::Unknown,
+            }
+        }
         _ => Route::Unknown,
     };
     (Some(account), route)
@@ -111,6 +146,7 @@ mod tests {
     const AC: &str = "AC0123456789abcdef0123456789abcdef";
     const CA: &str = "CA0123456789abcdef0123456789abcdef";
     const RE: &str = "RE0123456789abcdef0123456789ABCDEF";
+    const TR: &str = "TR0123456789abcdef0123456789abcdef";
 
     fn p(rest: &str) -> (Option<String>, Route<'static>) {
         let path: &'static str = Box::leak(format!("/2010-04-01/Accounts/{rest}").into_boxed_str());
@@ -188,6 +224,40 @@ mod tests {
     }
 
     #[test]
+    fn transcription_paths() {
+        assert_eq!(
+            p(&format!("{AC}/Transcriptions.json")),
+            (Some(AC.to_string()), Route::TranscriptionList)
+        );
+        assert_eq!(
+            p(&format!("{AC}/Transcriptions/{TR}.json")).1,
+            Route::Transcription {
+                sid: TR,
+                text: false
+            }
+        );
+        assert_eq!(
+            p(&format!("{AC}/Transcriptions/{TR}.txt")).1,
+            Route::Transcription {
+                sid: TR,
+                text: true
+            }
+        );
+        assert_eq!(
+            p(&format!("{AC}/Recordings/{RE}/Transcriptions.json")).1,
+            Route::RecordingTranscriptionList { recording_sid: RE }
+        );
+        assert_eq!(
+            p(&format!("{AC}/Recordings/{RE}/Transcriptions/{TR}.json")).1,
+            Route::RecordingTranscription {
+                recording_sid: RE,
+                sid: TR
+            }
+        );
+        assert!(!p(&format!("{AC}/Transcriptions/{TR}.txt")).1.is_media());
+    }
+
+    #[test]
     fn malformed_sids_and_other_paths_are_unknown_but_keep_the_account() {
         assert_eq!(
             p(&format!("{AC}/Calls/{RE}.json")),
@@ -196,7 +266,23 @@ mod tests {
         assert_eq!(p(&format!("{AC}/Recordings/RE1.json")).1, Route::Unknown);
         assert_eq!(p(&format!("{AC}/Recordings.json/")).1, Route::Unknown);
         assert_eq!(p(&format!("{AC}/Calls/{CA}")).1, Route::Unknown);
-        assert_eq!(p(&format!("{AC}/Transcriptions.json")).1, Route::Unknown);
+        assert_eq!(
+            p(&format!("{AC}/Transcriptions/{RE}.json")).1,
+            Route::Unknown
+        );
+        assert_eq!(
+            p(&format!("{AC}/Transcriptions/{TR}.wav")).1,
+            Route::Unknown
+        );
+        assert_eq!(p(&format!("{AC}/Transcriptions/{TR}")).1, Route::Unknown);
+        assert_eq!(
+            p(&format!("{AC}/Recordings/{RE}/Transcriptions/{TR}.txt")).1,
+            Route::Unknown
+        );
+        assert_eq!(
+            p(&format!("{AC}/Recordings/{TR}/Transcriptions.json")).1,
+            Route::Unknown
+        );
         assert_eq!(p(AC).1, Route::Unknown);
         assert_eq!(parse("/2010-04-01/Accounts/"), (None, Route::Unknown));
         assert_eq!(parse("/2010-04-01/Other"), (None, Route::Unknown));

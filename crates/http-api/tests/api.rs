@@ -128,6 +128,7 @@ fn fixture(media_auth: MediaAuth) -> Fixture {
         storage_dir: dir.clone(),
         metrics: Arc::new(Metrics::default()),
         public_url: "https://hark.example".into(),
+        voice_log: Default::default(),
     });
     Fixture {
         _dir: tmp,

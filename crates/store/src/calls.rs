@@ -36,11 +36,21 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CallRecord, StoreError>> {
 
 impl Store {
     pub fn insert_call(&self, call: &CallRecord) -> Result<(), StoreError> {
+        self.insert_call_with_request_id(call, None)
+    }
+
+    /// Inserts the call with the client-supplied id (SIP `X-Request-Id`) it was set up with.
+    pub fn insert_call_with_request_id(
+        &self,
+        call: &CallRecord,
+        request_id: Option<&str>,
+    ) -> Result<(), StoreError> {
         let conn = self.conn();
         let mut st = conn
             .prepare_cached(
                 "INSERT INTO calls (sid, account_sid, from_addr, to_addr, direction, status, date_created, \
-                 date_updated, start_time, end_time, duration) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 date_updated, start_time, end_time, duration, request_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )
             .map_err(query("insert call"))?;
         st.execute(params![
@@ -55,6 +65,7 @@ impl Store {
             call.start_time_ms,
             call.end_time_ms,
             call.duration_secs,
+            request_id,
         ])
         .map_err(query("insert call"))?;
         Ok(())
@@ -99,6 +110,41 @@ impl Store {
         st.query_row(params![sid, account_sid], from_row)
             .optional()
             .map_err(query("get call"))?
+            .transpose()
+    }
+
+    /// Stores the client-supplied id of a call. Unknown sid → [`StoreError::NotFound`].
+    pub fn set_call_request_id(&self, sid: &str, request_id: &str) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let n = conn
+            .prepare_cached("UPDATE calls SET request_id = ?2 WHERE sid = ?1")
+            .map_err(query("set call request id"))?
+            .execute(params![sid, request_id])
+            .map_err(query("set call request id"))?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                what: "call",
+                sid: sid.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The newest call set up with this client-supplied id (any account).
+    pub fn find_call_by_request_id(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<CallRecord>, StoreError> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM calls WHERE request_id = ?1 ORDER BY date_created DESC LIMIT 1"
+        );
+        let mut st = conn
+            .prepare_cached(&sql)
+            .map_err(query("find call by request id"))?;
+        st.query_row(params![request_id], from_row)
+            .optional()
+            .map_err(query("find call by request id"))?
             .transpose()
     }
 
@@ -231,5 +277,60 @@ mod tests {
         let exact = store.list_calls(AC, 3, 0).unwrap();
         assert_eq!(exact.items.len(), 3);
         assert!(!exact.has_more, "exactly page_size rows left: no next page");
+    }
+}
+
+#[cfg(test)]
+mod request_id_tests {
+    use crate::testutil::*;
+    use crate::StoreError;
+
+    #[test]
+    fn request_id_finds_the_newest_call_carrying_it() {
+        let (_d, store) = store();
+        store
+            .insert_call_with_request_id(&call("CA1", 1_000), Some("req-42"))
+            .unwrap();
+        store.insert_call(&call("CA2", 2_000)).unwrap();
+        assert_eq!(
+            store.find_call_by_request_id("req-42").unwrap(),
+            Some(call("CA1", 1_000))
+        );
+        assert_eq!(store.find_call_by_request_id("req-43").unwrap(), None);
+        // A later call reusing the id wins; the id can be set after the insert too.
+        store.insert_call(&call("CA3", 3_000)).unwrap();
+        store.set_call_request_id("CA3", "req-42").unwrap();
+        assert_eq!(
+            store
+                .find_call_by_request_id("req-42")
+                .unwrap()
+                .unwrap()
+                .sid,
+            "CA3"
+        );
+        let err = store.set_call_request_id("CA9", "x").unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound { what: "call", .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn request_id_lookup_uses_its_index() {
+        let (_d, store) = store();
+        let conn = store.conn();
+        let plan: String = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT sid FROM calls WHERE request_id = ?1 \
+                 ORDER BY date_created DESC LIMIT 1",
+            )
+            .unwrap()
+            .query_map(["x"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+            .join(" | ");
+        assert!(plan.contains("calls_by_request_id"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 }

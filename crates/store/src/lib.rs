@@ -15,6 +15,9 @@ mod calls;
 mod outbox;
 mod recordings;
 mod schema;
+mod token_use;
+mod transcript;
+mod transcriptions;
 
 pub use schema::SCHEMA_VERSION;
 
@@ -109,6 +112,99 @@ pub struct StatusCallbackSpec {
     pub in_progress: bool,
     pub completed: bool,
     pub absent: bool,
+}
+
+/// A transcription (`TR…`) and, while not finished, the job that produces it (SPEC §3.7).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscriptionRecord {
+    pub sid: String,
+    pub account_sid: String,
+    pub recording_sid: String,
+    pub call_sid: String,
+    /// [`TranscriptionRecord::QUEUED`], `IN_PROGRESS`, `COMPLETED` or `FAILED`.
+    pub status: String,
+    /// `None` until completed.
+    pub text: Option<String>,
+    /// BCP-47, as asked for (`transcribeLanguage` or the configured default).
+    pub language: Option<String>,
+    /// Which engine produced (or is producing) it.
+    pub engine: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Seconds of audio given to the engine, and seconds it took (real-time factor).
+    pub audio_secs: Option<f64>,
+    pub processing_secs: Option<f64>,
+    /// Whole seconds of the recording (REST `duration`, a string there).
+    pub duration_secs: Option<u32>,
+    /// `fast` (REST `type`).
+    pub kind: String,
+    /// `transcribeCallback` URL, if any.
+    pub transcribe_callback: Option<String>,
+    pub date_created_ms: i64,
+    pub date_updated_ms: i64,
+}
+
+impl TranscriptionRecord {
+    pub const QUEUED: &'static str = "queued";
+    pub const IN_PROGRESS: &'static str = "in-progress";
+    pub const COMPLETED: &'static str = "completed";
+    pub const FAILED: &'static str = "failed";
+    /// The only `type` Hark produces.
+    pub const FAST: &'static str = "fast";
+}
+
+/// Transcriptions by status, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TranscriptionCounts {
+    pub queued: u64,
+    pub in_progress: u64,
+    pub completed: u64,
+    pub failed: u64,
+}
+
+/// One utterance of a transcription; times relative to the start of the recording.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Utterance {
+    /// 1-based position in the transcription; unique per transcription.
+    pub order: u32,
+    pub start_sec: f64,
+    pub duration_sec: f64,
+    /// `caller` for the recorded party.
+    pub speaker: String,
+    pub text: String,
+}
+
+/// Something Hark itself said on a call (`<Say>` text).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallEvent {
+    pub call_sid: String,
+    /// When it started playing, Unix ms.
+    pub at_ms: i64,
+    /// `system` for `<Say>`.
+    pub speaker: String,
+    pub text: String,
+    pub duration_sec: f64,
+}
+
+/// One line of a call's transcript (SPEC §8); times relative to the call's answer time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimedUtterance {
+    /// 1-based, in time order.
+    pub order: u32,
+    /// Not rounded; never negative.
+    pub start_sec: f64,
+    pub duration_sec: f64,
+    pub speaker: String,
+    pub text: String,
+}
+
+/// What a per-call transcript request resolved to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallTranscript {
+    pub call_sid: String,
+    pub account_sid: String,
+    /// `None` while a transcription of the call is queued or running, or when none completed.
+    pub utterances: Option<Vec<TimedUtterance>>,
 }
 
 /// Filters of `GET …/Recordings.json` (SPEC §6.2).
@@ -297,6 +393,38 @@ pub(crate) mod testutil {
         }
     }
 
+    /// A queued transcription of `recording_sid` (of call `CA1`).
+    pub fn transcription(sid: &str, recording_sid: &str, created: i64) -> TranscriptionRecord {
+        TranscriptionRecord {
+            sid: sid.to_owned(),
+            account_sid: AC.to_owned(),
+            recording_sid: recording_sid.to_owned(),
+            call_sid: "CA1".to_owned(),
+            status: TranscriptionRecord::QUEUED.to_owned(),
+            text: None,
+            language: None,
+            engine: None,
+            error: None,
+            audio_secs: None,
+            processing_secs: None,
+            duration_secs: None,
+            kind: TranscriptionRecord::FAST.to_owned(),
+            transcribe_callback: None,
+            date_created_ms: created,
+            date_updated_ms: created,
+        }
+    }
+
+    pub fn utterance(order: u32, start_sec: f64, text: &str) -> Utterance {
+        Utterance {
+            order,
+            start_sec,
+            duration_sec: 1.5,
+            speaker: "caller".to_owned(),
+            text: text.to_owned(),
+        }
+    }
+
     pub fn recording(sid: &str, call_sid: &str, created: i64) -> RecordingRecord {
         RecordingRecord {
             sid: sid.to_owned(),
@@ -331,7 +459,7 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert!(path.is_file());
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 1);
+        assert_eq!(SCHEMA_VERSION, 2);
         let conn = store.conn();
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -353,7 +481,18 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         tables.sort();
-        assert_eq!(tables, ["calls", "outbox", "recordings", "transcriptions"]);
+        assert_eq!(
+            tables,
+            [
+                "call_events",
+                "calls",
+                "outbox",
+                "recordings",
+                "token_use",
+                "transcriptions",
+                "utterances"
+            ]
+        );
     }
 
     #[test]

@@ -83,7 +83,58 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_heads ON outbox(state, group_key, id);
 ";
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+/// Transcription jobs, utterances, what Hark said on a call, client request ids, token quotas.
+const V2: &str = "
+-- Jobs are the transcription rows themselves; call_sid is copied from the recording so a
+-- call's transcripts need no join (backfilled for rows written by v1).
+ALTER TABLE transcriptions ADD COLUMN call_sid TEXT NOT NULL DEFAULT '';
+ALTER TABLE transcriptions ADD COLUMN engine TEXT;
+ALTER TABLE transcriptions ADD COLUMN error TEXT;
+ALTER TABLE transcriptions ADD COLUMN audio_secs REAL;
+ALTER TABLE transcriptions ADD COLUMN processing_secs REAL;
+ALTER TABLE transcriptions ADD COLUMN transcribe_callback TEXT;
+UPDATE transcriptions SET call_sid = COALESCE(
+    (SELECT r.call_sid FROM recordings r WHERE r.sid = transcriptions.recording_sid), '');
+-- Replaced by an index in list order (no sort for Recordings/{RE}/Transcriptions.json).
+DROP INDEX transcriptions_by_recording;
+CREATE INDEX transcriptions_by_recording ON transcriptions(recording_sid, date_created DESC, sid DESC);
+-- The worker's queue, start-up recovery and the counts by status for metrics.
+CREATE INDEX transcriptions_by_status ON transcriptions(status, date_created, sid);
+
+CREATE TABLE utterances (
+    transcription_sid TEXT NOT NULL REFERENCES transcriptions(sid) ON DELETE CASCADE,
+    ord               INTEGER NOT NULL,
+    start_sec         REAL NOT NULL,
+    duration_sec      REAL NOT NULL,
+    speaker           TEXT NOT NULL,
+    text              TEXT NOT NULL,
+    PRIMARY KEY (transcription_sid, ord)
+) WITHOUT ROWID;
+
+-- What Hark itself said on a call (<Say> text); no foreign key, like recordings.
+CREATE TABLE call_events (
+    id           INTEGER PRIMARY KEY,
+    call_sid     TEXT NOT NULL,
+    at_ms        INTEGER NOT NULL,
+    speaker      TEXT NOT NULL,
+    text         TEXT NOT NULL,
+    duration_sec REAL NOT NULL
+);
+CREATE INDEX call_events_by_call ON call_events(call_sid, at_ms, id);
+
+ALTER TABLE calls ADD COLUMN request_id TEXT;
+CREATE INDEX calls_by_request_id ON calls(request_id, date_created DESC) WHERE request_id IS NOT NULL;
+
+-- Requests per token and calendar month (UTC), so a restart does not reset a monthly quota.
+CREATE TABLE token_use (
+    token_id TEXT NOT NULL,
+    month    TEXT NOT NULL,
+    count    INTEGER NOT NULL,
+    PRIMARY KEY (token_id, month)
+) WITHOUT ROWID;
+";
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -137,4 +188,125 @@ pub(crate) fn migrate(conn: &mut Connection, path: &str) -> Result<u32, StoreErr
         tx.commit().map_err(err)?;
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::*;
+    use crate::{Store, TranscriptionRecord};
+
+    /// A database exactly as a v1 build left it, with a row in every table.
+    fn v1_database(path: &std::path::Path) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(V1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO calls VALUES ('CA1', 'AC00000000000000000000000000000001', 'sip:alice@example.com', \
+                 'sip:+15550100@hark', 'inbound', 'completed', 1000, 9000, 1500, 9000, 7);
+             INSERT INTO recordings (sid, account_sid, call_sid, status, source, channels, date_created, \
+                 date_updated, start_time, duration, media_file, transcribe) VALUES \
+                 ('RE1', 'AC00000000000000000000000000000001', 'CA1', 'completed', 'RecordVerb', 1, 2000, \
+                  8000, 2000, 6, 'RE1.wav', 1);
+             INSERT INTO transcriptions VALUES ('TR1', 'AC00000000000000000000000000000001', 'RE1', \
+                 'completed', 'hello world', 6, 8000, 8500, 'fast', 'en-US');
+             INSERT INTO outbox (idempotency_key, group_key, url, method, params, attempts, \
+                 next_attempt_ms, state) VALUES ('k1', 'RE1', 'https://example.com/cb', 'POST', '[]', 0, 0, 'pending');",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn v1_database_with_rows_migrates_to_v2_keeping_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Store::path_in_dir(dir.path());
+        v1_database(&path);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 2);
+
+        let mut want_call = call("CA1", 1_000);
+        want_call.status = "completed".into();
+        want_call.date_updated_ms = 9_000;
+        want_call.start_time_ms = Some(1_500);
+        want_call.end_time_ms = Some(9_000);
+        want_call.duration_secs = Some(7);
+        assert_eq!(store.get_call(AC, "CA1").unwrap(), Some(want_call));
+        assert_eq!(store.find_call_by_request_id("CA1").unwrap(), None);
+        let rec = store.get_recording(AC, "RE1", false).unwrap().unwrap();
+        assert_eq!((rec.duration_secs, rec.transcribe), (Some(6), true));
+        assert_eq!(store.pending_count().unwrap(), 1);
+
+        let t = store.get_transcription(AC, "TR1").unwrap().unwrap();
+        assert_eq!(
+            t,
+            TranscriptionRecord {
+                sid: "TR1".into(),
+                account_sid: AC.into(),
+                recording_sid: "RE1".into(),
+                call_sid: "CA1".into(), // backfilled from the recording
+                status: "completed".into(),
+                text: Some("hello world".into()),
+                language: Some("en-US".into()),
+                engine: None,
+                error: None,
+                audio_secs: None,
+                processing_secs: None,
+                duration_secs: Some(6),
+                kind: "fast".into(),
+                transcribe_callback: None,
+                date_created_ms: 8_000,
+                date_updated_ms: 8_500,
+            }
+        );
+        // The new tables work on the migrated file.
+        store
+            .replace_utterances("TR1", &[utterance(1, 0.5, "hello world")])
+            .unwrap();
+        store.set_call_request_id("CA1", "req-1").unwrap();
+        let lines = store.call_transcript("req-1").unwrap().unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].start_sec, 1.0); // 2000 + 500 - 1500 ms
+        assert_eq!(store.record_token_use("t", "2024-03").unwrap(), 1);
+        drop(store);
+        // Reopening does not run v2 again (it would fail on the existing columns).
+        let again = Store::open(&path).unwrap();
+        assert_eq!(again.schema_version().unwrap(), 2);
+        assert_eq!(again.utterances("TR1").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn failed_v2_step_leaves_the_v1_database_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Store::path_in_dir(dir.path());
+        v1_database(&path);
+        {
+            // A stray table makes v2 fail after its ALTERs ran.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE utterances (x INTEGER)")
+                .unwrap();
+        }
+        let err = Store::open(&path).err().expect("migration must fail");
+        assert!(
+            matches!(err, StoreError::Migration { version: 2, .. }),
+            "{err:?}"
+        );
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 1);
+        let cols: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('transcriptions') WHERE name = 'engine'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(cols, 0, "the ALTERs were rolled back");
+        let text: String = conn
+            .query_row(
+                "SELECT text FROM transcriptions WHERE sid = 'TR1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(text, "hello world");
+    }
 }

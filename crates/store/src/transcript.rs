@@ -1,0 +1,582 @@
+//! Utterances of transcriptions, what Hark said on a call, and the per-call transcript they
+//! make together (SPEC §8).
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::transcriptions::{exists, update};
+use crate::{
+    query, to_u32, CallEvent, CallTranscript, Store, StoreError, TimedUtterance,
+    TranscriptionRecord, Utterance,
+};
+
+fn insert_utterances(
+    conn: &Connection,
+    transcription_sid: &str,
+    utterances: &[Utterance],
+) -> Result<(), StoreError> {
+    if !exists(conn, transcription_sid)? {
+        return Err(StoreError::NotFound {
+            what: "transcription",
+            sid: transcription_sid.to_owned(),
+        });
+    }
+    conn.prepare_cached("DELETE FROM utterances WHERE transcription_sid = ?1")
+        .map_err(query("replace utterances"))?
+        .execute(params![transcription_sid])
+        .map_err(query("replace utterances"))?;
+    let mut st = conn
+        .prepare_cached(
+            "INSERT INTO utterances (transcription_sid, ord, start_sec, duration_sec, speaker, text) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(query("replace utterances"))?;
+    for u in utterances {
+        st.execute(params![
+            transcription_sid,
+            u.order,
+            u.start_sec,
+            u.duration_sec,
+            u.speaker,
+            u.text
+        ])
+        .map_err(query("replace utterances"))?;
+    }
+    Ok(())
+}
+
+fn read_utterances(
+    conn: &Connection,
+    transcription_sid: &str,
+) -> Result<Vec<Utterance>, StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT ord, start_sec, duration_sec, speaker, text FROM utterances \
+             WHERE transcription_sid = ?1 ORDER BY ord",
+        )
+        .map_err(query("utterances"))?;
+    let rows = st
+        .query_map(params![transcription_sid], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, f64>(1)?,
+                r.get::<_, f64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })
+        .map_err(query("utterances"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (ord, start_sec, duration_sec, speaker, text) = row.map_err(query("utterances"))?;
+        out.push(Utterance {
+            order: to_u32("utterances.ord", ord)?,
+            start_sec,
+            duration_sec,
+            speaker,
+            text,
+        });
+    }
+    Ok(out)
+}
+
+fn read_call_events(conn: &Connection, call_sid: &str) -> Result<Vec<CallEvent>, StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT call_sid, at_ms, speaker, text, duration_sec FROM call_events \
+             WHERE call_sid = ?1 ORDER BY at_ms, id",
+        )
+        .map_err(query("call events"))?;
+    let rows = st
+        .query_map(params![call_sid], |r| {
+            Ok(CallEvent {
+                call_sid: r.get(0)?,
+                at_ms: r.get(1)?,
+                speaker: r.get(2)?,
+                text: r.get(3)?,
+                duration_sec: r.get(4)?,
+            })
+        })
+        .map_err(query("call events"))?;
+    rows.collect::<Result<_, _>>().map_err(query("call events"))
+}
+
+/// `(call_sid, account_sid, reference ms)` of a request id; the reference (answer time, else
+/// creation) is `None` when the call row is missing (recordings may outlive it).
+type Resolved = (String, String, Option<i64>);
+
+fn call_by(conn: &Connection, sql: &str, id: &str) -> Result<Option<Resolved>, StoreError> {
+    conn.prepare_cached(sql)
+        .map_err(query("resolve request id"))?
+        .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()
+        .map_err(query("resolve request id"))
+}
+
+/// A CallSid first, then a RecordingSid (not deleted), then a client-supplied request id (the
+/// newest call carrying it), then a call known only by its recordings.
+fn resolve(conn: &Connection, id: &str) -> Result<Option<Resolved>, StoreError> {
+    const CALL: &str =
+        "SELECT sid, account_sid, COALESCE(start_time, date_created) FROM calls WHERE sid = ?1";
+    if let Some(found) = call_by(conn, CALL, id)? {
+        return Ok(Some(found));
+    }
+    let by_recording = call_by(
+        conn,
+        "SELECT call_sid, account_sid, NULL FROM recordings WHERE sid = ?1 AND deleted_at IS NULL",
+        id,
+    )?;
+    if let Some((call_sid, account_sid, _)) = by_recording {
+        let reference = call_by(conn, CALL, &call_sid)?.and_then(|c| c.2);
+        return Ok(Some((call_sid, account_sid, reference)));
+    }
+    if let Some(found) = call_by(
+        conn,
+        "SELECT sid, account_sid, COALESCE(start_time, date_created) FROM calls \
+         WHERE request_id = ?1 ORDER BY date_created DESC LIMIT 1",
+        id,
+    )? {
+        return Ok(Some(found));
+    }
+    call_by(
+        conn,
+        "SELECT call_sid, account_sid, NULL FROM recordings WHERE call_sid = ?1 AND deleted_at IS NULL LIMIT 1",
+        id,
+    )
+}
+
+/// `(transcription sid, status, recording start ms)` of every transcription of the call's
+/// visible recordings.
+fn call_transcriptions(
+    conn: &Connection,
+    call_sid: &str,
+) -> Result<Vec<(String, String, i64)>, StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT t.sid, t.status, r.start_time FROM recordings r \
+             JOIN transcriptions t ON t.recording_sid = r.sid \
+             WHERE r.call_sid = ?1 AND r.deleted_at IS NULL ORDER BY r.start_time, t.sid",
+        )
+        .map_err(query("call transcriptions"))?;
+    let rows = st
+        .query_map(params![call_sid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(query("call transcriptions"))?;
+    rows.collect::<Result<_, _>>()
+        .map_err(query("call transcriptions"))
+}
+
+/// The caller's utterances and Hark's own, merged by absolute start time, relative to
+/// `reference` (or the first of them), numbered from 1. Ties: Hark's line first.
+fn merge(
+    caller: Vec<(i64, Utterance)>,
+    events: Vec<CallEvent>,
+    reference: Option<i64>,
+) -> Vec<TimedUtterance> {
+    // (absolute start ms, rank, line): rank orders ties and keeps each source's own order.
+    let mut lines: Vec<(f64, u8, TimedUtterance)> = Vec::with_capacity(caller.len() + events.len());
+    for e in events {
+        lines.push((
+            e.at_ms as f64,
+            0,
+            TimedUtterance {
+                order: 0,
+                start_sec: 0.0,
+                duration_sec: e.duration_sec,
+                speaker: e.speaker,
+                text: e.text,
+            },
+        ));
+    }
+    for (rec_start_ms, u) in caller {
+        lines.push((
+            rec_start_ms as f64 + u.start_sec * 1000.0,
+            1,
+            TimedUtterance {
+                order: 0,
+                start_sec: 0.0,
+                duration_sec: u.duration_sec,
+                speaker: u.speaker,
+                text: u.text,
+            },
+        ));
+    }
+    // Stable: equal keys keep insertion order (events by time, utterances by recording, ord).
+    lines.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let origin = reference
+        .map(|r| r as f64)
+        .or_else(|| lines.first().map(|l| l.0))
+        .unwrap_or(0.0);
+    lines
+        .into_iter()
+        .zip(1u32..)
+        .map(|((at, _, mut line), order)| {
+            line.order = order;
+            line.start_sec = ((at - origin) / 1000.0).max(0.0);
+            line
+        })
+        .collect()
+}
+
+impl Store {
+    /// Replaces the utterances of a transcription, in one transaction. `order` must be unique
+    /// within the slice. Unknown transcription → [`StoreError::NotFound`].
+    pub fn replace_utterances(
+        &self,
+        transcription_sid: &str,
+        utterances: &[Utterance],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(query("replace utterances"))?;
+        insert_utterances(&tx, transcription_sid, utterances)?;
+        tx.commit().map_err(query("replace utterances"))
+    }
+
+    /// Stores the finished transcription and its utterances together, so a `completed` row is
+    /// never seen without its utterances.
+    pub fn finish_transcription(
+        &self,
+        t: &TranscriptionRecord,
+        utterances: &[Utterance],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(query("finish transcription"))?;
+        update(&tx, t)?;
+        insert_utterances(&tx, &t.sid, utterances)?;
+        tx.commit().map_err(query("finish transcription"))
+    }
+
+    /// The utterances of a transcription in order (empty if it has none or is unknown).
+    pub fn utterances(&self, transcription_sid: &str) -> Result<Vec<Utterance>, StoreError> {
+        read_utterances(&self.conn(), transcription_sid)
+    }
+
+    /// Records something Hark said on a call (`<Say>`, speaker `system`).
+    pub fn insert_call_event(&self, event: &CallEvent) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.prepare_cached(
+            "INSERT INTO call_events (call_sid, at_ms, speaker, text, duration_sec) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(query("insert call event"))?
+        .execute(params![
+            event.call_sid,
+            event.at_ms,
+            event.speaker,
+            event.text,
+            event.duration_sec
+        ])
+        .map_err(query("insert call event"))?;
+        Ok(())
+    }
+
+    /// What Hark said on a call, by time.
+    pub fn call_events(&self, call_sid: &str) -> Result<Vec<CallEvent>, StoreError> {
+        read_call_events(&self.conn(), call_sid)
+    }
+
+    /// The transcript of the call that `request_id` names (a CallSid, a RecordingSid or a
+    /// client-supplied `X-Request-Id`), or `None` if it names none. Its `utterances` are `None`
+    /// until every transcription of the call has finished and at least one completed.
+    /// Failed transcriptions contribute nothing.
+    pub fn call_transcript_of(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<CallTranscript>, StoreError> {
+        let mut conn = self.conn();
+        // One read transaction: a consistent snapshot across the queries.
+        let tx = conn.transaction().map_err(query("call transcript"))?;
+        let Some((call_sid, account_sid, reference)) = resolve(&tx, request_id)? else {
+            return Ok(None);
+        };
+        let jobs = call_transcriptions(&tx, &call_sid)?;
+        let pending = jobs.iter().any(|(_, s, _)| {
+            s == TranscriptionRecord::QUEUED || s == TranscriptionRecord::IN_PROGRESS
+        });
+        let completed: Vec<_> = jobs
+            .into_iter()
+            .filter(|(_, s, _)| s == TranscriptionRecord::COMPLETED)
+            .collect();
+        if pending || completed.is_empty() {
+            return Ok(Some(CallTranscript {
+                call_sid,
+                account_sid,
+                utterances: None,
+            }));
+        }
+        let mut caller = Vec::new();
+        for (sid, _, rec_start_ms) in &completed {
+            for u in read_utterances(&tx, sid)? {
+                caller.push((*rec_start_ms, u));
+            }
+        }
+        let events = read_call_events(&tx, &call_sid)?;
+        // Without a call row, the first recording's start is the origin.
+        let reference = reference.or_else(|| completed.iter().map(|c| c.2).min());
+        let utterances = merge(caller, events, reference);
+        Ok(Some(CallTranscript {
+            call_sid,
+            account_sid,
+            utterances: Some(utterances),
+        }))
+    }
+
+    /// [`Store::call_transcript_of`]'s utterances: `None` if the id is unknown or the
+    /// transcript is not ready.
+    pub fn call_transcript(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<Vec<TimedUtterance>>, StoreError> {
+        Ok(self
+            .call_transcript_of(request_id)?
+            .and_then(|t| t.utterances))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::*;
+    use crate::{CallEvent, StoreError, TimedUtterance, TranscriptionRecord, Utterance};
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn say(call_sid: &str, at_ms: i64, text: &str, duration_sec: f64) -> CallEvent {
+        CallEvent {
+            call_sid: call_sid.into(),
+            at_ms,
+            speaker: "system".into(),
+            text: text.into(),
+            duration_sec,
+        }
+    }
+
+    fn completed(store: &crate::Store, sid: &str, re: &str, utterances: &[Utterance]) {
+        store
+            .insert_transcription(&transcription(sid, re, T0))
+            .unwrap();
+        let mut t = transcription(sid, re, T0);
+        t.status = TranscriptionRecord::COMPLETED.into();
+        t.text = Some(
+            utterances
+                .iter()
+                .map(|u| u.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        store.finish_transcription(&t, utterances).unwrap();
+    }
+
+    fn line(
+        order: u32,
+        start_sec: f64,
+        duration_sec: f64,
+        speaker: &str,
+        text: &str,
+    ) -> TimedUtterance {
+        TimedUtterance {
+            order,
+            start_sec,
+            duration_sec,
+            speaker: speaker.into(),
+            text: text.into(),
+        }
+    }
+
+    /// CA1 answered at T0+500 with two recordings, two `<Say>`s, request id `req-1`.
+    fn two_recordings() -> (tempfile::TempDir, crate::Store) {
+        let (d, store) = store();
+        let mut c = call("CA1", T0);
+        c.start_time_ms = Some(T0 + 500);
+        store
+            .insert_call_with_request_id(&c, Some("req-1"))
+            .unwrap();
+        let mut re1 = recording("RE1", "CA1", T0 + 2_000);
+        re1.start_time_ms = T0 + 2_000;
+        let mut re2 = recording("RE2", "CA1", T0 + 10_000);
+        re2.start_time_ms = T0 + 10_000;
+        store.insert_recording(&re1).unwrap();
+        store.insert_recording(&re2).unwrap();
+        store
+            .insert_call_event(&say("CA1", T0 + 9_000, "Thanks", 0.8))
+            .unwrap();
+        store
+            .insert_call_event(&say("CA1", T0 + 600, "Welcome", 1.4))
+            .unwrap();
+        (d, store)
+    }
+
+    #[test]
+    fn call_transcript_merges_caller_and_system_by_time_relative_to_answer() {
+        let (_d, store) = two_recordings();
+        completed(
+            &store,
+            "TR1",
+            "RE1",
+            &[
+                utterance(1, 0.4, "hello"),
+                utterance(2, 3.0, "my number is"),
+            ],
+        );
+        completed(&store, "TR2", "RE2", &[utterance(1, 0.25, "bye")]);
+        let want = vec![
+            line(1, 0.1, 1.4, "system", "Welcome"),
+            line(2, 1.9, 1.5, "caller", "hello"),
+            line(3, 4.5, 1.5, "caller", "my number is"),
+            line(4, 8.5, 0.8, "system", "Thanks"),
+            line(5, 9.75, 1.5, "caller", "bye"),
+        ];
+        for id in ["CA1", "RE1", "RE2", "req-1"] {
+            assert_eq!(
+                store.call_transcript(id).unwrap(),
+                Some(want.clone()),
+                "{id}"
+            );
+        }
+        let of = store.call_transcript_of("req-1").unwrap().unwrap();
+        assert_eq!((of.call_sid.as_str(), of.account_sid.as_str()), ("CA1", AC));
+        assert_eq!(store.call_transcript("CA9").unwrap(), None);
+        assert_eq!(store.call_transcript_of("nope").unwrap(), None);
+    }
+
+    #[test]
+    fn call_transcript_is_not_ready_while_any_transcription_is_pending_or_none_completed() {
+        let (_d, store) = two_recordings();
+        store
+            .insert_transcription(&transcription("TR1", "RE1", T0))
+            .unwrap();
+        // Known call, nothing finished: resolved but not ready.
+        let of = store.call_transcript_of("CA1").unwrap().unwrap();
+        assert_eq!(of.utterances, None);
+        assert_eq!(store.call_transcript("CA1").unwrap(), None);
+        assert!(store.start_transcription("TR1", T0 + 1).unwrap());
+        assert_eq!(store.call_transcript("CA1").unwrap(), None, "in progress");
+
+        let mut failed = transcription("TR1", "RE1", T0);
+        failed.status = TranscriptionRecord::FAILED.into();
+        store.update_transcription(&failed).unwrap();
+        assert_eq!(store.call_transcript("CA1").unwrap(), None, "only failed");
+
+        completed(&store, "TR2", "RE2", &[utterance(1, 0.0, "bye")]);
+        let got = store.call_transcript("CA1").unwrap().unwrap();
+        assert_eq!(
+            got.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
+            ["Welcome", "Thanks", "bye"],
+            "failed transcriptions add nothing"
+        );
+        assert_eq!(got[2].start_sec, 9.5);
+
+        store
+            .insert_transcription(&transcription("TR3", "RE2", T0 + 1))
+            .unwrap();
+        assert_eq!(store.call_transcript("CA1").unwrap(), None, "re-queued");
+    }
+
+    #[test]
+    fn deleted_recording_is_no_request_id_and_adds_nothing() {
+        let (_d, store) = two_recordings();
+        completed(&store, "TR1", "RE1", &[utterance(1, 0.4, "hello")]);
+        completed(&store, "TR2", "RE2", &[utterance(1, 0.25, "bye")]);
+        assert!(store.soft_delete_recording(AC, "RE2", T0 + 20_000).unwrap());
+        assert_eq!(store.call_transcript("RE2").unwrap(), None);
+        let got = store.call_transcript("CA1").unwrap().unwrap();
+        assert_eq!(
+            got.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
+            ["Welcome", "hello", "Thanks"]
+        );
+    }
+
+    #[test]
+    fn without_a_call_row_times_start_at_the_first_recording() {
+        let (_d, store) = store();
+        let mut re = recording("RE5", "CA5", T0);
+        re.start_time_ms = T0 + 3_000;
+        store.insert_recording(&re).unwrap();
+        completed(&store, "TR5", "RE5", &[utterance(1, 1.2, "only me")]);
+        let want = Some(vec![line(1, 1.2, 1.5, "caller", "only me")]);
+        assert_eq!(store.call_transcript("CA5").unwrap(), want);
+        assert_eq!(store.call_transcript("RE5").unwrap(), want);
+    }
+
+    #[test]
+    fn speech_before_the_reference_is_clamped_to_zero_and_ties_put_hark_first() {
+        let (_d, store) = store();
+        let mut c = call("CA1", T0);
+        c.start_time_ms = Some(T0 + 1_000);
+        store.insert_call(&c).unwrap();
+        let mut re = recording("RE1", "CA1", T0);
+        re.start_time_ms = T0; // early media, before the answer
+        store.insert_recording(&re).unwrap();
+        store
+            .insert_call_event(&say("CA1", T0 + 2_000, "beep", 0.5))
+            .unwrap();
+        completed(
+            &store,
+            "TR1",
+            "RE1",
+            &[utterance(1, 0.0, "early"), utterance(2, 2.0, "same time")],
+        );
+        let got = store.call_transcript("CA1").unwrap().unwrap();
+        assert_eq!(
+            got,
+            vec![
+                line(1, 0.0, 1.5, "caller", "early"),
+                line(2, 1.0, 0.5, "system", "beep"),
+                line(3, 1.0, 1.5, "caller", "same time"),
+            ]
+        );
+    }
+
+    #[test]
+    fn replace_utterances_replaces_all_and_is_all_or_nothing() {
+        let (_d, store) = store();
+        store.insert_recording(&recording("RE1", "CA1", 1)).unwrap();
+        store
+            .insert_transcription(&transcription("TR1", "RE1", 1))
+            .unwrap();
+        let first = [utterance(1, 0.0, "a"), utterance(2, 1.0, "b")];
+        store.replace_utterances("TR1", &first).unwrap();
+        assert_eq!(store.utterances("TR1").unwrap(), first);
+        // Duplicate order: refused, the previous utterances stay.
+        let bad = [utterance(1, 0.0, "x"), utterance(1, 1.0, "y")];
+        assert!(store.replace_utterances("TR1", &bad).is_err());
+        assert_eq!(store.utterances("TR1").unwrap(), first);
+        let second = [utterance(1, 0.5, "c")];
+        store.replace_utterances("TR1", &second).unwrap();
+        assert_eq!(store.utterances("TR1").unwrap(), second);
+        let err = store.replace_utterances("TR9", &second).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound { what: "transcription", ref sid } if sid == "TR9"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn finish_transcription_of_a_deleted_job_stores_nothing() {
+        let (_d, store) = store();
+        store.insert_recording(&recording("RE1", "CA1", 1)).unwrap();
+        let mut t = transcription("TR1", "RE1", 1);
+        t.status = "completed".into();
+        let err = store
+            .finish_transcription(&t, &[utterance(1, 0.0, "a")])
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+        assert!(store.utterances("TR1").unwrap().is_empty());
+    }
+
+    #[test]
+    fn call_events_come_back_in_time_order_per_call() {
+        let (_d, store) = store();
+        store
+            .insert_call_event(&say("CA1", 20, "second", 1.0))
+            .unwrap();
+        store
+            .insert_call_event(&say("CA1", 10, "first", 2.0))
+            .unwrap();
+        store
+            .insert_call_event(&say("CA2", 5, "other", 1.0))
+            .unwrap();
+        assert_eq!(
+            store.call_events("CA1").unwrap(),
+            [say("CA1", 10, "first", 2.0), say("CA1", 20, "second", 1.0)]
+        );
+        assert!(store.call_events("CA3").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,594 @@
+//! The `transcriptions` table: REST resources (SPEC §6.4) and the persisted job queue.
+//!
+//! A job is its row: `queued` → `in-progress` → `completed` | `failed`. Rows left
+//! `in-progress` by a crash are put back in the queue at start-up.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::{
+    into_page, query, to_u32, Page, Store, StoreError, TranscriptionCounts, TranscriptionRecord,
+};
+
+const COLUMNS: &str = "sid, account_sid, recording_sid, call_sid, status, text, language, engine, error, \
+                       audio_secs, processing_secs, duration, type, transcribe_callback, date_created, date_updated";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<TranscriptionRecord, StoreError>> {
+    let duration: Option<i64> = r.get(11)?;
+    let duration_secs = match duration
+        .map(|d| to_u32("transcriptions.duration", d))
+        .transpose()
+    {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(TranscriptionRecord {
+        sid: r.get(0)?,
+        account_sid: r.get(1)?,
+        recording_sid: r.get(2)?,
+        call_sid: r.get(3)?,
+        status: r.get(4)?,
+        text: r.get(5)?,
+        language: r.get(6)?,
+        engine: r.get(7)?,
+        error: r.get(8)?,
+        audio_secs: r.get(9)?,
+        processing_secs: r.get(10)?,
+        duration_secs,
+        kind: r.get(12)?,
+        transcribe_callback: r.get(13)?,
+        date_created_ms: r.get(14)?,
+        date_updated_ms: r.get(15)?,
+    }))
+}
+
+/// Runs a SELECT of [`COLUMNS`] and collects the rows.
+fn select(
+    conn: &Connection,
+    what: &'static str,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<TranscriptionRecord>, StoreError> {
+    let mut st = conn.prepare_cached(sql).map_err(query(what))?;
+    let rows = st.query_map(args, from_row).map_err(query(what))?;
+    let mut items = Vec::new();
+    for row in rows {
+        items.push(row.map_err(query(what))??);
+    }
+    Ok(items)
+}
+
+/// Updates every mutable field; immutable: sid, account, recording, call, type, date_created.
+pub(crate) fn update(conn: &Connection, t: &TranscriptionRecord) -> Result<(), StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "UPDATE transcriptions SET status = ?2, text = ?3, language = ?4, engine = ?5, error = ?6, \
+             audio_secs = ?7, processing_secs = ?8, duration = ?9, transcribe_callback = ?10, \
+             date_updated = ?11 WHERE sid = ?1",
+        )
+        .map_err(query("update transcription"))?;
+    let n = st
+        .execute(params![
+            t.sid,
+            t.status,
+            t.text,
+            t.language,
+            t.engine,
+            t.error,
+            t.audio_secs,
+            t.processing_secs,
+            t.duration_secs,
+            t.transcribe_callback,
+            t.date_updated_ms,
+        ])
+        .map_err(query("update transcription"))?;
+    if n == 0 {
+        return Err(StoreError::NotFound {
+            what: "transcription",
+            sid: t.sid.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// One list shape; parameters: ?1 account, ?2 recording, ?3/?4 keyset, ?5 limit, ?6 offset.
+fn list_sql(by_recording: bool, keyset: bool) -> String {
+    let mut sql = format!("SELECT {COLUMNS} FROM transcriptions WHERE ");
+    if by_recording {
+        // `+`: stay on the recording index (few rows, already ordered).
+        sql.push_str("recording_sid = ?2 AND +account_sid = ?1");
+    } else {
+        sql.push_str("account_sid = ?1");
+    }
+    if keyset {
+        sql.push_str(" AND (date_created, sid) < (?3, ?4)");
+    }
+    sql.push_str(" ORDER BY date_created DESC, sid DESC LIMIT ?5 OFFSET ?6");
+    sql
+}
+
+impl Store {
+    /// A new transcription (usually `queued`). Its recording must exist (foreign key).
+    pub fn insert_transcription(&self, t: &TranscriptionRecord) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(&format!(
+                "INSERT INTO transcriptions ({COLUMNS}) VALUES \
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+            ))
+            .map_err(query("insert transcription"))?;
+        st.execute(params![
+            t.sid,
+            t.account_sid,
+            t.recording_sid,
+            t.call_sid,
+            t.status,
+            t.text,
+            t.language,
+            t.engine,
+            t.error,
+            t.audio_secs,
+            t.processing_secs,
+            t.duration_secs,
+            t.kind,
+            t.transcribe_callback,
+            t.date_created_ms,
+            t.date_updated_ms,
+        ])
+        .map_err(query("insert transcription"))?;
+        Ok(())
+    }
+
+    /// Replaces the mutable fields (status, text, language, engine, error, audio/processing
+    /// seconds, duration, callback, `date_updated`). Unknown sid (e.g. deleted through the API
+    /// while running) → [`StoreError::NotFound`].
+    pub fn update_transcription(&self, t: &TranscriptionRecord) -> Result<(), StoreError> {
+        update(&self.conn(), t)
+    }
+
+    /// Claims a queued job: `queued` → `in-progress`. False if it is not queued (any more).
+    pub fn start_transcription(&self, sid: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "UPDATE transcriptions SET status = 'in-progress', date_updated = ?2 \
+                 WHERE sid = ?1 AND status = 'queued'",
+            )
+            .map_err(query("start transcription"))?;
+        let n = st
+            .execute(params![sid, now_ms])
+            .map_err(query("start transcription"))?;
+        Ok(n == 1)
+    }
+
+    /// Up to `limit` queued jobs of every account, oldest first.
+    pub fn next_queued_transcriptions(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<TranscriptionRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM transcriptions WHERE status = 'queued' \
+             ORDER BY date_created, sid LIMIT ?1"
+        );
+        select(&self.conn(), "queued transcriptions", &sql, params![limit])
+    }
+
+    /// Jobs left running (by a crash, at start-up), oldest first.
+    pub fn transcriptions_in_progress(&self) -> Result<Vec<TranscriptionRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM transcriptions WHERE status = 'in-progress' \
+             ORDER BY date_created, sid"
+        );
+        select(&self.conn(), "transcriptions in progress", &sql, [])
+    }
+
+    /// Puts every `in-progress` job back in the queue (start-up: a restart resumes them);
+    /// returns how many.
+    pub fn requeue_transcriptions_in_progress(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let conn = self.conn();
+        let n = conn
+            .execute(
+                "UPDATE transcriptions SET status = 'queued', date_updated = ?1 \
+                 WHERE status = 'in-progress'",
+                params![now_ms],
+            )
+            .map_err(query("requeue transcriptions"))?;
+        Ok(n as u64)
+    }
+
+    pub fn get_transcription(
+        &self,
+        account_sid: &str,
+        sid: &str,
+    ) -> Result<Option<TranscriptionRecord>, StoreError> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM transcriptions WHERE sid = ?1 AND account_sid = ?2");
+        Ok(select(
+            &self.conn(),
+            "get transcription",
+            &sql,
+            params![sid, account_sid],
+        )?
+        .pop())
+    }
+
+    /// Keyset paging, newest first (`date_created` then sid, descending), optionally only one
+    /// recording's: the page after the item keyed `(date_created_ms, sid)`, or the first page.
+    pub fn list_transcriptions(
+        &self,
+        account_sid: &str,
+        recording_sid: Option<&str>,
+        page_size: u32,
+        after: Option<(i64, &str)>,
+    ) -> Result<Page<TranscriptionRecord>, StoreError> {
+        self.list_tr(account_sid, recording_sid, page_size, 0, after)
+    }
+
+    /// Page number `page` (0-based, OFFSET) of the same list as [`Store::list_transcriptions`].
+    pub fn list_transcriptions_page(
+        &self,
+        account_sid: &str,
+        recording_sid: Option<&str>,
+        page_size: u32,
+        page: u32,
+    ) -> Result<Page<TranscriptionRecord>, StoreError> {
+        let offset = i64::from(page) * i64::from(page_size);
+        self.list_tr(account_sid, recording_sid, page_size, offset, None)
+    }
+
+    fn list_tr(
+        &self,
+        account_sid: &str,
+        recording_sid: Option<&str>,
+        page_size: u32,
+        offset: i64,
+        after: Option<(i64, &str)>,
+    ) -> Result<Page<TranscriptionRecord>, StoreError> {
+        let sql = list_sql(recording_sid.is_some(), after.is_some());
+        let items = select(
+            &self.conn(),
+            "list transcriptions",
+            &sql,
+            params![
+                account_sid,
+                recording_sid,
+                after.map(|a| a.0),
+                after.map(|a| a.1),
+                i64::from(page_size) + 1,
+                offset,
+            ],
+        )?;
+        Ok(into_page(items, page_size))
+    }
+
+    /// Deletes the transcription and its utterances (DELETE → 204); false if unknown.
+    pub fn delete_transcription(&self, account_sid: &str, sid: &str) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let n = conn
+            .execute(
+                "DELETE FROM transcriptions WHERE sid = ?1 AND account_sid = ?2",
+                params![sid, account_sid],
+            )
+            .map_err(query("delete transcription"))?;
+        Ok(n == 1)
+    }
+
+    /// Deletes every transcription of a recording (the recording was deleted: SPEC §9);
+    /// returns how many.
+    pub fn delete_transcriptions_of_recording(
+        &self,
+        account_sid: &str,
+        recording_sid: &str,
+    ) -> Result<u64, StoreError> {
+        let conn = self.conn();
+        let n = conn
+            .execute(
+                "DELETE FROM transcriptions WHERE recording_sid = ?1 AND account_sid = ?2",
+                params![recording_sid, account_sid],
+            )
+            .map_err(query("delete transcriptions of recording"))?;
+        Ok(n as u64)
+    }
+
+    /// How many transcriptions are in each state (all accounts).
+    pub fn transcription_counts(&self) -> Result<TranscriptionCounts, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached("SELECT status, COUNT(*) FROM transcriptions GROUP BY status")
+            .map_err(query("count transcriptions"))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(query("count transcriptions"))?;
+        let mut counts = TranscriptionCounts::default();
+        for row in rows {
+            let (status, n) = row.map_err(query("count transcriptions"))?;
+            let n = u64::try_from(n).unwrap_or(0);
+            match status.as_str() {
+                TranscriptionRecord::QUEUED => counts.queued = n,
+                TranscriptionRecord::IN_PROGRESS => counts.in_progress = n,
+                TranscriptionRecord::COMPLETED => counts.completed = n,
+                TranscriptionRecord::FAILED => counts.failed = n,
+                _ => {}
+            }
+        }
+        Ok(counts)
+    }
+}
+
+/// Whether a transcription sid exists in any account (used inside transactions).
+pub(crate) fn exists(conn: &Connection, sid: &str) -> Result<bool, StoreError> {
+    conn.prepare_cached("SELECT 1 FROM transcriptions WHERE sid = ?1")
+        .map_err(query("find transcription"))?
+        .query_row(params![sid], |_| Ok(()))
+        .optional()
+        .map_err(query("find transcription"))
+        .map(|o| o.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::list_sql;
+    use crate::testutil::*;
+    use crate::{Page, StoreError, TranscriptionCounts, TranscriptionRecord};
+
+    fn sids(p: &Page<TranscriptionRecord>) -> Vec<&str> {
+        p.items.iter().map(|t| t.sid.as_str()).collect()
+    }
+
+    fn with_recordings(store: &crate::Store) {
+        store.insert_recording(&recording("RE1", "CA1", 1)).unwrap();
+        store.insert_recording(&recording("RE2", "CA1", 2)).unwrap();
+    }
+
+    #[test]
+    fn transcription_round_trips_every_field_and_is_scoped_to_its_account() {
+        let (_d, store) = store();
+        with_recordings(&store);
+        let mut t = transcription("TR1", "RE1", 1_000);
+        t.status = TranscriptionRecord::COMPLETED.into();
+        t.text = Some("hello there".into());
+        t.language = Some("en-US".into());
+        t.engine = Some("pocketsphinx".into());
+        t.error = Some("none".into());
+        t.audio_secs = Some(4.25);
+        t.processing_secs = Some(0.5);
+        t.duration_secs = Some(4);
+        t.transcribe_callback = Some("https://example.com/tr".into());
+        store.insert_transcription(&t).unwrap();
+        assert_eq!(store.get_transcription(AC, "TR1").unwrap(), Some(t));
+        assert_eq!(store.get_transcription(AC2, "TR1").unwrap(), None);
+        assert_eq!(store.get_transcription(AC, "TR2").unwrap(), None);
+    }
+
+    #[test]
+    fn transcription_of_unknown_recording_is_refused() {
+        let (_d, store) = store();
+        let err = store
+            .insert_transcription(&transcription("TR1", "RE9", 1))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Query {
+                    what: "insert transcription",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn job_life_cycle_claim_once_update_and_not_found_after_delete() {
+        let (_d, store) = store();
+        with_recordings(&store);
+        store
+            .insert_transcription(&transcription("TR1", "RE1", 10))
+            .unwrap();
+        assert!(store.start_transcription("TR1", 20).unwrap());
+        assert!(
+            !store.start_transcription("TR1", 21).unwrap(),
+            "claimed once"
+        );
+        let got = store.get_transcription(AC, "TR1").unwrap().unwrap();
+        assert_eq!(
+            (got.status.as_str(), got.date_updated_ms),
+            ("in-progress", 20)
+        );
+
+        let mut done = got.clone();
+        done.status = TranscriptionRecord::FAILED.into();
+        done.error = Some("engine timeout after 30 s".into());
+        done.date_updated_ms = 30;
+        done.call_sid = "CA9".into(); // immutable: ignored
+        store.update_transcription(&done).unwrap();
+        let got = store.get_transcription(AC, "TR1").unwrap().unwrap();
+        assert_eq!(got.status, "failed");
+        assert_eq!(got.error.as_deref(), Some("engine timeout after 30 s"));
+        assert_eq!(got.call_sid, "CA1");
+
+        assert!(store.delete_transcription(AC, "TR1").unwrap());
+        assert!(!store.delete_transcription(AC, "TR1").unwrap());
+        let err = store.update_transcription(&done).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound { what: "transcription", ref sid } if sid == "TR1"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn queue_is_oldest_first_across_accounts_and_in_progress_jobs_are_requeued() {
+        let (_d, store) = store();
+        with_recordings(&store);
+        let mut other = recording("RE3", "CA3", 3);
+        other.account_sid = AC2.into();
+        store.insert_recording(&other).unwrap();
+        store
+            .insert_transcription(&transcription("TRc", "RE1", 300))
+            .unwrap();
+        store
+            .insert_transcription(&transcription("TRa", "RE2", 100))
+            .unwrap();
+        let mut foreign = transcription("TRb", "RE3", 200);
+        foreign.account_sid = AC2.into();
+        store.insert_transcription(&foreign).unwrap();
+        let mut done = transcription("TR0", "RE1", 50);
+        done.status = "completed".into();
+        store.insert_transcription(&done).unwrap();
+
+        let queued = |n| {
+            store
+                .next_queued_transcriptions(n)
+                .unwrap()
+                .into_iter()
+                .map(|t| t.sid)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(queued(10), ["TRa", "TRb", "TRc"]);
+        assert_eq!(queued(1), ["TRa"]);
+        assert!(store.start_transcription("TRa", 400).unwrap());
+        assert!(store.start_transcription("TRc", 400).unwrap());
+        assert_eq!(queued(10), ["TRb"]);
+        let running: Vec<_> = store
+            .transcriptions_in_progress()
+            .unwrap()
+            .into_iter()
+            .map(|t| t.sid)
+            .collect();
+        assert_eq!(running, ["TRa", "TRc"]);
+        assert_eq!(
+            store.transcription_counts().unwrap(),
+            TranscriptionCounts {
+                queued: 1,
+                in_progress: 2,
+                completed: 1,
+                failed: 0
+            }
+        );
+        // A restart: the running jobs go back to the queue, in their original order.
+        assert_eq!(store.requeue_transcriptions_in_progress(500).unwrap(), 2);
+        assert_eq!(queued(10), ["TRa", "TRb", "TRc"]);
+        assert!(store.transcriptions_in_progress().unwrap().is_empty());
+    }
+
+    #[test]
+    fn list_pages_newest_first_by_keyset_and_offset_and_by_recording() {
+        let (_d, store) = store();
+        with_recordings(&store);
+        for (sid, re, t) in [
+            ("TRa", "RE1", 1_000),
+            ("TRc", "RE2", 2_000),
+            ("TRb", "RE1", 2_000),
+            ("TRd", "RE2", 500),
+        ] {
+            store
+                .insert_transcription(&transcription(sid, re, t))
+                .unwrap();
+        }
+        let mut foreign = transcription("TRe", "RE1", 3_000);
+        foreign.account_sid = AC2.into();
+        store.insert_transcription(&foreign).unwrap();
+
+        let p0 = store.list_transcriptions(AC, None, 2, None).unwrap();
+        assert_eq!(sids(&p0), ["TRc", "TRb"]);
+        assert!(p0.has_more);
+        let p1 = store
+            .list_transcriptions(AC, None, 2, Some((2_000, "TRb")))
+            .unwrap();
+        assert_eq!(sids(&p1), ["TRa", "TRd"]);
+        assert!(!p1.has_more, "exactly page_size left: no next page");
+        let o1 = store.list_transcriptions_page(AC, None, 2, 1).unwrap();
+        assert_eq!(sids(&o1), ["TRa", "TRd"]);
+        assert!(store
+            .list_transcriptions_page(AC, None, 2, 2)
+            .unwrap()
+            .items
+            .is_empty());
+
+        let re1 = store
+            .list_transcriptions(AC, Some("RE1"), 50, None)
+            .unwrap();
+        assert_eq!(sids(&re1), ["TRb", "TRa"]);
+        let re1_after = store
+            .list_transcriptions(AC, Some("RE1"), 50, Some((2_000, "TRb")))
+            .unwrap();
+        assert_eq!(sids(&re1_after), ["TRa"]);
+        assert_eq!(
+            sids(
+                &store
+                    .list_transcriptions(AC2, Some("RE1"), 50, None)
+                    .unwrap()
+            ),
+            ["TRe"]
+        );
+    }
+
+    #[test]
+    fn deleting_a_recordings_transcriptions_takes_their_utterances() {
+        let (_d, store) = store();
+        with_recordings(&store);
+        store
+            .insert_transcription(&transcription("TR1", "RE1", 1))
+            .unwrap();
+        store
+            .insert_transcription(&transcription("TR2", "RE2", 2))
+            .unwrap();
+        store
+            .replace_utterances("TR1", &[utterance(1, 0.0, "hi")])
+            .unwrap();
+        assert_eq!(
+            store
+                .delete_transcriptions_of_recording(AC2, "RE1")
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store.delete_transcriptions_of_recording(AC, "RE1").unwrap(),
+            1
+        );
+        assert_eq!(store.get_transcription(AC, "TR1").unwrap(), None);
+        assert!(store.utterances("TR1").unwrap().is_empty());
+        let left: i64 = store
+            .conn()
+            .query_row("SELECT COUNT(*) FROM utterances", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+        assert!(store.get_transcription(AC, "TR2").unwrap().is_some());
+    }
+
+    #[test]
+    fn every_list_shape_and_the_queue_use_an_index_without_sorting() {
+        let (_d, store) = store();
+        let conn = store.conn();
+        let plan = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> String {
+            conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(args, |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap()
+                .join(" | ")
+        };
+        for (by_rec, keyset) in [(false, false), (false, true), (true, false), (true, true)] {
+            let p = plan(
+                &list_sql(by_rec, keyset),
+                rusqlite::params!["AC", "RE", 1, "TR", 51, 0],
+            );
+            let index = if by_rec {
+                "transcriptions_by_recording"
+            } else {
+                "transcriptions_by_account"
+            };
+            assert!(p.contains(index), "{by_rec} {keyset}: {p}");
+            assert!(!p.contains("TEMP B-TREE"), "{p}");
+        }
+        let q = plan(
+            &format!(
+                "SELECT {} FROM transcriptions WHERE status = 'queued' ORDER BY date_created, sid LIMIT ?1",
+                super::COLUMNS
+            ),
+            rusqlite::params![5],
+        );
+        assert!(q.contains("transcriptions_by_status"), "{q}");
+        assert!(!q.contains("TEMP B-TREE"), "{q}");
+    }
+}
