@@ -75,6 +75,8 @@ pub struct RecordVerb {
     pub recording_status_callback_events: StatusEvents,
     pub transcribe: bool,
     pub transcribe_callback: Option<String>,
+    /// `transcribeLanguage` (BCP-47); `None` = the configured default.
+    pub transcribe_language: Option<String>,
 }
 
 impl Default for RecordVerb {
@@ -96,6 +98,7 @@ impl Default for RecordVerb {
             },
             transcribe: false,
             transcribe_callback: None,
+            transcribe_language: None,
         }
     }
 }

@@ -99,7 +99,15 @@ async fn run(
     tracing::info!(from = %info.from, to = %info.to, dialed = %dialed, peer = %incoming.peer.addr, sip_call_id = %incoming.call_id, "incoming call");
     let record = CallRecord::default_for(&info);
     let row = record.clone();
-    shared.db(move |s| s.insert_call(&row)).await;
+    // A client-supplied id the per-call transcript API can be asked by (SPEC §8).
+    let request_id = incoming
+        .headers
+        .get("X-Request-Id")
+        .map(|v| v.trim().chars().take(255).collect::<String>())
+        .filter(|v| !v.is_empty());
+    shared
+        .db(move |s| s.insert_call_with_request_id(&row, request_id.as_deref()))
+        .await;
     let mut progress = Progress::new(shared.outbox.clone(), &app);
     progress.send("initiated", &info).await;
     shared.sip.send(SipCommand::Ring(key));

@@ -271,7 +271,11 @@ pub enum EngineChoice {
     /// Pocketsphinx in worker processes (`python` running `worker_script`).
     Offline,
     /// An OpenAI-compatible `POST {url}/v1/audio/transcriptions`.
-    OpenAi { url: String, model: String, api_key: Option<String> },
+    OpenAi {
+        url: String,
+        model: String,
+        api_key: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -468,13 +472,19 @@ impl Config {
             }
         };
         if !(1..=16).contains(&t.workers) {
-            return Err(invalid("transcription.workers", format!("{} is outside 1..=16", t.workers)));
+            return Err(invalid(
+                "transcription.workers",
+                format!("{} is outside 1..=16", t.workers),
+            ));
         }
         if t.timeout_secs == 0 {
             return Err(invalid("transcription.timeout_secs", "must be positive"));
         }
         if t.language.trim().is_empty() {
-            return Err(invalid("transcription.language", "must not be empty (e.g. en-US)"));
+            return Err(invalid(
+                "transcription.language",
+                "must not be empty (e.g. en-US)",
+            ));
         }
         let transcription = TranscriptionSettings {
             engine,

@@ -238,7 +238,18 @@ impl Call {
     ) -> Result<(), Interrupt> {
         let tts = self.shared.tts.clone();
         match self.wait(tts.render(text, voice, language)).await? {
-            Ok(samples) => self.play(samples, loops).await,
+            Ok(samples) => {
+                // What Hark said is part of the call's transcript (speaker `system`).
+                let event = store::CallEvent {
+                    call_sid: self.info.call_sid.clone(),
+                    at_ms: crate::outbox::now_ms(),
+                    speaker: "system".into(),
+                    text: text.to_string(),
+                    duration_sec: samples.len() as f64 / 8000.0 * f64::from(loops.max(1)),
+                };
+                self.shared.db(move |s| s.insert_call_event(&event)).await;
+                self.play(samples, loops).await
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "<Say> could not be rendered; skipped");
                 Ok(())

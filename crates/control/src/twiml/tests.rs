@@ -383,6 +383,7 @@ fn record_defaults() {
             },
             transcribe: false,
             transcribe_callback: None,
+            transcribe_language: None,
         }
     );
     assert!(w.is_empty());
@@ -563,6 +564,21 @@ fn record_status_events_are_exactly_the_listed_set() {
         (r.recording_status_callback_events, w.len()),
         (completed_only, 1)
     );
+}
+
+#[test]
+fn record_transcribe_language_is_a_bcp47_tag_or_a_warning() {
+    assert_eq!(
+        record("transcribeLanguage=\"ja-JP\"")
+            .0
+            .transcribe_language
+            .as_deref(),
+        Some("ja-JP")
+    );
+    let (r, warnings) = record("transcribeLanguage=\"not a tag!\"");
+    assert_eq!(r.transcribe_language, None);
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(record("").0.transcribe_language, None);
 }
 
 #[test]

@@ -247,6 +247,24 @@ fn parse_record(
     if r.transcribe_callback.is_some() {
         r.transcribe = true;
     }
+    // Hark's extension (SPEC §3.7): a BCP-47 tag such as `en-US` or `ja-JP`.
+    if let Some(v) = a.get("transcribeLanguage") {
+        let t = xml_trim(v);
+        let bcp47 = !t.is_empty()
+            && t.len() <= 35
+            && t.split('-').all(|p| {
+                !p.is_empty() && p.len() <= 8 && p.chars().all(|c| c.is_ascii_alphanumeric())
+            });
+        if bcp47 {
+            r.transcribe_language = Some(t.to_string());
+        } else {
+            a.warn(
+                "transcribeLanguage",
+                v,
+                "is not a BCP-47 language tag; using the configured default",
+            );
+        }
+    }
     Ok(r)
 }
 
