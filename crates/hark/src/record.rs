@@ -83,7 +83,8 @@ impl Call {
         {
             tracing::error!(recording = %sid, "recording not in the database; recording anyway");
         }
-        // Read access too: finalizing moves the kept audio to the front of the file.
+        // Read access too: finalizing moves the kept audio to the front of the file. The header
+        // is rewritten every second of audio, so a crash leaves a file that plays that far.
         let created = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -92,7 +93,7 @@ impl Call {
             .open(&wav_path);
         let writer = match created
             .map_err(record_engine::WavError::from)
-            .and_then(|f| WavWriter::create(f, 8000))
+            .and_then(|f| WavWriter::create(f, 8000).map(|w| w.with_sync_every(8000)))
         {
             Ok(w) => w,
             Err(e) => {

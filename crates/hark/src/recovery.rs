@@ -1,6 +1,9 @@
 //! Start-up recovery (SPEC §9): recordings left `in-progress` by a crash get their WAV header
 //! repaired and become `completed` (or `absent` when empty), and the final status callback that
-//! was due is queued once. Callbacks queued before the crash are still in the outbox.
+//! was due is queued once. Callbacks queued before the crash are still in the outbox. Calls the
+//! crash cut off are ended (SPEC §9: "a crash mid-call ends the call").
+
+use std::collections::HashMap;
 
 use record_engine::{repair_wav_file, RepairOutcome};
 
@@ -9,9 +12,11 @@ use crate::outbox::now_ms;
 use crate::record::{method_of, status_params};
 
 pub async fn recover(shared: &Shared) {
-    let Some(left_open) = shared.db(|s| s.recordings_in_progress()).await else {
-        return;
-    };
+    let mut call_ends: HashMap<String, i64> = HashMap::new();
+    let left_open = shared
+        .db(|s| s.recordings_in_progress())
+        .await
+        .unwrap_or_default();
     for mut row in left_open {
         let path = shared.files.path_of(&row.media_file);
         let samples = match repair_wav_file(&path) {
@@ -24,6 +29,9 @@ pub async fn recover(shared: &Shared) {
             }
         };
         row.duration_secs = Some(((samples + 4000) / 8000) as u32);
+        let end = row.start_time_ms + (samples * 1000 / 8000) as i64;
+        let known = call_ends.entry(row.call_sid.clone()).or_insert(end);
+        *known = (*known).max(end);
         row.date_updated_ms = now_ms();
         let absent = samples == 0;
         if absent {
@@ -55,5 +63,35 @@ pub async fn recover(shared: &Shared) {
                 .enqueue(&row.sid, &cb.url, method_of(&cb.method), params)
                 .await;
         }
+    }
+    end_open_calls(shared, &call_ends).await;
+}
+
+/// Ends the calls that were up when the daemon died: answered ones as `completed` at the last
+/// moment we know they were alive (the end of their recorded audio, else their last update),
+/// unanswered ones as `failed`.
+async fn end_open_calls(shared: &Shared, call_ends: &HashMap<String, i64>) {
+    let open = shared.db(|s| s.open_calls()).await.unwrap_or_default();
+    for mut call in open {
+        let last_alive = call_ends
+            .get(&call.sid)
+            .copied()
+            .unwrap_or(call.date_updated_ms)
+            .max(call.date_updated_ms);
+        call.status = if call.start_time_ms.is_some() {
+            "completed"
+        } else {
+            "failed"
+        }
+        .into();
+        call.end_time_ms = Some(last_alive);
+        call.duration_secs = Some(
+            call.start_time_ms
+                .map(|start| ((last_alive - start).max(0) / 1000) as u32)
+                .unwrap_or(0),
+        );
+        call.date_updated_ms = now_ms();
+        tracing::warn!(call = %call.sid, status = %call.status, "ended a call left open by a crash");
+        shared.db(move |s| s.update_call(&call)).await;
     }
 }

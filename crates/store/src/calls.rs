@@ -113,6 +113,22 @@ impl Store {
             .transpose()
     }
 
+    /// Calls that never ended (`ringing` or `in-progress`): after a crash, start-up recovery
+    /// ends them.
+    pub fn open_calls(&self) -> Result<Vec<CallRecord>, StoreError> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM calls WHERE status IN ('ringing', 'in-progress') ORDER BY date_created"
+        );
+        let mut st = conn.prepare_cached(&sql).map_err(query("open calls"))?;
+        let rows = st
+            .query_map([], from_row)
+            .map_err(query("open calls"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(query("open calls"))?;
+        rows.into_iter().collect()
+    }
+
     /// Stores the client-supplied id of a call. Unknown sid → [`StoreError::NotFound`].
     pub fn set_call_request_id(&self, sid: &str, request_id: &str) -> Result<(), StoreError> {
         let conn = self.conn();
@@ -192,6 +208,25 @@ mod tests {
         assert_eq!(store.get_call(AC, "CA1").unwrap(), Some(c));
         assert_eq!(store.get_call(AC2, "CA1").unwrap(), None);
         assert_eq!(store.get_call(AC, "CA2").unwrap(), None);
+    }
+
+    #[test]
+    fn open_calls_are_the_ringing_and_in_progress_ones_oldest_first() {
+        let (_d, store) = store();
+        let mut answered = call("CA2", 2_000);
+        answered.status = "in-progress".into();
+        let mut done = call("CA3", 3_000);
+        done.status = "completed".into();
+        store.insert_call(&call("CA1", 1_000)).unwrap();
+        store.insert_call(&answered).unwrap();
+        store.insert_call(&done).unwrap();
+        let open: Vec<_> = store
+            .open_calls()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.sid)
+            .collect();
+        assert_eq!(open, ["CA1", "CA2"]);
     }
 
     #[test]
