@@ -39,6 +39,7 @@ pub struct Shared {
     /// Metadata: calls, recordings, the outbox.
     pub store: Arc<store::Store>,
     pub outbox: crate::outbox::Outbox,
+    pub transcriber: crate::transcription::Transcriber,
     pub metrics: Arc<http_api::Metrics>,
     pub sip: SipHandle,
     pub ports: PortAllocator,

@@ -62,6 +62,8 @@ struct RawTranscription {
     openai_url: String,
     openai_model: String,
     openai_api_key: String,
+    #[serde(default)]
+    phrases_file: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,6 +291,9 @@ pub struct TranscriptionSettings {
     pub timeout: Duration,
     pub python: PathBuf,
     pub worker_script: PathBuf,
+    /// Expected sentences, one per line: the offline engine then recognises only these (a JSGF
+    /// grammar), as IVR prompts with a known answer set want.
+    pub phrases: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -486,7 +491,28 @@ impl Config {
                 "must not be empty (e.g. en-US)",
             ));
         }
+        let phrases = match t.phrases_file.trim() {
+            "" => None,
+            path => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| invalid("transcription.phrases_file", format!("{path}: {e}")))?;
+                let lines: Vec<String> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_string)
+                    .collect();
+                if lines.is_empty() {
+                    return Err(invalid(
+                        "transcription.phrases_file",
+                        format!("{path} has no phrases"),
+                    ));
+                }
+                Some(lines)
+            }
+        };
         let transcription = TranscriptionSettings {
+            phrases,
             engine,
             language: t.language.trim().to_string(),
             max_seconds: t.max_seconds,

@@ -26,6 +26,7 @@ pub mod server;
 pub mod sids;
 pub mod sip_task;
 pub mod storage;
+pub mod transcription;
 pub mod tts;
 mod verbs;
 pub mod webhook;

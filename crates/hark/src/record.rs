@@ -232,6 +232,32 @@ impl Call {
                 .enqueue(&sid, &cb.url, method_of(&cb.method), params)
                 .await;
         }
+        if verb.transcribe && !absent {
+            let now = now_ms();
+            let job = store::TranscriptionRecord {
+                sid: new_sid("TR"),
+                account_sid: row.account_sid.clone(),
+                recording_sid: sid.clone(),
+                call_sid: row.call_sid.clone(),
+                status: store::TranscriptionRecord::QUEUED.into(),
+                text: None,
+                language: Some(
+                    verb.transcribe_language
+                        .clone()
+                        .unwrap_or_else(|| self.shared.config.transcription.language.clone()),
+                ),
+                engine: None,
+                error: None,
+                audio_secs: None,
+                processing_secs: None,
+                duration_secs: Some(duration),
+                kind: store::TranscriptionRecord::FAST.into(),
+                transcribe_callback: verb.transcribe_callback.clone(),
+                date_created_ms: now,
+                date_updated_ms: now,
+            };
+            self.shared.transcriber.queue(&self.shared, job).await;
+        }
         if reason == StopReason::Redirected {
             return None;
         }

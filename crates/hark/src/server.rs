@@ -12,12 +12,13 @@ use tokio::sync::watch;
 
 use crate::audio::{AudioCache, AudioConfig};
 use crate::call::{self, Shared};
-use crate::config::Config;
+use crate::config::{Config, EngineChoice};
 use crate::media::PortAllocator;
 use crate::outbox::Outbox;
 use crate::recovery;
 use crate::sip_task::{self, CallSpawner};
 use crate::storage::RecordingFiles;
+use crate::transcription::Transcriber;
 use crate::webhook::Webhooks;
 
 #[derive(Debug, Error)]
@@ -96,7 +97,37 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     endpoint_config.t2 = (config.sip_t1 * 8)
         .min(Duration::from_secs(4))
         .max(config.sip_t1);
+    let engine = match &config.transcription.engine {
+        EngineChoice::None => None,
+        EngineChoice::Offline => Some(transcribe::Engine::Offline(
+            transcribe::offline::OfflineEngine::new(transcribe::offline::OfflineConfig {
+                python: config.transcription.python.clone(),
+                worker_script: config.transcription.worker_script.clone(),
+                workers: config.transcription.workers as usize,
+                timeout: config.transcription.timeout,
+                ..Default::default()
+            }),
+        )),
+        EngineChoice::OpenAi {
+            url,
+            model,
+            api_key,
+        } => {
+            let engine = transcribe::openai::OpenAiEngine::new(transcribe::openai::OpenAiConfig {
+                base_url: url.clone(),
+                model: model.clone(),
+                api_key: api_key.clone(),
+                timeout: config.transcription.timeout,
+            })
+            .map_err(|e| {
+                ServeError::Client(format!("config key `transcription.openai_url`: {e}"))
+            })?;
+            Some(transcribe::Engine::OpenAi(engine))
+        }
+    };
+    let transcriber = Transcriber::new(engine, config.transcription.workers as usize);
     let shared = Arc::new(Shared {
+        transcriber: transcriber.clone(),
         webhooks,
         files,
         store,
@@ -127,6 +158,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config,
     });
     recovery::recover(&shared).await;
+    tokio::spawn(transcriber.run(shared.clone()));
     let spawner_shared = shared.clone();
     let spawn_call: CallSpawner =
         Arc::new(move |incoming, events| call::spawn(spawner_shared.clone(), incoming, events));

@@ -1,0 +1,238 @@
+//! The transcription queue (SPEC §3.7, issue 5): jobs are rows in the database (a restart resumes
+//! them), run with bounded concurrency off the call path, and end `completed` with utterances or
+//! `failed` with a reason; the `transcribeCallback` goes through the outbox.
+
+use std::sync::Arc;
+
+use control::params::standard_params;
+use control::{CallInfo, CallStatus, HttpMethod};
+use store::{TranscriptionRecord, Utterance};
+use tokio::sync::{Notify, Semaphore};
+
+use crate::call::Shared;
+use crate::outbox::now_ms;
+
+/// Engine plus what the queue needs; cheap to clone.
+#[derive(Clone)]
+pub struct Transcriber {
+    engine: Option<Arc<transcribe::Engine>>,
+    wake: Arc<Notify>,
+    slots: Arc<Semaphore>,
+}
+
+impl Transcriber {
+    pub fn new(engine: Option<transcribe::Engine>, workers: usize) -> Self {
+        Self {
+            engine: engine.map(Arc::new),
+            wake: Arc::new(Notify::new()),
+            slots: Arc::new(Semaphore::new(workers.max(1))),
+        }
+    }
+
+    /// Queues a transcription of a finished, non-empty recording.
+    pub async fn queue(&self, shared: &Shared, row: TranscriptionRecord) {
+        let sid = row.sid.clone();
+        if shared
+            .db(move |s| s.insert_transcription(&row))
+            .await
+            .is_some()
+        {
+            tracing::info!(transcription = %sid, "transcription queued");
+            self.wake.notify_one();
+        }
+    }
+
+    /// Runs queued jobs until the process ends; jobs a crash left running are queued again.
+    pub async fn run(self, shared: Arc<Shared>) {
+        if let Some(n) = shared
+            .db(|s| s.requeue_transcriptions_in_progress(now_ms()))
+            .await
+        {
+            if n > 0 {
+                tracing::warn!(
+                    jobs = n,
+                    "transcriptions interrupted by a restart queued again"
+                );
+            }
+        }
+        loop {
+            refresh_counts(&shared).await;
+            let free = self.slots.available_permits().max(1) as u32;
+            let queued = shared
+                .db(move |s| s.next_queued_transcriptions(free))
+                .await
+                .unwrap_or_default();
+            if queued.is_empty() {
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_secs(2), self.wake.notified())
+                        .await;
+                continue;
+            }
+            for job in queued {
+                let Ok(permit) = self.slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let sid = job.sid.clone();
+                let claimed = shared
+                    .db(move |s| s.start_transcription(&sid, now_ms()))
+                    .await;
+                if claimed != Some(true) {
+                    continue; // deleted, or somebody else has it
+                }
+                let this = self.clone();
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    this.process(&shared, job).await;
+                    refresh_counts(&shared).await;
+                    drop(permit);
+                    this.wake.notify_one();
+                });
+            }
+        }
+    }
+
+    async fn process(&self, shared: &Shared, mut job: TranscriptionRecord) {
+        job.status = TranscriptionRecord::IN_PROGRESS.into();
+        let result = self.transcribe(shared, &job).await;
+        job.date_updated_ms = now_ms();
+        let utterances = match result {
+            Ok((transcript, utterances)) => {
+                shared
+                    .metrics
+                    .transcription_finished(transcript.audio_secs, transcript.processing_secs);
+                tracing::info!(transcription = %job.sid, engine = %transcript.engine, audio_s = transcript.audio_secs, rtf = transcript.rtf(), "transcription completed");
+                job.status = TranscriptionRecord::COMPLETED.into();
+                job.text = Some(transcript.text);
+                job.engine = Some(transcript.engine);
+                job.audio_secs = Some(transcript.audio_secs);
+                job.processing_secs = Some(transcript.processing_secs);
+                utterances
+            }
+            Err(reason) => {
+                tracing::warn!(transcription = %job.sid, reason = %reason, "transcription failed");
+                job.status = TranscriptionRecord::FAILED.into();
+                job.error = Some(reason);
+                Vec::new()
+            }
+        };
+        let row = job.clone();
+        shared
+            .db(move |s| s.finish_transcription(&row, &utterances))
+            .await;
+        self.callback(shared, &job).await;
+    }
+
+    /// The engine run; a failure is a reason for the log and the row, never a panic.
+    async fn transcribe(
+        &self,
+        shared: &Shared,
+        job: &TranscriptionRecord,
+    ) -> Result<(transcribe::Transcript, Vec<Utterance>), String> {
+        let Some(engine) = self.engine.clone() else {
+            return Err(
+                "no transcription engine is configured (transcription.engine = \"none\")".into(),
+            );
+        };
+        let (account, recording_sid) = (job.account_sid.clone(), job.recording_sid.clone());
+        let recording = shared
+            .db(move |s| s.get_recording(&account, &recording_sid, false))
+            .await
+            .flatten()
+            .ok_or_else(|| format!("recording {} is gone", job.recording_sid))?;
+        let max = shared.config.transcription.max_seconds;
+        let duration = recording.duration_secs.unwrap_or(0);
+        if max > 0 && duration > max {
+            return Err(format!(
+                "the recording is {duration} s, over transcription.max_seconds = {max}"
+            ));
+        }
+        let path = shared.files.path_of(&recording.media_file);
+        let read_path = path.clone();
+        let speech = tokio::task::spawn_blocking(move || -> Result<Vec<(f64, f64)>, String> {
+            let bytes =
+                std::fs::read(&read_path).map_err(|e| format!("{}: {e}", read_path.display()))?;
+            let (rate, pcm) = transcribe::wav::pcm16_samples(&bytes)?;
+            Ok(transcribe::speech_spans(&pcm, rate))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let mut request = transcribe::Job::new(path, job.language.clone().unwrap_or_default());
+        request.speech = speech;
+        request.grammar = shared.config.transcription.phrases.clone();
+        let transcript = engine
+            .transcribe(&request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let utterances = transcribe::utterances(&transcript, "caller")
+            .into_iter()
+            .map(|u| Utterance {
+                order: u.order,
+                start_sec: u.start_sec,
+                duration_sec: u.duration_sec,
+                speaker: u.speaker,
+                text: u.text,
+            })
+            .collect();
+        Ok((transcript, utterances))
+    }
+
+    /// `transcribeCallback` (always POST, SPEC §3.7) with the call's standard parameters.
+    async fn callback(&self, shared: &Shared, job: &TranscriptionRecord) {
+        let Some(url) = job.transcribe_callback.clone() else {
+            return;
+        };
+        let (account, call_sid) = (job.account_sid.clone(), job.call_sid.clone());
+        let call = shared
+            .db(move |s| s.get_call(&account, &call_sid))
+            .await
+            .flatten();
+        let info = CallInfo {
+            call_sid: job.call_sid.clone(),
+            account_sid: job.account_sid.clone(),
+            from: call.as_ref().map(|c| c.from.clone()).unwrap_or_default(),
+            to: call.as_ref().map(|c| c.to.clone()).unwrap_or_default(),
+            forwarded_from: None,
+            caller_name: None,
+        };
+        let status = match call.as_ref().map(|c| c.status.as_str()) {
+            Some("in-progress") => CallStatus::InProgress,
+            Some("ringing") => CallStatus::Ringing,
+            _ => CallStatus::Completed,
+        };
+        let base = format!(
+            "{}/2010-04-01/Accounts/{}",
+            shared.config.http_public_url, job.account_sid
+        );
+        let mut params = standard_params(&info, status);
+        params.extend([
+            ("TranscriptionSid".to_string(), job.sid.clone()),
+            (
+                "TranscriptionText".to_string(),
+                job.text.clone().unwrap_or_default(),
+            ),
+            ("TranscriptionStatus".to_string(), job.status.clone()),
+            (
+                "TranscriptionUrl".to_string(),
+                format!(
+                    "{base}/Recordings/{}/Transcriptions/{}",
+                    job.recording_sid, job.sid
+                ),
+            ),
+            ("RecordingSid".to_string(), job.recording_sid.clone()),
+            (
+                "RecordingUrl".to_string(),
+                format!("{base}/Recordings/{}", job.recording_sid),
+            ),
+        ]);
+        shared
+            .outbox
+            .enqueue(&job.recording_sid, &url, HttpMethod::Post, params)
+            .await;
+    }
+}
+
+async fn refresh_counts(shared: &Shared) {
+    if let Some(counts) = shared.db(|s| s.transcription_counts()).await {
+        shared.metrics.set_transcriptions(&counts);
+    }
+}

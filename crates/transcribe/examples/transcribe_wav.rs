@@ -1,0 +1,87 @@
+//! Transcribes WAV files with the offline engine the way the daemon does (speech_spans, then the
+//! worker pool); scripts/wer/measure.sh uses it.
+//!
+//!   transcribe_wav [--grammar SENTENCES.txt] [--python P] [--script S] [--language L] ID=FILE.wav…
+//!
+//! stdout: `<ID> <text>` per file; stderr: per-file and total audio/processing seconds and RTF.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use transcribe::wav::pcm16_samples;
+use transcribe::{speech_spans, Job, OfflineConfig, OfflineEngine};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("transcribe_wav: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let mut config = OfflineConfig::default();
+    let mut grammar: Option<Vec<String>> = None;
+    let mut language = "en-US".to_string();
+    let mut files = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--grammar" => {
+                let path = value()?;
+                let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+                grammar = Some(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                );
+            }
+            "--python" => config.python = PathBuf::from(value()?),
+            "--script" => config.worker_script = PathBuf::from(value()?),
+            "--language" => language = value()?,
+            _ => {
+                let (id, path) = a
+                    .split_once('=')
+                    .ok_or(format!("{a}: expected ID=FILE.wav"))?;
+                files.push((id.to_string(), PathBuf::from(path)));
+            }
+        }
+    }
+
+    let engine = OfflineEngine::start(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut audio, mut processing) = (0.0, 0.0);
+    for (id, path) in files {
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (rate, pcm) = pcm16_samples(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let job = Job {
+            speech: speech_spans(&pcm, rate),
+            grammar: grammar.clone(),
+            ..Job::new(&path, language.clone())
+        };
+        let t = engine
+            .transcribe(&job)
+            .await
+            .map_err(|e| format!("{id}: {e}"))?;
+        eprintln!(
+            "{id} audio={:.2}s processing={:.2}s rtf={:.3} segments={}",
+            t.audio_secs,
+            t.processing_secs,
+            t.rtf(),
+            t.segments.len()
+        );
+        audio += t.audio_secs;
+        processing += t.processing_secs;
+        println!("{id} {}", t.text);
+    }
+    let rtf = if audio > 0.0 { processing / audio } else { 0.0 };
+    eprintln!("TOTAL audio={audio:.1}s processing={processing:.1}s RTF={rtf:.3}");
+    Ok(())
+}
