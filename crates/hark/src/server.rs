@@ -78,6 +78,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         public_url: config.http_public_url.clone(),
         metrics: metrics.clone(),
         voice_log: config.voice_log.clone(),
+        bot: None,
     }));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http_listener, router).await {

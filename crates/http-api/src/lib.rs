@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
 mod auth;
+pub mod control;
 mod error;
 mod media;
 pub mod metrics;
@@ -54,6 +55,9 @@ pub struct ApiState {
     pub public_url: String,
     /// Tokens of the per-call transcript API; none configured: every request is 401.
     pub voice_log: VoiceLogConfig,
+    /// Live call control (`/v1.0/communications/calls`, Twilio's call update); `None` = those
+    /// routes answer 404.
+    pub bot: Option<control::BotApi>,
 }
 
 /// What the handlers share: the daemon's state plus the API's own MP3 bookkeeping.
