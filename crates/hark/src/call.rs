@@ -40,6 +40,10 @@ pub struct Shared {
     pub store: Arc<store::Store>,
     pub outbox: crate::outbox::Outbox,
     pub transcriber: crate::transcription::Transcriber,
+    /// Running calls, for the live call-control API.
+    pub registry: Arc<crate::live::Registry>,
+    /// Key of recording access tokens given to bots.
+    pub bot_token_secret: Vec<u8>,
     pub metrics: Arc<http_api::Metrics>,
     pub sip: SipHandle,
     pub ports: PortAllocator,
@@ -109,6 +113,18 @@ async fn run(
     shared
         .db(move |s| s.insert_call_with_request_id(&row, request_id.as_deref()))
         .await;
+    let (entry, control) = shared.registry.register(http_api::control::CallView {
+        id: info.call_sid.clone(),
+        state: "establishing".into(),
+        from: info.from.clone(),
+        to: info.to.clone(),
+        bot: app.bot_callback_uri.is_some(),
+    });
+    let _registered = Registered {
+        shared: shared.clone(),
+        entry: entry.clone(),
+        sid: info.call_sid.clone(),
+    };
     let mut progress = Progress::new(shared.outbox.clone(), &app);
     progress.send("initiated", &info).await;
     shared.sip.send(SipCommand::Ring(key));
@@ -150,6 +166,11 @@ async fn run(
         app,
         progress,
         record,
+        entry,
+        control,
+        hangup_requested: false,
+        redirect: None,
+        bot: crate::bot::BotState::default(),
         answered_at: None,
         rejected_with: None,
         keys: VecDeque::new(),
@@ -284,6 +305,15 @@ pub(crate) struct Call {
     pub(crate) rejected_with: Option<u16>,
     /// Keys collected while a `<Gather>` runs.
     pub(crate) keys: VecDeque<char>,
+    /// This call in the live-control registry, and the API's messages to it.
+    pub(crate) entry: Arc<crate::live::CallEntry>,
+    pub(crate) control: mpsc::UnboundedReceiver<crate::live::ControlMsg>,
+    /// The API asked to hang up (Graph DELETE, Twilio `Status=completed`).
+    pub(crate) hangup_requested: bool,
+    /// The API asked to run other TwiML now (Twilio's live update).
+    pub(crate) redirect: Option<crate::live::Redirect>,
+    /// Bot mode: queued operations and tone subscription.
+    pub(crate) bot: crate::bot::BotState,
     /// Waiting stops when a key arrives (`<Gather>` prompts barge-in).
     pub(crate) interrupt_on_key: bool,
     pub(crate) events: mpsc::UnboundedReceiver<CallEvent>,
@@ -312,9 +342,18 @@ pub(crate) enum Interrupt {
 }
 
 impl Call {
-    /// The caller is gone or the daemon is stopping.
+    /// The caller is gone, the daemon is stopping, or the API took the call elsewhere: whatever
+    /// runs must stop.
     pub(crate) fn gone(&self) -> bool {
-        self.remote_ended || self.rtp_timed_out || *self.shutdown.borrow()
+        self.remote_ended || self.rtp_timed_out || self.interrupted()
+    }
+
+    /// Stopped from our side: shutdown, an API hangup or redirect, a bot's barge-in.
+    pub(crate) fn interrupted(&self) -> bool {
+        *self.shutdown.borrow()
+            || self.hangup_requested
+            || self.redirect.is_some()
+            || self.bot.barge_in
     }
 
     pub(crate) fn hung_up(&self) -> bool {
@@ -405,7 +444,7 @@ impl Call {
         let mut drain = tokio::time::interval(DRAIN_INTERVAL);
         loop {
             let stop = if allow_hangup {
-                *self.shutdown.borrow()
+                *self.shutdown.borrow() || self.hangup_requested
             } else {
                 self.gone()
             };
@@ -420,8 +459,25 @@ impl Call {
                 event = self.events.recv() => self.on_event(event),
                 notice = self.media.notices.recv() => self.on_notice(notice),
                 _ = drain.tick() => self.drain_idle(),
+                msg = self.control.recv() => self.on_control(msg),
                 _ = self.shutdown.changed() => {}
             }
+        }
+    }
+
+    pub(crate) fn on_control(&mut self, msg: Option<crate::live::ControlMsg>) {
+        use crate::live::ControlMsg;
+        match msg {
+            None => {}
+            Some(ControlMsg::HangUp) => {
+                tracing::info!("hang-up requested over the API");
+                self.hangup_requested = true;
+            }
+            Some(ControlMsg::Redirect(to)) => {
+                tracing::info!(?to, "call redirected over the API");
+                self.redirect = Some(to);
+            }
+            Some(ControlMsg::Operation { id, request }) => self.queue_operation(id, request),
         }
     }
 
@@ -472,9 +528,12 @@ impl Call {
                     self.preroll.push_back(frame);
                 }
                 MediaItem::Dtmf(event) => {
-                    tracing::debug!(digit = %event.digit, source = ?event.source, collecting = self.interrupt_on_key || !self.keys.is_empty(), "DTMF");
+                    tracing::debug!(digit = %event.digit, source = ?event.source, "DTMF");
                     if self.collecting_keys() {
                         self.keys.push_back(event.digit);
+                    }
+                    if self.bot.tones_subscribed {
+                        self.bot.tones.push_back(event.digit);
                     }
                 }
             }
@@ -538,5 +597,19 @@ impl Call {
         }
         finish_record(&self.shared, record, status, duration.map(|d| d as u32)).await;
         self.progress.send_final(status, &self.info, duration).await;
+    }
+}
+
+/// Keeps the call in the registry for as long as its task runs.
+struct Registered {
+    shared: Arc<Shared>,
+    entry: Arc<crate::live::CallEntry>,
+    sid: String,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.entry.set_state("terminated");
+        self.shared.registry.remove(&self.sid);
     }
 }

@@ -47,6 +47,14 @@ struct RawConfig {
     tts: Option<RawTts>,
     transcription: RawTranscription,
     transcripts: RawTranscripts,
+    bot: RawBot,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBot {
+    api_token: String,
+    recording_token_ttl_secs: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +166,8 @@ struct RawApp {
     status_callback: String,
     #[serde(default)]
     status_callback_method: String,
+    #[serde(default)]
+    bot_callback_uri: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,6 +226,9 @@ pub struct Config {
     pub transcription: TranscriptionSettings,
     /// Tokens of the per-call transcript API (`transcripts.api_token` and `[[transcripts.tokens]]`).
     pub voice_log: http_api::VoiceLogConfig,
+    /// Bearer token of `/v1.0/communications/calls` (`bot.api_token`); empty = API closed.
+    pub bot_api_token: String,
+    pub recording_token_ttl: Duration,
     pub storage_dir: PathBuf,
     /// The SQLite file (`storage.database`, default `{storage.dir}/hark.db`).
     pub database: PathBuf,
@@ -235,6 +248,9 @@ pub struct AppConfig {
     pub fallback_method: HttpMethod,
     pub status_callback: Option<String>,
     pub status_callback_method: HttpMethod,
+    /// A bot application: calls are answered and driven over the Graph-style API, with
+    /// `commsNotifications` POSTed here, instead of running TwiML.
+    pub bot_callback_uri: Option<String>,
 }
 
 /// A `[[route]]`: the application for calls to one number or SIP user.
@@ -600,6 +616,8 @@ impl Config {
             tts,
             transcription,
             voice_log,
+            bot_api_token: raw.bot.api_token.trim().to_string(),
+            recording_token_ttl: Duration::from_secs(raw.bot.recording_token_ttl_secs.max(1)),
             media_auth,
             storage_dir,
             database,
@@ -646,6 +664,8 @@ fn validate_app(
             (_, "fallback_url") => "route.fallback_url",
             (_, "fallback_method") => "route.fallback_method",
             (_, "status_callback") => "route.status_callback",
+            ("app", "bot_callback_uri") => "app.bot_callback_uri",
+            (_, "bot_callback_uri") => "route.bot_callback_uri",
             _ => "route.status_callback_method",
         }
     };
@@ -679,6 +699,7 @@ fn validate_app(
         fallback_method: method("fallback_method", &raw.fallback_method)?,
         status_callback: http_url("status_callback", &raw.status_callback)?,
         status_callback_method: method("status_callback_method", &raw.status_callback_method)?,
+        bot_callback_uri: http_url("bot_callback_uri", &raw.bot_callback_uri)?,
     })
 }
 

@@ -11,12 +11,15 @@
 //! - [`webhook`]: signed TwiML fetches; [`outbox`]: persisted, retried status callbacks.
 //! - [`storage`], [`recovery`]: recording files and crash recovery; metadata is in `store`,
 //!   the HTTP API in `http-api`.
+//! - [`live`]: running calls for the live call-control API; `bot`: bot-driven calls.
 //! - [`caller`]: `hark call`, the built-in test caller.
 
 pub mod audio;
+mod bot;
 pub mod call;
 pub mod caller;
 pub mod config;
+pub mod live;
 pub mod media;
 pub mod outbox;
 pub mod progress;

@@ -21,9 +21,45 @@ use crate::storage::RecordingFiles;
 /// Generous, so audio that is only late (a starved sender) is not overwritten.
 const STALL_SLACK: Duration = Duration::from_millis(1000);
 
+/// How a capture differs between `<Record>` and a bot's `recordResponse`.
+pub(crate) struct CaptureOptions {
+    /// Graph's initialSilenceTimeoutInSeconds; `None` = Twilio (silence timer from the start).
+    pub initial_silence_secs: Option<u32>,
+    /// The recording's `source`.
+    pub source: &'static str,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        Self {
+            initial_silence_secs: None,
+            source: "RecordVerb",
+        }
+    }
+}
+
+/// A finished capture: what `<Record>` reports, plus the stop reason and kept samples.
+pub(crate) struct Captured {
+    pub result: RecordResult,
+    pub reason: StopReason,
+    pub samples: u64,
+}
+
 impl Call {
-    /// Runs one `<Record>`; `None` when the daemon is shutting down (no action request).
+    /// Runs one `<Record>`; `None` when the daemon is shutting down or the call was taken
+    /// elsewhere (no action request).
     pub(crate) async fn record(&mut self, verb: &RecordVerb) -> Option<RecordResult> {
+        self.capture(verb, &CaptureOptions::default())
+            .await
+            .map(|c| c.result)
+    }
+
+    /// `<Record>` and the bots' `recordResponse`: beep, capture, finalize, callbacks.
+    pub(crate) async fn capture(
+        &mut self,
+        verb: &RecordVerb,
+        options: &CaptureOptions,
+    ) -> Option<Captured> {
         let sid = new_sid("RE");
         let recording_url = format!(
             "{}/2010-04-01/Accounts/{}/Recordings/{}",
@@ -59,7 +95,7 @@ impl Call {
             account_sid: self.info.account_sid.clone(),
             call_sid: self.info.call_sid.clone(),
             status: "in-progress".into(),
-            source: "RecordVerb".into(),
+            source: options.source.into(),
             channels: 1,
             date_created_ms: now,
             date_updated_ms: now,
@@ -109,6 +145,7 @@ impl Call {
         let params = RecordParams {
             sample_rate: 8000,
             silence_timeout_secs: (verb.timeout_secs > 0).then_some(verb.timeout_secs),
+            initial_silence_timeout_secs: options.initial_silence_secs,
             max_length_secs: verb.max_length_secs,
             finish_on_key: verb.finish_on_key.clone(),
             trim_silence: verb.trim_silence,
@@ -149,7 +186,7 @@ impl Call {
                 recorder.stop(StopReason::Hangup);
                 break;
             }
-            if *self.shutdown.borrow() {
+            if self.interrupted() {
                 self.drain_into(&mut recorder, &mut anchor, &mut io_error);
                 recorder.stop(StopReason::Redirected);
                 break;
@@ -171,6 +208,7 @@ impl Call {
                 }
                 event = self.events.recv() => self.on_event(event),
                 notice = self.media.notices.recv() => self.on_notice(notice),
+                msg = self.control.recv() => self.on_control(msg),
                 _ = self.shutdown.changed() => {}
             }
         }
@@ -261,7 +299,9 @@ impl Call {
         if reason == StopReason::Redirected {
             return None;
         }
-        Some(self.result(&sid, &recording_url, duration, reason, absent))
+        let mut captured = self.result(&sid, &recording_url, duration, reason, absent);
+        captured.samples = samples;
+        Some(captured)
     }
 
     fn result(
@@ -271,14 +311,18 @@ impl Call {
         duration: u32,
         reason: StopReason,
         absent: bool,
-    ) -> RecordResult {
-        RecordResult {
-            recording_sid: sid.to_string(),
-            recording_url: url.to_string(),
-            duration_secs: duration,
-            digits: reason.digits(),
-            absent,
-            hung_up: reason == StopReason::Hangup,
+    ) -> Captured {
+        Captured {
+            result: RecordResult {
+                recording_sid: sid.to_string(),
+                recording_url: url.to_string(),
+                duration_secs: duration,
+                digits: reason.digits(),
+                absent,
+                hung_up: reason == StopReason::Hangup,
+            },
+            reason,
+            samples: 0,
         }
     }
 

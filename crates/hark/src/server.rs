@@ -69,6 +69,20 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .await
         .map_err(bind("http.listen", config.http_listen))?;
 
+    // Live call control: the registry of running calls and the key of recording access tokens
+    // (random per start: tokens do not survive a restart, like Graph's short-lived ones).
+    let registry = Arc::new(crate::live::Registry::default());
+    let bot_token_secret: Vec<u8> = (0..32).map(|_| rand::random::<u8>()).collect();
+    let bot = http_api::control::BotApi {
+        api_token: config.bot_api_token.clone(),
+        token_secret: bot_token_secret.clone(),
+        token_ttl_secs: config.recording_token_ttl.as_secs(),
+        control: Arc::new(crate::live::DaemonControl {
+            registry: Arc::downgrade(&registry),
+            store: store.clone(),
+            account_sid: config.account_sid.clone(),
+        }),
+    };
     let router = http_api::router(Arc::new(http_api::ApiState {
         account_sid: config.account_sid.clone(),
         auth_token: config.auth_token.clone(),
@@ -78,7 +92,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         public_url: config.http_public_url.clone(),
         metrics: metrics.clone(),
         voice_log: config.voice_log.clone(),
-        bot: None,
+        bot: Some(bot),
     }));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http_listener, router).await {
@@ -128,6 +142,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     };
     let transcriber = Transcriber::new(engine, config.transcription.workers as usize);
     let shared = Arc::new(Shared {
+        registry: registry.clone(),
+        bot_token_secret: bot_token_secret.clone(),
         transcriber: transcriber.clone(),
         webhooks,
         files,

@@ -28,11 +28,26 @@ enum Fetched {
 
 impl Call {
     pub(crate) async fn execute(&mut self) {
-        let mut flow = self.initial_flow().await;
+        let mut flow = if self.app.bot_callback_uri.is_some() {
+            // A bot application: the bot drives the call until it hangs up or redirects it.
+            self.run_bot().await;
+            match self.redirect.take() {
+                Some(to) if !self.hung_up() => self.redirected_flow(to).await,
+                _ => return,
+            }
+        } else {
+            self.initial_flow().await
+        };
         loop {
+            if let Some(to) = self.redirect.take() {
+                if self.hung_up() {
+                    break;
+                }
+                flow = self.redirected_flow(to).await;
+            }
             let step = flow.next_step();
             tracing::debug!(?step, "step");
-            if *self.shutdown.borrow() && !self.hung_up() {
+            if self.interrupted() && !self.hung_up() && self.redirect.is_none() {
                 break;
             }
             // After a hangup only the (discarded) action request of a `<Record>` still runs.
@@ -67,10 +82,12 @@ impl Call {
                 }
                 Step::Record(verb) => match self.record(&verb).await {
                     Some(result) => flow.record_finished(result),
+                    None if self.redirect.is_some() => continue,
                     None => break,
                 },
                 Step::Gather(gather) => match self.gather(&gather).await {
                     Ok((digits, key)) => flow.gather_finished(digits, key),
+                    Err(_) if self.redirect.is_some() => continue,
                     Err(_) => break,
                 },
                 Step::Fetch {
@@ -100,6 +117,33 @@ impl Call {
                     break;
                 }
                 Step::End => break,
+            }
+        }
+    }
+
+    /// The flow of a live update: the given TwiML, or the document at the URL.
+    async fn redirected_flow(&mut self, to: crate::live::Redirect) -> CallFlow {
+        let options = FlowOptions {
+            fallback_url: self.app.fallback_url.clone(),
+            fallback_method: self.app.fallback_method,
+        };
+        match to {
+            crate::live::Redirect::Twiml(twiml) => match self.parse(&twiml, "api:Twiml") {
+                Ok(doc) => CallFlow::with_options(doc, None, options),
+                Err(e) => CallFlow::initial_failure(e.code(), "api:Twiml", options),
+            },
+            crate::live::Redirect::Url(url, method) => {
+                let params = self.standard_params();
+                match self.fetch(&url, method, &params).await {
+                    Fetched::Twiml(doc, url) => CallFlow::with_options(doc, Some(url), options),
+                    Fetched::Text(text, url) => {
+                        CallFlow::with_options(Document::say_then_hangup(&text), Some(url), options)
+                    }
+                    Fetched::Audio(url) => {
+                        CallFlow::with_options(Document::play_then_hangup(&url), Some(url), options)
+                    }
+                    Fetched::Failed { code, url } => CallFlow::initial_failure(code, &url, options),
+                }
             }
         }
     }

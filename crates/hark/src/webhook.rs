@@ -125,6 +125,16 @@ impl Webhooks {
             .await
     }
 
+    /// A JSON POST (bot notifications); the answer must be 2xx.
+    pub async fn post_json(&self, url: &str, body: &serde_json::Value) -> Result<(), WebhookError> {
+        let request = self
+            .client
+            .post(url)
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        send(url, request).await.map(|_| ())
+    }
+
     /// [`Webhooks::request`] with a given `I-Twilio-Idempotency-Token` (the same on every retry
     /// of one callback).
     pub async fn request_with_key(

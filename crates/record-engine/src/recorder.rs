@@ -9,8 +9,14 @@
 //!   before `capture_start`; if the first frame starts after `capture_start`, the gap is written
 //!   as silence so the file always covers `[capture_start, end)`.
 //! - Holes in the timeline are written as zeros and count as silence; overlaps are skipped.
-//! - `Some(0)` as silence timeout is treated like `None` (never), as `timeout="0"` means.
-//! - If silence and max length are reached by the same sample, `MaxLength` wins.
+//! - `Some(0)` as silence timeout is treated like `None` (never), as `timeout="0"` means; the
+//!   same for the initial silence timeout (Graph only allows 1–120).
+//! - Two silence timers (SPEC §7): with an initial silence timeout, the first phase ends at the
+//!   first speech in captured audio (stop `NoSpeech` if the timeout comes first), and only then
+//!   does the silence timeout run, from the last speech frame. Without one (Twilio), the silence
+//!   timeout runs from capture start. Speech only in the pre-roll does not end the first phase,
+//!   just as it does not reset the Twilio silence timer.
+//! - If a silence timer and max length are reached by the same sample, `MaxLength` wins.
 //! - Emptiness looks for speech where audio may be kept: `[file_start, end)` when trimming
 //!   (the pre-roll can be kept), `[capture_start, end)` with `do-not-trim` (pre-roll is dropped,
 //!   so speech only there leaves a file of silence: `Silent`).
@@ -28,7 +34,13 @@ pub const MAX_PRE_ROLL_SECS: u64 = 1;
 pub struct RecordParams {
     pub sample_rate: u32,
     /// Seconds of continuous silence that end the recording; `None` = never (`timeout="0"`).
+    /// Counts from capture start, or only after the first speech when
+    /// `initial_silence_timeout_secs` is set (Graph `maxSilenceTimeoutInSeconds`).
     pub silence_timeout_secs: Option<u32>,
+    /// Seconds from capture start within which speech must begin, else the recording stops with
+    /// [`StopReason::NoSpeech`] (Graph `initialSilenceTimeoutInSeconds`). `None` = no such phase:
+    /// the silence timeout runs from capture start (Twilio `<Record>`).
+    pub initial_silence_timeout_secs: Option<u32>,
     pub max_length_secs: u32,
     /// Keys that end the recording; empty = none.
     pub finish_on_key: String,
@@ -43,6 +55,8 @@ pub struct RecordParams {
 pub enum StopReason {
     FinishKey(char),
     Silence,
+    /// No speech within the initial silence timeout (Graph subcode 8510).
+    NoSpeech,
     MaxLength,
     Hangup,
     Redirected,
@@ -54,7 +68,10 @@ impl StopReason {
         match self {
             StopReason::FinishKey(k) => k.to_string(),
             StopReason::Hangup => "hangup".to_string(),
-            _ => String::new(),
+            StopReason::Silence
+            | StopReason::NoSpeech
+            | StopReason::MaxLength
+            | StopReason::Redirected => String::new(),
         }
     }
 }
@@ -85,8 +102,13 @@ pub struct RecordSummary {
     pub duration_secs: u32,
     /// `Some` when the recording is empty (no action request, `absent` callback).
     pub absent: Option<AbsentReason>,
-    /// Samples captured before trimming/cutting (from capture start).
+    /// Samples captured before trimming/cutting (from capture start). For the timer stops
+    /// (`Silence`, `NoSpeech`, `MaxLength`) this is exactly where the stop fell: the stop
+    /// position is `capture_start + captured_samples`.
     pub captured_samples: u64,
+    /// Some frame of captured audio (from capture start, before any finish-key cut) was speech.
+    /// Pre-roll speech does not count. Always `false` after `NoSpeech`.
+    pub speech_detected: bool,
 }
 
 /// Zeros written for timeline holes, one frame at a time.
@@ -105,6 +127,10 @@ pub struct Recorder<S: WavStorage> {
     captured: u64,
     max_samples: u64,
     silence_limit: Option<u64>,
+    /// Initial silence limit in samples; `None` = Twilio semantics.
+    initial_limit: Option<u64>,
+    /// Some captured (not pre-roll) audio was speech: the initial phase is over.
+    heard_speech: bool,
     /// Continuous non-speech captured samples since capture start or the last speech frame.
     silence_run: u64,
     /// Merged speech spans (timeline positions), ascending. Grows only at speech onsets.
@@ -127,10 +153,9 @@ impl<S: WavStorage> Recorder<S> {
     ) -> Self {
         let rate = u64::from(params.sample_rate);
         let max_samples = u64::from(params.max_length_secs) * rate;
-        let silence_limit = params
-            .silence_timeout_secs
-            .filter(|&t| t > 0)
-            .map(|t| u64::from(t) * rate);
+        let secs = |t: Option<u32>| t.filter(|&t| t > 0).map(|t| u64::from(t) * rate);
+        let silence_limit = secs(params.silence_timeout_secs);
+        let initial_limit = secs(params.initial_silence_timeout_secs);
         Self {
             params,
             detector,
@@ -141,6 +166,8 @@ impl<S: WavStorage> Recorder<S> {
             captured: 0,
             max_samples,
             silence_limit,
+            initial_limit,
+            heard_speech: false,
             silence_run: 0,
             // Enough for a long message's worth of pauses without regrowing.
             speech: Vec::with_capacity(256),
@@ -245,6 +272,7 @@ impl<S: WavStorage> Recorder<S> {
                 duration_secs: 0,
                 absent: Some(AbsentReason::Silent),
                 captured_samples: self.captured,
+                speech_detected: false,
             };
             return Ok((summary, storage));
         };
@@ -258,6 +286,11 @@ impl<S: WavStorage> Recorder<S> {
             self.capture_start
         };
         let spoken = speech_bounds(&self.speech, search_from..end);
+        let speech_detected = speech_bounds(
+            &self.speech,
+            self.capture_start..end.max(self.capture_start),
+        )
+        .is_some();
         let (keep, absent) = match spoken {
             None => (file_start..file_start, Some(AbsentReason::Silent)),
             Some(s) => {
@@ -280,12 +313,15 @@ impl<S: WavStorage> Recorder<S> {
             duration_secs: u32::try_from(round_half_up(samples, rate)).unwrap_or(u32::MAX),
             absent,
             captured_samples: self.captured,
+            speech_detected,
         };
         Ok((summary, storage))
     }
 
     /// Writes `pcm` at `next_pos`: pre-roll part first, then captured audio subject to the
     /// max-length and silence limits (cut to the exact sample where one is reached).
+    /// Before the first speech `silence_run` equals the captured count, so one run serves
+    /// both timers.
     fn ingest(&mut self, pcm: &[i16], speech: bool) -> Result<Option<StopReason>, WavError> {
         let mut pcm = pcm;
         if self.next_pos < self.capture_start {
@@ -297,17 +333,22 @@ impl<S: WavStorage> Recorder<S> {
                 return Ok(None);
             }
         }
+        let (limit, on_limit) = match self.initial_limit {
+            Some(initial) if !self.heard_speech => (Some(initial), StopReason::NoSpeech),
+            _ => (self.silence_limit, StopReason::Silence),
+        };
         let mut n = (self.max_samples - self.captured).min(pcm.len() as u64);
-        if let (false, Some(limit)) = (speech, self.silence_limit) {
-            n = n.min(limit - self.silence_run);
+        if let (false, Some(limit)) = (speech, limit) {
+            n = n.min(limit.saturating_sub(self.silence_run));
         }
         self.append(&pcm[..n as usize], speech)?;
         self.captured += n;
+        self.heard_speech |= speech && n > 0;
         self.silence_run = if speech { 0 } else { self.silence_run + n };
         let reason = if self.captured >= self.max_samples {
             StopReason::MaxLength
-        } else if self.silence_limit.is_some_and(|l| self.silence_run >= l) {
-            StopReason::Silence
+        } else if limit.is_some_and(|l| self.silence_run >= l) {
+            on_limit
         } else {
             return Ok(None);
         };

@@ -1,0 +1,264 @@
+//! Live call control (issue 6): the registry of running calls, the messages the HTTP API sends
+//! them, and the daemon's [`CallControl`] implementation.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use control::HttpMethod;
+use http_api::control::{
+    BoxFuture, CallControl, CallUpdate, CallView, ControlError, OperationRequest, OperationView,
+};
+use tokio::sync::mpsc;
+
+/// What the API asks of a running call.
+#[derive(Debug)]
+pub enum ControlMsg {
+    HangUp,
+    /// Run this TwiML now (Twilio's live update).
+    Redirect(Redirect),
+    /// A Graph operation, already registered in the call's entry as `notStarted`.
+    Operation {
+        id: String,
+        request: OperationRequest,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redirect {
+    Twiml(String),
+    Url(String, HttpMethod),
+}
+
+/// Operations kept per call for `GET …/operations/{id}` (oldest dropped first).
+const KEPT_OPERATIONS: usize = 200;
+
+/// A running call as the API sees it.
+pub struct CallEntry {
+    pub tx: mpsc::UnboundedSender<ControlMsg>,
+    state: Mutex<EntryState>,
+}
+
+struct EntryState {
+    view: CallView,
+    operations: HashMap<String, OperationView>,
+    order: VecDeque<String>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl CallEntry {
+    pub fn set_state(&self, state: &str) {
+        lock(&self.state).view.state = state.to_string();
+    }
+
+    pub fn set_bot(&self, bot: bool) {
+        lock(&self.state).view.bot = bot;
+    }
+
+    /// Records the operation's current state (created or updated).
+    pub fn put_operation(&self, op: OperationView) {
+        let mut st = lock(&self.state);
+        if !st.operations.contains_key(&op.id) {
+            st.order.push_back(op.id.clone());
+            while st.order.len() > KEPT_OPERATIONS {
+                if let Some(old) = st.order.pop_front() {
+                    st.operations.remove(&old);
+                }
+            }
+        }
+        st.operations.insert(op.id.clone(), op);
+    }
+
+    pub fn operation(&self, id: &str) -> Option<OperationView> {
+        lock(&self.state).operations.get(id).cloned()
+    }
+}
+
+/// Running calls by CallSid.
+#[derive(Default)]
+pub struct Registry {
+    calls: Mutex<HashMap<String, Arc<CallEntry>>>,
+}
+
+impl Registry {
+    /// Registers a call; the receiver is the call task's.
+    pub fn register(
+        &self,
+        view: CallView,
+    ) -> (Arc<CallEntry>, mpsc::UnboundedReceiver<ControlMsg>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let entry = Arc::new(CallEntry {
+            tx,
+            state: Mutex::new(EntryState {
+                view: view.clone(),
+                operations: HashMap::new(),
+                order: VecDeque::new(),
+            }),
+        });
+        lock(&self.calls).insert(view.id, entry.clone());
+        (entry, rx)
+    }
+
+    pub fn remove(&self, id: &str) {
+        lock(&self.calls).remove(id);
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<CallEntry>> {
+        lock(&self.calls).get(id).cloned()
+    }
+}
+
+/// The daemon's side of the API. Holds the registry weakly so it never keeps calls alive.
+pub struct DaemonControl {
+    pub registry: Weak<Registry>,
+    pub store: Arc<store::Store>,
+    pub account_sid: String,
+}
+
+fn operation_kind(request: &OperationRequest) -> &'static str {
+    match request {
+        OperationRequest::RecordResponse(_) => "recordOperation",
+        OperationRequest::PlayPrompt(_) => "playPromptOperation",
+        OperationRequest::SubscribeToTone { .. } => "subscribeToToneOperation",
+    }
+}
+
+fn client_context(request: &OperationRequest) -> Option<String> {
+    match request {
+        OperationRequest::RecordResponse(r) => r.client_context.clone(),
+        OperationRequest::PlayPrompt(p) => p.client_context.clone(),
+        OperationRequest::SubscribeToTone { client_context } => client_context.clone(),
+    }
+}
+
+impl CallControl for DaemonControl {
+    fn call(&self, id: &str) -> BoxFuture<'_, Option<CallView>> {
+        let id = id.to_string();
+        Box::pin(async move {
+            if let Some(entry) = self.registry.upgrade().and_then(|r| r.get(&id)) {
+                return Some(lock(&entry.state).view.clone());
+            }
+            // An ended call is still known: `terminated`.
+            let store = self.store.clone();
+            let account = self.account_sid.clone();
+            let row = tokio::task::spawn_blocking(move || store.get_call(&account, &id))
+                .await
+                .ok()?
+                .ok()??;
+            Some(CallView {
+                id: row.sid,
+                state: "terminated".into(),
+                from: row.from,
+                to: row.to,
+                bot: false,
+            })
+        })
+    }
+
+    fn hang_up(&self, id: &str) -> BoxFuture<'_, bool> {
+        let entry = self.registry.upgrade().and_then(|r| r.get(id));
+        Box::pin(async move { entry.is_some_and(|e| e.tx.send(ControlMsg::HangUp).is_ok()) })
+    }
+
+    fn start_operation(
+        &self,
+        id: &str,
+        request: OperationRequest,
+    ) -> BoxFuture<'_, Result<OperationView, ControlError>> {
+        let entry = self.registry.upgrade().and_then(|r| r.get(id));
+        let call_id = id.to_string();
+        Box::pin(async move {
+            let entry = entry.ok_or(ControlError::UnknownCall)?;
+            if !lock(&entry.state).view.bot {
+                return Err(ControlError::Conflict(
+                    "this call runs TwiML; operations need a bot application (app.bot_callback_uri)".into(),
+                ));
+            }
+            let op = OperationView {
+                id: uuid_like(),
+                call_id,
+                kind: operation_kind(&request).into(),
+                status: "notStarted".into(),
+                result_info: None,
+                recording_location: None,
+                recording_access_token: None,
+                client_context: client_context(&request),
+            };
+            entry.put_operation(op.clone());
+            entry
+                .tx
+                .send(ControlMsg::Operation {
+                    id: op.id.clone(),
+                    request,
+                })
+                .map_err(|_| ControlError::UnknownCall)?;
+            Ok(op)
+        })
+    }
+
+    fn operation(&self, id: &str, operation_id: &str) -> BoxFuture<'_, Option<OperationView>> {
+        let found = self
+            .registry
+            .upgrade()
+            .and_then(|r| r.get(id))
+            .and_then(|e| e.operation(operation_id));
+        Box::pin(async move { found })
+    }
+
+    fn update(
+        &self,
+        call_sid: &str,
+        update: CallUpdate,
+    ) -> BoxFuture<'_, Result<(), ControlError>> {
+        let entry = self.registry.upgrade().and_then(|r| r.get(call_sid));
+        Box::pin(async move {
+            let entry = entry.ok_or(ControlError::UnknownCall)?;
+            let msg = match (&update.status, &update.twiml, &update.url) {
+                (Some(s), _, _)
+                    if s.eq_ignore_ascii_case("completed")
+                        || s.eq_ignore_ascii_case("canceled") =>
+                {
+                    ControlMsg::HangUp
+                }
+                (Some(s), _, _) => {
+                    return Err(ControlError::Conflict(format!(
+                        "Status {s:?} is not completed or canceled"
+                    )))
+                }
+                (None, Some(twiml), _) => ControlMsg::Redirect(Redirect::Twiml(twiml.clone())),
+                (None, None, Some(url)) => {
+                    let method = match update
+                        .method
+                        .as_deref()
+                        .map(str::to_ascii_uppercase)
+                        .as_deref()
+                    {
+                        Some("GET") => HttpMethod::Get,
+                        _ => HttpMethod::Post,
+                    };
+                    ControlMsg::Redirect(Redirect::Url(url.clone(), method))
+                }
+                (None, None, None) => {
+                    return Err(ControlError::Conflict("give Twiml, Url or Status".into()))
+                }
+            };
+            entry.tx.send(msg).map_err(|_| ControlError::UnknownCall)
+        })
+    }
+}
+
+/// A Graph-style operation id (random, UUID-shaped).
+pub fn uuid_like() -> String {
+    let b: u128 = rand::random();
+    let h = format!("{b:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
