@@ -75,6 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         metrics: Arc::new(Metrics::default()),
         public_url: format!("http://{addr}"),
         voice_log: Default::default(),
+        bot: None,
     });
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on {addr}");
