@@ -1,7 +1,9 @@
 //! Hark's HTTP API (SPEC §6): `/2010-04-01/Accounts/{AccountSid}/…` for calls and recordings as
 //! the Twilio helper libraries expect them, recording media (WAV, MP3 encoded on first request),
 //! `/healthz` and `/metrics`; transcriptions (SPEC §6.4) and the per-call transcript API
-//! `/public/api/v1/monitor/voice_log/{request_id}` (SPEC §8, see [`voice_log`]).
+//! `/public/api/v1/monitor/voice_log/{request_id}` (SPEC §8, see [`voice_log`]); the live
+//! call-control API `/v1.0/communications/…` (SPEC §7, Bearer auth, see [`control`]) and
+//! Twilio's live call update `POST …/Calls/{CallSid}.json`.
 //!
 //! Auth (SPEC §6.1): every `/2010-04-01` route needs HTTP Basic `AccountSid:AuthToken` (media
 //! too unless `media_auth` is `None`), checked before any lookup: 401 + error 20003 without
@@ -11,14 +13,17 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
 mod auth;
+mod call_update;
 pub mod control;
 mod error;
+mod graph;
+mod graph_body;
 mod media;
 pub mod metrics;
 mod mp3;
@@ -80,6 +85,8 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/metrics", get(metrics_text))
         .route("/2010-04-01", any(api))
         .route("/2010-04-01/{*rest}", any(api))
+        .route(graph::PREFIX, any(graph::handler))
+        .route(&format!("{}/{{*rest}}", graph::PREFIX), any(graph::handler))
         .route(vl, any(voice_log::handler))
         .route(&format!("{vl}/"), any(voice_log::handler))
         .route(&format!("{vl}/{{*request_id}}"), any(voice_log::handler))
@@ -87,13 +94,9 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .with_state(inner)
 }
 
-async fn api(
-    State(inner): State<Arc<Inner>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    rest::dispatch(&inner, &method, &uri, &headers).await
+async fn api(State(inner): State<Arc<Inner>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    rest::dispatch(&inner, &parts.method, &parts.uri, &parts.headers, body).await
 }
 
 /// 200 `ok` when the database answers, else 503.

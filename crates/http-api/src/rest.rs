@@ -2,6 +2,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -13,13 +14,19 @@ use crate::mp3::Mp3Failure;
 use crate::paging::{ListKind, ListQuery};
 use crate::resources::{call_json, recording_json};
 use crate::route::{self, Format, Route};
-use crate::{auth, transcriptions, Inner, MediaAuth, Metrics};
+use crate::{auth, call_update, transcriptions, Inner, MediaAuth, Metrics};
 
 /// Recording states whose media is not final yet.
-const UNFINISHED: [&str; 2] = ["in-progress", "paused"];
+pub(crate) const UNFINISHED: [&str; 2] = ["in-progress", "paused"];
 
-pub async fn dispatch(inner: &Inner, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
-    match handle(inner, method, uri, headers).await {
+pub async fn dispatch(
+    inner: &Inner,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    match handle(inner, method, uri, headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -30,6 +37,7 @@ async fn handle(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let api = &inner.api;
     let path = uri.path();
@@ -55,9 +63,15 @@ async fn handle(
     let query = uri.query();
     match route {
         Route::Unknown => Err(ApiError::not_found(path)),
+        // Live call update (issue 6); without call control it does not exist.
+        Route::Call { sid } if *method == Method::POST => {
+            call_update::update(inner, sid, body).await
+        }
         _ if !(read || delete && route.deletable()) => {
             Err(ApiError::method_not_allowed(if route.deletable() {
                 "GET, HEAD, DELETE"
+            } else if matches!(route, Route::Call { .. }) && inner.api.bot.is_some() {
+                "GET, HEAD, POST"
             } else {
                 "GET, HEAD"
             }))
@@ -225,7 +239,7 @@ async fn fetch_call(inner: &Inner, sid: &str) -> Result<Response, ApiError> {
 }
 
 /// The recording, if it exists, is visible, and belongs to `call_sid` when one is given.
-async fn find_recording(
+pub(crate) async fn find_recording(
     inner: &Inner,
     sid: &str,
     call_sid: Option<&str>,
@@ -296,7 +310,7 @@ async fn delete_recording(
 }
 
 /// WAV and MP3 paths, if the stored file name stays inside the storage directory.
-fn media_paths(dir: &Path, rec: &store::RecordingRecord) -> Option<(PathBuf, PathBuf)> {
+pub(crate) fn media_paths(dir: &Path, rec: &store::RecordingRecord) -> Option<(PathBuf, PathBuf)> {
     let rel = Path::new(&rec.media_file);
     let inside =
         rel.components().count() > 0 && rel.components().all(|c| matches!(c, Component::Normal(_)));

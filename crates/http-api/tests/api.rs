@@ -129,6 +129,7 @@ fn fixture(media_auth: MediaAuth) -> Fixture {
         metrics: Arc::new(Metrics::default()),
         public_url: "https://hark.example".into(),
         voice_log: Default::default(),
+        bot: None,
     });
     Fixture {
         _dir: tmp,

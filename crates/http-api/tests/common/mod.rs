@@ -2,12 +2,15 @@
 
 #![allow(dead_code)]
 
+pub mod bot;
+
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request};
 use axum::response::Response;
 use base64::Engine;
+use http_api::control::BotApi;
 use http_api::{router, ApiState, MediaAuth, Metrics, VoiceLogConfig};
 use store::{CallRecord, RecordingRecord, Store, TranscriptionRecord, Utterance};
 use tower::ServiceExt;
@@ -26,6 +29,14 @@ pub struct Fixture {
 }
 
 pub fn fixture(voice_log: VoiceLogConfig, fill: impl FnOnce(&Store)) -> Fixture {
+    fixture_with_bot(voice_log, None, fill)
+}
+
+pub fn fixture_with_bot(
+    voice_log: VoiceLogConfig,
+    bot: Option<BotApi>,
+    fill: impl FnOnce(&Store),
+) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let store = Store::open(&dir.join("hark.db")).unwrap();
@@ -39,6 +50,7 @@ pub fn fixture(voice_log: VoiceLogConfig, fill: impl FnOnce(&Store)) -> Fixture 
         metrics: Arc::new(Metrics::default()),
         public_url: "https://hark.example".into(),
         voice_log,
+        bot,
     });
     Fixture {
         _dir: tmp,
