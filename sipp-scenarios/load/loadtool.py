@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Helpers for run.sh (stdlib only).
 
-  loadtool.py sample OUT.csv HARK_PID SIPP_PID     1 Hz /proc sampler, until HARK_PID exits or SIGTERM
+  loadtool.py sample OUT.csv HARK_PID SIPP_PID [WEBHOOK_PID]
+                                                   1 Hz /proc sampler, until HARK_PID exits or SIGTERM
   loadtool.py pcap-speech PCAP                     speech span of the pcap's PT0 audio (RMS gate)
   loadtool.py report DIR N                         summary of a finished run in DIR
+  loadtool.py webhook-stats URL OUT.json           saves ivr_webhook.py's GET /stats (exit 1 if unreachable)
 
 CPU% is "% of one core": delta(utime+stime) / CLK_TCK / delta(wall) * 100.
 """
@@ -13,9 +15,11 @@ import glob
 import json
 import os
 import signal
+import sqlite3
 import struct
 import sys
 import time
+import urllib.request
 import wave
 
 TCK = os.sysconf("SC_CLK_TCK")
@@ -51,12 +55,13 @@ def count_fds(pid):
         return None
 
 
-def sample(out, hark, sipp):
+def sample(out, hark, sipp, webhook=None):
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     with open(out, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["t", "hark_ticks", "hark_rss_kb", "hark_threads", "hark_fds", "sipp_ticks", "sipp_rss_kb", "sipp_threads"])
+        w.writerow(["t", "hark_ticks", "hark_rss_kb", "hark_threads", "hark_fds", "sipp_ticks", "sipp_rss_kb", "sipp_threads",
+                    "webhook_ticks", "webhook_rss_kb"])
         nxt = time.time()
         while not stop:
             ht = proc_ticks(hark)
@@ -65,7 +70,10 @@ def sample(out, hark, sipp):
             hr, hth = proc_status(hark)
             st = proc_ticks(sipp)
             sr, sth = proc_status(sipp)
-            w.writerow([f"{time.time():.3f}", ht, hr, hth, count_fds(hark), st if st is not None else "", sr or "", sth or ""])
+            wt = proc_ticks(webhook) if webhook else None
+            wr = proc_status(webhook)[0] if webhook else None
+            w.writerow([f"{time.time():.3f}", ht, hr, hth, count_fds(hark), st if st is not None else "", sr or "", sth or "",
+                        wt if wt is not None else "", wr or ""])
             f.flush()
             nxt += 1.0
             time.sleep(max(0.0, nxt - time.time()))
@@ -159,6 +167,35 @@ def stat_epoch(row):
     return float(row["CurrentTime"].split()[-1])
 
 
+def recording_metadata(d, sidecars, wavs):
+    """[(name, wav path, status, duration)] from JSON sidecars (Hark up to issue 3) or, when there
+    are none, from the recordings table of {storage.dir}/hark.db (SQLite store, issue 4)."""
+    out = []
+    if sidecars:
+        for j in sidecars:
+            try:
+                m = json.load(open(j))
+                st, dur = m.get("status"), m.get("duration")
+            except Exception as e:  # noqa: BLE001 - report any broken file
+                st, dur = f"unreadable: {e}", None
+            out.append((os.path.basename(j), j[:-5] + ".wav", st, dur))
+        return out, "sidecars"
+    db = os.path.join(d, "recordings", "hark.db")
+    if not os.path.exists(db):
+        return out, "sidecars"
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = {sid: (st, dur) for sid, st, dur in con.execute("SELECT sid, status, duration FROM recordings")}
+    finally:
+        con.close()
+    # Only this run's recordings: the reference call's row is in the same database.
+    for w in wavs:
+        sid = os.path.basename(w)[:-4]
+        if sid in rows:
+            out.append((sid, w, rows[sid][0], rows[sid][1]))
+    return out, "database rows"
+
+
 def report(d, n):
     n = int(n)
     ok = True
@@ -188,6 +225,7 @@ def report(d, n):
     t = [float(r["t"]) for r in s]
     hk = [int(r["hark_ticks"]) for r in s]
     sk = [int(r["sipp_ticks"]) if r["sipp_ticks"] else None for r in s]
+    wk = [int(r["webhook_ticks"]) if r.get("webhook_ticks") else None for r in s]
 
     def window_cpu(lo, hi, ticks):
         idx = [i for i in range(len(t)) if lo <= t[i] <= hi and ticks[i] is not None]
@@ -207,6 +245,7 @@ def report(d, n):
         ok = False
     hmax, hmean, span = window_cpu(lo, hi, hk)
     smax, smean, _ = window_cpu(lo, hi, sk)
+    wmax, wmean, _ = window_cpu(meta["sipp_start"], meta["sipp_end"], wk)
     whole_max, whole_mean, _ = window_cpu(meta["sipp_start"], meta["sipp_end"], hk)
     rss = max(int(r["hark_rss_kb"]) for r in s if r["hark_rss_kb"]) / 1024
     rss0 = int(s[0]["hark_rss_kb"]) / 1024 if s and s[0]["hark_rss_kb"] else 0
@@ -221,6 +260,35 @@ def report(d, n):
     print(f"Hark RSS: max {rss:.1f} MiB (idle at start {rss0:.1f} MiB); threads max {thr}; fds max {fds}")
     print(f"SIPp CPU % of one core in window: max {fmt(smax)}, mean {fmt(smean)}; "
           f"SIPp RSS max {srss:.0f} MiB, threads max {sthr}")
+    if any(v is not None for v in wk):
+        print(f"webhook server CPU % of one core over the SIPp run: max {fmt(wmax)}, mean {fmt(wmean)}")
+
+    # --- IVR webhooks: every call must have run /voice -> /record -> /done, correctly signed
+    hooks = None
+    if os.path.exists(os.path.join(d, "webhook_end.json")):
+        end = json.load(open(os.path.join(d, "webhook_end.json")))
+        ref0 = json.load(open(os.path.join(d, "webhook_reference.json")))
+        counts = {k: end["counts"].get(k, 0) - ref0["counts"].get(k, 0) for k in ("/voice", "/record", "/done")}
+        other = {k: v for k, v in end["counts"].items() if k not in counts}
+        bad_sig = sum(end["bad_signature"].values())
+        flows = end["complete_flows"] - ref0["complete_flows"]
+        digits1 = end["record_digits"].get("1", 0) - ref0["record_digits"].get("1", 0)
+        pound = end["done_digits"].get("#", 0) - ref0["done_digits"].get("#", 0)
+        hooks = counts
+        print(f"webhooks (load calls only): /voice {counts['/voice']}, /record {counts['/record']}, "
+              f"/done {counts['/done']} (expected {n} each); other paths {other or 'none'}; "
+              f"bad X-Twilio-Signature {bad_sig} (all requests incl. reference)")
+        print(f"  complete /voice->/record->/done flows by CallSid: {flows}; /record with Digits=1: {digits1}; "
+              f"/done with Digits=#: {pound}; RecordingDuration values {end['recording_durations']}")
+        for sid, paths in list(end["incomplete_flows"].items())[:5]:
+            print(f"    incomplete {sid}: {paths}")
+        if any(v != n for v in counts.values()) or other or bad_sig or flows != n or digits1 != n or pound != n:
+            ok = False
+        # The prompt is rendered once, by the reference call; every load call must hit the TTS cache.
+        renders = meta.get("espeak_renders")
+        print(f"  <Say> renders (espeak-ng starts, reference + load calls): {renders} (expected 1)")
+        if renders != 1:
+            ok = False
 
     # --- recordings
     ref = meta.get("reference_duration")
@@ -247,26 +315,21 @@ def report(d, n):
             min_sim = sim if min_sim is None else min(min_sim, sim)
             if sim < 0.95:
                 bad_env.append((os.path.basename(w), sim))
-    for j in sidecars:
-        try:
-            st = json.load(open(j)).get("status")
-        except Exception as e:  # noqa: BLE001
-            st = f"unreadable: {e}"
+    metas, meta_kind = recording_metadata(d, sidecars, wavs)
+    for name, wav, st, dur in metas:
         if st != "completed":
-            bad_status.append((os.path.basename(j), st))
+            bad_status.append((name, st))
             continue
         # Twilio's RecordingDuration: whole seconds of the file.
-        wav = j[:-5] + ".wav"
-        dur = json.load(open(j)).get("duration")
         try:
             secs = wav_info(wav)[0] if os.path.exists(wav) else None
         except Exception:  # noqa: BLE001 - counted as unreadable above
             secs = None
         if dur is None or secs is None or abs(dur - secs) > 1.0:
-            bad_meta.append((os.path.basename(j), f"sidecar duration {dur}, wav {secs}"))
+            bad_meta.append((name, f"metadata duration {dur}, wav {secs}"))
     expected = pcap_expected(meta["pcap"])
     ref_ok = ref is not None and expected is not None and abs(ref - expected) <= 0.3
-    print(f"recordings: {len(wavs)} WAVs (expected {n}), {len(sidecars)} sidecars; "
+    print(f"recordings: {len(wavs)} WAVs (expected {n}), {len(metas)} {meta_kind}; "
           f"reference duration {fmt(ref) if ref is None else f'{ref:.3f}'} s, pcap speech + 2x200 ms "
           f"padding = {fmt(expected) if expected is None else f'{expected:.3f}'} s -> "
           f"{'OK' if ref_ok else 'MISMATCH (reference not trimmed to the speech?)'} (±300 ms)")
@@ -275,13 +338,13 @@ def report(d, n):
     if durs:
         print(f"  durations: min {min(durs):.3f} s, max {max(durs):.3f} s; "
               f"outside reference ±100 ms: {len(bad_dur)}")
-    print(f"  sidecars not 'completed': {len(bad_status)}; sidecar duration missing/wrong: {len(bad_meta)}; "
+    print(f"  {meta_kind} not 'completed': {len(bad_status)}; duration missing/wrong: {len(bad_meta)}; "
           f"unreadable WAVs: {len(unreadable)}; "
           f"envelope similarity to reference: min {fmt(min_sim) if min_sim is None else f'{min_sim:.3f}'}, "
           f"below 0.95: {len(bad_env)}; sample-identical to reference: {identical}/{len(wavs)}")
     for name, v in (bad_dur[:5] + bad_status[:5] + bad_meta[:5] + bad_env[:5] + unreadable[:5]):
         print(f"    {name}: {v}")
-    if len(wavs) != n or len(sidecars) != n or bad_dur or bad_status or bad_meta or bad_env or unreadable:
+    if len(wavs) != n or len(metas) != n or bad_dur or bad_status or bad_meta or bad_env or unreadable:
         ok = False
     print(f"Hark log: {meta.get('hark_errors', 0)} ERROR, {meta.get('hark_warnings', 0)} WARN lines")
     if meta.get("hark_errors", 0):
@@ -290,15 +353,26 @@ def report(d, n):
     holds = ok and hmean is not None and hmean < 60.0 and rss < 100.0
     print(f"targets (Hark mean CPU < 60% of a core, RSS < 100 MiB, all checks pass): "
           f"{'HOLD' if holds else 'NOT MET'}")
+    hooks_col = "" if hooks is None else f"{hooks['/voice']}/{hooks['/record']}/{hooks['/done']} | {fmt(wmean)} | "
     print(f"TABLE | {meta.get('scenario', 'pcap')} | {n} | {meta['rate']} | {created} | {succ} | {failed} | {peak} | "
-          f"{fmt(hmean)} | {fmt(hmax)} | {rss:.1f} | {fmt(smean)} | {len(wavs)} | "
+          f"{fmt(hmean)} | {fmt(hmax)} | {rss:.1f} | {fmt(smean)} | {hooks_col}{len(wavs)} | "
           f"{len(bad_dur)} | {len(bad_status) + len(bad_meta)} | {'PASS' if ok else 'FAIL'} | {'yes' if holds else 'no'} |")
     return 0 if ok else 1
 
 
 def main(argv):
-    if len(argv) >= 2 and argv[1] == "sample" and len(argv) == 5:
-        sample(argv[2], int(argv[3]), int(argv[4]))
+    if len(argv) >= 2 and argv[1] == "sample" and len(argv) in (5, 6):
+        sample(argv[2], int(argv[3]), int(argv[4]), int(argv[5]) if len(argv) == 6 else None)
+        return 0
+    if len(argv) == 4 and argv[1] == "webhook-stats":
+        try:
+            with urllib.request.urlopen(argv[2], timeout=5) as r:
+                data = r.read()
+        except OSError as e:
+            print(f"webhook stats {argv[2]}: {e}", file=sys.stderr)
+            return 1
+        with open(argv[3], "wb") as f:
+            f.write(data)
         return 0
     if len(argv) == 3 and argv[1] == "pcap-speech":
         pcap_speech(argv[2])

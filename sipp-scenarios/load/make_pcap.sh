@@ -6,6 +6,8 @@
 #                        1010 packets over 20.18 s, ~230 kB. Used by uac_speech20s_pound.xml.
 #  speech20s.ulaw        the same 20.0 s of audio as raw u-law (160 kB) for SIPp's rtp_stream, and
 #  pound.pcap            '#' alone (PT101), played after it. Used by uac_speech20s_pound_rtpstream.xml.
+#  one.pcap              '1' alone (PT101) with its own SSRC/seq/timestamp, so Hark cannot take
+#                        pound.pcap's '#' for a repeat of it. Used by uac_ivr_rtpstream.xml.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 toolkit="${TOOLKIT:-/work/shared/toolkit}"
@@ -17,4 +19,5 @@ sox "$tmp/loop.wav" -t raw -e mu-law -b 8 "$here/speech20s.ulaw"
 python3 "$toolkit/make_rtp_pcap.py" audio --wav "$tmp/speech20s_ulaw.wav" --codec pcmu \
     --then-digits '#' -o "$here/speech20s_pound.pcap"
 python3 "$toolkit/make_rtp_pcap.py" dtmf --digits '#' -o "$here/pound.pcap"
+python3 "$toolkit/make_rtp_pcap.py" dtmf --digits 1 --ssrc 0x0D1C1001 --seq 4000 --ts 900000 -o "$here/one.pcap"
 soxi -D "$tmp/speech20s_ulaw.wav"

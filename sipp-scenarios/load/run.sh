@@ -6,11 +6,14 @@
 # RATE (calls/s) defaults to max(10, N/10), so all N calls are up together for ~10 s.
 # SCENARIO=pcap (default: uac_speech20s_pound.xml, one play_pcap_audio thread per call in SIPp)
 #   or SCENARIO=rtpstream (uac_speech20s_pound_rtpstream.xml, SIPp's pooled rtp_stream player;
-#   needed above ~1,000 calls on 2 cores, where per-call pcap threads starve). SIPP_EXTRA: more SIPp args.
+#   needed above ~1,000 calls on 2 cores, where per-call pcap threads starve)
+#   or SCENARIO=ivr (uac_ivr_rtpstream.xml against the IVR of ivr_webhook.py: app.voice_url answers
+#   <Gather><Say/></Gather>, the caller presses 1, /record answers <Record finishOnKey="#"/>, the
+#   caller speaks 20 s and presses #, /done answers <Hangup/>). SIPP_EXTRA: more SIPp args.
 # Env: HARK_BIN (default ${CARGO_TARGET_DIR:-<repo>/target}/release/hark, built if missing),
 #      OUT (run directory, default a new /tmp/hark-load-N.XXXX), KEEP=1 keeps the WAVs,
 #      SIP_PORT (Hark, default 25260; SIPp uses +1), SIPP_MEDIA_PORT (26200), HTTP_PORT (28280),
-#      RTP_MIN/RTP_MAX (20000/29999).
+#      RTP_MIN/RTP_MAX (20000/29999), WEBHOOK_PORT (ivr only, 28290).
 # Steps: start Hark (loopback, temp config) -> one reference call (its recording's duration is
 # the reference) -> SIPp -m N -l N -r RATE while a 1 Hz sampler reads /proc for Hark and SIPp ->
 # stop Hark -> loadtool.py report (calls, CPU, RSS, every WAV and sidecar). Exit 0 = all checks pass.
@@ -27,6 +30,9 @@ SIPP_MEDIA_PORT="${SIPP_MEDIA_PORT:-26200}"
 HTTP_PORT="${HTTP_PORT:-28280}"
 RTP_MIN="${RTP_MIN:-20000}"
 RTP_MAX="${RTP_MAX:-29999}"
+WEBHOOK_PORT="${WEBHOOK_PORT:-28290}"
+AUTH_TOKEN="load-run-token"
+SCENARIO="${SCENARIO:-pcap}"
 py() { python3 -W ignore "$here/loadtool.py" "$@"; }
 
 HARK_BIN="${HARK_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/hark}"
@@ -56,8 +62,22 @@ dir = "$OUT/recordings"
 [log]
 level = "warn"
 EOF
+if [[ "$SCENARIO" == ivr ]]; then
+    # espeak-ng through a wrapper that logs each start, to count <Say> renders (cache misses).
+    espeak="$(command -v espeak-ng)" || { echo "espeak-ng not installed" >&2; exit 2; }
+    printf '#!/bin/sh\necho "$$ $*" >>"%s"\nexec "%s" "$@"\n' "$OUT/espeak_starts.log" "$espeak" >"$OUT/espeak-ng"
+    chmod +x "$OUT/espeak-ng"
+    cat >>"$OUT/hark.toml" <<EOF
+[account]
+auth_token = "$AUTH_TOKEN"
+[app]
+voice_url = "http://127.0.0.1:$WEBHOOK_PORT/voice"
+[tts]
+espeak_path = "$OUT/espeak-ng"
+EOF
+fi
 
-HARK_PID="" SIPP_PID="" SAMPLER_PID=""
+HARK_PID="" SIPP_PID="" SAMPLER_PID="" WEBHOOK_PID=""
 stop_pid() { # pid [grace seconds]
     local pid="$1" grace="${2:-5}" i
     [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
@@ -65,9 +85,20 @@ stop_pid() { # pid [grace seconds]
     for ((i = 0; i < grace * 10; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null
 }
-cleanup() { stop_pid "$SAMPLER_PID" 2; stop_pid "$SIPP_PID" 2; stop_pid "$HARK_PID" 10; }
+cleanup() { stop_pid "$SAMPLER_PID" 2; stop_pid "$SIPP_PID" 2; stop_pid "$HARK_PID" 10; stop_pid "$WEBHOOK_PID" 2; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+if [[ "$SCENARIO" == ivr ]]; then
+    python3 -W ignore "$here/ivr_webhook.py" "$WEBHOOK_PORT" "$AUTH_TOKEN" >"$OUT/webhook.log" 2>&1 &
+    WEBHOOK_PID=$!
+    for ((i = 0; i < 50; i++)); do
+        py webhook-stats "http://127.0.0.1:$WEBHOOK_PORT/stats" /dev/null 2>/dev/null && break
+        kill -0 "$WEBHOOK_PID" 2>/dev/null || { echo "webhook server exited:"; cat "$OUT/webhook.log"; exit 2; }
+        sleep 0.1
+    done
+    echo "IVR webhook server pid $WEBHOOK_PID on 127.0.0.1:$WEBHOOK_PORT"
+fi
 
 # Hark reads every HARK_* variable as a config override and rejects unknown ones, HARK_BIN included.
 env -u HARK_BIN "$HARK_BIN" serve --config "$OUT/hark.toml" >"$OUT/hark.log" 2>&1 &
@@ -80,10 +111,11 @@ done
 ss -Hlun "sport = :$SIP_PORT" | grep -q . || { echo "hark not listening on $SIP_PORT"; exit 2; }
 echo "hark pid $HARK_PID on 127.0.0.1:$SIP_PORT, run dir $OUT"
 
-case "${SCENARIO:-pcap}" in
+case "$SCENARIO" in
     pcap) scenario="$here/uac_speech20s_pound.xml" ;;
     rtpstream) scenario="$here/uac_speech20s_pound_rtpstream.xml" ;;
-    *) echo "SCENARIO must be pcap or rtpstream" >&2; exit 2 ;;
+    ivr) scenario="$here/uac_ivr_rtpstream.xml" ;;
+    *) echo "SCENARIO must be pcap, rtpstream or ivr" >&2; exit 2 ;;
 esac
 # shellcheck disable=SC2206
 sipp_common=(-sf "$scenario" -s rec -i 127.0.0.1 -p "$SIPP_PORT"
@@ -97,11 +129,16 @@ ref_wav="$(ls "$OUT"/recordings/*.wav 2>/dev/null | head -1)"
 if [[ $ref_rc -ne 0 || -z "$ref_wav" ]]; then
     echo "reference call failed (sipp rc $ref_rc, wav '${ref_wav}')"; tail -20 "$OUT/hark.log"; exit 1
 fi
-mv "$OUT"/recordings/* "$OUT/reference/"
+# WAVs and sidecars only: Hark's SQLite store (hark.db, from issue 4 on) stays where Hark has it open.
+mv "$OUT"/recordings/*.wav "$OUT/reference/"
+mv "$OUT"/recordings/*.json "$OUT/reference/" 2>/dev/null
 ref_wav="$OUT/reference/$(basename "$ref_wav")"
 ref_dur="$(py wav-duration "$ref_wav")"
 py pcap-speech "$here/speech20s_pound.pcap"
 echo "reference recording: $ref_dur s ($(basename "$ref_wav"))"
+if [[ "$SCENARIO" == ivr ]]; then
+    py webhook-stats "http://127.0.0.1:$WEBHOOK_PORT/stats" "$OUT/webhook_reference.json" || exit 1
+fi
 
 # 2. The load.
 sipp_limit=$(( N / RATE + 60 ))
@@ -111,7 +148,7 @@ sipp_start="$(date +%s.%N)"
     -timeout "${sipp_limit}s" -timeout_error -trace_stat -stf "$OUT/sipp_stat.csv" -fd 1 \
     -error_file "$OUT/sipp_errors.log" 127.0.0.1:"$SIP_PORT" >"$OUT/sipp.out" 2>&1) &
 SIPP_PID=$!
-python3 -W ignore "$here/loadtool.py" sample "$OUT/samples.csv" "$HARK_PID" "$SIPP_PID" &
+python3 -W ignore "$here/loadtool.py" sample "$OUT/samples.csv" "$HARK_PID" "$SIPP_PID" $WEBHOOK_PID &
 SAMPLER_PID=$!
 # The subshell execs sipp, so SIPP_PID is SIPp itself. Watchdog: global timeout + 30 s.
 deadline=$(( $(date +%s) + sipp_limit + 30 ))
@@ -131,11 +168,16 @@ done
 sleep 2
 stop_pid "$SAMPLER_PID" 2; SAMPLER_PID=""
 stop_pid "$HARK_PID" 10; wait "$HARK_PID" 2>/dev/null; HARK_PID=""
+if [[ -n "$WEBHOOK_PID" ]]; then
+    py webhook-stats "http://127.0.0.1:$WEBHOOK_PORT/stats" "$OUT/webhook_end.json"
+    stop_pid "$WEBHOOK_PID" 2; WEBHOOK_PID=""
+fi
 
 cat >"$OUT/run.json" <<EOF
-{"n": $N, "rate": $RATE, "scenario": "${SCENARIO:-pcap}", "sipp_rc": $sipp_rc, "sipp_start": $sipp_start, "sipp_end": $sipp_end,
+{"n": $N, "rate": $RATE, "scenario": "$SCENARIO", "sipp_rc": $sipp_rc, "sipp_start": $sipp_start, "sipp_end": $sipp_end,
  "reference_duration": $ref_dur, "reference_wav": "$ref_wav", "pcap": "$here/speech20s_pound.pcap",
- "hark_errors": $(grep -c ERROR "$OUT/hark.log"), "hark_warnings": $(grep -c WARN "$OUT/hark.log")}
+ "hark_errors": $(grep -c ERROR "$OUT/hark.log"), "hark_warnings": $(grep -c WARN "$OUT/hark.log"),
+ "espeak_renders": $(grep -v -- '--version' "$OUT/espeak_starts.log" 2>/dev/null | wc -l)}
 EOF
 echo "hark log: $(grep -c WARN "$OUT/hark.log") WARN, $(grep -c ERROR "$OUT/hark.log") ERROR lines; first ones:"
 grep -E 'WARN|ERROR' "$OUT/hark.log" | head -5 | cut -c1-400
