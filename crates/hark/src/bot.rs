@@ -32,6 +32,10 @@ pub(crate) struct BotState {
     running: Option<String>,
     /// Finished operations whose notification is not sent yet.
     pending: VecDeque<OperationView>,
+    /// The call was handed to the bot.
+    pub(crate) started: bool,
+    /// `terminated` was sent.
+    pub(crate) terminated_sent: bool,
     /// Notifications leave through one task per call, so the bot sees them in order.
     notifier: Option<tokio::sync::mpsc::UnboundedSender<serde_json::Value>>,
 }
@@ -85,12 +89,13 @@ impl Call {
     /// Runs until the caller hangs up, the bot hangs up, or the call is redirected to TwiML.
     pub(crate) async fn run_bot(&mut self) {
         self.entry.set_bot(true);
-        self.notify_call_state("establishing").await;
+        self.bot.started = true;
+        self.notify_call_state("establishing");
         self.answer().await;
         self.entry.set_state("established");
-        self.notify_call_state("established").await;
+        self.notify_call_state("established");
         loop {
-            self.flush_tones().await;
+            self.flush_tones();
             if self.hung_up()
                 || self.hangup_requested
                 || self.redirect.is_some()
@@ -122,17 +127,21 @@ impl Call {
         for (queued, _) in std::mem::take(&mut self.bot.queue) {
             self.finish_operation(&queued, "failed", why.clone(), None);
         }
-        self.flush_notifications().await;
+        self.flush_notifications();
         if self.redirect.is_none() {
             self.entry.set_state("terminated");
-            self.notify_call_state("terminated").await;
+            self.notify_call_state("terminated");
         }
     }
 
     /// Waits for the next operation (or the end), serving SIP, RTP and the API meanwhile.
     async fn idle(&mut self) {
         let mut drain = tokio::time::interval(DRAIN_INTERVAL);
-        while self.bot.queue.is_empty() && self.bot.tones.is_empty() && !self.gone() {
+        while self.bot.queue.is_empty()
+            && self.bot.tones.is_empty()
+            && self.bot.pending.is_empty()
+            && !self.gone()
+        {
             tokio::select! {
                 event = self.events.recv() => self.on_event(event),
                 notice = self.media.notices.recv() => self.on_notice(notice),
@@ -149,7 +158,7 @@ impl Call {
                 Ok(()) => {}
                 Err(outcome) => {
                     self.finish_operation(id, "failed", outcome, None);
-                    return self.flush_notifications().await;
+                    return self.flush_notifications();
                 }
             }
         }
@@ -159,7 +168,7 @@ impl Call {
             result(200, 0, "Action completed, prompt played"),
             None,
         );
-        self.flush_notifications().await;
+        self.flush_notifications();
     }
 
     /// Plays one prompt; the error is the operation's outcome.
@@ -190,7 +199,7 @@ impl Call {
         if let Some(uri) = &request.prompt_uri {
             if let Err(outcome) = self.play_uri(uri).await {
                 self.finish_operation(id, "failed", outcome, None);
-                return self.flush_notifications().await;
+                return self.flush_notifications();
             }
         }
         let verb = RecordVerb {
@@ -218,7 +227,7 @@ impl Call {
         };
         let Some(captured) = self.capture(&verb, &options).await else {
             self.finish_operation(id, "failed", result(400, 8508, "Operation canceled"), None);
-            return self.flush_notifications().await;
+            return self.flush_notifications();
         };
         let sid = captured.result.recording_sid.clone();
         let heard = captured.samples > 0;
@@ -259,7 +268,7 @@ impl Call {
         // The audio is kept even when the operation failed; the bot gets it if there is any.
         let recording = heard.then_some(sid);
         self.finish_operation(id, status, info, recording.as_deref());
-        self.flush_notifications().await;
+        self.flush_notifications();
     }
 
     fn start_operation(&mut self, id: &str) {
@@ -298,20 +307,20 @@ impl Call {
         self.bot.pending.push_back(op);
     }
 
-    async fn flush_notifications(&mut self) {
+    fn flush_notifications(&mut self) {
         while let Some(op) = self.bot.pending.pop_front() {
             let resource = format!("/communications/calls/{}/operations/{}", op.call_id, op.id);
             self.notify(comms_notification(
                 "deleted",
                 &resource,
                 operation_json(&op),
-            ))
-            .await;
+            ));
         }
     }
 
-    async fn flush_tones(&mut self) {
-        self.flush_notifications().await;
+    /// Sends finished operations and heard tones to the bot now.
+    pub(crate) fn flush_tones(&mut self) {
+        self.flush_notifications();
         while let Some(key) = self.bot.tones.pop_front() {
             self.bot.tone_sequence += 1;
             let tone = match key {
@@ -325,12 +334,17 @@ impl Call {
                 "toneInfo": {"@odata.type": "#microsoft.graph.toneInfo", "tone": tone, "sequenceId": self.bot.tone_sequence},
             });
             let resource = format!("/communications/calls/{}", self.info.call_sid);
-            self.notify(comms_notification("updated", &resource, data))
-                .await;
+            self.notify(comms_notification("updated", &resource, data));
         }
     }
 
-    async fn notify_call_state(&mut self, state: &str) {
+    pub(crate) fn notify_call_state(&mut self, state: &str) {
+        if state == "terminated" {
+            if self.bot.terminated_sent {
+                return;
+            }
+            self.bot.terminated_sent = true;
+        }
         let data = serde_json::json!({
             "@odata.type": "#microsoft.graph.call",
             "id": self.info.call_sid,
@@ -344,13 +358,12 @@ impl Call {
             "updated"
         };
         let resource = format!("/communications/calls/{}", self.info.call_sid);
-        self.notify(comms_notification(change, &resource, data))
-            .await;
+        self.notify(comms_notification(change, &resource, data));
     }
 
     /// Queues a notification to the bot (JSON POST). They leave in order, each retried a few
     /// times, and never hold up the call.
-    async fn notify(&mut self, body: serde_json::Value) {
+    fn notify(&mut self, body: serde_json::Value) {
         let Some(url) = self.app.bot_callback_uri.clone() else {
             return;
         };

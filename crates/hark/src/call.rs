@@ -187,6 +187,10 @@ async fn run(
     };
     call.execute().await;
     call.end().await;
+    if call.app.bot_callback_uri.is_some() && call.entry_is_bot() {
+        // Also after a bot call was redirected to TwiML: the bot learns that it ended.
+        call.notify_call_state("terminated");
+    }
     call.report_completed().await;
 }
 
@@ -538,6 +542,13 @@ impl Call {
                 }
             }
         }
+        if !self.bot.tones.is_empty() {
+            self.flush_tones();
+        }
+    }
+
+    fn entry_is_bot(&self) -> bool {
+        self.bot.started
     }
 
     fn collecting_keys(&self) -> bool {

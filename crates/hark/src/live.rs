@@ -180,7 +180,8 @@ impl CallControl for DaemonControl {
                 id: uuid_like(),
                 call_id,
                 kind: operation_kind(&request).into(),
-                status: "notStarted".into(),
+                // Graph answers `running`: the operation is accepted and will run in turn.
+                status: "running".into(),
                 result_info: None,
                 recording_location: None,
                 recording_access_token: None,

@@ -194,6 +194,9 @@ impl Call {
             tokio::select! {
                 _ = drain.tick() => {
                     self.drain_into(&mut recorder, &mut anchor, &mut io_error);
+                    if !self.bot.tones.is_empty() {
+                        self.flush_tones();
+                    }
                     // No audio for a while: advance with silence behind real time.
                     let stalled = anchor.1.elapsed().saturating_sub(STALL_SLACK);
                     let target = anchor.0 + stalled.as_millis() as u64 * 8;
@@ -350,6 +353,9 @@ impl Call {
                 MediaItem::Dtmf(event) => {
                     tracing::debug!(digit = %event.digit, position = event.position, source = ?event.source, "DTMF");
                     recorder.push_dtmf(event.digit, event.position);
+                    if self.bot.tones_subscribed {
+                        self.bot.tones.push_back(event.digit);
+                    }
                 }
             }
             if recorder.stop_reason().is_some() {
