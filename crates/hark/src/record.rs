@@ -255,6 +255,11 @@ impl Call {
             }
         };
         let absent = absent_reason.is_some();
+        if let Some(s) = &summary {
+            // The file begins where trim-silence (or kept pre-roll) put it, not at capture
+            // start: its start time is what places transcript utterances on the call's clock.
+            row.start_time_ms += s.kept_start_offset / 8;
+        }
         row.status = if absent { "absent" } else { "completed" }.into();
         row.duration_secs = Some(duration);
         row.error_code = absent_reason;

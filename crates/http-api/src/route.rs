@@ -95,10 +95,11 @@ pub fn parse(path: &str) -> (Option<&str>, Route<'_>) {
         }
         ["Transcriptions.json"] => Route::TranscriptionList,
         ["Transcriptions", file] => {
+            // No extension (the callback's TranscriptionUrl) is the JSON, like Twilio's.
             let (sid, text) = match (file.strip_suffix(".json"), file.strip_suffix(".txt")) {
                 (Some(sid), _) => (sid, false),
                 (_, Some(sid)) => (sid, true),
-                _ => ("", false),
+                _ => (*file, false),
             };
             if is_sid(sid, "TR") {
                 Route::Transcription { sid, text }
@@ -110,7 +111,7 @@ pub fn parse(path: &str) -> (Option<&str>, Route<'_>) {
             Route::RecordingTranscriptionList { recording_sid }
         }
         ["Recordings", recording_sid, "Transcriptions", file] if is_sid(recording_sid, "RE") => {
-            match file.strip_suffix(".json") {
+            match file.strip_suffix(".json").or(Some(*file)) {
                 Some(sid) if is_sid(sid, "TR") => {
                     Route::RecordingTranscription { recording_sid, sid }
                 }
@@ -237,6 +238,14 @@ mod tests {
             }
         );
         assert_eq!(
+            p(&format!("{AC}/Transcriptions/{TR}")).1,
+            Route::Transcription {
+                sid: TR,
+                text: false
+            },
+            "no extension is the JSON (TranscriptionUrl)"
+        );
+        assert_eq!(
             p(&format!("{AC}/Transcriptions/{TR}.txt")).1,
             Route::Transcription {
                 sid: TR,
@@ -274,7 +283,6 @@ mod tests {
             p(&format!("{AC}/Transcriptions/{TR}.wav")).1,
             Route::Unknown
         );
-        assert_eq!(p(&format!("{AC}/Transcriptions/{TR}")).1, Route::Unknown);
         assert_eq!(
             p(&format!("{AC}/Recordings/{RE}/Transcriptions/{TR}.txt")).1,
             Route::Unknown

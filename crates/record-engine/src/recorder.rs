@@ -109,6 +109,10 @@ pub struct RecordSummary {
     /// Some frame of captured audio (from capture start, before any finish-key cut) was speech.
     /// Pre-roll speech does not count. Always `false` after `NoSpeech`.
     pub speech_detected: bool,
+    /// Where the kept audio begins, in samples from capture start: positive when leading
+    /// silence was trimmed, negative when pre-roll was kept. Lets callers place the file's
+    /// first sample on the call's clock.
+    pub kept_start_offset: i64,
 }
 
 /// Zeros written for timeline holes, one frame at a time.
@@ -273,6 +277,7 @@ impl<S: WavStorage> Recorder<S> {
                 absent: Some(AbsentReason::Silent),
                 captured_samples: self.captured,
                 speech_detected: false,
+                kept_start_offset: 0,
             };
             return Ok((summary, storage));
         };
@@ -314,6 +319,7 @@ impl<S: WavStorage> Recorder<S> {
             absent,
             captured_samples: self.captured,
             speech_detected,
+            kept_start_offset: keep.start as i64 - self.capture_start as i64,
         };
         Ok((summary, storage))
     }

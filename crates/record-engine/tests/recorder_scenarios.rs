@@ -78,7 +78,34 @@ fn speech_then_silence_stops_5s_after_last_speech_and_trims_to_padding() {
     let keep = (RATE - ms(200)) as usize..(3 * RATE + ms(200)) as usize;
     assert_eq!(s.samples, ms(2400));
     assert_eq!(s.duration_secs, 2);
+    assert_eq!(
+        s.kept_start_offset,
+        (RATE - ms(200)) as i64,
+        "trimmed lead-in"
+    );
     assert_same(&samples, &audio[keep], "file");
+}
+
+#[test]
+fn kept_start_offset_places_the_file_on_the_capture_clock() {
+    // do-not-trim keeps everything from capture start.
+    let mut p = params();
+    p.trim_silence = false;
+    let mut r = recorder(p, 0);
+    let audio = timeline(&[(RATE, false), (RATE, true), (6 * RATE, false)]);
+    assert!(feed(&mut r, &audio, 0, FRAME).is_some());
+    assert_eq!(finish(r).0.kept_start_offset, 0);
+    // Speech over the beep: kept pre-roll starts before capture start.
+    let capture_start = ms(300);
+    let mut r = recorder(params(), capture_start);
+    let audio = timeline(&[(ms(1000), true), (6 * RATE, false)]);
+    assert!(feed(&mut r, &audio, 0, FRAME).is_some());
+    let (s, _) = finish(r);
+    assert_eq!(
+        s.kept_start_offset,
+        -(ms(300) as i64),
+        "pre-roll kept from its first sample"
+    );
 }
 
 #[test]
