@@ -219,7 +219,9 @@ fn daemon(wh: &WebhookServer, url: &str, timeout_secs: &str, lang_attr: &str) ->
 
 /// Places one call of the speech fixture ending in '#'; returns the action request and the
 /// recording's bytes as they were when the action was requested.
-fn call(d: &Daemon, wh: &WebhookServer) -> (Recorded, Vec<u8>) {
+/// The call's `/done` request, the recording's bytes, and where in the sent audio the
+/// recording begins (seconds; the caller starts talking when the call is answered).
+fn call(d: &Daemon, wh: &WebhookServer) -> (Recorded, Vec<u8>, f64) {
     let wav = data_dir().join("speech_8k_ulaw.wav");
     let sent = decode_all(&speech_ulaw());
     HarkCall::new(&d.uri("rec"))
@@ -230,7 +232,7 @@ fn call(d: &Daemon, wh: &WebhookServer) -> (Recorded, Vec<u8>) {
     let done = wh.wait_for("/done", 1, Duration::from_secs(5)).remove(0);
     let rec = check_recording(d, &done, &sent, false);
     let bytes = std::fs::read(&rec.path).expect("recording");
-    (done, bytes)
+    (done, bytes, rec.offset as f64 / 8000.0)
 }
 
 fn voice_log(http: &Http, d: &Daemon, id: &str, json: bool) -> twilio_client::Resp {
@@ -295,7 +297,7 @@ fn verbose_json_segments_become_utterances_and_request_has_openai_shape() {
     let engine = FakeEngine::start(Duration::ZERO, reply);
     let wh = WebhookServer::start();
     let d = daemon(&wh, &engine.url, "30", r#"transcribeLanguage="de-DE""#);
-    let (done, bytes) = call(&d, &wh);
+    let (done, bytes, rec_start) = call(&d, &wh);
     let cb = wh.wait_for("/tcb", 1, Duration::from_secs(30)).remove(0);
 
     // The request.
@@ -361,10 +363,12 @@ fn verbose_json_segments_become_utterances_and_request_has_openai_shape() {
     assert_eq!(f(1, "voice_duration_sec"), 1.8, "1.75 s to one decimal");
     let gap = f(1, "speak_start_sec") - f(0, "speak_start_sec");
     assert!((gap - 1.75).abs() <= 0.11, "starts {j}");
-    // Segment 0 starts 0.5 s into the recording, which starts after the 0.5 s beep.
+    // Segment 0 starts 0.5 s into the recording; the caller talks from the answer on, so
+    // the recording (trimmed, with pre-roll) starts `rec_start` s into the call.
+    let want = rec_start + 0.5;
     assert!(
-        (0.9..=1.6).contains(&f(0, "speak_start_sec")),
-        "first utterance at {} s after answer",
+        (f(0, "speak_start_sec") - want).abs() <= 0.15,
+        "first utterance at {} s after answer, want {want:.2}",
         f(0, "speak_start_sec")
     );
     wh.assert_signatures_ok();
@@ -378,7 +382,7 @@ fn engine_down_fails_the_transcription_and_keeps_the_recording() {
     };
     let wh = WebhookServer::start();
     let d = daemon(&wh, &format!("http://127.0.0.1:{closed}"), "30", "");
-    let (done, bytes) = call(&d, &wh);
+    let (done, bytes, _) = call(&d, &wh);
     let cb = wh.wait_for("/tcb", 1, Duration::from_secs(30)).remove(0);
     assert!(cb.signature_ok);
     assert_failed_without_harm(&d, &done, &cb, &bytes);
@@ -406,7 +410,7 @@ fn slow_engine_fails_within_timeout_secs() {
     let engine = FakeEngine::start(Duration::from_secs(30), r#"{"text":"too late"}"#);
     let wh = WebhookServer::start();
     let d = daemon(&wh, &engine.url, "2", "");
-    let (done, bytes) = call(&d, &wh);
+    let (done, bytes, _) = call(&d, &wh);
     let cb = wh.wait_for("/tcb", 1, Duration::from_secs(20)).remove(0);
     // The job starts when the recording is finalized, just before the action request.
     let took = cb.at.duration_since(done.at).as_secs_f64();
