@@ -150,7 +150,7 @@ fn url_redirects_fetch_and_run_the_document_post_then_get() {
 }
 
 #[test]
-fn unknown_or_ended_call_is_404_bad_auth_401_bad_form_400() {
+fn unknown_call_404_ended_call_21220_bad_auth_401_bad_form_400() {
     let (_wh, mut d, caller, sid, _) = twiml_call(r#"<Response><Pause length="30"/></Response>"#);
     std::thread::sleep(Duration::from_millis(500));
     let bot = Bot::start();
@@ -179,10 +179,15 @@ fn unknown_or_ended_call_is_404_bad_auth_401_bad_form_400() {
     let r = twilio_update(&bot, &d, &sid, &[("Status", "completed")]);
     check_call_json(&r, &sid);
     ended_by_server(caller, r.sent);
-    // Over now: no longer updatable.
+    // Over now: as Twilio, a redirect is 21220; hanging up again answers the ended call.
     std::thread::sleep(Duration::from_millis(300));
     let r = twilio_update(&bot, &d, &sid, &[("Twiml", HANGUP)]);
-    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["code"], 21220);
+    let r = twilio_update(&bot, &d, &sid, &[("Status", "completed")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "completed");
+    assert_eq!(r.json()["sid"], sid.as_str());
     d.assert_alive();
 }
 

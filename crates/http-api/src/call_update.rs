@@ -91,18 +91,28 @@ pub async fn update(inner: &Inner, sid: &str, body: Body) -> Result<Response, Ap
             )
         })?;
     let update = parse_form(&bytes)?;
-    match bot.control.update(sid, update).await {
-        Ok(()) => {}
-        Err(ControlError::UnknownCall) => return Err(ApiError::not_found(sid)),
+    let hangup_only = update.twiml.is_none() && update.url.is_none();
+    let live = match bot.control.update(sid, update).await {
+        Ok(()) => true,
+        Err(ControlError::UnknownCall) => false,
         Err(ControlError::Conflict(msg)) => {
             return Err(ApiError::new(StatusCode::BAD_REQUEST, CODE_CALL_STATE, msg))
         }
-    }
+    };
     let (account, owned) = (inner.api.account_sid.clone(), sid.to_string());
-    match db(inner, move |s| s.get_call(&account, &owned)).await? {
-        Some(c) => Ok(json(StatusCode::OK, &call_json(&c))),
-        None => Err(ApiError::not_found(sid)),
+    let call = db(inner, move |s| s.get_call(&account, &owned))
+        .await?
+        .ok_or_else(|| ApiError::not_found(sid))?;
+    // A call that has already ended, as Twilio answers it: hanging it up again is a no-op,
+    // redirecting it is 21220.
+    if !live && !hangup_only {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            CODE_CALL_STATE,
+            "Call is not in-progress. Cannot redirect.",
+        ));
     }
+    Ok(json(StatusCode::OK, &call_json(&call)))
 }
 
 #[cfg(test)]
