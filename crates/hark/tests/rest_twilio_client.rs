@@ -15,10 +15,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use twilio_client::*;
 
-/// LAME's encoder delay (576 + 529 decoder delay) and an MPEG-2.5 frame at 8 kHz, in samples.
-const LAME_DELAY: usize = 1105;
-const MP3_FRAME: usize = 576;
-
 #[test]
 fn twilio_helper_lists_pages_fetches_downloads_and_deletes_recordings() {
     let wh = WebhookServer::start();
@@ -110,10 +106,11 @@ fn twilio_helper_lists_pages_fetches_downloads_and_deletes_recordings() {
         let decoded = decode(&mp3, Container::Mp3, 3600)
             .unwrap_or_else(|e| panic!("{sid}.mp3 does not decode: {e}"))
             .samples;
-        // No LAME/Xing tag is written, so a decoder cannot trim the encoder delay (1105
-        // samples) and the last frame's padding: the MP3 is that much longer than the WAV.
-        assert!(
-            decoded.len() >= pcm.len() && decoded.len() <= pcm.len() + LAME_DELAY + 2 * MP3_FRAME,
+        // The LAME Info tag declares the encoder delay and padding: a gapless decoder gets
+        // back exactly the WAV's length.
+        assert_eq!(
+            decoded.len(),
+            pcm.len(),
             "{sid}: MP3 decodes to {} samples, WAV has {}",
             decoded.len(),
             pcm.len()

@@ -2,7 +2,7 @@
 //! renamed to `{sid}.mp3` beside the WAV, and concurrent first requests share one encode.
 
 use std::collections::HashMap;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -212,8 +212,13 @@ fn bitrate(rate: u32, channels: u16) -> Bitrate {
     }
 }
 
-/// Encodes a WAV stream to MP3 (CBR, no VBR/ID3 tag); returns the sample frames encoded.
-pub fn encode_wav<R: Read, W: Write>(mut input: R, out: &mut W) -> Result<u64, Mp3Error> {
+/// Encodes a WAV stream to MP3 (CBR, no ID3 tag); returns the sample frames encoded.
+///
+/// The first frame is LAME's "Info" tag (written over LAME's placeholder once the stream is
+/// flushed, hence `Seek`): it carries the frame count and the encoder delay and padding, so
+/// gapless decoders (ffmpeg, mpg123, LAME's own) give back exactly the WAV's duration.
+pub fn encode_wav<R: Read, W: Write + Seek>(mut input: R, out: &mut W) -> Result<u64, Mp3Error> {
+    let stream_start = out.stream_position()?;
     let fmt = read_header(&mut input)?;
     let lame = |e: mp3lame_encoder::BuildError| Mp3Error::Lame(e.to_string());
     let mut b = Builder::new().ok_or(Mp3Error::Lame("cannot allocate encoder".into()))?;
@@ -230,7 +235,7 @@ pub fn encode_wav<R: Read, W: Write>(mut input: R, out: &mut W) -> Result<u64, M
     };
     b.set_mode(mode).map_err(lame)?;
     b.set_quality(Quality::Good).map_err(lame)?;
-    b.set_to_write_vbr_tag(false).map_err(lame)?;
+    b.set_to_write_vbr_tag(true).map_err(lame)?;
     let mut enc = b.build().map_err(lame)?;
 
     let frame = fmt.bytes_per_frame();
@@ -276,6 +281,14 @@ pub fn encode_wav<R: Read, W: Write>(mut input: R, out: &mut W) -> Result<u64, M
     enc.flush_to_vec::<FlushGap>(&mut mp3)
         .map_err(|e| Mp3Error::Lame(e.to_string()))?;
     out.write_all(&mp3)?;
+    mp3.clear();
+    mp3.reserve(enc.lame_tag_size());
+    if enc.lame_tag_encode_to_vec(&mut mp3).is_some() {
+        let end = out.stream_position()?;
+        out.seek(SeekFrom::Start(stream_start))?;
+        out.write_all(&mp3)?;
+        out.seek(SeekFrom::Start(end))?;
+    }
     out.flush()?;
     Ok(frames)
 }

@@ -115,13 +115,40 @@ fn unsupported_wavs_name_the_field() {
     assert!(read_header(&mut &v[..30]).is_err());
 }
 
+/// Encodes into memory.
+fn encode(input: &[u8]) -> (u64, Vec<u8>) {
+    let mut out = std::io::Cursor::new(Vec::new());
+    let frames = encode_wav(input, &mut out).unwrap();
+    (frames, out.into_inner())
+}
+
+/// The LAME "Info" tag of the first frame: (frames in the stream after it, encoder delay,
+/// padding), read at the offsets the LAME tag format fixes.
+fn lame_info(b: &[u8]) -> Option<(u32, u32, u32)> {
+    let at = b.windows(4).take(64).position(|w| w == b"Info")?;
+    let flags = u32::from_be_bytes(b.get(at + 4..at + 8)?.try_into().ok()?);
+    if flags & 1 == 0 {
+        return None;
+    }
+    let frames = u32::from_be_bytes(b.get(at + 8..at + 12)?.try_into().ok()?);
+    // Info(4) flags(4) frames(4) bytes(4) toc(100) quality(4) = 120, then the LAME extension:
+    // version(9) revision(1) lowpass(1) replay gain(8) ath(1) bitrate(1), then 24 bits.
+    let lame = at + 120;
+    if b.get(lame..lame + 4)? != b"LAME" {
+        return None;
+    }
+    let d = b.get(lame + 21..lame + 24)?;
+    let delay = (u32::from(d[0]) << 4) | (u32::from(d[1]) >> 4);
+    let padding = (u32::from(d[1] & 0x0F) << 8) | u32::from(d[2]);
+    Some((frames, delay, padding))
+}
+
 #[test]
 fn eight_khz_mono_encodes_to_32kbps_mpeg25_frames_of_the_right_duration() {
     let input = wav(1, 16, 8000, &tone_pcm(3));
-    let mut out = Vec::new();
-    let frames = encode_wav(&input[..], &mut out).unwrap();
+    let (frames, out) = encode(&input);
     assert_eq!(frames, 24_000);
-    // No ID3/VBR tag: the file opens with a frame sync.
+    // No ID3 tag: the file opens with a frame sync.
     assert_eq!((out[0], out[1] & 0xE0), (0xFF, 0xE0));
     // MPEG 2.5 (version bits 00), Layer III, 32 kbps (index 4), 8 kHz (index 2).
     assert_eq!((out[1] >> 3) & 3, 0);
@@ -129,10 +156,19 @@ fn eight_khz_mono_encodes_to_32kbps_mpeg25_frames_of_the_right_duration() {
     assert_eq!((out[2] >> 2) & 3, 2);
     let (n, samples, rate) = mp3_frames(&out).expect("a clean chain of frames");
     assert_eq!(rate, 8000);
-    // LAME adds encoder delay and padding: at most a few frames of 576 samples.
+    // LAME adds encoder delay and padding: at most a few frames of 576 samples (plus the
+    // Info frame).
     assert!(
-        (24_000..=24_000 + 4 * 576).contains(&samples),
+        (24_000..=24_000 + 5 * 576).contains(&samples),
         "{samples} samples in {n} frames"
+    );
+    // The Info frame says what a gapless decoder trims: exactly the WAV's samples remain.
+    let (tag_frames, delay, padding) = lame_info(&out).expect("a LAME Info tag");
+    assert_eq!(tag_frames as usize, n - 1, "audio frames after the tag");
+    assert!((529..2000).contains(&delay), "delay {delay}");
+    assert_eq!(
+        u64::from(tag_frames) * 576 - u64::from(delay + padding),
+        24_000
     );
     // 32 kbps ≈ 4000 bytes per second.
     assert!(
@@ -146,16 +182,15 @@ fn eight_khz_mono_encodes_to_32kbps_mpeg25_frames_of_the_right_duration() {
 fn ulaw_wav_encodes_and_unfinalised_data_size_reads_to_eof() {
     let mut input = wav(7, 8, 8000, &[0x7Fu8; 8000]);
     input[40..44].copy_from_slice(&0u32.to_le_bytes()); // as a crash leaves it
-    let mut out = Vec::new();
-    assert_eq!(encode_wav(&input[..], &mut out).unwrap(), 8000);
+    let (frames, out) = encode(&input);
+    assert_eq!(frames, 8000);
     assert!(mp3_frames(&out).is_some());
 }
 
 #[test]
 fn truncated_last_sample_is_dropped() {
     let input = wav(1, 16, 8000, &[0, 0, 0, 0, 7]);
-    let mut out = Vec::new();
-    assert_eq!(encode_wav(&input[..], &mut out).unwrap(), 2);
+    assert_eq!(encode(&input).0, 2);
 }
 
 #[tokio::test]
@@ -204,9 +239,10 @@ async fn cache_encodes_once_then_serves_the_file() {
 #[ignore]
 fn mp3_encode_speed_per_minute_of_audio() {
     let input = wav(1, 16, 8000, &tone_pcm(600));
-    let mut out = Vec::with_capacity(3_000_000);
+    let mut out = std::io::Cursor::new(Vec::with_capacity(3_000_000));
     let t = std::time::Instant::now();
     encode_wav(&input[..], &mut out).unwrap();
+    let out = out.into_inner();
     let per_minute = t.elapsed() / 10;
     println!(
         "MP3 encode: {per_minute:?} per minute of 8 kHz mono audio ({} bytes for 10 min)",
