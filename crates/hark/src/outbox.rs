@@ -29,6 +29,11 @@ const MAX_ATTEMPTS: u32 = 12;
 
 /// How often the worker looks for due items when nothing wakes it.
 const POLL: Duration = Duration::from_millis(500);
+/// Delivered and given-up callbacks are kept this long (for inspection and to recognise a
+/// replayed state change), then deleted so the table does not grow forever.
+const KEEP_FINISHED: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often finished callbacks older than [`KEEP_FINISHED`] are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 #[derive(Clone)]
 pub struct Outbox {
@@ -85,7 +90,12 @@ impl Outbox {
     pub async fn run(self, webhooks: Webhooks) {
         let in_flight: Arc<std::sync::Mutex<HashSet<i64>>> = Arc::default();
         let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
+        let mut next_prune = tokio::time::Instant::now();
         loop {
+            if tokio::time::Instant::now() >= next_prune {
+                next_prune += PRUNE_EVERY;
+                self.prune().await;
+            }
             let store = self.store.clone();
             let due = tokio::task::spawn_blocking(move || {
                 (store.due(now_ms(), 256), store.pending_count())
@@ -135,6 +145,19 @@ impl Outbox {
                     }
                 }
                 _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    async fn prune(&self) {
+        let store = self.store.clone();
+        let before = now_ms() - KEEP_FINISHED.as_millis() as i64;
+        match tokio::task::spawn_blocking(move || store.prune_outbox(before)).await {
+            Ok(Ok(0)) | Err(_) => {}
+            Ok(Ok(n)) => tracing::info!(deleted = n, "old finished callbacks pruned"),
+            Ok(Err(e)) => {
+                http_api::Metrics::add(&self.metrics.db_errors, 1);
+                tracing::error!(error = %e, "pruning the outbox failed");
             }
         }
     }

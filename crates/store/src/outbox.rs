@@ -1,7 +1,8 @@
 //! The webhook outbox: status callbacks survive restarts and go out in order per group.
 //!
 //! States: `pending` → `delivered` | `failed` (given up). Rows are kept after they leave
-//! `pending`, so a redelivery can be told apart from a new callback by its idempotency key.
+//! `pending`, so a redelivery can be told apart from a new callback by its idempotency key,
+//! until [`Store::prune_outbox`] drops the old ones.
 
 use rusqlite::{params, OptionalExtension, Row};
 
@@ -140,6 +141,19 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes delivered and given-up items whose last scheduled attempt is before
+    /// `before_ms`; returns how many. Pending items are never touched.
+    pub fn prune_outbox(&self, before_ms: i64) -> Result<usize, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "DELETE FROM outbox WHERE state IN ('delivered', 'failed') AND next_attempt_ms < ?1",
+            )
+            .map_err(query("prune outbox"))?;
+        st.execute(params![before_ms])
+            .map_err(query("prune outbox"))
+    }
+
     /// Items not yet delivered or given up.
     pub fn pending_count(&self) -> Result<u64, StoreError> {
         let conn = self.conn();
@@ -268,6 +282,37 @@ mod tests {
         assert_eq!(state(&store, b1), "failed");
         assert_eq!(store.pending_count().unwrap(), 0);
         assert!(due_keys(&store, i64::MAX).is_empty());
+    }
+
+    #[test]
+    fn prune_drops_only_old_finished_items() {
+        let (_d, store) = store();
+        let mut ids = Vec::new();
+        for (key, at) in [
+            ("old-ok", 100),
+            ("old-failed", 100),
+            ("old-pending", 100),
+            ("new-ok", 900),
+        ] {
+            let mut item = outbox_item(key, key);
+            item.next_attempt_ms = at;
+            ids.push(store.enqueue(&item).unwrap());
+        }
+        store.delivered(ids[0]).unwrap();
+        store.give_up(ids[1]).unwrap();
+        store.delivered(ids[3]).unwrap();
+        assert_eq!(store.prune_outbox(500).unwrap(), 2);
+        let left: Vec<i64> = store
+            .conn()
+            .prepare("SELECT id FROM outbox ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(left, [ids[2], ids[3]]);
+        assert_eq!(store.prune_outbox(500).unwrap(), 0);
+        assert_eq!(due_keys(&store, 1_000), ["old-pending"]);
     }
 
     #[test]
