@@ -17,6 +17,9 @@ use record_engine::StopReason;
 use crate::call::{Call, Interrupt, DRAIN_INTERVAL};
 use crate::record::CaptureOptions;
 
+/// `source` of the recordings `recordResponse` makes.
+pub(crate) const RECORDING_SOURCE: &str = "RecordResponse";
+
 /// Bot mode of a call.
 #[derive(Default)]
 pub(crate) struct BotState {
@@ -223,7 +226,7 @@ impl Call {
         };
         let options = CaptureOptions {
             initial_silence_secs: Some(request.initial_silence_timeout_secs),
-            source: "RecordResponse",
+            source: RECORDING_SOURCE,
         };
         let Some(captured) = self.capture(&verb, &options).await else {
             self.finish_operation(id, "failed", result(400, 8508, "Operation canceled"), None);

@@ -45,6 +45,8 @@ pub struct Shared {
     /// Key of recording access tokens given to bots.
     pub bot_token_secret: Vec<u8>,
     pub metrics: Arc<http_api::Metrics>,
+    /// Deletes recordings as the REST API does (bot recordings discarded with their call).
+    pub recording_deleter: http_api::RecordingDeleter,
     pub sip: SipHandle,
     pub ports: PortAllocator,
     pub audio: Arc<AudioCache>,
@@ -192,6 +194,16 @@ async fn run(
         call.notify_call_state("terminated");
     }
     call.report_completed().await;
+    if call.app.bot_callback_uri.is_some()
+        && call.shared.config.bot_recording_retention == crate::config::BotRecordingRetention::Call
+    {
+        crate::retention::discard_bot_recordings(
+            call.shared.store.clone(),
+            call.shared.recording_deleter.clone(),
+            call.info.call_sid.clone(),
+        )
+        .await;
+    }
 }
 
 trait NewCall {

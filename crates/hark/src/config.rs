@@ -29,6 +29,15 @@ fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// What becomes of a bot's recordings when its call ends (`bot.recording_retention`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BotRecordingRetention {
+    /// Kept and listed in the REST API like any other recording.
+    Keep,
+    /// Deleted when the call ends (Microsoft Graph's behaviour).
+    Call,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -55,6 +64,8 @@ struct RawConfig {
 struct RawBot {
     api_token: String,
     recording_token_ttl_secs: u64,
+    #[serde(default)]
+    recording_retention: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,6 +187,8 @@ struct RawStorage {
     dir: String,
     #[serde(default)]
     database: String,
+    #[serde(default)]
+    retention_days: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,7 +242,13 @@ pub struct Config {
     /// Bearer token of `/v1.0/communications/calls` (`bot.api_token`); empty = API closed.
     pub bot_api_token: String,
     pub recording_token_ttl: Duration,
+    /// `bot.recording_retention`: bots' recordings kept (default) or discarded when the call
+    /// ends, as Graph does.
+    pub bot_recording_retention: BotRecordingRetention,
     pub storage_dir: PathBuf,
+    /// `storage.retention_days`: recordings older than this are deleted (media, transcripts);
+    /// `None` = kept until deleted through the API.
+    pub retention: Option<Duration>,
     /// The SQLite file (`storage.database`, default `{storage.dir}/hark.db`).
     pub database: PathBuf,
     pub record: RecordConfig,
@@ -597,6 +616,30 @@ impl Config {
         if raw.record.pre_roll_ms > 2000 {
             return Err(invalid("record.pre_roll_ms", "must be at most 2000"));
         }
+        let bot_recording_retention = match raw
+            .bot
+            .recording_retention
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "" | "keep" => BotRecordingRetention::Keep,
+            "call" => BotRecordingRetention::Call,
+            other => {
+                return Err(invalid(
+                    "bot.recording_retention",
+                    format!("{other:?} is not keep or call"),
+                ))
+            }
+        };
+        if raw.storage.retention_days > 36_500 {
+            return Err(invalid(
+                "storage.retention_days",
+                format!("{} is over 36500 (100 years)", raw.storage.retention_days),
+            ));
+        }
+        let retention = (raw.storage.retention_days > 0)
+            .then(|| Duration::from_secs(u64::from(raw.storage.retention_days) * 86_400));
         if raw.webhook.connect_timeout_ms == 0 || raw.webhook.timeout_ms == 0 {
             return Err(invalid("webhook.timeout_ms", "timeouts must be positive"));
         }
@@ -618,8 +661,10 @@ impl Config {
             voice_log,
             bot_api_token: raw.bot.api_token.trim().to_string(),
             recording_token_ttl: Duration::from_secs(raw.bot.recording_token_ttl_secs.max(1)),
+            bot_recording_retention,
             media_auth,
             storage_dir,
+            retention,
             database,
             record: RecordConfig {
                 max_length_cap: raw.record.max_length_cap,

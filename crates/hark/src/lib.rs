@@ -25,6 +25,7 @@ pub mod outbox;
 pub mod progress;
 pub mod record;
 pub mod recovery;
+pub mod retention;
 pub mod server;
 pub mod sids;
 pub mod sip_task;

@@ -83,7 +83,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             account_sid: config.account_sid.clone(),
         }),
     };
-    let router = http_api::router(Arc::new(http_api::ApiState {
+    let (router, recording_deleter) = http_api::router_and_deleter(Arc::new(http_api::ApiState {
         account_sid: config.account_sid.clone(),
         auth_token: config.auth_token.clone(),
         media_auth: config.media_auth,
@@ -100,6 +100,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }
     });
     tokio::spawn(outbox.clone().run(webhooks.clone()));
+    tokio::spawn(
+        crate::retention::Retention {
+            store: store.clone(),
+            deleter: recording_deleter.clone(),
+            metrics: metrics.clone(),
+            keep_recordings: config.retention,
+        }
+        .run(),
+    );
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (sip, sip_commands) = sip_task::channel();
@@ -150,6 +159,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         store,
         outbox,
         metrics,
+        recording_deleter,
         sip,
         ports: PortAllocator::new(config.rtp_port_min, config.rtp_port_max),
         audio: Arc::new(AudioCache::new(

@@ -74,13 +74,36 @@ struct Inner {
 
 /// Every route of the API.
 pub fn router(state: Arc<ApiState>) -> axum::Router {
+    router_and_deleter(state).0
+}
+
+/// Deletes recordings outside a request (retention, bot recordings discarded after the call),
+/// exactly as `DELETE …/Recordings/{Sid}.json` does, in step with the API's MP3 encodes.
+#[derive(Clone)]
+pub struct RecordingDeleter {
+    inner: Arc<Inner>,
+}
+
+impl RecordingDeleter {
+    /// Marks the recording deleted and removes its transcripts, WAV and MP3. False when it
+    /// was already deleted.
+    pub async fn delete(&self, rec: &store::RecordingRecord) -> Result<bool, ApiError> {
+        rest::remove_recording(&self.inner, rec).await
+    }
+}
+
+/// [`router`], plus a [`RecordingDeleter`] that shares its MP3 bookkeeping.
+pub fn router_and_deleter(state: Arc<ApiState>) -> (axum::Router, RecordingDeleter) {
     let inner = Arc::new(Inner {
         api: state,
         mp3: mp3::Mp3Cache::default(),
         voice_log_rate: voice_log::RateLimiter::default(),
     });
+    let deleter = RecordingDeleter {
+        inner: inner.clone(),
+    };
     let vl = voice_log::PATH;
-    axum::Router::new()
+    let router = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/2010-04-01", any(api))
@@ -91,7 +114,8 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route(&format!("{vl}/"), any(voice_log::handler))
         .route(&format!("{vl}/{{*request_id}}"), any(voice_log::handler))
         .fallback(|uri: Uri| async move { ApiError::not_found(uri.path()) })
-        .with_state(inner)
+        .with_state(inner);
+    (router, deleter)
 }
 
 async fn api(State(inner): State<Arc<Inner>>, req: Request) -> Response {

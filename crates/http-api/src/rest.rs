@@ -276,25 +276,38 @@ async fn delete_recording(
     call_sid: Option<&str>,
 ) -> Result<Response, ApiError> {
     let rec = find_recording(inner, sid, call_sid, false).await?;
-    let (account, owned) = (inner.api.account_sid.clone(), sid.to_string());
+    if !remove_recording(inner, &rec).await? {
+        // Deleted by a concurrent request between the lookup and now.
+        return Err(ApiError::not_found(sid));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Deletes a recording as `DELETE` does (REST, retention, bot recordings discarded after the
+/// call): metadata marked deleted, transcripts and media files removed. False when it was
+/// already deleted.
+pub(crate) async fn remove_recording(
+    inner: &Inner,
+    rec: &store::RecordingRecord,
+) -> Result<bool, ApiError> {
+    let (account, owned) = (rec.account_sid.clone(), rec.sid.clone());
     let now_ms = chrono::Utc::now().timestamp_millis();
     let deleted = db(inner, move |s| {
         s.soft_delete_recording(&account, &owned, now_ms)
     })
     .await?;
     if !deleted {
-        // Deleted by a concurrent request between the lookup and now.
-        return Err(ApiError::not_found(sid));
+        return Ok(false);
     }
     // SPEC §9: deleting a recording removes its transcripts too.
-    let (account, owned) = (inner.api.account_sid.clone(), sid.to_string());
+    let (account, owned) = (rec.account_sid.clone(), rec.sid.clone());
     db(inner, move |s| {
         s.delete_transcriptions_of_recording(&account, &owned)
     })
     .await?;
     // An encode that already read the WAV would otherwise leave an orphan MP3 behind.
-    inner.mp3.wait_idle(sid).await;
-    if let Some((wav, mp3)) = media_paths(&inner.api.storage_dir, &rec) {
+    inner.mp3.wait_idle(&rec.sid).await;
+    if let Some((wav, mp3)) = media_paths(&inner.api.storage_dir, rec) {
         for file in [wav, mp3] {
             match tokio::fs::remove_file(&file).await {
                 Ok(()) => {}
@@ -306,7 +319,7 @@ async fn delete_recording(
             }
         }
     }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(true)
 }
 
 /// WAV and MP3 paths, if the stored file name stays inside the storage directory.

@@ -299,6 +299,68 @@ impl Store {
         Ok(items)
     }
 
+    /// Finished (not in-progress), visible recordings created before `before_ms`, oldest
+    /// first, at most `limit`: what a retention period has expired on.
+    pub fn recordings_created_before(
+        &self,
+        before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<RecordingRecord>, StoreError> {
+        self.select_recordings(
+            &format!(
+                "SELECT {COLUMNS} FROM recordings WHERE date_created < ?1 AND deleted_at IS NULL \
+                 AND status <> 'in-progress' ORDER BY date_created, sid LIMIT ?2"
+            ),
+            params![before_ms, limit],
+            "recordings past retention",
+        )
+    }
+
+    /// A call's visible recordings made by `source` (e.g. `RecordResponse`), oldest first.
+    pub fn recordings_of_call(
+        &self,
+        call_sid: &str,
+        source: &str,
+    ) -> Result<Vec<RecordingRecord>, StoreError> {
+        self.select_recordings(
+            &format!(
+                "SELECT {COLUMNS} FROM recordings WHERE call_sid = ?1 AND source = ?2 \
+                 AND deleted_at IS NULL ORDER BY date_created, sid"
+            ),
+            params![call_sid, source],
+            "recordings of call",
+        )
+    }
+
+    fn select_recordings(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+        what: &'static str,
+    ) -> Result<Vec<RecordingRecord>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(sql).map_err(query(what))?;
+        let rows = st.query_map(args, from_row).map_err(query(what))?;
+        let mut items = Vec::new();
+        for row in rows {
+            items.push(row.map_err(query(what))??);
+        }
+        Ok(items)
+    }
+
+    /// Removes the metadata of recordings deleted before `before_ms` for good (Twilio keeps a
+    /// deleted recording's metadata 40 days); returns how many rows went.
+    pub fn purge_deleted_recordings(&self, before_ms: i64) -> Result<usize, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "DELETE FROM recordings WHERE deleted_at IS NOT NULL AND deleted_at < ?1",
+            )
+            .map_err(query("purge deleted recordings"))?;
+        st.execute(params![before_ms])
+            .map_err(query("purge deleted recordings"))
+    }
+
     /// Marks deleted (status `deleted`, `deleted_at`); returns false if unknown or already deleted.
     pub fn soft_delete_recording(
         &self,
@@ -719,5 +781,60 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn retention_queries_pick_old_finished_visible_recordings_and_purge_old_deletions() {
+        let (_d, store) = store();
+        let mut recs = Vec::new();
+        for (sid, call, created, status, source) in [
+            ("REold", "CA1", MAR1, "completed", "RecordVerb"),
+            ("REoldbot", "CA1", MAR1 + 1, "absent", "RecordResponse"),
+            (
+                "REoldlive",
+                "CA1",
+                MAR1 + 2,
+                "in-progress",
+                "RecordResponse",
+            ),
+            ("REnew", "CA2", MAR1 + DAY, "completed", "RecordResponse"),
+        ] {
+            let mut r = recording(sid, call, created);
+            r.status = status.into();
+            r.source = source.into();
+            store.insert_recording(&r).unwrap();
+            recs.push(r);
+        }
+        let sids = |v: Vec<RecordingRecord>| v.into_iter().map(|r| r.sid).collect::<Vec<_>>();
+        assert_eq!(
+            sids(store.recordings_created_before(MAR1 + DAY, 10).unwrap()),
+            ["REold", "REoldbot"],
+            "in-progress and newer ones stay"
+        );
+        assert_eq!(
+            sids(store.recordings_created_before(MAR1 + DAY, 1).unwrap()),
+            ["REold"]
+        );
+        assert_eq!(
+            sids(store.recordings_of_call("CA1", "RecordResponse").unwrap()),
+            ["REoldbot", "REoldlive"]
+        );
+        assert!(store.soft_delete_recording(AC, "REold", MAR1 + 5).unwrap());
+        assert!(store
+            .soft_delete_recording(AC, "REoldbot", MAR1 + 50)
+            .unwrap());
+        assert_eq!(
+            sids(store.recordings_of_call("CA1", "RecordResponse").unwrap()),
+            ["REoldlive"],
+            "deleted ones are not the call's any more"
+        );
+        assert!(store
+            .recordings_created_before(MAR1 + DAY, 10)
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.purge_deleted_recordings(MAR1 + 10).unwrap(), 1);
+        assert_eq!(store.get_recording(AC, "REold", true).unwrap(), None);
+        assert!(store.get_recording(AC, "REoldbot", true).unwrap().is_some());
+        assert!(store.get_recording(AC, "REnew", false).unwrap().is_some());
     }
 }
