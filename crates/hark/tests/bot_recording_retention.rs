@@ -102,22 +102,3 @@ fn retention_keep_is_the_default_and_lists_the_bot_recording_after_the_call() {
     assert_eq!(get_bearer(&bot, &location, &token).status, 200);
     d.assert_alive();
 }
-
-#[test]
-fn recording_retention_other_than_keep_or_call_is_a_config_error() {
-    let d = Daemon::prepare(
-        &[("bot.recording_retention", "forever")],
-        App::Twiml("<Response/>".into()),
-    );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hark"))
-        .args(["serve", "--config"])
-        .arg(&d.config_path)
-        .output()
-        .expect("run hark");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("bot.recording_retention") && err.contains("forever"),
-        "{err}"
-    );
-}

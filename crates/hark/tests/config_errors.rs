@@ -114,3 +114,27 @@ fn broken_toml_is_an_error() {
     assert!(code.is_some_and(|c| c != 0), "exit code {code:?}");
     assert!(!out.trim().is_empty(), "says why");
 }
+
+#[test]
+fn retention_keys_are_validated() {
+    expect_file_error(
+        &[("storage.retention_days", "-1")],
+        "storage",
+        "retention_days",
+    );
+    expect_file_error(
+        &[("storage.retention_days", "40000")],
+        "storage",
+        "retention_days",
+    );
+    expect_file_error(
+        &[("bot.recording_retention", "forever")],
+        "bot",
+        "recording_retention",
+    );
+    expect_env_error(
+        &[("HARK_BOT__RECORDING_RETENTION", "sometimes")],
+        "bot",
+        "recording_retention",
+    );
+}

@@ -133,19 +133,3 @@ fn old_recordings_are_deleted_and_old_deletions_purged_at_start() {
     assert!(d.log().contains("retention: recordings deleted"), "logged");
     d.assert_alive();
 }
-
-#[test]
-fn retention_days_is_validated() {
-    let d = Daemon::prepare(
-        &[("storage.retention_days", "-1")],
-        App::Twiml("<Response/>".into()),
-    );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hark"))
-        .args(["serve", "--config"])
-        .arg(&d.config_path)
-        .output()
-        .expect("run hark");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("storage.retention_days"), "{err}");
-}
