@@ -200,6 +200,8 @@ struct RawRecord {
     trim_padding_ms: u32,
     finish_key_guard_ms: u32,
     pre_roll_ms: u32,
+    #[serde(default)]
+    wav_codec: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -345,6 +347,8 @@ pub struct RecordConfig {
     pub trim_padding_ms: u32,
     pub finish_key_guard_ms: u32,
     pub pre_roll_ms: u32,
+    /// `record.wav_codec`: how recordings store samples (16-bit PCM or µ-law).
+    pub wav_encoding: record_engine::WavEncoding,
 }
 
 impl Config {
@@ -613,6 +617,16 @@ impl Config {
                 format!("{} is outside -120..=0", raw.record.silence_threshold_dbfs),
             ));
         }
+        let wav_encoding = match raw.record.wav_codec.trim().to_ascii_lowercase().as_str() {
+            "" | "pcm" | "pcm16" => record_engine::WavEncoding::Pcm16,
+            "ulaw" | "mulaw" | "pcmu" => record_engine::WavEncoding::Ulaw,
+            other => {
+                return Err(invalid(
+                    "record.wav_codec",
+                    format!("{other:?} is not pcm16 or ulaw"),
+                ))
+            }
+        };
         if raw.record.pre_roll_ms > 2000 {
             return Err(invalid("record.pre_roll_ms", "must be at most 2000"));
         }
@@ -673,6 +687,7 @@ impl Config {
                 trim_padding_ms: raw.record.trim_padding_ms,
                 finish_key_guard_ms: raw.record.finish_key_guard_ms,
                 pre_roll_ms: raw.record.pre_roll_ms,
+                wav_encoding,
             },
             webhook_connect_timeout: Duration::from_millis(raw.webhook.connect_timeout_ms),
             webhook_timeout: Duration::from_millis(raw.webhook.timeout_ms),

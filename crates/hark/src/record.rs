@@ -129,8 +129,10 @@ impl Call {
             .open(&wav_path);
         let writer = match created
             .map_err(record_engine::WavError::from)
-            .and_then(|f| WavWriter::create(f, 8000).map(|w| w.with_sync_every(8000)))
-        {
+            .and_then(|f| {
+                WavWriter::create_encoded(f, 8000, self.shared.config.record.wav_encoding)
+                    .map(|w| w.with_sync_every(8000))
+            }) {
             Ok(w) => w,
             Err(e) => {
                 http_api::Metrics::add(&self.shared.metrics.disk_errors, 1);

@@ -138,3 +138,9 @@ fn retention_keys_are_validated() {
         "recording_retention",
     );
 }
+
+#[test]
+fn wav_codec_other_than_pcm16_or_ulaw_is_rejected() {
+    expect_file_error(&[("record.wav_codec", "flac")], "record", "wav_codec");
+    expect_env_error(&[("HARK_RECORD__WAV_CODEC", "alaw")], "record", "wav_codec");
+}

@@ -13,4 +13,4 @@ pub mod wav;
 
 pub use recorder::{AbsentReason, RecordParams, RecordSummary, Recorder, StopReason};
 pub use speech::{SpeechConfig, SpeechDetector};
-pub use wav::{repair_wav_file, RepairOutcome, WavError, WavWriter};
+pub use wav::{repair_wav_file, RepairOutcome, WavEncoding, WavError, WavWriter};

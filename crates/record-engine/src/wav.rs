@@ -1,4 +1,5 @@
-//! 16-bit PCM mono WAV that stays playable while it is written (SPEC §9).
+//! Mono WAV that stays playable while it is written (SPEC §9): 16-bit PCM, or G.711 µ-law
+//! (`record.wav_codec = "ulaw"`, SPEC §6.3: half the size, and lossless for PCMU callers).
 //!
 //! Layout is always the canonical 44-byte header followed by the samples, so the two size
 //! fields sit at fixed offsets (4 and 40) and can be rewritten in place. hound is not used for
@@ -8,7 +9,43 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::Path;
 
+use audio_codec_algorithms::{decode_ulaw, encode_ulaw};
 use thiserror::Error;
+
+/// How samples are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WavEncoding {
+    /// 16-bit little-endian linear PCM (format tag 1).
+    #[default]
+    Pcm16,
+    /// G.711 µ-law, one byte per sample (format tag 7).
+    Ulaw,
+}
+
+impl WavEncoding {
+    pub const fn bytes_per_sample(self) -> u64 {
+        match self {
+            WavEncoding::Pcm16 => 2,
+            WavEncoding::Ulaw => 1,
+        }
+    }
+    const fn format_tag(self) -> u16 {
+        match self {
+            WavEncoding::Pcm16 => 1,
+            WavEncoding::Ulaw => 7,
+        }
+    }
+    /// Decodes stored bytes (whole samples) to linear PCM.
+    pub fn decode(self, bytes: &[u8]) -> Vec<i16> {
+        match self {
+            WavEncoding::Pcm16 => bytes
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect(),
+            WavEncoding::Ulaw => bytes.iter().map(|&b| decode_ulaw(b)).collect(),
+        }
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum WavError {
@@ -52,33 +89,50 @@ const BUFFER_BYTES: usize = 8192;
 
 /// The canonical header for `samples` mono 16-bit samples at `sample_rate`.
 pub fn header_bytes(sample_rate: u32, samples: u64) -> Result<[u8; 44], WavError> {
-    let data = samples.checked_mul(2).filter(|&b| b <= MAX_DATA_BYTES);
-    let data = data.ok_or(WavError::TooLong {
-        bytes: samples.saturating_mul(2),
-    })? as u32;
+    encoded_header_bytes(WavEncoding::Pcm16, sample_rate, samples)
+}
+
+fn data_bytes(encoding: WavEncoding, samples: u64) -> Result<u32, WavError> {
+    let bps = encoding.bytes_per_sample();
+    let data = samples.checked_mul(bps).filter(|&b| b <= MAX_DATA_BYTES);
+    Ok(data.ok_or(WavError::TooLong {
+        bytes: samples.saturating_mul(bps),
+    })? as u32)
+}
+
+/// The canonical header for `samples` mono samples at `sample_rate` stored as `encoding`.
+pub fn encoded_header_bytes(
+    encoding: WavEncoding,
+    sample_rate: u32,
+    samples: u64,
+) -> Result<[u8; 44], WavError> {
+    let data = data_bytes(encoding, samples)?;
+    let block = encoding.bytes_per_sample() as u16;
     let mut h = [0u8; 44];
     h[0..4].copy_from_slice(b"RIFF");
     h[4..8].copy_from_slice(&(36 + data).to_le_bytes());
     h[8..12].copy_from_slice(b"WAVE");
     h[12..16].copy_from_slice(b"fmt ");
     h[16..20].copy_from_slice(&16u32.to_le_bytes());
-    h[20..22].copy_from_slice(&1u16.to_le_bytes()); // PCM
+    h[20..22].copy_from_slice(&encoding.format_tag().to_le_bytes());
     h[22..24].copy_from_slice(&1u16.to_le_bytes()); // mono
     h[24..28].copy_from_slice(&sample_rate.to_le_bytes());
-    h[28..32].copy_from_slice(&sample_rate.wrapping_mul(2).to_le_bytes()); // byte rate
-    h[32..34].copy_from_slice(&2u16.to_le_bytes()); // block align
-    h[34..36].copy_from_slice(&16u16.to_le_bytes()); // bits
+    let byte_rate = sample_rate.wrapping_mul(u32::from(block));
+    h[28..32].copy_from_slice(&byte_rate.to_le_bytes());
+    h[32..34].copy_from_slice(&block.to_le_bytes()); // block align
+    h[34..36].copy_from_slice(&(block * 8).to_le_bytes()); // bits
     h[36..40].copy_from_slice(b"data");
     h[40..44].copy_from_slice(&data.to_le_bytes());
     Ok(h)
 }
 
 /// Rewrites the two size fields; leaves the position unspecified.
-fn write_sizes<S: Write + Seek>(storage: &mut S, samples: u64) -> Result<(), WavError> {
-    let data = samples.checked_mul(2).filter(|&b| b <= MAX_DATA_BYTES);
-    let data = data.ok_or(WavError::TooLong {
-        bytes: samples.saturating_mul(2),
-    })? as u32;
+fn write_sizes<S: Write + Seek>(
+    storage: &mut S,
+    encoding: WavEncoding,
+    samples: u64,
+) -> Result<(), WavError> {
+    let data = data_bytes(encoding, samples)?;
     storage.seek(SeekFrom::Start(4))?;
     storage.write_all(&(36 + data).to_le_bytes())?;
     storage.seek(SeekFrom::Start(40))?;
@@ -89,6 +143,7 @@ fn write_sizes<S: Write + Seek>(storage: &mut S, samples: u64) -> Result<(), Wav
 pub struct WavWriter<S: WavStorage> {
     storage: S,
     sample_rate: u32,
+    encoding: WavEncoding,
     /// Fixed capacity (allocated once): `write` never reallocates.
     buf: Vec<u8>,
     /// Samples accepted by `write` (on disk + buffered).
@@ -101,15 +156,25 @@ pub struct WavWriter<S: WavStorage> {
 }
 
 impl<S: WavStorage> WavWriter<S> {
-    /// Writes a header for an empty file (sizes valid from the start).
-    pub fn create(mut storage: S, sample_rate: u32) -> Result<Self, WavError> {
+    /// Writes a header for an empty 16-bit PCM file (sizes valid from the start).
+    pub fn create(storage: S, sample_rate: u32) -> Result<Self, WavError> {
+        Self::create_encoded(storage, sample_rate, WavEncoding::Pcm16)
+    }
+
+    /// Writes a header for an empty file storing `encoding` (sizes valid from the start).
+    pub fn create_encoded(
+        mut storage: S,
+        sample_rate: u32,
+        encoding: WavEncoding,
+    ) -> Result<Self, WavError> {
         storage.seek(SeekFrom::Start(0))?;
-        storage.write_all(&header_bytes(sample_rate, 0)?)?;
+        storage.write_all(&encoded_header_bytes(encoding, sample_rate, 0)?)?;
         storage.set_len(HEADER_BYTES)?;
         storage.flush()?;
         Ok(Self {
             storage,
             sample_rate,
+            encoding,
             buf: Vec::with_capacity(BUFFER_BYTES),
             samples: 0,
             on_disk: 0,
@@ -131,23 +196,29 @@ impl<S: WavStorage> WavWriter<S> {
 
     /// Appends samples (buffered); the header is rewritten at least every `sync_every` samples.
     pub fn write(&mut self, pcm: &[i16]) -> Result<(), WavError> {
+        let bps = self.encoding.bytes_per_sample();
         let bytes = self
             .samples
             .saturating_add(pcm.len() as u64)
-            .saturating_mul(2);
+            .saturating_mul(bps);
         if bytes > MAX_DATA_BYTES {
             return Err(WavError::TooLong { bytes });
         }
         let mut rest = pcm;
         while !rest.is_empty() {
-            let room = BUFFER_BYTES.saturating_sub(self.buf.len()) / 2;
+            let room = BUFFER_BYTES.saturating_sub(self.buf.len()) / bps as usize;
             if room == 0 {
                 self.flush_buffer()?;
                 continue;
             }
             let (now, later) = rest.split_at(room.min(rest.len()));
-            for s in now {
-                self.buf.extend_from_slice(&s.to_le_bytes());
+            match self.encoding {
+                WavEncoding::Pcm16 => {
+                    for s in now {
+                        self.buf.extend_from_slice(&s.to_le_bytes());
+                    }
+                }
+                WavEncoding::Ulaw => self.buf.extend(now.iter().map(|&s| encode_ulaw(s))),
             }
             self.samples += now.len() as u64;
             rest = later;
@@ -162,9 +233,10 @@ impl<S: WavStorage> WavWriter<S> {
     pub fn sync(&mut self) -> Result<(), WavError> {
         self.flush_buffer()?;
         if self.in_header != self.on_disk {
-            write_sizes(&mut self.storage, self.on_disk)?;
-            self.storage
-                .seek(SeekFrom::Start(HEADER_BYTES + self.on_disk * 2))?;
+            write_sizes(&mut self.storage, self.encoding, self.on_disk)?;
+            self.storage.seek(SeekFrom::Start(
+                HEADER_BYTES + self.on_disk * self.encoding.bytes_per_sample(),
+            ))?;
             self.in_header = self.on_disk;
         }
         self.storage.flush()?;
@@ -179,6 +251,7 @@ impl<S: WavStorage> WavWriter<S> {
     /// `keep` is clamped to what was written. The storage is left positioned at offset 0.
     pub fn finalize(mut self, keep: Range<u64>) -> Result<S, WavError> {
         self.flush_buffer()?;
+        let bps = self.encoding.bytes_per_sample();
         let end = keep.end.min(self.on_disk);
         let start = keep.start.min(end);
         let len = end - start;
@@ -188,19 +261,19 @@ impl<S: WavStorage> WavWriter<S> {
             self.buf.resize(BUFFER_BYTES, 0);
             let mut moved = 0u64;
             while moved < len {
-                let n = (len - moved).min(self.buf.len() as u64 / 2) as usize;
-                let chunk = &mut self.buf[..n * 2];
+                let n = (len - moved).min(self.buf.len() as u64 / bps) as usize;
+                let chunk = &mut self.buf[..n * bps as usize];
                 self.storage
-                    .seek(SeekFrom::Start(HEADER_BYTES + (start + moved) * 2))?;
+                    .seek(SeekFrom::Start(HEADER_BYTES + (start + moved) * bps))?;
                 self.storage.read_exact(chunk)?;
                 self.storage
-                    .seek(SeekFrom::Start(HEADER_BYTES + moved * 2))?;
+                    .seek(SeekFrom::Start(HEADER_BYTES + moved * bps))?;
                 self.storage.write_all(chunk)?;
                 moved += n as u64;
             }
         }
-        self.storage.set_len(HEADER_BYTES + len * 2)?;
-        write_sizes(&mut self.storage, len)?;
+        self.storage.set_len(HEADER_BYTES + len * bps)?;
+        write_sizes(&mut self.storage, self.encoding, len)?;
         self.storage.flush()?;
         self.storage.seek(SeekFrom::Start(0))?;
         Ok(self.storage)
@@ -209,7 +282,7 @@ impl<S: WavStorage> WavWriter<S> {
     fn flush_buffer(&mut self) -> Result<(), WavError> {
         if !self.buf.is_empty() {
             self.storage.write_all(&self.buf)?;
-            self.on_disk += self.buf.len() as u64 / 2;
+            self.on_disk += self.buf.len() as u64 / self.encoding.bytes_per_sample();
             self.buf.clear();
         }
         Ok(())
@@ -224,8 +297,8 @@ pub enum RepairOutcome {
     Repaired { samples: u64 },
 }
 
-/// Checks that `h` is our 44-byte mono 16-bit PCM layout; returns nothing else of interest.
-fn check_header(h: &[u8; 44]) -> Result<(), WavError> {
+/// Checks that `h` is our 44-byte mono layout; returns how the samples are stored.
+pub fn check_header(h: &[u8; 44]) -> Result<WavEncoding, WavError> {
     let u16_at = |i: usize| u16::from_le_bytes([h[i], h[i + 1]]);
     let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
     if &h[0..4] != b"RIFF" {
@@ -239,24 +312,33 @@ fn check_header(h: &[u8; 44]) -> Result<(), WavError> {
             "fmt chunk is not the 16-byte chunk at offset 12",
         ));
     }
-    if u16_at(20) != 1 {
-        return Err(WavError::NotOurWav("fmt audio format is not PCM (1)"));
-    }
+    let encoding = match u16_at(20) {
+        1 => WavEncoding::Pcm16,
+        7 => WavEncoding::Ulaw,
+        _ => {
+            return Err(WavError::NotOurWav(
+                "fmt audio format is not PCM (1) or µ-law (7)",
+            ))
+        }
+    };
     if u16_at(22) != 1 {
         return Err(WavError::NotOurWav("fmt channels is not 1"));
     }
-    if u16_at(34) != 16 || u16_at(32) != 2 {
+    let block = encoding.bytes_per_sample() as u16;
+    if u16_at(34) != block * 8 || u16_at(32) != block {
         return Err(WavError::NotOurWav(
-            "fmt bits per sample is not 16 (block align 2)",
+            "fmt bits per sample and block align do not fit the format",
         ));
     }
-    if u32_at(28) != u32_at(24).wrapping_mul(2) {
-        return Err(WavError::NotOurWav("fmt byte rate is not sample rate * 2"));
+    if u32_at(28) != u32_at(24).wrapping_mul(u32::from(block)) {
+        return Err(WavError::NotOurWav(
+            "fmt byte rate is not sample rate * block align",
+        ));
     }
     if &h[36..40] != b"data" {
         return Err(WavError::NotOurWav("data chunk is not at offset 36"));
     }
-    Ok(())
+    Ok(encoding)
 }
 
 /// Fixes RIFF and data sizes of a WAV left open by a crash (`kill -9`).
@@ -271,21 +353,22 @@ pub fn repair_wav_file(path: &Path) -> Result<RepairOutcome, WavError> {
     }
     let mut h = [0u8; 44];
     f.read_exact(&mut h)?;
-    check_header(&h)?;
+    let encoding = check_header(&h)?;
+    let bps = encoding.bytes_per_sample();
     // A crash can leave half a sample at the end: drop it.
-    let samples = (len - HEADER_BYTES) / 2;
+    let samples = (len - HEADER_BYTES) / bps;
     let riff = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
     let data = u32::from_le_bytes([h[40], h[41], h[42], h[43]]);
-    let want = header_bytes(0, samples)?;
+    let want = encoded_header_bytes(encoding, 0, samples)?;
     let sizes_ok = riff.to_le_bytes() == want[4..8] && data.to_le_bytes() == want[40..44];
-    let odd_tail = (len - HEADER_BYTES) % 2 == 1;
+    let odd_tail = (len - HEADER_BYTES) % bps != 0;
     if sizes_ok && !odd_tail {
         return Ok(RepairOutcome::Intact { samples });
     }
     if odd_tail {
-        f.set_len(HEADER_BYTES + samples * 2)?;
+        f.set_len(HEADER_BYTES + samples * bps)?;
     }
-    write_sizes(&mut f, samples)?;
+    write_sizes(&mut f, encoding, samples)?;
     f.flush()?;
     f.sync_all()?;
     Ok(RepairOutcome::Repaired { samples })
@@ -569,8 +652,90 @@ mod tests {
         std::fs::write(&p, float).unwrap();
         assert!(matches!(
             repair_wav_file(&p),
-            Err(WavError::NotOurWav("fmt audio format is not PCM (1)"))
+            Err(WavError::NotOurWav(
+                "fmt audio format is not PCM (1) or µ-law (7)"
+            ))
         ));
+        let mut ulaw16 = encoded_header_bytes(WavEncoding::Ulaw, 8000, 0).unwrap();
+        ulaw16[34] = 16;
+        std::fs::write(&p, ulaw16).unwrap();
+        assert!(matches!(
+            repair_wav_file(&p),
+            Err(WavError::NotOurWav(
+                "fmt bits per sample and block align do not fit the format"
+            ))
+        ));
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    /// A µ-law WAV's header fields and samples, read independently of the writer.
+    fn ulaw_back(bytes: &[u8]) -> Vec<i16> {
+        let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]);
+        let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().unwrap());
+        assert_eq!(&bytes[0..4], b"RIFF");
+        assert_eq!((u16_at(20), u16_at(22)), (7, 1), "µ-law, mono");
+        assert_eq!((u32_at(24), u32_at(28)), (8000, 8000), "rate, byte rate");
+        assert_eq!((u16_at(32), u16_at(34)), (1, 8), "block align, bits");
+        assert_eq!(u32_at(40) as usize, bytes.len() - 44, "data size");
+        assert_eq!(u32_at(4) as usize, bytes.len() - 8, "RIFF size");
+        bytes[44..].iter().map(|&b| decode_ulaw(b)).collect()
+    }
+
+    #[test]
+    fn ulaw_writer_stores_one_byte_per_sample_and_trims_sample_exact() {
+        let pcm = ramp(-3000, 20_000);
+        let expect: Vec<i16> = pcm.iter().map(|&s| decode_ulaw(encode_ulaw(s))).collect();
+        let mut w =
+            WavWriter::create_encoded(Cursor::new(Vec::new()), 8000, WavEncoding::Ulaw).unwrap();
+        for chunk in pcm.chunks(160) {
+            w.write(chunk).unwrap();
+        }
+        assert_eq!(w.samples_written(), 20_000);
+        let out = w.finalize(1234..19_001).unwrap().into_inner();
+        assert_eq!(out.len(), 44 + 17_767);
+        assert_eq!(ulaw_back(&out), expect[1234..19_001]);
+        // µ-law in, µ-law out: a PCMU caller's bytes survive the decode/encode round trip.
+        for b in 0..=255u8 {
+            let again = encode_ulaw(decode_ulaw(b));
+            assert_eq!(decode_ulaw(again), decode_ulaw(b), "byte {b:#04x}");
+        }
+        assert_eq!(WavEncoding::Ulaw.decode(&out[44..]), expect[1234..19_001]);
+    }
+
+    #[test]
+    fn ulaw_file_left_open_by_a_crash_is_repaired() {
+        let p = temp_path("ulaw-crash");
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        let mut w = WavWriter::create_encoded(f, 8000, WavEncoding::Ulaw)
+            .unwrap()
+            .with_sync_every(20_000);
+        w.write(&ramp(0, 1600)).unwrap();
+        w.sync().unwrap();
+        // 9000 more: 8192 overflow the buffer to disk, the rest is lost with the process.
+        w.write(&ramp(1600, 9000)).unwrap();
+        drop(w);
+        let on_disk = std::fs::metadata(&p).unwrap().len() - 44;
+        assert_eq!(on_disk, 1600 + 8192);
+        assert_eq!(
+            repair_wav_file(&p).unwrap(),
+            RepairOutcome::Repaired { samples: on_disk }
+        );
+        let back = ulaw_back(&std::fs::read(&p).unwrap());
+        let expect: Vec<i16> = ramp(0, on_disk as usize)
+            .iter()
+            .map(|&s| decode_ulaw(encode_ulaw(s)))
+            .collect();
+        assert_eq!(back, expect);
+        assert_eq!(
+            repair_wav_file(&p).unwrap(),
+            RepairOutcome::Intact { samples: on_disk }
+        );
         std::fs::remove_file(&p).unwrap();
     }
 }

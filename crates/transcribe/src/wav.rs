@@ -136,23 +136,22 @@ pub fn pcm16_wav(rate: u32, samples: &[i16]) -> Vec<u8> {
     v
 }
 
-/// The samples of a 16-bit mono PCM WAV.
+/// The samples of a mono 16-bit PCM or µ-law WAV (what the recorder writes), as linear PCM.
 pub fn pcm16_samples(bytes: &[u8]) -> Result<(u32, Vec<i16>), String> {
     let info = parse_header(bytes, bytes.len())?;
-    if info.format_tag != 1 || info.bits_per_sample != 16 || info.channels != 1 {
-        return Err(format!(
-            "fmt tag {} / {} bits / {} channels is not 16-bit mono PCM",
-            info.format_tag, info.bits_per_sample, info.channels
-        ));
-    }
+    let encoding = match (info.format_tag, info.bits_per_sample, info.channels) {
+        (1, 16, 1) => record_engine::WavEncoding::Pcm16,
+        (7, 8, 1) => record_engine::WavEncoding::Ulaw,
+        (tag, bits, channels) => {
+            return Err(format!(
+                "fmt tag {tag} / {bits} bits / {channels} channels is not 16-bit PCM or µ-law mono"
+            ))
+        }
+    };
     let data = bytes
         .get(info.data_offset..info.data_offset + info.data_len)
         .ok_or("data chunk is out of range")?;
-    let samples = data
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect();
-    Ok((info.sample_rate, samples))
+    Ok((info.sample_rate, encoding.decode(data)))
 }
 
 #[cfg(test)]
@@ -221,5 +220,23 @@ mod tests {
             pcm16_samples(&wav).unwrap(),
             (16000, vec![1, -2, 32767, -32768])
         );
+    }
+
+    #[test]
+    fn ulaw_recordings_decode_to_linear_pcm() {
+        let mut wav =
+            record_engine::wav::encoded_header_bytes(record_engine::WavEncoding::Ulaw, 8000, 4)
+                .unwrap()
+                .to_vec();
+        wav.extend_from_slice(&[0xFF, 0x7F, 0x80, 0x00]);
+        let info = parse_header(&wav, wav.len()).unwrap();
+        assert_eq!(info.duration_secs(), 0.0005);
+        assert_eq!(
+            pcm16_samples(&wav).unwrap(),
+            (8000, vec![0, 0, 32124, -32124])
+        );
+        let mut stereo = wav.clone();
+        stereo[22] = 2;
+        assert!(pcm16_samples(&stereo).unwrap_err().contains("2 channels"));
     }
 }
