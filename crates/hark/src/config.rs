@@ -83,6 +83,20 @@ struct RawTranscription {
     openai_api_key: String,
     #[serde(default)]
     phrases_file: String,
+    #[serde(default = "default_assemblyai_url")]
+    assemblyai_url: String,
+    #[serde(default)]
+    assemblyai_api_key: String,
+    #[serde(default = "default_assemblyai_poll_ms")]
+    assemblyai_poll_ms: u64,
+}
+
+fn default_assemblyai_url() -> String {
+    "https://api.assemblyai.com".into()
+}
+
+fn default_assemblyai_poll_ms() -> u64 {
+    1000
 }
 
 #[derive(Debug, Deserialize)]
@@ -309,6 +323,12 @@ pub enum EngineChoice {
     None,
     /// Pocketsphinx in worker processes (`python` running `worker_script`).
     Offline,
+    /// An AssemblyAI-style asynchronous API: upload, create, poll.
+    AssemblyAi {
+        url: String,
+        api_key: String,
+        poll: Duration,
+    },
     /// An OpenAI-compatible `POST {url}/v1/audio/transcriptions`.
     OpenAi {
         url: String,
@@ -508,10 +528,42 @@ impl Config {
                     api_key: Some(t.openai_api_key.trim().to_string()).filter(|k| !k.is_empty()),
                 }
             }
+            "assemblyai" => {
+                let url = t.assemblyai_url.trim().trim_end_matches('/').to_string();
+                match url::Url::parse(&url) {
+                    Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                    _ => {
+                        return Err(invalid(
+                            "transcription.assemblyai_url",
+                            format!(
+                                "{url:?} is not an http(s) URL (needed by engine \"assemblyai\")"
+                            ),
+                        ))
+                    }
+                }
+                let api_key = t.assemblyai_api_key.trim().to_string();
+                if api_key.is_empty() {
+                    return Err(invalid(
+                        "transcription.assemblyai_api_key",
+                        "must be set for engine \"assemblyai\"",
+                    ));
+                }
+                if !(50..=60_000).contains(&t.assemblyai_poll_ms) {
+                    return Err(invalid(
+                        "transcription.assemblyai_poll_ms",
+                        format!("{} is outside 50..=60000", t.assemblyai_poll_ms),
+                    ));
+                }
+                EngineChoice::AssemblyAi {
+                    url,
+                    api_key,
+                    poll: Duration::from_millis(t.assemblyai_poll_ms),
+                }
+            }
             other => {
                 return Err(invalid(
                     "transcription.engine",
-                    format!("{other:?} is not offline, openai or none"),
+                    format!("{other:?} is not offline, openai, assemblyai or none"),
                 ))
             }
         };

@@ -148,6 +148,19 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             })?;
             Some(transcribe::Engine::OpenAi(engine))
         }
+        EngineChoice::AssemblyAi { url, api_key, poll } => {
+            let engine =
+                transcribe::assemblyai::AssemblyAiEngine::new(transcribe::AssemblyAiConfig {
+                    base_url: url.clone(),
+                    api_key: api_key.clone(),
+                    timeout: config.transcription.timeout,
+                    poll_interval: *poll,
+                })
+                .map_err(|e| {
+                    ServeError::Client(format!("config key `transcription.assemblyai_url`: {e}"))
+                })?;
+            Some(transcribe::Engine::AssemblyAi(engine))
+        }
     };
     let transcriber = Transcriber::new(engine, config.transcription.workers as usize);
     let shared = Arc::new(Shared {

@@ -144,3 +144,30 @@ fn wav_codec_other_than_pcm16_or_ulaw_is_rejected() {
     expect_file_error(&[("record.wav_codec", "flac")], "record", "wav_codec");
     expect_env_error(&[("HARK_RECORD__WAV_CODEC", "alaw")], "record", "wav_codec");
 }
+
+#[test]
+fn assemblyai_engine_needs_a_key_and_an_http_url() {
+    expect_file_error(
+        &[("transcription.engine", "assemblyai")],
+        "transcription",
+        "assemblyai_api_key",
+    );
+    expect_file_error(
+        &[
+            ("transcription.engine", "assemblyai"),
+            ("transcription.assemblyai_api_key", "k"),
+            ("transcription.assemblyai_url", "ftp://x"),
+        ],
+        "transcription",
+        "assemblyai_url",
+    );
+    expect_env_error(
+        &[
+            ("HARK_TRANSCRIPTION__ENGINE", "assemblyai"),
+            ("HARK_TRANSCRIPTION__ASSEMBLYAI_API_KEY", "k"),
+            ("HARK_TRANSCRIPTION__ASSEMBLYAI_POLL_MS", "5"),
+        ],
+        "transcription",
+        "assemblyai_poll_ms",
+    );
+}

@@ -1,10 +1,11 @@
 //! Transcription for Hark (SPEC §3.7, issue 5): engines behind one trait and the utterances a
 //! transcript is made of.
 //!
-//! Engines are an enum rather than a trait object: there are two, both async, and an enum keeps
+//! Engines are an enum rather than a trait object: there are three, all async, and an enum keeps
 //! the futures `Send` without boxing. The daemon runs them off the call path (their own tasks);
 //! the offline engine's CPU work happens in separate worker processes.
 
+pub mod assemblyai;
 mod error;
 pub mod offline;
 pub mod openai;
@@ -13,6 +14,7 @@ pub mod wav;
 
 use std::path::PathBuf;
 
+pub use assemblyai::{AssemblyAiConfig, AssemblyAiEngine};
 pub use error::EngineError;
 pub use offline::{ModelPaths, OfflineConfig, OfflineEngine};
 pub use openai::{OpenAiConfig, OpenAiEngine};
@@ -111,6 +113,7 @@ impl Job {
 pub enum Engine {
     Offline(OfflineEngine),
     OpenAi(OpenAiEngine),
+    AssemblyAi(AssemblyAiEngine),
 }
 
 impl Engine {
@@ -118,6 +121,7 @@ impl Engine {
         match self {
             Engine::Offline(e) => e.transcribe(job).await,
             Engine::OpenAi(e) => e.transcribe(job).await,
+            Engine::AssemblyAi(e) => e.transcribe(job).await,
         }
     }
 
@@ -126,6 +130,7 @@ impl Engine {
         match self {
             Engine::Offline(e) => e.name().to_string(),
             Engine::OpenAi(e) => e.name(),
+            Engine::AssemblyAi(e) => e.name(),
         }
     }
 }
