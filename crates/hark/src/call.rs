@@ -189,6 +189,9 @@ async fn run(
     };
     call.execute().await;
     call.end().await;
+    // From here on the API treats the call as ended (a live update is 21220, not accepted and
+    // dropped while the task still reports).
+    call.entry.set_state("terminated");
     if call.app.bot_callback_uri.is_some() && call.entry_is_bot() {
         // Also after a bot call was redirected to TwiML: the bot learns that it ended.
         call.notify_call_state("terminated");
@@ -197,12 +200,14 @@ async fn run(
     if call.app.bot_callback_uri.is_some()
         && call.shared.config.bot_recording_retention == crate::config::BotRecordingRetention::Call
     {
-        crate::retention::discard_bot_recordings(
+        // A grace period: the completion of an operation cut by the hangup (8528) still hands
+        // the bot a recordingLocation, and its notification may be on its way.
+        tokio::spawn(crate::retention::discard_bot_recordings_after(
+            crate::retention::BOT_DISCARD_GRACE,
             call.shared.store.clone(),
             call.shared.recording_deleter.clone(),
             call.info.call_sid.clone(),
-        )
-        .await;
+        ));
     }
 }
 

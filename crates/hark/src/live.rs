@@ -53,6 +53,11 @@ impl CallEntry {
         lock(&self.state).view.state = state.to_string();
     }
 
+    /// The call has ended (its task may still be reporting): nothing can be sent to it.
+    pub fn is_terminated(&self) -> bool {
+        lock(&self.state).view.state == "terminated"
+    }
+
     pub fn set_bot(&self, bot: bool) {
         lock(&self.state).view.bot = bot;
     }
@@ -215,7 +220,9 @@ impl CallControl for DaemonControl {
     ) -> BoxFuture<'_, Result<(), ControlError>> {
         let entry = self.registry.upgrade().and_then(|r| r.get(call_sid));
         Box::pin(async move {
-            let entry = entry.ok_or(ControlError::UnknownCall)?;
+            let entry = entry
+                .filter(|e| !e.is_terminated())
+                .ok_or(ControlError::UnknownCall)?;
             let msg = match (&update.status, &update.twiml, &update.url) {
                 (Some(s), _, _)
                     if s.eq_ignore_ascii_case("completed")

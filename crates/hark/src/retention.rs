@@ -100,12 +100,18 @@ impl Retention {
     }
 }
 
-/// Deletes the bot recordings (`recordResponse`) of a call that has ended.
-pub async fn discard_bot_recordings(
+/// How long after its call ends a bot's recording is deleted with
+/// `bot.recording_retention = "call"`.
+pub const BOT_DISCARD_GRACE: Duration = Duration::from_secs(10);
+
+/// Deletes the bot recordings (`recordResponse`) of a call that ended, `grace` later.
+pub async fn discard_bot_recordings_after(
+    grace: Duration,
     store: Arc<store::Store>,
     deleter: http_api::RecordingDeleter,
     call_sid: String,
 ) {
+    tokio::time::sleep(grace).await;
     let sid = call_sid.clone();
     let recs = match tokio::task::spawn_blocking(move || {
         store.recordings_of_call(&sid, crate::bot::RECORDING_SOURCE)

@@ -100,15 +100,6 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }
     });
     tokio::spawn(outbox.clone().run(webhooks.clone()));
-    tokio::spawn(
-        crate::retention::Retention {
-            store: store.clone(),
-            deleter: recording_deleter.clone(),
-            metrics: metrics.clone(),
-            keep_recordings: config.retention,
-        }
-        .run(),
-    );
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (sip, sip_commands) = sip_task::channel();
@@ -198,6 +189,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config,
     });
     recovery::recover(&shared).await;
+    // After recovery: a recording it has just completed gets its callbacks queued first.
+    tokio::spawn(
+        crate::retention::Retention {
+            store: shared.store.clone(),
+            deleter: shared.recording_deleter.clone(),
+            metrics: shared.metrics.clone(),
+            keep_recordings: shared.config.retention,
+        }
+        .run(),
+    );
     tokio::spawn(transcriber.run(shared.clone()));
     let spawner_shared = shared.clone();
     let spawn_call: CallSpawner =

@@ -326,6 +326,30 @@ impl Store {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// Runs `sql` (a DELETE taking `?1` = `arg`, `?2` = batch size) until it deletes less than
+    /// a batch; the connection is let go between batches. Returns the rows deleted.
+    fn delete_in_batches(
+        &self,
+        sql: &str,
+        arg: i64,
+        what: &'static str,
+    ) -> Result<usize, StoreError> {
+        const BATCH: usize = 1000;
+        let mut total = 0;
+        loop {
+            let n = {
+                let conn = self.conn();
+                let mut st = conn.prepare_cached(sql).map_err(query(what))?;
+                st.execute(rusqlite::params![arg, BATCH as i64])
+                    .map_err(query(what))?
+            };
+            total += n;
+            if n < BATCH {
+                return Ok(total);
+            }
+        }
+    }
 }
 
 fn query(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
@@ -459,7 +483,7 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert!(path.is_file());
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 2);
+        assert_eq!(SCHEMA_VERSION, 3);
         let conn = store.conn();
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))

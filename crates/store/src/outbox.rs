@@ -144,14 +144,12 @@ impl Store {
     /// Deletes delivered and given-up items whose last scheduled attempt is before
     /// `before_ms`; returns how many. Pending items are never touched.
     pub fn prune_outbox(&self, before_ms: i64) -> Result<usize, StoreError> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare_cached(
-                "DELETE FROM outbox WHERE state IN ('delivered', 'failed') AND next_attempt_ms < ?1",
-            )
-            .map_err(query("prune outbox"))?;
-        st.execute(params![before_ms])
-            .map_err(query("prune outbox"))
+        self.delete_in_batches(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+             WHERE state IN ('delivered', 'failed') AND next_attempt_ms < ?1 LIMIT ?2)",
+            before_ms,
+            "prune outbox",
+        )
     }
 
     /// Items not yet delivered or given up.

@@ -384,7 +384,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::list_sql;
+    use super::{list_sql, COLUMNS};
     use crate::testutil::*;
     use crate::{Page, RecordingFilter, RecordingRecord, StatusCallbackSpec, StoreError};
 
@@ -836,5 +836,45 @@ mod tests {
         assert_eq!(store.get_recording(AC, "REold", true).unwrap(), None);
         assert!(store.get_recording(AC, "REoldbot", true).unwrap().is_some());
         assert!(store.get_recording(AC, "REnew", false).unwrap().is_some());
+    }
+
+    #[test]
+    fn retention_queries_use_their_indexes_and_purge_in_batches() {
+        let (_d, store) = store();
+        let conn = store.conn();
+        let plan = |sql: &str| -> String {
+            conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(rusqlite::params![1, 2], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap()
+                .join(" | ")
+        };
+        let aged = plan(&format!(
+            "SELECT {COLUMNS} FROM recordings WHERE date_created < ?1 AND deleted_at IS NULL \
+             AND status <> 'in-progress' ORDER BY date_created LIMIT ?2"
+        ));
+        assert!(aged.contains("recordings_by_age"), "{aged}");
+        assert!(!aged.contains("TEMP B-TREE"), "{aged}");
+        let purge = plan(
+            "SELECT rowid FROM recordings WHERE deleted_at IS NOT NULL AND deleted_at < ?1 LIMIT ?2",
+        );
+        assert!(purge.contains("recordings_deleted"), "{purge}");
+        drop(conn);
+
+        let recs: Vec<RecordingRecord> = (0..2500)
+            .map(|i| {
+                let mut r = recording(&format!("RE{i:05}"), "CA1", MAR1 + i);
+                r.status = "deleted".into();
+                r.deleted_at_ms = Some(MAR1 + i);
+                r
+            })
+            .collect();
+        store.insert_recordings_bulk(&recs).unwrap();
+        assert_eq!(store.purge_deleted_recordings(MAR1 + 2400).unwrap(), 2400);
+        assert_eq!(store.purge_deleted_recordings(MAR1 + 2400).unwrap(), 0);
+        assert!(store.get_recording(AC, "RE02400", true).unwrap().is_some());
+        assert!(store.get_recording(AC, "RE02399", true).unwrap().is_none());
     }
 }

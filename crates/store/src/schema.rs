@@ -134,7 +134,14 @@ CREATE TABLE token_use (
 ) WITHOUT ROWID;
 ";
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+/// Retention: recordings past `storage.retention_days`, and deleted ones whose metadata is
+/// purged after 40 days, found without scanning the table.
+const V3: &str = "
+CREATE INDEX recordings_by_age ON recordings(date_created) WHERE deleted_at IS NULL;
+CREATE INDEX recordings_deleted ON recordings(deleted_at) WHERE deleted_at IS NOT NULL;
+";
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -217,12 +224,12 @@ mod tests {
     }
 
     #[test]
-    fn v1_database_with_rows_migrates_to_v2_keeping_every_row() {
+    fn v1_database_with_rows_migrates_to_the_latest_keeping_every_row() {
         let dir = tempfile::tempdir().unwrap();
         let path = Store::path_in_dir(dir.path());
         v1_database(&path);
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), 3);
 
         let mut want_call = call("CA1", 1_000);
         want_call.status = "completed".into();
@@ -268,9 +275,9 @@ mod tests {
         assert_eq!(lines[0].start_sec, 1.0); // 2000 + 500 - 1500 ms
         assert_eq!(store.record_token_use("t", "2024-03").unwrap(), 1);
         drop(store);
-        // Reopening does not run v2 again (it would fail on the existing columns).
+        // Reopening runs no migration again (v2 would fail on the existing columns).
         let again = Store::open(&path).unwrap();
-        assert_eq!(again.schema_version().unwrap(), 2);
+        assert_eq!(again.schema_version().unwrap(), 3);
         assert_eq!(again.utterances("TR1").unwrap().len(), 1);
     }
 

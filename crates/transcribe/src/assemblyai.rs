@@ -42,6 +42,8 @@ pub struct AssemblyAiEngine {
 
 /// Characters of an error body kept in the error message.
 const BODY_EXCERPT: usize = 300;
+/// Polls in a row that may fail (transport, 5xx) before the transcription fails.
+const MAX_POLL_FAILURES: u32 = 3;
 /// A pause between words this long starts a new segment.
 const SEGMENT_GAP_MS: u64 = 700;
 
@@ -181,9 +183,26 @@ impl AssemblyAiEngine {
             }
             tokio::time::sleep(self.config.poll_interval).await;
             let poll_url = format!("{}/v2/transcript/{}", self.base, state.id);
-            state = self
-                .send("GET", &poll_url, self.client.get(&poll_url))
-                .await?;
+            // A poll that fails in transit or with a 5xx is tried again a few times: the
+            // transcript is still being made on the other side.
+            let mut failures = 0;
+            state = loop {
+                match self
+                    .send("GET", &poll_url, self.client.get(&poll_url))
+                    .await
+                {
+                    Ok(s) => break s,
+                    Err(
+                        e @ (EngineError::Request { .. }
+                        | EngineError::HttpStatus { status: 500.., .. }),
+                    ) if failures < MAX_POLL_FAILURES => {
+                        failures += 1;
+                        tracing::warn!(error = %e, failures, "assemblyai: poll failed; retrying");
+                        tokio::time::sleep(self.config.poll_interval).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
         }
     }
 

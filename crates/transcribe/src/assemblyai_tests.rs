@@ -25,6 +25,8 @@ struct Server {
     outcome: Option<serde_json::Value>,
     /// Status for the upload (401 to refuse).
     upload_status: u16,
+    /// The first polls answered 503.
+    failing_polls: usize,
 }
 
 type Shared = Arc<Mutex<Server>>;
@@ -74,9 +76,14 @@ async fn poll(
     assert_eq!(auth(&h).as_deref(), Some(KEY));
     assert_eq!(id, "tr-1");
     s.polls += 1;
+    if s.polls <= s.failing_polls {
+        return (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response();
+    }
     match &s.outcome {
-        Some(done) if s.polls > s.processing_polls => json_reply(done.clone()),
-        _ => json_reply(json!({"id": "tr-1", "status": "processing"})),
+        Some(done) if s.polls > s.processing_polls + s.failing_polls => {
+            json_reply(done.clone()).into_response()
+        }
+        _ => json_reply(json!({"id": "tr-1", "status": "processing"})).into_response(),
     }
 }
 
@@ -255,4 +262,45 @@ fn words_without_pauses_or_sentence_ends_stay_one_segment() {
         }]
     );
     assert!(segments_of(&[]).is_empty());
+}
+
+#[tokio::test]
+async fn failing_polls_are_retried_a_few_times_then_fail() {
+    let done = json!({"id": "tr-1", "status": "completed", "text": "ok", "words": []});
+    let (url, seen) = start(Server {
+        upload_status: 200,
+        failing_polls: 3,
+        outcome: Some(done.clone()),
+        ..Server::default()
+    })
+    .await;
+    let wav = temp_wav("retry", 1.0);
+    let t = engine(url, Duration::from_secs(10))
+        .transcribe(&Job::new(&wav, "en"))
+        .await
+        .unwrap();
+    assert_eq!(t.text, "ok");
+    assert_eq!(seen.lock().unwrap().polls, 4, "three 503s, then the answer");
+
+    let (url, seen) = start(Server {
+        upload_status: 200,
+        failing_polls: 4,
+        outcome: Some(done),
+        ..Server::default()
+    })
+    .await;
+    let e = engine(url, Duration::from_secs(10))
+        .transcribe(&Job::new(&wav, "en"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, EngineError::HttpStatus { status: 503, .. }),
+        "{e}"
+    );
+    assert_eq!(
+        seen.lock().unwrap().polls,
+        4,
+        "gives up after the fourth failure"
+    );
+    std::fs::remove_file(&wav).unwrap();
 }
