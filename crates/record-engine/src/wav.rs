@@ -361,7 +361,7 @@ pub fn repair_wav_file(path: &Path) -> Result<RepairOutcome, WavError> {
     let data = u32::from_le_bytes([h[40], h[41], h[42], h[43]]);
     let want = encoded_header_bytes(encoding, 0, samples)?;
     let sizes_ok = riff.to_le_bytes() == want[4..8] && data.to_le_bytes() == want[40..44];
-    let odd_tail = (len - HEADER_BYTES) % bps != 0;
+    let odd_tail = !(len - HEADER_BYTES).is_multiple_of(bps);
     if sizes_ok && !odd_tail {
         return Ok(RepairOutcome::Intact { samples });
     }

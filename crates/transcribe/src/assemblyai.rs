@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{primary_language, wav, EngineError, Job, Segment, Transcript};
+use crate::{error_chain, primary_language, read_job_wav, EngineError, Job, Segment, Transcript};
 
 #[derive(Debug, Clone)]
 pub struct AssemblyAiConfig {
@@ -100,16 +100,7 @@ impl AssemblyAiEngine {
             primary_language(&job.language).ok_or_else(|| EngineError::InvalidLanguage {
                 language: job.language.clone(),
             })?;
-        let wav_err = |reason: String| EngineError::Wav {
-            path: job.wav_path.clone(),
-            reason,
-        };
-        let bytes = tokio::fs::read(&job.wav_path)
-            .await
-            .map_err(|e| wav_err(e.to_string()))?;
-        let audio_secs = wav::parse_header(&bytes, bytes.len())
-            .map_err(wav_err)?
-            .duration_secs();
+        let (bytes, audio_secs) = read_job_wav(job).await?;
         let started = Instant::now();
         let done = tokio::time::timeout(self.config.timeout, self.run(bytes, &language))
             .await
@@ -246,16 +237,9 @@ impl AssemblyAiEngine {
                 after: self.config.timeout,
             };
         }
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            reason.push_str(": ");
-            reason.push_str(&s.to_string());
-            source = s.source();
-        }
         EngineError::Request {
             url: url.to_string(),
-            reason,
+            reason: error_chain(e),
         }
     }
 }

@@ -109,6 +109,34 @@ impl Job {
     }
 }
 
+/// The job's WAV bytes and its duration (seconds), for the HTTP engines that upload it.
+async fn read_job_wav(job: &Job) -> Result<(Vec<u8>, f64), EngineError> {
+    let wav_err = |reason: String| EngineError::Wav {
+        path: job.wav_path.clone(),
+        reason,
+    };
+    let bytes = tokio::fs::read(&job.wav_path)
+        .await
+        .map_err(|e| wav_err(e.to_string()))?;
+    let audio_secs = wav::parse_header(&bytes, bytes.len())
+        .map_err(wav_err)?
+        .duration_secs();
+    Ok((bytes, audio_secs))
+}
+
+/// A reqwest error with its whole cause chain (its Display hides the cause: "error sending
+/// request").
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        reason.push_str(": ");
+        reason.push_str(&s.to_string());
+        source = s.source();
+    }
+    reason
+}
+
 /// The configured transcription engine.
 pub enum Engine {
     Offline(OfflineEngine),

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::{primary_language, wav, EngineError, Job, Segment, Transcript};
+use crate::{error_chain, primary_language, read_job_wav, EngineError, Job, Segment, Transcript};
 
 #[derive(Debug, Clone)]
 pub struct OpenAiConfig {
@@ -87,16 +87,7 @@ impl OpenAiEngine {
             primary_language(&job.language).ok_or_else(|| EngineError::InvalidLanguage {
                 language: job.language.clone(),
             })?;
-        let wav_err = |reason: String| EngineError::Wav {
-            path: job.wav_path.clone(),
-            reason,
-        };
-        let bytes = tokio::fs::read(&job.wav_path)
-            .await
-            .map_err(|e| wav_err(e.to_string()))?;
-        let audio_secs = wav::parse_header(&bytes, bytes.len())
-            .map_err(wav_err)?
-            .duration_secs();
+        let (bytes, audio_secs) = read_job_wav(job).await?;
         let file_name = job
             .wav_path
             .file_name()
@@ -174,17 +165,9 @@ impl OpenAiEngine {
                 after: self.config.timeout,
             };
         }
-        // reqwest's Display hides the cause ("error sending request"); the chain names it.
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            reason.push_str(": ");
-            reason.push_str(&s.to_string());
-            source = s.source();
-        }
         EngineError::Request {
             url: self.url.clone(),
-            reason,
+            reason: error_chain(e),
         }
     }
 }
