@@ -45,33 +45,25 @@ struct Shared {
 
 /// A receiver on a fixed port that answers 500 to its first `failures` requests, then 200.
 struct Receiver {
-    rt: Option<tokio::runtime::Runtime>,
+    _server: LocalServer,
     shared: Arc<Shared>,
 }
 
 impl Receiver {
     fn start(port: u16, failures: u32) -> Receiver {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
-            .unwrap_or_else(|e| panic!("bind the receiver's port {port}: {e}"));
+        let mut server = LocalServer::bind(port, 1);
         let shared = Arc::new(Shared {
-            base: format!("http://127.0.0.1:{port}"),
+            base: server.base.clone(),
             failures_left: Mutex::new(failures),
             hits: Mutex::new(Vec::new()),
         });
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(shared.clone());
-        rt.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        server.serve(
+            axum::Router::new()
+                .fallback(handle)
+                .with_state(shared.clone()),
+        );
         Receiver {
-            rt: Some(rt),
+            _server: server,
             shared,
         }
     }
@@ -82,14 +74,6 @@ impl Receiver {
 
     fn ok_count(&self) -> usize {
         self.hits().iter().filter(|h| h.status == 200).count()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
     }
 }
 

@@ -75,43 +75,19 @@ async fn handle(
 }
 
 struct FakeAssemblyAi {
-    rt: Option<tokio::runtime::Runtime>,
+    server: LocalServer,
     state: Arc<FakeState>,
-    url: String,
 }
 
 impl FakeAssemblyAi {
     fn start(outcome: Value) -> FakeAssemblyAi {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
         let state = Arc::new(FakeState {
             seen: Mutex::new(Seen::default()),
             outcome,
         });
-        let app = Router::new().fallback(handle).with_state(state.clone());
-        rt.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        FakeAssemblyAi {
-            rt: Some(rt),
-            state,
-            url,
-        }
-    }
-}
-
-impl Drop for FakeAssemblyAi {
-    fn drop(&mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
+        let server =
+            LocalServer::start(1, Router::new().fallback(handle).with_state(state.clone()));
+        FakeAssemblyAi { server, state }
     }
 }
 
@@ -129,7 +105,7 @@ fn record_and_transcribe(aai: &FakeAssemblyAi) -> (Daemon, Recorded, Recorded, V
     let d = Daemon::start(
         &[
             ("transcription.engine", "assemblyai"),
-            ("transcription.assemblyai_url", aai.url.as_str()),
+            ("transcription.assemblyai_url", aai.server.base.as_str()),
             ("transcription.assemblyai_api_key", KEY),
             ("transcription.assemblyai_poll_ms", "100"),
             ("transcripts.api_token", TOKEN),

@@ -116,9 +116,8 @@ struct FakeState {
 /// A local OpenAI-compatible transcription server: logs each request, waits `delay`, answers
 /// `reply` as JSON.
 struct FakeEngine {
-    rt: Option<tokio::runtime::Runtime>,
+    server: LocalServer,
     state: Arc<FakeState>,
-    url: String,
 }
 
 async fn handle(
@@ -157,41 +156,18 @@ async fn handle(
 
 impl FakeEngine {
     fn start(delay: Duration, reply: &str) -> FakeEngine {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
         let state = Arc::new(FakeState {
             log: Mutex::new(Vec::new()),
             delay,
             reply: reply.to_string(),
         });
-        let app = Router::new().fallback(handle).with_state(state.clone());
-        rt.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        FakeEngine {
-            rt: Some(rt),
-            state,
-            url,
-        }
+        let server =
+            LocalServer::start(1, Router::new().fallback(handle).with_state(state.clone()));
+        FakeEngine { server, state }
     }
 
     fn requests(&self) -> Vec<EngineRequest> {
         self.state.log.lock().expect("log").clone()
-    }
-}
-
-impl Drop for FakeEngine {
-    fn drop(&mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
     }
 }
 
@@ -296,7 +272,12 @@ fn verbose_json_segments_become_utterances_and_request_has_openai_shape() {
           {"id":1,"seek":0,"start":2.25,"end":4.0,"text":" Bitte rufen Sie zurück.","tokens":[3],"temperature":0.0,"avg_logprob":-0.3,"compression_ratio":1.2,"no_speech_prob":0.02}]}"#;
     let engine = FakeEngine::start(Duration::ZERO, reply);
     let wh = WebhookServer::start();
-    let d = daemon(&wh, &engine.url, "30", r#"transcribeLanguage="de-DE""#);
+    let d = daemon(
+        &wh,
+        &engine.server.base,
+        "30",
+        r#"transcribeLanguage="de-DE""#,
+    );
     let (done, bytes, rec_start) = call(&d, &wh);
     let cb = wh.wait_for("/tcb", 1, Duration::from_secs(30)).remove(0);
 
@@ -409,7 +390,7 @@ fn engine_down_fails_the_transcription_and_keeps_the_recording() {
 fn slow_engine_fails_within_timeout_secs() {
     let engine = FakeEngine::start(Duration::from_secs(30), r#"{"text":"too late"}"#);
     let wh = WebhookServer::start();
-    let d = daemon(&wh, &engine.url, "2", "");
+    let d = daemon(&wh, &engine.server.base, "2", "");
     let (done, bytes, _) = call(&d, &wh);
     let cb = wh.wait_for("/tcb", 1, Duration::from_secs(20)).remove(0);
     // The job starts when the recording is finalized, just before the action request.

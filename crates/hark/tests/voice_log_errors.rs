@@ -10,7 +10,6 @@ mod twilio_app;
 mod twilio_client;
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::response::IntoResponse;
@@ -24,45 +23,21 @@ const OTHER_ACCOUNT: &str = "ACffffffffffffffffffffffffffffffff";
 
 /// A transcription server that answers after `delay`: keeps a job in progress that long.
 struct SlowEngine {
-    rt: Option<tokio::runtime::Runtime>,
-    url: String,
+    server: LocalServer,
 }
 
 impl SlowEngine {
     fn start(delay: Duration) -> SlowEngine {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let delay = Arc::new(delay);
-        let app = Router::new().fallback(move || {
-            let delay = *delay;
-            async move {
-                tokio::time::sleep(delay).await;
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    r#"{"text":"call me back","segments":[{"start":0.2,"end":1.0,"text":"call me back"}]}"#,
-                )
-                    .into_response()
-            }
+        let app = Router::new().fallback(move || async move {
+            tokio::time::sleep(delay).await;
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                r#"{"text":"call me back","segments":[{"start":0.2,"end":1.0,"text":"call me back"}]}"#,
+            )
+                .into_response()
         });
-        rt.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        SlowEngine { rt: Some(rt), url }
-    }
-}
-
-impl Drop for SlowEngine {
-    fn drop(&mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
+        let server = LocalServer::start(1, app);
+        SlowEngine { server }
     }
 }
 
@@ -126,7 +101,7 @@ fn every_voice_log_error_row() {
     let mut d = Daemon::prepare(
         &[
             ("transcription.engine", "openai"),
-            ("transcription.openai_url", &engine.url),
+            ("transcription.openai_url", &engine.server.base),
             ("transcription.timeout_secs", "30"),
             ("transcripts.api_token", MAIN),
         ],

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde_json::Value;
 
-use crate::common::{wait_until, App, Daemon, ACCOUNT_SID, AUTH_TOKEN};
+use crate::common::{wait_until, App, Daemon, LocalServer, ACCOUNT_SID, AUTH_TOKEN};
 
 /// `bot.api_token` of every bot test daemon.
 pub const API_TOKEN: &str = "bot-e2e-token-7c1d";
@@ -55,9 +55,8 @@ struct Shared {
 }
 
 pub struct Bot {
-    rt: Option<tokio::runtime::Runtime>,
+    server: LocalServer,
     shared: Arc<Shared>,
-    pub base: String,
     client: reqwest::Client,
 }
 
@@ -102,28 +101,16 @@ pub enum Auth<'a> {
 
 impl Bot {
     pub fn start() -> Bot {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind bot server");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shared = Arc::new(Shared {
             notes: Mutex::new(Vec::new()),
             bad: Mutex::new(Vec::new()),
             media: Mutex::new(HashMap::new()),
         });
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        rt.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let server =
+            LocalServer::start(2, Router::new().fallback(handle).with_state(shared.clone()));
         Bot {
-            rt: Some(rt),
+            server,
             shared,
-            base,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -133,7 +120,7 @@ impl Bot {
 
     /// Where Hark POSTs notifications.
     pub fn callback_url(&self) -> String {
-        format!("{}/notify", self.base)
+        format!("{}/notify", self.server.base)
     }
 
     /// Serves `bytes` at `/media/{name}`; returns its URL.
@@ -143,7 +130,7 @@ impl Bot {
             .lock()
             .expect("media")
             .insert(format!("/media/{name}"), bytes);
-        format!("{}/media/{name}", self.base)
+        format!("{}/media/{name}", self.server.base)
     }
 
     /// Serves an 8 kHz PCM16 WAV of `samples`.
@@ -247,9 +234,8 @@ impl Bot {
             rb = rb.header("content-type", ct);
         }
         let rb = rb.body(body);
-        let rt = self.rt.as_ref().expect("runtime");
         let sent = Instant::now();
-        rt.block_on(async move {
+        self.server.block_on(async move {
             let r = rb
                 .send()
                 .await
@@ -273,14 +259,6 @@ impl Bot {
                 sent,
             }
         })
-    }
-}
-
-impl Drop for Bot {
-    fn drop(&mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
     }
 }
 

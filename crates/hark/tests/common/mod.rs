@@ -8,6 +8,7 @@ pub mod audio;
 pub mod daemon;
 pub mod procs;
 pub mod rtp;
+pub mod server;
 pub mod sip;
 pub mod webhook;
 
@@ -15,6 +16,7 @@ pub use audio::*;
 pub use daemon::{App, Daemon};
 pub use procs::{require_sipp, HarkCall, Output, Running, Sipp};
 pub use rtp::{RtpPlan, RtpSender};
+pub use server::LocalServer;
 pub use sip::{options_ok, RawUac, SipMsg};
 pub use webhook::{Recorded, Reply, WebhookServer};
 

@@ -135,9 +135,8 @@ struct Shared {
 }
 
 pub struct WebhookServer {
-    rt: Option<tokio::runtime::Runtime>,
+    server: crate::common::LocalServer,
     shared: Arc<Shared>,
-    pub base: String,
 }
 
 impl WebhookServer {
@@ -146,17 +145,9 @@ impl WebhookServer {
     }
 
     pub fn start_with_token(auth_token: &str) -> WebhookServer {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind webhook server");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let mut server = crate::common::LocalServer::bind(0, 2);
         let shared = Arc::new(Shared {
-            base: base.clone(),
+            base: server.base.clone(),
             auth_token: auth_token.into(),
             routes: Mutex::new(HashMap::new()),
             log: Mutex::new(Vec::new()),
@@ -165,19 +156,12 @@ impl WebhookServer {
                 .build()
                 .expect("reqwest client"),
         });
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        rt.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        WebhookServer {
-            rt: Some(rt),
-            shared,
-            base,
-        }
+        server.serve(Router::new().fallback(handle).with_state(shared.clone()));
+        WebhookServer { server, shared }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
+        format!("{}{}", self.server.base, path)
     }
 
     pub fn route(&self, path: &str, reply: Reply) {
@@ -232,14 +216,6 @@ impl WebhookServer {
             })
             .collect();
         assert!(bad.is_empty(), "bad X-Twilio-Signature on: {bad:#?}");
-    }
-}
-
-impl Drop for WebhookServer {
-    fn drop(&mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
     }
 }
 
