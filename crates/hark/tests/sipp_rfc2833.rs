@@ -1,13 +1,17 @@
-//! SIPp uac_rfc2833.xml (our pcaps: speech then '#' continuing the same RTP stream) against
-//! Hark: one recording, exact audio, Digits=#, Hark hangs up.
+//! SIPp scenarios that speak then press '#' over RFC 4733, against Hark: one recording, exact
+//! audio up to 200 ms after the speech, Digits=#, Hark hangs up.
+//! - uac_rfc2833.xml: our pcaps, '#' continuing the speech's RTP stream;
+//! - uac_rfc2833_shipped_pcap.xml: '#' from sip-tester's shipped
+//!   /usr/share/sip-tester/dtmf_2833_pound.pcap — a different SSRC from the speech and end
+//!   packets that reuse one sequence number. Hark must still finish.
 
 mod common;
 
 use common::*;
 use std::time::Duration;
 
-#[test]
-fn sipp_speech_then_rfc2833_pound_is_recorded_exactly() {
+/// Runs `scenario` against a `<Record finishOnKey="#">` daemon and checks the recording.
+fn speech_then_pound_is_recorded_exactly(scenario: &str) -> Daemon {
     let wh = WebhookServer::start();
     wh.route(
         "/action",
@@ -20,7 +24,7 @@ fn sipp_speech_then_rfc2833_pound_is_recorded_exactly() {
             wh.url("/action")
         )),
     );
-    Sipp::new("uac_rfc2833.xml", d.sip_addr())
+    Sipp::new(scenario, d.sip_addr())
         .run(&d.tmp, Duration::from_secs(40))
         .assert_success();
     let actions = wh.wait_for("/action", 1, Duration::from_secs(5));
@@ -30,6 +34,22 @@ fn sipp_speech_then_rfc2833_pound_is_recorded_exactly() {
     let rec = check_recording(&d, &actions[0], &speech, true);
     let (_, speech_end) = speech_span(&speech, -45.0).expect("speech");
     assert_near("recording end", rec.end(), speech_end + 1600, 480);
-    assert_eq!(d.recordings().len(), 1);
     wh.assert_signatures_ok();
+    d
+}
+
+#[test]
+fn sipp_speech_then_rfc2833_pound_is_recorded_exactly() {
+    let d = speech_then_pound_is_recorded_exactly("uac_rfc2833.xml");
+    assert_eq!(d.recordings().len(), 1);
+}
+
+#[test]
+fn sipp_shipped_pound_pcap_finishes_recording() {
+    require_sipp();
+    assert!(
+        std::path::Path::new("/usr/share/sip-tester/dtmf_2833_pound.pcap").exists(),
+        "/usr/share/sip-tester/dtmf_2833_pound.pcap missing: run scripts/setup.sh (sip-tester)"
+    );
+    speech_then_pound_is_recorded_exactly("uac_rfc2833_shipped_pcap.xml");
 }
