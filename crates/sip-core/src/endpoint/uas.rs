@@ -197,6 +197,30 @@ impl Endpoint {
         }
     }
 
+    /// [`cseq_in_order`](Self::cseq_in_order), answering an out-of-order request with 500
+    /// (RFC 3261 §12.2.2); true when the request may go on.
+    fn accept_cseq(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        req: &Request,
+        ctx: &Ctx,
+        call: CallKey,
+    ) -> bool {
+        if self.cseq_in_order(call, ctx) {
+            return true;
+        }
+        self.reply_in_dialog(
+            now,
+            from,
+            req,
+            ctx,
+            500,
+            "Server Internal Error (CSeq Out of Order)",
+        );
+        false
+    }
+
     fn on_invite(&mut self, now: Instant, from: Peer, req: Request, ctx: Ctx) {
         if let Some(&call) = self.by_invite.get(&ctx.key) {
             self.resend_invite_response(call, |t| t.key == ctx.key);
@@ -405,15 +429,7 @@ impl Endpoint {
             self.reply_in_dialog(now, from, &req, &ctx, 491, reason_phrase(491));
             return;
         }
-        if !self.cseq_in_order(call, &ctx) {
-            self.reply_in_dialog(
-                now,
-                from,
-                &req,
-                &ctx,
-                500,
-                "Server Internal Error (CSeq Out of Order)",
-            );
+        if !self.accept_cseq(now, from, &req, &ctx, call) {
             return;
         }
         self.follow_connection(call, from);
@@ -532,15 +548,7 @@ impl Endpoint {
             self.reply_in_dialog_or_stateless(now, from, req, ctx, 481);
             return;
         };
-        if !self.cseq_in_order(call, ctx) {
-            self.reply_in_dialog(
-                now,
-                from,
-                req,
-                ctx,
-                500,
-                "Server Internal Error (CSeq Out of Order)",
-            );
+        if !self.accept_cseq(now, from, req, ctx, call) {
             return;
         }
         self.reply_in_dialog(now, from, req, ctx, 200, "OK");
@@ -591,15 +599,7 @@ impl Endpoint {
             self.reply_in_dialog_or_stateless(now, from, req, ctx, 481);
             return;
         };
-        if !self.cseq_in_order(call, ctx) {
-            self.reply_in_dialog(
-                now,
-                from,
-                req,
-                ctx,
-                500,
-                "Server Internal Error (CSeq Out of Order)",
-            );
+        if !self.accept_cseq(now, from, req, ctx, call) {
             return;
         }
         self.follow_connection(call, from);
