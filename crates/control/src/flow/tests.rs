@@ -3,7 +3,8 @@ use crate::twiml::{parse_document, ParseLimits};
 
 const DOC_URL: &str = "https://h/app/vm.xml";
 
-fn doc(body: &str) -> Document {
+/// A `<Response>` document of `body` (also used by the IVR flow tests).
+pub(super) fn doc(body: &str) -> Document {
     parse_document(
         &format!("<Response>{body}</Response>"),
         &ParseLimits::default(),

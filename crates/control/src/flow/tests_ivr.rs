@@ -1,19 +1,12 @@
 //! Flow tests for `<Say>`, `<Gather>`, `<Redirect>`, `<Reject>`, fallback handling and
 //! non-TwiML answers.
 
+use super::tests::doc;
 use super::*;
 use crate::twiml::{parse_document, ParseLimits};
 
 const DOC_URL: &str = "https://h/app/ivr.xml";
 const FALLBACK: &str = "https://fb/fallback";
-
-fn doc(body: &str) -> Document {
-    parse_document(
-        &format!("<Response>{body}</Response>"),
-        &ParseLimits::default(),
-    )
-    .unwrap()
-}
 
 fn flow(body: &str) -> CallFlow {
     CallFlow::new(doc(body), Some(DOC_URL.to_string()))
