@@ -204,8 +204,7 @@ async fn run(
         // the bot a recordingLocation, and its notification may be on its way.
         tokio::spawn(crate::retention::discard_bot_recordings_after(
             crate::retention::BOT_DISCARD_GRACE,
-            call.shared.store.clone(),
-            call.shared.recording_deleter.clone(),
+            call.shared.clone(),
             call.info.call_sid.clone(),
         ));
     }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::call::Shared;
 use crate::outbox::now_ms;
 
 /// How often the sweep runs (also once at start).
@@ -15,118 +16,76 @@ pub const KEEP_DELETED_METADATA: Duration = Duration::from_secs(40 * 86_400);
 /// Recordings deleted per batch; a sweep stops after `MAX_BATCHES` and resumes next time.
 const BATCH: u32 = 200;
 const MAX_BATCHES: usize = 500;
-
-pub struct Retention {
-    pub store: Arc<store::Store>,
-    pub deleter: http_api::RecordingDeleter,
-    pub metrics: Arc<http_api::Metrics>,
-    /// `storage.retention_days`; `None` = recordings are kept.
-    pub keep_recordings: Option<Duration>,
-}
-
-impl Retention {
-    pub async fn run(self) {
-        let mut tick = tokio::time::interval(SWEEP_EVERY);
-        loop {
-            tick.tick().await;
-            self.sweep(now_ms()).await;
-        }
-    }
-
-    /// One pass at `now_ms`: returns (recordings deleted, deleted rows purged).
-    pub async fn sweep(&self, now_ms: i64) -> (usize, usize) {
-        let mut deleted = 0;
-        if let Some(keep) = self.keep_recordings {
-            let before = now_ms - keep.as_millis() as i64;
-            for _ in 0..MAX_BATCHES {
-                let Some(batch) = self
-                    .db("recordings past retention", move |s| {
-                        s.recordings_created_before(before, BATCH)
-                    })
-                    .await
-                else {
-                    break;
-                };
-                let mut progressed = false;
-                for rec in &batch {
-                    match self.deleter.delete(rec).await {
-                        Ok(true) => {
-                            deleted += 1;
-                            progressed = true;
-                        }
-                        Ok(false) => progressed = true,
-                        Err(e) => {
-                            tracing::error!(recording = %rec.sid, error = %e.message, "retention: deleting failed")
-                        }
-                    }
-                }
-                if batch.len() < BATCH as usize || !progressed {
-                    break;
-                }
-            }
-        }
-        let purge_before = now_ms - KEEP_DELETED_METADATA.as_millis() as i64;
-        let purged = self
-            .db("purge deleted recordings", move |s| {
-                s.purge_deleted_recordings(purge_before)
-            })
-            .await
-            .unwrap_or(0);
-        if deleted > 0 || purged > 0 {
-            tracing::info!(
-                deleted,
-                purged,
-                "retention: recordings deleted, old deletions purged"
-            );
-        }
-        (deleted, purged)
-    }
-
-    async fn db<T: Send + 'static>(
-        &self,
-        what: &'static str,
-        f: impl FnOnce(&store::Store) -> Result<T, store::StoreError> + Send + 'static,
-    ) -> Option<T> {
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || f(&store)).await {
-            Ok(Ok(v)) => Some(v),
-            Ok(Err(e)) => {
-                http_api::Metrics::add(&self.metrics.db_errors, 1);
-                tracing::error!(error = %e, "retention: {what}");
-                None
-            }
-            Err(_) => None,
-        }
-    }
-}
-
 /// How long after its call ends a bot's recording is deleted with
 /// `bot.recording_retention = "call"`.
 pub const BOT_DISCARD_GRACE: Duration = Duration::from_secs(10);
 
+/// Sweeps now and every [`SWEEP_EVERY`], until the process ends.
+pub async fn run(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        sweep(&shared, now_ms()).await;
+    }
+}
+
+/// One pass at `now_ms`: returns (recordings deleted, deleted rows purged).
+pub async fn sweep(shared: &Shared, now_ms: i64) -> (usize, usize) {
+    let mut deleted = 0;
+    if let Some(keep) = shared.config.retention {
+        let before = now_ms - keep.as_millis() as i64;
+        for _ in 0..MAX_BATCHES {
+            let Some(batch) = shared
+                .db(move |s| s.recordings_created_before(before, BATCH))
+                .await
+            else {
+                break;
+            };
+            let mut progressed = false;
+            for rec in &batch {
+                match shared.recording_deleter.delete(rec).await {
+                    Ok(true) => {
+                        deleted += 1;
+                        progressed = true;
+                    }
+                    Ok(false) => progressed = true,
+                    Err(e) => {
+                        tracing::error!(recording = %rec.sid, error = %e.message, "retention: deleting failed")
+                    }
+                }
+            }
+            if batch.len() < BATCH as usize || !progressed {
+                break;
+            }
+        }
+    }
+    let purge_before = now_ms - KEEP_DELETED_METADATA.as_millis() as i64;
+    let purged = shared
+        .db(move |s| s.purge_deleted_recordings(purge_before))
+        .await
+        .unwrap_or(0);
+    if deleted > 0 || purged > 0 {
+        tracing::info!(
+            deleted,
+            purged,
+            "retention: recordings deleted, old deletions purged"
+        );
+    }
+    (deleted, purged)
+}
+
 /// Deletes the bot recordings (`recordResponse`) of a call that ended, `grace` later.
-pub async fn discard_bot_recordings_after(
-    grace: Duration,
-    store: Arc<store::Store>,
-    deleter: http_api::RecordingDeleter,
-    call_sid: String,
-) {
+pub async fn discard_bot_recordings_after(grace: Duration, shared: Arc<Shared>, call_sid: String) {
     tokio::time::sleep(grace).await;
     let sid = call_sid.clone();
-    let recs = match tokio::task::spawn_blocking(move || {
-        store.recordings_of_call(&sid, crate::bot::RECORDING_SOURCE)
-    })
-    .await
-    {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            tracing::error!(call = %call_sid, error = %e, "reading the call's bot recordings");
-            return;
-        }
-        Err(_) => return,
+    let Some(recs) = shared
+        .db(move |s| s.recordings_of_call(&sid, crate::bot::RECORDING_SOURCE))
+        .await
+    else {
+        return;
     };
     for rec in recs {
-        match deleter.delete(&rec).await {
+        match shared.recording_deleter.delete(&rec).await {
             Ok(_) => tracing::info!(recording = %rec.sid, "bot recording discarded with its call"),
             Err(e) => {
                 tracing::error!(recording = %rec.sid, error = %e.message, "discarding a bot recording failed")

@@ -190,15 +190,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     });
     recovery::recover(&shared).await;
     // After recovery: a recording it has just completed gets its callbacks queued first.
-    tokio::spawn(
-        crate::retention::Retention {
-            store: shared.store.clone(),
-            deleter: shared.recording_deleter.clone(),
-            metrics: shared.metrics.clone(),
-            keep_recordings: shared.config.retention,
-        }
-        .run(),
-    );
+    tokio::spawn(crate::retention::run(shared.clone()));
     tokio::spawn(transcriber.run(shared.clone()));
     let spawner_shared = shared.clone();
     let spawn_call: CallSpawner =

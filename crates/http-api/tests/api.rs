@@ -705,7 +705,7 @@ async fn concurrent_first_mp3_requests_share_one_encode() {
     assert_eq!(f.state.metrics.mp3_encodes.load(Ordering::Relaxed), 1);
     assert!(bodies.iter().all(|b| *b == bodies[0]));
     let (frames, samples) = mp3_frames(&bodies[0]);
-    // 2 s at 8 kHz = 16000 samples, plus LAME's delay and padding (a few 576-sample frames).
+    // 2 s at 8 kHz = 16000 samples, plus LAME's Info frame, delay and padding (576-sample frames).
     assert!(
         (16_000..=16_000 + 4 * 576).contains(&samples),
         "{samples} samples in {frames} frames"
