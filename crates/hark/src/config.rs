@@ -22,6 +22,11 @@ pub enum ConfigError {
     Invalid { key: &'static str, message: String },
 }
 
+/// `text` is an absolute http or https URL.
+fn is_http_url(text: &str) -> bool {
+    url::Url::parse(text).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+}
+
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
@@ -447,14 +452,11 @@ impl Config {
         }
         let http_listen = parse_addr("http.listen", &raw.http.listen)?;
         let public_url = raw.http.public_url.trim().trim_end_matches('/').to_string();
-        match url::Url::parse(&public_url) {
-            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            _ => {
-                return Err(invalid(
-                    "http.public_url",
-                    format!("{:?} is not an http(s) URL", raw.http.public_url),
-                ))
-            }
+        if !is_http_url(&public_url) {
+            return Err(invalid(
+                "http.public_url",
+                format!("{:?} is not an http(s) URL", raw.http.public_url),
+            ));
         }
         let sid = raw.account.sid.trim().to_string();
         if !is_sid(&sid, "AC") {
@@ -513,14 +515,11 @@ impl Config {
             "offline" => EngineChoice::Offline,
             "openai" => {
                 let url = t.openai_url.trim().trim_end_matches('/').to_string();
-                match url::Url::parse(&url) {
-                    Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-                    _ => {
-                        return Err(invalid(
-                            "transcription.openai_url",
-                            format!("{url:?} is not an http(s) URL (needed by engine \"openai\")"),
-                        ))
-                    }
+                if !is_http_url(&url) {
+                    return Err(invalid(
+                        "transcription.openai_url",
+                        format!("{url:?} is not an http(s) URL (needed by engine \"openai\")"),
+                    ));
                 }
                 EngineChoice::OpenAi {
                     url,
@@ -530,16 +529,11 @@ impl Config {
             }
             "assemblyai" => {
                 let url = t.assemblyai_url.trim().trim_end_matches('/').to_string();
-                match url::Url::parse(&url) {
-                    Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-                    _ => {
-                        return Err(invalid(
-                            "transcription.assemblyai_url",
-                            format!(
-                                "{url:?} is not an http(s) URL (needed by engine \"assemblyai\")"
-                            ),
-                        ))
-                    }
+                if !is_http_url(&url) {
+                    return Err(invalid(
+                        "transcription.assemblyai_url",
+                        format!("{url:?} is not an http(s) URL (needed by engine \"assemblyai\")"),
+                    ));
                 }
                 let api_key = t.assemblyai_api_key.trim().to_string();
                 if api_key.is_empty() {
@@ -784,10 +778,8 @@ fn validate_app(
     let http_url = |name: &'static str, text: &str| -> Result<Option<String>, ConfigError> {
         match text.trim() {
             "" => Ok(None),
-            t => match url::Url::parse(t) {
-                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Ok(Some(t.to_string())),
-                _ => Err(invalid(key(name), format!("{t:?} is not an http(s) URL"))),
-            },
+            t if is_http_url(t) => Ok(Some(t.to_string())),
+            t => Err(invalid(key(name), format!("{t:?} is not an http(s) URL"))),
         }
     };
     let method = |name: &'static str, text: &str| -> Result<HttpMethod, ConfigError> {
