@@ -112,15 +112,8 @@ fn record_and_transcribe(aai: &FakeAssemblyAi) -> (Daemon, Recorded, Recorded, V
         ],
         App::Twiml(twiml),
     );
-    let wav = data_dir().join("speech_8k_ulaw.wav");
-    let sent = decode_all(&speech_ulaw());
-    HarkCall::new(&d.uri("rec"))
-        .play(&wav)
-        .dtmf("#", secs(sent.len()) + 0.1)
-        .run(&d.tmp, Duration::from_secs(40))
-        .assert_success();
-    let done = wh.wait_for("/done", 1, Duration::from_secs(5)).remove(0);
-    let rec = check_recording(&d, &done, &sent, false);
+    let done = call_then_pound(&d, &wh, &data_dir().join("speech_8k_ulaw.wav"));
+    let rec = check_recording(&d, &done, &decode_all(&speech_ulaw()), false);
     let bytes = std::fs::read(&rec.path).expect("recording");
     let cb = wh.wait_for("/tcb", 1, Duration::from_secs(30)).remove(0);
     assert!(cb.signature_ok, "{:?}", cb.signature_problem);

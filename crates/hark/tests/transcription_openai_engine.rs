@@ -193,20 +193,11 @@ fn daemon(wh: &WebhookServer, url: &str, timeout_secs: &str, lang_attr: &str) ->
     )
 }
 
-/// Places one call of the speech fixture ending in '#'; returns the action request and the
-/// recording's bytes as they were when the action was requested.
-/// The call's `/done` request, the recording's bytes, and where in the sent audio the
+/// One call of the speech fixture ending in '#': the call's `/done` request, the recording's bytes, and where in the sent audio the
 /// recording begins (seconds; the caller starts talking when the call is answered).
 fn call(d: &Daemon, wh: &WebhookServer) -> (Recorded, Vec<u8>, f64) {
-    let wav = data_dir().join("speech_8k_ulaw.wav");
-    let sent = decode_all(&speech_ulaw());
-    HarkCall::new(&d.uri("rec"))
-        .play(&wav)
-        .dtmf("#", secs(sent.len()) + 0.1)
-        .run(&d.tmp, Duration::from_secs(40))
-        .assert_success();
-    let done = wh.wait_for("/done", 1, Duration::from_secs(5)).remove(0);
-    let rec = check_recording(d, &done, &sent, false);
+    let done = call_then_pound(d, wh, &data_dir().join("speech_8k_ulaw.wav"));
+    let rec = check_recording(d, &done, &decode_all(&speech_ulaw()), false);
     let bytes = std::fs::read(&rec.path).expect("recording");
     (done, bytes, rec.offset as f64 / 8000.0)
 }

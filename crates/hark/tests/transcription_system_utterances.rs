@@ -78,14 +78,9 @@ fn say_before_record_is_the_system_line_before_the_callers() {
     let wav = espeak_ulaw_wav(&tmp, "caller", SENTENCE, LEAD, 1.0);
     let sent = decode_all(&read_ulaw_wav(&wav));
     let (onset, _) = speech_span(&sent, -45.0).expect("speech");
-    let out = HarkCall::new(&d.uri("rec"))
-        .play(&wav)
-        .dtmf("#", secs(sent.len()) + 0.1)
-        .run(&tmp, Duration::from_secs(40));
-    out.assert_success();
-    let done = wh.wait_for("/done", 1, Duration::from_secs(5));
-    let call_sid = done[0].param("CallSid").to_string();
-    check_recording(&d, &done[0], &sent, false);
+    let done = call_then_pound(&d, &wh, &wav);
+    let call_sid = done.param("CallSid").to_string();
+    check_recording(&d, &done, &sent, false);
 
     // 404 while the transcription is queued or running, then the transcript.
     let http = Http::new();

@@ -141,14 +141,7 @@ monthly_quota = 3
     let http = Http::new();
 
     // A call whose transcription stays in progress for 6 s.
-    let wav = data_dir().join("speech_8k_ulaw.wav");
-    let sent = decode_all(&speech_ulaw());
-    HarkCall::new(&d.uri("rec"))
-        .play(&wav)
-        .dtmf("#", secs(sent.len()) + 0.1)
-        .run(&d.tmp, Duration::from_secs(40))
-        .assert_success();
-    let done = wh.wait_for("/done", 1, Duration::from_secs(5)).remove(0);
+    let done = call_then_pound(&d, &wh, &data_dir().join("speech_8k_ulaw.wav"));
     let call_sid = done.param("CallSid").to_string();
     let re = done.param("RecordingSid").to_string();
 

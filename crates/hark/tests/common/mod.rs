@@ -188,6 +188,19 @@ impl RecordingCheck {
 /// shape, `RecordingDuration` = round(kept seconds), hound-readable 8 kHz PCM16 mono, samples a
 /// sample-exact contiguous part of `sent`; with `fetched`, that the handler got 200 audio/x-wav
 /// with the file's bytes (without and with `.wav`).
+/// Places one call with the built-in caller playing the µ-law WAV `wav` and pressing '#'
+/// 100 ms after it ends; returns the `/done` action request (the document's `<Record>` action
+/// must be `wh`'s `/done`).
+pub fn call_then_pound(d: &Daemon, wh: &WebhookServer, wav: &Path) -> Recorded {
+    let samples = read_ulaw_wav(wav).len();
+    HarkCall::new(&d.uri("rec"))
+        .play(wav)
+        .dtmf("#", secs(samples) + 0.1)
+        .run(&d.tmp, Duration::from_secs(40))
+        .assert_success();
+    wh.wait_for("/done", 1, Duration::from_secs(5)).remove(0)
+}
+
 pub fn check_recording(d: &Daemon, req: &Recorded, sent: &[i16], fetched: bool) -> RecordingCheck {
     let (rec, inserted) = check_recording_tolerant(d, req, sent, fetched, 0);
     assert_eq!(inserted, 0);
