@@ -109,7 +109,7 @@ fn receiver_handle_packet(c: &mut Criterion) {
                 STREAM_PACKETS,
                 |_| {
                     let (tx, rx) = media_ring(RING_CAPACITY);
-                    (MediaReceiver::new(config), tx, rx)
+                    (MediaReceiver::new(config, times[0]), tx, rx)
                 },
                 |(receiver, tx, rx), i| {
                     let verdict = receiver.handle_packet(times[i], PEER, &packets[i], |item| {

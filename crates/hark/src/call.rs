@@ -186,6 +186,7 @@ async fn run(
         preroll: VecDeque::with_capacity(preroll_frames.max(1)),
         preroll_frames,
         timeline_end: 0,
+        heard_audio: false,
     };
     call.execute().await;
     call.end().await;
@@ -350,6 +351,8 @@ pub(crate) struct Call {
     preroll_frames: usize,
     /// End of the last audio frame taken from the ring.
     pub(crate) timeline_end: u64,
+    /// Some RTP audio of the caller has come through the ring (not only filled silence).
+    pub(crate) heard_audio: bool,
 }
 
 /// Why the flow stopped waiting.
@@ -374,6 +377,12 @@ impl Call {
             || self.hangup_requested
             || self.redirect.is_some()
             || self.bot.barge_in
+    }
+
+    /// The inbound timeline's present: samples since the media session's origin.
+    pub(crate) fn media_clock(&self) -> u64 {
+        let elapsed = self.media.origin.elapsed();
+        (elapsed.as_micros() * u128::from(media_engine::SAMPLE_RATE) / 1_000_000) as u64
     }
 
     pub(crate) fn hung_up(&self) -> bool {
@@ -539,6 +548,7 @@ impl Call {
             match item {
                 MediaItem::Audio(frame) => {
                     self.timeline_end = frame.position + u64::from(frame.len);
+                    self.heard_audio |= !frame.filled;
                     if self.preroll_frames == 0 {
                         continue;
                     }

@@ -293,6 +293,14 @@ pub struct AppConfig {
     pub bot_callback_uri: Option<String>,
 }
 
+impl AppConfig {
+    /// Something decides what a call does: TwiML (fetched or static) or a bot, which runs no
+    /// TwiML at all.
+    fn has_call_logic(&self) -> bool {
+        self.voice_url.is_some() || !self.twiml.trim().is_empty() || self.bot_callback_uri.is_some()
+    }
+}
+
 /// A `[[route]]`: the application for calls to one number or SIP user.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -470,8 +478,11 @@ impl Config {
             ..Default::default()
         };
         let app = validate_app(&raw.app, "app", &limits)?;
-        if app.voice_url.is_none() && raw.app.twiml.trim().is_empty() {
-            return Err(invalid("app.twiml", "needed when app.voice_url is empty"));
+        if !app.has_call_logic() {
+            return Err(invalid(
+                "app.twiml",
+                "needed when app.voice_url and app.bot_callback_uri are empty",
+            ));
         }
         let mut routes = Vec::new();
         for (i, r) in raw.route.iter().enumerate() {
@@ -484,10 +495,13 @@ impl Config {
                 ));
             }
             let app = validate_app(&r.app, "route", &limits)?;
-            if app.voice_url.is_none() && r.app.twiml.trim().is_empty() {
+            if !app.has_call_logic() {
                 return Err(invalid(
                     "route",
-                    format!("entry {} needs `voice_url` or `twiml`", i + 1),
+                    format!(
+                        "entry {} needs `voice_url`, `twiml` or `bot_callback_uri`",
+                        i + 1
+                    ),
                 ));
             }
             routes.push(Route { number, user, app });

@@ -47,6 +47,8 @@ pub enum MediaNotice {
 /// The call task's side of one media session.
 pub struct MediaSession {
     pub local_rtp: SocketAddr,
+    /// Timeline index 0 of the inbound audio: positions are samples since this instant.
+    pub origin: Instant,
     commands: mpsc::UnboundedSender<MediaCommand>,
     pub ring: MediaConsumer,
     pub notices: mpsc::UnboundedReceiver<MediaNotice>,
@@ -124,7 +126,9 @@ pub fn start(
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (notice_tx, notices) = mpsc::unbounded_channel();
     let (producer, ring) = media_ring(RING_CAPACITY);
+    let origin = Instant::now();
     let task = tokio::spawn(run(
+        origin,
         socket,
         media,
         rtp_timeout,
@@ -135,6 +139,7 @@ pub fn start(
     ));
     Ok(MediaSession {
         local_rtp,
+        origin,
         commands,
         ring,
         notices,
@@ -269,7 +274,28 @@ impl DigitPlayback {
     }
 }
 
+/// Sends one RTP datagram. A refused send is never silent: it is counted in
+/// `hark_rtp_send_errors_total`, and the call's first one is logged with the address.
+async fn send_rtp(
+    socket: &UdpSocket,
+    datagram: &[u8],
+    to: SocketAddr,
+    metrics: &http_api::Metrics,
+    failures: &mut u64,
+) {
+    if let Err(e) = socket.send_to(datagram, to).await {
+        http_api::Metrics::add(&metrics.rtp_send_errors, 1);
+        if *failures == 0 {
+            let local = socket.local_addr().ok();
+            tracing::warn!(to = %to, local = ?local, error = %e, "cannot send RTP to the caller; counting further failures in hark_rtp_send_errors_total");
+        }
+        *failures += 1;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run(
+    origin: Instant,
     socket: UdpSocket,
     mut media: Negotiated,
     rtp_timeout: Duration,
@@ -282,7 +308,8 @@ async fn run(
     let mut bytes: u64 = 0;
     let mut published = media_engine::receiver::ReceiverStats::default();
     let mut published_bytes: u64 = 0;
-    let mut receiver = MediaReceiver::new(receiver_config(&media));
+    let mut receiver = MediaReceiver::new(receiver_config(&media), origin.into_std());
+    let mut send_failures: u64 = 0;
     let mut sender = RtpSender::new(
         codec_of(&media),
         media.codec_pt,
@@ -290,7 +317,6 @@ async fn run(
         rand::random::<u16>() & 0x7fff,
         rand::random(),
     );
-    let origin = Instant::now();
     let mut samples_accounted: u64 = 0;
     let mut playback: Option<Playback> = None;
     let mut digit_playback: Option<DigitPlayback> = None;
@@ -397,7 +423,7 @@ async fn run(
                             let pt = media.telephone_event_pt.unwrap_or(101);
                             let len = sender.event_packet(pt, digit, start, end, duration, &mut event);
                             if may_send && len > 0 {
-                                let _ = socket.send_to(&event[..len], to).await;
+                                send_rtp(&socket, &event[..len], to, &metrics, &mut send_failures).await;
                             }
                             if end && digits.tick == TONE_TICKS + END_TICKS {
                                 // The event is over: audio time resumes after it.
@@ -417,7 +443,7 @@ async fn run(
                             let len = sender.packetize(frame, &mut packet);
                             samples_accounted += FRAME_SAMPLES as u64;
                             if may_send {
-                                let _ = socket.send_to(&packet[..len], to).await;
+                                send_rtp(&socket, &packet[..len], to, &metrics, &mut send_failures).await;
                             }
                             false
                         }

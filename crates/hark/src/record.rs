@@ -76,9 +76,19 @@ impl Call {
         if self.gone() {
             return None;
         }
-        // Everything heard so far is pre-roll; capture starts now.
+        // Everything heard so far is pre-roll; capture starts now. Audio that flows ends where
+        // the ring has got to; media that stalled or has not started yet (a muted phone, a
+        // gateway that opens media late) is behind the clock, and capture starts at the
+        // present: the caller's first packets, placed at their arrival, are all after it.
         self.drain_idle();
-        let capture_start = self.timeline_end;
+        let clock = self.media_clock();
+        let stall = STALL_SLACK.as_millis() as u64 * u64::from(media_engine::SAMPLE_RATE) / 1000;
+        let capture_start = if !self.heard_audio || clock.saturating_sub(self.timeline_end) > stall {
+            clock
+        } else {
+            self.timeline_end
+        };
+        self.timeline_end = capture_start.max(self.timeline_end);
         let callback = verb
             .recording_status_callback
             .as_ref()
@@ -162,7 +172,7 @@ impl Call {
         tracing::info!(recording = %sid, capture_start, max_length = verb.max_length_secs, timeout = verb.timeout_secs, finish_on_key = %verb.finish_on_key, "recording");
         let mut io_error = None;
         for frame in std::mem::take(&mut self.preroll) {
-            if let Err(e) = recorder.push_audio(frame.position, frame.pcm()) {
+            if let Err(e) = push_frame(&mut recorder, &frame) {
                 io_error = Some(e);
             }
         }
@@ -348,11 +358,12 @@ impl Call {
                     let end = frame.position + u64::from(frame.len);
                     if !frame.filled {
                         *anchor = (end, Instant::now());
+                        self.heard_audio = true;
                     }
                     if end > self.timeline_end {
                         self.timeline_end = end;
                     }
-                    if let Err(e) = recorder.push_audio(frame.position, frame.pcm()) {
+                    if let Err(e) = push_frame(recorder, &frame) {
                         *io_error = Some(e);
                         return;
                     }
@@ -370,6 +381,25 @@ impl Call {
             }
         }
     }
+}
+
+/// One frame into the recorder; a filled frame is silence over its whole span (which may be
+/// longer than the 160 samples it carries).
+fn push_frame<S: record_engine::wav::WavStorage>(
+    recorder: &mut Recorder<S>,
+    frame: &media_engine::AudioFrame,
+) -> Result<(), record_engine::WavError> {
+    if !frame.filled {
+        return recorder.push_audio(frame.position, frame.pcm()).map(drop);
+    }
+    const ZEROS: [i16; media_engine::FRAME_SAMPLES] = [0; media_engine::FRAME_SAMPLES];
+    let mut at = frame.position;
+    while at < frame.end() && recorder.stop_reason().is_none() {
+        let len = (frame.end() - at).min(ZEROS.len() as u64) as usize;
+        recorder.push_audio(at, &ZEROS[..len])?;
+        at += len as u64;
+    }
+    Ok(())
 }
 
 /// SPEC §3.6 parameters.

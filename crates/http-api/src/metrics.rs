@@ -11,6 +11,8 @@ pub struct Metrics {
     pub rtp_packets: AtomicU64,
     pub rtp_bytes: AtomicU64,
     pub rtp_lost: AtomicU64,
+    /// Outbound RTP datagrams the socket refused (unreachable family, no route…).
+    pub rtp_send_errors: AtomicU64,
     pub db_errors: AtomicU64,
     pub disk_errors: AtomicU64,
     pub webhooks_2xx: AtomicU64,
@@ -125,6 +127,12 @@ impl Metrics {
             "counter",
             "RTP packets lost (sequence gaps).",
             get(&self.rtp_lost),
+        );
+        one(
+            "hark_rtp_send_errors_total",
+            "counter",
+            "RTP packets that could not be sent (each call logs its first).",
+            get(&self.rtp_send_errors),
         );
         one(
             "hark_db_errors_total",

@@ -36,18 +36,27 @@ pub enum Codec {
 /// Up to 20 ms of decoded audio placed on the call's timeline.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct AudioFrame {
-    /// Timeline index of `samples[0]`: samples since the stream's first packet.
+    /// Timeline index of `samples[0]`: samples since the media session's origin.
     pub position: u64,
-    /// Valid samples in `samples` (1..=160).
+    /// Samples of the timeline the frame covers: 1..=160 valid samples in `samples`; a filled
+    /// frame may span a longer gap, all of it silence.
     pub len: u16,
-    /// True when the frame was synthesised to fill a gap (loss or silence suppression).
+    /// True when the frame was synthesised to fill a gap (loss, silence suppression, media
+    /// that started late): silence.
     pub filled: bool,
     pub samples: [i16; FRAME_SAMPLES],
 }
 
 impl AudioFrame {
+    /// The decoded samples; of a filled frame longer than 160 samples, only its first 160
+    /// (zeros): use `len` for the span.
     pub fn pcm(&self) -> &[i16] {
-        &self.samples[..self.len as usize]
+        &self.samples[..usize::from(self.len).min(FRAME_SAMPLES)]
+    }
+
+    /// One past the last timeline index the frame covers.
+    pub fn end(&self) -> u64 {
+        self.position + u64::from(self.len)
     }
 }
 

@@ -1,8 +1,10 @@
 //! One call's inbound RTP: latch, reorder, fill gaps, decode, DTMF.
 //!
-//! The timeline is in samples since the stream's first packet. Packets of the current SSRC
-//! are released in sequence order and placed by RTP timestamp; whatever the released audio
-//! does not cover is emitted as silence, so consecutive frames tile the timeline exactly.
+//! The timeline is in samples since the media session's origin (when its socket opened): the first
+//! stream starts where its first packet's arrival puts it, so a caller whose media starts late
+//! is placed late, not at 0. Packets of the current SSRC are released in sequence order and
+//! placed by RTP timestamp; whatever the released audio does not cover is emitted as silence, so
+//! consecutive frames tile the timeline exactly.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -24,6 +26,10 @@ const MAX_DROPOUT: i32 = 3000;
 /// Slack allowed between the RTP timestamp gap and the arrival gap before the timestamps are
 /// distrusted.
 const TS_SLACK: i64 = SAMPLE_RATE as i64;
+/// Gaps up to this many frames are filled with 20 ms frames; a longer one (silence suppression,
+/// media that starts late) is one filled frame spanning it, so it never floods the consumer's
+/// ring and pushes out the audio that follows it.
+const MAX_FILL_FRAMES: u64 = 25;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ReceiverConfig {
@@ -168,11 +174,16 @@ pub struct MediaReceiver {
     held: Box<[Option<Held>; MAX_REORDER_WINDOW]>,
     held_count: usize,
     dedup: EventDeduplicator,
+    /// Timeline index 0.
+    origin: Instant,
 }
 
 impl MediaReceiver {
-    pub fn new(config: ReceiverConfig) -> Self {
+    /// `origin` is timeline index 0: when the media session began (the daemon opens it before
+    /// answering), so the first packet is placed at its arrival time after it.
+    pub fn new(config: ReceiverConfig, origin: Instant) -> Self {
         Self {
+            origin,
             config,
             latched: None,
             last_packet_at: None,
@@ -411,7 +422,12 @@ impl MediaReceiver {
                 .unwrap_or_else(|| old.arrival_position(now))
                 .max(self.end),
             Some(old) => old.arrival_position(now).max(self.end),
-            None => self.end,
+            // The first stream: where its arrival puts it. The time before it is not loss.
+            None => {
+                let pos = self.origin_position(now).max(self.end);
+                self.fill(pos, emit);
+                pos
+            }
         };
         self.fill_to(pos, emit);
         self.stream = Some(Stream {
@@ -612,10 +628,29 @@ impl MediaReceiver {
         }
     }
 
-    /// Emits silence from the timeline end up to `pos`, in frames of at most 160 samples.
+    /// Timeline index of an arrival by the clock alone, rounded to whole 20 ms frames.
+    fn origin_position(&self, arrival: Instant) -> u64 {
+        let frame = FRAME_SAMPLES as u64;
+        (samples_in(arrival.saturating_duration_since(self.origin)) + frame / 2) / frame * frame
+    }
+
+    /// Emits silence from the timeline end up to `pos`, counted as lost audio.
     fn fill_to(&mut self, pos: u64, emit: &mut impl FnMut(MediaItem)) {
+        self.stats.filled_samples += pos.saturating_sub(self.end);
+        self.fill(pos, emit);
+    }
+
+    /// Emits silence from the timeline end up to `pos`: frames of at most 160 samples, or one
+    /// frame per 65535 samples when the gap is longer than [`MAX_FILL_FRAMES`].
+    fn fill(&mut self, pos: u64, emit: &mut impl FnMut(MediaItem)) {
+        let frame = FRAME_SAMPLES as u64;
+        let step = if pos.saturating_sub(self.end) > MAX_FILL_FRAMES * frame {
+            u64::from(u16::MAX)
+        } else {
+            frame
+        };
         while self.end < pos {
-            let len = (pos - self.end).min(FRAME_SAMPLES as u64);
+            let len = (pos - self.end).min(step);
             emit(MediaItem::Audio(AudioFrame {
                 position: self.end,
                 len: len as u16,
@@ -623,7 +658,6 @@ impl MediaReceiver {
                 samples: [0; FRAME_SAMPLES],
             }));
             self.end += len;
-            self.stats.filled_samples += len;
         }
     }
 }

@@ -69,8 +69,8 @@ fn handle_packet_does_not_allocate() {
     }
     let dropped: Vec<usize> = (0..1100).filter(|i| i % 97 == 5).collect();
 
-    let mut rx = MediaReceiver::new(ReceiverConfig::new(Codec::Pcmu, 0, Some(TE)));
     let t0 = Instant::now();
+    let mut rx = MediaReceiver::new(ReceiverConfig::new(Codec::Pcmu, 0, Some(TE)), t0);
     let mut frames = 0u64;
     let mut dtmf = 0u64;
     let mut sink = |item: MediaItem| match item {

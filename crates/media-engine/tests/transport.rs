@@ -51,8 +51,8 @@ fn sender_output_round_trips_through_receiver() {
 
 #[test]
 fn packet_from_a_foreign_source_is_dropped() {
-    let mut rx = MediaReceiver::new(ReceiverConfig::new(Codec::Pcmu, 0, Some(TE)));
     let now = Instant::now();
+    let mut rx = MediaReceiver::new(ReceiverConfig::new(Codec::Pcmu, 0, Some(TE)), now);
     let attacker = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)), 40000);
     let mut items = Vec::new();
     rx.handle_packet(now, PEER, &rtp(0, true, 1, 0, 5, &[0x42; 160]), |i| {
@@ -80,7 +80,7 @@ fn packet_from_a_foreign_source_is_dropped() {
 
 #[test]
 fn rtcp_is_an_error_not_audio() {
-    let mut rx = MediaReceiver::new(ReceiverConfig::new(Codec::Pcmu, 0, Some(TE)));
+    let mut rx = MediaReceiver::new(ReceiverConfig::new(Codec::Pcmu, 0, Some(TE)), Instant::now());
     // Sender report header + sender info.
     let mut sr = vec![0x80, 200, 0, 6, 0, 0, 0, 5];
     sr.extend_from_slice(&[0; 20]);
@@ -100,7 +100,8 @@ fn every_prefix_of_valid_packets_is_handled_without_panic() {
     ext.extend_from_slice(&[0, 0, 3]);
     for packet in [audio, ext] {
         for n in 0..=packet.len() {
-            let mut rx = MediaReceiver::new(ReceiverConfig::new(Codec::Pcmu, 0, Some(TE)));
+            let mut rx =
+                MediaReceiver::new(ReceiverConfig::new(Codec::Pcmu, 0, Some(TE)), Instant::now());
             let mut count = 0;
             let r = rx.handle_packet(Instant::now(), PEER, &packet[..n], |_| count += 1);
             if n < 12 {
@@ -117,8 +118,8 @@ fn every_prefix_of_valid_packets_is_handled_without_panic() {
 
 #[test]
 fn random_datagrams_never_panic_and_output_still_tiles() {
-    let mut rx = MediaReceiver::new(ReceiverConfig::new(Codec::Pcmu, 0, Some(TE)));
     let t0 = Instant::now();
+    let mut rx = MediaReceiver::new(ReceiverConfig::new(Codec::Pcmu, 0, Some(TE)), t0);
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = move || {
         state ^= state << 13;
@@ -130,7 +131,7 @@ fn random_datagrams_never_panic_and_output_still_tiles() {
     let mut check = |item: MediaItem| {
         if let MediaItem::Audio(f) = item {
             assert_eq!(f.position, end);
-            assert!((1..=160).contains(&f.len));
+            assert!(f.len >= 1 && (f.filled || f.len <= 160));
             end += u64::from(f.len);
         }
     };

@@ -29,6 +29,8 @@ pub struct Daemon {
     pub rtp_min: u16,
     pub rtp_max: u16,
     starts: u32,
+    /// `HARK_…` variables given to every launch (`set_env`).
+    env: Vec<(String, String)>,
 }
 
 /// A TOML value: numbers and booleans stay bare, the rest becomes a basic string.
@@ -82,9 +84,22 @@ impl Daemon {
             rtp_max: base + 41,
             tmp,
             starts: 0,
+            env: Vec::new(),
         };
         d.write_config(overrides, &app);
         d
+    }
+
+    /// An environment variable for the next launches (e.g. `HARK_APP__TWIML`, empty).
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.push((name.to_string(), value.to_string()));
+    }
+
+    /// Appends raw TOML to the config file (`[[route]]` tables, which `overrides` cannot say).
+    pub fn append_config(&self, toml: &str) {
+        let mut text = std::fs::read_to_string(&self.config_path).expect("read config");
+        text.push_str(toml);
+        std::fs::write(&self.config_path, text).expect("write config");
     }
 
     /// The test defaults as `section.key` → value.
@@ -147,6 +162,7 @@ impl Daemon {
                 cmd.env_remove(k);
             }
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let child = cmd.spawn().expect("spawn hark serve");
         self.child = Some(child);
         self.wait_ready();

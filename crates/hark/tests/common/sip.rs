@@ -582,7 +582,8 @@ impl RawUac {
         let (addr, port) = ok
             .sdp_audio()
             .unwrap_or_else(|| panic!("no c=/m=audio in the 200 OK SDP: {}", ok.body));
-        format!("{addr}:{port}").parse().expect("rtp address")
+        let ip: std::net::IpAddr = addr.parse().expect("rtp address");
+        SocketAddr::new(ip, port)
     }
 }
 

@@ -37,9 +37,10 @@ impl Harness {
         Self::with(ReceiverConfig::new(Codec::Pcmu, 0, Some(TE)))
     }
     fn with(config: ReceiverConfig) -> Self {
+        let t0 = Instant::now();
         Self {
-            rx: MediaReceiver::new(config),
-            t0: Instant::now(),
+            rx: MediaReceiver::new(config, t0),
+            t0,
             items: Vec::new(),
         }
     }
@@ -106,7 +107,7 @@ impl Harness {
                 f.position, end,
                 "frame {f:?} does not start at the timeline end"
             );
-            assert!((1..=160).contains(&f.len));
+            assert!(f.len >= 1 && (f.filled || f.len <= 160));
             end += u64::from(f.len);
         }
         assert_eq!(end, self.rx.position());
@@ -556,5 +557,64 @@ fn oversized_held_packet_keeps_the_timeline_intact() {
         .sum();
     assert_eq!(audio, 160 + 160 + 480 + 160);
     assert_eq!(h.rx.position(), 1280);
+    h.assert_tiles();
+}
+
+#[test]
+fn first_packet_is_placed_at_its_arrival_after_the_origin() {
+    let mut h = Harness::new();
+    // The phone starts sending 4.5 s after the session opened (muted at answer).
+    h.audio(4510, 10, 777_000);
+    h.audio(4530, 11, 777_160);
+    // 4510 ms rounds to 4520 ms = 36160 samples; the time before is one silent frame.
+    assert_eq!(
+        h.layout(),
+        vec![
+            (0, 36160, None),
+            (36160, 160, Some(tag(10))),
+            (36320, 160, Some(tag(11)))
+        ]
+    );
+    h.assert_tiles();
+    assert_eq!(
+        h.rx.stats().filled_samples,
+        0,
+        "waiting for the first packet is not loss"
+    );
+}
+
+#[test]
+fn first_packet_within_half_a_frame_of_the_origin_is_at_zero() {
+    let mut h = Harness::new();
+    h.audio(9, 10, 5);
+    assert_eq!(h.layout(), vec![(0, 160, Some(tag(10)))]);
+}
+
+#[test]
+fn long_silence_suppression_gap_is_one_filled_frame_not_hundreds() {
+    let mut h = Harness::new();
+    h.audio(0, 0, 0);
+    // Next talkspurt 5 s later (DTX): a ring of 48 frames must not overflow before the audio.
+    h.audio(5020, 1, 160 + 40_000);
+    assert_eq!(
+        h.layout(),
+        vec![(0, 160, Some(tag(0))), (160, 40_000, None), (40_160, 160, Some(tag(1)))]
+    );
+    h.assert_tiles();
+    assert_eq!(h.rx.stats().filled_samples, 40_000);
+    // The long frame's samples are silence and its pcm() stays within the array.
+    let f = h.frames()[1];
+    assert!(f.filled && f.pcm().len() == 160 && f.pcm().iter().all(|&s| s == 0));
+    assert_eq!(f.end(), 40_160);
+}
+
+#[test]
+fn gap_longer_than_a_u16_is_several_filled_frames() {
+    let mut h = Harness::new();
+    h.audio(0, 0, 0);
+    // 20 s later, timestamps agreeing.
+    h.audio(20_020, 1, 160 + 160_000);
+    let fills: Vec<_> = h.frames().iter().filter(|f| f.filled).map(|f| f.len).collect();
+    assert_eq!(fills, vec![65535, 65535, 28930]);
     h.assert_tiles();
 }

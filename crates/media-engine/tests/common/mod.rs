@@ -49,9 +49,10 @@ impl Run {
         Self::with(ReceiverConfig::new(codec, pt, Some(TE)))
     }
     pub fn with(config: ReceiverConfig) -> Self {
+        let t0 = Instant::now();
         Self {
-            rx: MediaReceiver::new(config),
-            t0: Instant::now(),
+            rx: MediaReceiver::new(config, t0),
+            t0,
             items: Vec::new(),
             verdicts: Vec::new(),
         }
@@ -111,7 +112,7 @@ impl Run {
         let mut pcm = Vec::new();
         for f in self.frames() {
             assert_eq!(f.position, pcm.len() as u64, "hole or overlap at {f:?}");
-            assert!((1..=160).contains(&f.len), "{f:?}");
+            assert!(f.len >= 1 && (f.filled || f.len <= 160), "{f:?}");
             pcm.extend_from_slice(f.pcm());
         }
         assert_eq!(pcm.len() as u64, self.rx.position());
