@@ -165,7 +165,12 @@ fn pipeline_packet_to_wav(c: &mut Criterion) {
                         .map(|(_, _, _, rec)| recycle(rec))
                         .unwrap_or_else(|| wav_capacity(PIPELINE_PACKETS));
                     let (tx, rx) = media_ring(RING_CAPACITY);
-                    (MediaReceiver::new(config, times[0]), tx, rx, recorder(storage))
+                    (
+                        MediaReceiver::new(config, times[0]),
+                        tx,
+                        rx,
+                        recorder(storage),
+                    )
                 },
                 |(receiver, tx, rx, rec), i| {
                     let verdict = receiver.handle_packet(times[i], PEER, &packets[i], |item| {

@@ -132,7 +132,15 @@ async fn run(
     shared.sip.send(SipCommand::Ring(key));
     progress.send("ringing", &info).await;
 
-    let (bind_ip, advertised_ip) = media_addresses(&shared.config, incoming.media.remote_rtp);
+    let Some((bind_ip, advertised_ip)) = media_addresses(&shared.config, incoming.media.remote_rtp)
+    else {
+        // sip-core refuses offers in a family we have no media address for; never reached.
+        tracing::error!(remote = %incoming.media.remote_rtp, "no RTP address of this family; answering 488");
+        shared.sip.send(SipCommand::Reject(key, 488));
+        finish_record(&shared, record, "failed", None).await;
+        progress.send_final("failed", &info, None).await;
+        return;
+    };
     let socket = match shared.ports.bind(bind_ip).await {
         Ok(s) => s,
         Err(e) => {
@@ -274,18 +282,27 @@ impl Shared {
     }
 }
 
-/// The RTP socket binds the SIP listen IP; when that is a wildcard, the SDP names the local
-/// address that routes to the caller (or `sip.public_ip`).
-fn media_addresses(config: &Config, remote: SocketAddr) -> (IpAddr, IpAddr) {
-    let bind_ip = config.sip_listen.ip();
-    let advertised = config.sip_public_ip.unwrap_or_else(|| {
+/// The RTP socket binds the address of the caller's family (`rtp_ip4`: the SIP listen IP;
+/// `rtp.ip6`); when that is a wildcard, the SDP names `sip.public_ip` if it is of that family,
+/// else the local address that routes to the caller. `None` when we have no address of the
+/// caller's family.
+fn media_addresses(config: &Config, remote: SocketAddr) -> Option<(IpAddr, IpAddr)> {
+    let bind_ip = if remote.is_ipv4() {
+        config.rtp_ip4
+    } else {
+        config.rtp_ip6
+    }?;
+    let public = config
+        .sip_public_ip
+        .filter(|ip| ip.is_ipv4() == remote.is_ipv4());
+    let advertised = public.unwrap_or_else(|| {
         if bind_ip.is_unspecified() {
             route_to(remote).unwrap_or(bind_ip)
         } else {
             bind_ip
         }
     });
-    (bind_ip, advertised)
+    Some((bind_ip, advertised))
 }
 
 /// The local address the kernel would use to reach `remote` (no packet is sent).

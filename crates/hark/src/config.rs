@@ -161,6 +161,8 @@ struct RawRtp {
     port_min: u16,
     port_max: u16,
     timeout: u64,
+    #[serde(default)]
+    ip6: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -245,6 +247,10 @@ pub struct Config {
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
     pub rtp_timeout: Duration,
+    /// Where RTP sockets bind for IPv4 media; `None` = IPv4 offers are refused (488/301).
+    pub rtp_ip4: Option<IpAddr>,
+    /// Where RTP sockets bind for IPv6 media (`rtp.ip6`); `None` = IPv6 offers are refused.
+    pub rtp_ip6: Option<IpAddr>,
     pub http_listen: SocketAddr,
     /// Without a trailing slash.
     pub http_public_url: String,
@@ -431,6 +437,32 @@ impl Config {
                     invalid("sip.public_ip", format!("{text:?} is not an IP address"))
                 })?),
             };
+        let listen_ip = sip_listen.ip();
+        // IPv4 media binds the SIP address when it is IPv4 (any when SIP listens on `::`).
+        let rtp_ip4 = match listen_ip {
+            IpAddr::V4(_) => Some(listen_ip),
+            IpAddr::V6(v6) if v6.is_unspecified() => {
+                Some(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+            }
+            IpAddr::V6(_) => None,
+        };
+        let rtp_ip6 = match raw.rtp.ip6.trim().to_ascii_lowercase().as_str() {
+            "" => match listen_ip {
+                IpAddr::V6(_) => Some(listen_ip),
+                ip if ip.is_unspecified() => Some(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
+                _ => None,
+            },
+            "none" => None,
+            text => match text.parse::<IpAddr>() {
+                Ok(ip @ IpAddr::V6(_)) => Some(ip),
+                _ => {
+                    return Err(invalid(
+                        "rtp.ip6",
+                        format!("{text:?} is not an IPv6 address, \"\" or \"none\""),
+                    ))
+                }
+            },
+        };
         if !(10..=10_000).contains(&raw.sip.t1_ms) {
             return Err(invalid(
                 "sip.t1_ms",
@@ -724,6 +756,8 @@ impl Config {
             rtp_port_min: raw.rtp.port_min,
             rtp_port_max: raw.rtp.port_max,
             rtp_timeout: Duration::from_secs(raw.rtp.timeout),
+            rtp_ip4,
+            rtp_ip6,
             http_listen,
             http_public_url: public_url,
             account_sid: sid,

@@ -468,3 +468,26 @@ async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The defect linphone showed: an IPv4 socket asked to send to an IPv6 address. The
+    /// failure is counted, not swallowed.
+    #[tokio::test]
+    async fn a_refused_rtp_send_is_counted() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let metrics = http_api::Metrics::default();
+        let mut failures = 0;
+        let to: SocketAddr = "[::1]:9".parse().expect("addr");
+        send_rtp(&socket, &[0x80; 172], to, &metrics, &mut failures).await;
+        send_rtp(&socket, &[0x80; 172], to, &metrics, &mut failures).await;
+        assert_eq!(failures, 2);
+        assert_eq!(metrics.rtp_send_errors.load(Ordering::Relaxed), 2);
+        let peer = UdpSocket::bind("127.0.0.1:0").await.expect("bind peer");
+        let to = peer.local_addr().expect("addr");
+        send_rtp(&socket, &[0x80; 172], to, &metrics, &mut failures).await;
+        assert_eq!(failures, 2, "a send that works is no failure");
+    }
+}

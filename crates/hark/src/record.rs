@@ -80,10 +80,12 @@ impl Call {
         // the ring has got to; media that stalled or has not started yet (a muted phone, a
         // gateway that opens media late) is behind the clock, and capture starts at the
         // present: the caller's first packets, placed at their arrival, are all after it.
-        self.drain_idle();
+        // The clock first: a packet that lands after this read is placed after it.
         let clock = self.media_clock();
+        self.drain_idle();
         let stall = STALL_SLACK.as_millis() as u64 * u64::from(media_engine::SAMPLE_RATE) / 1000;
-        let capture_start = if !self.heard_audio || clock.saturating_sub(self.timeline_end) > stall {
+        let capture_start = if !self.heard_audio || clock.saturating_sub(self.timeline_end) > stall
+        {
             clock
         } else {
             self.timeline_end

@@ -108,6 +108,18 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config.sip_listen.port(),
     ));
     endpoint_config.seed = rand::random();
+    endpoint_config.media_ipv4 = config.rtp_ip4.is_some();
+    endpoint_config.media_ipv6 = match config.rtp_ip6 {
+        // The default on a wildcard listener: only if this host has IPv6 at all.
+        Some(ip) if ip.is_unspecified() => {
+            let usable = std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok();
+            if !usable {
+                tracing::info!("no IPv6 on this host: IPv6 media offers are answered 488");
+            }
+            usable
+        }
+        ip => ip.is_some(),
+    };
     endpoint_config.t1 = config.sip_t1;
     endpoint_config.t2 = (config.sip_t1 * 8)
         .min(Duration::from_secs(4))

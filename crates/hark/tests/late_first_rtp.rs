@@ -47,9 +47,7 @@ fn late_call(delay: Duration, attrs: &str) -> LateCall {
     let bye = uac.wait_request("BYE", Duration::from_secs(20));
     rtp.stop();
     assert!(bye.is_some(), "Hark hangs up after '#':\n{}", d.log());
-    let action = wh
-        .wait_for("/action", 1, Duration::from_secs(5))
-        .remove(0);
+    let action = wh.wait_for("/action", 1, Duration::from_secs(5)).remove(0);
     assert_eq!(action.param("Digits"), "#");
     LateCall { d, action, sent }
 }

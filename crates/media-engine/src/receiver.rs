@@ -628,10 +628,10 @@ impl MediaReceiver {
         }
     }
 
-    /// Timeline index of an arrival by the clock alone, rounded to whole 20 ms frames.
+    /// Timeline index of an arrival by the clock alone. Not rounded: a consumer that starts
+    /// capturing at the clock's present must find the next packet at or after that point.
     fn origin_position(&self, arrival: Instant) -> u64 {
-        let frame = FRAME_SAMPLES as u64;
-        (samples_in(arrival.saturating_duration_since(self.origin)) + frame / 2) / frame * frame
+        samples_in(arrival.saturating_duration_since(self.origin))
     }
 
     /// Emits silence from the timeline end up to `pos`, counted as lost audio.

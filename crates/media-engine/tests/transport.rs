@@ -80,7 +80,10 @@ fn packet_from_a_foreign_source_is_dropped() {
 
 #[test]
 fn rtcp_is_an_error_not_audio() {
-    let mut rx = MediaReceiver::new(ReceiverConfig::new(Codec::Pcmu, 0, Some(TE)), Instant::now());
+    let mut rx = MediaReceiver::new(
+        ReceiverConfig::new(Codec::Pcmu, 0, Some(TE)),
+        Instant::now(),
+    );
     // Sender report header + sender info.
     let mut sr = vec![0x80, 200, 0, 6, 0, 0, 0, 5];
     sr.extend_from_slice(&[0; 20]);
@@ -100,8 +103,10 @@ fn every_prefix_of_valid_packets_is_handled_without_panic() {
     ext.extend_from_slice(&[0, 0, 3]);
     for packet in [audio, ext] {
         for n in 0..=packet.len() {
-            let mut rx =
-                MediaReceiver::new(ReceiverConfig::new(Codec::Pcmu, 0, Some(TE)), Instant::now());
+            let mut rx = MediaReceiver::new(
+                ReceiverConfig::new(Codec::Pcmu, 0, Some(TE)),
+                Instant::now(),
+            );
             let mut count = 0;
             let r = rx.handle_packet(Instant::now(), PEER, &packet[..n], |_| count += 1);
             if n < 12 {

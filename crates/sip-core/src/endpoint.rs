@@ -46,6 +46,11 @@ pub struct EndpointConfig {
     pub t1: Duration,
     pub t2: Duration,
     pub t4: Duration,
+    /// Address families the daemon can carry media in. An offer in another family is refused
+    /// with 488 and Warning 301 (RFC 3261 §20.43) instead of being answered with media that
+    /// can never flow.
+    pub media_ipv4: bool,
+    pub media_ipv6: bool,
 }
 
 impl EndpointConfig {
@@ -57,6 +62,8 @@ impl EndpointConfig {
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
+            media_ipv4: true,
+            media_ipv6: true,
         }
     }
 }

@@ -137,7 +137,10 @@ impl SipMsg {
         let mut addr = None;
         let mut port = None;
         for l in self.body.lines() {
-            if let Some(c) = l.strip_prefix("c=IN IP4 ") {
+            if let Some(c) = l
+                .strip_prefix("c=IN IP4 ")
+                .or_else(|| l.strip_prefix("c=IN IP6 "))
+            {
                 addr = Some(c.trim().to_string());
             }
             if let Some(m) = l.strip_prefix("m=audio ") {

@@ -566,13 +566,13 @@ fn first_packet_is_placed_at_its_arrival_after_the_origin() {
     // The phone starts sending 4.5 s after the session opened (muted at answer).
     h.audio(4510, 10, 777_000);
     h.audio(4530, 11, 777_160);
-    // 4510 ms rounds to 4520 ms = 36160 samples; the time before is one silent frame.
+    // 4510 ms = 36080 samples, not rounded; the time before is one silent frame.
     assert_eq!(
         h.layout(),
         vec![
-            (0, 36160, None),
-            (36160, 160, Some(tag(10))),
-            (36320, 160, Some(tag(11)))
+            (0, 36080, None),
+            (36080, 160, Some(tag(10))),
+            (36240, 160, Some(tag(11)))
         ]
     );
     h.assert_tiles();
@@ -584,9 +584,12 @@ fn first_packet_is_placed_at_its_arrival_after_the_origin() {
 }
 
 #[test]
-fn first_packet_within_half_a_frame_of_the_origin_is_at_zero() {
+fn first_packet_is_at_its_exact_arrival_and_at_zero_when_it_opens_the_session() {
     let mut h = Harness::new();
     h.audio(9, 10, 5);
+    assert_eq!(h.layout(), vec![(0, 72, None), (72, 160, Some(tag(10)))]);
+    let mut h = Harness::new();
+    h.audio(0, 10, 5);
     assert_eq!(h.layout(), vec![(0, 160, Some(tag(10)))]);
 }
 
@@ -598,7 +601,11 @@ fn long_silence_suppression_gap_is_one_filled_frame_not_hundreds() {
     h.audio(5020, 1, 160 + 40_000);
     assert_eq!(
         h.layout(),
-        vec![(0, 160, Some(tag(0))), (160, 40_000, None), (40_160, 160, Some(tag(1)))]
+        vec![
+            (0, 160, Some(tag(0))),
+            (160, 40_000, None),
+            (40_160, 160, Some(tag(1)))
+        ]
     );
     h.assert_tiles();
     assert_eq!(h.rx.stats().filled_samples, 40_000);
@@ -614,7 +621,12 @@ fn gap_longer_than_a_u16_is_several_filled_frames() {
     h.audio(0, 0, 0);
     // 20 s later, timestamps agreeing.
     h.audio(20_020, 1, 160 + 160_000);
-    let fills: Vec<_> = h.frames().iter().filter(|f| f.filled).map(|f| f.len).collect();
+    let fills: Vec<_> = h
+        .frames()
+        .iter()
+        .filter(|f| f.filled)
+        .map(|f| f.len)
+        .collect();
     assert_eq!(fills, vec![65535, 65535, 28930]);
     h.assert_tiles();
 }

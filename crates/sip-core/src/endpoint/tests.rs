@@ -86,7 +86,11 @@ impl Sim {
         Sim::with_transport(Transport::Udp)
     }
     pub fn with_transport(transport: Transport) -> Sim {
+        Sim::with_config(transport, |_| {})
+    }
+    pub fn with_config(transport: Transport, change: impl FnOnce(&mut EndpointConfig)) -> Sim {
         let mut cfg = EndpointConfig::new(LOCAL.parse().unwrap());
+        change(&mut cfg);
         cfg.seed = 7;
         cfg.user_agent = "Hark/test".into();
         let start = Instant::now();

@@ -17,6 +17,14 @@ struct Refusal {
     headers: Vec<(&'static str, String)>,
 }
 
+fn family_name(ip: std::net::IpAddr) -> &'static str {
+    if ip.is_ipv4() {
+        "IP4"
+    } else {
+        "IP6"
+    }
+}
+
 fn content_type(req: &Request) -> Option<String> {
     req.headers.get("Content-Type").map(|v| {
         v.split(';')
@@ -391,6 +399,21 @@ impl Endpoint {
             }
         }
         match parse_offer(&req.body).and_then(|o| negotiate(&o)) {
+            Ok(n) if !self.media_family_available(n.remote_rtp.ip()) => Err(Refusal {
+                status: 488,
+                reason: reason_phrase(488).into(),
+                headers: vec![(
+                    "Warning",
+                    warning(
+                        &self.config,
+                        301,
+                        &format!(
+                            "Incompatible network address formats: no {} media here",
+                            family_name(n.remote_rtp.ip())
+                        ),
+                    ),
+                )],
+            }),
             Ok(n) => Ok(n),
             Err(e @ (SdpError::NoCommonCodec(_) | SdpError::NoAudio)) => Err(Refusal {
                 status: 488,
@@ -409,6 +432,40 @@ impl Endpoint {
                 reason: "Bad Request (Invalid SDP)".into(),
                 headers: vec![("Warning", warning(&self.config, 399, &e.to_string()))],
             }),
+        }
+    }
+
+    /// A re-offer keeps the call's address family: its media socket is of one family, and an
+    /// answer naming it could not reach the other (an old-style hold to `0.0.0.0` is fine).
+    fn same_family(&self, call: CallKey, media: Negotiated) -> Result<Negotiated, Refusal> {
+        let remote = media.remote_rtp.ip();
+        let local = self.calls.get(&call).and_then(|c| c.local_rtp);
+        match local {
+            Some(local) if local.is_ipv4() != remote.is_ipv4() && !remote.is_unspecified() => {
+                Err(Refusal {
+                    status: 488,
+                    reason: reason_phrase(488).into(),
+                    headers: vec![(
+                        "Warning",
+                        warning(
+                            &self.config,
+                            301,
+                            &format!(
+                                "Incompatible network address formats: this call's media is {}",
+                                family_name(local.ip())
+                            ),
+                        ),
+                    )],
+                })
+            }
+            _ => Ok(media),
+        }
+    }
+
+    fn media_family_available(&self, ip: std::net::IpAddr) -> bool {
+        match ip {
+            std::net::IpAddr::V4(_) => self.config.media_ipv4,
+            std::net::IpAddr::V6(_) => self.config.media_ipv6,
         }
     }
 
@@ -433,7 +490,10 @@ impl Endpoint {
             return;
         }
         self.follow_connection(call, from);
-        let offer = (!req.body.is_empty()).then(|| self.read_offer(&req));
+        let offer = (!req.body.is_empty()).then(|| {
+            self.read_offer(&req)
+                .and_then(|media| self.same_family(call, media))
+        });
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };

@@ -689,3 +689,59 @@ fn retransmitted_info_gets_the_same_200_and_no_second_dtmf() {
     s.advance_to(33.0);
     assert_eq!(s.ep.state_size().1, 0);
 }
+
+#[test]
+fn ip6_offer_without_ipv6_media_is_488_with_warning_301() {
+    let mut s = Sim::with_config(Transport::Udp, |c| c.media_ipv6 = false);
+    let sdp = SIPP_SDP.replace("c=IN IP4 127.0.0.1", "c=IN IP6 fd00::2");
+    let out = s.send_str(&invite("z9hG4bK-inv", &sdp));
+    assert_eq!(out.statuses(), vec![100, 488]);
+    let w = out.last_response().headers.get("Warning").unwrap();
+    assert!(
+        w.starts_with("301 127.0.0.1:5070 \"Incompatible network address formats"),
+        "{w}"
+    );
+    assert!(w.contains("IP6"), "{w}");
+    assert!(out.incoming().is_empty());
+    assert_eq!(s.ep.call_count(), 0);
+}
+
+#[test]
+fn ip6_offer_with_ipv6_media_is_an_incoming_call() {
+    let mut s = Sim::new();
+    let sdp = SIPP_SDP.replace("c=IN IP4 127.0.0.1", "c=IN IP6 fd00::2");
+    let out = s.send_str(&invite("z9hG4bK-inv", &sdp));
+    assert_eq!(out.statuses(), vec![100]);
+    assert_eq!(out.incoming()[0].media.remote_rtp, addr("[fd00::2]:26000"));
+}
+
+#[test]
+fn reinvite_to_the_other_address_family_is_488_and_hold_to_0000_is_not() {
+    let mut s = Sim::new();
+    let _call = s.confirmed_call();
+    let tag = s.tag().to_string();
+    let v6 = SIPP_SDP.replace("c=IN IP4 127.0.0.1", "c=IN IP6 ::1");
+    let out = s.send_str(&invite_with(
+        "z9hG4bK-re",
+        "1-42@127.0.0.1",
+        2,
+        Some(&tag),
+        &v6,
+    ));
+    assert_eq!(out.statuses(), vec![100, 488]);
+    let w = out.last_response().headers.get("Warning").unwrap();
+    assert!(w.starts_with("301 "), "{w}");
+    assert!(out.events.is_empty(), "the call's media is unchanged");
+    s.send_str(&in_dialog("ACK", "z9hG4bK-re", &tag, 2, "", ""));
+    // RFC 2543 hold: c=0.0.0.0 keeps the family question out of it.
+    let hold = SIPP_SDP.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0");
+    let out = s.send_str(&invite_with(
+        "z9hG4bK-re2",
+        "1-42@127.0.0.1",
+        3,
+        Some(&tag),
+        &hold,
+    ));
+    assert_eq!(out.statuses(), vec![100, 200]);
+    assert_eq!(s.ep.call_count(), 1);
+}
