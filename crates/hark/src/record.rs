@@ -21,6 +21,11 @@ use crate::storage::RecordingFiles;
 /// Generous, so audio that is only late (a starved sender) is not overwritten.
 const STALL_SLACK: Duration = Duration::from_millis(1000);
 
+/// A caller whose media had not begun at capture start and whose first packet comes within
+/// this is recorded from that packet, as if it had been flowing (no sliver of silence before
+/// it); a later first packet is placed at its arrival, after silence from capture start.
+const FIRST_PACKET_GRACE: Duration = Duration::from_millis(200);
+
 /// How a capture differs between `<Record>` and a bot's `recordResponse`.
 pub(crate) struct CaptureOptions {
     /// Graph's initialSilenceTimeoutInSeconds; `None` = Twilio (silence timer from the start).
@@ -193,21 +198,34 @@ impl Call {
         // Capture until a stop condition.
         let mut drain = tokio::time::interval(DRAIN_INTERVAL);
         let mut anchor = (capture_start, Instant::now());
+        let grace =
+            FIRST_PACKET_GRACE.as_millis() as u64 * u64::from(media_engine::SAMPLE_RATE) / 1000;
+        let mut first_audio_by = (!self.heard_audio).then_some(capture_start + grace);
         let silence = [0i16; media_engine::FRAME_SAMPLES];
         while recorder.stop_reason().is_none() && io_error.is_none() {
             if self.hung_up() {
-                self.drain_into(&mut recorder, &mut anchor, &mut io_error);
+                self.drain_into(
+                    &mut recorder,
+                    &mut anchor,
+                    &mut first_audio_by,
+                    &mut io_error,
+                );
                 recorder.stop(StopReason::Hangup);
                 break;
             }
             if self.interrupted() {
-                self.drain_into(&mut recorder, &mut anchor, &mut io_error);
+                self.drain_into(
+                    &mut recorder,
+                    &mut anchor,
+                    &mut first_audio_by,
+                    &mut io_error,
+                );
                 recorder.stop(StopReason::Redirected);
                 break;
             }
             tokio::select! {
                 _ = drain.tick() => {
-                    self.drain_into(&mut recorder, &mut anchor, &mut io_error);
+                    self.drain_into(&mut recorder, &mut anchor, &mut first_audio_by, &mut io_error);
                     if !self.bot.tones.is_empty() {
                         self.flush_tones();
                     }
@@ -352,6 +370,7 @@ impl Call {
         &mut self,
         recorder: &mut Recorder<S>,
         anchor: &mut (u64, Instant),
+        first_audio_by: &mut Option<u64>,
         io_error: &mut Option<record_engine::WavError>,
     ) {
         while let Some(item) = self.media.ring.pop() {
@@ -364,6 +383,16 @@ impl Call {
                     }
                     if end > self.timeline_end {
                         self.timeline_end = end;
+                    }
+                    if let Some(by) = *first_audio_by {
+                        if frame.filled {
+                            // The wait for the first packet: the recorder fills it if needed.
+                            continue;
+                        }
+                        *first_audio_by = None;
+                        if frame.position <= by {
+                            recorder.postpone_capture_start(frame.position);
+                        }
                     }
                     if let Err(e) = push_frame(recorder, &frame) {
                         *io_error = Some(e);

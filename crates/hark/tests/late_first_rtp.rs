@@ -5,7 +5,6 @@
 
 mod common;
 
-use common::rtp::dtmf_event;
 use common::sip::{pcmu_offer, RawUac};
 use common::*;
 use std::time::{Duration, Instant};
@@ -35,18 +34,7 @@ fn late_call(delay: Duration, attrs: &str) -> LateCall {
     let hark_rtp = uac.remote_rtp(&ok);
     std::thread::sleep(delay.saturating_sub(answered.elapsed()));
     let sent = composite(0.2, 3.4, 1.0);
-    let mut rtp = RtpSender::spawn(
-        &uac.rtp,
-        hark_rtp,
-        vec![
-            RtpPlan::Audio(sent.ulaw.clone()),
-            RtpPlan::Dtmf(dtmf_event('#')),
-        ],
-        true,
-    );
-    let bye = uac.wait_request("BYE", Duration::from_secs(20));
-    rtp.stop();
-    assert!(bye.is_some(), "Hark hangs up after '#':\n{}", d.log());
+    talk_then_pound(&d, &uac, &uac.rtp, hark_rtp, &sent.ulaw);
     let action = wh.wait_for("/action", 1, Duration::from_secs(5)).remove(0);
     assert_eq!(action.param("Digits"), "#");
     LateCall { d, action, sent }

@@ -269,7 +269,9 @@ mod tests {
             "no jobs yet: 0"
         );
         // One TYPE line per metric family, each sample line `name[{labels}] value`.
-        assert_eq!(text.matches("# TYPE ").count(), 15);
+        assert_eq!(text.matches("# TYPE ").count(), 16);
+        assert!(text
+            .contains("# TYPE hark_rtp_send_errors_total counter\nhark_rtp_send_errors_total 0\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(name.starts_with("hark_"), "{line}");

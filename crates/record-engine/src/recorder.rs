@@ -252,6 +252,17 @@ impl<S: WavStorage> Recorder<S> {
         self.stopped
     }
 
+    /// Moves capture start later, to `position`, while nothing has been pushed yet (the daemon
+    /// starts a capture before a caller's media has begun and lets a prompt first packet open
+    /// it). False, and nothing changes, once audio was pushed or for an earlier position.
+    pub fn postpone_capture_start(&mut self, position: u64) -> bool {
+        if self.file_start.is_some() || position < self.capture_start {
+            return false;
+        }
+        self.capture_start = position;
+        true
+    }
+
     /// Samples captured so far from capture start.
     pub fn captured_samples(&self) -> u64 {
         self.captured

@@ -623,3 +623,24 @@ fn wav_header_matches_bytes_written_after_every_sync() {
         );
     }
 }
+
+#[test]
+fn postponed_capture_start_opens_the_file_at_the_first_packet() {
+    // Capture began at 1 s, before any media; the first packet lands at 1.05 s.
+    let audio = timeline(&[(ms(1050), false), (ms(2000), true), (ms(500), false)]);
+    let mut p = params();
+    p.trim_silence = false;
+    let mut r = recorder(p, ms(1000));
+    assert!(!r.postpone_capture_start(ms(900)), "never earlier");
+    assert!(r.postpone_capture_start(ms(1050)));
+    feed(&mut r, &audio, ms(1050), 160);
+    assert!(!r.postpone_capture_start(ms(2000)), "not once audio is in");
+    r.stop(StopReason::Hangup);
+    let (summary, samples) = finish(r);
+    assert_same(
+        &samples,
+        &audio[ms(1050) as usize..],
+        "from the first packet on",
+    );
+    assert_eq!(summary.captured_samples, ms(2500));
+}

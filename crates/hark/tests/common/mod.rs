@@ -158,6 +158,29 @@ pub fn is_rfc2822(s: &str) -> bool {
         && (parts[5] == "+0000" || parts[5] == "GMT")
 }
 
+/// Streams `ulaw` from `from` to Hark's `to`, then an RFC 4733 '#', then silence until Hark's
+/// BYE (≤ 20 s); panics with the daemon log if none comes.
+pub fn talk_then_pound(
+    d: &Daemon,
+    uac: &RawUac,
+    from: &UdpSocket,
+    to: std::net::SocketAddr,
+    ulaw: &[u8],
+) {
+    let mut rtp = RtpSender::spawn(
+        from,
+        to,
+        vec![
+            RtpPlan::Audio(ulaw.to_vec()),
+            RtpPlan::Dtmf(rtp::dtmf_event('#')),
+        ],
+        true,
+    );
+    let bye = uac.wait_request("BYE", Duration::from_secs(20));
+    rtp.stop();
+    assert!(bye.is_some(), "Hark hangs up after '#':\n{}", d.log());
+}
+
 /// Twilio-style duration: round half up of the kept seconds.
 pub fn rounded_seconds(samples: usize) -> u64 {
     ((samples as u64) * 2 + 8000) / 16000

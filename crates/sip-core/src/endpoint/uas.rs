@@ -399,34 +399,17 @@ impl Endpoint {
             }
         }
         match parse_offer(&req.body).and_then(|o| negotiate(&o)) {
-            Ok(n) if !self.media_family_available(n.remote_rtp.ip()) => Err(Refusal {
-                status: 488,
-                reason: reason_phrase(488).into(),
-                headers: vec![(
-                    "Warning",
-                    warning(
-                        &self.config,
-                        301,
-                        &format!(
-                            "Incompatible network address formats: no {} media here",
-                            family_name(n.remote_rtp.ip())
-                        ),
-                    ),
-                )],
-            }),
+            Ok(n) if !self.media_family_available(n.remote_rtp.ip()) => Err(self.not_acceptable(
+                301,
+                &format!(
+                    "Incompatible network address formats: no {} media here",
+                    family_name(n.remote_rtp.ip())
+                ),
+            )),
             Ok(n) => Ok(n),
-            Err(e @ (SdpError::NoCommonCodec(_) | SdpError::NoAudio)) => Err(Refusal {
-                status: 488,
-                reason: reason_phrase(488).into(),
-                headers: vec![(
-                    "Warning",
-                    warning(
-                        &self.config,
-                        305,
-                        &format!("Incompatible media format: {e}"),
-                    ),
-                )],
-            }),
+            Err(e @ (SdpError::NoCommonCodec(_) | SdpError::NoAudio)) => {
+                Err(self.not_acceptable(305, &format!("Incompatible media format: {e}")))
+            }
             Err(e) => Err(Refusal {
                 status: 400,
                 reason: "Bad Request (Invalid SDP)".into(),
@@ -442,23 +425,24 @@ impl Endpoint {
         let local = self.calls.get(&call).and_then(|c| c.local_rtp);
         match local {
             Some(local) if local.is_ipv4() != remote.is_ipv4() && !remote.is_unspecified() => {
-                Err(Refusal {
-                    status: 488,
-                    reason: reason_phrase(488).into(),
-                    headers: vec![(
-                        "Warning",
-                        warning(
-                            &self.config,
-                            301,
-                            &format!(
-                                "Incompatible network address formats: this call's media is {}",
-                                family_name(local.ip())
-                            ),
-                        ),
-                    )],
-                })
+                Err(self.not_acceptable(
+                    301,
+                    &format!(
+                        "Incompatible network address formats: this call's media is {}",
+                        family_name(local.ip())
+                    ),
+                ))
             }
             _ => Ok(media),
+        }
+    }
+
+    /// 488 with a Warning (RFC 3261 §20.43) that says why.
+    fn not_acceptable(&self, warn_code: u16, text: &str) -> Refusal {
+        Refusal {
+            status: 488,
+            reason: reason_phrase(488).into(),
+            headers: vec![("Warning", warning(&self.config, warn_code, text))],
         }
     }
 
