@@ -403,7 +403,7 @@ async fn run(
                     finish(&mut playback);
                 }
                 Some(MediaCommand::InjectDtmf(digit)) => {
-                    receiver.inject_dtmf(digit, |item| { producer.push(item); });
+                    receiver.inject_dtmf(digit, std::time::Instant::now(), |item| { producer.push(item); });
                 }
                 Some(MediaCommand::Renegotiate(new_media)) => {
                     media = new_media;

@@ -109,3 +109,44 @@ fn untrimmed_recording_places_late_audio_at_its_arrival() {
         rounded_seconds(rec.len()).to_string()
     );
 }
+
+/// A muted phone (no RTP at all) presses '#' by SIP INFO: the key counts now, not at the stale
+/// start of a timeline that never moved, so the empty recording ends at once (absent, 16102)
+/// and the next verb runs, long before the 20 s silence timeout.
+#[test]
+fn sip_info_key_from_a_phone_that_never_sent_rtp_ends_the_recording() {
+    let wh = WebhookServer::start();
+    wh.route("/rsc", Reply::empty());
+    let d = Daemon::start(
+        &[],
+        App::Twiml(format!(
+            r##"<Response><Record finishOnKey="#" timeout="20" recordingStatusCallback="{}" recordingStatusCallbackEvent="absent completed"/><Hangup/></Response>"##,
+            wh.url("/rsc")
+        )),
+    );
+    let mut uac = RawUac::new(d.sip_addr());
+    let ok = uac.invite("rec", &pcmu_offer(uac.rtp_port), Duration::from_secs(5));
+    assert_eq!(ok.status(), Some(200));
+    uac.ack();
+    std::thread::sleep(Duration::from_millis(2000));
+    let pressed = Instant::now();
+    let cseq = uac.request(
+        "INFO",
+        Some("application/dtmf-relay"),
+        "Signal=#\r\nDuration=160\r\n",
+    );
+    let info_ok = uac.wait_final("INFO", cseq, Duration::from_secs(3));
+    assert_eq!(info_ok.and_then(|r| r.status()), Some(200));
+    let rsc = wh.wait_for("/rsc", 1, Duration::from_secs(10)).remove(0);
+    assert!(
+        pressed.elapsed() < Duration::from_secs(5),
+        "the recording ended {:.1} s after the key",
+        pressed.elapsed().as_secs_f64()
+    );
+    assert_eq!(rsc.param("RecordingStatus"), "absent");
+    assert_eq!(rsc.param("ErrorCode"), "16102");
+    assert!(
+        uac.wait_request("BYE", Duration::from_secs(5)).is_some(),
+        "<Hangup/> after the recording"
+    );
+}

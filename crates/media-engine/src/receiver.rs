@@ -306,12 +306,22 @@ impl MediaReceiver {
         held.into_iter().chain(event).min()
     }
 
-    /// A key from SIP INFO, placed at the current end of the timeline.
-    pub fn inject_dtmf<F: FnMut(MediaItem)>(&mut self, digit: char, mut emit: F) {
+    /// A key from SIP INFO received at `now`: at the end of the timeline while RTP flows; by the
+    /// clock when it has stalled for a second or never started (a key pressed on a muted phone
+    /// is not in the past).
+    pub fn inject_dtmf<F: FnMut(MediaItem)>(&mut self, digit: char, now: Instant, mut emit: F) {
         self.stats.dtmf_events += 1;
+        let flowing = self
+            .last_packet_at
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1));
+        let position = if flowing {
+            self.end
+        } else {
+            self.origin_position(now).max(self.end)
+        };
         emit(MediaItem::Dtmf(DtmfEvent {
             digit,
-            position: self.end,
+            position,
             source: DtmfSource::SipInfo,
         }));
     }

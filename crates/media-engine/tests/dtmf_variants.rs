@@ -201,8 +201,9 @@ fn press_whose_start_packets_were_lost_is_reported_on_its_end_packet() {
 fn sip_info_digit_lands_at_timeline_end() {
     let mut run = Run::new(Codec::Pcmu, 0);
     speech(&mut run, 3, 0, 0, 0);
+    let now = run.t0 + Duration::from_millis(100);
     let items = &mut run.items;
-    run.rx.inject_dtmf('*', |i| items.push(i));
+    run.rx.inject_dtmf('*', now, |i| items.push(i));
     assert_eq!(
         run.dtmf(),
         vec![DtmfEvent {

@@ -510,8 +510,9 @@ fn events_before_any_audio_start_the_timeline() {
 fn inject_dtmf_is_placed_at_timeline_end() {
     let mut h = Harness::new();
     h.audio(0, 0, 0);
+    let now = h.at(500);
     let items = &mut h.items;
-    h.rx.inject_dtmf('#', |i| items.push(i));
+    h.rx.inject_dtmf('#', now, |i| items.push(i));
     assert_eq!(
         h.dtmf(),
         vec![DtmfEvent {
@@ -629,4 +630,21 @@ fn gap_longer_than_a_u16_is_several_filled_frames() {
         .collect();
     assert_eq!(fills, vec![65535, 65535, 28930]);
     h.assert_tiles();
+}
+
+#[test]
+fn inject_dtmf_without_flowing_rtp_is_placed_by_the_clock() {
+    // No RTP at all: 2.5 s after the origin.
+    let mut h = Harness::new();
+    let now = h.at(2500);
+    let items = &mut h.items;
+    h.rx.inject_dtmf('#', now, |i| items.push(i));
+    assert_eq!(h.dtmf()[0].position, 20_000);
+    // RTP that stopped 3 s ago: the clock, not the stale end.
+    let mut h = Harness::new();
+    h.audio(0, 0, 0);
+    let now = h.at(3000);
+    let items = &mut h.items;
+    h.rx.inject_dtmf('#', now, |i| items.push(i));
+    assert_eq!(h.dtmf()[0].position, 24_000);
 }
