@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Creates <repo>/.venv with the official Twilio Python helper library (twilio 9.x) and
-# pocketsphinx 5 (the offline transcription engine's worker, scripts/asr_worker.py), used by the
+# Creates <repo>/.venv with the official Twilio Python helper library (twilio 9.x), used by the
 # e2e tests in crates/hark/tests/ (twilio_app/app.py validates X-Twilio-Signature with
 # twilio.request_validator.RequestValidator and builds TwiML with VoiceResponse).
 # Idempotent: does nothing when .venv already imports twilio.
@@ -9,7 +8,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 
-if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import twilio, pocketsphinx' >/dev/null 2>&1; then
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import twilio' >/dev/null 2>&1; then
   echo "python-venv.sh: $venv already has twilio $("$venv/bin/python" -c 'import twilio; print(twilio.__version__)')"
   exit 0
 fi
@@ -21,5 +20,5 @@ fi
 
 echo "python-venv.sh: creating $venv"
 python3 -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'twilio==9.*' 'pocketsphinx==5.*' 'audioop-lts; python_version >= "3.13"'
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'twilio==9.*'
 "$venv/bin/python" -c 'import twilio; print("python-venv.sh: twilio", twilio.__version__)'

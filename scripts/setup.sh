@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the Rust toolchain lacks for the test suite: SIPp (Debian package sip-tester, which
-# also ships /usr/share/sip-tester/dtmf_2833_*.pcap used by the tests), SoX, and espeak-ng (the
-# daemon's text to speech for <Say>).
-# Idempotent: does nothing when both are already present.
+# also ships /usr/share/sip-tester/dtmf_2833_*.pcap used by the tests), SoX, espeak-ng (the
+# daemon's text to speech for <Say>), flite (a second voice for the transcription benchmark),
+# the test virtualenv (python-venv.sh) and the offline transcription engine (install-asr.sh).
+# Idempotent: installs only what is missing.
 set -euo pipefail
 
 need=()
@@ -12,12 +13,17 @@ fi
 command -v sox >/dev/null 2>&1 || need+=(sox)
 # <Say> renders speech with espeak-ng.
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+# scripts/wer speaks its sentences with a second synthesizer too.
+command -v flite >/dev/null 2>&1 || need+=(flite)
 # The TwiML application tests run the official Twilio helper library in a virtualenv; lame makes
 # one MP3 fixture.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 command -v lame >/dev/null 2>&1 || need+=(lame)
 
-venv() { "$(dirname "${BASH_SOURCE[0]}")/python-venv.sh"; }
+venv() {
+  "$(dirname "${BASH_SOURCE[0]}")/python-venv.sh"
+  "$(dirname "${BASH_SOURCE[0]}")/install-asr.sh"
+}
 
 if [ "${#need[@]}" -eq 0 ]; then
   echo "setup.sh: system packages already installed"

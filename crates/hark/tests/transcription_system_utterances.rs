@@ -6,7 +6,7 @@ mod common;
 mod twilio_app;
 mod twilio_client;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -18,10 +18,6 @@ const SENTENCE: &str = "please call me back tomorrow morning";
 const TOKEN: &str = "vl-token-sys-91";
 /// Seconds the caller is silent before speaking: the prompt (~2.4 s) and the beep (0.5 s).
 const LEAD: f64 = 4.0;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn run(cmd: &mut Command) {
     let st = cmd
@@ -56,8 +52,7 @@ fn say_before_record_is_the_system_line_before_the_callers() {
         format!("{SENTENCE}\nthe meeting moved to next thursday\nmy account number has changed\n"),
     )
     .expect("phrases");
-    let py = repo().join(".venv/bin/python").display().to_string();
-    let worker = repo().join("scripts/asr_worker.py").display().to_string();
+    assert_engine_installed();
     let phrases = phrases.display().to_string();
     let wh = WebhookServer::start();
     wh.route("/done", Reply::twiml("<Response><Hangup/></Response>"));
@@ -68,8 +63,6 @@ fn say_before_record_is_the_system_line_before_the_callers() {
     let d = Daemon::start(
         &[
             ("transcription.engine", "offline"),
-            ("transcription.python", &py),
-            ("transcription.worker_script", &worker),
             ("transcription.phrases_file", &phrases),
             ("transcripts.api_token", TOKEN),
         ],

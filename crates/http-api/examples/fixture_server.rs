@@ -76,6 +76,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         public_url: format!("http://{addr}"),
         voice_log: Default::default(),
         bot: None,
+        readiness: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on {addr}");

@@ -63,6 +63,35 @@ pub struct ApiState {
     /// Live call control (`/v1.0/communications/calls`, Twilio's call update); `None` = those
     /// routes answer 404.
     pub bot: Option<control::BotApi>,
+    /// Engines `/healthz` reports on besides the database.
+    pub readiness: Readiness,
+}
+
+/// Whether the daemon's engines (transcription, …) can do their work, as `/healthz` shows it.
+/// The daemon updates it; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<std::sync::RwLock<std::collections::BTreeMap<String, serde_json::Value>>>);
+
+impl Readiness {
+    /// Sets one component: `ready` plus its details (an object's fields are merged in).
+    pub fn set(&self, component: &str, ready: bool, detail: serde_json::Value) {
+        let mut entry = serde_json::Map::new();
+        entry.insert("ready".into(), ready.into());
+        if let serde_json::Value::Object(fields) = detail {
+            entry.extend(fields);
+        }
+        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        map.insert(component.to_string(), serde_json::Value::Object(entry));
+    }
+
+    fn snapshot(&self) -> (bool, serde_json::Map<String, serde_json::Value>) {
+        let map = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let all_ready = map.values().all(|v| v["ready"] == true);
+        (
+            all_ready,
+            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        )
+    }
 }
 
 /// What the handlers share: the daemon's state plus the API's own MP3 bookkeeping.
@@ -123,18 +152,48 @@ async fn api(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     rest::dispatch(&inner, &parts.method, &parts.uri, &parts.headers, body).await
 }
 
-/// 200 `ok` when the database answers, else 503.
+/// 200 with a JSON body when the database answers, else 503. `status` is `ok`, or `degraded`
+/// when an engine is not ready (calls are still answered and recorded); each engine's entry says
+/// why. Load balancers look at the status code, people at the body.
 async fn healthz(State(inner): State<Arc<Inner>>) -> Response {
     let store = inner.api.store.clone();
-    match tokio::task::spawn_blocking(move || store.schema_version()).await {
-        Ok(Ok(_)) => (StatusCode::OK, "ok").into_response(),
+    let database = match tokio::task::spawn_blocking(move || store.schema_version()).await {
+        Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => {
             Metrics::add(&inner.api.metrics.db_errors, 1);
             tracing::error!(error = %e, "health check: database unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+            Err("database unavailable")
         }
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "health check failed").into_response(),
-    }
+        Err(_) => Err("health check failed"),
+    };
+    let (all_ready, engines) = inner.api.readiness.snapshot();
+    let mut body = serde_json::Map::new();
+    let status = match (&database, all_ready) {
+        (Err(_), _) => "unavailable",
+        (Ok(()), true) => "ok",
+        (Ok(()), false) => "degraded",
+    };
+    body.insert("status".into(), status.into());
+    body.insert(
+        "database".into(),
+        match database {
+            Ok(()) => "ok",
+            Err(why) => why,
+        }
+        .into(),
+    );
+    body.extend(engines);
+    let code = if database.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::Value::Object(body).to_string(),
+    )
+        .into_response()
 }
 
 async fn metrics_text(State(inner): State<Arc<Inner>>) -> Response {

@@ -130,6 +130,7 @@ fn fixture(media_auth: MediaAuth) -> Fixture {
         public_url: "https://hark.example".into(),
         voice_log: Default::default(),
         bot: None,
+        readiness: Default::default(),
     });
     Fixture {
         _dir: tmp,
@@ -730,7 +731,33 @@ async fn healthz_and_metrics_need_no_credentials() {
     let f = fixture(MediaAuth::Basic);
     let resp = f.send(Method::GET, "/healthz", None, None).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(body(resp).await, b"ok");
+    let health: serde_json::Value = serde_json::from_slice(&body(resp).await).unwrap();
+    assert_eq!(
+        health,
+        serde_json::json!({"status": "ok", "database": "ok"})
+    );
+    // An engine that is not ready degrades the status, not the code.
+    f.state.readiness.set(
+        "transcription",
+        false,
+        serde_json::json!({"error": "no python", "fix": "scripts/install-asr.sh"}),
+    );
+    let resp = f.send(Method::GET, "/healthz", None, None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let health: serde_json::Value = serde_json::from_slice(&body(resp).await).unwrap();
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["transcription"]["ready"], false);
+    assert_eq!(health["transcription"]["fix"], "scripts/install-asr.sh");
+    f.state
+        .readiness
+        .set("transcription", true, serde_json::json!({"engine": "x"}));
+    let resp = f.send(Method::GET, "/healthz", None, None).await;
+    let health: serde_json::Value = serde_json::from_slice(&body(resp).await).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(
+        health["transcription"],
+        serde_json::json!({"ready": true, "engine": "x"})
+    );
     Metrics::add(&f.state.metrics.active_calls, 2);
     let resp = f.send(Method::GET, "/metrics", None, None).await;
     assert_eq!(resp.status(), StatusCode::OK);

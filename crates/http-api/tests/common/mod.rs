@@ -51,6 +51,7 @@ pub fn fixture_with_bot(
         public_url: "https://hark.example".into(),
         voice_log,
         bot,
+        readiness: Default::default(),
     });
     Fixture {
         _dir: tmp,
