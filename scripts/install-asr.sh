@@ -48,8 +48,15 @@ if [ -x "$py" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && check; then
 fi
 
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
-  echo "install-asr.sh: python3 with the venv module is required (Debian: apt-get install python3-venv)" >&2
-  exit 1
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    echo "install-asr.sh: installing python3-venv"
+    "${sudo[@]}" apt-get update
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-venv
+  else
+    echo "install-asr.sh: python3 with the venv module is required" >&2
+    exit 1
+  fi
 fi
 echo "install-asr.sh: installing into $venv (a few minutes the first time)"
 mkdir -p "$home"

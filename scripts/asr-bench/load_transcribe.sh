@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Transcription queue under call load: C concurrent 20 s recorded calls (the load run's rtp_stream
 # caller, sipp-scenarios/load/), every <Record> with transcribe="true" and the offline engine
-# (open vocabulary, WORKERS worker processes). Reports transcriptions finished per minute while
+# (Whisper, WORKERS worker processes of THREADS threads each; THREADS=0 shares the cores). Reports transcriptions finished per minute while
 # the calls run (from /metrics, sampled every 5 s) and checks every recording against the
 # reference call's (sample-identical data chunk), so a queue that starves the recorder shows.
 #
@@ -9,7 +9,7 @@
 # Env: HARK_BIN (default ${CARGO_TARGET_DIR:-<repo>/target}/release/hark), WORKERS (1),
 #      DRAIN (seconds to keep sampling after the calls end, default 60), OUT, ports as run.sh:
 #      SIP_PORT 25760 (SIPp +1), SIPP_MEDIA_PORT 26700, HTTP_PORT 28780, RTP_MIN/RTP_MAX 40000-49999.
-# Needs sipp, .venv with pocketsphinx (scripts/setup.sh). Only processes started here are
+# Needs sipp (scripts/setup.sh) and the engine (scripts/install-asr.sh). Only processes started here are
 # signalled, by PID.
 set -uo pipefail
 C="${1:-200}"
@@ -19,13 +19,14 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 load="$repo/sipp-scenarios/load"
 WORKERS="${WORKERS:-1}"
+THREADS="${THREADS:-0}"
 DRAIN="${DRAIN:-60}"
 SIP_PORT="${SIP_PORT:-25760}"; SIPP_PORT=$((SIP_PORT + 1))
 SIPP_MEDIA_PORT="${SIPP_MEDIA_PORT:-26700}"; HTTP_PORT="${HTTP_PORT:-28780}"
 RTP_MIN="${RTP_MIN:-40000}"; RTP_MAX="${RTP_MAX:-49999}"
 HARK_BIN="${HARK_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/hark}"
 [[ -x "$HARK_BIN" ]] || { echo "no hark binary at $HARK_BIN (cargo build --release -p hark)" >&2; exit 2; }
-"$repo/.venv/bin/python" -c 'import pocketsphinx' || { echo "run scripts/setup.sh" >&2; exit 2; }
+"$repo/scripts/install-asr.sh" || { echo "the offline engine is not installed" >&2; exit 2; }
 ulimit -n 65536 2>/dev/null || true
 OUT="${OUT:-$(mktemp -d "/tmp/hark-asr-load-$C.XXXX")}"
 mkdir -p "$OUT/recordings" "$OUT/reference"
@@ -45,8 +46,7 @@ dir = "$OUT/recordings"
 [transcription]
 engine = "offline"
 workers = $WORKERS
-python = "$repo/.venv/bin/python"
-worker_script = "$repo/scripts/asr_worker.py"
+threads = $THREADS
 [log]
 level = "warn"
 TOML
@@ -70,7 +70,7 @@ sipp_args=(-sf "$load/uac_speech20s_pound_rtpstream.xml" -s rec -i 127.0.0.1 -p 
 for ((i = 0; i < 240; i++)); do
   curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | grep -qE '^hark_transcriptions\{state="(done|failed)"\} 1$' && break; sleep 0.5; done
 mv "$OUT"/recordings/*.wav "$OUT/reference/"
-"$repo/.venv/bin/python" "$here/loadcheck.py" sample "http://127.0.0.1:$HTTP_PORT/metrics" "$OUT/metrics.csv" "$HARK_PID" &
+python3 "$here/loadcheck.py" sample "http://127.0.0.1:$HTTP_PORT/metrics" "$OUT/metrics.csv" "$HARK_PID" &
 SAMPLER_PID=$!
 start=$(date +%s.%N)
 (cd "$load" && exec sipp "${sipp_args[@]}" -m "$TOTAL" -l "$C" -r "$RATE" -timeout "$(( TOTAL / RATE + 90 ))s" \
@@ -83,7 +83,7 @@ echo "SIPp exit $sipp_rc after $(awk "BEGIN{printf \"%.1f\", $end - $start}") s;
 sleep "$DRAIN"
 stop_pid "$SAMPLER_PID"; SAMPLER_PID=""
 stop_pid "$HARK_PID"; HARK_PID=""
-"$repo/.venv/bin/python" "$here/loadcheck.py" report "$OUT" "$TOTAL" "$C" "$start" "$end" "$sipp_rc" | tee "$OUT/report.txt"
+python3 "$here/loadcheck.py" report "$OUT" "$TOTAL" "$C" "$start" "$end" "$sipp_rc" | tee "$OUT/report.txt"
 rc=${PIPESTATUS[0]}
 [[ "${KEEP:-0}" == 1 ]] || rm -f "$OUT"/recordings/*.wav
 exit "$rc"

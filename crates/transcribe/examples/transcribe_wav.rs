@@ -87,17 +87,34 @@ async fn run() -> Result<(), String> {
             .await
             .map_err(|e| format!("{id}: {e}"))?;
         eprintln!(
-            "{id} audio={:.2}s processing={:.2}s rtf={:.3} segments={}",
+            "{id} audio={:.2}s processing={:.2}s rtf={:.3} segments={} chunks={}",
             t.audio_secs,
             t.processing_secs,
             t.rtf(),
-            t.segments.len()
+            t.segments.len(),
+            t.chunks
         );
         audio += t.audio_secs;
         processing += t.processing_secs;
         println!("{id} {}", t.text);
     }
     let rtf = if audio > 0.0 { processing / audio } else { 0.0 };
-    eprintln!("TOTAL audio={audio:.1}s processing={processing:.1}s RTF={rtf:.3}");
+    // The workers' peak resident memory (VmHWM), for the long-recording benchmark.
+    let peak_kib: u64 = engine
+        .worker_pids()
+        .iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .filter_map(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "TOTAL audio={audio:.1}s processing={processing:.1}s worker_peak_rss={:.0}MiB RTF={rtf:.3}",
+        peak_kib as f64 / 1024.0
+    );
     Ok(())
 }

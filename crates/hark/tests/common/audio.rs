@@ -407,3 +407,50 @@ pub fn find_segment_with_inserted_silence(
 pub fn secs(samples: usize) -> f64 {
     samples as f64 / RATE as f64
 }
+
+/// `text` spoken by espeak-ng (en-us, 150 wpm) at telephone quality: an 8 kHz µ-law WAV (sox,
+/// no dither, so runs repeat exactly) with `lead` and `tail` seconds of silence, in `dir`.
+pub fn espeak_ulaw_wav(
+    dir: &Path,
+    name: &str,
+    text: &str,
+    lead: f64,
+    tail: f64,
+) -> std::path::PathBuf {
+    let wide = dir.join(format!("{name}.22k.wav"));
+    let narrow = dir.join(format!("{name}.ulaw.wav"));
+    let run = |cmd: &mut std::process::Command| {
+        let st = cmd
+            .status()
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/setup.sh installs it)"));
+        assert!(st.success(), "{cmd:?} failed");
+    };
+    run(std::process::Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(&wide)
+        .arg(text));
+    run(std::process::Command::new("sox")
+        .arg("-D")
+        .arg(&wide)
+        .args(["-r", "8000", "-c", "1", "-e", "mu-law"])
+        .arg(&narrow)
+        .args(["pad", &lead.to_string(), &tail.to_string()]));
+    narrow
+}
+
+/// Words of a transcript, lowercased, punctuation dropped.
+pub fn transcript_words(s: &str) -> Vec<String> {
+    s.to_lowercase()
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Share of the words of `said` found in `heard`.
+pub fn words_heard(said: &str, heard: &str) -> f64 {
+    let heard = transcript_words(heard);
+    let said = transcript_words(said);
+    let hits = said.iter().filter(|w| heard.contains(w)).count();
+    hits as f64 / said.len().max(1) as f64
+}

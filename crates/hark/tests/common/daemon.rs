@@ -31,6 +31,9 @@ pub struct Daemon {
     starts: u32,
     /// `HARK_…` variables given to every launch (`set_env`).
     env: Vec<(String, String)>,
+    /// The `hark` binary and working directory of the next launches (`set_binary`); the build's
+    /// binary and `tmp` by default.
+    binary: Option<(PathBuf, PathBuf)>,
 }
 
 /// A TOML value: numbers and booleans stay bare, the rest becomes a basic string.
@@ -85,9 +88,15 @@ impl Daemon {
             tmp,
             starts: 0,
             env: Vec::new(),
+            binary: None,
         };
         d.write_config(overrides, &app);
         d
+    }
+
+    /// Runs `binary` from `cwd` on the next launches (an installed copy, not the build tree's).
+    pub fn set_binary(&mut self, binary: PathBuf, cwd: PathBuf) {
+        self.binary = Some((binary, cwd));
     }
 
     /// An environment variable for the next launches (e.g. `HARK_APP__TWIML`, empty).
@@ -149,11 +158,17 @@ impl Daemon {
         use std::io::Write;
         let mut log2 = log.try_clone().expect("clone log");
         let _ = writeln!(log2, "===== hark serve start #{} =====", self.starts);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hark"));
+        let (binary, cwd) = self.binary.clone().unwrap_or_else(|| {
+            (
+                PathBuf::from(env!("CARGO_BIN_EXE_hark")),
+                self.tmp.path.clone(),
+            )
+        });
+        let mut cmd = Command::new(binary);
         cmd.arg("serve")
             .arg("--config")
             .arg(&self.config_path)
-            .current_dir(&self.tmp.path)
+            .current_dir(cwd)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log"))
             .stderr(log);
