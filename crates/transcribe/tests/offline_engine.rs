@@ -542,3 +542,22 @@ async fn pool_of_two_serves_concurrent_jobs_and_silence_gives_empty_text() {
     let _ = std::fs::remove_file(wav);
     let _ = std::fs::remove_file(silent);
 }
+
+#[test]
+fn worker_self_test_of_the_chunk_planner_passes() {
+    // The embedded source, as the daemon runs it.
+    let script = temp("selftest_asr_worker.py");
+    std::fs::write(&script, transcribe::offline::WORKER_SOURCE).unwrap();
+    let out = Command::new(python())
+        .arg(&script)
+        .arg("--self-test")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&script);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("self-test ok"));
+}

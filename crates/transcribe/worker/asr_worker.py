@@ -61,6 +61,8 @@ UTTERANCE_GAP = 1.0
 # Audio kept around a chunk's spans (bounded by the neighbouring cut), so soft onsets and word
 # tails reach the model.
 CHUNK_MARGIN = 1.0
+# Words this far (seconds) from any VAD speech span were made up in a pause.
+SILENT_WORD_GAP = 0.5
 # A window cut inside speech reads this far past its cut, and the next one starts this far
 # before it, seconds. Word timestamps alone cannot settle a word at such a cut (tiny.en put
 # "customer" at 4.92-4.92 s when it was spoken from about 4.6 s), so the overlap is matched by
@@ -268,13 +270,14 @@ def continue_after(settled, words, search=12):
 def snap_to_spans(words, spans):
     """Word times clamped into the speech span they overlap most: Whisper's word timestamps
     drift into the silence before a phrase (its first word often starts where the window does),
-    the VAD's span edges do not."""
+    the VAD's span edges do not. A word more than SILENT_WORD_GAP from every span was heard in
+    silence — Whisper's "thank you" in a pause — and is dropped."""
     import bisect
     starts = [s for s, _ in spans]
     out = []
     for ws, we, w in words:
         k = bisect.bisect_right(starts, we) - 1
-        best, best_overlap = None, -1.0
+        best, best_overlap = None, float("-inf")
         for j in (k - 1, k, k + 1):
             if 0 <= j < len(spans):
                 ov = min(we, spans[j][1]) - max(ws, spans[j][0])
@@ -282,6 +285,8 @@ def snap_to_spans(words, spans):
                     best, best_overlap = spans[j], ov
         if best is not None and best_overlap > 0:
             ws, we = max(ws, best[0]), min(we, best[1])
+        elif best is not None and -best_overlap > SILENT_WORD_GAP:
+            continue
         out.append((round(ws, 3), round(max(ws, we), 3), w))
     return out
 
@@ -586,7 +591,45 @@ def args(argv):
         raise BadRequest(f"arguments: {e}")
 
 
+def self_test():
+    """Checks of the chunk planner and the word bookkeeping that need no model
+    (`asr_worker.py --self-test`; crates/transcribe runs it)."""
+    frame = 0.02
+    secs = 40.0
+    levels = array.array("f", [1000.0] * int(secs / frame))
+    for i in range(int(18.0 / frame), int(18.1 / frame)):
+        levels[i] = 5.0  # the quietest 100 ms inside the long span below
+    # Spans 1-4, 6-9, 10-25 (longer than a 10 s piece), 30-31.
+    spans = [(1.0, 4.0), (6.0, 9.0), (10.0, 25.0), (30.0, 31.0)]
+    chunks = plan_chunks(spans, levels, secs, 10.0)
+    for s, e in spans:  # every span inside exactly one window, or split across touching ones
+        inside = [c for c in chunks if c[0] <= s < c[1]]
+        assert len(inside) == 1, (s, chunks)
+    for (a, b, _), (c, _, _) in zip(chunks, chunks[1:]):
+        assert b <= c, f"windows overlap: {chunks}"
+    assert all(b - a <= 10.0 + 2 * CHUNK_MARGIN for a, b, _ in chunks), chunks
+    hard = [c for c in chunks if c[2]]
+    # 10-25 is cut where it is quietest, between 2/3 of a piece and a piece from its start.
+    assert hard and abs(hard[0][1] - 18.05) < 0.03, f"cut not at the quiet frames: {chunks}"
+    assert chunks[0][0] == 0.0 and chunks[-1][1] == 32.0, chunks
+    # The window after a cut in speech repeats the end of the settled words, then goes on.
+    settled = [(9.0, 9.4, "and"), (9.4, 9.6, "the"), (9.6, 9.9, "customer")]
+    words = [(8.1, 8.5, "yet,"), (8.9, 9.3, "and"), (9.3, 9.6, "the"), (9.6, 10.0, "customer"),
+             (10.0, 10.3, "would"), (10.3, 10.6, "like")]
+    assert [w[2] for w in continue_after(settled, words)] == ["would", "like"]
+    # No match: words ending before the settled ones did are dropped.
+    assert [w[2] for w in continue_after(settled, [(9.0, 9.5, "x"), (10.0, 10.5, "y")])] == ["y"]
+    # Times clamped into the span; a word far from every span dropped.
+    snapped = snap_to_spans([(0.5, 1.4, "hello"), (5.0, 5.2, "thanks")], [(1.0, 4.0), (6.0, 9.0)])
+    assert snapped == [(1.0, 1.4, "hello")], snapped
+    assert [len(r) for r in split_words([(0, 1, "a"), (1.2, 2, "b"), (3.5, 4, "c")])] == [2, 1]
+    print("self-test ok")
+    return 0
+
+
 def main():
+    if sys.argv[1:] == ["--self-test"]:
+        return self_test()
     try:
         model, threads, beam, chunk = args(sys.argv[1:])
         whisper = Whisper(model, threads, beam, chunk)
