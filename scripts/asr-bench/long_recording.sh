@@ -33,12 +33,14 @@ sox -n -r 8000 -c 1 -e signed -b 16 "$work/gap4.wav" trim 0 4
 # The list of parts and the reference text, round after round until long enough.
 target=$((minutes * 60))
 parts=("$work/gap1.wav") ; ref="" ; total=1
-while ((total < target)); do
-  for ((i = 0; i < n && total < target; i++)); do
+below() { python3 -c "import sys; sys.exit(0 if $total < $target else 1)"; }
+while below; do
+  for ((i = 0; i < n; i++)); do
+    below || break
     parts+=("$work/s$i.wav")
     if (((i + 1) % 6 == 0)); then parts+=("$work/gap4.wav"); else parts+=("$work/gap1.wav"); fi
     ref+="${sentences[$i]} "
-    total=$(python3 -c "print(int($total + $(soxi -D "$work/s$i.wav") + 1 + 3 * ($(((i + 1) % 6 == 0)))))")
+    total=$(python3 -c "print($total + $(soxi -D "$work/s$i.wav") + 1 + 3 * ($(((i + 1) % 6 == 0))))")
   done
 done
 sox "${parts[@]}" "$work/long.wav"

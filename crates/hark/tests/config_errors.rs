@@ -171,3 +171,29 @@ fn assemblyai_engine_needs_a_key_and_an_http_url() {
         "assemblyai_poll_ms",
     );
 }
+
+#[test]
+fn offline_engine_keys_are_validated() {
+    // A model directory without model.bin is refused at start, not at the first transcription.
+    let empty = TempDir::new("not-a-model");
+    expect_file_error(
+        &[("transcription.model", empty.path.to_str().unwrap())],
+        "transcription",
+        "model",
+    );
+    expect_env_error(
+        &[("HARK_TRANSCRIPTION__THREADS", "65")],
+        "transcription",
+        "threads",
+    );
+    expect_file_error(
+        &[("transcription.chunk_secs", "2")],
+        "transcription",
+        "chunk_secs",
+    );
+    expect_file_error(
+        &[("transcription.beam_size", "0")],
+        "transcription",
+        "beam_size",
+    );
+}
