@@ -91,6 +91,8 @@ struct RawTranscription {
     beam_size: u32,
     #[serde(default = "default_chunk_secs")]
     chunk_secs: u32,
+    #[serde(default = "default_prompt")]
+    prompt: String,
     openai_url: String,
     openai_model: String,
     openai_api_key: String,
@@ -110,6 +112,10 @@ fn default_beam_size() -> u32 {
 
 fn default_chunk_secs() -> u32 {
     30
+}
+
+fn default_prompt() -> String {
+    transcribe::offline::DEFAULT_PROMPT.into()
 }
 
 fn default_assemblyai_url() -> String {
@@ -393,6 +399,8 @@ pub struct TranscriptionSettings {
     pub beam_size: u32,
     /// Longest piece of a recording decoded at once, seconds.
     pub chunk_secs: u32,
+    /// Text Whisper reads before each piece; empty: none.
+    pub prompt: String,
     /// Expected sentences, one per line: the offline engine then recognises only these (a JSGF
     /// grammar), as IVR prompts with a known answer set want.
     pub phrases: Option<Vec<String>>,
@@ -663,6 +671,12 @@ impl Config {
                 format!("{} is outside 1..=10", t.beam_size),
             ));
         }
+        if t.prompt.chars().count() > 500 {
+            return Err(invalid(
+                "transcription.prompt",
+                "is longer than 500 characters (Whisper reads at most 224 tokens of it)",
+            ));
+        }
         if !(5..=3600).contains(&t.chunk_secs) {
             return Err(invalid(
                 "transcription.chunk_secs",
@@ -729,6 +743,7 @@ impl Config {
             },
             beam_size: t.beam_size,
             chunk_secs: t.chunk_secs,
+            prompt: t.prompt.trim().to_string(),
         };
         let mut tokens = Vec::new();
         if !raw.transcripts.api_token.trim().is_empty() {

@@ -136,6 +136,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 threads: config.transcription.threads as usize,
                 beam_size: config.transcription.beam_size,
                 chunk_secs: f64::from(config.transcription.chunk_secs),
+                prompt: config.transcription.prompt.clone(),
                 workers: config.transcription.workers as usize,
                 timeout: config.transcription.timeout,
                 ..Default::default()

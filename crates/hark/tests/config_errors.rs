@@ -196,4 +196,10 @@ fn offline_engine_keys_are_validated() {
         "transcription",
         "beam_size",
     );
+    let long_prompt = "word ".repeat(120);
+    expect_file_error(
+        &[("transcription.prompt", long_prompt.as_str())],
+        "transcription",
+        "prompt",
+    );
 }

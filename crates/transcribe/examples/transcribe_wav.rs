@@ -2,7 +2,7 @@
 //! worker pool); scripts/wer/measure.sh uses it.
 //!
 //!   transcribe_wav [--grammar SENTENCES.txt] [--pocketsphinx] [--python P] [--script S]
-//!                  [--model DIR] [--threads N] [--beam-size N] [--chunk-secs S]
+//!                  [--model DIR] [--threads N] [--beam-size N] [--chunk-secs S] [--prompt T]
 //!                  [--language L] ID=FILE.wav…
 //!
 //! `--pocketsphinx` decodes the open vocabulary with Pocketsphinx instead of Whisper (the engine
@@ -60,6 +60,7 @@ async fn run() -> Result<(), String> {
                 config.chunk_secs = value()?.parse().map_err(|e| format!("--chunk-secs: {e}"))?
             }
             "--pocketsphinx" => config.recogniser = Recogniser::Pocketsphinx,
+            "--prompt" => config.prompt = value()?,
             "--language" => language = value()?,
             _ => {
                 let (id, path) = a

@@ -29,6 +29,10 @@ pub const WORKER_SOURCE: &str = include_str!("../worker/asr_worker.py");
 /// Runs [`WORKER_SOURCE`] from the environment under its own file name, so tracebacks name it.
 const BOOTSTRAP: &str = "import os; src = os.environ.pop('HARK_ASR_WORKER_SOURCE'); \
 exec(compile(src, 'asr_worker.py', 'exec'))";
+/// The default Whisper prompt. Neutral, and from neither WER set: on scripts/wer it took tiny.en
+/// from 27.4 to 23.9 % (espeak-ng sentences), 5.6 to 3.9 % (flite sentences), 31.3 to 25.1 %
+/// (espeak-ng messages) and 5.2 to 4.7 % (flite messages).
+pub const DEFAULT_PROMPT: &str = "Hi, this is a voicemail.";
 /// Scheduling priority of the worker processes (nice value added).
 const WORKER_NICE: libc::c_int = 10;
 /// The command that installs the engine, for messages.
@@ -57,6 +61,8 @@ pub struct OfflineConfig {
     pub beam_size: u32,
     /// Longest piece of a recording decoded at once, seconds.
     pub chunk_secs: f64,
+    /// Text Whisper reads as if it preceded each piece (style and vocabulary); empty: none.
+    pub prompt: String,
     pub recogniser: Recogniser,
     /// Worker processes, i.e. recordings decoded at once.
     pub workers: usize,
@@ -76,6 +82,7 @@ impl Default for OfflineConfig {
             threads: 2,
             beam_size: 5,
             chunk_secs: 30.0,
+            prompt: DEFAULT_PROMPT.to_string(),
             recogniser: Recogniser::Whisper,
             workers: 1,
             timeout: Duration::from_secs(30),
@@ -525,6 +532,8 @@ impl Worker {
             .arg(config.chunk_secs.to_string())
             .arg("--model")
             .arg(config.model.as_deref().unwrap_or(Path::new("")))
+            .arg("--prompt")
+            .arg(&config.prompt)
             // CTranslate2 and onnxruntime size their OpenMP pools from this, not from cpu_threads.
             .env("OMP_NUM_THREADS", config.threads.max(1).to_string())
             .stdin(Stdio::piped())

@@ -147,7 +147,7 @@ fn pid_alive(pid: u32) -> bool {
     }
 }
 
-const SENTENCE: &str = "please leave a message after the tone";
+const SENTENCE: &str = "please call me back tomorrow morning";
 const OTHERS: [&str; 2] = [
     "the meeting has been moved to thursday afternoon",
     "press one to speak with an operator",
@@ -160,7 +160,7 @@ async fn grammar_constrained_decode_accepts_the_spoken_sentence_with_its_timing(
     let grammar = [OTHERS[0], SENTENCE, OTHERS[1]];
     let t = engine.transcribe(&job(&wav, Some(&grammar))).await.unwrap();
 
-    assert!(overlap(SENTENCE, &t.text) >= 0.5, "text {:?}", t.text);
+    assert!(overlap(SENTENCE, &t.text) >= 0.7, "text {:?}", t.text);
     for other in OTHERS {
         assert!(
             overlap(SENTENCE, &t.text) > overlap(other, &t.text),
@@ -187,11 +187,8 @@ async fn grammar_constrained_decode_accepts_the_spoken_sentence_with_its_timing(
         t.audio_secs
     );
     assert_eq!(t.engine, "pocketsphinx");
-    assert!(
-        (t.audio_secs - 4.55).abs() < 0.1,
-        "audio_secs {}",
-        t.audio_secs
-    );
+    let (rate, pcm) = pcm16_samples(&std::fs::read(&wav).unwrap()).unwrap();
+    assert_eq!(t.audio_secs, pcm.len() as f64 / f64::from(rate));
     assert!(t.processing_secs > 0.0 && t.rtf() < 1.0, "rtf {}", t.rtf());
     let _ = std::fs::remove_file(wav);
 }
@@ -456,7 +453,7 @@ async fn hung_worker_times_out_is_killed_and_replaced() {
     assert!(engine.worker_pids().is_empty());
 
     let t = engine.transcribe(&job(&wav, Some(&grammar))).await.unwrap();
-    assert!(overlap(SENTENCE, &t.text) >= 0.5, "{:?}", t.text);
+    assert!(overlap(SENTENCE, &t.text) >= 0.7, "{:?}", t.text);
     assert_eq!(engine.restarts(), 1);
     let _ = std::fs::remove_file(wav);
 }
@@ -473,7 +470,7 @@ async fn caller_giving_up_mid_request_kills_the_worker() {
     // Its answer would reach the next request, so the worker must be gone.
     assert!(engine.worker_pids().is_empty());
     let t = engine.transcribe(&j).await.unwrap();
-    assert!(overlap(SENTENCE, &t.text) >= 0.5, "{:?}", t.text);
+    assert!(overlap(SENTENCE, &t.text) >= 0.7, "{:?}", t.text);
     assert_ne!(engine.worker_pids()[0], pid);
     let _ = std::fs::remove_file(wav);
 }
@@ -504,7 +501,7 @@ async fn bad_request_fails_alone_and_the_worker_keeps_serving() {
         .transcribe(&job(&wav, Some(&[SENTENCE])))
         .await
         .unwrap();
-    assert!(overlap(SENTENCE, &t.text) >= 0.5, "{:?}", t.text);
+    assert!(overlap(SENTENCE, &t.text) >= 0.7, "{:?}", t.text);
     assert_eq!(engine.worker_pids(), vec![pid]);
     assert_eq!(engine.restarts(), 0);
     let _ = std::fs::remove_file(wav);
@@ -528,7 +525,7 @@ async fn pool_of_two_serves_concurrent_jobs_and_silence_gives_empty_text() {
         engine.transcribe(&j3)
     );
     for t in [a.unwrap(), b.unwrap()] {
-        assert!(overlap(SENTENCE, &t.text) >= 0.5, "{:?}", t.text);
+        assert!(overlap(SENTENCE, &t.text) >= 0.7, "{:?}", t.text);
     }
     let c = c.unwrap();
     assert!(j3.speech.is_empty());

