@@ -399,7 +399,7 @@ pub struct TranscriptionSettings {
     pub beam_size: u32,
     /// Longest piece of a recording decoded at once, seconds.
     pub chunk_secs: u32,
-    /// Text Whisper reads before each piece; empty: none.
+    /// Text Whisper reads before a recording's first piece; empty: none.
     pub prompt: String,
     /// Expected sentences, one per line: the offline engine then recognises only these (a JSGF
     /// grammar), as IVR prompts with a known answer set want.

@@ -328,7 +328,9 @@ class Whisper:
         self.threads = threads
         self.beam_size = beam_size
         self.chunk_secs = chunk_secs
-        # Text Whisper reads as if it came before each piece: it sets style and vocabulary.
+        # Text Whisper reads as if it came before the recording: it sets style and vocabulary.
+        # Only the first piece gets it: later ones continue a conversation that did not start
+        # with it (on a 20-minute recording, prompting every piece cost 1.7 points of WER).
         self.prompt = prompt or None
         t0 = time.time()
         try:
@@ -374,14 +376,15 @@ class Whisper:
         chunks = plan_chunks(spans, levels, wav.secs, chunk_secs)
         segments = []
         tail = None  # words settled before a cut in speech, for the next window to continue
-        for cs, ce, hard in chunks:
+        for n, (cs, ce, hard) in enumerate(chunks):
             if tail is not None:
                 cs = max(cs - CUT_OVERLAP, 0.0)
             end = min(wav.secs, ce + CUT_READ_ON) if hard else ce
             audio = self.resample(wav.read(cs, end, rate=wav.rate), wav.rate)
             segs, _ = self.model.transcribe(
                 audio, language=lang, beam_size=self.beam_size, word_timestamps=True,
-                condition_on_previous_text=False, vad_filter=False, initial_prompt=self.prompt)
+                condition_on_previous_text=False, vad_filter=False,
+                initial_prompt=self.prompt if n == 0 else None)
             runs = []
             for seg in segs:
                 runs.append([(cs + w.start, cs + w.end, w.word.strip())
