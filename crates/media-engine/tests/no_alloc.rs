@@ -24,16 +24,19 @@ unsafe impl GlobalAlloc for Counting {
         if WATCHING.with(|w| w.get()) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
-        System.alloc(layout)
+        // SAFETY: forwarded unchanged; the caller upholds GlobalAlloc::alloc's contract.
+        unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
+        // SAFETY: as alloc: the pointer came from System through this allocator.
+        unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if WATCHING.with(|w| w.get()) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
-        System.realloc(ptr, layout, new_size)
+        // SAFETY: as alloc.
+        unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
 
