@@ -310,6 +310,7 @@ async fn run(
     let mut published_bytes: u64 = 0;
     let mut receiver = MediaReceiver::new(receiver_config(&media), origin.into_std());
     let mut send_failures: u64 = 0;
+    let mut published_overruns: u64 = 0;
     let mut sender = RtpSender::new(
         codec_of(&media),
         media.codec_pt,
@@ -460,6 +461,7 @@ async fn run(
             },
             _ = housekeeping.tick() => {
                 publish(&metrics, &receiver, &mut published, bytes, &mut published_bytes);
+                publish_overruns(&metrics, &producer, &mut published_overruns);
                 if !timed_out && last_rtp.elapsed() >= rtp_timeout {
                     timed_out = true;
                     let _ = notices.send(MediaNotice::RtpTimeout);
@@ -467,11 +469,49 @@ async fn run(
             },
         }
     }
+    publish_overruns(&metrics, &producer, &mut published_overruns);
+}
+
+/// Ring overruns since the last call go to `hark_media_ring_overruns_total`; a call's first is
+/// logged, since each is audio missing from its recording.
+fn publish_overruns(
+    metrics: &http_api::Metrics,
+    producer: &media_engine::ring::MediaProducer,
+    published: &mut u64,
+) {
+    let dropped = producer.dropped();
+    if dropped > *published {
+        if *published == 0 {
+            tracing::warn!(
+                dropped,
+                "the recorder fell behind: audio dropped at the call's ring; counting in hark_media_ring_overruns_total"
+            );
+        }
+        http_api::Metrics::add(&metrics.ring_overruns, dropped - *published);
+        *published = dropped;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_overruns_are_published_once_each() {
+        let metrics = http_api::Metrics::default();
+        let (mut producer, _consumer) = media_engine::ring::media_ring(2);
+        let mut published = 0;
+        for _ in 0..5 {
+            producer.push(media_engine::MediaItem::Dtmf(media_engine::DtmfEvent {
+                digit: '1',
+                position: 0,
+                source: media_engine::DtmfSource::Rfc4733,
+            }));
+        }
+        publish_overruns(&metrics, &producer, &mut published);
+        publish_overruns(&metrics, &producer, &mut published);
+        assert_eq!(metrics.ring_overruns.load(Ordering::Relaxed), 3);
+    }
 
     /// The defect linphone showed: an IPv4 socket asked to send to an IPv6 address. The
     /// failure is counted, not swallowed.

@@ -13,6 +13,9 @@ pub struct Metrics {
     pub rtp_lost: AtomicU64,
     /// Outbound RTP datagrams the socket refused (unreachable family, no route…).
     pub rtp_send_errors: AtomicU64,
+    /// Audio items the media task could not hand to the recorder because the call's ring was
+    /// full (the recorder fell behind); each is audio missing from a recording.
+    pub ring_overruns: AtomicU64,
     pub db_errors: AtomicU64,
     pub disk_errors: AtomicU64,
     pub webhooks_2xx: AtomicU64,
@@ -133,6 +136,12 @@ impl Metrics {
             "counter",
             "RTP packets that could not be sent (each call logs its first).",
             get(&self.rtp_send_errors),
+        );
+        one(
+            "hark_media_ring_overruns_total",
+            "counter",
+            "Audio frames dropped because a call's ring to its recorder was full.",
+            get(&self.ring_overruns),
         );
         one(
             "hark_db_errors_total",
@@ -269,9 +278,12 @@ mod tests {
             "no jobs yet: 0"
         );
         // One TYPE line per metric family, each sample line `name[{labels}] value`.
-        assert_eq!(text.matches("# TYPE ").count(), 16);
+        assert_eq!(text.matches("# TYPE ").count(), 17);
         assert!(text
             .contains("# TYPE hark_rtp_send_errors_total counter\nhark_rtp_send_errors_total 0\n"));
+        assert!(text.contains(
+            "# TYPE hark_media_ring_overruns_total counter\nhark_media_ring_overruns_total 0\n"
+        ));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(name.starts_with("hark_"), "{line}");
