@@ -84,6 +84,13 @@ fn installed_copy_run_from_another_directory_transcribes_a_call() {
         log.contains("transcription engine ready") && log.contains("ctranslate2"),
         "{log}"
     );
+    let metrics = Http::new()
+        .get(&format!("{}/metrics", d.public_url()), Auth::None)
+        .text();
+    assert!(
+        metrics.contains("hark_engine_ready{engine=\"transcription\"} 1\n"),
+        "{metrics}"
+    );
 
     let wav = espeak_ulaw_wav(&d.tmp.path, "said", SENTENCE, 0.5, 0.5);
     let done = call_then_pound(&d, &wh, &wav);

@@ -197,9 +197,17 @@ async fn healthz(State(inner): State<Arc<Inner>>) -> Response {
 }
 
 async fn metrics_text(State(inner): State<Arc<Inner>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        inner.api.metrics.render(),
-    )
-        .into_response()
+    let mut text = inner.api.metrics.render();
+    let (_, engines) = inner.api.readiness.snapshot();
+    if !engines.is_empty() {
+        text.push_str(
+            "# HELP hark_engine_ready Whether an engine can do its work (1) or not (0); /healthz says why.\n\
+             # TYPE hark_engine_ready gauge\n",
+        );
+        for (name, entry) in engines {
+            let ready = u8::from(entry["ready"] == true);
+            text.push_str(&format!("hark_engine_ready{{engine=\"{name}\"}} {ready}\n"));
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -748,6 +748,14 @@ async fn healthz_and_metrics_need_no_credentials() {
     assert_eq!(health["status"], "degraded");
     assert_eq!(health["transcription"]["ready"], false);
     assert_eq!(health["transcription"]["fix"], "scripts/install-asr.sh");
+    let resp = f.send(Method::GET, "/metrics", None, None).await;
+    let text = String::from_utf8(body(resp).await).unwrap();
+    assert!(
+        text.contains(
+            "# TYPE hark_engine_ready gauge\nhark_engine_ready{engine=\"transcription\"} 0\n"
+        ),
+        "{text}"
+    );
     f.state
         .readiness
         .set("transcription", true, serde_json::json!({"engine": "x"}));
