@@ -8,7 +8,6 @@ mod common;
 mod twilio_app;
 mod twilio_client;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::rtp::dtmf_event;
@@ -33,25 +32,7 @@ const LEAD: f64 = 1.0;
 /// The sentence spoken by espeak-ng (en-us, 150 wpm), at telephone quality: 8 kHz µ-law, `lead`
 /// seconds of silence before and `tail` after (sox, no dither, so runs repeat exactly).
 fn espeak_ulaw(dir: &TempDir, name: &str, text: &str, lead: f64, tail: f64) -> Vec<u8> {
-    let wide = dir.join(&format!("{name}.22k.wav"));
-    let narrow = dir.join(&format!("{name}.ulaw.wav"));
-    let st = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
-        .arg(&wide)
-        .arg(text)
-        .status()
-        .expect("espeak-ng is installed (scripts/setup.sh)");
-    assert!(st.success(), "espeak-ng failed");
-    let st = Command::new("sox")
-        .arg("-D")
-        .arg(&wide)
-        .args(["-r", "8000", "-c", "1", "-e", "mu-law"])
-        .arg(&narrow)
-        .args(["pad", &lead.to_string(), &tail.to_string()])
-        .status()
-        .expect("sox is installed (scripts/setup.sh)");
-    assert!(st.success(), "sox failed");
-    read_ulaw_wav(&narrow)
+    read_ulaw_wav(&espeak_ulaw_wav(&dir.path, name, text, lead, tail))
 }
 
 /// `[transcription]` for the offline engine: the default (Whisper), or with a phrase file.

@@ -6,8 +6,6 @@ mod common;
 mod twilio_app;
 mod twilio_client;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -18,30 +16,6 @@ const SENTENCE: &str = "please call me back tomorrow morning";
 const TOKEN: &str = "vl-token-sys-91";
 /// Seconds the caller is silent before speaking: the prompt (~2.4 s) and the beep (0.5 s).
 const LEAD: f64 = 4.0;
-
-fn run(cmd: &mut Command) {
-    let st = cmd
-        .status()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/setup.sh installs it)"));
-    assert!(st.success(), "{cmd:?} failed");
-}
-
-/// espeak-ng (en-us, 150 wpm) → 8 kHz µ-law WAV with `lead`/`tail` seconds of silence (sox).
-fn espeak_ulaw_wav(dir: &TempDir, name: &str, text: &str, lead: f64, tail: f64) -> PathBuf {
-    let wide = dir.join(&format!("{name}.22k.wav"));
-    let narrow = dir.join(&format!("{name}.ulaw.wav"));
-    run(Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
-        .arg(&wide)
-        .arg(text));
-    run(Command::new("sox")
-        .arg("-D")
-        .arg(&wide)
-        .args(["-r", "8000", "-c", "1", "-e", "mu-law"])
-        .arg(&narrow)
-        .args(["pad", &lead.to_string(), &tail.to_string()]));
-    narrow
-}
 
 #[test]
 fn say_before_record_is_the_system_line_before_the_callers() {
@@ -68,7 +42,7 @@ fn say_before_record_is_the_system_line_before_the_callers() {
         ],
         App::Twiml(twiml),
     );
-    let wav = espeak_ulaw_wav(&tmp, "caller", SENTENCE, LEAD, 1.0);
+    let wav = espeak_ulaw_wav(&tmp.path, "caller", SENTENCE, LEAD, 1.0);
     let sent = decode_all(&read_ulaw_wav(&wav));
     let (onset, _) = speech_span(&sent, -45.0).expect("speech");
     let done = call_then_pound(&d, &wh, &wav);
@@ -110,7 +84,7 @@ fn say_before_record_is_the_system_line_before_the_callers() {
     eprintln!("{body}");
     // The prompt starts at answer; it lasts as long as espeak-ng's rendering of it.
     assert!(sys_start <= 0.3, "system line starts at {sys_start} s");
-    let prompt_wav = espeak_ulaw_wav(&tmp, "prompt", PROMPT, 0.0, 0.0);
+    let prompt_wav = espeak_ulaw_wav(&tmp.path, "prompt", PROMPT, 0.0, 0.0);
     let prompt_secs = secs(read_ulaw_wav(&prompt_wav).len());
     assert!(
         (sys_dur - prompt_secs).abs() <= 0.2,

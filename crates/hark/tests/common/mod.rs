@@ -323,21 +323,10 @@ pub fn check_standard_params(req: &Recorded, call_status: &str) {
     assert_eq!(req.param("Called"), req.param("To"), "Called = To");
 }
 
-/// The offline transcription engine's python (what `hark serve` uses when transcription.python
-/// is empty): `$HARK_ASR_HOME/venv/bin/python`, else under `${XDG_DATA_HOME:-~/.local/share}`.
+/// The offline transcription engine's python: what `hark serve` uses when transcription.python
+/// is empty.
 pub fn asr_python() -> PathBuf {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let home = env("HARK_ASR_HOME").unwrap_or_else(|| {
-        env("XDG_DATA_HOME")
-            .or_else(|| env("HOME").map(|h| h.join(".local/share")))
-            .unwrap_or_else(|| PathBuf::from("/var/lib"))
-            .join("hark/asr")
-    });
-    home.join("venv/bin/python")
+    transcribe::offline::default_python()
 }
 
 /// Fails (never skips) when scripts/install-asr.sh has not installed the engine.
