@@ -10,6 +10,7 @@
 //!   overrides in URL fragments (SPEC §2.1).
 
 pub mod flow;
+pub mod graph;
 pub mod params;
 pub mod signature;
 pub mod twiml;

@@ -1,64 +1,39 @@
-//! One task per call: runs the TwiML flow ([`control::CallFlow`]) against the call's SIP
-//! dialog and media session.
+//! One task per call: drives the call's sans-IO core ([`call_core::Call`]) with the SIP
+//! dialog's events, the media ring, the API's control messages and the results of the I/O the
+//! core asks for (webhooks, prompt audio, speech, recording files, rows, callbacks).
 
-use std::collections::VecDeque;
-use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use control::params::{party, standard_params};
-use control::{CallInfo, CallStatus};
-use media_engine::{AudioFrame, MediaItem};
+use call_core::{
+    CallConfig, ControlInput, FetchRequest, FetchResult, IoId, LegId, LiveUpdate, MediaInput,
+    Output, Persist, PlaybackId, RecordingIo, SipInput,
+};
+use control::params::party;
+use control::CallInfo;
 use sip_core::{CallEvent, CallKey, IncomingCall};
-use store::CallRecord;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::audio::AudioCache;
-use crate::config::{AppConfig, Config};
-use crate::media::{self, MediaCommand, MediaNotice, MediaSession, PortAllocator};
-use crate::progress::Progress;
+use crate::call_env::{media_addresses, CallEnv};
+use crate::config::AppConfig;
+use crate::media::{self, MediaCommand, MediaSession};
 use crate::sids::new_sid;
-use crate::sip_task::{SipCommand, SipHandle};
-use crate::storage::RecordingFiles;
-use crate::webhook::Webhooks;
+use crate::sip_task::SipCommand;
 
 /// How often the call task empties the media ring. Stop positions come from the media
 /// timeline, not from when the ring is read, so this only sets latency (and wake-ups).
 pub(crate) const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
 
-/// What every call task shares.
-pub struct Shared {
-    pub config: Config,
-    pub webhooks: Webhooks,
-    /// Recording files.
-    pub files: RecordingFiles,
-    /// Metadata: calls, recordings, the outbox.
-    pub store: Arc<store::Store>,
-    pub outbox: crate::outbox::Outbox,
-    pub transcriber: crate::transcription::Transcriber,
-    /// Running calls, for the live call-control API.
-    pub registry: Arc<crate::live::Registry>,
-    /// Key of recording access tokens given to bots.
-    pub bot_token_secret: Vec<u8>,
-    pub metrics: Arc<http_api::Metrics>,
-    /// Deletes recordings as the REST API does (bot recordings discarded with their call).
-    pub recording_deleter: http_api::RecordingDeleter,
-    pub sip: SipHandle,
-    pub ports: PortAllocator,
-    pub audio: Arc<AudioCache>,
-    pub tts: Arc<crate::tts::Tts>,
-    pub beep: Arc<[i16]>,
-    pub silence_second: Arc<[i16]>,
-    pub shutdown: watch::Receiver<bool>,
-    pub active_calls: AtomicUsize,
-}
+type Core = call_core::Call<std::fs::File>;
 
 pub fn spawn(
-    shared: Arc<Shared>,
+    shared: Arc<CallEnv>,
     incoming: IncomingCall,
     events: mpsc::UnboundedReceiver<CallEvent>,
 ) {
@@ -77,15 +52,34 @@ pub fn spawn(
     );
 }
 
+/// What finished off the call task: fetches, playbacks, recording finalization.
+enum Completion {
+    Fetch(IoId, FetchResult<std::fs::File>),
+    Played(PlaybackId),
+}
+
+/// The I/O side of one call.
+struct Driver {
+    shared: Arc<CallEnv>,
+    key: CallKey,
+    app: AppConfig,
+    call_sid: String,
+    entry: Arc<crate::live::CallEntry>,
+    offer_remote: SocketAddr,
+    media: Option<MediaSession>,
+    tasks: JoinSet<Completion>,
+    fetches: HashMap<IoId, AbortHandle>,
+    bot: crate::bot_notify::BotNotifier,
+}
+
 async fn run(
-    shared: Arc<Shared>,
+    shared: Arc<CallEnv>,
     call_sid: String,
     incoming: IncomingCall,
-    events: mpsc::UnboundedReceiver<CallEvent>,
+    mut events: mpsc::UnboundedReceiver<CallEvent>,
 ) {
-    let key = incoming.call;
     let info = CallInfo {
-        call_sid,
+        call_sid: call_sid.clone(),
         account_sid: shared.config.account_sid.clone(),
         from: party(incoming.from.user(), &incoming.from.uri),
         to: party(incoming.to.user(), &incoming.to.uri),
@@ -104,19 +98,14 @@ async fn run(
         .map(|r| r.app.clone())
         .unwrap_or_else(|| shared.config.app.clone());
     tracing::info!(from = %info.from, to = %info.to, dialed = %dialed, peer = %incoming.peer.addr, sip_call_id = %incoming.call_id, "incoming call");
-    let record = CallRecord::default_for(&info);
-    let row = record.clone();
     // A client-supplied id the per-call transcript API can be asked by (SPEC §8).
     let request_id = incoming
         .headers
         .get("X-Request-Id")
         .map(|v| v.trim().chars().take(255).collect::<String>())
         .filter(|v| !v.is_empty());
-    shared
-        .db(move |s| s.insert_call_with_request_id(&row, request_id.as_deref()))
-        .await;
-    let (entry, control) = shared.registry.register(http_api::control::CallView {
-        id: info.call_sid.clone(),
+    let (entry, mut control) = shared.registry.register(http_api::control::CallView {
+        id: call_sid.clone(),
         state: "establishing".into(),
         from: info.from.clone(),
         to: info.to.clone(),
@@ -125,538 +114,390 @@ async fn run(
     let _registered = Registered {
         shared: shared.clone(),
         entry: entry.clone(),
-        sid: info.call_sid.clone(),
+        sid: call_sid.clone(),
     };
-    let mut progress = Progress::new(shared.outbox.clone(), &app);
-    progress.send("initiated", &info).await;
-    shared.sip.send(SipCommand::Ring(key));
-    progress.send("ringing", &info).await;
-
-    let Some((bind_ip, advertised_ip)) = media_addresses(&shared.config, incoming.media.remote_rtp)
-    else {
-        // sip-core refuses offers in a family we have no media address for; never reached.
-        tracing::error!(remote = %incoming.media.remote_rtp, "no RTP address of this family; answering 488");
-        shared.sip.send(SipCommand::Reject(key, 488));
-        finish_record(&shared, record, "failed", None).await;
-        progress.send_final("failed", &info, None).await;
-        return;
-    };
-    let socket = match shared.ports.bind(bind_ip).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "no RTP port; answering 503");
-            shared.sip.send(SipCommand::Reject(key, 503));
-            finish_record(&shared, record, "failed", None).await;
-            progress.send_final("failed", &info, None).await;
-            return;
-        }
-    };
-    let media = match media::start(
-        socket,
-        incoming.media,
-        shared.config.rtp_timeout,
-        shared.metrics.clone(),
-    ) {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::error!(error = %e, "RTP socket unusable; answering 503");
-            shared.sip.send(SipCommand::Reject(key, 503));
-            finish_record(&shared, record, "failed", None).await;
-            progress.send_final("failed", &info, None).await;
-            return;
-        }
-    };
-    let advertised_rtp = SocketAddr::new(advertised_ip, media.local_rtp.port());
-    let preroll_frames = (shared.config.record.pre_roll_ms / 20) as usize;
-    let mut call = Call {
-        shutdown: shared.shutdown.clone(),
-        shared,
-        key,
-        info,
+    let config = call_config(&shared, &app);
+    let bot = crate::bot_notify::BotNotifier::new(
+        &shared.webhooks,
+        &shared.config,
+        &shared.bot_token_secret,
+        &app,
+        (&call_sid, &info.from, &info.to),
+    );
+    let mut driver = Driver {
+        shared: shared.clone(),
+        key: incoming.call,
         app,
-        progress,
-        record,
+        call_sid,
         entry,
-        control,
-        hangup_requested: false,
-        redirect: None,
-        bot: crate::bot::BotState::default(),
-        answered_at: None,
-        rejected_with: None,
-        keys: VecDeque::new(),
-        interrupt_on_key: false,
-        events,
-        media,
-        advertised_rtp,
-        answered: false,
-        remote_ended: false,
-        rtp_timed_out: false,
-        preroll: VecDeque::with_capacity(preroll_frames.max(1)),
-        preroll_frames,
-        timeline_end: 0,
-        heard_audio: false,
+        offer_remote: incoming.media.remote_rtp,
+        media: None,
+        tasks: JoinSet::new(),
+        fetches: HashMap::new(),
+        bot,
     };
-    call.execute().await;
-    call.end().await;
-    // From here on the API treats the call as ended (a live update is 21220, not accepted and
-    // dropped while the task still reports).
-    call.entry.set_state("terminated");
-    if call.app.bot_callback_uri.is_some() && call.entry_is_bot() {
-        // Also after a bot call was redirected to TwiML: the bot learns that it ended.
-        call.notify_call_state("terminated");
+    let mut core = Core::new(
+        Instant::now().into_std(),
+        config,
+        info,
+        incoming.media,
+        request_id,
+        Box::new(new_sid),
+    );
+    let mut shutdown = shared.shutdown.clone();
+    let mut drain = tokio::time::interval(DRAIN_INTERVAL);
+    let (mut events_open, mut control_open, mut shutdown_open) = (true, true, true);
+    let caller = LegId::CALLER;
+    if *shutdown.borrow() {
+        core.handle_control(Instant::now().into_std(), ControlInput::Shutdown);
     }
-    call.report_completed().await;
-    if call.app.bot_callback_uri.is_some()
-        && call.shared.config.bot_recording_retention == crate::config::BotRecordingRetention::Call
+    loop {
+        driver.execute(&mut core).await;
+        if core.is_done() {
+            break;
+        }
+        let deadline = core
+            .poll_timeout()
+            .map(|(at, _)| Instant::from_std(at))
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let media_notice = async {
+            match driver.media.as_mut() {
+                Some(m) => m.notices.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            event = events.recv(), if events_open => {
+                let now = driver.drain(&mut core);
+                let input = match event {
+                    Some(CallEvent::Ended { reason, .. }) => SipInput::Ended(format!("{reason:?}")),
+                    Some(CallEvent::Dtmf { digit, duration_ms, .. }) => SipInput::Dtmf { digit, duration_ms },
+                    Some(CallEvent::MediaChanged { media, .. }) => SipInput::MediaChanged(media),
+                    Some(CallEvent::Confirmed { .. }) | Some(CallEvent::Incoming(_)) => SipInput::Confirmed,
+                    None => {
+                        events_open = false;
+                        SipInput::Ended("dialog gone".into())
+                    }
+                };
+                core.handle_sip(now, caller, input);
+            }
+            msg = control.recv(), if control_open => match msg {
+                Some(msg) => {
+                    let now = driver.drain(&mut core);
+                    core.handle_control(now, msg);
+                }
+                None => control_open = false,
+            },
+            changed = shutdown.changed(), if shutdown_open => {
+                if changed.is_err() {
+                    shutdown_open = false;
+                } else if *shutdown.borrow() {
+                    let now = driver.drain(&mut core);
+                    core.handle_control(now, ControlInput::Shutdown);
+                }
+            }
+            Some(done) = driver.tasks.join_next() => {
+                let now = driver.drain(&mut core);
+                match done {
+                    Ok(Completion::Fetch(id, result)) => {
+                        driver.fetches.remove(&id);
+                        driver.count_finalized(&result);
+                        core.handle_fetch_result(now, id, result);
+                    }
+                    Ok(Completion::Played(id)) => core.handle_media(now, caller, MediaInput::PlayDone(id)),
+                    Err(e) if e.is_cancelled() => {}
+                    Err(e) => tracing::error!(error = %e, "call I/O task failed"),
+                }
+            }
+            Some(_) = media_notice => {
+                let now = driver.drain(&mut core);
+                core.handle_media(now, caller, MediaInput::RtpTimeout);
+            }
+            _ = drain.tick() => {
+                driver.drain(&mut core);
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                let now = driver.drain(&mut core);
+                core.handle_timeout(now);
+            }
+        }
+    }
+    driver.tasks.abort_all();
+    if driver.app.bot_callback_uri.is_some()
+        && shared.config.bot_recording_retention == crate::config::BotRecordingRetention::Call
     {
         // A grace period: the completion of an operation cut by the hangup (8528) still hands
         // the bot a recordingLocation, and its notification may be on its way.
         tokio::spawn(crate::retention::discard_bot_recordings_after(
             crate::retention::BOT_DISCARD_GRACE,
-            call.shared.clone(),
-            call.info.call_sid.clone(),
+            shared.services.clone(),
+            driver.call_sid.clone(),
         ));
     }
 }
 
-trait NewCall {
-    fn default_for(info: &CallInfo) -> CallRecord;
-}
-
-impl NewCall for CallRecord {
-    /// A ringing inbound call created now.
-    fn default_for(info: &CallInfo) -> CallRecord {
-        let now = crate::outbox::now_ms();
-        CallRecord {
-            sid: info.call_sid.clone(),
-            account_sid: info.account_sid.clone(),
-            from: info.from.clone(),
-            to: info.to.clone(),
-            direction: "inbound".into(),
-            status: "ringing".into(),
-            date_created_ms: now,
-            date_updated_ms: now,
-            start_time_ms: None,
-            end_time_ms: None,
-            duration_secs: None,
-        }
+fn call_config(shared: &CallEnv, app: &AppConfig) -> CallConfig {
+    let config = &shared.config;
+    CallConfig {
+        account_sid: config.account_sid.clone(),
+        http_public_url: config.http_public_url.clone(),
+        app: call_core::AppSpec {
+            voice_url: app.voice_url.clone(),
+            voice_method: app.voice_method,
+            twiml: app.twiml.clone(),
+            fallback_url: app.fallback_url.clone(),
+            fallback_method: app.fallback_method,
+            status_callback: app.status_callback.clone(),
+            status_callback_method: app.status_callback_method,
+            bot: app.bot_callback_uri.is_some(),
+        },
+        parse_limits: config.parse_limits(),
+        record: call_core::RecordDefaults {
+            pre_roll_ms: config.record.pre_roll_ms,
+            trim_padding_ms: config.record.trim_padding_ms,
+            finish_key_guard_ms: config.record.finish_key_guard_ms,
+            silence_threshold_dbfs: config.record.silence_threshold_dbfs,
+            vad_mode: config.record.vad_mode,
+        },
+        transcription_language: config.transcription.language.clone(),
+        rtp_timeout: config.rtp_timeout,
+        beep: shared.beep.clone(),
+        silence_second: shared.silence_second.clone(),
+        wall_clock: (Instant::now().into_std(), crate::outbox::now_ms()),
     }
 }
 
-/// The call's row at its end.
-async fn finish_record(
-    shared: &Shared,
-    mut record: CallRecord,
-    status: &str,
-    duration: Option<u32>,
-) {
-    let now = crate::outbox::now_ms();
-    record.status = status.to_string();
-    record.date_updated_ms = now;
-    record.end_time_ms = Some(now);
-    record.duration_secs = Some(duration.unwrap_or(0));
-    shared.db(move |s| s.update_call(&record)).await;
-}
+impl Driver {
+    /// Feeds the core everything in the media ring; returns the instant it was read at, for
+    /// the input that woke the task (the clock is read first: a packet that lands after it is
+    /// placed after it).
+    fn drain(&mut self, core: &mut Core) -> std::time::Instant {
+        let now = Instant::now().into_std();
+        if let Some(media) = self.media.as_mut() {
+            while let Some(item) = media.ring.pop() {
+                core.handle_media(now, LegId::CALLER, MediaInput::Item(item));
+            }
+        }
+        now
+    }
 
-impl Shared {
-    /// Runs a store operation on a blocking thread; failures are logged and counted, never
-    /// fatal to the call (the audio on disk is what matters).
-    pub(crate) async fn db<T, F>(&self, op: F) -> Option<T>
-    where
-        F: FnOnce(&store::Store) -> Result<T, store::StoreError> + Send + 'static,
-        T: Send + 'static,
-    {
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || op(&store)).await {
-            Ok(Ok(value)) => Some(value),
-            Ok(Err(e)) => {
-                http_api::Metrics::add(&self.metrics.db_errors, 1);
-                tracing::error!(error = %e, "database");
-                None
+    /// Carries out what the core asks, in order: rows and callbacks are written before the
+    /// next output (a recording's row before its file, its file final before its callback).
+    async fn execute(&mut self, core: &mut Core) {
+        while let Some(output) = core.poll_output() {
+            match output {
+                Output::Sip { command, .. } => self.shared.sip.send(match command {
+                    call_core::SipCommand::Ring => SipCommand::Ring(self.key),
+                    call_core::SipCommand::Answer { local_rtp } => {
+                        SipCommand::Answer(self.key, local_rtp)
+                    }
+                    call_core::SipCommand::Reject { status } => {
+                        SipCommand::Reject(self.key, status)
+                    }
+                    call_core::SipCommand::Hangup => SipCommand::Hangup(self.key),
+                }),
+                Output::Media { command, .. } => self.media_command(core, command).await,
+                Output::Fetch { id, request } => self.fetch(id, request),
+                Output::CancelFetch(id) => {
+                    if let Some(task) = self.fetches.remove(&id) {
+                        task.abort();
+                    }
+                }
+                Output::Recording { id, io } => self.recording(core, id, io),
+                Output::Persist(Persist::QueueTranscription(job)) => {
+                    self.shared.transcriber.queue(&self.shared, job).await
+                }
+                Output::Persist(p) => self.shared.persist(p).await,
+                Output::Callback {
+                    group,
+                    url,
+                    method,
+                    params,
+                } => {
+                    self.shared
+                        .outbox
+                        .enqueue(&group, &url, method, params)
+                        .await
+                }
+                Output::Live(LiveUpdate::BotMode) => self.entry.set_bot(true),
+                Output::Live(LiveUpdate::Established) => self.entry.set_state("established"),
+                Output::Live(LiveUpdate::Terminated) => self.entry.set_state("terminated"),
+                Output::Bot(event) => self.bot.event(event, &self.entry),
+            }
+        }
+    }
+
+    async fn media_command(&mut self, core: &mut Core, command: call_core::MediaCommand) {
+        use call_core::MediaCommand as C;
+        let command = match command {
+            C::Allocate { offer } => return self.allocate(core, offer).await,
+            C::Play { id, audio, loops } => {
+                let (done, played) = oneshot::channel();
+                self.tasks.spawn(async move {
+                    let _ = played.await;
+                    Completion::Played(id)
+                });
+                MediaCommand::Play { audio, loops, done }
+            }
+            C::PlayDigits { id, digits } => {
+                let (done, played) = oneshot::channel();
+                self.tasks.spawn(async move {
+                    let _ = played.await;
+                    Completion::Played(id)
+                });
+                MediaCommand::PlayDigits { digits, done }
+            }
+            C::Stop => MediaCommand::Stop,
+            C::InjectDtmf(digit) => MediaCommand::InjectDtmf(digit),
+            C::Renegotiate(media) => MediaCommand::Renegotiate(media),
+        };
+        if let Some(media) = &self.media {
+            media.send(command);
+        }
+    }
+
+    async fn allocate(&mut self, core: &mut Core, offer: sip_core::sdp::Negotiated) {
+        let shared = self.shared.clone();
+        let now = || Instant::now().into_std();
+        let failed = |status: u16, reason: String| MediaInput::SetupFailed { status, reason };
+        let Some((bind_ip, advertised_ip)) = media_addresses(&shared.config, self.offer_remote)
+        else {
+            // sip-core refuses offers in a family we have no media address for; never reached.
+            let reason = format!("no RTP address of the family of {}", self.offer_remote);
+            return core.handle_media(now(), LegId::CALLER, failed(488, reason));
+        };
+        let socket = match shared.ports.bind(bind_ip).await {
+            Ok(s) => s,
+            Err(e) => {
+                let reason = format!("no RTP port: {e}");
+                return core.handle_media(now(), LegId::CALLER, failed(503, reason));
+            }
+        };
+        match media::start(
+            socket,
+            offer,
+            shared.config.rtp_timeout,
+            shared.metrics.clone(),
+        ) {
+            Ok(session) => {
+                let ready = MediaInput::Ready {
+                    origin: session.origin.into_std(),
+                    advertised: SocketAddr::new(advertised_ip, session.local_rtp.port()),
+                };
+                self.media = Some(session);
+                core.handle_media(now(), LegId::CALLER, ready);
             }
             Err(e) => {
-                tracing::error!(error = %e, "database task failed");
-                None
-            }
-        }
-    }
-}
-
-/// The RTP socket binds the address of the caller's family (`rtp_ip4`: the SIP listen IP;
-/// `rtp.ip6`); when that is a wildcard, the SDP names `sip.public_ip` if it is of that family,
-/// else the local address that routes to the caller. `None` when we have no address of the
-/// caller's family.
-fn media_addresses(config: &Config, remote: SocketAddr) -> Option<(IpAddr, IpAddr)> {
-    let bind_ip = if remote.is_ipv4() {
-        config.rtp_ip4
-    } else {
-        config.rtp_ip6
-    }?;
-    let public = config
-        .sip_public_ip
-        .filter(|ip| ip.is_ipv4() == remote.is_ipv4());
-    let advertised = public.unwrap_or_else(|| {
-        if bind_ip.is_unspecified() {
-            route_to(remote).unwrap_or(bind_ip)
-        } else {
-            bind_ip
-        }
-    });
-    Some((bind_ip, advertised))
-}
-
-/// The local address the kernel would use to reach `remote` (no packet is sent).
-fn route_to(remote: SocketAddr) -> Option<IpAddr> {
-    let any: SocketAddr = if remote.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    }
-    .parse()
-    .ok()?;
-    let probe = std::net::UdpSocket::bind(any).ok()?;
-    probe.connect(remote).ok()?;
-    let ip = probe.local_addr().ok()?.ip();
-    (!ip.is_unspecified()).then_some(ip)
-}
-
-fn forwarded_from(incoming: &IncomingCall) -> Option<String> {
-    let value = incoming
-        .headers
-        .get("Diversion")
-        .or_else(|| incoming.headers.get("History-Info"))?;
-    let addr = sip_core::NameAddr::parse(value).ok()?;
-    Some(party(addr.user(), &addr.uri))
-}
-
-pub(crate) struct Call {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) key: CallKey,
-    pub(crate) info: CallInfo,
-    /// The application this call runs (`[app]` or a matching `[[route]]`).
-    pub(crate) app: AppConfig,
-    progress: Progress,
-    /// The call's row in the database, as last written.
-    record: CallRecord,
-    answered_at: Option<Instant>,
-    /// The final non-2xx status we sent instead of answering.
-    pub(crate) rejected_with: Option<u16>,
-    /// Keys collected while a `<Gather>` runs.
-    pub(crate) keys: VecDeque<char>,
-    /// This call in the live-control registry, and the API's messages to it.
-    pub(crate) entry: Arc<crate::live::CallEntry>,
-    pub(crate) control: mpsc::UnboundedReceiver<crate::live::ControlMsg>,
-    /// The API asked to hang up (Graph DELETE, Twilio `Status=completed`).
-    pub(crate) hangup_requested: bool,
-    /// The API asked to run other TwiML now (Twilio's live update).
-    pub(crate) redirect: Option<crate::live::Redirect>,
-    /// Bot mode: queued operations and tone subscription.
-    pub(crate) bot: crate::bot::BotState,
-    /// Waiting stops when a key arrives (`<Gather>` prompts barge-in).
-    pub(crate) interrupt_on_key: bool,
-    pub(crate) events: mpsc::UnboundedReceiver<CallEvent>,
-    pub(crate) media: MediaSession,
-    advertised_rtp: SocketAddr,
-    pub(crate) answered: bool,
-    /// The caller ended the dialog (BYE, CANCEL, lost ACK): nothing more to send.
-    pub(crate) remote_ended: bool,
-    /// No RTP for `rtp.timeout`: a hangup for the flow, and we send the BYE.
-    pub(crate) rtp_timed_out: bool,
-    pub(crate) shutdown: watch::Receiver<bool>,
-    /// The last few hundred ms heard while not recording (SPEC §3.2 step 2).
-    pub(crate) preroll: VecDeque<AudioFrame>,
-    preroll_frames: usize,
-    /// End of the last audio frame taken from the ring.
-    pub(crate) timeline_end: u64,
-    /// Some RTP audio of the caller has come through the ring (not only filled silence).
-    pub(crate) heard_audio: bool,
-}
-
-/// Why the flow stopped waiting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Interrupt {
-    /// The caller hung up, or the daemon is stopping.
-    Gone,
-    /// A key arrived while `interrupt_on_key` was set.
-    Key,
-}
-
-impl Call {
-    /// The caller is gone, the daemon is stopping, or the API took the call elsewhere: whatever
-    /// runs must stop.
-    pub(crate) fn gone(&self) -> bool {
-        self.remote_ended || self.rtp_timed_out || self.interrupted()
-    }
-
-    /// Stopped from our side: shutdown, an API hangup or redirect, a bot's barge-in.
-    pub(crate) fn interrupted(&self) -> bool {
-        *self.shutdown.borrow()
-            || self.hangup_requested
-            || self.redirect.is_some()
-            || self.bot.barge_in
-    }
-
-    /// The inbound timeline's present: samples since the media session's origin.
-    pub(crate) fn media_clock(&self) -> u64 {
-        let elapsed = self.media.origin.elapsed();
-        (elapsed.as_micros() * u128::from(media_engine::SAMPLE_RATE) / 1_000_000) as u64
-    }
-
-    pub(crate) fn hung_up(&self) -> bool {
-        self.remote_ended || self.rtp_timed_out
-    }
-
-    pub(crate) fn status(&self) -> CallStatus {
-        if self.hung_up() {
-            CallStatus::Completed
-        } else if self.answered {
-            CallStatus::InProgress
-        } else {
-            CallStatus::Ringing
-        }
-    }
-
-    pub(crate) fn standard_params(&self) -> Vec<(String, String)> {
-        standard_params(&self.info, self.status())
-    }
-
-    pub(crate) async fn answer(&mut self) {
-        if !self.answered && !self.gone() {
-            self.shared
-                .sip
-                .send(SipCommand::Answer(self.key, self.advertised_rtp));
-            self.answered = true;
-            self.answered_at = Some(Instant::now());
-            let now = crate::outbox::now_ms();
-            self.record.status = "in-progress".into();
-            self.record.start_time_ms = Some(now);
-            self.record.date_updated_ms = now;
-            let record = self.record.clone();
-            self.shared.db(move |s| s.update_call(&record)).await;
-            self.progress.send("answered", &self.info).await;
-        }
-    }
-
-    /// Plays `audio` `loops` times (0 = until interrupted).
-    pub(crate) async fn play(&mut self, audio: Arc<[i16]>, loops: u32) -> Result<(), Interrupt> {
-        let (done_tx, done_rx) = oneshot::channel();
-        self.media.send(MediaCommand::Play {
-            audio,
-            loops,
-            done: done_tx,
-        });
-        self.until_sent(done_rx).await
-    }
-
-    /// Sends `digits` as RFC 4733 events (`w` = 0.5 s pause).
-    pub(crate) async fn play_digits(&mut self, digits: &str) -> Result<(), Interrupt> {
-        let (done_tx, done_rx) = oneshot::channel();
-        self.media.send(MediaCommand::PlayDigits {
-            digits: digits.to_string(),
-            done: done_tx,
-        });
-        self.until_sent(done_rx).await
-    }
-
-    async fn until_sent(&mut self, done: oneshot::Receiver<()>) -> Result<(), Interrupt> {
-        match self.wait(done).await {
-            Ok(_) => Ok(()),
-            Err(interrupt) => {
-                self.media.send(MediaCommand::Stop);
-                Err(interrupt)
+                let reason = format!("RTP socket unusable: {e}");
+                core.handle_media(now(), LegId::CALLER, failed(503, reason));
             }
         }
     }
 
-    /// Runs `fut` while handling SIP events and draining the ring.
-    pub(crate) async fn wait<T>(&mut self, fut: impl Future<Output = T>) -> Result<T, Interrupt> {
-        self.wait_inner(fut, false).await
-    }
-
-    /// Like [`Call::wait`] but lets `fut` finish after a hangup (the hangup action request).
-    pub(crate) async fn wait_allowing_hangup<T>(
-        &mut self,
-        fut: impl Future<Output = T>,
-    ) -> Result<T, Interrupt> {
-        self.wait_inner(fut, true).await
-    }
-
-    async fn wait_inner<T>(
-        &mut self,
-        fut: impl Future<Output = T>,
-        allow_hangup: bool,
-    ) -> Result<T, Interrupt> {
-        tokio::pin!(fut);
-        let mut drain = tokio::time::interval(DRAIN_INTERVAL);
-        loop {
-            let stop = if allow_hangup {
-                *self.shutdown.borrow() || self.hangup_requested
-            } else {
-                self.gone()
+    fn fetch(&mut self, id: IoId, request: FetchRequest) {
+        let shared = self.shared.clone();
+        let task = self.tasks.spawn(async move {
+            let result = match request {
+                FetchRequest::Twiml {
+                    url,
+                    method,
+                    params,
+                } => FetchResult::Twiml(
+                    shared
+                        .webhooks
+                        .fetch(&url, method, &params)
+                        .await
+                        .map(|a| call_core::HttpAnswer {
+                            url: a.url,
+                            content_type: a.content_type,
+                            body: a.body,
+                            oversized: a.oversized,
+                        })
+                        .map_err(|e| e.to_string()),
+                ),
+                FetchRequest::Audio { url } => {
+                    FetchResult::Audio(shared.audio.load(&url).await.map_err(|e| e.to_string()))
+                }
+                FetchRequest::Speech {
+                    text,
+                    voice,
+                    language,
+                } => FetchResult::Audio(
+                    shared
+                        .tts
+                        .render(&text, &voice, &language)
+                        .await
+                        .map_err(|e| e.to_string()),
+                ),
             };
-            if stop {
-                return Err(Interrupt::Gone);
-            }
-            if self.interrupt_on_key && !self.keys.is_empty() {
-                return Err(Interrupt::Key);
-            }
-            tokio::select! {
-                value = &mut fut => return Ok(value),
-                event = self.events.recv() => self.on_event(event),
-                notice = self.media.notices.recv() => self.on_notice(notice),
-                _ = drain.tick() => self.drain_idle(),
-                msg = self.control.recv() => self.on_control(msg),
-                _ = self.shutdown.changed() => {}
-            }
-        }
+            Completion::Fetch(id, result)
+        });
+        self.fetches.insert(id, task);
     }
 
-    pub(crate) fn on_control(&mut self, msg: Option<crate::live::ControlMsg>) {
-        use crate::live::ControlMsg;
-        match msg {
-            None => {}
-            Some(ControlMsg::HangUp) => {
-                tracing::info!("hang-up requested over the API");
-                self.hangup_requested = true;
-            }
-            Some(ControlMsg::Redirect(to)) => {
-                tracing::info!(?to, "call redirected over the API");
-                self.redirect = Some(to);
-            }
-            Some(ControlMsg::Operation { id, request }) => self.queue_operation(id, request),
-        }
-    }
-
-    pub(crate) fn on_event(&mut self, event: Option<CallEvent>) {
-        match event {
-            Some(CallEvent::Ended { reason, .. }) => {
-                tracing::info!(?reason, "call ended by the network");
-                self.remote_ended = true;
-            }
-            None => self.remote_ended = true,
-            Some(CallEvent::Dtmf {
-                digit, duration_ms, ..
-            }) => {
-                tracing::debug!(%digit, duration_ms, "DTMF by SIP INFO");
-                self.media.send(MediaCommand::InjectDtmf(digit));
-            }
-            Some(CallEvent::MediaChanged { media, .. }) => {
-                tracing::info!(remote = %media.remote_rtp, direction = ?media.remote_direction, "media renegotiated");
-                self.media.send(MediaCommand::Renegotiate(media));
-            }
-            Some(CallEvent::Confirmed { .. }) | Some(CallEvent::Incoming(_)) => {}
-        }
-    }
-
-    pub(crate) fn on_notice(&mut self, notice: Option<MediaNotice>) {
-        if let Some(MediaNotice::RtpTimeout) = notice {
-            tracing::warn!(
-                timeout_s = self.shared.config.rtp_timeout.as_secs(),
-                "no RTP from the caller; treating as hangup"
-            );
-            self.rtp_timed_out = true;
-        }
-    }
-
-    /// Outside `<Record>`: keep only the pre-roll. Keys are kept only while a `<Gather>`
-    /// collects them (SPEC §3.5: keys during the beep are not queued).
-    pub(crate) fn drain_idle(&mut self) {
-        while let Some(item) = self.media.ring.pop() {
-            match item {
-                MediaItem::Audio(frame) => {
-                    self.timeline_end = frame.position + u64::from(frame.len);
-                    self.heard_audio |= !frame.filled;
-                    if self.preroll_frames == 0 {
-                        continue;
+    fn recording(&mut self, core: &mut Core, id: IoId, io: RecordingIo<std::fs::File>) {
+        let shared = self.shared.clone();
+        match io {
+            RecordingIo::Open { sid } => {
+                let opened = shared
+                    .files
+                    .create_wav(&sid, shared.config.record.wav_encoding);
+                match &opened {
+                    Ok(_) => {
+                        shared
+                            .metrics
+                            .recordings_in_progress
+                            .fetch_add(1, Ordering::Relaxed);
                     }
-                    if self.preroll.len() == self.preroll_frames {
-                        self.preroll.pop_front();
-                    }
-                    self.preroll.push_back(frame);
+                    Err(_) => http_api::Metrics::add(&shared.metrics.disk_errors, 1),
                 }
-                MediaItem::Dtmf(event) => {
-                    tracing::debug!(digit = %event.digit, source = ?event.source, "DTMF");
-                    if self.collecting_keys() {
-                        self.keys.push_back(event.digit);
-                    }
-                    if self.bot.tones_subscribed {
-                        self.bot.tones.push_back(event.digit);
-                    }
-                }
+                let now = Instant::now().into_std();
+                core.handle_fetch_result(now, id, FetchResult::RecordingOpened(opened));
             }
-        }
-        if !self.bot.tones.is_empty() {
-            self.flush_tones();
-        }
-    }
-
-    fn entry_is_bot(&self) -> bool {
-        self.bot.started
-    }
-
-    fn collecting_keys(&self) -> bool {
-        self.interrupt_on_key
-    }
-
-    /// Ends the dialog from our side unless the caller already did.
-    pub(crate) async fn end(&mut self) {
-        if self.remote_ended || self.rejected_with.is_some() {
-            return;
-        }
-        if !self.answered {
-            // Nothing was ever answered: refuse rather than answer only to hang up.
-            let status = if *self.shutdown.borrow() { 503 } else { 500 };
-            self.reject(status);
-            return;
-        }
-        self.shared.sip.send(SipCommand::Hangup(self.key));
-        // Give the BYE a moment to be answered so the dialog ends cleanly; bounded.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !self.remote_ended {
-            tokio::select! {
-                event = self.events.recv() => {
-                    if event.is_none() || matches!(event, Some(CallEvent::Ended { .. })) { break; }
-                }
-                _ = tokio::time::sleep_until(deadline) => break,
+            RecordingIo::Finalize { sid, recorder } => {
+                self.tasks.spawn(async move {
+                    let files = shared.files.clone();
+                    let name = sid.clone();
+                    let finished =
+                        tokio::task::spawn_blocking(move || files.finish_or_repair(&name, *recorder))
+                            .await;
+                    let (summary, repaired_samples) = match finished {
+                        Ok(Ok(summary)) => (Some(summary), 0),
+                        Ok(Err((e, samples))) => {
+                            http_api::Metrics::add(&shared.metrics.disk_errors, 1);
+                            tracing::error!(recording = %sid, error = %e, samples, "finalizing the recording failed; repaired what was written");
+                            (None, samples)
+                        }
+                        Err(e) => {
+                            tracing::error!(recording = %sid, error = %e, "finalize task failed");
+                            (None, 0)
+                        }
+                    };
+                    let result = FetchResult::RecordingFinalized {
+                        summary,
+                        repaired_samples,
+                    };
+                    Completion::Fetch(id, result)
+                });
             }
         }
     }
 
-    pub(crate) fn reject(&mut self, status: u16) {
-        if self.answered || self.remote_ended || self.rejected_with.is_some() {
-            return;
+    fn count_finalized(&self, result: &FetchResult<std::fs::File>) {
+        if let FetchResult::RecordingFinalized { .. } = result {
+            self.shared
+                .metrics
+                .recordings_in_progress
+                .fetch_sub(1, Ordering::Relaxed);
         }
-        self.shared.sip.send(SipCommand::Reject(self.key, status));
-        self.rejected_with = Some(status);
-    }
-
-    /// The final call progress event and database row.
-    async fn report_completed(&mut self) {
-        let status = match self.rejected_with {
-            None => "completed",
-            Some(486) | Some(600) => "busy",
-            Some(487) => "canceled",
-            Some(603) | Some(480) => "no-answer",
-            Some(_) => "failed",
-        };
-        let status = if !self.answered && self.remote_ended {
-            "canceled"
-        } else {
-            status
-        };
-        let duration = self.answered_at.map(|t| t.elapsed().as_secs());
-        let mut record = self.record.clone();
-        if let Some(start) = record.start_time_ms {
-            record.end_time_ms = Some(start + duration.unwrap_or(0) as i64 * 1000);
-        }
-        finish_record(&self.shared, record, status, duration.map(|d| d as u32)).await;
-        self.progress.send_final(status, &self.info, duration).await;
     }
 }
+
+impl Driver {}
 
 /// Keeps the call in the registry for as long as its task runs.
 struct Registered {
-    shared: Arc<Shared>,
+    shared: Arc<CallEnv>,
     entry: Arc<crate::live::CallEntry>,
     sid: String,
 }
@@ -666,4 +507,13 @@ impl Drop for Registered {
         self.entry.set_state("terminated");
         self.shared.registry.remove(&self.sid);
     }
+}
+
+fn forwarded_from(incoming: &IncomingCall) -> Option<String> {
+    let value = incoming
+        .headers
+        .get("Diversion")
+        .or_else(|| incoming.headers.get("History-Info"))?;
+    let addr = sip_core::NameAddr::parse(value).ok()?;
+    Some(party(addr.user(), &addr.uri))
 }

@@ -15,22 +15,21 @@
 //! - [`caller`]: `hark call`, the built-in test caller.
 
 pub mod audio;
-mod bot;
+pub mod bot_notify;
 pub mod call;
+pub mod call_env;
 pub mod caller;
 pub mod config;
 pub mod live;
 pub mod media;
 pub mod outbox;
-pub mod progress;
-pub mod record;
 pub mod recovery;
 pub mod retention;
 pub mod server;
+pub mod services;
 pub mod sids;
 pub mod sip_task;
 pub mod storage;
 pub mod transcription;
 pub mod tts;
-mod verbs;
 pub mod webhook;

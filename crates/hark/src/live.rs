@@ -10,24 +10,8 @@ use http_api::control::{
 };
 use tokio::sync::mpsc;
 
-/// What the API asks of a running call.
-#[derive(Debug)]
-pub enum ControlMsg {
-    HangUp,
-    /// Run this TwiML now (Twilio's live update).
-    Redirect(Redirect),
-    /// A Graph operation, already registered in the call's entry as `notStarted`.
-    Operation {
-        id: String,
-        request: OperationRequest,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Redirect {
-    Twiml(String),
-    Url(String, HttpMethod),
-}
+/// What the API asks of a running call: the call core's control input.
+pub use call_core::{ControlInput as ControlMsg, Redirect};
 
 /// Operations kept per call for `GET …/operations/{id}` (oldest dropped first).
 const KEPT_OPERATIONS: usize = 200;

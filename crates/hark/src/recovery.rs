@@ -7,11 +7,11 @@ use std::collections::HashMap;
 
 use record_engine::{repair_wav_file, RepairOutcome};
 
-use crate::call::Shared;
 use crate::outbox::now_ms;
-use crate::record::{method_of, status_params};
+use crate::services::Services;
+use call_core::params::{method_of, status_params};
 
-pub async fn recover(shared: &Shared) {
+pub async fn recover(shared: &Services) {
     let mut call_ends: HashMap<String, i64> = HashMap::new();
     let left_open = shared
         .db(|s| s.recordings_in_progress())
@@ -70,7 +70,7 @@ pub async fn recover(shared: &Shared) {
 /// Ends the calls that were up when the daemon died: answered ones as `completed` at the last
 /// moment we know they were alive (the end of their recorded audio, else their last update),
 /// unanswered ones as `failed`.
-async fn end_open_calls(shared: &Shared, call_ends: &HashMap<String, i64>) {
+async fn end_open_calls(shared: &Services, call_ends: &HashMap<String, i64>) {
     let open = shared.db(|s| s.open_calls()).await.unwrap_or_default();
     for mut call in open {
         let last_alive = call_ends

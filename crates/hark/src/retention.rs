@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::call::Shared;
 use crate::outbox::now_ms;
+use crate::services::Services;
 
 /// How often the sweep runs (also once at start).
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
@@ -21,7 +21,7 @@ const MAX_BATCHES: usize = 500;
 pub const BOT_DISCARD_GRACE: Duration = Duration::from_secs(10);
 
 /// Sweeps now and every [`SWEEP_EVERY`], until the process ends.
-pub async fn run(shared: Arc<Shared>) {
+pub async fn run(shared: Arc<Services>) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
     loop {
         tick.tick().await;
@@ -30,7 +30,7 @@ pub async fn run(shared: Arc<Shared>) {
 }
 
 /// One pass at `now_ms`: returns (recordings deleted, deleted rows purged).
-pub async fn sweep(shared: &Shared, now_ms: i64) -> (usize, usize) {
+pub async fn sweep(shared: &Services, now_ms: i64) -> (usize, usize) {
     let mut deleted = 0;
     if let Some(keep) = shared.config.retention {
         let before = now_ms - keep.as_millis() as i64;
@@ -75,11 +75,15 @@ pub async fn sweep(shared: &Shared, now_ms: i64) -> (usize, usize) {
 }
 
 /// Deletes the bot recordings (`recordResponse`) of a call that ended, `grace` later.
-pub async fn discard_bot_recordings_after(grace: Duration, shared: Arc<Shared>, call_sid: String) {
+pub async fn discard_bot_recordings_after(
+    grace: Duration,
+    shared: Arc<Services>,
+    call_sid: String,
+) {
     tokio::time::sleep(grace).await;
     let sid = call_sid.clone();
     let Some(recs) = shared
-        .db(move |s| s.recordings_of_call(&sid, crate::bot::RECORDING_SOURCE))
+        .db(move |s| s.recordings_of_call(&sid, call_core::params::RECORD_RESPONSE_SOURCE))
         .await
     else {
         return;

@@ -11,11 +11,13 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 
 use crate::audio::{AudioCache, AudioConfig};
-use crate::call::{self, Shared};
+use crate::call;
+use crate::call_env::CallEnv;
 use crate::config::{Config, EngineChoice};
 use crate::media::PortAllocator;
 use crate::outbox::Outbox;
 use crate::recovery;
+use crate::services::Services;
 use crate::sip_task::{self, CallSpawner};
 use crate::storage::RecordingFiles;
 use crate::transcription::Transcriber;
@@ -174,16 +176,20 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     };
     crate::transcription::watch_readiness(engine.as_ref(), &config, readiness);
     let transcriber = Transcriber::new(engine, config.transcription.workers as usize);
-    let shared = Arc::new(Shared {
+    let services = Arc::new(Services {
+        config: config.clone(),
+        store,
+        outbox,
+        files,
+        metrics,
+        recording_deleter,
+    });
+    let shared = Arc::new(CallEnv {
+        services: services.clone(),
         registry: registry.clone(),
         bot_token_secret: bot_token_secret.clone(),
         transcriber: transcriber.clone(),
         webhooks,
-        files,
-        store,
-        outbox,
-        metrics,
-        recording_deleter,
         sip,
         ports: PortAllocator::new(config.rtp_port_min, config.rtp_port_max),
         audio: Arc::new(AudioCache::new(
@@ -206,12 +212,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         silence_second: vec![0i16; 8000].into(),
         shutdown: shutdown_rx,
         active_calls: Default::default(),
-        config,
     });
-    recovery::recover(&shared).await;
+    recovery::recover(&services).await;
     // After recovery: a recording it has just completed gets its callbacks queued first.
-    tokio::spawn(crate::retention::run(shared.clone()));
-    tokio::spawn(transcriber.run(shared.clone()));
+    tokio::spawn(crate::retention::run(services.clone()));
+    tokio::spawn(transcriber.run(services.clone()));
     let spawner_shared = shared.clone();
     let spawn_call: CallSpawner =
         Arc::new(move |incoming, events| call::spawn(spawner_shared.clone(), incoming, events));

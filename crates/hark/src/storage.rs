@@ -33,4 +33,49 @@ impl RecordingFiles {
     pub fn path_of(&self, file_name: &str) -> PathBuf {
         self.dir.join(file_name)
     }
+
+    /// A new recording's WAV. Read access too: finalizing moves the kept audio to the front of
+    /// the file. The header is rewritten every second of audio, so a crash leaves a file that
+    /// plays that far.
+    pub fn create_wav(
+        &self,
+        sid: &str,
+        encoding: record_engine::WavEncoding,
+    ) -> Result<record_engine::WavWriter<std::fs::File>, String> {
+        let path = self.wav_path(sid);
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(record_engine::WavError::from)
+            .and_then(|f| {
+                record_engine::WavWriter::create_encoded(f, 8000, encoding)
+                    .map(|w| w.with_sync_every(8000))
+            })
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Finishes a recording (trim, cut, header); if that fails, repairs what reached the disk
+    /// and says how many samples it holds. Blocking.
+    pub fn finish_or_repair(
+        &self,
+        sid: &str,
+        recorder: record_engine::Recorder<std::fs::File>,
+    ) -> Result<record_engine::RecordSummary, (record_engine::WavError, u64)> {
+        match recorder.finish() {
+            Ok((summary, _file)) => Ok(summary),
+            Err(e) => {
+                let samples = match record_engine::repair_wav_file(&self.wav_path(sid)) {
+                    Ok(
+                        record_engine::RepairOutcome::Intact { samples }
+                        | record_engine::RepairOutcome::Repaired { samples },
+                    ) => samples,
+                    Err(_) => 0,
+                };
+                Err((e, samples))
+            }
+        }
+    }
 }

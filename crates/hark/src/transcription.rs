@@ -9,8 +9,8 @@ use control::{CallInfo, CallStatus, HttpMethod};
 use store::{TranscriptionRecord, Utterance};
 use tokio::sync::{Notify, Semaphore};
 
-use crate::call::Shared;
 use crate::outbox::now_ms;
+use crate::services::Services;
 
 /// Engine plus what the queue needs; cheap to clone.
 #[derive(Clone)]
@@ -30,7 +30,7 @@ impl Transcriber {
     }
 
     /// Queues a transcription of a finished, non-empty recording.
-    pub async fn queue(&self, shared: &Shared, row: TranscriptionRecord) {
+    pub async fn queue(&self, shared: &Services, row: TranscriptionRecord) {
         let sid = row.sid.clone();
         if shared
             .db(move |s| s.insert_transcription(&row))
@@ -43,7 +43,7 @@ impl Transcriber {
     }
 
     /// Runs queued jobs until the process ends; jobs a crash left running are queued again.
-    pub async fn run(self, shared: Arc<Shared>) {
+    pub async fn run(self, shared: Arc<Services>) {
         if let Some(n) = shared
             .db(|s| s.requeue_transcriptions_in_progress(now_ms()))
             .await
@@ -91,7 +91,7 @@ impl Transcriber {
         }
     }
 
-    async fn process(&self, shared: &Shared, mut job: TranscriptionRecord) {
+    async fn process(&self, shared: &Services, mut job: TranscriptionRecord) {
         job.status = TranscriptionRecord::IN_PROGRESS.into();
         let result = self.transcribe(shared, &job).await;
         job.date_updated_ms = now_ms();
@@ -125,7 +125,7 @@ impl Transcriber {
     /// The engine run; a failure is a reason for the log and the row, never a panic.
     async fn transcribe(
         &self,
-        shared: &Shared,
+        shared: &Services,
         job: &TranscriptionRecord,
     ) -> Result<(transcribe::Transcript, Vec<Utterance>), String> {
         let Some(engine) = self.engine.clone() else {
@@ -177,7 +177,7 @@ impl Transcriber {
     }
 
     /// `transcribeCallback` (always POST, SPEC §3.7) with the call's standard parameters.
-    async fn callback(&self, shared: &Shared, job: &TranscriptionRecord) {
+    async fn callback(&self, shared: &Services, job: &TranscriptionRecord) {
         let Some(url) = job.transcribe_callback.clone() else {
             return;
         };
@@ -337,7 +337,7 @@ pub fn install_command() -> String {
     format!("{exe} install-asr")
 }
 
-async fn refresh_counts(shared: &Shared) {
+async fn refresh_counts(shared: &Services) {
     if let Some(counts) = shared.db(|s| s.transcription_counts()).await {
         shared.metrics.set_transcriptions(&counts);
     }

@@ -1,0 +1,375 @@
+//! One call as a sans-IO state machine, built like `sip_core::Endpoint`: every input comes with
+//! the current instant (`handle_sip`, `handle_media`, `handle_control`, `handle_fetch_result`,
+//! `handle_timeout`) and everything the call wants done comes out of [`Call::poll_output`] (SIP
+//! and media commands per leg, fetches, recording files, rows, callbacks, live and bot updates)
+//! with the next deadline from [`Call::poll_timeout`]. No sockets, no clock, no tasks: the
+//! daemon's call task drives it, and tests drive it in simulated time.
+//!
+//! # Layout
+//! - [`Call`] (`call.rs`): the lifecycle ([`CallState`]) and the program that runs — TwiML
+//!   ([`control::CallFlow`]) or a bot — one activity at a time.
+//! - `prompt.rs`: Say/Play/Pause/digits prompts, for verbs, `<Gather>`, bots and the error prompt.
+//! - `capture.rs`: `<Record>` and `recordResponse` on one leg: beep, capture, finalize.
+//! - `bot.rs`: Graph operations, their outcomes, tones.
+//! - [`params`]: webhook parameters (call progress, recording status) and status mappings.
+//! - [`leg`]: a call's parties; one (the caller) today, no API assumes one.
+
+mod bot;
+mod call;
+mod capture;
+pub mod leg;
+pub mod params;
+mod prompt;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use call::{Call, CallState, Program, StopCause};
+pub use leg::{Leg, LegId, LegState, MediaKind};
+
+use control::graph::{OperationRequest, ResultInfo};
+use control::{HttpMethod, ParseLimits};
+use record_engine::{RecordSummary, Recorder, WavWriter};
+use sip_core::sdp::Negotiated;
+
+/// How long the BYE we send may take to be answered before the call is reported ended anyway.
+pub const BYE_GRACE: Duration = Duration::from_secs(5);
+
+/// Identifies one asynchronous request (fetch, speech, recording file) and its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IoId(pub u64);
+
+/// Identifies one playback on a leg; a `PlayDone` for an older one is ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PlaybackId(pub u64);
+
+/// The application a call runs (`[app]` or a matching `[[route]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSpec {
+    pub voice_url: Option<String>,
+    pub voice_method: HttpMethod,
+    pub twiml: String,
+    pub fallback_url: Option<String>,
+    pub fallback_method: HttpMethod,
+    pub status_callback: Option<String>,
+    pub status_callback_method: HttpMethod,
+    /// A bot drives the call over the Graph-style API instead of TwiML.
+    pub bot: bool,
+}
+
+/// `record.*` settings a capture uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordDefaults {
+    pub pre_roll_ms: u32,
+    pub trim_padding_ms: u32,
+    pub finish_key_guard_ms: u32,
+    pub silence_threshold_dbfs: f32,
+    pub vad_mode: u8,
+}
+
+/// What a call needs to know, fixed when it starts.
+#[derive(Clone)]
+pub struct CallConfig {
+    pub account_sid: String,
+    /// Recording URLs are `{http_public_url}/2010-04-01/Accounts/{AccountSid}/Recordings/{Sid}`.
+    pub http_public_url: String,
+    pub app: AppSpec,
+    pub parse_limits: ParseLimits,
+    pub record: RecordDefaults,
+    /// `transcription.language`, when `<Record transcribeLanguage>` names none.
+    pub transcription_language: String,
+    /// `rtp.timeout`, for the log line when it fires.
+    pub rtp_timeout: Duration,
+    /// The `<Record>` beep and one second of silence (`<Pause>`), shared by all calls.
+    pub beep: Arc<[i16]>,
+    pub silence_second: Arc<[i16]>,
+    /// Unix milliseconds at the instant the call was created: rows and `Timestamp`s are this
+    /// plus the input's instant minus that one, so simulated time gives exact wall times.
+    pub wall_clock: (Instant, i64),
+}
+
+/// Makes a new SID with a two-letter prefix (`RE`, `TR`); tests make deterministic ones.
+pub type SidSource = Box<dyn FnMut(&'static str) -> String + Send>;
+
+/// From the leg's signalling (sip-core's `CallEvent`s of this leg's dialog).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SipInput {
+    /// ACK for our 2xx.
+    Confirmed,
+    /// A re-INVITE was answered (hold/unhold, a new media address).
+    MediaChanged(Negotiated),
+    /// DTMF by SIP INFO.
+    Dtmf { digit: char, duration_ms: u32 },
+    /// The dialog is over (BYE, CANCEL, lost ACK, our BYE answered).
+    Ended(String),
+}
+
+/// From the leg's media.
+// Audio frames travel inline: boxing them would allocate per packet.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum MediaInput {
+    /// Media was allocated (answer to [`MediaCommand::Allocate`]): `origin` is timeline index 0
+    /// of the inbound audio; `advertised` goes into the SDP answer.
+    Ready {
+        origin: Instant,
+        advertised: SocketAddr,
+    },
+    /// No media could be allocated: the call is refused with this status (488, 503).
+    SetupFailed { status: u16, reason: String },
+    /// Audio or a key, drained from the leg's ring, in timeline order.
+    Item(media_engine::MediaItem),
+    /// A playback has been sent (or was stopped).
+    PlayDone(PlaybackId),
+    /// No RTP for `rtp.timeout`: a hang-up for the program; we still send the BYE.
+    RtpTimeout,
+}
+
+/// Twilio's live update: run this TwiML now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redirect {
+    Twiml(String),
+    Url(String, HttpMethod),
+}
+
+/// From the API and the daemon.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ControlInput {
+    /// Graph DELETE, Twilio `Status=completed|canceled`.
+    HangUp,
+    Redirect(Redirect),
+    /// A Graph operation, already registered by the API as `notStarted`.
+    Operation {
+        id: String,
+        request: OperationRequest,
+    },
+    /// The daemon is stopping: end the call (503 if not answered yet).
+    Shutdown,
+}
+
+/// A webhook's answer, as far as the call needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAnswer {
+    /// The final URL (after redirects): relative URLs in the document resolve against it.
+    pub url: String,
+    pub content_type: String,
+    pub body: String,
+    /// The body was larger than the parse limit and was cut.
+    pub oversized: bool,
+}
+
+/// The result of a [`FetchRequest`] or [`RecordingIo`].
+pub enum FetchResult<S: record_engine::wav::WavStorage> {
+    Twiml(Result<HttpAnswer, String>),
+    /// Prompt audio or rendered speech, 8 kHz mono.
+    Audio(Result<Arc<[i16]>, String>),
+    RecordingOpened(Result<WavWriter<S>, String>),
+    /// `summary` is `None` when finishing failed and the file was repaired instead:
+    /// `repaired_samples` is then what it holds.
+    RecordingFinalized {
+        summary: Option<RecordSummary>,
+        repaired_samples: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SipCommand {
+    /// 180 Ringing.
+    Ring,
+    /// 200 OK with our SDP at `local_rtp`.
+    Answer { local_rtp: SocketAddr },
+    /// A final non-2xx answer instead of answering.
+    Reject { status: u16 },
+    /// BYE.
+    Hangup,
+}
+
+#[derive(Debug)]
+pub enum MediaCommand {
+    /// Set up media for the offer (a port, the RTP task); answered with `Ready` or
+    /// `SetupFailed`.
+    Allocate {
+        offer: Negotiated,
+    },
+    /// Play `audio` `loops` times (0 = until stopped); answered with `PlayDone(id)`.
+    Play {
+        id: PlaybackId,
+        audio: Arc<[i16]>,
+        loops: u32,
+    },
+    /// Send `digits` as RFC 4733 events (`w` = 0.5 s); answered with `PlayDone(id)`.
+    PlayDigits {
+        id: PlaybackId,
+        digits: String,
+    },
+    Stop,
+    /// A SIP INFO key, placed on the media timeline (it comes back through the ring).
+    InjectDtmf(char),
+    Renegotiate(Negotiated),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchRequest {
+    /// A TwiML document (voice URL, action, `<Redirect>`, live update URL).
+    Twiml {
+        url: String,
+        method: HttpMethod,
+        params: Vec<(String, String)>,
+    },
+    /// Prompt audio (`<Play>`, bot prompts), decoded to 8 kHz.
+    Audio { url: String },
+    /// Text to speech, 8 kHz.
+    Speech {
+        text: String,
+        voice: String,
+        language: String,
+    },
+}
+
+/// Recording files: opened and finalized off the call's task.
+pub enum RecordingIo<S: record_engine::wav::WavStorage> {
+    /// Create the WAV for this recording; answered with `RecordingOpened`.
+    Open { sid: String },
+    /// Finish (trim, cut, header) or else repair; answered with `RecordingFinalized`.
+    Finalize {
+        sid: String,
+        recorder: Box<Recorder<S>>,
+    },
+}
+
+/// Rows, written in output order (a recording's row before its file: crash recovery needs it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Persist {
+    InsertCall {
+        row: store::CallRecord,
+        request_id: Option<String>,
+    },
+    UpdateCall(store::CallRecord),
+    InsertRecording(store::RecordingRecord),
+    UpdateRecording(store::RecordingRecord),
+    /// What Hark said (speaker `system`), for the call's transcript.
+    InsertCallEvent(store::CallEvent),
+    /// A transcription job for a finished recording.
+    QueueTranscription(store::TranscriptionRecord),
+}
+
+/// The live-control registry's view of the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveUpdate {
+    /// A bot drives the call (Graph operations are accepted).
+    BotMode,
+    Established,
+    /// From here on the API treats the call as ended.
+    Terminated,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationStatus {
+    Running,
+    Completed,
+    Failed,
+}
+
+impl OperationStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OperationStatus::Running => "running",
+            OperationStatus::Completed => "completed",
+            OperationStatus::Failed => "failed",
+        }
+    }
+}
+
+/// What the bot is told (the driver turns these into `commsNotifications`, in order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BotEvent {
+    /// `establishing`, `established`, `terminated`.
+    CallState(&'static str),
+    /// An operation started (no notification) or finished (notified). A finished record
+    /// operation with audio names its recording.
+    Operation {
+        id: String,
+        status: OperationStatus,
+        result: Option<ResultInfo>,
+        recording_sid: Option<String>,
+    },
+    /// A key heard while subscribed to tones; `sequence` counts from 1.
+    Tone { key: char, sequence: u32 },
+}
+
+/// Why the call asked to be woken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerReason {
+    /// `<Gather>`'s timeout between keys.
+    GatherDigits,
+    /// No audio for a while during a capture: advance it with silence.
+    StallPadding,
+    /// Our BYE was not answered in time.
+    ByeGrace,
+}
+
+// A few outputs per verb, moved once each: not worth a box per row.
+#[allow(clippy::large_enum_variant)]
+pub enum Output<S: record_engine::wav::WavStorage> {
+    Sip {
+        leg: LegId,
+        command: SipCommand,
+    },
+    Media {
+        leg: LegId,
+        command: MediaCommand,
+    },
+    Fetch {
+        id: IoId,
+        request: FetchRequest,
+    },
+    CancelFetch(IoId),
+    Recording {
+        id: IoId,
+        io: RecordingIo<S>,
+    },
+    Persist(Persist),
+    /// Queue a signed webhook in the outbox (ordered per `group`, retried).
+    Callback {
+        group: String,
+        url: String,
+        method: HttpMethod,
+        params: Vec<(String, String)>,
+    },
+    Live(LiveUpdate),
+    Bot(BotEvent),
+}
+
+impl<S: record_engine::wav::WavStorage> std::fmt::Debug for Output<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Sip { leg, command } => write!(f, "Sip({leg:?}, {command:?})"),
+            Output::Media { leg, command } => match command {
+                MediaCommand::Play { id, audio, loops } => {
+                    write!(
+                        f,
+                        "Media({leg:?}, Play({id:?}, {} samples x{loops}))",
+                        audio.len()
+                    )
+                }
+                other => write!(f, "Media({leg:?}, {other:?})"),
+            },
+            Output::Fetch { id, request } => write!(f, "Fetch({id:?}, {request:?})"),
+            Output::CancelFetch(id) => write!(f, "CancelFetch({id:?})"),
+            Output::Recording { id, io } => match io {
+                RecordingIo::Open { sid } => write!(f, "Recording({id:?}, Open {sid})"),
+                RecordingIo::Finalize { sid, .. } => write!(f, "Recording({id:?}, Finalize {sid})"),
+            },
+            Output::Persist(p) => write!(f, "Persist({p:?})"),
+            Output::Callback {
+                group, url, params, ..
+            } => write!(f, "Callback({group}, {url}, {params:?})"),
+            Output::Live(s) => write!(f, "Live({s:?})"),
+            Output::Bot(e) => write!(f, "Bot({e:?})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,972 @@
+//! Simulated-time tests of the call core (str0m style): a scripted caller, web server and media
+//! task answer the core's outputs; time jumps to the next thing that happens. No sockets, no
+//! sleeps: every assertion is on exact instants.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use control::graph::{OperationRequest, PlayPrompt, RecordResponse};
+use control::{CallInfo, HttpMethod, ParseLimits};
+use media_engine::{AudioFrame, DtmfEvent, DtmfSource, MediaItem, FRAME_SAMPLES};
+use record_engine::{WavEncoding, WavWriter};
+use sip_core::sdp::{AudioCodec, Direction, Negotiated};
+
+use crate::*;
+
+type Mem = Cursor<Vec<u8>>;
+
+const FETCH_LATENCY: Duration = Duration::from_millis(50);
+const LOAD_LATENCY: Duration = Duration::from_millis(10);
+
+fn ms(t: u64) -> Duration {
+    Duration::from_millis(t)
+}
+
+fn speech_sample(i: u64) -> i16 {
+    let t = i as f64 / 8000.0;
+    let v: f64 = [300.0, 600.0, 900.0, 1200.0]
+        .iter()
+        .map(|f| (2.0 * std::f64::consts::PI * f * t).sin())
+        .sum();
+    (v * 2000.0) as i16
+}
+
+#[allow(clippy::large_enum_variant)]
+enum Scripted {
+    Media(MediaInput),
+    Sip(SipInput),
+    Control(ControlInput),
+}
+
+struct Sim {
+    call: Call<Mem>,
+    start: Instant,
+    now: Instant,
+    /// What the core did, with the millisecond it did it at.
+    log: Vec<(u64, String)>,
+    /// TwiML by URL (`application/xml`).
+    web: HashMap<String, String>,
+    /// Scripted inputs by time (a sequence number keeps insertion order at one instant).
+    script: BTreeMap<(Instant, u64), Scripted>,
+    seq: u64,
+    fetches: BTreeMap<(Instant, u64), (IoId, FetchResult<Mem>)>,
+    playing: Option<(PlaybackId, Option<Instant>)>,
+    /// The caller answers our BYE after this long (`None`: never).
+    bye_answer: Option<Duration>,
+    /// Finalized recordings: sid → WAV bytes.
+    wavs: HashMap<String, Vec<u8>>,
+}
+
+fn app(twiml: &str) -> AppSpec {
+    AppSpec {
+        voice_url: None,
+        voice_method: HttpMethod::Post,
+        twiml: twiml.into(),
+        fallback_url: None,
+        fallback_method: HttpMethod::Post,
+        status_callback: Some("http://app/status".into()),
+        status_callback_method: HttpMethod::Post,
+        bot: false,
+    }
+}
+
+fn bot_app() -> AppSpec {
+    AppSpec {
+        bot: true,
+        ..app("")
+    }
+}
+
+impl Sim {
+    fn new(app: AppSpec) -> Sim {
+        let start = Instant::now();
+        let config = CallConfig {
+            account_sid: "AC00000000000000000000000000000000".into(),
+            http_public_url: "http://hark".into(),
+            app,
+            parse_limits: ParseLimits::default(),
+            record: RecordDefaults {
+                pre_roll_ms: 300,
+                trim_padding_ms: 500,
+                finish_key_guard_ms: 60,
+                silence_threshold_dbfs: -45.0,
+                vad_mode: 2,
+            },
+            transcription_language: "en-US".into(),
+            rtp_timeout: Duration::from_secs(30),
+            beep: vec![1000i16; 4000].into(),
+            silence_second: vec![0i16; 8000].into(),
+            wall_clock: (start, 1_700_000_000_000),
+        };
+        let info = CallInfo {
+            call_sid: "CA01".into(),
+            account_sid: config.account_sid.clone(),
+            from: "+15550001111".into(),
+            to: "+15550002222".into(),
+            forwarded_from: None,
+            caller_name: None,
+        };
+        let offer = Negotiated {
+            codec: AudioCodec::Pcmu,
+            codec_pt: 0,
+            telephone_event_pt: Some(101),
+            remote_rtp: "127.0.0.1:40000".parse().unwrap(),
+            remote_direction: Direction::SendRecv,
+        };
+        let mut n = 0;
+        let sids: SidSource = Box::new(move |prefix| {
+            n += 1;
+            format!("{prefix}{n:032}")
+        });
+        let call = Call::new(start, config, info, offer, None, sids);
+        Sim {
+            call,
+            start,
+            now: start,
+            log: Vec::new(),
+            web: HashMap::new(),
+            script: BTreeMap::new(),
+            seq: 0,
+            fetches: BTreeMap::new(),
+            playing: None,
+            bye_answer: Some(ms(20)),
+            wavs: HashMap::new(),
+        }
+    }
+
+    fn at(&self, t: Duration) -> Instant {
+        self.start + t
+    }
+
+    fn t(&self) -> u64 {
+        self.now.duration_since(self.start).as_millis() as u64
+    }
+
+    fn schedule(&mut self, t: Duration, what: Scripted) {
+        self.seq += 1;
+        self.script.insert((self.at(t), self.seq), what);
+    }
+
+    /// The caller speaks (`speech`) or sends near-silence for `[from, from+len)`, 20 ms frames
+    /// arriving as they end.
+    fn caller_audio(&mut self, from: Duration, len: Duration, speech: bool) {
+        let frames = len.as_millis() as u64 / 20;
+        let first = from.as_millis() as u64 / 20;
+        for f in first..first + frames {
+            let position = f * FRAME_SAMPLES as u64;
+            let mut samples = [0i16; FRAME_SAMPLES];
+            for (i, s) in samples.iter_mut().enumerate() {
+                let at = position + i as u64;
+                *s = if speech {
+                    speech_sample(at)
+                } else {
+                    ((at * 7919 % 61) as i16) - 30
+                };
+            }
+            let frame = AudioFrame {
+                position,
+                len: FRAME_SAMPLES as u16,
+                filled: false,
+                samples,
+            };
+            self.schedule(
+                ms((f + 1) * 20),
+                Scripted::Media(MediaInput::Item(MediaItem::Audio(frame))),
+            );
+        }
+    }
+
+    fn key(&mut self, at: Duration, digit: char) {
+        let event = DtmfEvent {
+            digit,
+            position: at.as_millis() as u64 * 8,
+            source: DtmfSource::Rfc4733,
+        };
+        self.schedule(
+            at + ms(20),
+            Scripted::Media(MediaInput::Item(MediaItem::Dtmf(event))),
+        );
+    }
+
+    fn bye(&mut self, at: Duration) {
+        self.schedule(at, Scripted::Sip(SipInput::Ended("BYE".into())));
+    }
+
+    fn control(&mut self, at: Duration, input: ControlInput) {
+        self.schedule(at, Scripted::Control(input));
+    }
+
+    fn next_instant(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        if let Some(((t, _), _)) = self.script.first_key_value() {
+            consider(*t);
+        }
+        if let Some(((t, _), _)) = self.fetches.first_key_value() {
+            consider(*t);
+        }
+        if let Some((_, Some(end))) = self.playing {
+            consider(end);
+        }
+        if let Some((t, _)) = self.call.poll_timeout() {
+            consider(t);
+        }
+        next
+    }
+
+    /// Runs until `t` (from the start) or until the call is done.
+    fn run_until(&mut self, t: Duration) {
+        let end = self.at(t);
+        // Setup's outputs are answered once the test has scripted the web and the caller.
+        self.pump();
+        for _ in 0..1_000_000 {
+            if self.call.is_done() {
+                return;
+            }
+            let Some(next) = self.next_instant().filter(|n| *n <= end) else {
+                self.now = end;
+                return;
+            };
+            self.now = next.max(self.now);
+            self.deliver_one();
+            self.pump();
+        }
+        panic!("simulation did not settle");
+    }
+
+    fn run(&mut self) {
+        self.run_until(Duration::from_secs(600));
+        assert!(self.call.is_done(), "call not done: {:#?}", self.log);
+    }
+
+    /// One input due now; the caller's media first, as the daemon drains the ring before
+    /// delivering what woke it.
+    fn deliver_one(&mut self) {
+        let now = self.now;
+        if let Some(entry) = self.script.first_entry() {
+            if entry.key().0 <= now {
+                match entry.remove() {
+                    Scripted::Media(m) => self.call.handle_media(now, LegId::CALLER, m),
+                    Scripted::Sip(s) => self.call.handle_sip(now, LegId::CALLER, s),
+                    Scripted::Control(c) => self.call.handle_control(now, c),
+                }
+                return;
+            }
+        }
+        if let Some((_, Some(end))) = self.playing {
+            if end <= now {
+                let (id, _) = self.playing.take().unwrap();
+                return self
+                    .call
+                    .handle_media(now, LegId::CALLER, MediaInput::PlayDone(id));
+            }
+        }
+        if let Some(entry) = self.fetches.first_entry() {
+            if entry.key().0 <= now {
+                let (id, result) = entry.remove();
+                return self.call.handle_fetch_result(now, id, result);
+            }
+        }
+        self.call.handle_timeout(now);
+    }
+
+    fn respond(&mut self, after: Duration, id: IoId, result: FetchResult<Mem>) {
+        self.seq += 1;
+        self.fetches
+            .insert((self.now + after, self.seq), (id, result));
+    }
+
+    /// Answers what the core asked, as the daemon's edges would.
+    fn pump(&mut self) {
+        while let Some(out) = self.call.poll_output() {
+            let t = self.t();
+            let line = format!("{out:?}");
+            match out {
+                Output::Media { command, .. } => match command {
+                    MediaCommand::Allocate { .. } => {
+                        let ready = MediaInput::Ready {
+                            origin: self.now,
+                            advertised: "127.0.0.1:20000".parse::<SocketAddr>().unwrap(),
+                        };
+                        self.call.handle_media(self.now, LegId::CALLER, ready);
+                    }
+                    MediaCommand::Play { id, audio, loops } => {
+                        let end = (loops > 0)
+                            .then(|| self.now + ms(audio.len() as u64 / 8 * u64::from(loops)));
+                        self.playing = Some((id, end));
+                    }
+                    MediaCommand::PlayDigits { id, digits } => {
+                        self.playing = Some((id, Some(self.now + ms(100 * digits.len() as u64))));
+                    }
+                    MediaCommand::Stop => {
+                        if let Some((id, _)) = self.playing.take() {
+                            // The media task drops the playback: its `done` fires.
+                            self.playing = Some((id, Some(self.now)));
+                        }
+                    }
+                    _ => {}
+                },
+                Output::Fetch { id, request } => match request {
+                    FetchRequest::Twiml { url, .. } => {
+                        let answer = match self.web.get(&url) {
+                            Some(body) => Ok(HttpAnswer {
+                                url: url.clone(),
+                                content_type: "application/xml".into(),
+                                body: body.clone(),
+                                oversized: false,
+                            }),
+                            None => Err(format!("{url}: 404")),
+                        };
+                        self.respond(FETCH_LATENCY, id, FetchResult::Twiml(answer));
+                    }
+                    FetchRequest::Audio { url } => {
+                        let audio = if url.contains("missing") {
+                            Err("404".to_string())
+                        } else {
+                            Ok(Arc::from(vec![500i16; 8000]))
+                        };
+                        self.respond(LOAD_LATENCY, id, FetchResult::Audio(audio));
+                    }
+                    FetchRequest::Speech { text, .. } => {
+                        // 100 ms of speech per character.
+                        let audio = Arc::from(vec![700i16; 800 * text.len()]);
+                        self.respond(LOAD_LATENCY, id, FetchResult::Audio(Ok(audio)));
+                    }
+                },
+                Output::CancelFetch(id) => self.fetches.retain(|_, (f, _)| *f != id),
+                Output::Recording { id, io } => match io {
+                    RecordingIo::Open { .. } => {
+                        let writer = WavWriter::create_encoded(
+                            Cursor::new(Vec::new()),
+                            8000,
+                            WavEncoding::Pcm16,
+                        )
+                        .map_err(|e| e.to_string());
+                        self.call.handle_fetch_result(
+                            self.now,
+                            id,
+                            FetchResult::RecordingOpened(writer),
+                        );
+                    }
+                    RecordingIo::Finalize { sid, recorder } => {
+                        let (summary, file) = recorder.finish().expect("finish");
+                        self.wavs.insert(sid, file.into_inner());
+                        let done = FetchResult::RecordingFinalized {
+                            summary: Some(summary),
+                            repaired_samples: 0,
+                        };
+                        self.call.handle_fetch_result(self.now, id, done);
+                    }
+                },
+                Output::Sip {
+                    command: SipCommand::Hangup,
+                    ..
+                } => {
+                    if let Some(after) = self.bye_answer {
+                        let at = self.now.duration_since(self.start) + after;
+                        self.schedule(at, Scripted::Sip(SipInput::Ended("200 to BYE".into())));
+                    }
+                }
+                _ => {}
+            }
+            self.log.push((t, line));
+        }
+    }
+
+    /// The log lines containing `needle`, with their times.
+    fn find(&self, needle: &str) -> Vec<(u64, &str)> {
+        self.log
+            .iter()
+            .filter(|(_, l)| l.contains(needle))
+            .map(|(t, l)| (*t, l.as_str()))
+            .collect()
+    }
+
+    fn first(&self, needle: &str) -> (u64, &str) {
+        match self.find(needle).first() {
+            Some(found) => *found,
+            None => panic!("no {needle:?} in {:#?}", self.log),
+        }
+    }
+
+    fn none(&self, needle: &str) {
+        let found = self.find(needle);
+        assert!(found.is_empty(), "unexpected {needle:?}: {found:#?}");
+    }
+
+    /// Samples in a finalized 16-bit WAV.
+    fn wav_samples(&self, sid: &str) -> usize {
+        let bytes = &self.wavs[sid];
+        (bytes.len() - 44) / 2
+    }
+}
+
+fn param<'a>(line: &'a str, name: &str) -> &'a str {
+    let key = format!("(\"{name}\", \"");
+    let at = line
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+        + key.len();
+    let rest = &line[at..];
+    &rest[..rest.find('"').unwrap()]
+}
+
+// ---- TwiML verbs ----
+
+#[test]
+fn say_answers_speaks_then_hangs_up_and_reports_the_duration() {
+    let mut sim = Sim::new(app("<Response><Say>Hello</Say></Response>"));
+    sim.run();
+    let order: Vec<&str> = sim.log.iter().map(|(_, l)| l.as_str()).collect();
+    assert!(order[0].starts_with("Persist(InsertCall"));
+    assert!(order[1].contains("initiated") && order[2] == "Sip(LegId(0), Ring)");
+    assert_eq!(sim.first("Answer").0, 0);
+    assert_eq!(sim.first("Speech").0, 0);
+    // Rendered 10 ms later, spoken for 500 ms: the BYE leaves at 510 ms.
+    assert_eq!(sim.first("InsertCallEvent").0, 10);
+    assert_eq!(sim.first("Hangup").0, 510);
+    let (t, completed) = sim.first("\"completed\")");
+    assert_eq!(t, 530, "reported when the BYE is answered");
+    assert_eq!(param(completed, "CallDuration"), "0");
+    assert_eq!(param(completed, "SequenceNumber"), "3");
+}
+
+#[test]
+fn gather_key_barges_in_and_num_digits_submits() {
+    let mut sim = Sim::new(app(
+        r#"<Response><Gather numDigits="2" action="http://app/g"><Say>A long prompt here</Say></Gather></Response>"#,
+    ));
+    sim.web.insert(
+        "http://app/g".into(),
+        "<Response><Hangup/></Response>".into(),
+    );
+    sim.key(ms(300), '1');
+    sim.key(ms(700), '2');
+    sim.run();
+    assert_eq!(sim.first("Stop").0, 320, "the first key stops the prompt");
+    let (t, fetch) = sim.first("http://app/g");
+    assert_eq!(t, 720);
+    assert_eq!(param(fetch, "Digits"), "12");
+    assert_eq!(sim.first("Hangup").0, 770);
+}
+
+#[test]
+fn gather_without_keys_times_out_and_falls_through() {
+    let mut sim = Sim::new(app(
+        r#"<Response><Gather timeout="2" action="http://app/g"><Say>Hi</Say></Gather><Say>Bye</Say></Response>"#,
+    ));
+    sim.run();
+    sim.none("http://app/g");
+    // "Hi" ends at 10 + 200 ms; two seconds later the next verb starts.
+    let speech = sim.find("Speech");
+    assert_eq!(speech.len(), 2);
+    assert_eq!(speech[1].0, 2210);
+}
+
+#[test]
+fn gather_finish_key_alone_is_ignored_then_submits_digits() {
+    let mut sim = Sim::new(app(
+        r#"<Response><Gather timeout="3" action="http://app/g"><Say>Hi</Say></Gather></Response>"#,
+    ));
+    sim.web.insert("http://app/g".into(), "<Response/>".into());
+    sim.key(ms(1000), '#');
+    sim.key(ms(1500), '5');
+    sim.key(ms(2000), '#');
+    sim.run();
+    let (t, fetch) = sim.first("http://app/g");
+    assert_eq!(t, 2020);
+    assert_eq!(param(fetch, "Digits"), "5");
+}
+
+#[test]
+fn gather_timeout_restarts_with_each_digit() {
+    let mut sim = Sim::new(app(
+        r#"<Response><Gather timeout="1" action="http://app/g"><Say>Hi</Say></Gather></Response>"#,
+    ));
+    sim.web.insert("http://app/g".into(), "<Response/>".into());
+    sim.key(ms(800), '4');
+    sim.key(ms(1700), '2');
+    sim.run();
+    let (t, fetch) = sim.first("http://app/g");
+    assert_eq!(param(fetch, "Digits"), "42");
+    assert_eq!(t, 2720, "one second after the last key");
+}
+
+#[test]
+fn play_loop_zero_runs_until_the_caller_hangs_up() {
+    let mut sim = Sim::new(app(
+        r#"<Response><Play loop="0">http://media/music.wav</Play></Response>"#,
+    ));
+    sim.bye(ms(5000));
+    sim.run();
+    assert_eq!(sim.first("Play(").0, 10);
+    assert_eq!(sim.first("Stop").0, 5000);
+    sim.none("Hangup");
+    let (_, completed) = sim.first("\"completed\")");
+    assert_eq!(param(completed, "CallDuration"), "5");
+}
+
+#[test]
+fn missing_play_audio_is_skipped() {
+    let mut sim = Sim::new(app(
+        r#"<Response><Play>http://media/missing.wav</Play><Say>After</Say></Response>"#,
+    ));
+    sim.run();
+    assert_eq!(
+        sim.first("Speech").0,
+        10,
+        "the next verb starts once the load failed"
+    );
+}
+
+#[test]
+fn reject_busy_is_486_never_answered() {
+    let mut sim = Sim::new(app(r#"<Response><Reject reason="busy"/></Response>"#));
+    sim.run();
+    sim.none("Answer");
+    assert_eq!(
+        sim.first("Reject").1,
+        "Sip(LegId(0), Reject { status: 486 })"
+    );
+    let (_, completed) = sim.first("CallDuration");
+    assert_eq!(param(completed, "CallStatus"), "busy");
+}
+
+#[test]
+fn voice_url_failure_before_answer_is_500_and_failed() {
+    let mut a = app("");
+    a.voice_url = Some("http://app/missing".into());
+    let mut sim = Sim::new(a);
+    sim.run();
+    assert_eq!(
+        sim.first("Reject").1,
+        "Sip(LegId(0), Reject { status: 500 })"
+    );
+    assert_eq!(sim.first("Reject").0, 50);
+    let (_, completed) = sim.first("CallDuration");
+    assert_eq!(param(completed, "CallStatus"), "failed");
+}
+
+#[test]
+fn redirect_verb_fetches_the_next_document() {
+    let mut sim = Sim::new(app(
+        r#"<Response><Redirect>http://app/next</Redirect></Response>"#,
+    ));
+    sim.web.insert(
+        "http://app/next".into(),
+        "<Response><Say>Next</Say></Response>".into(),
+    );
+    sim.run();
+    assert_eq!(sim.first("http://app/next").0, 0);
+    assert_eq!(sim.first("Speech").0, 50);
+}
+
+#[test]
+fn caller_cancel_before_answer_is_canceled() {
+    let mut a = app("");
+    a.voice_url = Some("http://app/slow".into());
+    let mut sim = Sim::new(a);
+    sim.web.insert(
+        "http://app/slow".into(),
+        "<Response><Say>Hi</Say></Response>".into(),
+    );
+    sim.bye(ms(20));
+    sim.run();
+    sim.none("Answer");
+    sim.none("Reject");
+    let (t, completed) = sim.first("CallDuration");
+    assert_eq!(
+        t, 50,
+        "the document arrives, but nothing runs after a hangup"
+    );
+    assert_eq!(param(completed, "CallStatus"), "canceled");
+}
+
+// ---- Record ----
+
+fn record_app(attrs: &str) -> AppSpec {
+    app(&format!(
+        r#"<Response><Record playBeep="false" action="http://app/r" {attrs}/></Response>"#
+    ))
+}
+
+#[test]
+fn record_stops_on_silence_and_requests_the_action() {
+    let mut sim = Sim::new(record_app(r#"timeout="2" trim="do-not-trim""#));
+    sim.web.insert("http://app/r".into(), "<Response/>".into());
+    sim.caller_audio(ms(0), ms(1000), false);
+    sim.caller_audio(ms(1000), ms(1000), true);
+    sim.caller_audio(ms(2000), ms(4000), false);
+    sim.run();
+    sim.first("InsertRecording");
+    let (t, action) = sim.first("http://app/r");
+    // Two seconds of silence after the speech that ended at 2.0 s.
+    assert_eq!(t, 4000);
+    assert_eq!(param(action, "Digits"), "");
+    assert_eq!(param(action, "RecordingDuration"), "4");
+    let sid = param(action, "RecordingSid").to_string();
+    assert_eq!(sim.wav_samples(&sid), 4 * 8000);
+}
+
+#[test]
+fn record_finish_key_cuts_at_the_key() {
+    let mut sim = Sim::new(record_app(r##"finishOnKey="#" trim="do-not-trim""##));
+    sim.web.insert("http://app/r".into(), "<Response/>".into());
+    sim.caller_audio(ms(0), ms(3000), true);
+    sim.key(ms(1500), '#');
+    sim.run();
+    let (t, action) = sim.first("http://app/r");
+    assert_eq!(t, 1520);
+    assert_eq!(param(action, "Digits"), "#");
+    let sid = param(action, "RecordingSid").to_string();
+    let samples = sim.wav_samples(&sid);
+    assert!(
+        ((1500 - 60) * 8..=1500 * 8).contains(&samples),
+        "cut at the key (less the guard): {samples}"
+    );
+}
+
+#[test]
+fn record_max_length_stops_at_the_limit() {
+    let mut sim = Sim::new(record_app(r#"maxLength="2" trim="do-not-trim""#));
+    sim.web.insert("http://app/r".into(), "<Response/>".into());
+    sim.caller_audio(ms(0), ms(5000), true);
+    sim.run();
+    let (t, action) = sim.first("http://app/r");
+    assert_eq!(t, 2000);
+    let sid = param(action, "RecordingSid").to_string();
+    assert_eq!(sim.wav_samples(&sid), 2 * 8000);
+}
+
+#[test]
+fn hangup_during_record_requests_the_action_with_digits_hangup_and_ignores_it() {
+    let mut sim = Sim::new(record_app(""));
+    sim.web.insert(
+        "http://app/r".into(),
+        "<Response><Say>Never spoken</Say></Response>".into(),
+    );
+    sim.caller_audio(ms(0), ms(1500), true);
+    sim.bye(ms(1500));
+    sim.run();
+    let (t, action) = sim.first("http://app/r");
+    assert_eq!(t, 1500);
+    assert_eq!(param(action, "Digits"), "hangup");
+    sim.none("Speech");
+    sim.none("Hangup");
+    let (_, completed) = sim.first("\"completed\")");
+    assert_eq!(param(completed, "CallStatus"), "completed");
+}
+
+#[test]
+fn api_hangup_during_record_keeps_the_audio_and_skips_the_action() {
+    let mut sim = Sim::new(record_app(r#"trim="do-not-trim""#));
+    sim.caller_audio(ms(0), ms(3000), true);
+    sim.control(ms(1500), ControlInput::HangUp);
+    sim.run();
+    sim.none("http://app/r");
+    let (t, finalize) = sim.first("Finalize");
+    assert_eq!(t, 1500);
+    let sid = finalize
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .trim_end_matches(')');
+    assert!(sim.wav_samples(sid) >= 1400 * 8);
+    assert!(sim
+        .first("UpdateRecording")
+        .1
+        .contains("status: \"completed\""));
+    assert_eq!(sim.first("Hangup").0, 1500);
+}
+
+#[test]
+fn stalled_media_is_padded_so_silence_still_ends_the_recording() {
+    let mut sim = Sim::new(record_app(r#"timeout="3" trim="do-not-trim""#));
+    sim.web.insert("http://app/r".into(), "<Response/>".into());
+    // Speech for a second, then the phone stops sending.
+    sim.caller_audio(ms(0), ms(1000), true);
+    sim.run();
+    let (t, action) = sim.first("http://app/r");
+    // Padding runs one second behind real time: audio time 4 s is reached at about 5 s.
+    assert!((5000..=5200).contains(&t), "stopped at {t} ms");
+    assert_eq!(param(action, "RecordingDuration"), "4");
+}
+
+#[test]
+fn beep_plays_before_the_capture() {
+    let mut sim = Sim::new(app(
+        r#"<Response><Record maxLength="2" action="http://app/r" trim="do-not-trim"/></Response>"#,
+    ));
+    sim.web.insert("http://app/r".into(), "<Response/>".into());
+    sim.caller_audio(ms(0), ms(3000), true);
+    sim.run();
+    // The beep is 500 ms; capture starts where the caller's audio is then.
+    assert_eq!(sim.first("Play(").0, 0);
+    assert_eq!(sim.first("InsertRecording").0, 500);
+    assert_eq!(sim.first("http://app/r").0, 2500);
+}
+
+// ---- live control ----
+
+#[test]
+fn live_update_during_pause_runs_the_new_twiml() {
+    let mut sim = Sim::new(app(r#"<Response><Pause length="10"/></Response>"#));
+    sim.control(
+        ms(1000),
+        ControlInput::Redirect(Redirect::Twiml(
+            "<Response><Say>New</Say></Response>".into(),
+        )),
+    );
+    sim.run();
+    assert_eq!(sim.first("Stop").0, 1000);
+    assert_eq!(sim.first("Speech").0, 1000);
+    assert_eq!(sim.first("Hangup").0, 1010 + 300);
+}
+
+#[test]
+fn live_update_to_a_url_fetches_it_with_the_call_in_progress() {
+    let mut sim = Sim::new(app(r#"<Response><Pause length="10"/></Response>"#));
+    sim.web.insert(
+        "http://app/live".into(),
+        "<Response><Hangup/></Response>".into(),
+    );
+    sim.control(
+        ms(1000),
+        ControlInput::Redirect(Redirect::Url("http://app/live".into(), HttpMethod::Get)),
+    );
+    sim.run();
+    let (t, fetch) = sim.first("http://app/live");
+    assert_eq!(t, 1000);
+    assert_eq!(param(fetch, "CallStatus"), "in-progress");
+    assert_eq!(sim.first("Hangup").0, 1050);
+}
+
+#[test]
+fn shutdown_before_answer_is_503() {
+    let mut a = app("");
+    a.voice_url = Some("http://app/voice".into());
+    let mut sim = Sim::new(a);
+    sim.web.insert(
+        "http://app/voice".into(),
+        "<Response><Say>Hi</Say></Response>".into(),
+    );
+    sim.control(ms(10), ControlInput::Shutdown);
+    sim.run();
+    assert_eq!(sim.first("CancelFetch").0, 10);
+    assert_eq!(
+        sim.first("Reject").1,
+        "Sip(LegId(0), Reject { status: 503 })"
+    );
+}
+
+#[test]
+fn unanswered_bye_ends_the_call_after_the_grace() {
+    let mut sim = Sim::new(app("<Response><Hangup/></Response>"));
+    sim.bye_answer = None;
+    sim.run();
+    assert_eq!(sim.first("Hangup").0, 0);
+    assert_eq!(sim.first("Live(Terminated)").0, 5000);
+}
+
+// ---- bots ----
+
+fn op_play(uris: &[&str], barge_in: bool) -> OperationRequest {
+    OperationRequest::PlayPrompt(PlayPrompt {
+        prompt_uris: uris.iter().map(|u| u.to_string()).collect(),
+        barge_in_allowed: barge_in,
+        client_context: None,
+    })
+}
+
+fn op_record(initial: u32, silence: u32, max: u32) -> OperationRequest {
+    OperationRequest::RecordResponse(RecordResponse {
+        prompt_uri: None,
+        barge_in_allowed: false,
+        initial_silence_timeout_secs: initial,
+        max_silence_timeout_secs: silence,
+        max_record_duration_secs: max,
+        play_beep: false,
+        stop_tones: vec!['#'],
+        client_context: None,
+    })
+}
+
+fn operation(id: &str, request: OperationRequest) -> ControlInput {
+    ControlInput::Operation {
+        id: id.into(),
+        request,
+    }
+}
+
+#[test]
+fn bot_call_is_answered_established_and_runs_a_prompt() {
+    let mut sim = Sim::new(bot_app());
+    sim.control(
+        ms(100),
+        operation("op1", op_play(&["http://media/a.wav"], false)),
+    );
+    sim.control(ms(2000), ControlInput::HangUp);
+    sim.run();
+    let states: Vec<&str> = sim.find("CallState").iter().map(|(_, l)| *l).collect();
+    assert_eq!(
+        states,
+        [
+            "Bot(CallState(\"establishing\"))",
+            "Bot(CallState(\"established\"))",
+            "Bot(CallState(\"terminated\"))"
+        ]
+    );
+    assert_eq!(sim.first("Answer").0, 0);
+    let done = sim.find("op1");
+    assert_eq!(done.len(), 2, "{done:?}");
+    assert!(done[0].1.contains("Running"));
+    assert_eq!(done[1].0, 1110, "loaded in 10 ms, played for 1 s");
+    assert!(done[1].1.contains("code: 200, subcode: 0"));
+}
+
+#[test]
+fn bot_record_response_stops_on_silence_after_speech() {
+    let mut sim = Sim::new(bot_app());
+    sim.caller_audio(ms(0), ms(1000), false);
+    sim.caller_audio(ms(1000), ms(1000), true);
+    sim.caller_audio(ms(2000), ms(5000), false);
+    sim.control(ms(500), operation("rec", op_record(5, 2, 60)));
+    sim.control(ms(6000), ControlInput::HangUp);
+    sim.run();
+    let (t, done) = sim.first("subcode: 8509");
+    assert_eq!(t, 4000);
+    assert!(done.contains("Completed") && done.contains("recording_sid: Some"));
+}
+
+#[test]
+fn bot_record_response_without_speech_is_8510() {
+    let mut sim = Sim::new(bot_app());
+    sim.caller_audio(ms(0), ms(6000), false);
+    sim.control(ms(0), operation("rec", op_record(2, 2, 60)));
+    sim.control(ms(5000), ControlInput::HangUp);
+    sim.run();
+    assert_eq!(sim.first("subcode: 8510").0, 2000);
+}
+
+#[test]
+fn bot_record_response_with_no_media_and_rtp_timeout_is_8513() {
+    let mut sim = Sim::new(bot_app());
+    sim.control(ms(0), operation("rec", op_record(60, 10, 60)));
+    sim.schedule(ms(3000), Scripted::Media(MediaInput::RtpTimeout));
+    sim.run();
+    let (t, done) = sim.first("subcode: 8513");
+    assert_eq!(t, 3000);
+    assert!(done.contains("recording_sid: None"));
+    assert_eq!(
+        sim.first("Hangup").0,
+        3000,
+        "we end the dialog the caller left"
+    );
+}
+
+#[test]
+fn bot_barge_in_cancels_the_running_and_queued_operations() {
+    let mut sim = Sim::new(bot_app());
+    sim.control(
+        ms(0),
+        operation("a", op_play(&["http://media/a.wav"; 5], false)),
+    );
+    sim.control(
+        ms(100),
+        operation("b", op_play(&["http://media/b.wav"], false)),
+    );
+    sim.control(
+        ms(200),
+        operation("c", op_play(&["http://media/c.wav"], true)),
+    );
+    sim.control(ms(3000), ControlInput::HangUp);
+    sim.run();
+    let b = sim.find("id: \"b\"");
+    assert_eq!(b.len(), 1);
+    assert!(b[0].1.contains("8508") && b[0].1.contains("barge-in"));
+    let a = sim.find("id: \"a\"");
+    assert_eq!(a.last().unwrap().0, 200);
+    assert!(a.last().unwrap().1.contains("Failed") && a.last().unwrap().1.contains("8508"));
+    let c = sim.find("id: \"c\"");
+    assert_eq!(c[0].0, 200, "c starts at once");
+    assert!(c.last().unwrap().1.contains("Completed"));
+}
+
+#[test]
+fn bot_prompt_that_cannot_load_is_8511() {
+    let mut sim = Sim::new(bot_app());
+    sim.control(
+        ms(0),
+        operation("p", op_play(&["http://media/missing.wav"], false)),
+    );
+    sim.control(ms(1000), ControlInput::HangUp);
+    sim.run();
+    assert_eq!(sim.first("subcode: 8511").0, 10);
+}
+
+#[test]
+fn bot_tones_are_numbered_from_one_after_subscribing() {
+    let mut sim = Sim::new(bot_app());
+    sim.key(ms(100), '1');
+    sim.control(
+        ms(200),
+        operation(
+            "t",
+            OperationRequest::SubscribeToTone {
+                client_context: None,
+            },
+        ),
+    );
+    sim.key(ms(300), '*');
+    sim.key(ms(400), '9');
+    sim.control(ms(1000), ControlInput::HangUp);
+    sim.run();
+    let tones: Vec<&str> = sim.find("Tone").iter().map(|(_, l)| *l).collect();
+    assert_eq!(
+        tones,
+        [
+            "Bot(Tone { key: '*', sequence: 1 })",
+            "Bot(Tone { key: '9', sequence: 2 })"
+        ]
+    );
+}
+
+#[test]
+fn caller_hangup_fails_queued_bot_operations_with_8528() {
+    let mut sim = Sim::new(bot_app());
+    sim.control(
+        ms(0),
+        operation("a", op_play(&["http://media/a.wav"; 5], false)),
+    );
+    sim.control(
+        ms(10),
+        operation("b", op_play(&["http://media/b.wav"], false)),
+    );
+    sim.bye(ms(1500));
+    sim.run();
+    assert!(sim.find("id: \"a\"").last().unwrap().1.contains("8528"));
+    assert!(sim.find("id: \"b\"").last().unwrap().1.contains("8528"));
+    sim.none("Hangup");
+}
+
+#[test]
+fn bot_call_redirected_to_twiml_runs_it_without_terminated() {
+    let mut sim = Sim::new(bot_app());
+    sim.control(
+        ms(0),
+        operation("a", op_play(&["http://media/a.wav"; 5], false)),
+    );
+    sim.control(
+        ms(500),
+        ControlInput::Redirect(Redirect::Twiml("<Response><Say>Hi</Say></Response>".into())),
+    );
+    sim.run();
+    assert!(sim.find("id: \"a\"").last().unwrap().1.contains("8508"));
+    assert_eq!(sim.first("Speech").0, 500);
+    // The bot learns that the call ended when it does.
+    let terminated = sim.first("CallState(\"terminated\")").0;
+    assert!(terminated >= 700, "{terminated}");
+}
