@@ -9,18 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use call_core::{
-    CallConfig, ControlInput, FetchRequest, FetchResult, IoId, LegId, LiveUpdate, MediaInput,
-    Output, Persist, PlaybackId, RecordingIo, SipInput,
+    ControlInput, FetchRequest, FetchResult, IoId, LegId, LiveUpdate, MediaInput, Output, Persist,
+    PlaybackId, RecordingIo, SipInput,
 };
-use control::params::party;
-use control::CallInfo;
 use sip_core::{CallEvent, CallKey, IncomingCall};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::call_env::{media_addresses, CallEnv};
+use crate::call_env::{media_addresses, CallEnv, CallSetup};
 use crate::config::AppConfig;
 use crate::media::{self, MediaCommand, MediaSession};
 use crate::sids::new_sid;
@@ -78,32 +76,11 @@ async fn run(
     incoming: IncomingCall,
     mut events: mpsc::UnboundedReceiver<CallEvent>,
 ) {
-    let info = CallInfo {
-        call_sid: call_sid.clone(),
-        account_sid: shared.config.account_sid.clone(),
-        from: party(incoming.from.user(), &incoming.from.uri),
-        to: party(incoming.to.user(), &incoming.to.uri),
-        forwarded_from: forwarded_from(&incoming),
-        caller_name: incoming.from.display_name.clone().filter(|n| !n.is_empty()),
-    };
-    let dialed = sip_core::message::uri_user(&incoming.request_uri)
-        .or(incoming.to.user())
-        .unwrap_or("")
-        .to_string();
-    let app = shared
-        .config
-        .routes
-        .iter()
-        .find(|r| r.matches(&dialed))
-        .map(|r| r.app.clone())
-        .unwrap_or_else(|| shared.config.app.clone());
-    tracing::info!(from = %info.from, to = %info.to, dialed = %dialed, peer = %incoming.peer.addr, sip_call_id = %incoming.call_id, "incoming call");
-    // A client-supplied id the per-call transcript API can be asked by (SPEC §8).
-    let request_id = incoming
-        .headers
-        .get("X-Request-Id")
-        .map(|v| v.trim().chars().take(255).collect::<String>())
-        .filter(|v| !v.is_empty());
+    let CallSetup {
+        info,
+        app,
+        request_id,
+    } = shared.call_setup(&incoming, &call_sid);
     let (entry, mut control) = shared.registry.register(http_api::control::CallView {
         id: call_sid.clone(),
         state: "establishing".into(),
@@ -116,7 +93,7 @@ async fn run(
         entry: entry.clone(),
         sid: call_sid.clone(),
     };
-    let config = call_config(&shared, &app);
+    let config = shared.call_config(&app);
     let bot = crate::bot_notify::BotNotifier::new(
         &shared.webhooks,
         &shared.config,
@@ -233,37 +210,6 @@ async fn run(
             shared.services.clone(),
             driver.call_sid.clone(),
         ));
-    }
-}
-
-fn call_config(shared: &CallEnv, app: &AppConfig) -> CallConfig {
-    let config = &shared.config;
-    CallConfig {
-        account_sid: config.account_sid.clone(),
-        http_public_url: config.http_public_url.clone(),
-        app: call_core::AppSpec {
-            voice_url: app.voice_url.clone(),
-            voice_method: app.voice_method,
-            twiml: app.twiml.clone(),
-            fallback_url: app.fallback_url.clone(),
-            fallback_method: app.fallback_method,
-            status_callback: app.status_callback.clone(),
-            status_callback_method: app.status_callback_method,
-            bot: app.bot_callback_uri.is_some(),
-        },
-        parse_limits: config.parse_limits(),
-        record: call_core::RecordDefaults {
-            pre_roll_ms: config.record.pre_roll_ms,
-            trim_padding_ms: config.record.trim_padding_ms,
-            finish_key_guard_ms: config.record.finish_key_guard_ms,
-            silence_threshold_dbfs: config.record.silence_threshold_dbfs,
-            vad_mode: config.record.vad_mode,
-        },
-        transcription_language: config.transcription.language.clone(),
-        rtp_timeout: config.rtp_timeout,
-        beep: shared.beep.clone(),
-        silence_second: shared.silence_second.clone(),
-        wall_clock: (Instant::now().into_std(), crate::outbox::now_ms()),
     }
 }
 
@@ -396,42 +342,9 @@ impl Driver {
 
     fn fetch(&mut self, id: IoId, request: FetchRequest) {
         let shared = self.shared.clone();
-        let task = self.tasks.spawn(async move {
-            let result = match request {
-                FetchRequest::Twiml {
-                    url,
-                    method,
-                    params,
-                } => FetchResult::Twiml(
-                    shared
-                        .webhooks
-                        .fetch(&url, method, &params)
-                        .await
-                        .map(|a| call_core::HttpAnswer {
-                            url: a.url,
-                            content_type: a.content_type,
-                            body: a.body,
-                            oversized: a.oversized,
-                        })
-                        .map_err(|e| e.to_string()),
-                ),
-                FetchRequest::Audio { url } => {
-                    FetchResult::Audio(shared.audio.load(&url).await.map_err(|e| e.to_string()))
-                }
-                FetchRequest::Speech {
-                    text,
-                    voice,
-                    language,
-                } => FetchResult::Audio(
-                    shared
-                        .tts
-                        .render(&text, &voice, &language)
-                        .await
-                        .map_err(|e| e.to_string()),
-                ),
-            };
-            Completion::Fetch(id, result)
-        });
+        let task = self
+            .tasks
+            .spawn(async move { Completion::Fetch(id, shared.fetch(request).await) });
         self.fetches.insert(id, task);
     }
 
@@ -455,30 +368,9 @@ impl Driver {
                 core.handle_fetch_result(now, id, FetchResult::RecordingOpened(opened));
             }
             RecordingIo::Finalize { sid, recorder } => {
-                self.tasks.spawn(async move {
-                    let files = shared.files.clone();
-                    let name = sid.clone();
-                    let finished =
-                        tokio::task::spawn_blocking(move || files.finish_or_repair(&name, *recorder))
-                            .await;
-                    let (summary, repaired_samples) = match finished {
-                        Ok(Ok(summary)) => (Some(summary), 0),
-                        Ok(Err((e, samples))) => {
-                            http_api::Metrics::add(&shared.metrics.disk_errors, 1);
-                            tracing::error!(recording = %sid, error = %e, samples, "finalizing the recording failed; repaired what was written");
-                            (None, samples)
-                        }
-                        Err(e) => {
-                            tracing::error!(recording = %sid, error = %e, "finalize task failed");
-                            (None, 0)
-                        }
-                    };
-                    let result = FetchResult::RecordingFinalized {
-                        summary,
-                        repaired_samples,
-                    };
-                    Completion::Fetch(id, result)
-                });
+                let finalized =
+                    async move { Completion::Fetch(id, shared.finalize(sid, *recorder).await) };
+                self.tasks.spawn(finalized);
             }
         }
     }
@@ -493,8 +385,6 @@ impl Driver {
     }
 }
 
-impl Driver {}
-
 /// Keeps the call in the registry for as long as its task runs.
 struct Registered {
     shared: Arc<CallEnv>,
@@ -507,13 +397,4 @@ impl Drop for Registered {
         self.entry.set_state("terminated");
         self.shared.registry.remove(&self.sid);
     }
-}
-
-fn forwarded_from(incoming: &IncomingCall) -> Option<String> {
-    let value = incoming
-        .headers
-        .get("Diversion")
-        .or_else(|| incoming.headers.get("History-Info"))?;
-    let addr = sip_core::NameAddr::parse(value).ok()?;
-    Some(party(addr.user(), &addr.uri))
 }

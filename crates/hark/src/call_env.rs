@@ -8,7 +8,13 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::audio::AudioCache;
-use crate::config::Config;
+use call_core::{CallConfig, FetchRequest, FetchResult};
+use control::params::party;
+use control::CallInfo;
+use sip_core::IncomingCall;
+use tokio::time::Instant;
+
+use crate::config::{AppConfig, Config};
 use crate::media::PortAllocator;
 use crate::services::Services;
 use crate::sip_task::SipHandle;
@@ -78,4 +84,152 @@ fn route_to(remote: SocketAddr) -> Option<IpAddr> {
     probe.connect(remote).ok()?;
     let ip = probe.local_addr().ok()?.ip();
     (!ip.is_unspecified()).then_some(ip)
+}
+
+/// Who called whom, which application runs, and the client's request id.
+pub(crate) struct CallSetup {
+    pub info: CallInfo,
+    pub app: AppConfig,
+    pub request_id: Option<String>,
+}
+
+impl CallEnv {
+    pub(crate) fn call_setup(&self, incoming: &IncomingCall, call_sid: &str) -> CallSetup {
+        let info = CallInfo {
+            call_sid: call_sid.to_string(),
+            account_sid: self.config.account_sid.clone(),
+            from: party(incoming.from.user(), &incoming.from.uri),
+            to: party(incoming.to.user(), &incoming.to.uri),
+            forwarded_from: forwarded_from(incoming),
+            caller_name: incoming.from.display_name.clone().filter(|n| !n.is_empty()),
+        };
+        let dialed = sip_core::message::uri_user(&incoming.request_uri)
+            .or(incoming.to.user())
+            .unwrap_or("")
+            .to_string();
+        let app = self
+            .config
+            .routes
+            .iter()
+            .find(|r| r.matches(&dialed))
+            .map(|r| r.app.clone())
+            .unwrap_or_else(|| self.config.app.clone());
+        tracing::info!(from = %info.from, to = %info.to, dialed = %dialed, peer = %incoming.peer.addr, sip_call_id = %incoming.call_id, "incoming call");
+        // A client-supplied id the per-call transcript API can be asked by (SPEC §8).
+        let request_id = incoming
+            .headers
+            .get("X-Request-Id")
+            .map(|v| v.trim().chars().take(255).collect::<String>())
+            .filter(|v| !v.is_empty());
+        CallSetup {
+            info,
+            app,
+            request_id,
+        }
+    }
+
+    /// What a call needs to know, fixed when it starts.
+    pub(crate) fn call_config(&self, app: &AppConfig) -> CallConfig {
+        let shared = self;
+        let config = &shared.config;
+        CallConfig {
+            account_sid: config.account_sid.clone(),
+            http_public_url: config.http_public_url.clone(),
+            app: call_core::AppSpec {
+                voice_url: app.voice_url.clone(),
+                voice_method: app.voice_method,
+                twiml: app.twiml.clone(),
+                fallback_url: app.fallback_url.clone(),
+                fallback_method: app.fallback_method,
+                status_callback: app.status_callback.clone(),
+                status_callback_method: app.status_callback_method,
+                bot: app.bot_callback_uri.is_some(),
+            },
+            parse_limits: config.parse_limits(),
+            record: call_core::RecordDefaults {
+                pre_roll_ms: config.record.pre_roll_ms,
+                trim_padding_ms: config.record.trim_padding_ms,
+                finish_key_guard_ms: config.record.finish_key_guard_ms,
+                silence_threshold_dbfs: config.record.silence_threshold_dbfs,
+                vad_mode: config.record.vad_mode,
+            },
+            transcription_language: config.transcription.language.clone(),
+            rtp_timeout: config.rtp_timeout,
+            beep: shared.beep.clone(),
+            silence_second: shared.silence_second.clone(),
+            wall_clock: (Instant::now().into_std(), crate::outbox::now_ms()),
+        }
+    }
+
+    /// A document, prompt audio or speech, as the core asked.
+    pub(crate) async fn fetch(&self, request: FetchRequest) -> FetchResult<std::fs::File> {
+        match request {
+            FetchRequest::Twiml {
+                url,
+                method,
+                params,
+            } => FetchResult::Twiml(
+                self.webhooks
+                    .fetch(&url, method, &params)
+                    .await
+                    .map(|a| call_core::HttpAnswer {
+                        url: a.url,
+                        content_type: a.content_type,
+                        body: a.body,
+                        oversized: a.oversized,
+                    })
+                    .map_err(|e| e.to_string()),
+            ),
+            FetchRequest::Audio { url } => {
+                FetchResult::Audio(self.audio.load(&url).await.map_err(|e| e.to_string()))
+            }
+            FetchRequest::Speech {
+                text,
+                voice,
+                language,
+            } => FetchResult::Audio(
+                self.tts
+                    .render(&text, &voice, &language)
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+        }
+    }
+
+    /// Finishes a recording off the async threads; if that fails, keeps what reached the disk.
+    pub(crate) async fn finalize(
+        &self,
+        sid: String,
+        recorder: record_engine::Recorder<std::fs::File>,
+    ) -> FetchResult<std::fs::File> {
+        let files = self.files.clone();
+        let name = sid.clone();
+        let finished =
+            tokio::task::spawn_blocking(move || files.finish_or_repair(&name, recorder)).await;
+        let (summary, repaired_samples) = match finished {
+            Ok(Ok(summary)) => (Some(summary), 0),
+            Ok(Err((e, samples))) => {
+                http_api::Metrics::add(&self.metrics.disk_errors, 1);
+                tracing::error!(recording = %sid, error = %e, samples, "finalizing the recording failed; repaired what was written");
+                (None, samples)
+            }
+            Err(e) => {
+                tracing::error!(recording = %sid, error = %e, "finalize task failed");
+                (None, 0)
+            }
+        };
+        FetchResult::RecordingFinalized {
+            summary,
+            repaired_samples,
+        }
+    }
+}
+
+fn forwarded_from(incoming: &IncomingCall) -> Option<String> {
+    let value = incoming
+        .headers
+        .get("Diversion")
+        .or_else(|| incoming.headers.get("History-Info"))?;
+    let addr = sip_core::NameAddr::parse(value).ok()?;
+    Some(party(addr.user(), &addr.uri))
 }
