@@ -230,7 +230,7 @@ impl<S: WavStorage> Call<S> {
                 GatherPhase::Prompting(_) => None,
             },
             Activity::Capture(c) => c
-                .stall_deadline(self.caller())
+                .stall_deadline(&self.legs[c.leg])
                 .map(|at| (at, TimerReason::StallPadding)),
             _ => None,
         }
@@ -385,7 +385,7 @@ impl<S: WavStorage> Call<S> {
                 _ => Activity::Gather(g),
             },
             Activity::Capture(mut c) => {
-                let leg = &mut self.legs[0];
+                let leg = &mut self.legs[c.leg];
                 c.pad_stall(leg, now);
                 Activity::Capture(c)
             }
@@ -966,7 +966,9 @@ impl<S: WavStorage> Call<S> {
         }
         let activity = std::mem::replace(&mut self.activity, Activity::Idle);
         self.activity = match activity {
-            Activity::Capture(c) => self.capture_item(c, item, now),
+            Activity::Capture(c) if c.tracks.takes(self.legs[leg].id) => {
+                self.capture_item(c, item, now)
+            }
             mut other => {
                 match item {
                     MediaItem::Audio(frame) => self.legs[leg].idle_audio(frame),

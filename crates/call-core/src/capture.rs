@@ -14,7 +14,7 @@ use record_engine::{
 use store::{RecordingRecord, StatusCallbackSpec, TranscriptionRecord};
 
 use crate::call::{Activity, Call};
-use crate::leg::Leg;
+use crate::leg::{Leg, LegId};
 use crate::params::{method_of, status_params, RECORD_VERB_SOURCE};
 use crate::{FetchResult, IoId, MediaCommand, Output, Persist, PlaybackId, RecordingIo};
 
@@ -49,6 +49,30 @@ impl Default for CaptureOptions {
         Self {
             initial_silence_secs: None,
             source: RECORD_VERB_SOURCE,
+        }
+    }
+}
+
+/// Which legs a recording takes, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordingTracks {
+    /// One channel: these legs mixed (a `<Record>`: the caller alone).
+    Mixed(Vec<LegId>),
+    /// One channel per leg, in this order.
+    Separate(Vec<LegId>),
+}
+
+impl RecordingTracks {
+    pub fn channels(&self) -> u32 {
+        match self {
+            RecordingTracks::Mixed(_) => 1,
+            RecordingTracks::Separate(legs) => legs.len() as u32,
+        }
+    }
+
+    pub fn takes(&self, leg: LegId) -> bool {
+        match self {
+            RecordingTracks::Mixed(legs) | RecordingTracks::Separate(legs) => legs.contains(&leg),
         }
     }
 }
@@ -92,6 +116,9 @@ enum Phase<S: WavStorage> {
 }
 
 pub(crate) struct Capture<S: WavStorage> {
+    pub(crate) tracks: RecordingTracks,
+    /// The leg whose audio is captured (one-leg recordings are all there is today).
+    pub(crate) leg: usize,
     sid: String,
     url: String,
     verb: RecordVerb,
@@ -166,6 +193,8 @@ impl<S: WavStorage> Call<S> {
             Phase::Starting
         };
         Activity::Capture(Box::new(Capture {
+            tracks: RecordingTracks::Mixed(vec![LegId::CALLER]),
+            leg: 0,
             sid,
             url,
             verb,
@@ -226,7 +255,7 @@ impl<S: WavStorage> Call<S> {
         // the ring has got to; media that stalled or has not started yet (a muted phone, a
         // gateway that opens media late) is behind the clock, and capture starts at the
         // present: the caller's first packets, placed at their arrival, are all after it.
-        let leg = &self.legs[0];
+        let leg = &self.legs[c.leg];
         let clock = leg.media_clock(now);
         let capture_start = if !leg.heard_audio
             || clock.saturating_sub(leg.timeline_end) > samples_in(STALL_SLACK)
@@ -235,7 +264,8 @@ impl<S: WavStorage> Call<S> {
         } else {
             leg.timeline_end
         };
-        self.legs[0].timeline_end = capture_start.max(self.legs[0].timeline_end);
+        let leg = &mut self.legs[c.leg];
+        leg.timeline_end = capture_start.max(leg.timeline_end);
         let verb = &c.verb;
         c.callback = verb
             .recording_status_callback
@@ -254,7 +284,7 @@ impl<S: WavStorage> Call<S> {
             call_sid: self.info.call_sid.clone(),
             status: "in-progress".into(),
             source: c.options.source.into(),
-            channels: 1,
+            channels: c.tracks.channels(),
             date_created_ms: ms,
             date_updated_ms: ms,
             start_time_ms: ms,
@@ -368,7 +398,7 @@ impl<S: WavStorage> Call<S> {
         let mut recorder = Box::new(Recorder::new(params, detector, writer, capture_start));
         tracing::info!(recording = %c.sid, capture_start, max_length = verb.max_length_secs, timeout = verb.timeout_secs, finish_on_key = %verb.finish_on_key, "recording");
         let mut io_error = None;
-        for frame in std::mem::take(&mut self.legs[0].preroll) {
+        for frame in std::mem::take(&mut self.legs[c.leg].preroll) {
             if let Err(e) = push_frame(&mut recorder, &frame) {
                 io_error = Some(e);
             }
@@ -386,8 +416,8 @@ impl<S: WavStorage> Call<S> {
                 params,
             });
         }
-        let first_audio_by =
-            (!self.legs[0].heard_audio).then_some(capture_start + samples_in(FIRST_PACKET_GRACE));
+        let first_audio_by = (!self.legs[c.leg].heard_audio)
+            .then_some(capture_start + samples_in(FIRST_PACKET_GRACE));
         c.phase = Phase::Capturing {
             recorder,
             anchor: (capture_start, now),
@@ -421,13 +451,13 @@ impl<S: WavStorage> Call<S> {
             } => {
                 if recorder.stop_reason().is_some() || io_error.is_some() {
                     if let MediaItem::Audio(frame) = item {
-                        self.legs[0].idle_audio(frame);
+                        self.legs[c.leg].idle_audio(frame);
                     }
                     return Activity::Capture(c);
                 }
                 match item {
                     MediaItem::Audio(frame) => {
-                        let leg = &mut self.legs[0];
+                        let leg = &mut self.legs[c.leg];
                         let end = frame.end();
                         if !frame.filled {
                             *anchor = (end, now);
@@ -457,7 +487,7 @@ impl<S: WavStorage> Call<S> {
             }
             _ => {
                 if let MediaItem::Audio(frame) = item {
-                    self.legs[0].idle_audio(frame);
+                    self.legs[c.leg].idle_audio(frame);
                 }
             }
         }

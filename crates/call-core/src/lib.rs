@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use call::{Call, CallState, Program, StopCause};
+pub use capture::RecordingTracks;
 pub use leg::{Leg, LegId, LegState, MediaKind};
 
 use control::graph::{OperationRequest, ResultInfo};

@@ -970,3 +970,24 @@ fn bot_call_redirected_to_twiml_runs_it_without_terminated() {
     let terminated = sim.first("CallState(\"terminated\")").0;
     assert!(terminated >= 700, "{terminated}");
 }
+
+#[test]
+fn recording_tracks_count_channels_and_legs() {
+    let mixed = RecordingTracks::Mixed(vec![LegId::CALLER, LegId(1)]);
+    assert_eq!(mixed.channels(), 1);
+    assert!(mixed.takes(LegId(1)));
+    let dual = RecordingTracks::Separate(vec![LegId::CALLER, LegId(1)]);
+    assert_eq!(dual.channels(), 2);
+    assert!(!dual.takes(LegId(2)));
+}
+
+#[test]
+fn input_for_an_unknown_leg_is_ignored() {
+    let mut sim = Sim::new(app("<Response><Hangup/></Response>"));
+    sim.run_until(ms(0));
+    let before = sim.log.len();
+    sim.call
+        .handle_sip(sim.now, LegId(7), SipInput::Ended("BYE".into()));
+    assert!(sim.call.poll_output().is_none());
+    assert_eq!(sim.log.len(), before);
+}
