@@ -913,6 +913,9 @@ impl<S: WavStorage> Call<S> {
             self.reject(status);
             return self.finish(now);
         }
+        // From here on the API treats the call as ended: an update now is refused, not
+        // accepted and dropped.
+        self.push(Output::Live(LiveUpdate::Terminated));
         self.sip(SipCommand::Hangup);
         // Give the BYE a moment to be answered so the dialog ends cleanly; bounded.
         self.state = CallState::Ending {
@@ -923,7 +926,9 @@ impl<S: WavStorage> Call<S> {
     /// The call is over: the API, the bot, the row and the final progress event learn it.
     fn finish(&mut self, now: Instant) {
         self.activity = Activity::Idle;
-        self.push(Output::Live(LiveUpdate::Terminated));
+        if !matches!(self.state, CallState::Ending { .. }) {
+            self.push(Output::Live(LiveUpdate::Terminated));
+        }
         if self.config.app.bot && self.bot.started {
             // Also after a bot call was redirected to TwiML: the bot learns that it ended.
             self.bot_call_state("terminated");

@@ -768,7 +768,14 @@ fn unanswered_bye_ends_the_call_after_the_grace() {
     sim.bye_answer = None;
     sim.run();
     assert_eq!(sim.first("Hangup").0, 0);
-    assert_eq!(sim.first("Live(Terminated)").0, 5000);
+    assert_eq!(
+        sim.first("Live(Terminated)").0,
+        0,
+        "no update is accepted while the BYE waits"
+    );
+    let (t, completed) = sim.first("CallDuration");
+    assert_eq!(t, 5000);
+    assert_eq!(param(completed, "CallStatus"), "completed");
 }
 
 // ---- bots ----
