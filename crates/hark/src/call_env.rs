@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::audio::AudioCache;
 use call_core::{CallConfig, FetchRequest, FetchResult};
 use control::params::party;
 use control::CallInfo;
+use prompts::AudioCache;
 use sip_core::IncomingCall;
 use tokio::time::Instant;
 
@@ -33,7 +33,7 @@ pub struct CallEnv {
     pub ports: PortAllocator,
     /// Prompt audio and speech.
     pub audio: Arc<AudioCache>,
-    pub tts: Arc<crate::tts::Tts>,
+    pub tts: Arc<prompts::Tts>,
     pub beep: Arc<[i16]>,
     pub silence_second: Arc<[i16]>,
     pub shutdown: watch::Receiver<bool>,

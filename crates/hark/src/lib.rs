@@ -14,7 +14,6 @@
 //! - [`live`]: running calls for the live call-control API; `bot`: bot-driven calls.
 //! - [`caller`]: `hark call`, the built-in test caller.
 
-pub mod audio;
 pub mod bot_notify;
 pub mod call;
 pub mod call_env;
@@ -31,5 +30,4 @@ pub mod sids;
 pub mod sip_task;
 pub mod storage;
 pub mod transcription;
-pub mod tts;
 pub mod webhook;

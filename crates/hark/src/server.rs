@@ -5,12 +5,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use prompts::{AudioCache, AudioConfig};
 use sip_core::EndpointConfig;
 use thiserror::Error;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 
-use crate::audio::{AudioCache, AudioConfig};
 use crate::call;
 use crate::call_env::CallEnv;
 use crate::config::{Config, EngineChoice};
@@ -203,7 +203,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 ..AudioConfig::default()
             },
         )),
-        tts: Arc::new(crate::tts::Tts::new(crate::tts::TtsConfig {
+        tts: Arc::new(prompts::Tts::new(prompts::TtsConfig {
             espeak_path: config.tts.espeak_path.clone().into(),
             rate_wpm: config.tts.rate_wpm,
             ..Default::default()

@@ -7,7 +7,7 @@ mod twilio_app;
 mod twilio_client;
 
 use common::*;
-use hark::audio::decode::{decode, Container};
+use prompts::decode::{decode, Container};
 use std::time::Duration;
 use twilio_client::{api_url, Auth, Http};
 

@@ -9,7 +9,7 @@ mod twilio_app;
 mod twilio_client;
 
 use common::*;
-use hark::audio::decode::{decode, Container};
+use prompts::decode::{decode, Container};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::audio::cache::{lock, Lru, SingleFlight};
-use crate::audio::decode::{decode, Container};
+use crate::cache::{lock, Lru, SingleFlight};
+use crate::decode::{decode, Container};
 
 /// SPEC §4: `<Say>` text is at most 4 KB.
 pub const MAX_TEXT_BYTES: usize = 4096;
@@ -403,7 +403,7 @@ fn espeak_language(language: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audio::resample::tests::{rms, sine};
+    use crate::resample::tests::{rms, sine};
     use std::os::unix::fs::PermissionsExt;
     use std::time::Instant;
 

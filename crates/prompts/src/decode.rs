@@ -6,7 +6,7 @@ use std::io::Cursor;
 
 use media_engine::{g711, Codec};
 
-use super::resample::resample_to_8k;
+use crate::resample::resample_to_8k;
 
 /// What the bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -416,7 +416,7 @@ fn decode_mp3(bytes: &[u8], max_seconds: u32) -> Result<Pcm, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audio::resample::tests::{rms, sine, tone_frequency};
+    use crate::resample::tests::{rms, sine, tone_frequency};
     use base64::Engine;
 
     /// 5512 samples (0.25 s) of a 1 kHz half-scale sine, 22050 Hz mono, 64 kb/s, with an ID3v2

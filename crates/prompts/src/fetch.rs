@@ -1,15 +1,11 @@
-//! Audio for `<Play>` (and the resampler `<Say>` uses): http(s) and file URLs, WAV / MP3 / AU /
-//! raw µ-law in any rate and channel count, decoded once to 8 kHz mono and cached.
+//! Audio for `<Play>`: http(s) and file URLs, WAV / MP3 / AU / raw µ-law in any rate and channel
+//! count, decoded once to 8 kHz mono and cached.
 //!
 //! HTTP answers are cached by URL and revalidated with `If-None-Match` / `If-Modified-Since`
 //! (a 304 reuses the decoded samples); `Cache-Control: max-age` skips the request while fresh,
 //! `no-store` keeps nothing. Local files are re-read when their size or mtime changes.
 
-pub(crate) mod cache;
-pub mod decode;
-pub(crate) mod resample;
-
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,11 +16,8 @@ use reqwest::header::{
 use reqwest::StatusCode;
 use thiserror::Error;
 
-use crate::webhook::error_chain;
-
-use cache::{lock, Lru, SingleFlight};
-use decode::{decode, detect};
-pub use resample::{resample, resample_to_8k};
+use crate::cache::{lock, Lru, SingleFlight};
+use crate::decode::{decode, detect};
 
 const USER_AGENT: &str = concat!("Hark/", env!("CARGO_PKG_VERSION"));
 
@@ -339,26 +332,24 @@ fn source(url: &str) -> Result<Source, AudioError> {
     }
 }
 
-/// Reads a WAV (any rate, channels, PCM/float/G.711) as 8 kHz mono.
-pub fn read_wav(path: &Path) -> Result<Vec<i16>, AudioError> {
-    let bytes = std::fs::read(path).map_err(|e| AudioError::Read {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    decode(&bytes, decode::Container::Wav, u32::MAX)
-        .map(|d| d.samples)
-        .map_err(|found| AudioError::Format {
-            url: path.display().to_string(),
-            found,
-        })
-}
-
 fn header_text(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
+}
+
+/// `e` and its sources, `: `-separated (reqwest hides the cause, e.g. "connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// The simple subset of `Cache-Control` (RFC 9111 §5.2.2): `no-store`, `no-cache`,
@@ -412,6 +403,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
     use std::net::SocketAddr;
+    use std::path::Path;
 
     use axum::extract::State;
     use axum::http::{HeaderMap as AxumHeaders, StatusCode as AxumStatus, Uri};
@@ -513,7 +505,7 @@ mod tests {
     }
 
     fn tone() -> Vec<i16> {
-        resample::tests::sine(1000.0, 16000, 1600, 8000.0)
+        crate::resample::tests::sine(1000.0, 16000, 1600, 8000.0)
     }
 
     #[tokio::test]
@@ -776,7 +768,10 @@ mod tests {
         origin.set(
             "/slow.wav",
             Route {
-                body: wav_16bit(22050, &resample::tests::sine(440.0, 22050, 22050, 5000.0)),
+                body: wav_16bit(
+                    22050,
+                    &crate::resample::tests::sine(440.0, 22050, 22050, 5000.0),
+                ),
                 delay_ms: 100,
                 ..Route::default()
             },
