@@ -151,8 +151,9 @@ impl Transcriber {
         let speech = tokio::task::spawn_blocking(move || -> Result<Vec<(f64, f64)>, String> {
             let bytes =
                 std::fs::read(&read_path).map_err(|e| format!("{}: {e}", read_path.display()))?;
-            let (rate, pcm) = transcribe::wav::pcm16_samples(&bytes)?;
-            Ok(transcribe::speech_spans(&pcm, rate))
+            let wav = record_engine::wav::Wav::parse(&bytes).map_err(|e| e.to_string())?;
+            let pcm: Vec<i16> = wav.mono().collect();
+            Ok(transcribe::speech_spans(&pcm, wav.header.sample_rate))
         })
         .await
         .map_err(|e| e.to_string())??;

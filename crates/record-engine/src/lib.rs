@@ -5,7 +5,8 @@
 //! - [`recorder`]: the `<Record>` state machine: stop on finish key, silence, max length, hangup;
 //!   trim; empty detection. Time is audio time (samples), so tests are exact.
 //! - [`wav`]: a WAV writer whose header stays valid while recording, in-place trim at the end,
-//!   and repair of files left open by a crash.
+//!   and repair of files left open by a crash; and the workspace's one WAV reader
+//!   ([`wav::Wav`], [`wav::read_header`]).
 
 pub mod recorder;
 pub mod speech;

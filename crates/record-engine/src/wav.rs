@@ -4,12 +4,19 @@
 //! Layout is always the canonical 44-byte header followed by the samples, so the two size
 //! fields sit at fixed offsets (4 and 40) and can be rewritten in place. hound is not used for
 //! writing because it can neither truncate nor shift the data in place at the end.
+//!
+//! Reading any WAV, not only what this writer wrote, is [`Wav`] and [`read_header`] (the one WAV
+//! reader of the workspace).
+
+mod read;
+
+pub use read::{read_header, ReadError, SampleFormat, Wav, WavHeader};
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::Path;
 
-use audio_codec_algorithms::{decode_ulaw, encode_ulaw};
+use audio_codec_algorithms::encode_ulaw;
 use thiserror::Error;
 
 /// How samples are stored.
@@ -35,16 +42,6 @@ impl WavEncoding {
             WavEncoding::Ulaw => 7,
         }
     }
-    /// Decodes stored bytes (whole samples) to linear PCM.
-    pub fn decode(self, bytes: &[u8]) -> Vec<i16> {
-        match self {
-            WavEncoding::Pcm16 => bytes
-                .chunks_exact(2)
-                .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                .collect(),
-            WavEncoding::Ulaw => bytes.iter().map(|&b| decode_ulaw(b)).collect(),
-        }
-    }
 }
 
 #[derive(Debug, Error)]
@@ -53,6 +50,8 @@ pub enum WavError {
     Io(#[from] std::io::Error),
     #[error("not a PCM WAV file Hark wrote: {0}")]
     NotOurWav(&'static str),
+    #[error("not a PCM WAV file Hark wrote: {0}")]
+    Unreadable(#[from] ReadError),
     /// The RIFF/data size fields are 32-bit.
     #[error("recording data size exceeds the WAV 32-bit size field ({bytes} bytes)")]
     TooLong { bytes: u64 },
@@ -297,46 +296,34 @@ pub enum RepairOutcome {
     Repaired { samples: u64 },
 }
 
-/// Checks that `h` is our 44-byte mono layout; returns how the samples are stored.
+/// Checks that `h` is our 44-byte mono layout (the one the writer keeps: its size fields at
+/// offsets 4 and 40); returns how the samples are stored.
 pub fn check_header(h: &[u8; 44]) -> Result<WavEncoding, WavError> {
-    let u16_at = |i: usize| u16::from_le_bytes([h[i], h[i + 1]]);
-    let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-    if &h[0..4] != b"RIFF" {
-        return Err(WavError::NotOurWav("missing RIFF tag at offset 0"));
-    }
-    if &h[8..12] != b"WAVE" {
-        return Err(WavError::NotOurWav("missing WAVE form type at offset 8"));
-    }
-    if &h[12..16] != b"fmt " || u32_at(16) != 16 {
-        return Err(WavError::NotOurWav(
-            "fmt chunk is not the 16-byte chunk at offset 12",
-        ));
-    }
-    let encoding = match u16_at(20) {
-        1 => WavEncoding::Pcm16,
-        7 => WavEncoding::Ulaw,
+    // Within 44 bytes the reader can only find a data chunk at offset 36, after a 16-byte fmt
+    // chunk at 12: the layout whose size fields `write_sizes` rewrites.
+    let header = read_header(&mut &h[..])?;
+    let encoding = match header.format {
+        SampleFormat::S16 => WavEncoding::Pcm16,
+        SampleFormat::Ulaw => WavEncoding::Ulaw,
         _ => {
             return Err(WavError::NotOurWav(
-                "fmt audio format is not PCM (1) or µ-law (7)",
+                "fmt audio format is not 16-bit PCM (1) or µ-law (7)",
             ))
         }
     };
-    if u16_at(22) != 1 {
+    if header.channels != 1 {
         return Err(WavError::NotOurWav("fmt channels is not 1"));
     }
     let block = encoding.bytes_per_sample() as u16;
-    if u16_at(34) != block * 8 || u16_at(32) != block {
+    if header.block_align != block {
         return Err(WavError::NotOurWav(
-            "fmt bits per sample and block align do not fit the format",
+            "fmt block align does not fit the format",
         ));
     }
-    if u32_at(28) != u32_at(24).wrapping_mul(u32::from(block)) {
+    if header.byte_rate != header.sample_rate.wrapping_mul(u32::from(block)) {
         return Err(WavError::NotOurWav(
             "fmt byte rate is not sample rate * block align",
         ));
-    }
-    if &h[36..40] != b"data" {
-        return Err(WavError::NotOurWav("data chunk is not at offset 36"));
     }
     Ok(encoding)
 }
@@ -377,6 +364,7 @@ pub fn repair_wav_file(path: &Path) -> Result<RepairOutcome, WavError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use audio_codec_algorithms::decode_ulaw;
     use std::io::Cursor;
 
     fn ramp(start: i32, len: usize) -> Vec<i16> {
@@ -645,15 +633,32 @@ mod tests {
         std::fs::write(&p, list).unwrap();
         assert!(matches!(
             repair_wav_file(&p),
-            Err(WavError::NotOurWav("data chunk is not at offset 36"))
+            Err(WavError::Unreadable(ReadError::NoData))
+        ));
+        let mut long_fmt = header_bytes(8000, 0).unwrap();
+        long_fmt[16] = 18;
+        std::fs::write(&p, long_fmt).unwrap();
+        assert!(matches!(
+            repair_wav_file(&p),
+            Err(WavError::Unreadable(ReadError::NoData))
         ));
         let mut float = header_bytes(8000, 0).unwrap();
         float[20] = 3;
         std::fs::write(&p, float).unwrap();
         assert!(matches!(
             repair_wav_file(&p),
+            Err(WavError::Unreadable(ReadError::Unsupported {
+                tag: 3,
+                bits: 16
+            }))
+        ));
+        let mut pcm8 = header_bytes(8000, 0).unwrap();
+        pcm8[34] = 8;
+        std::fs::write(&p, pcm8).unwrap();
+        assert!(matches!(
+            repair_wav_file(&p),
             Err(WavError::NotOurWav(
-                "fmt audio format is not PCM (1) or µ-law (7)"
+                "fmt audio format is not 16-bit PCM (1) or µ-law (7)"
             ))
         ));
         let mut ulaw16 = encoded_header_bytes(WavEncoding::Ulaw, 8000, 0).unwrap();
@@ -661,8 +666,27 @@ mod tests {
         std::fs::write(&p, ulaw16).unwrap();
         assert!(matches!(
             repair_wav_file(&p),
+            Err(WavError::Unreadable(ReadError::Unsupported {
+                tag: 7,
+                bits: 16
+            }))
+        ));
+        let mut align = header_bytes(8000, 0).unwrap();
+        align[32] = 4;
+        std::fs::write(&p, align).unwrap();
+        assert!(matches!(
+            repair_wav_file(&p),
             Err(WavError::NotOurWav(
-                "fmt bits per sample and block align do not fit the format"
+                "fmt block align does not fit the format"
+            ))
+        ));
+        let mut byte_rate = header_bytes(8000, 0).unwrap();
+        byte_rate[28] ^= 1;
+        std::fs::write(&p, byte_rate).unwrap();
+        assert!(matches!(
+            repair_wav_file(&p),
+            Err(WavError::NotOurWav(
+                "fmt byte rate is not sample rate * block align"
             ))
         ));
         std::fs::remove_file(&p).unwrap();
@@ -700,7 +724,7 @@ mod tests {
             let want = if b == 0x7F { 0xFF } else { b };
             assert_eq!(encode_ulaw(decode_ulaw(b)), want, "byte {b:#04x}");
         }
-        assert_eq!(WavEncoding::Ulaw.decode(&out[44..]), expect[1234..19_001]);
+        assert_eq!(Wav::parse(&out).unwrap().samples(), expect[1234..19_001]);
     }
 
     #[test]

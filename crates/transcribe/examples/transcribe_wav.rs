@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use transcribe::wav::pcm16_samples;
+use record_engine::wav::Wav;
 use transcribe::{speech_spans, Job, OfflineConfig, OfflineEngine, Recogniser};
 
 #[tokio::main(flavor = "current_thread")]
@@ -77,7 +77,8 @@ async fn run() -> Result<(), String> {
     let (mut audio, mut processing) = (0.0, 0.0);
     for (id, path) in files {
         let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let (rate, pcm) = pcm16_samples(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let wav = Wav::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (rate, pcm) = (wav.header.sample_rate, wav.mono().collect::<Vec<_>>());
         let job = Job {
             speech: speech_spans(&pcm, rate),
             grammar: grammar.clone(),

@@ -122,9 +122,9 @@ async fn read_job_wav(job: &Job) -> Result<(Vec<u8>, f64), EngineError> {
     let bytes = tokio::fs::read(&job.wav_path)
         .await
         .map_err(|e| wav_err(e.to_string()))?;
-    let audio_secs = wav::parse_header(&bytes, bytes.len())
-        .map_err(wav_err)?
-        .duration_secs();
+    let audio_secs = record_engine::wav::read_header(&mut &bytes[..])
+        .map_err(|e| wav_err(e.to_string()))?
+        .duration_secs(bytes.len() as u64);
     Ok((bytes, audio_secs))
 }
 

@@ -248,7 +248,7 @@ impl OfflineEngine {
                 reason: "the grammar mode (transcription.phrases_file) is English-only".into(),
             });
         }
-        let audio_secs = wav::probe(&job.wav_path).await?.duration_secs();
+        let audio_secs = wav::duration_secs(&job.wav_path).await?;
         let budget = pool.config.timeout
             + Duration::from_secs_f64(
                 (pool.config.timeout_per_audio_second * audio_secs).clamp(0.0, 86_400.0),

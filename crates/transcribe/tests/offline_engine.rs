@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use transcribe::offline::default_python;
-use transcribe::wav::{pcm16_samples, pcm16_wav};
+use transcribe::wav::pcm16_wav;
 use transcribe::{
     speech_spans, utterances, EngineError, EngineStatus, Job, OfflineConfig, OfflineEngine,
 };
@@ -105,9 +105,16 @@ fn phone_wav(name: &str, text: &str, lead: f64) -> PathBuf {
     out
 }
 
+/// A WAV's rate and samples (channels mixed), as the daemon reads a recording.
+fn read_mono(wav: &Path) -> (u32, Vec<i16>) {
+    let bytes = std::fs::read(wav).unwrap();
+    let wav = record_engine::wav::Wav::parse(&bytes).unwrap();
+    (wav.header.sample_rate, wav.mono().collect())
+}
+
 /// A job with the VAD spans the daemon would send.
 fn job(wav: &Path, grammar: Option<&[&str]>) -> Job {
-    let (rate, pcm) = pcm16_samples(&std::fs::read(wav).unwrap()).unwrap();
+    let (rate, pcm) = read_mono(wav);
     let mut job = Job::new(wav, "en-US");
     job.speech = speech_spans(&pcm, rate);
     job.grammar = grammar.map(|g| g.iter().map(|s| s.to_string()).collect());
@@ -187,7 +194,7 @@ async fn grammar_constrained_decode_accepts_the_spoken_sentence_with_its_timing(
         t.audio_secs
     );
     assert_eq!(t.engine, "pocketsphinx");
-    let (rate, pcm) = pcm16_samples(&std::fs::read(&wav).unwrap()).unwrap();
+    let (rate, pcm) = read_mono(&wav);
     assert_eq!(t.audio_secs, pcm.len() as f64 / f64::from(rate));
     assert!(t.processing_secs > 0.0 && t.rtf() < 1.0, "rtf {}", t.rtf());
     let _ = std::fs::remove_file(wav);
