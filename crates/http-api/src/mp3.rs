@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use mp3lame_encoder::{Bitrate, Builder, FlushGap, InterleavedPcm, Mode, MonoPcm, Quality};
+use record_engine::wav::{read_header, ReadError, WavHeader};
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -17,164 +18,40 @@ pub enum Mp3Error {
     #[error("I/O while encoding: {0}")]
     Io(#[from] std::io::Error),
     #[error("not a WAV file: {0}")]
-    NotWav(&'static str),
+    NotWav(ReadError),
     #[error("WAV {field} {value} is not supported")]
     Unsupported { field: &'static str, value: u32 },
     #[error("LAME: {0}")]
     Lame(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Encoding {
-    Pcm16,
-    Ulaw,
-    Alaw,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct WavFormat {
-    encoding: Encoding,
-    channels: u16,
-    sample_rate: u32,
-    /// Bytes of samples; `u64::MAX` when the header does not know (read to end of file).
-    data_len: u64,
-}
-
-impl WavFormat {
-    fn bytes_per_frame(&self) -> usize {
-        let per_sample = if self.encoding == Encoding::Pcm16 {
-            2
-        } else {
-            1
-        };
-        per_sample * usize::from(self.channels)
-    }
-}
-
-fn read_u32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4)
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u32::from_le_bytes)
-}
-
-fn read_u16(b: &[u8], at: usize) -> u16 {
-    b.get(at..at + 2)
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u16::from_le_bytes)
-}
-
-fn skip<R: Read>(r: &mut R, n: u64) -> Result<(), Mp3Error> {
-    let skipped = std::io::copy(&mut r.take(n), &mut std::io::sink())?;
-    if skipped < n {
-        return Err(Mp3Error::NotWav("chunk runs past the end of the file"));
-    }
-    Ok(())
-}
-
-/// Reads the RIFF header up to the start of the `data` samples.
-fn read_header<R: Read>(r: &mut R) -> Result<WavFormat, Mp3Error> {
-    let mut riff = [0u8; 12];
-    r.read_exact(&mut riff)
-        .map_err(|_| Mp3Error::NotWav("shorter than a RIFF header"))?;
-    if &riff[0..4] != b"RIFF" || &riff[8..12] != b"WAVE" {
-        return Err(Mp3Error::NotWav("no RIFF/WAVE signature"));
-    }
-    let mut fmt: Option<(Encoding, u16, u32)> = None;
-    loop {
-        let mut ch = [0u8; 8];
-        r.read_exact(&mut ch)
-            .map_err(|_| Mp3Error::NotWav("no data chunk"))?;
-        let size = read_u32(&ch, 4);
-        match &ch[0..4] {
-            b"fmt " => {
-                let mut body = vec![0u8; (size as usize).min(64)];
-                r.read_exact(&mut body)
-                    .map_err(|_| Mp3Error::NotWav("fmt chunk truncated"))?;
-                skip(r, u64::from(size) - body.len() as u64 + u64::from(size & 1))?;
-                fmt = Some(parse_fmt(&body)?);
-            }
-            b"data" => {
-                let (encoding, channels, sample_rate) =
-                    fmt.ok_or(Mp3Error::NotWav("data chunk before fmt chunk"))?;
-                // A header never finalised says 0 (or the streaming placeholder 0xFFFFFFFF).
-                let data_len = match size {
-                    0 | u32::MAX => u64::MAX,
-                    n => u64::from(n),
-                };
-                return Ok(WavFormat {
-                    encoding,
-                    channels,
-                    sample_rate,
-                    data_len,
-                });
-            }
-            _ => skip(r, u64::from(size) + u64::from(size & 1))?,
+impl From<ReadError> for Mp3Error {
+    /// A failed read is the disk's fault, not the file's.
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Io(e) => Mp3Error::Io(e),
+            e => Mp3Error::NotWav(e),
         }
     }
 }
 
-fn parse_fmt(b: &[u8]) -> Result<(Encoding, u16, u32), Mp3Error> {
-    if b.len() < 16 {
-        return Err(Mp3Error::NotWav("fmt chunk shorter than 16 bytes"));
-    }
-    let mut tag = read_u16(b, 0);
-    if tag == 0xFFFE {
-        // WAVE_FORMAT_EXTENSIBLE: the real tag opens the sub-format GUID.
-        tag = read_u16(b, 24);
-    }
-    let channels = read_u16(b, 2);
-    let sample_rate = read_u32(b, 4);
-    let bits = read_u16(b, 14);
-    let encoding = match (tag, bits) {
-        (1, 16) => Encoding::Pcm16,
-        (7, 8) => Encoding::Ulaw,
-        (6, 8) => Encoding::Alaw,
-        (1 | 6 | 7, b) => {
-            return Err(Mp3Error::Unsupported {
-                field: "bits per sample",
-                value: u32::from(b),
-            })
-        }
-        (t, _) => {
-            return Err(Mp3Error::Unsupported {
-                field: "format tag",
-                value: u32::from(t),
-            })
-        }
-    };
-    if !(1..=2).contains(&channels) {
+/// Reads the header (through the workspace's WAV reader) up to the start of the samples, and
+/// checks that LAME can take the layout.
+fn read_wav_header<R: Read>(r: &mut R) -> Result<WavHeader, Mp3Error> {
+    let header = read_header(r)?;
+    if !(1..=2).contains(&header.channels) {
         return Err(Mp3Error::Unsupported {
             field: "channel count",
-            value: u32::from(channels),
+            value: u32::from(header.channels),
         });
     }
-    if !(8_000..=48_000).contains(&sample_rate) {
+    if !(8_000..=48_000).contains(&header.sample_rate) {
         return Err(Mp3Error::Unsupported {
             field: "sample rate",
-            value: sample_rate,
+            value: header.sample_rate,
         });
     }
-    Ok((encoding, channels, sample_rate))
-}
-
-/// G.711 µ-law to linear (ITU-T G.711 table; 0x80 → 32124).
-fn ulaw_to_linear(u: u8) -> i16 {
-    let u = !u;
-    let exponent = (u >> 4) & 0x07;
-    let magnitude = ((i32::from(u & 0x0F) << 3) + 0x84) << exponent;
-    let sample = magnitude - 0x84;
-    (if u & 0x80 != 0 { -sample } else { sample }) as i16
-}
-
-/// G.711 A-law to linear.
-fn alaw_to_linear(a: u8) -> i16 {
-    let a = a ^ 0x55;
-    let exponent = (a >> 4) & 0x07;
-    let mut t = (i32::from(a & 0x0F) << 4) + 8;
-    if exponent != 0 {
-        t = (t + 0x100) << (exponent - 1);
-    }
-    (if a & 0x80 != 0 { t } else { -t }) as i16
+    Ok(header)
 }
 
 /// Reads until `buf` is full or the input ends.
@@ -219,7 +96,7 @@ fn bitrate(rate: u32, channels: u16) -> Bitrate {
 /// gapless decoders (ffmpeg, mpg123, LAME's own) give back exactly the WAV's duration.
 pub fn encode_wav<R: Read, W: Write + Seek>(mut input: R, out: &mut W) -> Result<u64, Mp3Error> {
     let stream_start = out.stream_position()?;
-    let fmt = read_header(&mut input)?;
+    let fmt = read_wav_header(&mut input)?;
     let lame = |e: mp3lame_encoder::BuildError| Mp3Error::Lame(e.to_string());
     let mut b = Builder::new().ok_or(Mp3Error::Lame("cannot allocate encoder".into()))?;
     b.set_num_channels(fmt.channels as u8).map_err(lame)?;
@@ -238,11 +115,12 @@ pub fn encode_wav<R: Read, W: Write + Seek>(mut input: R, out: &mut W) -> Result
     b.set_to_write_vbr_tag(true).map_err(lame)?;
     let mut enc = b.build().map_err(lame)?;
 
-    let frame = fmt.bytes_per_frame();
+    let frame = fmt.frame_bytes();
     let mut raw = vec![0u8; frame * 8192];
     let mut pcm: Vec<i16> = Vec::with_capacity(2 * 8192);
     let mut mp3: Vec<u8> = Vec::new();
-    let mut data = input.take(fmt.data_len);
+    // A header never finalised (crash, streaming writer) does not know: read to the end.
+    let mut data = input.take(fmt.data_len.map_or(u64::MAX, u64::from));
     let mut frames: u64 = 0;
     loop {
         let n = fill(&mut data, &mut raw)?;
@@ -252,15 +130,7 @@ pub fn encode_wav<R: Read, W: Write + Seek>(mut input: R, out: &mut W) -> Result
             break;
         }
         pcm.clear();
-        match fmt.encoding {
-            Encoding::Pcm16 => pcm.extend(
-                raw[..whole]
-                    .chunks_exact(2)
-                    .map(|c| i16::from_le_bytes([c[0], c[1]])),
-            ),
-            Encoding::Ulaw => pcm.extend(raw[..whole].iter().map(|&u| ulaw_to_linear(u))),
-            Encoding::Alaw => pcm.extend(raw[..whole].iter().map(|&a| alaw_to_linear(a))),
-        }
+        fmt.format.decode_into(&raw[..whole], &mut pcm);
         let per_channel = pcm.len() / usize::from(fmt.channels);
         frames += per_channel as u64;
         mp3.clear();

@@ -68,51 +68,65 @@ pub(crate) fn mp3_frames(b: &[u8]) -> Option<(usize, u64, u32)> {
 }
 
 #[test]
-fn g711_decoding_matches_the_reference_table() {
-    assert_eq!(ulaw_to_linear(0xFF), 0);
-    assert_eq!(ulaw_to_linear(0x80), 32124);
-    assert_eq!(ulaw_to_linear(0x00), -32124);
-    assert_eq!(alaw_to_linear(0xD5), 8);
-    assert_eq!(alaw_to_linear(0x55), -8);
-    assert_eq!(alaw_to_linear(0xAA), 32256);
-    assert_eq!(alaw_to_linear(0x2A), -32256);
-}
-
-#[test]
 fn header_reader_skips_unknown_chunks_and_finds_data() {
     let mut v = wav(1, 16, 8000, &[1, 0, 2, 0]);
     // Insert a LIST chunk with an odd size (padded) between fmt and data.
     let list = [b"LIST".as_slice(), &3u32.to_le_bytes(), b"abc\0"].concat();
     v.splice(36..36, list);
     let mut r = &v[..];
-    let f = read_header(&mut r).unwrap();
+    let h = read_wav_header(&mut r).unwrap();
     assert_eq!(
-        f,
-        WavFormat {
-            encoding: Encoding::Pcm16,
-            channels: 1,
-            sample_rate: 8000,
-            data_len: 4
-        }
+        (h.channels, h.sample_rate, h.data_len, h.data_offset),
+        (1, 8000, Some(4), 56)
     );
     assert_eq!(r, &[1, 0, 2, 0]);
 }
 
 #[test]
 fn unsupported_wavs_name_the_field() {
-    let e = read_header(&mut &wav(3, 32, 8000, &[])[..]).unwrap_err();
-    assert_eq!(e.to_string(), "WAV format tag 3 is not supported");
-    let e = read_header(&mut &wav(1, 8, 8000, &[])[..]).unwrap_err();
-    assert_eq!(e.to_string(), "WAV bits per sample 8 is not supported");
-    let e = read_header(&mut &wav(1, 16, 4000, &[])[..]).unwrap_err();
+    let e = read_wav_header(&mut &wav(2, 4, 8000, &[])[..]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "not a WAV file: WAV format tag 2 with 4 bits per sample (Hark reads PCM, float, µ-law \
+         and A-law)"
+    );
+    let e = read_wav_header(&mut &wav(1, 16, 4000, &[])[..]).unwrap_err();
     assert_eq!(e.to_string(), "WAV sample rate 4000 is not supported");
+    let mut surround = wav(1, 16, 8000, &[]);
+    surround[22] = 6;
+    let e = read_wav_header(&mut &surround[..]).unwrap_err();
+    assert_eq!(e.to_string(), "WAV channel count 6 is not supported");
     assert!(matches!(
-        read_header(&mut &b"RIFF\0\0\0\0WAVX"[..]),
-        Err(Mp3Error::NotWav(_))
+        read_wav_header(&mut &b"RIFF\0\0\0\0WAVX"[..]),
+        Err(Mp3Error::NotWav(ReadError::NotWav))
     ));
     // Truncated in the middle of a chunk header: an error, not a panic.
     let v = wav(1, 16, 8000, &[0; 8]);
-    assert!(read_header(&mut &v[..30]).is_err());
+    assert!(read_wav_header(&mut &v[..30]).is_err());
+}
+
+#[test]
+fn a_read_failure_is_an_io_error_not_a_bad_file() {
+    struct Broken;
+    impl Read for Broken {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("EIO"))
+        }
+    }
+    assert!(matches!(read_wav_header(&mut Broken), Err(Mp3Error::Io(_))));
+}
+
+#[test]
+fn float_and_8_bit_wavs_encode_too() {
+    // Every format the WAV reader decodes reaches LAME as 16-bit samples.
+    let f32s: Vec<u8> = (0..8000)
+        .flat_map(|i| ((f64::from(i) * 0.3).sin() as f32 * 0.5).to_le_bytes())
+        .collect();
+    let (frames, mp3) = encode(&wav(3, 32, 8000, &f32s));
+    assert_eq!(frames, 8000);
+    assert!(mp3_frames(&mp3).is_some());
+    let (frames, _) = encode(&wav(1, 8, 8000, &[0x80; 4000]));
+    assert_eq!(frames, 4000);
 }
 
 /// Encodes into memory.
