@@ -5,6 +5,7 @@
 use std::io::Cursor;
 
 use media_engine::{g711, Codec};
+use record_engine::wav::Wav;
 
 use crate::resample::resample_to_8k;
 
@@ -120,58 +121,37 @@ fn max_frames(rate: u32, max_seconds: u32) -> usize {
     usize::try_from(u64::from(rate) * u64::from(max_seconds)).unwrap_or(usize::MAX)
 }
 
+/// How an AU file stores a sample (big-endian, unlike WAV).
 #[derive(Debug, Clone, Copy)]
-enum SampleFormat {
-    U8,
+enum AuFormat {
     S8,
-    S16Le,
     S16Be,
-    S24Le,
-    S32Le,
-    F32Le,
     F32Be,
-    F64Le,
     Ulaw,
     Alaw,
 }
 
-impl SampleFormat {
+impl AuFormat {
     fn bytes(self) -> usize {
         match self {
-            SampleFormat::U8 | SampleFormat::S8 | SampleFormat::Ulaw | SampleFormat::Alaw => 1,
-            SampleFormat::S16Le | SampleFormat::S16Be => 2,
-            SampleFormat::S24Le => 3,
-            SampleFormat::S32Le | SampleFormat::F32Le | SampleFormat::F32Be => 4,
-            SampleFormat::F64Le => 8,
+            AuFormat::S8 | AuFormat::Ulaw | AuFormat::Alaw => 1,
+            AuFormat::S16Be => 2,
+            AuFormat::F32Be => 4,
         }
     }
 
     /// One sample; `b` has exactly `self.bytes()` bytes.
     fn read(self, b: &[u8]) -> i32 {
         let at = |i: usize| b.get(i).copied().unwrap_or(0);
-        let float = |f: f64| (f.clamp(-1.0, 1.0) * 32767.0).round() as i32;
         match self {
-            SampleFormat::U8 => (i32::from(at(0)) - 128) << 8,
-            SampleFormat::S8 => i32::from(at(0) as i8) << 8,
-            SampleFormat::S16Le => i32::from(i16::from_le_bytes([at(0), at(1)])),
-            SampleFormat::S16Be => i32::from(i16::from_be_bytes([at(0), at(1)])),
-            SampleFormat::S24Le => i32::from(i16::from_le_bytes([at(1), at(2)])),
-            SampleFormat::S32Le => i32::from(i16::from_le_bytes([at(2), at(3)])),
-            SampleFormat::F32Le => {
-                float(f64::from(f32::from_le_bytes([at(0), at(1), at(2), at(3)])))
+            AuFormat::S8 => i32::from(at(0) as i8) << 8,
+            AuFormat::S16Be => i32::from(i16::from_be_bytes([at(0), at(1)])),
+            AuFormat::F32Be => {
+                let f = f64::from(f32::from_be_bytes([at(0), at(1), at(2), at(3)]));
+                (f.clamp(-1.0, 1.0) * 32767.0).round() as i32
             }
-            SampleFormat::F32Be => {
-                float(f64::from(f32::from_be_bytes([at(0), at(1), at(2), at(3)])))
-            }
-            SampleFormat::F64Le => {
-                let mut a = [0u8; 8];
-                for (i, x) in a.iter_mut().enumerate() {
-                    *x = at(i);
-                }
-                float(f64::from_le_bytes(a))
-            }
-            SampleFormat::Ulaw => i32::from(media_engine_sample(Codec::Pcmu, at(0))),
-            SampleFormat::Alaw => i32::from(media_engine_sample(Codec::Pcma, at(0))),
+            AuFormat::Ulaw => i32::from(media_engine_sample(Codec::Pcmu, at(0))),
+            AuFormat::Alaw => i32::from(media_engine_sample(Codec::Pcma, at(0))),
         }
     }
 }
@@ -183,13 +163,7 @@ fn media_engine_sample(codec: Codec, byte: u8) -> i16 {
 }
 
 /// Interleaved frames → mono by averaging the channels; a trailing partial frame is dropped.
-fn mix_to_mono(
-    data: &[u8],
-    channels: usize,
-    format: SampleFormat,
-    rate: u32,
-    max_seconds: u32,
-) -> Pcm {
+fn mix_to_mono(data: &[u8], channels: usize, format: AuFormat, rate: u32, max_seconds: u32) -> Pcm {
     let width = format.bytes();
     let frame = channels.max(1) * width;
     let limit = max_frames(rate, max_seconds);
@@ -209,14 +183,6 @@ fn mix_to_mono(
     }
 }
 
-fn u16_le(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u32_le(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
 fn u32_be(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
@@ -231,62 +197,17 @@ fn check_layout(channels: u32, rate: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// Through the workspace's WAV reader (`record_engine::wav`), which says what it found.
 fn decode_wav(bytes: &[u8], max_seconds: u32) -> Result<Pcm, String> {
-    if !(bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WAVE")) {
-        return Err("not a RIFF/WAVE file".into());
-    }
-    let mut fmt: Option<(u16, u16, u32, u16)> = None;
-    let mut pos = 12usize;
-    while let (Some(id), Some(size)) = (bytes.get(pos..pos + 4), u32_le(bytes, pos + 4)) {
-        let size = size as usize;
-        let body_start = pos + 8;
-        // Streamed WAVs (espeak-ng --stdout) carry a placeholder size: clamp to what is there.
-        let body_end = body_start.saturating_add(size).min(bytes.len());
-        let body = bytes.get(body_start..body_end).unwrap_or(&[]);
-        if id == b"fmt " {
-            let (Some(mut tag), Some(channels), Some(rate), Some(bits)) = (
-                u16_le(body, 0),
-                u16_le(body, 2),
-                u32_le(body, 4),
-                u16_le(body, 14),
-            ) else {
-                return Err("fmt chunk shorter than 16 bytes".into());
-            };
-            if tag == 0xFFFE {
-                // WAVE_FORMAT_EXTENSIBLE: the real tag opens the sub-format GUID.
-                tag = u16_le(body, 24).ok_or("WAVE_FORMAT_EXTENSIBLE without a sub-format")?;
-            }
-            fmt = Some((tag, channels, rate, bits));
-        } else if id == b"data" {
-            let (tag, channels, rate, bits) = fmt.ok_or("data chunk before fmt chunk")?;
-            check_layout(u32::from(channels), rate)?;
-            let format = match (tag, bits) {
-                (1, 8) => SampleFormat::U8,
-                (1, 16) => SampleFormat::S16Le,
-                (1, 24) => SampleFormat::S24Le,
-                (1, 32) => SampleFormat::S32Le,
-                (3, 32) => SampleFormat::F32Le,
-                (3, 64) => SampleFormat::F64Le,
-                (6, 8) => SampleFormat::Alaw,
-                (7, 8) => SampleFormat::Ulaw,
-                _ => {
-                    return Err(format!(
-                        "WAV format tag {tag} with {bits} bits per sample (Hark plays PCM, \
-                         float, µ-law and A-law)"
-                    ))
-                }
-            };
-            return Ok(mix_to_mono(
-                body,
-                usize::from(channels),
-                format,
-                rate,
-                max_seconds,
-            ));
-        }
-        pos = body_start.saturating_add(size).saturating_add(size & 1);
-    }
-    Err("WAV without a data chunk".into())
+    let wav = Wav::parse(bytes).map_err(|e| e.to_string())?;
+    let rate = wav.header.sample_rate;
+    check_layout(u32::from(wav.header.channels), rate)?;
+    let limit = max_frames(rate, max_seconds);
+    Ok(Pcm {
+        rate,
+        samples: wav.mono().take(limit).collect(),
+        truncated: wav.frames() > limit,
+    })
 }
 
 fn decode_au(bytes: &[u8], max_seconds: u32) -> Result<Pcm, String> {
@@ -307,11 +228,11 @@ fn decode_au(bytes: &[u8], max_seconds: u32) -> Result<Pcm, String> {
         start.saturating_add(size as usize).min(bytes.len())
     };
     let format = match encoding {
-        1 => SampleFormat::Ulaw,
-        2 => SampleFormat::S8,
-        3 => SampleFormat::S16Be,
-        6 => SampleFormat::F32Be,
-        27 => SampleFormat::Alaw,
+        1 => AuFormat::Ulaw,
+        2 => AuFormat::S8,
+        3 => AuFormat::S16Be,
+        6 => AuFormat::F32Be,
+        27 => AuFormat::Alaw,
         _ => return Err(format!("AU encoding {encoding}")),
     };
     Ok(mix_to_mono(
