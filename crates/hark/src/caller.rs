@@ -17,6 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use media_engine::rfc4733::{DigitSchedule, DigitTick, END_TICKS, TONE_TICKS};
 use media_engine::sender::{RtpSender, PACKET_BYTES};
 use media_engine::{g711, rtp, Codec, FRAME_SAMPLES, SAMPLE_RATE};
 use sip_core::message::uri_host_port;
@@ -27,12 +28,6 @@ use tokio::net::UdpSocket;
 use tokio::time::{sleep_until, Instant};
 
 const TICK: Duration = Duration::from_millis(20);
-/// Event packets before the end packets: 8 × 20 ms = a 160 ms tone.
-const TONE_TICKS: u64 = 8;
-const END_PACKETS: u64 = 3;
-const EVENT_TICKS: u64 = TONE_TICKS + END_PACKETS;
-/// Event plus 100 ms of audio before the next key.
-const KEY_TICKS: u64 = EVENT_TICKS + 5;
 /// SIP INFO keys: 160 ms tone + 100 ms gap.
 const INFO_TICKS: u64 = 13;
 const INFO_DURATION_MS: u32 = 160;
@@ -341,6 +336,8 @@ struct MediaOut {
     /// Index of the next 20 ms tick; tick n is due at start + n*20 ms.
     tick: u64,
     dtmf_tick: u64,
+    /// RFC 4733 keys from `dtmf_tick` on (media-engine's schedule, as the daemon sends them).
+    schedule: Option<DigitSchedule>,
     info: bool,
     pkt: [u8; PACKET_BYTES],
     ev: [u8; 16],
@@ -369,24 +366,28 @@ impl MediaOut {
         let n = self.tick;
         self.tick += 1;
         let rel = n.checked_sub(self.dtmf_tick);
-        if let (Some(rel), Some(pt), false) = (rel, self.event_pt, self.info) {
-            let key = usize::try_from(rel / KEY_TICKS)
-                .ok()
-                .and_then(|i| keys.get(i));
-            let phase = rel % KEY_TICKS;
-            if let (Some(&key), true) = (key, phase < EVENT_TICKS) {
-                let end = phase >= TONE_TICKS;
-                let duration = (160 * (phase + 1).min(TONE_TICKS)) as u16;
-                let len =
+        if let (Some(_), Some(pt), false) = (rel, self.event_pt, self.info) {
+            let schedule = self
+                .schedule
+                .get_or_insert_with(|| DigitSchedule::new(keys.iter().copied()));
+            if let DigitTick::Event {
+                digit,
+                start,
+                end,
+                duration,
+                last,
+            } = schedule.next_tick()
+            {
+                let len = self
+                    .sender
+                    .event_packet(pt, digit, start, end, duration, &mut self.ev);
+                if last {
                     self.sender
-                        .event_packet(pt, key, phase == 0, end, duration, &mut self.ev);
-                if phase == EVENT_TICKS - 1 {
-                    self.sender
-                        .skip((EVENT_TICKS as u32) * FRAME_SAMPLES as u32);
+                        .skip((TONE_TICKS + END_TICKS) * FRAME_SAMPLES as u32);
                 }
                 return Tick::Rtp {
                     packet: self.ev.get(..len).unwrap_or_default(),
-                    key_started: phase == 0,
+                    key_started: start,
                 };
             }
         }
@@ -698,6 +699,7 @@ fn start_media(
         start: now,
         tick: 0,
         dtmf_tick,
+        schedule: None,
         info,
         pkt: [0; PACKET_BYTES],
         ev: [0; 16],

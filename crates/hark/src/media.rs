@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use media_engine::receiver::{MediaReceiver, PacketVerdict, ReceiverConfig};
+use media_engine::rfc4733::{DigitSchedule, DigitTick, END_TICKS, TONE_TICKS};
 use media_engine::ring::{media_ring, MediaConsumer};
 use media_engine::sender::{RtpSender, PACKET_BYTES};
 use media_engine::{Codec, FRAME_SAMPLES};
@@ -221,57 +222,10 @@ fn catch_up(sender: &mut RtpSender, origin: Instant, accounted: u64) -> u64 {
     }
 }
 
-/// Ticks (20 ms) of one RFC 4733 key: 8 packets of tone, 3 end packets, then a 100 ms gap
-/// (the toolkit's layout, which every receiver we test against accepts).
-const TONE_TICKS: u32 = 8;
-const END_TICKS: u32 = 3;
-const GAP_TICKS: u32 = 5;
-const PAUSE_TICKS: u32 = 25;
-
+/// RFC 4733 keys being sent, and who waits for the end.
 struct DigitPlayback {
-    digits: Vec<char>,
-    index: usize,
-    tick: u32,
+    schedule: DigitSchedule,
     done: Option<oneshot::Sender<()>>,
-}
-
-enum DigitAction {
-    /// Send an event packet: (digit, start, end, duration).
-    Event(char, bool, bool, u16),
-    Nothing,
-    Finished,
-}
-
-impl DigitPlayback {
-    fn next(&mut self) -> DigitAction {
-        loop {
-            let Some(&digit) = self.digits.get(self.index) else {
-                return DigitAction::Finished;
-            };
-            let span = if digit == 'w' || digit == 'W' {
-                PAUSE_TICKS
-            } else {
-                TONE_TICKS + END_TICKS + GAP_TICKS
-            };
-            if self.tick >= span {
-                self.index += 1;
-                self.tick = 0;
-                continue;
-            }
-            let t = self.tick;
-            self.tick += 1;
-            if digit == 'w' || digit == 'W' {
-                return DigitAction::Nothing;
-            }
-            return if t < TONE_TICKS {
-                DigitAction::Event(digit, t == 0, false, ((t + 1) * 160) as u16)
-            } else if t < TONE_TICKS + END_TICKS {
-                DigitAction::Event(digit, false, true, (TONE_TICKS * 160) as u16)
-            } else {
-                DigitAction::Nothing
-            };
-        }
-    }
 }
 
 /// Sends one RTP datagram. A refused send is never silent: it is counted in
@@ -379,7 +333,7 @@ async fn run(
                     samples_accounted = catch_up(&mut sender, origin, samples_accounted);
                     match media.telephone_event_pt {
                         Some(_) => {
-                            digit_playback = Some(DigitPlayback { digits: digits.chars().collect(), index: 0, tick: 0, done: Some(done) });
+                            digit_playback = Some(DigitPlayback { schedule: DigitSchedule::new(digits.chars()), done: Some(done) });
                         }
                         None => {
                             // No telephone-event: the keys become audio.
@@ -417,22 +371,22 @@ async fn run(
                 let may_send = matches!(media.remote_direction, Direction::SendRecv | Direction::RecvOnly);
                 let to = receiver.latched().unwrap_or(media.remote_rtp);
                 if let Some(digits) = digit_playback.as_mut() {
-                    let action = digits.next();
+                    let action = digits.schedule.next_tick();
                     samples_accounted += FRAME_SAMPLES as u64;
                     match action {
-                        DigitAction::Event(digit, start, end, duration) => {
+                        DigitTick::Event { digit, start, end, duration, last } => {
                             let pt = media.telephone_event_pt.unwrap_or(101);
                             let len = sender.event_packet(pt, digit, start, end, duration, &mut event);
                             if may_send && len > 0 {
                                 send_rtp(&socket, &event[..len], to, &metrics, &mut send_failures).await;
                             }
-                            if end && digits.tick == TONE_TICKS + END_TICKS {
+                            if last {
                                 // The event is over: audio time resumes after it.
                                 sender.skip((TONE_TICKS + END_TICKS) * FRAME_SAMPLES as u32);
                             }
                         }
-                        DigitAction::Nothing => sender.skip(FRAME_SAMPLES as u32),
-                        DigitAction::Finished => {
+                        DigitTick::Gap => sender.skip(FRAME_SAMPLES as u32),
+                        DigitTick::Finished => {
                             if let Some(mut d) = digit_playback.take() {
                                 if let Some(done) = d.done.take() { let _ = done.send(()); }
                             }

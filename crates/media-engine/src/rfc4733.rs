@@ -112,6 +112,95 @@ impl EventDeduplicator {
     }
 }
 
+/// 20 ms ticks of one key sent as RFC 4733 events: 8 packets of tone (durations 160..1280,
+/// the marker on the first), 3 end packets, then a 100 ms gap (the toolkit's layout, which every
+/// receiver we test against accepts). A `w` is a 0.5 s pause.
+pub const TONE_TICKS: u32 = 8;
+pub const END_TICKS: u32 = 3;
+pub const GAP_TICKS: u32 = 5;
+pub const PAUSE_TICKS: u32 = 25;
+
+/// What one 20 ms tick of a [`DigitSchedule`] sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigitTick {
+    /// An event packet. `last` marks the key's final end packet: the event's span of the RTP
+    /// clock ends there.
+    Event {
+        digit: char,
+        start: bool,
+        end: bool,
+        duration: u16,
+        last: bool,
+    },
+    /// No event this tick: the gap after a key, or a `w` pause.
+    Gap,
+    /// Every key has been sent.
+    Finished,
+}
+
+/// The send schedule of a digit string, one 20 ms tick at a time. Sans-IO: the caller owns the
+/// clock and the socket; the daemon's media task and the `hark call` test caller both use it.
+#[derive(Debug, Clone)]
+pub struct DigitSchedule {
+    digits: Vec<char>,
+    index: usize,
+    tick: u32,
+}
+
+impl DigitSchedule {
+    pub fn new(digits: impl IntoIterator<Item = char>) -> Self {
+        DigitSchedule {
+            digits: digits.into_iter().collect(),
+            index: 0,
+            tick: 0,
+        }
+    }
+
+    /// The next tick's packet.
+    pub fn next_tick(&mut self) -> DigitTick {
+        loop {
+            let Some(&digit) = self.digits.get(self.index) else {
+                return DigitTick::Finished;
+            };
+            let pause = digit == 'w' || digit == 'W';
+            let span = if pause {
+                PAUSE_TICKS
+            } else {
+                TONE_TICKS + END_TICKS + GAP_TICKS
+            };
+            if self.tick >= span {
+                self.index += 1;
+                self.tick = 0;
+                continue;
+            }
+            let t = self.tick;
+            self.tick += 1;
+            if pause {
+                return DigitTick::Gap;
+            }
+            return if t < TONE_TICKS {
+                DigitTick::Event {
+                    digit,
+                    start: t == 0,
+                    end: false,
+                    duration: ((t + 1) * 160) as u16,
+                    last: false,
+                }
+            } else if t < TONE_TICKS + END_TICKS {
+                DigitTick::Event {
+                    digit,
+                    start: false,
+                    end: true,
+                    duration: (TONE_TICKS * 160) as u16,
+                    last: t == TONE_TICKS + END_TICKS - 1,
+                }
+            } else {
+                DigitTick::Gap
+            };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,5 +355,54 @@ mod tests {
             d.accept(1, 0, &ev(1, false, 160)).unwrap().map(|e| e.digit),
             Some('1')
         );
+    }
+
+    #[test]
+    fn digit_schedule_sends_8_tone_3_end_5_gap_per_key_and_half_a_second_per_w() {
+        let mut schedule = DigitSchedule::new("1w2".chars());
+        let mut ticks = Vec::new();
+        for _ in 0..100 {
+            let t = schedule.next_tick();
+            ticks.push(t);
+            if t == DigitTick::Finished {
+                break;
+            }
+        }
+        assert_eq!(ticks.len(), 16 + 25 + 16 + 1);
+        for (i, t) in ticks[..8].iter().enumerate() {
+            assert_eq!(
+                *t,
+                DigitTick::Event {
+                    digit: '1',
+                    start: i == 0,
+                    end: false,
+                    duration: 160 * (i as u16 + 1),
+                    last: false
+                }
+            );
+        }
+        for (i, t) in ticks[8..11].iter().enumerate() {
+            assert_eq!(
+                *t,
+                DigitTick::Event {
+                    digit: '1',
+                    start: false,
+                    end: true,
+                    duration: 1280,
+                    last: i == 2
+                }
+            );
+        }
+        assert!(ticks[11..16 + 25].iter().all(|t| *t == DigitTick::Gap));
+        assert!(matches!(
+            ticks[41],
+            DigitTick::Event {
+                digit: '2',
+                start: true,
+                ..
+            }
+        ));
+        assert_eq!(ticks[57], DigitTick::Finished);
+        assert_eq!(schedule.next_tick(), DigitTick::Finished);
     }
 }
