@@ -50,7 +50,7 @@ impl WebhookError {
 
 fn transport_error(url: &str, e: &reqwest::Error) -> WebhookError {
     let url = url.to_string();
-    let message = error_chain(e);
+    let message = prompts::error_chain(e);
     if e.is_connect() {
         WebhookError::Connect { url, message }
     } else if e.is_timeout() {
@@ -277,16 +277,4 @@ async fn send(url: &str, request: reqwest::RequestBuilder) -> Result<Answer, Web
         body: String::from_utf8_lossy(&bytes).into_owned(),
         oversized,
     })
-}
-
-/// reqwest hides the useful part (connection refused, timed out) in the source chain.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

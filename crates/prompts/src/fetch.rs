@@ -341,7 +341,7 @@ fn header_text(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option
 }
 
 /// `e` and its sources, `: `-separated (reqwest hides the cause, e.g. "connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

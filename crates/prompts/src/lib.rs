@@ -17,6 +17,6 @@ pub mod fetch;
 pub mod resample;
 pub mod tts;
 
-pub use fetch::{AudioCache, AudioConfig, AudioError};
+pub use fetch::{error_chain, AudioCache, AudioConfig, AudioError};
 pub use resample::{resample, resample_to_8k};
 pub use tts::{Tts, TtsConfig, TtsError};
