@@ -282,7 +282,7 @@ pub struct Config {
     pub rtp_ip6: Option<IpAddr>,
     pub http_listen: SocketAddr,
     /// Without a trailing slash. Empty in the config: `http://` and the bound `http.listen`
-    /// address, filled in by `server::serve_with` once the listener is bound.
+    /// address (loopback for a wildcard), filled in by `server::serve_with` once bound.
     pub http_public_url: String,
     /// Recording media needs Basic auth like the rest of the API (`http.media_auth`).
     pub media_auth: http_api::MediaAuth,

@@ -137,7 +137,15 @@ pub async fn serve_with(
         "listening"
     );
     if config.http_public_url.is_empty() {
-        config.http_public_url = format!("http://{http_addr}");
+        let mut base = http_addr;
+        if base.ip().is_unspecified() {
+            base.set_ip(if base.is_ipv4() {
+                Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        config.http_public_url = format!("http://{base}");
     }
     let mut tasks = Tasks::default();
 

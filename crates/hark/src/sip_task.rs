@@ -154,7 +154,13 @@ pub async fn run(
     } = sockets;
     let mut endpoint = Endpoint::new(config);
     let (tcp_tx, mut tcp_rx) = mpsc::channel::<TcpEvent>(TCP_EVENTS_CAPACITY);
-    let accept = tokio::spawn(accept_tcp(tcp, tcp_tx, tcp_limits, metrics.clone()));
+    // Stopped with this task, also when it is aborted, so the listener closes.
+    let _accept = AbortOnDrop(tokio::spawn(accept_tcp(
+        tcp,
+        tcp_tx,
+        tcp_limits,
+        metrics.clone(),
+    )));
     let mut router = Router {
         calls: HashMap::new(),
         tcp: HashMap::new(),
@@ -223,7 +229,14 @@ pub async fn run(
             }
         }
     }
-    accept.abort();
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Where the SIP task's output goes: call tasks and TCP connections.

@@ -43,6 +43,7 @@ fn serve_with_runs_on_given_sockets_until_the_shutdown_future_resolves() {
             http: TcpListener::bind("127.0.0.1:0").await.expect("bind http"),
         };
         let sip = listeners.sip_udp.local_addr().expect("udp addr");
+        let sip_tcp = listeners.sip_tcp.local_addr().expect("tcp addr");
         let http = listeners.http.local_addr().expect("http addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = tokio::spawn(hark::server::serve_with(config, listeners, async move {
@@ -66,19 +67,21 @@ fn serve_with_runs_on_given_sockets_until_the_shutdown_future_resolves() {
             .expect("serve_with did not panic");
         assert!(result.is_ok(), "{result:?}");
 
-        // Its tasks are stopped: the HTTP listener is closed.
-        let closed = tokio::task::spawn_blocking(move || {
-            wait_until(Duration::from_secs(2), || {
-                std::net::TcpStream::connect_timeout(&http, Duration::from_millis(200))
-                    .is_err()
-                    .then_some(())
+        // Its tasks are stopped: the HTTP and SIP TCP listeners are closed.
+        for addr in [http, sip_tcp] {
+            let closed = tokio::task::spawn_blocking(move || {
+                wait_until(Duration::from_secs(2), || {
+                    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                        .is_err()
+                        .then_some(())
+                })
             })
-        })
-        .await
-        .expect("check ran");
-        assert!(
-            closed.is_some(),
-            "HTTP listener {http} still open after serve_with returned"
-        );
+            .await
+            .expect("check ran");
+            assert!(
+                closed.is_some(),
+                "listener {addr} still open after serve_with returned"
+            );
+        }
     });
 }
