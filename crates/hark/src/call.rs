@@ -30,11 +30,7 @@ pub(crate) const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
 
 type Core = call_core::Call<std::fs::File>;
 
-pub fn spawn(
-    shared: Arc<CallEnv>,
-    incoming: IncomingCall,
-    events: mpsc::UnboundedReceiver<CallEvent>,
-) {
+pub fn spawn(shared: Arc<CallEnv>, incoming: IncomingCall, events: mpsc::Receiver<CallEvent>) {
     let call_sid = new_sid("CA");
     let span = tracing::info_span!("call", sid = %call_sid);
     tokio::spawn(
@@ -74,7 +70,7 @@ async fn run(
     shared: Arc<CallEnv>,
     call_sid: String,
     incoming: IncomingCall,
-    mut events: mpsc::UnboundedReceiver<CallEvent>,
+    mut events: mpsc::Receiver<CallEvent>,
 ) {
     let CallSetup {
         info,

@@ -9,6 +9,8 @@ use control::HttpMethod;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::sip_task::TcpLimits;
+
 /// The default configuration, compiled in.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../conf/hark.toml");
 
@@ -175,6 +177,9 @@ struct RawSip {
     listen: String,
     public_ip: String,
     t1_ms: u64,
+    tcp_max_connections: u32,
+    tcp_max_connections_per_source: u32,
+    tcp_idle_timeout_secs: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -266,6 +271,8 @@ pub struct Config {
     pub sip_listen: SocketAddr,
     pub sip_public_ip: Option<IpAddr>,
     pub sip_t1: Duration,
+    /// Caps and idle timeout of SIP over TCP (`sip.tcp_*`).
+    pub sip_tcp: TcpLimits,
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
     pub rtp_timeout: Duration,
@@ -274,7 +281,8 @@ pub struct Config {
     /// Where RTP sockets bind for IPv6 media (`rtp.ip6`); `None` = IPv6 offers are refused.
     pub rtp_ip6: Option<IpAddr>,
     pub http_listen: SocketAddr,
-    /// Without a trailing slash.
+    /// Without a trailing slash. Empty in the config: `http://` and the bound `http.listen`
+    /// address (loopback for a wildcard), filled in by `server::serve_with` once bound.
     pub http_public_url: String,
     /// Recording media needs Basic auth like the rest of the API (`http.media_auth`).
     pub media_auth: http_api::MediaAuth,
@@ -503,6 +511,7 @@ impl Config {
                 format!("{} is outside 10..=10000", raw.sip.t1_ms),
             ));
         }
+        let sip_tcp = validate_tcp_limits(&raw.sip)?;
         if raw.rtp.port_min == 0 || raw.rtp.port_min > raw.rtp.port_max {
             return Err(invalid(
                 "rtp.port_min",
@@ -526,10 +535,13 @@ impl Config {
         }
         let http_listen = parse_addr("http.listen", &raw.http.listen)?;
         let public_url = raw.http.public_url.trim().trim_end_matches('/').to_string();
-        if !is_http_url(&public_url) {
+        if !public_url.is_empty() && !is_http_url(&public_url) {
             return Err(invalid(
                 "http.public_url",
-                format!("{:?} is not an http(s) URL", raw.http.public_url),
+                format!(
+                    "{:?} is not an http(s) URL (or \"\" for the listen address)",
+                    raw.http.public_url
+                ),
             ));
         }
         let sid = raw.account.sid.trim().to_string();
@@ -846,6 +858,7 @@ impl Config {
             sip_listen,
             sip_public_ip,
             sip_t1: Duration::from_millis(raw.sip.t1_ms),
+            sip_tcp,
             rtp_port_min: raw.rtp.port_min,
             rtp_port_max: raw.rtp.port_max,
             rtp_timeout: Duration::from_secs(raw.rtp.timeout),
@@ -888,6 +901,38 @@ impl Config {
             ..Default::default()
         }
     }
+}
+
+/// `sip.tcp_max_connections`, `sip.tcp_max_connections_per_source`, `sip.tcp_idle_timeout_secs`.
+fn validate_tcp_limits(raw: &RawSip) -> Result<TcpLimits, ConfigError> {
+    if !(1..=1_000_000).contains(&raw.tcp_max_connections) {
+        return Err(invalid(
+            "sip.tcp_max_connections",
+            format!("{} is outside 1..=1000000", raw.tcp_max_connections),
+        ));
+    }
+    if raw.tcp_max_connections_per_source == 0
+        || raw.tcp_max_connections_per_source > raw.tcp_max_connections
+    {
+        return Err(invalid(
+            "sip.tcp_max_connections_per_source",
+            format!(
+                "{} is outside 1..=sip.tcp_max_connections ({})",
+                raw.tcp_max_connections_per_source, raw.tcp_max_connections
+            ),
+        ));
+    }
+    if !(1..=86_400).contains(&raw.tcp_idle_timeout_secs) {
+        return Err(invalid(
+            "sip.tcp_idle_timeout_secs",
+            format!("{} is outside 1..=86400 seconds", raw.tcp_idle_timeout_secs),
+        ));
+    }
+    Ok(TcpLimits {
+        max_connections: raw.tcp_max_connections as usize,
+        max_per_source: raw.tcp_max_connections_per_source as usize,
+        idle_timeout: Duration::from_secs(raw.tcp_idle_timeout_secs),
+    })
 }
 
 /// Validates one application's keys; `section` is `app` or `route` for the messages.

@@ -3,22 +3,32 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use control::HttpMethod;
 use http_api::control::{
     BoxFuture, CallControl, CallUpdate, CallView, ControlError, OperationRequest, OperationView,
 };
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
 
 /// What the API asks of a running call: the call core's control input.
 pub use call_core::{ControlInput as ControlMsg, Redirect};
+
+/// Control messages queued per call. The API sends a handful per call at most; a call task
+/// reads them within milliseconds except while it waits on a fetch.
+const CONTROL_CAPACITY: usize = 32;
+/// How long an API request waits for room in a call's full queue before it is refused.
+const CONTROL_WAIT: Duration = Duration::from_secs(5);
+/// `hark_channel_overflow_total` label of the per-call control queue.
+pub const CHANNEL_CONTROL: &str = "live_control";
 
 /// Operations kept per call for `GET …/operations/{id}` (oldest dropped first).
 const KEPT_OPERATIONS: usize = 200;
 
 /// A running call as the API sees it.
 pub struct CallEntry {
-    pub tx: mpsc::UnboundedSender<ControlMsg>,
+    tx: mpsc::Sender<ControlMsg>,
     state: Mutex<EntryState>,
 }
 
@@ -73,11 +83,8 @@ pub struct Registry {
 
 impl Registry {
     /// Registers a call; the receiver is the call task's.
-    pub fn register(
-        &self,
-        view: CallView,
-    ) -> (Arc<CallEntry>, mpsc::UnboundedReceiver<ControlMsg>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub fn register(&self, view: CallView) -> (Arc<CallEntry>, mpsc::Receiver<ControlMsg>) {
+        let (tx, rx) = mpsc::channel(CONTROL_CAPACITY);
         let entry = Arc::new(CallEntry {
             tx,
             state: Mutex::new(EntryState {
@@ -104,6 +111,32 @@ pub struct DaemonControl {
     pub registry: Weak<Registry>,
     pub store: Arc<store::Store>,
     pub account_sid: String,
+    pub metrics: Arc<http_api::Metrics>,
+}
+
+impl DaemonControl {
+    /// Queues `msg` for the call. A full queue is backpressure: the request waits (counted) up
+    /// to [`CONTROL_WAIT`] for the call to take a message, then is refused.
+    async fn deliver(&self, entry: &CallEntry, msg: ControlMsg) -> Result<(), ControlError> {
+        let msg = match entry.tx.try_send(msg) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Closed(_)) => return Err(ControlError::UnknownCall),
+            Err(TrySendError::Full(msg)) => msg,
+        };
+        let n = self.metrics.channel_overflows.count(CHANNEL_CONTROL);
+        tracing::warn!(
+            capacity = CONTROL_CAPACITY,
+            overflows = n,
+            "call's control queue full; the request waits"
+        );
+        match entry.tx.send_timeout(msg, CONTROL_WAIT).await {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Closed(_)) => Err(ControlError::UnknownCall),
+            Err(SendTimeoutError::Timeout(_)) => Err(ControlError::Conflict(format!(
+                "the call has {CONTROL_CAPACITY} requests waiting; try again later"
+            ))),
+        }
+    }
 }
 
 fn operation_kind(request: &OperationRequest) -> &'static str {
@@ -148,7 +181,12 @@ impl CallControl for DaemonControl {
 
     fn hang_up(&self, id: &str) -> BoxFuture<'_, bool> {
         let entry = self.registry.upgrade().and_then(|r| r.get(id));
-        Box::pin(async move { entry.is_some_and(|e| e.tx.send(ControlMsg::HangUp).is_ok()) })
+        Box::pin(async move {
+            match entry {
+                Some(e) => self.deliver(&e, ControlMsg::HangUp).await.is_ok(),
+                None => false,
+            }
+        })
     }
 
     fn start_operation(
@@ -177,13 +215,11 @@ impl CallControl for DaemonControl {
                 client_context: client_context(&request),
             };
             entry.put_operation(op.clone());
-            entry
-                .tx
-                .send(ControlMsg::Operation {
-                    id: op.id.clone(),
-                    request,
-                })
-                .map_err(|_| ControlError::UnknownCall)?;
+            let msg = ControlMsg::Operation {
+                id: op.id.clone(),
+                request,
+            };
+            self.deliver(&entry, msg).await?;
             Ok(op)
         })
     }
@@ -236,7 +272,7 @@ impl CallControl for DaemonControl {
                     return Err(ControlError::Conflict("give Twiml, Url or Status".into()))
                 }
             };
-            entry.tx.send(msg).map_err(|_| ControlError::UnknownCall)
+            self.deliver(&entry, msg).await
         })
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use control::HttpMethod;
 use store::{OutboxItem, Store};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::Notify;
 
 use crate::webhook::{WebhookError, Webhooks};
@@ -32,6 +33,10 @@ const POLL: Duration = Duration::from_millis(500);
 /// Delivered and given-up callbacks are kept this long (for inspection and to recognise a
 /// replayed state change), then deleted so the table does not grow forever.
 const KEEP_FINISHED: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Finished deliveries waiting to be taken off the in-flight set: one due batch (256) of them.
+const DONE_CAPACITY: usize = 256;
+/// `hark_channel_overflow_total` label of that queue.
+pub const CHANNEL_DONE: &str = "outbox_done";
 /// How often finished callbacks older than [`KEEP_FINISHED`] are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -89,7 +94,8 @@ impl Outbox {
     /// sent is not picked up again until its outcome is saved.
     pub async fn run(self, webhooks: Webhooks) {
         let in_flight: Arc<std::sync::Mutex<HashSet<i64>>> = Arc::default();
-        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
+        // Deliveries report here when they finish; a full queue makes them wait (counted).
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<i64>(DONE_CAPACITY);
         let mut next_prune = tokio::time::Instant::now();
         loop {
             if tokio::time::Instant::now() >= next_prune {
@@ -131,7 +137,10 @@ impl Outbox {
                 tokio::spawn(async move {
                     let id = item.id;
                     this.deliver(&webhooks, item).await;
-                    let _ = done.send(id);
+                    if let Err(TrySendError::Full(id)) = done.try_send(id) {
+                        this.metrics.channel_overflows.count(CHANNEL_DONE);
+                        let _ = done.send(id).await;
+                    }
                 });
             }
             // Wake for a new item, a finished delivery (its group's next item may be due now),

@@ -1,5 +1,7 @@
-//! `hark serve`: binds the sockets, recovers recordings left by a crash, and runs until a signal.
+//! `hark serve`: binds the sockets, recovers recordings left by a crash, and runs until a signal
+//! ([`serve`]) or a future the caller gives ([`serve_with`], on sockets the caller bound).
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -39,7 +41,114 @@ pub enum ServeError {
     Client(String),
 }
 
+/// The daemon's listening sockets, bound by the caller of [`serve_with`].
+pub struct Listeners {
+    /// SIP over UDP; its port is the one advertised in Via and Contact.
+    pub sip_udp: UdpSocket,
+    /// SIP over TCP, normally on the UDP socket's port.
+    pub sip_tcp: TcpListener,
+    pub http: TcpListener,
+}
+
+/// How often binding SIP's UDP and TCP sockets to one free port is tried (`sip.listen` port 0)
+/// before giving up: another process can take the TCP side of the UDP socket's port.
+const SAME_PORT_ATTEMPTS: usize = 32;
+
+impl Listeners {
+    /// Binds `sip.listen` (UDP and TCP) and `http.listen`. Port 0 takes a free port, the same
+    /// one for SIP's UDP and TCP.
+    pub async fn bind(config: &Config) -> Result<Listeners, ServeError> {
+        let bind = |key, addr| move |source| ServeError::Bind { key, addr, source };
+        let sip = config.sip_listen;
+        let (sip_udp, sip_tcp) = if sip.port() != 0 {
+            let udp = UdpSocket::bind(sip)
+                .await
+                .map_err(bind("sip.listen", sip))?;
+            let tcp = TcpListener::bind(sip)
+                .await
+                .map_err(bind("sip.listen", sip))?;
+            (udp, tcp)
+        } else {
+            let mut attempt = 1;
+            loop {
+                let udp = UdpSocket::bind(sip)
+                    .await
+                    .map_err(bind("sip.listen", sip))?;
+                let port = udp.local_addr().map_err(bind("sip.listen", sip))?.port();
+                let addr = SocketAddr::new(sip.ip(), port);
+                match TcpListener::bind(addr).await {
+                    Ok(tcp) => break (udp, tcp),
+                    Err(e) if attempt < SAME_PORT_ATTEMPTS => {
+                        tracing::debug!(port, error = %e, "TCP side of a free UDP port taken");
+                        attempt += 1;
+                    }
+                    Err(e) => return Err(bind("sip.listen", sip)(e)),
+                }
+            }
+        };
+        let http = TcpListener::bind(config.http_listen)
+            .await
+            .map_err(bind("http.listen", config.http_listen))?;
+        Ok(Listeners {
+            sip_udp,
+            sip_tcp,
+            http,
+        })
+    }
+}
+
+/// `hark serve`: binds the configured addresses and runs until SIGTERM or SIGINT.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let listeners = Listeners::bind(&config).await?;
+    serve_with(config, listeners, wait_for_signal()).await
+}
+
+/// Runs the daemon on sockets bound by the caller until `shutdown` resolves; then hangs up every
+/// call (recordings are finished, at most 10 s), stops the listeners and returns.
+pub async fn serve_with(
+    mut config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let Listeners {
+        sip_udp: udp,
+        sip_tcp: tcp,
+        http: http_listener,
+    } = listeners;
+    let local = |key, socket: std::io::Result<SocketAddr>, configured| {
+        socket.map_err(|source| ServeError::Bind {
+            key,
+            addr: configured,
+            source,
+        })
+    };
+    let sip_udp_addr = local("sip.listen", udp.local_addr(), config.sip_listen)?;
+    let sip_tcp_addr = local("sip.listen", tcp.local_addr(), config.sip_listen)?;
+    let http_addr = local(
+        "http.listen",
+        http_listener.local_addr(),
+        config.http_listen,
+    )?;
+    // A stable line: tests and scripts that listen on port 0 read their ports from it.
+    tracing::info!(
+        sip_udp = %sip_udp_addr,
+        sip_tcp = %sip_tcp_addr,
+        http = %http_addr,
+        "listening"
+    );
+    if config.http_public_url.is_empty() {
+        let mut base = http_addr;
+        if base.ip().is_unspecified() {
+            base.set_ip(if base.is_ipv4() {
+                Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        config.http_public_url = format!("http://{base}");
+    }
+    let mut tasks = Tasks::default();
+
     let files =
         RecordingFiles::open(&config.storage_dir).map_err(|source| ServeError::Storage {
             dir: config.storage_dir.display().to_string(),
@@ -52,6 +161,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .map_err(ServeError::Database)?;
     let store = Arc::new(store);
     let metrics = Arc::new(http_api::Metrics::default());
+    for channel in [crate::live::CHANNEL_CONTROL, crate::outbox::CHANNEL_DONE] {
+        metrics.channel_overflows.declare(channel);
+    }
     let outbox = Outbox::new(store.clone(), metrics.clone());
     let webhooks = Webhooks::new(
         config.auth_token.clone(),
@@ -59,17 +171,6 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config.webhook_timeout,
     )
     .map_err(|e| ServeError::Client(e.to_string()))?;
-
-    let bind = |key, addr| move |source| ServeError::Bind { key, addr, source };
-    let udp = UdpSocket::bind(config.sip_listen)
-        .await
-        .map_err(bind("sip.listen", config.sip_listen))?;
-    let tcp = TcpListener::bind(config.sip_listen)
-        .await
-        .map_err(bind("sip.listen", config.sip_listen))?;
-    let http_listener = TcpListener::bind(config.http_listen)
-        .await
-        .map_err(bind("http.listen", config.http_listen))?;
 
     // Live call control: the registry of running calls and the key of recording access tokens
     // (random per start: tokens do not survive a restart, like Graph's short-lived ones).
@@ -83,6 +184,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             registry: Arc::downgrade(&registry),
             store: store.clone(),
             account_sid: config.account_sid.clone(),
+            metrics: metrics.clone(),
         }),
     };
     let readiness = http_api::Readiness::default();
@@ -98,18 +200,18 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         bot: Some(bot),
         readiness: readiness.clone(),
     }));
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         if let Err(e) = axum::serve(http_listener, router).await {
             tracing::error!(error = %e, "HTTP listener stopped");
         }
     });
-    tokio::spawn(outbox.clone().run(webhooks.clone()));
+    tasks.spawn(outbox.clone().run(webhooks.clone()));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (sip, sip_commands) = sip_task::channel();
+    let (sip, sip_commands) = sip_task::channel(metrics.clone());
     let mut endpoint_config = EndpointConfig::new(SocketAddr::new(
         advertised_sip_ip(&config),
-        config.sip_listen.port(),
+        sip_udp_addr.port(),
     ));
     endpoint_config.seed = rand::random();
     endpoint_config.media_ipv4 = config.rtp_ip4.is_some();
@@ -215,8 +317,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     });
     recovery::recover(&services).await;
     // After recovery: a recording it has just completed gets its callbacks queued first.
-    tokio::spawn(crate::retention::run(services.clone()));
-    tokio::spawn(transcriber.run(services.clone()));
+    tasks.spawn(crate::retention::run(services.clone()));
+    tasks.spawn(transcriber.run(services.clone()));
     let spawner_shared = shared.clone();
     let spawn_call: CallSpawner =
         Arc::new(move |incoming, events| call::spawn(spawner_shared.clone(), incoming, events));
@@ -226,22 +328,26 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             tracing::warn!(error = %e, "text to speech unavailable: <Say> will be skipped (install espeak-ng)")
         }
     }
-    tokio::spawn(sip_task::run(
-        udp,
-        tcp,
+    tasks.spawn(sip_task::run(
+        sip_task::SipSockets {
+            udp,
+            tcp,
+            tcp_limits: shared.config.sip_tcp,
+        },
         endpoint_config,
         sip_commands,
         spawn_call,
+        shared.metrics.clone(),
     ));
     tracing::info!(
-        sip = %shared.config.sip_listen,
-        http = %shared.config.http_listen,
+        sip = %sip_udp_addr,
+        http = %http_addr,
         rtp = %format!("{}-{}", shared.config.rtp_port_min, shared.config.rtp_port_max),
         storage = %shared.config.storage_dir.display(),
         "hark is serving"
     );
 
-    wait_for_signal().await;
+    shutdown.await;
     tracing::info!(
         active_calls = shared.active_calls.load(Ordering::Relaxed),
         "shutting down: finishing recordings and hanging up"
@@ -254,7 +360,27 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     // Let the last BYEs leave.
     tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(tasks);
     Ok(())
+}
+
+/// The daemon's long-running tasks, stopped when [`serve_with`] returns (or fails half-way) so
+/// its sockets close.
+#[derive(Default)]
+struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Tasks {
+    fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        self.0.push(tokio::spawn(task));
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// The address in Via/Contact: `sip.public_ip`, the listen IP, or the primary local address.

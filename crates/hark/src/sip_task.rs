@@ -1,18 +1,59 @@
 //! The SIP edge: UDP and TCP sockets around the sans-IO [`sip_core::Endpoint`], and the routing
 //! of call events to call tasks.
+//!
+//! Every channel here is bounded. The SIP task serves every call, so it never waits on one: what
+//! it sends to a call or a TCP connection goes by `try_send`, and a full channel is logged and
+//! counted in `hark_channel_overflow_total{channel=…}`. TCP readers may wait for the SIP task
+//! (backpressure reaches the peer through TCP flow control).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use http_api::Metrics;
 use sip_core::framing::StreamFramer;
 use sip_core::{
     CallEvent, CallKey, Endpoint, EndpointConfig, IncomingCall, Output, Peer, Transport,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
+
+/// Call tasks → SIP task. A call sends at most four commands in its life; at shutdown every call
+/// sends its hangup at once, so this holds the commands of 16 384 calls (five times the 3000 of
+/// `sipp-scenarios/load`). Capacity costs nothing until used: tokio allocates slots in blocks.
+const COMMANDS_CAPACITY: usize = 16_384;
+/// SIP task → one call: ACK, re-INVITEs, INFO keys and the end. A call task reads them within
+/// milliseconds; 64 unread means it is stuck.
+const CALL_EVENTS_CAPACITY: usize = 64;
+/// TCP connections → SIP task (messages, open, close); readers wait when it is full.
+const TCP_EVENTS_CAPACITY: usize = 1024;
+/// SIP task → one TCP connection's writer, in messages. A trunk that carries every call on one
+/// connection gets a BYE per call at shutdown; 4096 covers the load test's 3000 with no write
+/// progress at all. A connection that falls further behind is closed (a slow reader must not
+/// grow memory): at most ~4 MiB of ~1 KiB messages.
+const TCP_WRITE_CAPACITY: usize = 4096;
+
+/// `hark_channel_overflow_total` labels of this module's channels.
+pub const CHANNEL_COMMANDS: &str = "sip_commands";
+pub const CHANNEL_CALL_EVENTS: &str = "call_events";
+pub const CHANNEL_TCP_EVENTS: &str = "sip_tcp_events";
+pub const CHANNEL_TCP_WRITE: &str = "sip_tcp_write";
+
+/// Caps and idle timeout of SIP over TCP (`sip.tcp_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpLimits {
+    /// Open connections at most, from all sources.
+    pub max_connections: usize,
+    /// Open connections at most from one source IP.
+    pub max_per_source: usize,
+    /// A connection with no traffic either way for this long is closed, unless it carries a call.
+    pub idle_timeout: Duration,
+}
 
 /// What a call task asks of the SIP layer.
 #[derive(Debug)]
@@ -25,23 +66,38 @@ pub enum SipCommand {
 
 #[derive(Clone)]
 pub struct SipHandle {
-    tx: mpsc::UnboundedSender<SipCommand>,
+    tx: mpsc::Sender<SipCommand>,
+    metrics: Arc<Metrics>,
 }
 
 impl SipHandle {
+    /// Never waits. A full channel means the SIP task is wedged; the command is then dropped,
+    /// logged with its call and counted.
     pub fn send(&self, command: SipCommand) {
-        // The SIP task outlives every call task; a send error only happens at shutdown.
-        let _ = self.tx.send(command);
+        match self.tx.try_send(command) {
+            Ok(()) => {}
+            Err(TrySendError::Full(command)) => {
+                let n = self.metrics.channel_overflows.count(CHANNEL_COMMANDS);
+                tracing::error!(
+                    ?command,
+                    overflows = n,
+                    capacity = COMMANDS_CAPACITY,
+                    "SIP command queue full; command dropped"
+                );
+            }
+            // The SIP task outlives every call task; it is gone only at shutdown.
+            Err(TrySendError::Closed(_)) => {}
+        }
     }
 }
 
 /// Called for each new call with the receiver of its later events.
-pub type CallSpawner = Arc<dyn Fn(IncomingCall, mpsc::UnboundedReceiver<CallEvent>) + Send + Sync>;
+pub type CallSpawner = Arc<dyn Fn(IncomingCall, mpsc::Receiver<CallEvent>) + Send + Sync>;
 
 enum TcpEvent {
     Opened {
         conn: u64,
-        writer: mpsc::UnboundedSender<Vec<u8>>,
+        handle: TcpConnHandle,
     },
     Message {
         conn: u64,
@@ -53,26 +109,66 @@ enum TcpEvent {
     },
 }
 
-pub fn channel() -> (SipHandle, mpsc::UnboundedReceiver<SipCommand>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    (SipHandle { tx }, rx)
+/// The SIP task's side of one TCP connection.
+struct TcpConnHandle {
+    writer: mpsc::Sender<Vec<u8>>,
+    /// Tells the connection's task to close it.
+    close: Arc<Notify>,
+    /// Calls whose INVITE came over this connection and have not ended; while any does, the
+    /// idle timeout does not close it.
+    calls: Arc<AtomicUsize>,
+}
+
+pub fn channel(metrics: Arc<Metrics>) -> (SipHandle, mpsc::Receiver<SipCommand>) {
+    for channel in [
+        CHANNEL_COMMANDS,
+        CHANNEL_CALL_EVENTS,
+        CHANNEL_TCP_EVENTS,
+        CHANNEL_TCP_WRITE,
+    ] {
+        metrics.channel_overflows.declare(channel);
+    }
+    let (tx, rx) = mpsc::channel(COMMANDS_CAPACITY);
+    (SipHandle { tx, metrics }, rx)
+}
+
+/// The sockets and settings of [`run`].
+pub struct SipSockets {
+    pub udp: UdpSocket,
+    pub tcp: TcpListener,
+    pub tcp_limits: TcpLimits,
 }
 
 /// Runs until the command channel closes.
 pub async fn run(
-    udp: UdpSocket,
-    tcp: TcpListener,
+    sockets: SipSockets,
     config: EndpointConfig,
-    mut commands: mpsc::UnboundedReceiver<SipCommand>,
+    mut commands: mpsc::Receiver<SipCommand>,
     spawn_call: CallSpawner,
+    metrics: Arc<Metrics>,
 ) {
+    let SipSockets {
+        udp,
+        tcp,
+        tcp_limits,
+    } = sockets;
     let mut endpoint = Endpoint::new(config);
-    let (tcp_tx, mut tcp_rx) = mpsc::unbounded_channel::<TcpEvent>();
-    tokio::spawn(accept_tcp(tcp, tcp_tx));
-    let mut tcp_writers: HashMap<u64, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
-    let mut calls: HashMap<CallKey, mpsc::UnboundedSender<CallEvent>> = HashMap::new();
+    let (tcp_tx, mut tcp_rx) = mpsc::channel::<TcpEvent>(TCP_EVENTS_CAPACITY);
+    // Stopped with this task, also when it is aborted, so the listener closes.
+    let _accept = AbortOnDrop(tokio::spawn(accept_tcp(
+        tcp,
+        tcp_tx,
+        tcp_limits,
+        metrics.clone(),
+    )));
+    let mut router = Router {
+        calls: HashMap::new(),
+        tcp: HashMap::new(),
+        call_conns: HashMap::new(),
+        metrics,
+    };
     let mut buf = vec![0u8; 65_536];
-    let far_future = || Instant::now() + std::time::Duration::from_secs(3600);
+    let far_future = || Instant::now() + Duration::from_secs(3600);
 
     loop {
         let deadline = endpoint
@@ -89,8 +185,8 @@ pub async fn run(
                 Err(e) => tracing::debug!(error = %e, "SIP UDP receive error"),
             },
             Some(event) = tcp_rx.recv() => match event {
-                TcpEvent::Opened { conn, writer } => { tcp_writers.insert(conn, writer); }
-                TcpEvent::Closed { conn } => { tcp_writers.remove(&conn); }
+                TcpEvent::Opened { conn, handle } => { router.tcp.insert(conn, handle); }
+                TcpEvent::Closed { conn } => { router.tcp.remove(&conn); }
                 TcpEvent::Message { conn, from, bytes } => {
                     let peer = Peer { transport: Transport::Tcp, addr: from, conn };
                     endpoint.handle_input(std::time::Instant::now(), peer, &bytes);
@@ -122,110 +218,349 @@ pub async fn run(
                             tracing::warn!(to = %to.addr, error = %e, "SIP UDP send failed");
                         }
                     }
-                    Transport::Tcp => match tcp_writers.get(&to.conn) {
-                        Some(writer) => {
-                            let _ = writer.send(bytes);
-                        }
-                        None => {
-                            tracing::warn!(to = %to.addr, "SIP TCP connection gone; message dropped")
-                        }
-                    },
+                    Transport::Tcp => router.send_tcp(to, bytes),
                 },
                 Output::Rejected { from, reason } => {
                     // Bounded: the reason may quote attacker-sized input.
                     let reason: String = reason.chars().take(200).collect();
                     tracing::warn!(from = %from.addr, transport = ?from.transport, reason, "bad SIP input");
                 }
-                Output::Event(event) => dispatch(event, &mut calls, &spawn_call),
+                Output::Event(event) => router.dispatch(event, &spawn_call),
             }
         }
     }
 }
 
-fn dispatch(
-    event: CallEvent,
-    calls: &mut HashMap<CallKey, mpsc::UnboundedSender<CallEvent>>,
-    spawn_call: &CallSpawner,
-) {
-    match event {
-        CallEvent::Incoming(incoming) => {
-            let (tx, rx) = mpsc::unbounded_channel();
-            calls.insert(incoming.call, tx);
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Where the SIP task's output goes: call tasks and TCP connections.
+struct Router {
+    calls: HashMap<CallKey, mpsc::Sender<CallEvent>>,
+    tcp: HashMap<u64, TcpConnHandle>,
+    /// The TCP connection each call's INVITE came over.
+    call_conns: HashMap<CallKey, u64>,
+    metrics: Arc<Metrics>,
+}
+
+impl Router {
+    fn send_tcp(&mut self, to: Peer, bytes: Vec<u8>) {
+        let Some(conn) = self.tcp.get(&to.conn) else {
+            tracing::warn!(to = %to.addr, "SIP TCP connection gone; message dropped");
+            return;
+        };
+        match conn.writer.try_send(bytes) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                let n = self.metrics.channel_overflows.count(CHANNEL_TCP_WRITE);
+                tracing::warn!(
+                    to = %to.addr,
+                    queued = TCP_WRITE_CAPACITY,
+                    overflows = n,
+                    "SIP TCP peer is not reading; connection closed, message dropped"
+                );
+                conn.close.notify_one();
+                self.tcp.remove(&to.conn);
+            }
+            Err(TrySendError::Closed(_)) => {
+                tracing::warn!(to = %to.addr, "SIP TCP connection gone; message dropped");
+            }
+        }
+    }
+
+    fn dispatch(&mut self, event: CallEvent, spawn_call: &CallSpawner) {
+        if let CallEvent::Incoming(incoming) = event {
+            let (tx, rx) = mpsc::channel(CALL_EVENTS_CAPACITY);
+            let key = incoming.call;
+            self.calls.insert(key, tx);
+            if incoming.peer.transport == Transport::Tcp {
+                if let Some(conn) = self.tcp.get(&incoming.peer.conn) {
+                    conn.calls.fetch_add(1, Ordering::Relaxed);
+                    self.call_conns.insert(key, incoming.peer.conn);
+                }
+            }
             spawn_call(*incoming, rx);
+            return;
         }
-        other => {
-            let key = match &other {
-                CallEvent::Confirmed { call }
-                | CallEvent::MediaChanged { call, .. }
-                | CallEvent::Dtmf { call, .. }
-                | CallEvent::Ended { call, .. } => *call,
-                CallEvent::Incoming(_) => return,
-            };
-            let ended = matches!(other, CallEvent::Ended { .. });
-            if let Some(tx) = calls.get(&key) {
-                let _ = tx.send(other);
+        let (key, ended) = match &event {
+            CallEvent::Confirmed { call }
+            | CallEvent::MediaChanged { call, .. }
+            | CallEvent::Dtmf { call, .. } => (*call, false),
+            CallEvent::Ended { call, .. } => (*call, true),
+            CallEvent::Incoming(_) => return,
+        };
+        if ended {
+            if let Some(conn) = self.call_conns.remove(&key) {
+                if let Some(conn) = self.tcp.get(&conn) {
+                    conn.calls.fetch_sub(1, Ordering::Relaxed);
+                }
             }
-            if ended {
-                calls.remove(&key);
+        }
+        let Some(tx) = (if ended {
+            self.calls.remove(&key)
+        } else {
+            self.calls.get(&key).cloned()
+        }) else {
+            return;
+        };
+        match tx.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(event)) => {
+                let n = self.metrics.channel_overflows.count(CHANNEL_CALL_EVENTS);
+                if ended {
+                    // The end must arrive: the call would otherwise run until its RTP timeout.
+                    // One waiting task per call at most, so this stays bounded.
+                    tracing::warn!(
+                        call = key.0,
+                        overflows = n,
+                        "call's event queue full; its end is delivered when it has room"
+                    );
+                    tokio::spawn(async move {
+                        let _ = tx.send(event).await;
+                    });
+                } else {
+                    tracing::warn!(
+                        call = key.0,
+                        ?event,
+                        overflows = n,
+                        capacity = CALL_EVENTS_CAPACITY,
+                        "call's event queue full; event dropped"
+                    );
+                }
             }
+            // The call task has finished.
+            Err(TrySendError::Closed(_)) => {}
         }
     }
 }
 
-async fn accept_tcp(listener: TcpListener, events: mpsc::UnboundedSender<TcpEvent>) {
+/// Open connections, in all and by source IP.
+#[derive(Default)]
+struct ConnCounts {
+    total: usize,
+    by_source: HashMap<IpAddr, usize>,
+}
+
+/// One accepted connection's place in [`ConnCounts`]; given back on drop.
+struct ConnSlot {
+    counts: Arc<Mutex<ConnCounts>>,
+    source: IpAddr,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts.total -= 1;
+        if let Some(n) = counts.by_source.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                counts.by_source.remove(&self.source);
+            }
+        }
+        self.metrics
+            .sip_tcp_connections
+            .store(counts.total as u64, Ordering::Relaxed);
+    }
+}
+
+/// Why a connection was closed on accept.
+#[derive(Debug, Clone, Copy)]
+enum CapReached {
+    Total,
+    PerSource,
+}
+
+/// Takes a slot for a connection from `source`, or says which cap is reached.
+fn take_slot(
+    counts: &Arc<Mutex<ConnCounts>>,
+    limits: &TcpLimits,
+    source: IpAddr,
+    metrics: &Arc<Metrics>,
+) -> Result<ConnSlot, CapReached> {
+    let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
+    if c.total >= limits.max_connections {
+        return Err(CapReached::Total);
+    }
+    let from_source = c.by_source.entry(source).or_insert(0);
+    if *from_source >= limits.max_per_source {
+        return Err(CapReached::PerSource);
+    }
+    *from_source += 1;
+    c.total += 1;
+    metrics
+        .sip_tcp_connections
+        .store(c.total as u64, Ordering::Relaxed);
+    Ok(ConnSlot {
+        counts: counts.clone(),
+        source,
+        metrics: metrics.clone(),
+    })
+}
+
+/// A flood of refused connections logs one line per this interval, with the count since.
+const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
+
+async fn accept_tcp(
+    listener: TcpListener,
+    events: mpsc::Sender<TcpEvent>,
+    limits: TcpLimits,
+    metrics: Arc<Metrics>,
+) {
+    let counts = Arc::new(Mutex::new(ConnCounts::default()));
     let mut next_conn: u64 = 1;
+    let mut last_reject_log: Option<Instant> = None;
+    let mut unlogged_rejects: u64 = 0;
     loop {
         match listener.accept().await {
-            Ok((stream, from)) => {
-                let conn = next_conn;
-                next_conn += 1;
-                tokio::spawn(serve_tcp(stream, from, conn, events.clone()));
-            }
+            Ok((stream, from)) => match take_slot(&counts, &limits, from.ip(), &metrics) {
+                Ok(slot) => {
+                    let conn = next_conn;
+                    next_conn += 1;
+                    let settings = ConnSettings {
+                        idle_timeout: limits.idle_timeout,
+                        metrics: metrics.clone(),
+                    };
+                    tokio::spawn(serve_tcp(
+                        stream,
+                        from,
+                        conn,
+                        events.clone(),
+                        settings,
+                        slot,
+                    ));
+                }
+                Err(cap) => {
+                    // Accept and close at once: the peer learns now instead of waiting in the
+                    // backlog (as Kamailio does at tcp_max_connections).
+                    drop(stream);
+                    let (counter, key, value) = match cap {
+                        CapReached::Total => (
+                            &metrics.sip_tcp_rejected_total,
+                            "sip.tcp_max_connections",
+                            limits.max_connections,
+                        ),
+                        CapReached::PerSource => (
+                            &metrics.sip_tcp_rejected_per_source,
+                            "sip.tcp_max_connections_per_source",
+                            limits.max_per_source,
+                        ),
+                    };
+                    Metrics::add(counter, 1);
+                    unlogged_rejects += 1;
+                    let now = Instant::now();
+                    if last_reject_log.is_none_or(|t| now >= t + REJECT_LOG_EVERY) {
+                        tracing::warn!(
+                            from = %from,
+                            cap = key,
+                            limit = value,
+                            refused_since_last_line = unlogged_rejects,
+                            "SIP TCP connection refused: cap reached"
+                        );
+                        last_reject_log = Some(now);
+                        unlogged_rejects = 0;
+                    }
+                }
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "SIP TCP accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
 }
 
+struct ConnSettings {
+    idle_timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+/// Reads and frames one connection, hands its messages to the SIP task, and writes what the SIP
+/// task queues for it. Ends on EOF, a read error, an unframeable stream, the idle timeout or
+/// the SIP task's word (its write queue overflowed).
 async fn serve_tcp(
     stream: TcpStream,
     from: SocketAddr,
     conn: u64,
-    events: mpsc::UnboundedSender<TcpEvent>,
+    events: mpsc::Sender<TcpEvent>,
+    settings: ConnSettings,
+    _slot: ConnSlot,
 ) {
     let (mut reader, mut writer) = stream.into_split();
-    let (write_tx, mut write_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    if events
-        .send(TcpEvent::Opened {
-            conn,
+    let (write_tx, mut write_rx) = mpsc::channel::<Vec<u8>>(TCP_WRITE_CAPACITY);
+    let close = Arc::new(Notify::new());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let opened = TcpEvent::Opened {
+        conn,
+        handle: TcpConnHandle {
             writer: write_tx,
-        })
+            close: close.clone(),
+            calls: calls.clone(),
+        },
+    };
+    if send_event(&events, opened, &settings.metrics)
+        .await
         .is_err()
     {
         return;
     }
+    // Milliseconds from `start` to the last traffic either way.
+    let start = Instant::now();
+    let since_start = move || start.elapsed().as_millis() as u64;
+    let last_traffic = Arc::new(AtomicU64::new(0));
+    let write_traffic = last_traffic.clone();
     let write_task = tokio::spawn(async move {
         while let Some(bytes) = write_rx.recv().await {
             if writer.write_all(&bytes).await.is_err() {
                 break;
             }
+            write_traffic.store(since_start(), Ordering::Relaxed);
         }
     });
     let mut framer = StreamFramer::new();
     let mut buf = vec![0u8; 16_384];
     'read: loop {
-        let n = match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let idle_at = start
+            + Duration::from_millis(last_traffic.load(Ordering::Relaxed))
+            + settings.idle_timeout;
+        let n = tokio::select! {
+            read = reader.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            _ = close.notified() => break,
+            _ = tokio::time::sleep_until(idle_at) => {
+                let last = Duration::from_millis(last_traffic.load(Ordering::Relaxed));
+                if start + last + settings.idle_timeout > Instant::now() {
+                    continue; // written to meanwhile
+                }
+                if calls.load(Ordering::Relaxed) > 0 {
+                    // Its calls' BYEs go this way; count the check as traffic and look again.
+                    last_traffic.store(since_start(), Ordering::Relaxed);
+                    continue;
+                }
+                Metrics::add(&settings.metrics.sip_tcp_idle_closed, 1);
+                tracing::info!(
+                    from = %from,
+                    idle_secs = settings.idle_timeout.as_secs(),
+                    "SIP TCP connection idle; closed"
+                );
+                break;
+            }
         };
+        last_traffic.store(since_start(), Ordering::Relaxed);
         framer.push(&buf[..n]);
         loop {
             match framer.next_message() {
                 Ok(Some(bytes)) => {
-                    if events
-                        .send(TcpEvent::Message { conn, from, bytes })
+                    let message = TcpEvent::Message { conn, from, bytes };
+                    if send_event(&events, message, &settings.metrics)
+                        .await
                         .is_err()
                     {
                         break 'read;
@@ -239,6 +574,69 @@ async fn serve_tcp(
             }
         }
     }
-    let _ = events.send(TcpEvent::Closed { conn });
+    let _ = send_event(&events, TcpEvent::Closed { conn }, &settings.metrics).await;
     write_task.abort();
+}
+
+/// Hands an event to the SIP task, waiting when its queue is full (counted: the SIP task is
+/// behind). Err: the SIP task has stopped.
+async fn send_event(
+    events: &mpsc::Sender<TcpEvent>,
+    event: TcpEvent,
+    metrics: &Metrics,
+) -> Result<(), ()> {
+    match events.try_send(event) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Full(event)) => {
+            metrics.channel_overflows.count(CHANNEL_TCP_EVENTS);
+            events.send(event).await.map_err(|_| ())
+        }
+        Err(TrySendError::Closed(_)) => Err(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max_connections: usize, max_per_source: usize) -> TcpLimits {
+        TcpLimits {
+            max_connections,
+            max_per_source,
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+
+    #[test]
+    fn slots_are_capped_per_source_and_in_all_and_given_back_on_drop() {
+        let counts = Arc::new(Mutex::new(ConnCounts::default()));
+        let metrics = Arc::new(Metrics::default());
+        let limits = limits(3, 2);
+        let a: IpAddr = [192, 0, 2, 1].into();
+        let b: IpAddr = [192, 0, 2, 2].into();
+        let take = |ip| take_slot(&counts, &limits, ip, &metrics);
+
+        let a1 = take(a).expect("first from a");
+        let _a2 = take(a).expect("second from a");
+        assert!(matches!(take(a), Err(CapReached::PerSource)));
+        let _b1 = take(b).expect("b has its own allowance");
+        assert!(matches!(take(b), Err(CapReached::Total)));
+        assert_eq!(metrics.sip_tcp_connections.load(Ordering::Relaxed), 3);
+
+        drop(a1);
+        assert_eq!(metrics.sip_tcp_connections.load(Ordering::Relaxed), 2);
+        let _a3 = take(a).expect("a slot given back is free again");
+        assert!(matches!(take(b), Err(CapReached::Total)));
+    }
+
+    #[test]
+    fn a_source_without_connections_is_forgotten() {
+        let counts = Arc::new(Mutex::new(ConnCounts::default()));
+        let metrics = Arc::new(Metrics::default());
+        let ip: IpAddr = [192, 0, 2, 9].into();
+        drop(take_slot(&counts, &limits(8, 8), ip, &metrics).expect("slot"));
+        let c = counts.lock().expect("lock");
+        assert_eq!(c.total, 0);
+        assert!(c.by_source.is_empty(), "no entry per past source");
+    }
 }

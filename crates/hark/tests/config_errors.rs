@@ -88,6 +88,57 @@ fn t1_of_zero_is_rejected() {
     expect_file_error(&[("sip.t1_ms", "0")], "sip", "t1_ms");
 }
 
+/// The message names exactly `key` (`config key \`sip.tcp_…\`: …`) and says `why`.
+fn expect_key_message(overrides: &[(&str, &str)], env: &[(&str, &str)], key: &str, why: &str) {
+    let d = Daemon::prepare(overrides, app());
+    let (code, out) = serve_expect_exit(Some(&d.config_path), env, Duration::from_secs(10));
+    assert_eq!(code, Some(2), "exit code for {overrides:?} {env:?}:\n{out}");
+    assert!(
+        out.contains(&format!("config key `{key}`: ")) && out.contains(why),
+        "error output names `{key}` and says {why:?}:\n{out}"
+    );
+}
+
+#[test]
+fn sip_tcp_caps_and_idle_timeout_are_validated() {
+    expect_key_message(
+        &[("sip.tcp_max_connections", "0")],
+        &[],
+        "sip.tcp_max_connections",
+        "0 is outside 1..=1000000",
+    );
+    expect_key_message(
+        &[
+            ("sip.tcp_max_connections", "10"),
+            ("sip.tcp_max_connections_per_source", "11"),
+        ],
+        &[],
+        "sip.tcp_max_connections_per_source",
+        "11 is outside 1..=sip.tcp_max_connections (10)",
+    );
+    expect_key_message(
+        &[],
+        &[("HARK_SIP__TCP_MAX_CONNECTIONS_PER_SOURCE", "0")],
+        "sip.tcp_max_connections_per_source",
+        "0 is outside",
+    );
+    expect_key_message(
+        &[("sip.tcp_idle_timeout_secs", "0")],
+        &[],
+        "sip.tcp_idle_timeout_secs",
+        "0 is outside 1..=86400 seconds",
+    );
+}
+
+#[test]
+fn env_tcp_idle_timeout_not_a_number_names_it() {
+    expect_env_error(
+        &[("HARK_SIP__TCP_IDLE_TIMEOUT_SECS", "never")],
+        "sip",
+        "tcp_idle_timeout_secs",
+    );
+}
+
 #[test]
 fn unknown_key_is_rejected() {
     expect_file_error(&[("sip.lisen", "127.0.0.1:5060")], "sip", "lisen");

@@ -10,7 +10,7 @@ use std::time::Duration;
 #[test]
 fn embedded_default_records_a_voicemail_and_hangs_up() {
     let tmp = TempDir::new("default");
-    let base = alloc_port_block();
+    let rtp = alloc_port_block();
     let storage = tmp.join("vm");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hark"));
     for (k, _) in std::env::vars() {
@@ -18,19 +18,29 @@ fn embedded_default_records_a_voicemail_and_hangs_up() {
             cmd.env_remove(k);
         }
     }
+    // Port 0: the daemon picks free ports and logs them; the public URL follows the HTTP one.
     cmd.arg("serve")
         .current_dir(&tmp.path)
-        .env("HARK_SIP__LISTEN", format!("127.0.0.1:{base}"))
-        .env("HARK_HTTP__LISTEN", format!("127.0.0.1:{}", base + 1))
-        .env(
-            "HARK_HTTP__PUBLIC_URL",
-            format!("http://127.0.0.1:{}", base + 1),
-        )
-        .env("HARK_RTP__PORT_MIN", (base + 2).to_string())
-        .env("HARK_RTP__PORT_MAX", (base + 41).to_string())
+        .env("HARK_SIP__LISTEN", "127.0.0.1:0")
+        .env("HARK_HTTP__LISTEN", "127.0.0.1:0")
+        .env("HARK_HTTP__PUBLIC_URL", "")
+        .env("HARK_RTP__PORT_MIN", rtp.to_string())
+        .env("HARK_RTP__PORT_MAX", (rtp + 39).to_string())
         .env("HARK_STORAGE__DIR", storage.display().to_string());
     let mut daemon = Running::spawn("hark-serve", cmd, &tmp.path);
-    let sip: std::net::SocketAddr = format!("127.0.0.1:{base}").parse().expect("addr");
+    let stderr = tmp.join("hark-serve.stderr");
+    let listening = wait_until(Duration::from_secs(15), || {
+        let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+        common::daemon::Listening::find(&log)
+    });
+    let Some(listening) = listening else {
+        panic!("no `listening` line: {:?}", daemon.kill());
+    };
+    let sip = listening.sip_udp;
+    assert_eq!(
+        listening.sip_tcp, sip,
+        "SIP over UDP and TCP share the port"
+    );
     let ready = wait_until(Duration::from_secs(15), || {
         (options_ok(sip) || !daemon.is_running()).then_some(())
     });
@@ -45,7 +55,7 @@ fn embedded_default_records_a_voicemail_and_hangs_up() {
     write_ulaw_wav(&wav, &c.ulaw);
     let heard = tmp.join("heard.wav");
     // Any key ends the default <Record>; then the document hangs up.
-    let call = HarkCall::new(&format!("sip:vm@127.0.0.1:{base}"))
+    let call = HarkCall::new(&format!("sip:vm@{sip}"))
         .play(&wav)
         .dtmf("5", 5.0)
         .save_received(&heard)

@@ -107,6 +107,21 @@ fn wav_writers_roundtrip() {
 }
 
 #[test]
+fn listening_line_gives_the_bound_addresses() {
+    let log = "2025-01-01T00:00:00.000001Z  INFO hark::server: listening \
+               sip_udp=127.0.0.1:41000 sip_tcp=127.0.0.1:41000 http=127.0.0.1:41001\n\
+               2025-01-01T00:00:00.1Z  INFO hark::server: hark is serving sip=127.0.0.1:41000\n";
+    let l = common::daemon::Listening::find(log).expect("parsed");
+    assert_eq!(l.sip_udp, "127.0.0.1:41000".parse().unwrap());
+    assert_eq!(l.sip_tcp, l.sip_udp);
+    assert_eq!(l.http, "127.0.0.1:41001".parse().unwrap());
+    assert_eq!(
+        common::daemon::Listening::find("INFO hark::server: hark is serving"),
+        None
+    );
+}
+
+#[test]
 fn port_blocks_are_distinct_and_bindable() {
     let a = alloc_port_block();
     let b = alloc_port_block();

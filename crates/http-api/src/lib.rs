@@ -36,7 +36,7 @@ pub mod voice_log;
 
 pub use auth::constant_time_eq;
 pub use error::ApiError;
-pub use metrics::Metrics;
+pub use metrics::{ChannelOverflows, Metrics};
 pub use mp3::{encode_wav, Mp3Error};
 pub use voice_log::{VoiceLogConfig, VoiceLogToken};
 

@@ -1,7 +1,9 @@
 //! Counters for `/metrics` (Prometheus text format 0.0.4). The daemon updates them; the API
 //! renders them.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -35,6 +37,47 @@ pub struct Metrics {
     /// their ratio is `hark_transcription_rtf`.
     pub transcription_audio_ms: AtomicU64,
     pub transcription_processing_ms: AtomicU64,
+    /// Open SIP TCP connections (`hark_sip_tcp_connections`).
+    pub sip_tcp_connections: AtomicU64,
+    /// SIP TCP connections closed on accept: `sip.tcp_max_connections` reached.
+    pub sip_tcp_rejected_total: AtomicU64,
+    /// SIP TCP connections closed on accept: `sip.tcp_max_connections_per_source` reached.
+    pub sip_tcp_rejected_per_source: AtomicU64,
+    /// SIP TCP connections closed after `sip.tcp_idle_timeout_secs` without traffic.
+    pub sip_tcp_idle_closed: AtomicU64,
+    /// Messages that found their bounded channel full, by channel
+    /// (`hark_channel_overflow_total{channel=…}`).
+    pub channel_overflows: ChannelOverflows,
+}
+
+/// Counts of full bounded channels, by channel name. A channel shows in `/metrics` (at 0) once
+/// declared; overflows are rare, so one lock is cheap.
+#[derive(Debug, Default)]
+pub struct ChannelOverflows {
+    counts: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl ChannelOverflows {
+    /// Makes `channel` appear in `/metrics` before its first overflow.
+    pub fn declare(&self, channel: &'static str) {
+        self.lock().entry(channel).or_insert(0);
+    }
+
+    /// Counts one message that found `channel` full; returns the count so far.
+    pub fn count(&self, channel: &'static str) -> u64 {
+        let mut counts = self.lock();
+        let n = counts.entry(channel).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    pub fn get(&self, channel: &str) -> u64 {
+        self.lock().get(channel).copied().unwrap_or(0)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, u64>> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Metrics {
@@ -167,6 +210,44 @@ impl Metrics {
             "MP3 encodes of recordings.",
             get(&self.mp3_encodes),
         );
+        one(
+            "hark_sip_tcp_connections",
+            "gauge",
+            "Open SIP TCP connections.",
+            get(&self.sip_tcp_connections),
+        );
+        one(
+            "hark_sip_tcp_idle_closed_total",
+            "counter",
+            "SIP TCP connections closed for carrying no traffic for sip.tcp_idle_timeout_secs.",
+            get(&self.sip_tcp_idle_closed),
+        );
+        let _ = write!(
+            out,
+            "# HELP hark_sip_tcp_rejected_total SIP TCP connections closed on accept, by the cap reached (sip.tcp_max_connections, sip.tcp_max_connections_per_source).\n\
+             # TYPE hark_sip_tcp_rejected_total counter\n"
+        );
+        for (reason, c) in [
+            ("total", &self.sip_tcp_rejected_total),
+            ("per_source", &self.sip_tcp_rejected_per_source),
+        ] {
+            let _ = writeln!(
+                out,
+                "hark_sip_tcp_rejected_total{{reason=\"{reason}\"}} {}",
+                get(c)
+            );
+        }
+        let _ = write!(
+            out,
+            "# HELP hark_channel_overflow_total Messages that found a bounded channel full: dropped, or the connection closed, where the sender must not wait; delayed where it may.\n\
+             # TYPE hark_channel_overflow_total counter\n"
+        );
+        for (channel, n) in self.channel_overflows.lock().iter() {
+            let _ = writeln!(
+                out,
+                "hark_channel_overflow_total{{channel=\"{channel}\"}} {n}"
+            );
+        }
         let _ = write!(
             out,
             "# HELP hark_webhooks_total Webhook deliveries by outcome.\n\
@@ -254,6 +335,24 @@ mod tests {
     }
 
     #[test]
+    fn channel_overflows_show_declared_channels_at_zero() {
+        let m = Metrics::default();
+        m.channel_overflows.declare("sip_commands");
+        m.channel_overflows.declare("call_events");
+        assert_eq!(m.channel_overflows.count("call_events"), 1);
+        assert_eq!(m.channel_overflows.count("call_events"), 2);
+        let text = m.render();
+        assert!(
+            text.contains(
+                "# TYPE hark_channel_overflow_total counter\n\
+                 hark_channel_overflow_total{channel=\"call_events\"} 2\n\
+                 hark_channel_overflow_total{channel=\"sip_commands\"} 0\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn render_is_prometheus_text_with_help_and_type() {
         let m = Metrics::default();
         Metrics::add(&m.active_calls, 3);
@@ -278,11 +377,16 @@ mod tests {
             "no jobs yet: 0"
         );
         // One TYPE line per metric family, each sample line `name[{labels}] value`.
-        assert_eq!(text.matches("# TYPE ").count(), 17);
+        assert_eq!(text.matches("# TYPE ").count(), 21);
         assert!(text
             .contains("# TYPE hark_rtp_send_errors_total counter\nhark_rtp_send_errors_total 0\n"));
         assert!(text.contains(
             "# TYPE hark_media_ring_overruns_total counter\nhark_media_ring_overruns_total 0\n"
+        ));
+        assert!(text.contains(
+            "# TYPE hark_sip_tcp_rejected_total counter\n\
+             hark_sip_tcp_rejected_total{reason=\"total\"} 0\n\
+             hark_sip_tcp_rejected_total{reason=\"per_source\"} 0\n"
         ));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();

@@ -1,4 +1,6 @@
-//! Runs `hark serve` with a generated config, unique ports and a private storage dir.
+//! Runs `hark serve` with a generated config, unique ports and a private storage dir. SIP and
+//! HTTP listen on port 0 and the ports are read from the daemon's `listening` log line; RTP
+//! takes a block from `alloc_port_block`, its ports come from a configured range.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -24,7 +26,9 @@ pub struct Daemon {
     pub storage: PathBuf,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
+    /// 0 until the first launch has bound it; later launches bind the same port.
     pub sip_port: u16,
+    /// 0 until the first launch has bound it; later launches bind the same port.
     pub http_port: u16,
     pub rtp_min: u16,
     pub rtp_max: u16,
@@ -81,10 +85,10 @@ impl Daemon {
             storage,
             config_path: tmp.join("hark.toml"),
             log_path: tmp.join("hark.log"),
-            sip_port: base,
-            http_port: base + 1,
-            rtp_min: base + 2,
-            rtp_max: base + 41,
+            sip_port: 0,
+            http_port: 0,
+            rtp_min: base,
+            rtp_max: base + 39,
             tmp,
             starts: 0,
             env: Vec::new(),
@@ -111,17 +115,15 @@ impl Daemon {
         std::fs::write(&self.config_path, text).expect("write config");
     }
 
-    /// The test defaults as `section.key` → value.
+    /// The test defaults as `section.key` → value. SIP and HTTP on port 0, the public URL that
+    /// of the bound HTTP listener.
     pub fn base_settings(&self, app: &App) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();
-        m.insert("sip.listen".into(), format!("127.0.0.1:{}", self.sip_port));
+        m.insert("sip.listen".into(), "127.0.0.1:0".into());
         m.insert("rtp.port_min".into(), self.rtp_min.to_string());
         m.insert("rtp.port_max".into(), self.rtp_max.to_string());
-        m.insert(
-            "http.listen".into(),
-            format!("127.0.0.1:{}", self.http_port),
-        );
-        m.insert("http.public_url".into(), self.public_url());
+        m.insert("http.listen".into(), "127.0.0.1:0".into());
+        m.insert("http.public_url".into(), String::new());
         m.insert("account.sid".into(), ACCOUNT_SID.into());
         m.insert("account.auth_token".into(), AUTH_TOKEN.into());
         m.insert("storage.dir".into(), self.storage.display().to_string());
@@ -147,7 +149,9 @@ impl Daemon {
         std::fs::write(&self.config_path, render_toml(&m)).expect("write config");
     }
 
-    /// Spawns `hark serve --config …` and waits until it answers OPTIONS.
+    /// Spawns `hark serve --config …` and waits until it answers OPTIONS. The first launch
+    /// learns its SIP and HTTP ports from the log; later ones bind the same ports (environment
+    /// variables over the config file), so URLs handed out before a restart stay valid.
     pub fn launch(&mut self) {
         self.starts += 1;
         let log = File::options()
@@ -177,15 +181,42 @@ impl Daemon {
                 cmd.env_remove(k);
             }
         }
+        if self.sip_port != 0 {
+            cmd.env("HARK_SIP__LISTEN", format!("127.0.0.1:{}", self.sip_port));
+            cmd.env("HARK_HTTP__LISTEN", format!("127.0.0.1:{}", self.http_port));
+        }
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let child = cmd.spawn().expect("spawn hark serve");
         self.child = Some(child);
         self.wait_ready();
     }
 
-    /// Waits (≤ 15 s) until the daemon answers OPTIONS over UDP with 200.
+    /// Waits (≤ 15 s) for the `listening` line of this start, then until the daemon answers
+    /// OPTIONS over UDP with 200.
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(15);
+        let marker = format!("===== hark serve start #{} =====", self.starts);
+        let listening = loop {
+            let log = self.log();
+            let this_start = log.rsplit_once(&marker).map_or("", |(_, after)| after);
+            if let Some(l) = Listening::find(this_start) {
+                break l;
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    panic!("hark serve exited with {status} before listening:\n{log}");
+                }
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "hark serve logged no `listening` line within 15 s (is RUST_LOG below \
+                     info?):\n{log}"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.sip_port = listening.sip_udp.port();
+        self.http_port = listening.http.port();
         loop {
             if let Some(c) = self.child.as_mut() {
                 if let Ok(Some(status)) = c.try_wait() {
@@ -301,6 +332,36 @@ impl Drop for Daemon {
                 self.log_path.display()
             );
         }
+    }
+}
+
+/// The addresses of `hark serve`'s start-up line
+/// `listening sip_udp=… sip_tcp=… http=…`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listening {
+    pub sip_udp: SocketAddr,
+    pub sip_tcp: SocketAddr,
+    pub http: SocketAddr,
+}
+
+impl Listening {
+    /// The first such line in `log`.
+    pub fn find(log: &str) -> Option<Listening> {
+        log.lines().find_map(|line| {
+            let (_, fields) = line.split_once(" listening ")?;
+            let field = |name: &str| -> Option<SocketAddr> {
+                fields
+                    .split_whitespace()
+                    .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))?
+                    .parse()
+                    .ok()
+            };
+            Some(Listening {
+                sip_udp: field("sip_udp")?,
+                sip_tcp: field("sip_tcp")?,
+                http: field("http")?,
+            })
+        })
     }
 }
 
