@@ -4,9 +4,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use control::HttpMethod;
+use control::{CallStatus, HttpMethod};
 use http_api::control::{
-    BoxFuture, CallControl, CallUpdate, CallView, ControlError, OperationRequest, OperationView,
+    BoxFuture, CallControl, CallState, CallUpdate, CallView, ControlError, OperationRequest,
+    OperationView,
 };
 use tokio::sync::mpsc;
 
@@ -33,13 +34,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl CallEntry {
-    pub fn set_state(&self, state: &str) {
-        lock(&self.state).view.state = state.to_string();
+    pub fn set_state(&self, state: CallState) {
+        lock(&self.state).view.state = state;
     }
 
     /// The call has ended (its task may still be reporting): nothing can be sent to it.
     pub fn is_terminated(&self) -> bool {
-        lock(&self.state).view.state == "terminated"
+        lock(&self.state).view.state == CallState::Terminated
     }
 
     pub fn set_bot(&self, bot: bool) {
@@ -138,7 +139,7 @@ impl CallControl for DaemonControl {
                 .ok()??;
             Some(CallView {
                 id: row.sid,
-                state: "terminated".into(),
+                state: CallState::Terminated,
                 from: row.from,
                 to: row.to,
                 bot: false,
@@ -208,28 +209,16 @@ impl CallControl for DaemonControl {
                 .filter(|e| !e.is_terminated())
                 .ok_or(ControlError::UnknownCall)?;
             let msg = match (&update.status, &update.twiml, &update.url) {
-                (Some(s), _, _)
-                    if s.eq_ignore_ascii_case("completed")
-                        || s.eq_ignore_ascii_case("canceled") =>
-                {
-                    ControlMsg::HangUp
-                }
+                (Some(CallStatus::Completed | CallStatus::Canceled), _, _) => ControlMsg::HangUp,
                 (Some(s), _, _) => {
                     return Err(ControlError::Conflict(format!(
-                        "Status {s:?} is not completed or canceled"
+                        "Status {:?} is not completed or canceled",
+                        s.as_str()
                     )))
                 }
                 (None, Some(twiml), _) => ControlMsg::Redirect(Redirect::Twiml(twiml.clone())),
                 (None, None, Some(url)) => {
-                    let method = match update
-                        .method
-                        .as_deref()
-                        .map(str::to_ascii_uppercase)
-                        .as_deref()
-                    {
-                        Some("GET") => HttpMethod::Get,
-                        _ => HttpMethod::Post,
-                    };
+                    let method = update.method.unwrap_or(HttpMethod::Post);
                     ControlMsg::Redirect(Redirect::Url(url.clone(), method))
                 }
                 (None, None, None) => {

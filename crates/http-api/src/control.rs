@@ -17,15 +17,15 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallView {
     pub id: String,
-    /// `establishing`, `established` or `terminated`.
-    pub state: String,
+    pub state: CallState,
     pub from: String,
     pub to: String,
     /// Whether the call is driven by a bot (Graph operations are allowed) or by TwiML.
     pub bot: bool,
 }
 
-pub use control::graph::{OperationRequest, PlayPrompt, RecordResponse, ResultInfo};
+pub use control::graph::{CallState, OperationRequest, PlayPrompt, RecordResponse, ResultInfo};
+use store::{CallStatus, HttpMethod};
 
 /// An operation as Graph shows it (`recordOperation`, `playPromptOperation`,
 /// `subscribeToToneOperation`).
@@ -51,9 +51,9 @@ pub struct CallUpdate {
     pub twiml: Option<String>,
     /// `Url` (+ `Method`, default POST): fetch and run this document now.
     pub url: Option<String>,
-    pub method: Option<String>,
-    /// `Status=completed` (or `canceled` before answer): hang up.
-    pub status: Option<String>,
+    pub method: Option<HttpMethod>,
+    /// `Status=completed` (or `canceled` before answer): hang up. Only those two.
+    pub status: Option<CallStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,7 +183,7 @@ pub fn call_json(call: &CallView) -> Value {
         "@odata.type": "#microsoft.graph.call",
         "@odata.id": call_resource_url(&call.id),
         "id": call.id,
-        "state": call.state,
+        "state": call.state.as_str(),
         "source": {
             "@odata.type": "#microsoft.graph.participantInfo",
             "identity": identity_set(&call.from),
@@ -429,7 +429,7 @@ mod tests {
     fn call_json_names_phone_numbers_phone_and_anything_else_user() {
         let v = call_json(&CallView {
             id: "CA1".into(),
-            state: "terminated".into(),
+            state: CallState::Terminated,
             from: "15551230001".into(),
             to: "alice".into(),
             bot: true,

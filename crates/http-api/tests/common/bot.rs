@@ -46,7 +46,7 @@ impl Fake {
 pub fn view(id: &str) -> Option<CallView> {
     (id == CA1 || id == CA2).then(|| CallView {
         id: id.into(),
-        state: "established".into(),
+        state: http_api::control::CallState::Established,
         from: "+15551230001".into(),
         to: "sip:bot@hark.example".into(),
         bot: id == CA1,
@@ -156,7 +156,7 @@ pub fn bot_with_token(api_token: &str) -> Bot {
     };
     let fx = fixture_with_bot(Default::default(), Some(bot), |s| {
         let mut c1 = call(CA1, AC, T0);
-        c1.status = "in-progress".into();
+        c1.status = store::CallStatus::InProgress;
         s.insert_call(&c1).unwrap();
         s.insert_recording(&recording(RE1, CA1, AC, T0)).unwrap();
         s.insert_recording(&recording(RE2, CA1, AC, T0)).unwrap();
