@@ -266,22 +266,8 @@ pub enum LiveUpdate {
     Terminated,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OperationStatus {
-    Running,
-    Completed,
-    Failed,
-}
-
-impl OperationStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            OperationStatus::Running => "running",
-            OperationStatus::Completed => "completed",
-            OperationStatus::Failed => "failed",
-        }
-    }
-}
+/// Defined once, with the other Graph operation types.
+pub use control::graph::OperationStatus;
 
 /// What the bot is told (the driver turns these into `commsNotifications`, in order).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -44,6 +44,27 @@ pub struct ResultInfo {
     pub message: String,
 }
 
+/// A Graph operation's `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OperationStatus {
+    /// Registered by the API, not yet picked up by the call.
+    NotStarted,
+    Running,
+    Completed,
+    Failed,
+}
+
+impl OperationStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OperationStatus::NotStarted => "notStarted",
+            OperationStatus::Running => "running",
+            OperationStatus::Completed => "completed",
+            OperationStatus::Failed => "failed",
+        }
+    }
+}
+
 /// A Graph call's `state` as a bot sees it in call notifications and `GET` of the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallState {
@@ -112,5 +133,15 @@ mod call_state_tests {
             ("Graph call state", "Terminated")
         );
         assert!("".parse::<CallState>().is_err());
+    }
+
+    #[test]
+    fn operation_status_strings() {
+        use super::OperationStatus::*;
+        let texts: Vec<&str> = [NotStarted, Running, Completed, Failed]
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(texts, ["notStarted", "running", "completed", "failed"]);
     }
 }

@@ -85,7 +85,7 @@ impl BotNotifier {
                 let Some(mut op) = entry.operation(&id) else {
                     return;
                 };
-                op.status = status.as_str().into();
+                op.status = status;
                 if status == OperationStatus::Running {
                     return entry.put_operation(op);
                 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use control::{CallStatus, HttpMethod};
 use http_api::control::{
     BoxFuture, CallControl, CallState, CallUpdate, CallView, ControlError, OperationRequest,
-    OperationView,
+    OperationStatus, OperationView,
 };
 use tokio::sync::mpsc;
 
@@ -171,7 +171,7 @@ impl CallControl for DaemonControl {
                 call_id,
                 kind: operation_kind(&request).into(),
                 // Graph answers `running`: the operation is accepted and will run in turn.
-                status: "running".into(),
+                status: OperationStatus::Running,
                 result_info: None,
                 recording_location: None,
                 recording_access_token: None,

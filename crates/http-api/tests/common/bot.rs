@@ -58,7 +58,7 @@ pub fn finished_record_op() -> OperationView {
         id: "op-done".into(),
         call_id: CA1.into(),
         kind: "recordOperation".into(),
-        status: "completed".into(),
+        status: http_api::control::OperationStatus::Completed,
         result_info: Some(ResultInfo {
             code: 200,
             subcode: 8514,
@@ -106,7 +106,7 @@ impl CallControl for Fake {
                     id: format!("op-{}", ops.len()),
                     call_id: id.into(),
                     kind: kind.into(),
-                    status: "running".into(),
+                    status: http_api::control::OperationStatus::Running,
                     result_info: None,
                     recording_location: None,
                     recording_access_token: None,
