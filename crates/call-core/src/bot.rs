@@ -5,15 +5,16 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use control::graph::CallState as GraphCallState;
 use control::graph::{OperationRequest, RecordResponse, ResultInfo};
 use control::twiml::{RecordVerb, StatusEvents};
 use control::HttpMethod;
 use record_engine::wav::WavStorage;
 use record_engine::StopReason;
+use store::RecordingSource;
 
 use crate::call::{Activity, Call, StopCause};
 use crate::capture::{AfterCapture, CaptureOptions, Captured};
-use crate::params::RECORD_RESPONSE_SOURCE;
 use crate::prompt::{AfterPrompt, LoadErrorPolicy, PromptItem, PromptOutcome, PromptRun};
 use crate::{BotEvent, LiveUpdate, OperationStatus, Output};
 
@@ -81,10 +82,10 @@ impl<S: WavStorage> Call<S> {
     pub(crate) fn bot_started(&mut self, now: Instant) {
         self.push(Output::Live(LiveUpdate::BotMode));
         self.bot.started = true;
-        self.bot_call_state("establishing");
+        self.bot_call_state(GraphCallState::Establishing);
         self.answer(now);
         self.push(Output::Live(LiveUpdate::Established));
-        self.bot_call_state("established");
+        self.bot_call_state(GraphCallState::Established);
     }
 
     /// The bot program's loop: the next operation, or the end.
@@ -160,7 +161,7 @@ impl<S: WavStorage> Call<S> {
             }
         } else {
             self.push(Output::Live(LiveUpdate::Terminated));
-            self.bot_call_state("terminated");
+            self.bot_call_state(GraphCallState::Terminated);
         }
         self.end_call(now);
     }
@@ -229,7 +230,7 @@ impl<S: WavStorage> Call<S> {
         };
         let options = CaptureOptions {
             initial_silence_secs: Some(request.initial_silence_timeout_secs),
-            source: RECORD_RESPONSE_SOURCE,
+            source: RecordingSource::RecordResponse,
         };
         self.start_capture(verb, options, AfterCapture::Bot { id }, now)
     }
@@ -313,11 +314,11 @@ impl<S: WavStorage> Call<S> {
         }
     }
 
-    pub(crate) fn bot_call_state(&mut self, state: &'static str) {
+    pub(crate) fn bot_call_state(&mut self, state: GraphCallState) {
         if !self.config.app.bot {
             return;
         }
-        if state == "terminated" {
+        if state == GraphCallState::Terminated {
             if self.bot.terminated_sent {
                 return;
             }

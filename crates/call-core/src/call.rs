@@ -4,17 +4,18 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use control::flow::FlowOptions;
+use control::graph::CallState as GraphCallState;
 use control::params::standard_params;
 use control::twiml::{classify_content_type, ContentKind};
 use control::{CallFlow, CallInfo, CallStatus, Document, Step, TwimlError};
 use media_engine::MediaItem;
 use record_engine::wav::WavStorage;
-use store::CallRecord;
+use store::{CallRecord, RecordingSid, TranscriptionSid};
 
 use crate::bot::BotState;
 use crate::capture::{AfterCapture, Capture, CaptureOptions};
 use crate::leg::{Leg, LegId, LegState, MediaKind};
-use crate::params::{final_status, new_call_row, progress_params};
+use crate::params::{final_status, new_call_row, progress_params, ProgressEvent};
 use crate::prompt::{AfterPrompt, LoadErrorPolicy, PromptItem, PromptRun};
 use crate::{
     CallConfig, ControlInput, FetchRequest, FetchResult, HttpAnswer, IoId, LiveUpdate,
@@ -174,9 +175,9 @@ impl<S: WavStorage> Call<S> {
             row: call.row.clone(),
             request_id,
         }));
-        call.progress("initiated", "initiated", now, None);
+        call.progress(ProgressEvent::Initiated, now, None);
         call.sip(SipCommand::Ring);
-        call.progress("ringing", "ringing", now, None);
+        call.progress(ProgressEvent::Ringing, now, None);
         call.media(MediaCommand::Allocate { offer });
         call
     }
@@ -291,7 +292,7 @@ impl<S: WavStorage> Call<S> {
                 self.sip(SipCommand::Reject { status });
                 self.legs[index].state = LegState::Rejected { status };
                 self.finish_row(now, CallStatus::Failed, None);
-                self.progress("completed", CallStatus::Failed.as_str(), now, Some(0));
+                self.progress(ProgressEvent::Completed(CallStatus::Failed), now, Some(0));
                 self.state = CallState::Done;
                 return;
             }
@@ -414,8 +415,12 @@ impl<S: WavStorage> Call<S> {
         PlaybackId(self.next_id)
     }
 
-    pub(crate) fn new_sid(&mut self, prefix: &'static str) -> String {
-        (self.sids)(prefix)
+    pub(crate) fn new_recording_sid(&mut self) -> RecordingSid {
+        RecordingSid::from_bits((self.sids)())
+    }
+
+    pub(crate) fn new_transcription_sid(&mut self) -> TranscriptionSid {
+        TranscriptionSid::from_bits((self.sids)())
     }
 
     pub(crate) fn push(&mut self, output: Output<S>) {
@@ -482,20 +487,24 @@ impl<S: WavStorage> Call<S> {
         standard_params(&self.info, self.status())
     }
 
-    fn progress(&mut self, event: &str, status: &str, now: Instant, duration: Option<u64>) {
+    fn progress(&mut self, event: ProgressEvent, now: Instant, duration: Option<u64>) {
         let Some(url) = self.config.app.status_callback.clone() else {
             return;
         };
         let params = progress_params(
             &self.info,
             event,
-            status,
             self.progress_sequence,
             self.unix_ms(now),
             duration,
         );
         self.progress_sequence += 1;
-        tracing::debug!(event, status, url = %url, "call progress");
+        tracing::debug!(
+            event = event.as_str(),
+            status = event.call_status(),
+            url = %url,
+            "call progress"
+        );
         self.out.push_back(Output::Callback {
             group: self.info.call_sid.clone(),
             url,
@@ -877,11 +886,11 @@ impl<S: WavStorage> Call<S> {
         self.sip(SipCommand::Answer { local_rtp });
         self.legs[0].state = LegState::Answered { at: now };
         let ms = self.unix_ms(now);
-        self.row.status = CallStatus::InProgress.as_str().into();
+        self.row.status = CallStatus::InProgress;
         self.row.start_time_ms = Some(ms);
         self.row.date_updated_ms = ms;
         self.push(Output::Persist(Persist::UpdateCall(self.row.clone())));
-        self.progress("answered", CallStatus::InProgress.as_str(), now, None);
+        self.progress(ProgressEvent::Answered, now, None);
     }
 
     pub(crate) fn reject(&mut self, status: u16) {
@@ -931,7 +940,7 @@ impl<S: WavStorage> Call<S> {
         }
         if self.config.app.bot && self.bot.started {
             // Also after a bot call was redirected to TwiML: the bot learns that it ended.
-            self.bot_call_state("terminated");
+            self.bot_call_state(GraphCallState::Terminated);
         }
         let caller = self.caller();
         let rejected_with = match caller.state {
@@ -943,13 +952,13 @@ impl<S: WavStorage> Call<S> {
             .answered_at()
             .map(|at| now.saturating_duration_since(at).as_secs());
         self.finish_row(now, status, duration);
-        self.progress("completed", status.as_str(), now, duration);
+        self.progress(ProgressEvent::Completed(status), now, duration);
         self.state = CallState::Done;
     }
 
     fn finish_row(&mut self, now: Instant, status: CallStatus, duration: Option<u64>) {
         let ms = self.unix_ms(now);
-        self.row.status = status.as_str().into();
+        self.row.status = status;
         self.row.date_updated_ms = ms;
         self.row.end_time_ms = Some(ms);
         self.row.duration_secs = Some(duration.unwrap_or(0) as u32);

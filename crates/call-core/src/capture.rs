@@ -11,11 +11,14 @@ use record_engine::wav::WavStorage;
 use record_engine::{
     RecordParams, RecordSummary, Recorder, SpeechConfig, SpeechDetector, StopReason, WavError,
 };
-use store::{RecordingRecord, StatusCallbackSpec, TranscriptionRecord};
+use store::{
+    RecordingRecord, RecordingSource, RecordingStatus, StatusCallbackSpec, TranscriptionRecord,
+    TranscriptionStatus,
+};
 
 use crate::call::{Activity, Call};
 use crate::leg::{Leg, LegId};
-use crate::params::{method_of, status_params, RECORD_VERB_SOURCE};
+use crate::params::status_params;
 use crate::{FetchResult, IoId, MediaCommand, Output, Persist, PlaybackId, RecordingIo};
 
 /// When no audio arrives at all (silence suppression, a dead stream), the recorder's timeline is
@@ -41,14 +44,14 @@ pub(crate) struct CaptureOptions {
     /// Graph's initialSilenceTimeoutInSeconds; `None` = Twilio (silence timer from the start).
     pub initial_silence_secs: Option<u32>,
     /// The recording's `source`.
-    pub source: &'static str,
+    pub source: RecordingSource,
 }
 
 impl Default for CaptureOptions {
     fn default() -> Self {
         Self {
             initial_silence_secs: None,
-            source: RECORD_VERB_SOURCE,
+            source: RecordingSource::RecordVerb,
         }
     }
 }
@@ -181,7 +184,7 @@ impl<S: WavStorage> Call<S> {
         now: Instant,
     ) -> Activity<S> {
         let _ = now;
-        let sid = self.new_sid("RE");
+        let sid = self.new_recording_sid().into_string();
         let url = format!(
             "{}/2010-04-01/Accounts/{}/Recordings/{}",
             self.config.http_public_url, self.info.account_sid, sid
@@ -272,7 +275,7 @@ impl<S: WavStorage> Call<S> {
             .as_ref()
             .map(|url| StatusCallbackSpec {
                 url: url.clone(),
-                method: verb.recording_status_callback_method.as_str().to_string(),
+                method: verb.recording_status_callback_method,
                 in_progress: verb.recording_status_callback_events.in_progress,
                 completed: verb.recording_status_callback_events.completed,
                 absent: verb.recording_status_callback_events.absent,
@@ -282,8 +285,8 @@ impl<S: WavStorage> Call<S> {
             sid: c.sid.clone(),
             account_sid: self.info.account_sid.clone(),
             call_sid: self.info.call_sid.clone(),
-            status: "in-progress".into(),
-            source: c.options.source.into(),
+            status: RecordingStatus::InProgress,
+            source: c.options.source,
             channels: c.tracks.channels(),
             date_created_ms: ms,
             date_updated_ms: ms,
@@ -347,7 +350,7 @@ impl<S: WavStorage> Call<S> {
                     Err(e) => {
                         tracing::error!(recording = %c.sid, error = %e, "cannot create the recording file");
                         if let Some(row) = c.row.as_mut() {
-                            row.status = "absent".into();
+                            row.status = RecordingStatus::Absent;
                             row.duration_secs = Some(0);
                             let row = row.clone();
                             self.push(Output::Persist(Persist::UpdateRecording(row)));
@@ -407,8 +410,8 @@ impl<S: WavStorage> Call<S> {
             c.callback.as_ref().filter(|cb| cb.in_progress),
             c.row.as_ref(),
         ) {
-            let params = status_params(row, "in-progress", &c.url);
-            let (url, method) = (cb.url.clone(), method_of(&cb.method));
+            let params = status_params(row, RecordingStatus::InProgress, &c.url);
+            let (url, method) = (cb.url.clone(), cb.method);
             self.push(Output::Callback {
                 group: c.sid.clone(),
                 url,
@@ -543,7 +546,11 @@ impl<S: WavStorage> Call<S> {
             // start: its start time is what places transcript utterances on the call's clock.
             row.start_time_ms += s.kept_start_offset / 8;
         }
-        row.status = if absent { "absent" } else { "completed" }.into();
+        row.status = if absent {
+            RecordingStatus::Absent
+        } else {
+            RecordingStatus::Completed
+        };
         row.duration_secs = Some(duration);
         row.error_code = absent_reason;
         row.date_updated_ms = ms;
@@ -554,9 +561,8 @@ impl<S: WavStorage> Call<S> {
             .as_ref()
             .filter(|cb| if absent { cb.absent } else { cb.completed })
         {
-            let event = if absent { "absent" } else { "completed" };
-            let params = status_params(&row, event, &c.url);
-            let (url, method) = (cb.url.clone(), method_of(&cb.method));
+            let params = status_params(&row, row.status, &c.url);
+            let (url, method) = (cb.url.clone(), cb.method);
             self.push(Output::Callback {
                 group: c.sid.clone(),
                 url,
@@ -566,11 +572,11 @@ impl<S: WavStorage> Call<S> {
         }
         if c.verb.transcribe && !absent {
             let job = TranscriptionRecord {
-                sid: self.new_sid("TR"),
+                sid: self.new_transcription_sid().into_string(),
                 account_sid: row.account_sid.clone(),
                 recording_sid: c.sid.clone(),
                 call_sid: row.call_sid.clone(),
-                status: TranscriptionRecord::QUEUED.into(),
+                status: TranscriptionStatus::Queued,
                 text: None,
                 language: Some(
                     c.verb

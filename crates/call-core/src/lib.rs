@@ -90,8 +90,9 @@ pub struct CallConfig {
     pub wall_clock: (Instant, i64),
 }
 
-/// Makes a new SID with a two-letter prefix (`RE`, `TR`); tests make deterministic ones.
-pub type SidSource = Box<dyn FnMut(&'static str) -> String + Send>;
+/// The 128 bits of each new SID the call mints (`RE…`, `TR…`): random in the daemon,
+/// deterministic in tests.
+pub type SidSource = Box<dyn FnMut() -> u128 + Send>;
 
 /// From the leg's signalling (sip-core's `CallEvent`s of this leg's dialog).
 #[derive(Debug, Clone, PartialEq)]
@@ -265,28 +266,13 @@ pub enum LiveUpdate {
     Terminated,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OperationStatus {
-    Running,
-    Completed,
-    Failed,
-}
-
-impl OperationStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            OperationStatus::Running => "running",
-            OperationStatus::Completed => "completed",
-            OperationStatus::Failed => "failed",
-        }
-    }
-}
+/// Defined once, with the other Graph operation types.
+pub use control::graph::OperationStatus;
 
 /// What the bot is told (the driver turns these into `commsNotifications`, in order).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BotEvent {
-    /// `establishing`, `established`, `terminated`.
-    CallState(&'static str),
+    CallState(control::graph::CallState),
     /// An operation started (no notification) or finished (notified). A finished record
     /// operation with audio names its recording.
     Operation {
@@ -296,7 +282,10 @@ pub enum BotEvent {
         recording_sid: Option<String>,
     },
     /// A key heard while subscribed to tones; `sequence` counts from 1.
-    Tone { key: char, sequence: u32 },
+    Tone {
+        key: char,
+        sequence: u32,
+    },
 }
 
 /// Why the call asked to be woken.

@@ -1,13 +1,8 @@
 //! Webhook parameters and status mappings of a call, defined once.
 
 use control::params::standard_params;
-use control::{CallInfo, CallStatus, HttpMethod};
-use store::{CallRecord, RecordingRecord};
-
-/// `source` of the recordings a bot's `recordResponse` makes.
-pub const RECORD_RESPONSE_SOURCE: &str = "RecordResponse";
-/// `source` of `<Record>` recordings.
-pub const RECORD_VERB_SOURCE: &str = "RecordVerb";
+use control::{CallInfo, CallStatus};
+use store::{CallRecord, Direction, RecordingRecord, RecordingStatus};
 
 /// RFC 2822 time as Twilio writes it: `Fri, 14 Oct 2016 21:56:34 +0000`.
 pub fn rfc2822(unix_ms: i64) -> String {
@@ -17,19 +12,14 @@ pub fn rfc2822(unix_ms: i64) -> String {
         .to_string()
 }
 
-/// A stored status callback's method (`GET`, else `POST`).
-pub fn method_of(text: &str) -> HttpMethod {
-    if text.eq_ignore_ascii_case("GET") {
-        HttpMethod::Get
-    } else {
-        HttpMethod::Post
-    }
-}
-
 /// Recording status callback parameters (SPEC §3.6).
-pub fn status_params(row: &RecordingRecord, status: &str, url: &str) -> Vec<(String, String)> {
+pub fn status_params(
+    row: &RecordingRecord,
+    status: RecordingStatus,
+    url: &str,
+) -> Vec<(String, String)> {
     let duration = match status {
-        "completed" => row.duration_secs.unwrap_or(0).to_string(),
+        RecordingStatus::Completed => row.duration_secs.unwrap_or(0).to_string(),
         _ => "0".to_string(),
     };
     vec![
@@ -37,22 +27,52 @@ pub fn status_params(row: &RecordingRecord, status: &str, url: &str) -> Vec<(Str
         ("CallSid".into(), row.call_sid.clone()),
         ("RecordingSid".into(), row.sid.clone()),
         ("RecordingUrl".into(), url.to_string()),
-        ("RecordingStatus".into(), status.to_string()),
+        ("RecordingStatus".into(), status.as_str().into()),
         ("RecordingDuration".into(), duration),
         ("RecordingChannels".into(), row.channels.to_string()),
-        ("RecordingSource".into(), row.source.clone()),
+        ("RecordingSource".into(), row.source.as_str().into()),
         ("RecordingStartTime".into(), rfc2822(row.start_time_ms)),
         ("ErrorCode".into(), row.error_code.unwrap_or(0).to_string()),
     ]
 }
 
-/// A call progress event's parameters: `event` is `initiated`, `ringing`, `answered` or
-/// `completed`; `status` is its `CallStatus` (`initiated`, `ringing`, `in-progress`, or the
-/// final status with the duration).
+/// A call progress event (`statusCallbackEvent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressEvent {
+    Initiated,
+    Ringing,
+    Answered,
+    /// With the call's final status.
+    Completed(CallStatus),
+}
+
+impl ProgressEvent {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProgressEvent::Initiated => "initiated",
+            ProgressEvent::Ringing => "ringing",
+            ProgressEvent::Answered => "answered",
+            ProgressEvent::Completed(_) => "completed",
+        }
+    }
+
+    /// The `CallStatus` sent with it: `initiated` (Twilio's progress-only status),
+    /// `ringing`, `in-progress`, or the final status.
+    pub fn call_status(&self) -> &'static str {
+        match self {
+            ProgressEvent::Initiated => "initiated",
+            ProgressEvent::Ringing => CallStatus::Ringing.as_str(),
+            ProgressEvent::Answered => CallStatus::InProgress.as_str(),
+            ProgressEvent::Completed(status) => status.as_str(),
+        }
+    }
+}
+
+/// A call progress event's parameters; `CallDuration` (from `duration_secs`) with
+/// [`ProgressEvent::Completed`].
 pub fn progress_params(
     info: &CallInfo,
-    event: &str,
-    status: &str,
+    event: ProgressEvent,
     sequence: u32,
     unix_ms: i64,
     duration_secs: Option<u64>,
@@ -60,13 +80,13 @@ pub fn progress_params(
     let mut params = standard_params(info, CallStatus::Ringing);
     for (name, value) in params.iter_mut() {
         if name == "CallStatus" {
-            *value = status.to_string();
+            *value = event.call_status().to_string();
         }
     }
     params.push(("CallbackSource".into(), "call-progress-events".into()));
     params.push(("SequenceNumber".into(), sequence.to_string()));
     params.push(("Timestamp".into(), rfc2822(unix_ms)));
-    if event == "completed" {
+    if let ProgressEvent::Completed(_) = event {
         params.push((
             "CallDuration".into(),
             duration_secs.unwrap_or(0).to_string(),
@@ -95,8 +115,8 @@ pub fn new_call_row(info: &CallInfo, unix_ms: i64) -> CallRecord {
         account_sid: info.account_sid.clone(),
         from: info.from.clone(),
         to: info.to.clone(),
-        direction: "inbound".into(),
-        status: CallStatus::Ringing.as_str().into(),
+        direction: Direction::Inbound,
+        status: CallStatus::Ringing,
         date_created_ms: unix_ms,
         date_updated_ms: unix_ms,
         start_time_ms: None,
@@ -125,12 +145,5 @@ mod tests {
         assert_eq!(final_status(Some(603), false, false), CallStatus::NoAnswer);
         assert_eq!(final_status(Some(500), false, false), CallStatus::Failed);
         assert_eq!(final_status(Some(487), false, false), CallStatus::Canceled);
-    }
-
-    #[test]
-    fn method_of_stored_text() {
-        assert_eq!(method_of("get"), HttpMethod::Get);
-        assert_eq!(method_of("POST"), HttpMethod::Post);
-        assert_eq!(method_of("PUT"), HttpMethod::Post);
     }
 }

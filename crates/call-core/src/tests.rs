@@ -117,9 +117,9 @@ impl Sim {
             remote_direction: Direction::SendRecv,
         };
         let mut n = 0;
-        let sids: SidSource = Box::new(move |prefix| {
+        let sids: SidSource = Box::new(move || {
             n += 1;
-            format!("{prefix}{n:032}")
+            n
         });
         let call = Call::new(start, config, info, offer, None, sids);
         Sim {
@@ -675,10 +675,7 @@ fn api_hangup_during_record_keeps_the_audio_and_skips_the_action() {
         .unwrap()
         .trim_end_matches(')');
     assert!(sim.wav_samples(sid) >= 1400 * 8);
-    assert!(sim
-        .first("UpdateRecording")
-        .1
-        .contains("status: \"completed\""));
+    assert!(sim.first("UpdateRecording").1.contains("status: Completed"));
     assert_eq!(sim.first("Hangup").0, 1500);
 }
 
@@ -821,9 +818,9 @@ fn bot_call_is_answered_established_and_runs_a_prompt() {
     assert_eq!(
         states,
         [
-            "Bot(CallState(\"establishing\"))",
-            "Bot(CallState(\"established\"))",
-            "Bot(CallState(\"terminated\"))"
+            "Bot(CallState(Establishing))",
+            "Bot(CallState(Established))",
+            "Bot(CallState(Terminated))"
         ]
     );
     assert_eq!(sim.first("Answer").0, 0);
@@ -974,7 +971,7 @@ fn bot_call_redirected_to_twiml_runs_it_without_terminated() {
     assert!(sim.find("id: \"a\"").last().unwrap().1.contains("8508"));
     assert_eq!(sim.first("Speech").0, 500);
     // The bot learns that the call ended when it does.
-    let terminated = sim.first("CallState(\"terminated\")").0;
+    let terminated = sim.first("CallState(Terminated)").0;
     assert!(terminated >= 700, "{terminated}");
 }
 

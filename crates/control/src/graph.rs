@@ -43,3 +43,105 @@ pub struct ResultInfo {
     pub subcode: u32,
     pub message: String,
 }
+
+/// A Graph operation's `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OperationStatus {
+    /// Registered by the API, not yet picked up by the call.
+    NotStarted,
+    Running,
+    Completed,
+    Failed,
+}
+
+impl OperationStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OperationStatus::NotStarted => "notStarted",
+            OperationStatus::Running => "running",
+            OperationStatus::Completed => "completed",
+            OperationStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A Graph call's `state` as a bot sees it in call notifications and `GET` of the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallState {
+    Establishing,
+    Established,
+    Terminated,
+}
+
+impl CallState {
+    pub const ALL: &'static [CallState] = &[
+        CallState::Establishing,
+        CallState::Established,
+        CallState::Terminated,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CallState::Establishing => "establishing",
+            CallState::Established => "established",
+            CallState::Terminated => "terminated",
+        }
+    }
+}
+
+impl std::fmt::Display for CallState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for CallState {
+    type Err = store::ParseError;
+    fn from_str(s: &str) -> Result<Self, store::ParseError> {
+        CallState::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| store::ParseError {
+                what: "Graph call state",
+                value: s.to_owned(),
+            })
+    }
+}
+
+impl TryFrom<&str> for CallState {
+    type Error = store::ParseError;
+    fn try_from(s: &str) -> Result<Self, store::ParseError> {
+        s.parse()
+    }
+}
+
+#[cfg(test)]
+mod call_state_tests {
+    use super::CallState;
+
+    #[test]
+    fn call_state_round_trips_and_refuses_others() {
+        let texts: Vec<&str> = CallState::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(texts, ["establishing", "established", "terminated"]);
+        for c in CallState::ALL {
+            assert_eq!(c.to_string().parse::<CallState>().unwrap(), *c);
+        }
+        let e = "Terminated".parse::<CallState>().unwrap_err();
+        assert_eq!(
+            (e.what, e.value.as_str()),
+            ("Graph call state", "Terminated")
+        );
+        assert!("".parse::<CallState>().is_err());
+    }
+
+    #[test]
+    fn operation_status_strings() {
+        use super::OperationStatus::*;
+        let texts: Vec<&str> = [NotStarted, Running, Completed, Failed]
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(texts, ["notStarted", "running", "completed", "failed"]);
+    }
+}

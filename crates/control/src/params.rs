@@ -11,30 +11,8 @@ pub struct CallInfo {
     pub caller_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallStatus {
-    Ringing,
-    InProgress,
-    Completed,
-    Busy,
-    NoAnswer,
-    Failed,
-    Canceled,
-}
-
-impl CallStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            CallStatus::Ringing => "ringing",
-            CallStatus::InProgress => "in-progress",
-            CallStatus::Completed => "completed",
-            CallStatus::Busy => "busy",
-            CallStatus::NoAnswer => "no-answer",
-            CallStatus::Failed => "failed",
-            CallStatus::Canceled => "canceled",
-        }
-    }
-}
+/// Defined once, in `store`, with the call rows.
+pub use store::{CallStatus, Direction};
 
 /// CallSid, AccountSid, From, To, Caller, Called, CallStatus, ApiVersion, Direction and, when
 /// known, ForwardedFrom and CallerName.
@@ -48,7 +26,7 @@ pub fn standard_params(call: &CallInfo, status: CallStatus) -> Vec<(String, Stri
         ("Called", call.to.clone()),
         ("CallStatus", status.as_str().to_string()),
         ("ApiVersion", API_VERSION.to_string()),
-        ("Direction", "inbound".to_string()),
+        ("Direction", Direction::Inbound.as_str().to_string()),
     ];
     if let Some(f) = &call.forwarded_from {
         params.push(("ForwardedFrom", f.clone()));

@@ -18,20 +18,8 @@ pub use content_type::{classify_content_type, ContentKind};
 pub use say::MAX_SAY_BYTES;
 pub use verbs::MAX_LOOPS;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HttpMethod {
-    Get,
-    Post,
-}
-
-impl HttpMethod {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            HttpMethod::Get => "GET",
-            HttpMethod::Post => "POST",
-        }
-    }
-}
+/// Defined once, in `store`; re-exported for TwiML's `method` attributes.
+pub use store::HttpMethod;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseLimits {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use call_core::{BotEvent, OperationStatus};
 use http_api::control::{
-    comms_notification, operation_json, recording_access_token, recording_location,
+    comms_notification, operation_json, recording_access_token, recording_location, CallState,
 };
 use tokio::sync::mpsc;
 
@@ -57,11 +57,11 @@ impl BotNotifier {
                 let data = serde_json::json!({
                     "@odata.type": "#microsoft.graph.call",
                     "id": self.call_sid,
-                    "state": state,
+                    "state": state.as_str(),
                     "source": {"identity": {"phone": {"id": self.from}}},
                     "targets": [{"identity": {"phone": {"id": self.to}}}],
                 });
-                let change = if state == "terminated" {
+                let change = if state == CallState::Terminated {
                     "deleted"
                 } else {
                     "updated"
@@ -85,7 +85,7 @@ impl BotNotifier {
                 let Some(mut op) = entry.operation(&id) else {
                     return;
                 };
-                op.status = status.as_str().into();
+                op.status = status;
                 if status == OperationStatus::Running {
                     return entry.put_operation(op);
                 }

@@ -12,7 +12,9 @@ use call_core::{
     ControlInput, FetchRequest, FetchResult, IoId, LegId, LiveUpdate, MediaInput, Output, Persist,
     PlaybackId, RecordingIo, SipInput,
 };
+use http_api::control::CallState;
 use sip_core::{CallEvent, CallKey, IncomingCall};
+use store::CallSid;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
@@ -21,7 +23,6 @@ use tracing::Instrument;
 use crate::call_env::{media_addresses, CallEnv, CallSetup};
 use crate::config::AppConfig;
 use crate::media::{self, MediaCommand, MediaSession};
-use crate::sids::new_sid;
 use crate::sip_task::SipCommand;
 
 /// How often the call task empties the media ring. Stop positions come from the media
@@ -31,7 +32,7 @@ pub(crate) const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
 type Core = call_core::Call<std::fs::File>;
 
 pub fn spawn(shared: Arc<CallEnv>, incoming: IncomingCall, events: mpsc::Receiver<CallEvent>) {
-    let call_sid = new_sid("CA");
+    let call_sid = CallSid::new_random().into_string();
     let span = tracing::info_span!("call", sid = %call_sid);
     tokio::spawn(
         async move {
@@ -79,7 +80,7 @@ async fn run(
     } = shared.call_setup(&incoming, &call_sid);
     let (entry, mut control) = shared.registry.register(http_api::control::CallView {
         id: call_sid.clone(),
-        state: "establishing".into(),
+        state: CallState::Establishing,
         from: info.from.clone(),
         to: info.to.clone(),
         bot: app.bot_callback_uri.is_some(),
@@ -115,7 +116,7 @@ async fn run(
         info,
         incoming.media,
         request_id,
-        Box::new(new_sid),
+        Box::new(rand::random::<u128>),
     );
     let mut shutdown = shared.shutdown.clone();
     let mut drain = tokio::time::interval(DRAIN_INTERVAL);
@@ -262,8 +263,10 @@ impl Driver {
                         .await
                 }
                 Output::Live(LiveUpdate::BotMode) => self.entry.set_bot(true),
-                Output::Live(LiveUpdate::Established) => self.entry.set_state("established"),
-                Output::Live(LiveUpdate::Terminated) => self.entry.set_state("terminated"),
+                Output::Live(LiveUpdate::Established) => {
+                    self.entry.set_state(CallState::Established)
+                }
+                Output::Live(LiveUpdate::Terminated) => self.entry.set_state(CallState::Terminated),
                 Output::Bot(event) => self.bot.event(event, &self.entry),
             }
         }
@@ -390,7 +393,7 @@ struct Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        self.entry.set_state("terminated");
+        self.entry.set_state(CallState::Terminated);
         self.shared.registry.remove(&self.sid);
     }
 }

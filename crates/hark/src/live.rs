@@ -5,9 +5,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use control::HttpMethod;
+use control::{CallStatus, HttpMethod};
 use http_api::control::{
-    BoxFuture, CallControl, CallUpdate, CallView, ControlError, OperationRequest, OperationView,
+    BoxFuture, CallControl, CallState, CallUpdate, CallView, ControlError, OperationRequest,
+    OperationStatus, OperationView,
 };
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
@@ -43,13 +44,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl CallEntry {
-    pub fn set_state(&self, state: &str) {
-        lock(&self.state).view.state = state.to_string();
+    pub fn set_state(&self, state: CallState) {
+        lock(&self.state).view.state = state;
     }
 
     /// The call has ended (its task may still be reporting): nothing can be sent to it.
     pub fn is_terminated(&self) -> bool {
-        lock(&self.state).view.state == "terminated"
+        lock(&self.state).view.state == CallState::Terminated
     }
 
     pub fn set_bot(&self, bot: bool) {
@@ -171,7 +172,7 @@ impl CallControl for DaemonControl {
                 .ok()??;
             Some(CallView {
                 id: row.sid,
-                state: "terminated".into(),
+                state: CallState::Terminated,
                 from: row.from,
                 to: row.to,
                 bot: false,
@@ -208,7 +209,7 @@ impl CallControl for DaemonControl {
                 call_id,
                 kind: operation_kind(&request).into(),
                 // Graph answers `running`: the operation is accepted and will run in turn.
-                status: "running".into(),
+                status: OperationStatus::Running,
                 result_info: None,
                 recording_location: None,
                 recording_access_token: None,
@@ -244,28 +245,16 @@ impl CallControl for DaemonControl {
                 .filter(|e| !e.is_terminated())
                 .ok_or(ControlError::UnknownCall)?;
             let msg = match (&update.status, &update.twiml, &update.url) {
-                (Some(s), _, _)
-                    if s.eq_ignore_ascii_case("completed")
-                        || s.eq_ignore_ascii_case("canceled") =>
-                {
-                    ControlMsg::HangUp
-                }
+                (Some(CallStatus::Completed | CallStatus::Canceled), _, _) => ControlMsg::HangUp,
                 (Some(s), _, _) => {
                     return Err(ControlError::Conflict(format!(
-                        "Status {s:?} is not completed or canceled"
+                        "Status {:?} is not completed or canceled",
+                        s.as_str()
                     )))
                 }
                 (None, Some(twiml), _) => ControlMsg::Redirect(Redirect::Twiml(twiml.clone())),
                 (None, None, Some(url)) => {
-                    let method = match update
-                        .method
-                        .as_deref()
-                        .map(str::to_ascii_uppercase)
-                        .as_deref()
-                    {
-                        Some("GET") => HttpMethod::Get,
-                        _ => HttpMethod::Post,
-                    };
+                    let method = update.method.unwrap_or(HttpMethod::Post);
                     ControlMsg::Redirect(Redirect::Url(url.clone(), method))
                 }
                 (None, None, None) => {

@@ -9,7 +9,8 @@ use record_engine::{repair_wav_file, RepairOutcome};
 
 use crate::outbox::now_ms;
 use crate::services::Services;
-use call_core::params::{method_of, status_params};
+use call_core::params::status_params;
+use store::{CallStatus, RecordingStatus};
 
 pub async fn recover(shared: &Services) {
     let mut call_ends: HashMap<String, i64> = HashMap::new();
@@ -35,10 +36,10 @@ pub async fn recover(shared: &Services) {
         row.date_updated_ms = now_ms();
         let absent = samples == 0;
         if absent {
-            row.status = "absent".into();
+            row.status = RecordingStatus::Absent;
             row.error_code = Some(16102);
         } else {
-            row.status = "completed".into();
+            row.status = RecordingStatus::Completed;
         }
         let updated = row.clone();
         if shared
@@ -57,10 +58,10 @@ pub async fn recover(shared: &Services) {
                 "{}/2010-04-01/Accounts/{}/Recordings/{}",
                 shared.config.http_public_url, row.account_sid, row.sid
             );
-            let params = status_params(&row, &row.status, &url);
+            let params = status_params(&row, row.status, &url);
             shared
                 .outbox
-                .enqueue(&row.sid, &cb.url, method_of(&cb.method), params)
+                .enqueue(&row.sid, &cb.url, cb.method, params)
                 .await;
         }
     }
@@ -79,11 +80,10 @@ async fn end_open_calls(shared: &Services, call_ends: &HashMap<String, i64>) {
             .unwrap_or(call.date_updated_ms)
             .max(call.date_updated_ms);
         call.status = if call.start_time_ms.is_some() {
-            "completed"
+            CallStatus::Completed
         } else {
-            "failed"
-        }
-        .into();
+            CallStatus::Failed
+        };
         call.end_time_ms = Some(last_alive);
         call.duration_secs = Some(
             call.start_time_ms

@@ -83,7 +83,7 @@ pub async fn discard_bot_recordings_after(
     tokio::time::sleep(grace).await;
     let sid = call_sid.clone();
     let Some(recs) = shared
-        .db(move |s| s.recordings_of_call(&sid, call_core::params::RECORD_RESPONSE_SOURCE))
+        .db(move |s| s.recordings_of_call(&sid, store::RecordingSource::RecordResponse))
         .await
     else {
         return;

@@ -1,4 +1,6 @@
 //! Twilio-style identifiers: two-letter prefix + 32 lowercase hex digits from 128 random bits.
+//! Calls, recordings and transcriptions have typed SIDs (`store::CallSid::new_random` …); this
+//! mints the untyped ones, such as webhook idempotency keys (`ID…`).
 //! (RFC 2822 times for webhooks: `call_core::params::rfc2822`.)
 
 pub fn new_sid(prefix: &str) -> String {

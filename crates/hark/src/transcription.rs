@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use control::params::standard_params;
 use control::{CallInfo, CallStatus, HttpMethod};
-use store::{TranscriptionRecord, Utterance};
+use store::{TranscriptionRecord, TranscriptionStatus, Utterance};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::outbox::now_ms;
@@ -92,7 +92,7 @@ impl Transcriber {
     }
 
     async fn process(&self, shared: &Services, mut job: TranscriptionRecord) {
-        job.status = TranscriptionRecord::IN_PROGRESS.into();
+        job.status = TranscriptionStatus::InProgress;
         let result = self.transcribe(shared, &job).await;
         job.date_updated_ms = now_ms();
         let utterances = match result {
@@ -101,7 +101,7 @@ impl Transcriber {
                     .metrics
                     .transcription_finished(transcript.audio_secs, transcript.processing_secs);
                 tracing::info!(transcription = %job.sid, engine = %transcript.engine, audio_s = transcript.audio_secs, rtf = transcript.rtf(), "transcription completed");
-                job.status = TranscriptionRecord::COMPLETED.into();
+                job.status = TranscriptionStatus::Completed;
                 job.text = Some(transcript.text);
                 job.engine = Some(transcript.engine);
                 job.audio_secs = Some(transcript.audio_secs);
@@ -110,7 +110,7 @@ impl Transcriber {
             }
             Err(reason) => {
                 tracing::warn!(transcription = %job.sid, reason = %reason, "transcription failed");
-                job.status = TranscriptionRecord::FAILED.into();
+                job.status = TranscriptionStatus::Failed;
                 job.error = Some(reason);
                 Vec::new()
             }
@@ -195,9 +195,9 @@ impl Transcriber {
             forwarded_from: None,
             caller_name: None,
         };
-        let status = match call.as_ref().map(|c| c.status.as_str()) {
-            Some("in-progress") => CallStatus::InProgress,
-            Some("ringing") => CallStatus::Ringing,
+        let status = match call.as_ref().map(|c| c.status) {
+            Some(CallStatus::InProgress) => CallStatus::InProgress,
+            Some(CallStatus::Ringing) => CallStatus::Ringing,
             _ => CallStatus::Completed,
         };
         let base = format!(
@@ -211,7 +211,10 @@ impl Transcriber {
                 "TranscriptionText".to_string(),
                 job.text.clone().unwrap_or_default(),
             ),
-            ("TranscriptionStatus".to_string(), job.status.clone()),
+            (
+                "TranscriptionStatus".to_string(),
+                job.status.as_str().to_string(),
+            ),
             (
                 "TranscriptionUrl".to_string(),
                 format!(

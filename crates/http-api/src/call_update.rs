@@ -12,6 +12,7 @@ use crate::graph_body::is_http_url;
 use crate::resources::call_json;
 use crate::rest::{db, json};
 use crate::Inner;
+use store::{CallStatus, HttpMethod};
 
 /// Twilio's "Url is not a valid URL".
 pub const CODE_INVALID_URL: u32 = 21205;
@@ -32,6 +33,7 @@ pub fn parse_form(body: &[u8]) -> Result<CallUpdate, ApiError> {
         method: None,
         status: None,
     };
+    let (mut method, mut status) = (None, None);
     for (k, v) in form_urlencoded::parse(body) {
         let v = v.trim();
         if v.is_empty() {
@@ -40,8 +42,8 @@ pub fn parse_form(body: &[u8]) -> Result<CallUpdate, ApiError> {
         let slot = match k.as_ref() {
             "Twiml" => &mut u.twiml,
             "Url" => &mut u.url,
-            "Method" => &mut u.method,
-            "Status" => &mut u.status,
+            "Method" => &mut method,
+            "Status" => &mut status,
             _ => continue,
         };
         *slot = Some(v.to_string());
@@ -55,21 +57,21 @@ pub fn parse_form(body: &[u8]) -> Result<CallUpdate, ApiError> {
             ));
         }
     }
-    if let Some(m) = u.method.as_mut() {
-        let upper = m.to_ascii_uppercase();
-        if upper != "GET" && upper != "POST" {
-            return Err(invalid(format!("Method must be GET or POST, got {m:?}")));
-        }
-        *m = upper;
+    if let Some(m) = method {
+        u.method = Some(
+            m.parse::<HttpMethod>()
+                .map_err(|_| invalid(format!("Method must be GET or POST, got {m:?}")))?,
+        );
     }
-    if let Some(s) = u.status.as_mut() {
-        let lower = s.to_ascii_lowercase();
-        if lower != "completed" && lower != "canceled" {
-            return Err(invalid(format!(
-                "Status must be completed or canceled, got {s:?}"
-            )));
+    if let Some(s) = status {
+        match s.to_ascii_lowercase().parse::<CallStatus>() {
+            Ok(st @ (CallStatus::Completed | CallStatus::Canceled)) => u.status = Some(st),
+            _ => {
+                return Err(invalid(format!(
+                    "Status must be completed or canceled, got {s:?}"
+                )))
+            }
         }
-        *s = lower;
     }
     if u.twiml.is_none() && u.url.is_none() && u.status.is_none() {
         return Err(invalid("One of Twiml, Url or Status is required"));
@@ -139,8 +141,8 @@ mod tests {
             Ok(CallUpdate {
                 twiml: None,
                 url: Some("https://app/next".into()),
-                method: Some("GET".into()),
-                status: Some("completed".into()),
+                method: Some(HttpMethod::Get),
+                status: Some(CallStatus::Completed),
             })
         );
     }

@@ -17,15 +17,17 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallView {
     pub id: String,
-    /// `establishing`, `established` or `terminated`.
-    pub state: String,
+    pub state: CallState,
     pub from: String,
     pub to: String,
     /// Whether the call is driven by a bot (Graph operations are allowed) or by TwiML.
     pub bot: bool,
 }
 
-pub use control::graph::{OperationRequest, PlayPrompt, RecordResponse, ResultInfo};
+pub use control::graph::{
+    CallState, OperationRequest, OperationStatus, PlayPrompt, RecordResponse, ResultInfo,
+};
+use store::{CallStatus, HttpMethod};
 
 /// An operation as Graph shows it (`recordOperation`, `playPromptOperation`,
 /// `subscribeToToneOperation`).
@@ -35,8 +37,7 @@ pub struct OperationView {
     pub call_id: String,
     /// `recordOperation`, `playPromptOperation` or `subscribeToToneOperation`.
     pub kind: String,
-    /// `notStarted`, `running`, `completed` or `failed`.
-    pub status: String,
+    pub status: OperationStatus,
     pub result_info: Option<ResultInfo>,
     /// Record operations, once completed: where the WAV is and a Bearer token for it.
     pub recording_location: Option<String>,
@@ -51,9 +52,9 @@ pub struct CallUpdate {
     pub twiml: Option<String>,
     /// `Url` (+ `Method`, default POST): fetch and run this document now.
     pub url: Option<String>,
-    pub method: Option<String>,
-    /// `Status=completed` (or `canceled` before answer): hang up.
-    pub status: Option<String>,
+    pub method: Option<HttpMethod>,
+    /// `Status=completed` (or `canceled` before answer): hang up. Only those two.
+    pub status: Option<CallStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,7 +184,7 @@ pub fn call_json(call: &CallView) -> Value {
         "@odata.type": "#microsoft.graph.call",
         "@odata.id": call_resource_url(&call.id),
         "id": call.id,
-        "state": call.state,
+        "state": call.state.as_str(),
         "source": {
             "@odata.type": "#microsoft.graph.participantInfo",
             "identity": identity_set(&call.from),
@@ -236,7 +237,7 @@ pub fn operation_json(op: &OperationView) -> Value {
         "@odata.type": format!("#microsoft.graph.{}", op.kind),
         "@odata.id": operation_resource_url(&op.call_id, &op.id),
         "id": op.id,
-        "status": op.status,
+        "status": op.status.as_str(),
         "resultInfo": result_info,
         "clientContext": op.client_context,
     });
@@ -329,12 +330,12 @@ mod tests {
         assert!(!check_recording_access_token(b"", &t, RE1, 999));
     }
 
-    fn op(kind: &str, status: &str, result: Option<(u16, u32)>) -> OperationView {
+    fn op(kind: &str, status: OperationStatus, result: Option<(u16, u32)>) -> OperationView {
         OperationView {
             id: "op1".into(),
             call_id: "CA1".into(),
             kind: kind.into(),
-            status: status.into(),
+            status,
             result_info: result.map(|(code, subcode)| ResultInfo {
                 code,
                 subcode,
@@ -349,7 +350,7 @@ mod tests {
     #[test]
     fn running_record_operation_json_matches_spec() {
         assert_eq!(
-            operation_json(&op("recordOperation", "running", None)),
+            operation_json(&op("recordOperation", OperationStatus::Running, None)),
             json!({
                 "@odata.type": "#microsoft.graph.recordOperation",
                 "@odata.id": "/communications/calls/CA1/operations/op1",
@@ -365,7 +366,11 @@ mod tests {
 
     #[test]
     fn finished_record_operation_carries_result_recording_and_reason() {
-        let mut o = op("recordOperation", "completed", Some((200, 8515)));
+        let mut o = op(
+            "recordOperation",
+            OperationStatus::Completed,
+            Some((200, 8515)),
+        );
         o.recording_location = Some(recording_location("https://h", RE1));
         o.recording_access_token = Some("tok".into());
         o.client_context = Some("c".into());
@@ -383,7 +388,11 @@ mod tests {
         assert_eq!(v["clientContext"], "c");
         assert_eq!(v["completionReason"], "maxRecordDurationReached");
         let reason = |s| {
-            operation_json(&op("recordOperation", "failed", Some((400, s))))["completionReason"]
+            operation_json(&op(
+                "recordOperation",
+                OperationStatus::Failed,
+                Some((400, s)),
+            ))["completionReason"]
                 .clone()
         };
         assert_eq!(reason(8510), "initialSilenceTimeout");
@@ -394,13 +403,25 @@ mod tests {
 
     #[test]
     fn other_operations_have_no_recording_fields() {
-        let v = operation_json(&op("playPromptOperation", "completed", Some((200, 0))));
+        let v = operation_json(&op(
+            "playPromptOperation",
+            OperationStatus::Completed,
+            Some((200, 0)),
+        ));
         assert_eq!(v["@odata.type"], "#microsoft.graph.playPromptOperation");
         assert_eq!(v["completionReason"], "completedSuccessfully");
         assert!(v.get("recordingLocation").is_none() && v.get("recordingAccessToken").is_none());
-        let v = operation_json(&op("playPromptOperation", "failed", Some((400, 8508))));
+        let v = operation_json(&op(
+            "playPromptOperation",
+            OperationStatus::Failed,
+            Some((400, 8508)),
+        ));
         assert_eq!(v["completionReason"], "mediaOperationCanceled");
-        let v = operation_json(&op("subscribeToToneOperation", "completed", Some((200, 0))));
+        let v = operation_json(&op(
+            "subscribeToToneOperation",
+            OperationStatus::Completed,
+            Some((200, 0)),
+        ));
         assert_eq!(v.as_object().map(|o| o.len()), Some(6));
     }
 
@@ -429,7 +450,7 @@ mod tests {
     fn call_json_names_phone_numbers_phone_and_anything_else_user() {
         let v = call_json(&CallView {
             id: "CA1".into(),
-            state: "terminated".into(),
+            state: CallState::Terminated,
             from: "15551230001".into(),
             to: "alice".into(),
             bot: true,

@@ -20,7 +20,7 @@ use crate::auth::constant_time_eq;
 use crate::control::{self, BotApi, ControlError, OperationRequest, OperationView};
 use crate::graph_body::{self, BodyError};
 use crate::media::{serve_file, ServeError};
-use crate::rest::{find_recording, json, media_paths, UNFINISHED};
+use crate::rest::{find_recording, json, media_paths};
 use crate::route::is_sid;
 use crate::{Inner, Metrics};
 
@@ -322,7 +322,7 @@ async fn recording(inner: &Inner, sid: &str, headers: &HeaderMap) -> Result<Resp
         Err(e) if e.status == StatusCode::NOT_FOUND => return Err(not_found()),
         Err(_) => return Err(GraphError::internal("database error")),
     };
-    if UNFINISHED.contains(&rec.status.as_str()) {
+    if rec.status.is_unfinished() {
         return Err(not_found());
     }
     let (wav, _) = media_paths(&inner.api.storage_dir, &rec).ok_or_else(not_found)?;

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use serde_json::{json, Value};
-use store::{CallRecord, RecordingRecord, TranscriptionRecord};
+use store::{CallRecord, RecordingRecord, TranscriptionRecord, TranscriptionStatus};
 
 pub const API_VERSION: &str = "2010-04-01";
 pub const DAY_MS: i64 = 86_400_000;
@@ -77,11 +77,11 @@ pub fn recording_json(r: &RecordingRecord, public_url: &str) -> Value {
 /// The Transcription resource (SPEC §6.4): exactly these 13 keys. A queued job shows as
 /// `in-progress` (Twilio has no `queued`); the text is null until completed.
 pub fn transcription_json(t: &TranscriptionRecord) -> Value {
-    let status = match t.status.as_str() {
-        TranscriptionRecord::QUEUED => TranscriptionRecord::IN_PROGRESS,
+    let status = match t.status {
+        TranscriptionStatus::Queued => TranscriptionStatus::InProgress,
         s => s,
     };
-    let text = if t.status == TranscriptionRecord::COMPLETED {
+    let text = if t.status == TranscriptionStatus::Completed {
         Value::String(t.text.clone().unwrap_or_default())
     } else {
         Value::Null
@@ -154,8 +154,8 @@ mod tests {
             sid: RE.into(),
             account_sid: AC.into(),
             call_sid: CA.into(),
-            status: "completed".into(),
-            source: "RecordVerb".into(),
+            status: store::RecordingStatus::Completed,
+            source: store::RecordingSource::RecordVerb,
             channels: 1,
             date_created_ms: T,
             date_updated_ms: T + 5_000,
@@ -245,7 +245,7 @@ mod tests {
             account_sid: AC.into(),
             recording_sid: RE.into(),
             call_sid: CA.into(),
-            status: status.into(),
+            status: status.parse().unwrap(),
             text: Some("hello world".into()),
             language: Some("en-US".into()),
             engine: Some("pocketsphinx".into()),
@@ -302,8 +302,8 @@ mod tests {
             account_sid: AC.into(),
             from: "+15551230000".into(),
             to: "sip:vm@hark".into(),
-            direction: "inbound".into(),
-            status: "completed".into(),
+            direction: store::Direction::Inbound,
+            status: store::CallStatus::Completed,
             date_created_ms: T,
             date_updated_ms: T,
             start_time_ms: Some(T),

@@ -16,9 +16,6 @@ use crate::resources::{call_json, recording_json};
 use crate::route::{self, Format, Route};
 use crate::{auth, call_update, transcriptions, Inner, MediaAuth, Metrics};
 
-/// Recording states whose media is not final yet.
-pub(crate) const UNFINISHED: [&str; 2] = ["in-progress", "paused"];
-
 pub async fn dispatch(
     inner: &Inner,
     method: &Method,
@@ -343,7 +340,7 @@ async fn media(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let rec = find_recording(inner, sid, None, false).await?;
-    if UNFINISHED.contains(&rec.status.as_str()) {
+    if rec.status.is_unfinished() {
         return Err(ApiError::not_found(sid));
     }
     let (wav, mp3) =
@@ -398,8 +395,8 @@ mod tests {
             sid: "RE1".into(),
             account_sid: "AC1".into(),
             call_sid: "CA1".into(),
-            status: "completed".into(),
-            source: "RecordVerb".into(),
+            status: store::RecordingStatus::Completed,
+            source: store::RecordingSource::RecordVerb,
             channels: 1,
             date_created_ms: 0,
             date_updated_ms: 0,

@@ -53,14 +53,8 @@ impl Route<'_> {
     }
 }
 
-/// `PREFIX` + 32 hex digits (SPEC §0).
-pub fn is_sid(s: &str, prefix: &str) -> bool {
-    s.len() == 34
-        && s.starts_with(prefix)
-        && s.as_bytes()
-            .get(prefix.len()..)
-            .is_some_and(|hex| hex.len() == 32 && hex.iter().all(u8::is_ascii_hexdigit))
-}
+/// `PREFIX` + 32 hex digits (SPEC §0); defined with the SID types in `store`.
+pub use store::is_sid;
 
 /// Splits `/2010-04-01/Accounts/{AC}/…` into the path account (if the path names one) and the
 /// route. Only the path is given, never the query.

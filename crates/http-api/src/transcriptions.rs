@@ -2,7 +2,7 @@
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use store::TranscriptionRecord;
+use store::{TranscriptionRecord, TranscriptionStatus};
 
 use crate::error::ApiError;
 use crate::paging::{ListKind, ListQuery};
@@ -67,7 +67,7 @@ pub async fn fetch(
     if !text {
         return Ok(json(StatusCode::OK, &transcription_json(&t)));
     }
-    if t.status != TranscriptionRecord::COMPLETED {
+    if t.status != TranscriptionStatus::Completed {
         return Err(ApiError::not_found(sid));
     }
     Ok((

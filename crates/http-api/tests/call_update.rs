@@ -74,12 +74,12 @@ async fn twilio_call_update_with_twiml_redirects_and_returns_the_call() {
             twiml: None,
             url: None,
             method: None,
-            status: Some("completed".into()),
+            status: Some(store::CallStatus::Completed),
         },
         CallUpdate {
             twiml: None,
             url: Some("https://app.example/next".into()),
-            method: Some("GET".into()),
+            method: Some(store::HttpMethod::Get),
             status: None,
         },
     ];

@@ -84,7 +84,7 @@ fn fill(s: &Store) {
         T0 + 12_000,
     );
     s.insert_transcription(&tr1).unwrap();
-    tr1.status = "completed".into();
+    tr1.status = store::TranscriptionStatus::Completed;
     s.finish_transcription(
         &tr1,
         &[

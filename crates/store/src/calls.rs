@@ -195,7 +195,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::testutil::*;
-    use crate::StoreError;
+    use crate::{CallStatus, StoreError};
 
     #[test]
     fn call_round_trips_and_is_scoped_to_its_account() {
@@ -214,9 +214,9 @@ mod tests {
     fn open_calls_are_the_ringing_and_in_progress_ones_oldest_first() {
         let (_d, store) = store();
         let mut answered = call("CA2", 2_000);
-        answered.status = "in-progress".into();
+        answered.status = CallStatus::InProgress;
         let mut done = call("CA3", 3_000);
-        done.status = "completed".into();
+        done.status = CallStatus::Completed;
         store.insert_call(&call("CA1", 1_000)).unwrap();
         store.insert_call(&answered).unwrap();
         store.insert_call(&done).unwrap();
@@ -255,21 +255,21 @@ mod tests {
         let (_d, store) = store();
         store.insert_call(&call("CA1", 1_000)).unwrap();
         let mut answered = call("CA1", 1_000);
-        answered.status = "in-progress".into();
+        answered.status = CallStatus::InProgress;
         answered.date_updated_ms = 1_500;
         answered.start_time_ms = Some(1_500);
         answered.from = "sip:mallory@example.com".into(); // immutable: ignored
         store.update_call(&answered).unwrap();
 
         let mut ended = call("CA1", 1_000);
-        ended.status = "completed".into();
+        ended.status = CallStatus::Completed;
         ended.date_updated_ms = 4_500;
         ended.end_time_ms = Some(4_500);
         ended.duration_secs = Some(3);
         store.update_call(&ended).unwrap();
 
         let got = store.get_call(AC, "CA1").unwrap().unwrap();
-        assert_eq!(got.status, "completed");
+        assert_eq!(got.status, CallStatus::Completed);
         assert_eq!(got.date_updated_ms, 4_500);
         assert_eq!(got.start_time_ms, Some(1_500));
         assert_eq!(got.end_time_ms, Some(4_500));

@@ -12,6 +12,7 @@ use rusqlite::Connection;
 use thiserror::Error;
 
 mod calls;
+mod domain;
 mod outbox;
 mod recordings;
 mod schema;
@@ -19,6 +20,10 @@ mod token_use;
 mod transcript;
 mod transcriptions;
 
+pub use domain::{
+    is_sid, AccountSid, CallSid, CallStatus, Direction, HttpMethod, ParseError, RecordingSid,
+    RecordingSource, RecordingStatus, TranscriptionSid, TranscriptionStatus,
+};
 pub use schema::SCHEMA_VERSION;
 
 /// File name of the database inside `storage.dir`.
@@ -68,9 +73,8 @@ pub struct CallRecord {
     pub from: String,
     pub to: String,
     /// `inbound` for calls into Hark.
-    pub direction: String,
-    /// `ringing`, `in-progress`, `completed`, `busy`, `no-answer`, `failed`, `canceled`.
-    pub status: String,
+    pub direction: Direction,
+    pub status: CallStatus,
     pub date_created_ms: i64,
     pub date_updated_ms: i64,
     pub start_time_ms: Option<i64>,
@@ -84,9 +88,9 @@ pub struct RecordingRecord {
     pub sid: String,
     pub account_sid: String,
     pub call_sid: String,
-    /// `in-progress`, `processing`, `completed`, `absent`, `deleted`.
-    pub status: String,
-    pub source: String,
+    /// Hark writes `in-progress`, `completed`, `absent` and `deleted`.
+    pub status: RecordingStatus,
+    pub source: RecordingSource,
     pub channels: u32,
     pub date_created_ms: i64,
     pub date_updated_ms: i64,
@@ -107,8 +111,7 @@ pub struct RecordingRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusCallbackSpec {
     pub url: String,
-    /// `GET` or `POST`.
-    pub method: String,
+    pub method: HttpMethod,
     pub in_progress: bool,
     pub completed: bool,
     pub absent: bool,
@@ -121,8 +124,7 @@ pub struct TranscriptionRecord {
     pub account_sid: String,
     pub recording_sid: String,
     pub call_sid: String,
-    /// [`TranscriptionRecord::QUEUED`], `IN_PROGRESS`, `COMPLETED` or `FAILED`.
-    pub status: String,
+    pub status: TranscriptionStatus,
     /// `None` until completed.
     pub text: Option<String>,
     /// BCP-47, as asked for (`transcribeLanguage` or the configured default).
@@ -145,10 +147,6 @@ pub struct TranscriptionRecord {
 }
 
 impl TranscriptionRecord {
-    pub const QUEUED: &'static str = "queued";
-    pub const IN_PROGRESS: &'static str = "in-progress";
-    pub const COMPLETED: &'static str = "completed";
-    pub const FAILED: &'static str = "failed";
     /// The only `type` Hark produces.
     pub const FAST: &'static str = "fast";
 }
@@ -391,8 +389,8 @@ pub(crate) mod testutil {
             account_sid: AC.to_owned(),
             from: "sip:alice@example.com".to_owned(),
             to: "sip:+15550100@hark".to_owned(),
-            direction: "inbound".to_owned(),
-            status: "ringing".to_owned(),
+            direction: Direction::Inbound,
+            status: CallStatus::Ringing,
             date_created_ms: created,
             date_updated_ms: created,
             start_time_ms: None,
@@ -424,7 +422,7 @@ pub(crate) mod testutil {
             account_sid: AC.to_owned(),
             recording_sid: recording_sid.to_owned(),
             call_sid: "CA1".to_owned(),
-            status: TranscriptionRecord::QUEUED.to_owned(),
+            status: TranscriptionStatus::Queued,
             text: None,
             language: None,
             engine: None,
@@ -454,8 +452,8 @@ pub(crate) mod testutil {
             sid: sid.to_owned(),
             account_sid: AC.to_owned(),
             call_sid: call_sid.to_owned(),
-            status: "in-progress".to_owned(),
-            source: "RecordVerb".to_owned(),
+            status: RecordingStatus::InProgress,
+            source: RecordingSource::RecordVerb,
             channels: 1,
             date_created_ms: created,
             date_updated_ms: created,

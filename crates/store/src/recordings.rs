@@ -3,8 +3,8 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::{
-    into_page, query, to_u32, Page, RecordingFilter, RecordingRecord, StatusCallbackSpec, Store,
-    StoreError,
+    into_page, query, to_u32, HttpMethod, Page, RecordingFilter, RecordingRecord, RecordingSource,
+    StatusCallbackSpec, Store, StoreError,
 };
 
 const COLUMNS: &str = "sid, account_sid, call_sid, status, source, channels, date_created, date_updated, \
@@ -24,7 +24,10 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<RecordingRecord, StoreError>
     let status_callback = match sc_url {
         Some(url) => Some(StatusCallbackSpec {
             url,
-            method: r.get::<_, Option<String>>(15)?.unwrap_or_default(),
+            // Always written with the URL; POST is Twilio's default.
+            method: r
+                .get::<_, Option<HttpMethod>>(15)?
+                .unwrap_or(HttpMethod::Post),
             in_progress: r.get::<_, Option<bool>>(16)?.unwrap_or(false),
             completed: r.get::<_, Option<bool>>(17)?.unwrap_or(false),
             absent: r.get::<_, Option<bool>>(18)?.unwrap_or(false),
@@ -320,7 +323,7 @@ impl Store {
     pub fn recordings_of_call(
         &self,
         call_sid: &str,
-        source: &str,
+        source: RecordingSource,
     ) -> Result<Vec<RecordingRecord>, StoreError> {
         self.select_recordings(
             &format!(
@@ -386,7 +389,10 @@ impl Store {
 mod tests {
     use super::{list_sql, COLUMNS};
     use crate::testutil::*;
-    use crate::{Page, RecordingFilter, RecordingRecord, StatusCallbackSpec, StoreError};
+    use crate::{
+        HttpMethod, Page, RecordingFilter, RecordingRecord, RecordingSource, RecordingStatus,
+        StatusCallbackSpec, StoreError,
+    };
 
     const DAY: i64 = 86_400_000;
     /// 2024-03-01T00:00:00Z
@@ -398,7 +404,7 @@ mod tests {
 
     fn full() -> RecordingRecord {
         let mut r = recording("RE1", "CA1", MAR1);
-        r.status = "completed".into();
+        r.status = RecordingStatus::Completed;
         r.channels = 1;
         r.duration_secs = Some(42);
         r.error_code = Some(0);
@@ -406,7 +412,7 @@ mod tests {
         r.transcribe_callback = Some("https://example.com/tr".into());
         r.status_callback = Some(StatusCallbackSpec {
             url: "https://example.com/rsc".into(),
-            method: "GET".into(),
+            method: HttpMethod::Get,
             in_progress: false,
             completed: true,
             absent: true,
@@ -430,7 +436,7 @@ mod tests {
         let mut r = recording("RE1", "CA1", MAR1);
         r.call_sid = "CA2".into(); // immutable
         r.date_created_ms = 7; // immutable
-        r.status = "absent".into();
+        r.status = RecordingStatus::Absent;
         r.date_updated_ms = MAR1 + 5_000;
         r.duration_secs = Some(0);
         r.error_code = Some(16102);
@@ -660,7 +666,7 @@ mod tests {
 
         assert_eq!(store.get_recording(AC, "RE1", false).unwrap(), None);
         let got = store.get_recording(AC, "RE1", true).unwrap().unwrap();
-        assert_eq!(got.status, "deleted");
+        assert_eq!(got.status, RecordingStatus::Deleted);
         assert_eq!(got.deleted_at_ms, Some(MAR1 + 10));
         assert_eq!(got.date_updated_ms, MAR1 + 10);
 
@@ -686,7 +692,7 @@ mod tests {
     fn in_progress_recordings_of_all_accounts_oldest_first() {
         let (_d, store) = store();
         let mut done = recording("RE1", "CA1", 1);
-        done.status = "completed".into();
+        done.status = RecordingStatus::Completed;
         store.insert_recording(&done).unwrap();
         store.insert_recording(&recording("RE3", "CA2", 3)).unwrap();
         let mut other = recording("RE2", "CA3", 2);
@@ -785,23 +791,19 @@ mod tests {
 
     #[test]
     fn retention_queries_pick_old_finished_visible_recordings_and_purge_old_deletions() {
+        use RecordingSource::*;
+        use RecordingStatus::*;
         let (_d, store) = store();
         let mut recs = Vec::new();
         for (sid, call, created, status, source) in [
-            ("REold", "CA1", MAR1, "completed", "RecordVerb"),
-            ("REoldbot", "CA1", MAR1 + 1, "absent", "RecordResponse"),
-            (
-                "REoldlive",
-                "CA1",
-                MAR1 + 2,
-                "in-progress",
-                "RecordResponse",
-            ),
-            ("REnew", "CA2", MAR1 + DAY, "completed", "RecordResponse"),
+            ("REold", "CA1", MAR1, Completed, RecordVerb),
+            ("REoldbot", "CA1", MAR1 + 1, Absent, RecordResponse),
+            ("REoldlive", "CA1", MAR1 + 2, InProgress, RecordResponse),
+            ("REnew", "CA2", MAR1 + DAY, Completed, RecordResponse),
         ] {
             let mut r = recording(sid, call, created);
-            r.status = status.into();
-            r.source = source.into();
+            r.status = status;
+            r.source = source;
             store.insert_recording(&r).unwrap();
             recs.push(r);
         }
@@ -816,7 +818,11 @@ mod tests {
             ["REold"]
         );
         assert_eq!(
-            sids(store.recordings_of_call("CA1", "RecordResponse").unwrap()),
+            sids(
+                store
+                    .recordings_of_call("CA1", RecordingSource::RecordResponse)
+                    .unwrap()
+            ),
             ["REoldbot", "REoldlive"]
         );
         assert!(store.soft_delete_recording(AC, "REold", MAR1 + 5).unwrap());
@@ -824,7 +830,11 @@ mod tests {
             .soft_delete_recording(AC, "REoldbot", MAR1 + 50)
             .unwrap());
         assert_eq!(
-            sids(store.recordings_of_call("CA1", "RecordResponse").unwrap()),
+            sids(
+                store
+                    .recordings_of_call("CA1", RecordingSource::RecordResponse)
+                    .unwrap()
+            ),
             ["REoldlive"],
             "deleted ones are not the call's any more"
         );
@@ -866,7 +876,7 @@ mod tests {
         let recs: Vec<RecordingRecord> = (0..2500)
             .map(|i| {
                 let mut r = recording(&format!("RE{i:05}"), "CA1", MAR1 + i);
-                r.status = "deleted".into();
+                r.status = RecordingStatus::Deleted;
                 r.deleted_at_ms = Some(MAR1 + i);
                 r
             })

@@ -232,7 +232,7 @@ mod tests {
         assert_eq!(store.schema_version().unwrap(), 3);
 
         let mut want_call = call("CA1", 1_000);
-        want_call.status = "completed".into();
+        want_call.status = crate::CallStatus::Completed;
         want_call.date_updated_ms = 9_000;
         want_call.start_time_ms = Some(1_500);
         want_call.end_time_ms = Some(9_000);
@@ -251,7 +251,7 @@ mod tests {
                 account_sid: AC.into(),
                 recording_sid: "RE1".into(),
                 call_sid: "CA1".into(), // backfilled from the recording
-                status: "completed".into(),
+                status: crate::TranscriptionStatus::Completed,
                 text: Some("hello world".into()),
                 language: Some("en-US".into()),
                 engine: None,

@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::transcriptions::{exists, update};
 use crate::{
     query, to_u32, CallEvent, CallTranscript, Store, StoreError, TimedUtterance,
-    TranscriptionRecord, Utterance,
+    TranscriptionRecord, TranscriptionStatus, Utterance,
 };
 
 fn insert_utterances(
@@ -149,7 +149,7 @@ fn resolve(conn: &Connection, id: &str) -> Result<Option<Resolved>, StoreError> 
 fn call_transcriptions(
     conn: &Connection,
     call_sid: &str,
-) -> Result<Vec<(String, String, i64)>, StoreError> {
+) -> Result<Vec<(String, TranscriptionStatus, i64)>, StoreError> {
     let mut st = conn
         .prepare_cached(
             "SELECT t.sid, t.status, r.start_time FROM recordings r \
@@ -289,11 +289,14 @@ impl Store {
         };
         let jobs = call_transcriptions(&tx, &call_sid)?;
         let pending = jobs.iter().any(|(_, s, _)| {
-            s == TranscriptionRecord::QUEUED || s == TranscriptionRecord::IN_PROGRESS
+            matches!(
+                s,
+                TranscriptionStatus::Queued | TranscriptionStatus::InProgress
+            )
         });
         let completed: Vec<_> = jobs
             .into_iter()
-            .filter(|(_, s, _)| s == TranscriptionRecord::COMPLETED)
+            .filter(|(_, s, _)| *s == TranscriptionStatus::Completed)
             .collect();
         if pending || completed.is_empty() {
             return Ok(Some(CallTranscript {
@@ -334,7 +337,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::testutil::*;
-    use crate::{CallEvent, StoreError, TimedUtterance, TranscriptionRecord, Utterance};
+    use crate::{CallEvent, StoreError, TimedUtterance, TranscriptionStatus, Utterance};
 
     const T0: i64 = 1_700_000_000_000;
 
@@ -353,7 +356,7 @@ mod tests {
             .insert_transcription(&transcription(sid, re, T0))
             .unwrap();
         let mut t = transcription(sid, re, T0);
-        t.status = TranscriptionRecord::COMPLETED.into();
+        t.status = TranscriptionStatus::Completed;
         t.text = Some(
             utterances
                 .iter()
@@ -450,7 +453,7 @@ mod tests {
         assert_eq!(store.call_transcript("CA1").unwrap(), None, "in progress");
 
         let mut failed = transcription("TR1", "RE1", T0);
-        failed.status = TranscriptionRecord::FAILED.into();
+        failed.status = TranscriptionStatus::Failed;
         store.update_transcription(&failed).unwrap();
         assert_eq!(store.call_transcript("CA1").unwrap(), None, "only failed");
 
@@ -553,7 +556,7 @@ mod tests {
         let (_d, store) = store();
         store.insert_recording(&recording("RE1", "CA1", 1)).unwrap();
         let mut t = transcription("TR1", "RE1", 1);
-        t.status = "completed".into();
+        t.status = TranscriptionStatus::Completed;
         let err = store
             .finish_transcription(&t, &[utterance(1, 0.0, "a")])
             .unwrap_err();

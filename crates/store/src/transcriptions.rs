@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::{
     into_page, query, to_u32, Page, Store, StoreError, TranscriptionCounts, TranscriptionRecord,
+    TranscriptionStatus,
 };
 
 const COLUMNS: &str = "sid, account_sid, recording_sid, call_sid, status, text, language, engine, error, \
@@ -302,12 +303,13 @@ impl Store {
         for row in rows {
             let (status, n) = row.map_err(query("count transcriptions"))?;
             let n = u64::try_from(n).unwrap_or(0);
-            match status.as_str() {
-                TranscriptionRecord::QUEUED => counts.queued = n,
-                TranscriptionRecord::IN_PROGRESS => counts.in_progress = n,
-                TranscriptionRecord::COMPLETED => counts.completed = n,
-                TranscriptionRecord::FAILED => counts.failed = n,
-                _ => {}
+            // A status this build does not know is not counted.
+            match status.parse() {
+                Ok(TranscriptionStatus::Queued) => counts.queued = n,
+                Ok(TranscriptionStatus::InProgress) => counts.in_progress = n,
+                Ok(TranscriptionStatus::Completed) => counts.completed = n,
+                Ok(TranscriptionStatus::Failed) => counts.failed = n,
+                Err(_) => {}
             }
         }
         Ok(counts)
@@ -328,7 +330,7 @@ pub(crate) fn exists(conn: &Connection, sid: &str) -> Result<bool, StoreError> {
 mod tests {
     use super::list_sql;
     use crate::testutil::*;
-    use crate::{Page, StoreError, TranscriptionCounts, TranscriptionRecord};
+    use crate::{Page, StoreError, TranscriptionCounts, TranscriptionRecord, TranscriptionStatus};
 
     fn sids(p: &Page<TranscriptionRecord>) -> Vec<&str> {
         p.items.iter().map(|t| t.sid.as_str()).collect()
@@ -344,7 +346,7 @@ mod tests {
         let (_d, store) = store();
         with_recordings(&store);
         let mut t = transcription("TR1", "RE1", 1_000);
-        t.status = TranscriptionRecord::COMPLETED.into();
+        t.status = TranscriptionStatus::Completed;
         t.text = Some("hello there".into());
         t.language = Some("en-US".into());
         t.engine = Some("pocketsphinx".into());
@@ -396,7 +398,7 @@ mod tests {
         );
 
         let mut done = got.clone();
-        done.status = TranscriptionRecord::FAILED.into();
+        done.status = TranscriptionStatus::Failed;
         done.error = Some("engine timeout after 30 s".into());
         done.date_updated_ms = 30;
         done.call_sid = "CA9".into(); // immutable: ignored
@@ -432,7 +434,7 @@ mod tests {
         foreign.account_sid = AC2.into();
         store.insert_transcription(&foreign).unwrap();
         let mut done = transcription("TR0", "RE1", 50);
-        done.status = "completed".into();
+        done.status = TranscriptionStatus::Completed;
         store.insert_transcription(&done).unwrap();
 
         let queued = |n| {

@@ -55,13 +55,23 @@ struct Upload {
 #[derive(Debug, Deserialize)]
 struct TranscriptState {
     id: String,
-    status: String,
+    status: JobStatus,
     #[serde(default)]
     text: Option<String>,
     #[serde(default)]
     words: Option<Vec<Word>>,
     #[serde(default)]
     error: Option<String>,
+}
+
+/// AssemblyAI's job states; `queued` and `processing` (and any state added later) mean "ask again".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum JobStatus {
+    Completed,
+    Error,
+    #[serde(other)]
+    Pending,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,9 +169,9 @@ impl AssemblyAiEngine {
             )
             .await?;
         loop {
-            match state.status.as_str() {
-                "completed" => return Ok(state),
-                "error" => {
+            match state.status {
+                JobStatus::Completed => return Ok(state),
+                JobStatus::Error => {
                     return Err(EngineError::BadResponse {
                         url: format!("{}/v2/transcript/{}", self.base, state.id),
                         reason: format!(
@@ -170,7 +180,7 @@ impl AssemblyAiEngine {
                         ),
                     })
                 }
-                _ => {}
+                JobStatus::Pending => {}
             }
             tokio::time::sleep(self.config.poll_interval).await;
             let poll_url = format!("{}/v2/transcript/{}", self.base, state.id);

@@ -3,6 +3,8 @@
 //!
 //! Invalid attribute values become [`AttrWarning`]s and the default is used (SPEC §2.2).
 
+use store::RecordingStatus;
+
 use super::xml::{xml_trim, Element, Tree};
 use super::{
     AttrWarning, HttpMethod, ParseLimits, PlayVerb, RecordVerb, RedirectVerb, RejectReason,
@@ -48,12 +50,13 @@ impl<'a> Attrs<'a> {
     pub fn method(&mut self, name: &'static str) -> HttpMethod {
         match self.get(name) {
             None => HttpMethod::Post,
-            Some(v) if xml_trim(v).eq_ignore_ascii_case("POST") => HttpMethod::Post,
-            Some(v) if xml_trim(v).eq_ignore_ascii_case("GET") => HttpMethod::Get,
-            Some(v) => {
-                self.warn(name, v, "must be GET or POST; using POST");
-                HttpMethod::Post
-            }
+            Some(v) => match xml_trim(v).parse() {
+                Ok(method) => method,
+                Err(_) => {
+                    self.warn(name, v, "must be GET or POST; using POST");
+                    HttpMethod::Post
+                }
+            },
         }
     }
 
@@ -282,11 +285,12 @@ fn parse_status_events(a: &mut Attrs<'_>, value: &str) -> StatusEvents {
             continue;
         }
         any_token = true;
-        if token.eq_ignore_ascii_case("in-progress") {
+        let is = |status: RecordingStatus| token.eq_ignore_ascii_case(status.as_str());
+        if is(RecordingStatus::InProgress) {
             events.in_progress = true;
-        } else if token.eq_ignore_ascii_case("completed") {
+        } else if is(RecordingStatus::Completed) {
             events.completed = true;
-        } else if token.eq_ignore_ascii_case("absent") {
+        } else if is(RecordingStatus::Absent) {
             events.absent = true;
         } else {
             a.warn(ATTR, token, "unknown event; ignored");

@@ -46,7 +46,7 @@ impl Fake {
 pub fn view(id: &str) -> Option<CallView> {
     (id == CA1 || id == CA2).then(|| CallView {
         id: id.into(),
-        state: "established".into(),
+        state: http_api::control::CallState::Established,
         from: "+15551230001".into(),
         to: "sip:bot@hark.example".into(),
         bot: id == CA1,
@@ -58,7 +58,7 @@ pub fn finished_record_op() -> OperationView {
         id: "op-done".into(),
         call_id: CA1.into(),
         kind: "recordOperation".into(),
-        status: "completed".into(),
+        status: http_api::control::OperationStatus::Completed,
         result_info: Some(ResultInfo {
             code: 200,
             subcode: 8514,
@@ -106,7 +106,7 @@ impl CallControl for Fake {
                     id: format!("op-{}", ops.len()),
                     call_id: id.into(),
                     kind: kind.into(),
-                    status: "running".into(),
+                    status: http_api::control::OperationStatus::Running,
                     result_info: None,
                     recording_location: None,
                     recording_access_token: None,
@@ -156,7 +156,7 @@ pub fn bot_with_token(api_token: &str) -> Bot {
     };
     let fx = fixture_with_bot(Default::default(), Some(bot), |s| {
         let mut c1 = call(CA1, AC, T0);
-        c1.status = "in-progress".into();
+        c1.status = store::CallStatus::InProgress;
         s.insert_call(&c1).unwrap();
         s.insert_recording(&recording(RE1, CA1, AC, T0)).unwrap();
         s.insert_recording(&recording(RE2, CA1, AC, T0)).unwrap();
