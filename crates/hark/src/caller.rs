@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use media_engine::rfc4733::{DigitSchedule, DigitTick, END_TICKS, TONE_TICKS};
+use media_engine::playout::{DigitSender, DigitTick, EVENT_PACKET_BYTES};
 use media_engine::sender::{RtpSender, PACKET_BYTES};
 use media_engine::{g711, rtp, Codec, FRAME_SAMPLES, SAMPLE_RATE};
 use sip_core::message::uri_host_port;
@@ -331,16 +331,15 @@ async fn resolve(
 struct MediaOut {
     sender: RtpSender,
     remote: SocketAddr,
-    event_pt: Option<u8>,
     start: Instant,
     /// Index of the next 20 ms tick; tick n is due at start + n*20 ms.
     tick: u64,
     dtmf_tick: u64,
-    /// RFC 4733 keys from `dtmf_tick` on (media-engine's schedule, as the daemon sends them).
-    schedule: Option<DigitSchedule>,
+    /// The keys as RFC 4733 events from `dtmf_tick` on; `None` when they go by SIP INFO.
+    events: Option<DigitSender>,
     info: bool,
     pkt: [u8; PACKET_BYTES],
-    ev: [u8; 16],
+    ev: [u8; EVENT_PACKET_BYTES],
 }
 
 /// What one tick produced.
@@ -366,28 +365,16 @@ impl MediaOut {
         let n = self.tick;
         self.tick += 1;
         let rel = n.checked_sub(self.dtmf_tick);
-        if let (Some(_), Some(pt), false) = (rel, self.event_pt, self.info) {
-            let schedule = self
-                .schedule
-                .get_or_insert_with(|| DigitSchedule::new(keys.iter().copied()));
+        if let (Some(_), Some(events)) = (rel, self.events.as_mut()) {
+            // A gap or the end of the keys is audio: the file position keeps running.
             if let DigitTick::Event {
-                digit,
-                start,
-                end,
-                duration,
-                last,
-            } = schedule.next_tick()
+                packet,
+                key_started,
+            } = events.next(&mut self.sender, &mut self.ev)
             {
-                let len = self
-                    .sender
-                    .event_packet(pt, digit, start, end, duration, &mut self.ev);
-                if last {
-                    self.sender
-                        .skip((TONE_TICKS + END_TICKS) * FRAME_SAMPLES as u32);
-                }
                 return Tick::Rtp {
-                    packet: self.ev.get(..len).unwrap_or_default(),
-                    key_started: start,
+                    packet,
+                    key_started,
                 };
             }
         }
@@ -691,18 +678,21 @@ fn start_media(
         Some(d) => (d.as_secs_f64() * 50.0).round() as u64,
         None => file_ticks,
     };
+    let events = match (info, neg.telephone_event_pt) {
+        (false, Some(pt)) => Some(DigitSender::new(plan.keys.iter().copied(), pt)),
+        _ => None,
+    };
     let (ssrc, seq, ts) = (seed as u32, (seed >> 32) as u16, (seed >> 48) as u32 * 160);
     MediaOut {
         sender: RtpSender::new(engine_codec(neg.codec), neg.codec_pt, ssrc, seq, ts),
         remote: neg.remote_rtp,
-        event_pt: neg.telephone_event_pt,
         start: now,
         tick: 0,
         dtmf_tick,
-        schedule: None,
+        events,
         info,
         pkt: [0; PACKET_BYTES],
-        ev: [0; 16],
+        ev: [0; EVENT_PACKET_BYTES],
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use media_engine::playout::{AudioPlayout, DigitSender, DigitTick, EVENT_PACKET_BYTES};
 use media_engine::receiver::{MediaReceiver, PacketVerdict, ReceiverConfig};
 use media_engine::rfc4733::{DigitSchedule, DigitTick, END_TICKS, TONE_TICKS};
 use media_engine::ring::{media_ring, MediaConsumer};
@@ -148,32 +149,10 @@ pub fn start(
     })
 }
 
+/// A prompt being sent, and who waits for its end.
 struct Playback {
-    audio: Arc<[i16]>,
-    offset: usize,
-    loops_left: Option<u32>,
+    audio: AudioPlayout,
     done: Option<oneshot::Sender<()>>,
-}
-
-impl Playback {
-    /// The next ≤160 samples, or `None` when finished.
-    fn next_frame(&mut self) -> Option<&[i16]> {
-        if self.offset >= self.audio.len() {
-            match &mut self.loops_left {
-                Some(0) | Some(1) => return None,
-                Some(n) => *n -= 1,
-                None => {}
-            }
-            if self.audio.is_empty() {
-                return None;
-            }
-            self.offset = 0;
-        }
-        let end = (self.offset + FRAME_SAMPLES).min(self.audio.len());
-        let frame = &self.audio[self.offset..end];
-        self.offset = end;
-        Some(frame)
-    }
 }
 
 /// Adds what this call received since the last tick to the daemon's counters.
@@ -222,9 +201,9 @@ fn catch_up(sender: &mut RtpSender, origin: Instant, accounted: u64) -> u64 {
     }
 }
 
-/// RFC 4733 keys being sent, and who waits for the end.
+/// Keys being sent as RFC 4733 events, and who waits for their end.
 struct DigitPlayback {
-    schedule: DigitSchedule,
+    keys: DigitSender,
     done: Option<oneshot::Sender<()>>,
 }
 
@@ -275,7 +254,7 @@ async fn run(
     let mut samples_accounted: u64 = 0;
     let mut playback: Option<Playback> = None;
     let mut digit_playback: Option<DigitPlayback> = None;
-    let mut event = [0u8; 16];
+    let mut event = [0u8; EVENT_PACKET_BYTES];
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     // The RTP timeout is checked by a coarse periodic tick, so packets never touch a timer.
@@ -321,8 +300,7 @@ async fn run(
                         if let Some(d) = old.done.take() { let _ = d.send(()); }
                     }
                     samples_accounted = catch_up(&mut sender, origin, samples_accounted);
-                    let loops_left = if loops == 0 { None } else { Some(loops) };
-                    playback = Some(Playback { audio, offset: 0, loops_left, done: Some(done) });
+                    playback = Some(Playback { audio: AudioPlayout::new(audio, loops), done: Some(done) });
                     tick.reset_immediately();
                 }
                 Some(MediaCommand::PlayDigits { digits, done }) => {
@@ -332,21 +310,13 @@ async fn run(
                     }
                     samples_accounted = catch_up(&mut sender, origin, samples_accounted);
                     match media.telephone_event_pt {
-                        Some(_) => {
-                            digit_playback = Some(DigitPlayback { schedule: DigitSchedule::new(digits.chars()), done: Some(done) });
+                        Some(pt) => {
+                            digit_playback = Some(DigitPlayback { keys: DigitSender::new(digits.chars(), pt), done: Some(done) });
                         }
                         None => {
                             // No telephone-event: the keys become audio.
-                            let mut audio = Vec::new();
-                            for d in digits.chars() {
-                                if d == 'w' || d == 'W' {
-                                    audio.extend(std::iter::repeat_n(0, 4000));
-                                } else {
-                                    audio.extend(media_engine::tone::dtmf_tone(d, 160));
-                                    audio.extend(std::iter::repeat_n(0, 800));
-                                }
-                            }
-                            playback = Some(Playback { audio: audio.into(), offset: 0, loops_left: Some(1), done: Some(done) });
+                            let audio = media_engine::playout::dtmf_audio(&digits).into();
+                            playback = Some(Playback { audio: AudioPlayout::new(audio, 1), done: Some(done) });
                         }
                     }
                     tick.reset_immediately();
@@ -364,6 +334,10 @@ async fn run(
                     media = new_media;
                     receiver.renegotiate(receiver_config(&media));
                     sender.set_codec(codec_of(&media), media.codec_pt);
+                    // Keys still being sent follow a renumbered telephone-event (101 if it went).
+                    if let Some(digits) = digit_playback.as_mut() {
+                        digits.keys.set_event_pt(media.telephone_event_pt.unwrap_or(101));
+                    }
                 }
             },
             _ = tick.tick(), if playback.is_some() || digit_playback.is_some() => {
@@ -371,18 +345,11 @@ async fn run(
                 let may_send = matches!(media.remote_direction, Direction::SendRecv | Direction::RecvOnly);
                 let to = receiver.latched().unwrap_or(media.remote_rtp);
                 if let Some(digits) = digit_playback.as_mut() {
-                    let action = digits.schedule.next_tick();
                     samples_accounted += FRAME_SAMPLES as u64;
-                    match action {
-                        DigitTick::Event { digit, start, end, duration, last } => {
-                            let pt = media.telephone_event_pt.unwrap_or(101);
-                            let len = sender.event_packet(pt, digit, start, end, duration, &mut event);
-                            if may_send && len > 0 {
-                                send_rtp(&socket, &event[..len], to, &metrics, &mut send_failures).await;
-                            }
-                            if last {
-                                // The event is over: audio time resumes after it.
-                                sender.skip((TONE_TICKS + END_TICKS) * FRAME_SAMPLES as u32);
+                    match digits.keys.next(&mut sender, &mut event) {
+                        DigitTick::Event { packet, .. } => {
+                            if may_send {
+                                send_rtp(&socket, packet, to, &metrics, &mut send_failures).await;
                             }
                         }
                         DigitTick::Gap => sender.skip(FRAME_SAMPLES as u32),
@@ -393,7 +360,7 @@ async fn run(
                         }
                     }
                 } else {
-                    let finished = match playback.as_mut().and_then(|p| p.next_frame()) {
+                    let finished = match playback.as_mut().and_then(|p| p.audio.next_frame()) {
                         Some(frame) => {
                             let len = sender.packetize(frame, &mut packet);
                             samples_accounted += FRAME_SAMPLES as u64;

@@ -8,6 +8,8 @@
 //!   decode, DTMF; emits [`MediaItem`]s on the call's timeline.
 //! - [`ring`]: the lock-free SPSC ring that carries [`MediaItem`]s to the recorder.
 //! - [`sender`]: packetizer for outbound 20 ms G.711 with timestamps and marker bit.
+//! - [`playout`]: what to send each 20 ms tick: prompt audio, or keys as RFC 4733 events or
+//!   in-band tones.
 //! - [`tone`]: generated audio (the beep).
 //! - [`pcap`]: reads RTP out of capture files (tests, benches, replay tools).
 //!
@@ -15,6 +17,7 @@
 
 pub mod g711;
 pub mod pcap;
+pub mod playout;
 pub mod receiver;
 pub mod rfc4733;
 pub mod ring;
