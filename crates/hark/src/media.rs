@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use media_engine::playout::{AudioPlayout, DigitSender, DigitTick, EVENT_PACKET_BYTES};
 use media_engine::receiver::{MediaReceiver, PacketVerdict, ReceiverConfig};
-use media_engine::rfc4733::{DigitSchedule, DigitTick, END_TICKS, TONE_TICKS};
 use media_engine::ring::{media_ring, MediaConsumer};
 use media_engine::sender::{RtpSender, PACKET_BYTES};
 use media_engine::{Codec, FRAME_SAMPLES};
