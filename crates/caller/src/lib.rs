@@ -96,8 +96,11 @@ pub enum CallerError {
     NoAddress { uri: String, host: String },
     #[error("cannot read {}: {source}", path.display())]
     ReadWav { path: PathBuf, source: io::Error },
-    #[error("{} is not a usable WAV file: {reason}", path.display())]
-    BadWav { path: PathBuf, reason: &'static str },
+    #[error("{} is not a usable WAV file: {source}", path.display())]
+    BadWav {
+        path: PathBuf,
+        source: record_engine::wav::ReadError,
+    },
     #[error("{} is {len} bytes, more than the {max}-byte limit for --play", path.display())]
     WavTooLarge { path: PathBuf, len: u64, max: u64 },
     #[error("{} is {found}; hark call needs 8 kHz mono 16-bit PCM, µ-law or A-law (it does not resample)", path.display())]

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use media_engine::{g711, Codec, SAMPLE_RATE};
+use media_engine::SAMPLE_RATE;
+use record_engine::wav::{ReadError, SampleFormat, Wav};
 
 use crate::CallerError;
 
@@ -27,55 +28,10 @@ pub(crate) async fn load_wav(path: &Path) -> Result<Vec<i16>, CallerError> {
     parse_wav(path, &bytes)
 }
 
-fn le16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-/// RIFF/WAVE by hand: hound cannot read G.711 (format tags 6 and 7).
+/// Any WAV the workspace reader decodes, accepted when it is what RTP carries without
+/// resampling: 8 kHz mono 16-bit PCM, µ-law or A-law.
 fn parse_wav(path: &Path, bytes: &[u8]) -> Result<Vec<i16>, CallerError> {
-    let bad = |reason| CallerError::BadWav {
-        path: path.to_path_buf(),
-        reason,
-    };
-    if bytes.get(0..4) != Some(b"RIFF") || bytes.get(8..12) != Some(b"WAVE") {
-        return Err(bad("no RIFF/WAVE header"));
-    }
-    let (mut fmt, mut data) = (None, None);
-    let mut rest = bytes.get(12..).unwrap_or_default();
-    while let (Some(id), Some(size)) = (rest.get(0..4), le32(rest, 4)) {
-        // Streaming writers leave sizes at 0xFFFFFFFF: clamp to what is there.
-        let end = 8usize.saturating_add(size as usize).min(rest.len());
-        let body = rest.get(8..end).unwrap_or_default();
-        match id {
-            b"fmt " => fmt = Some(body),
-            b"data" => data = Some(body),
-            _ => {}
-        }
-        let next = end.saturating_add(size as usize & 1);
-        rest = rest.get(next..).unwrap_or_default();
-    }
-    let fmt = fmt.ok_or_else(|| bad("no fmt chunk"))?;
-    let data = data.ok_or_else(|| bad("no data chunk"))?;
-    let (Some(mut tag), Some(channels), Some(rate), Some(bits)) =
-        (le16(fmt, 0), le16(fmt, 2), le32(fmt, 4), le16(fmt, 14))
-    else {
-        return Err(bad("fmt chunk shorter than 16 bytes"));
-    };
-    if tag == 0xFFFE {
-        // WAVE_FORMAT_EXTENSIBLE: the real tag opens the SubFormat GUID.
-        tag = le16(fmt, 24).ok_or_else(|| bad("extensible fmt chunk shorter than 40 bytes"))?;
-    }
-    let codec = match (tag, bits) {
-        (1, 16) => None,
-        (7, 8) => Some(Codec::Pcmu),
-        (6, 8) => Some(Codec::Pcma),
-        _ => None,
-    };
-    let supported = (tag == 1 && bits == 16) || codec.is_some();
-    if !supported || channels != 1 || rate != SAMPLE_RATE {
+    let unsupported = |(tag, bits): (u16, u16), rate: u32, channels: u16| {
         let name = match tag {
             1 => "PCM".to_string(),
             3 => "IEEE float".to_string(),
@@ -83,23 +39,35 @@ fn parse_wav(path: &Path, bytes: &[u8]) -> Result<Vec<i16>, CallerError> {
             7 => "µ-law".to_string(),
             t => format!("format tag {t:#06x}"),
         };
-        let found = format!("{name} {bits}-bit, {rate} Hz, {channels} channel(s)");
-        return Err(CallerError::UnsupportedWav {
+        CallerError::UnsupportedWav {
             path: path.to_path_buf(),
-            found,
-        });
-    }
-    Ok(match codec {
-        None => data
-            .chunks_exact(2)
-            .map(|b| i16::from_le_bytes([b[0], b[1]]))
-            .collect(),
-        Some(codec) => {
-            let mut pcm = vec![0i16; data.len()];
-            g711::decode(codec, data, &mut pcm);
-            pcm
+            found: format!("{name} {bits}-bit, {rate} Hz, {channels} channel(s)"),
         }
-    })
+    };
+    let wav = match Wav::parse(bytes) {
+        Ok(wav) => wav,
+        Err(ReadError::Unsupported {
+            tag,
+            bits,
+            channels,
+            sample_rate,
+        }) => return Err(unsupported((tag, bits), sample_rate, channels)),
+        Err(source) => {
+            return Err(CallerError::BadWav {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let h = wav.header;
+    let playable = matches!(
+        h.format,
+        SampleFormat::S16 | SampleFormat::Ulaw | SampleFormat::Alaw
+    );
+    if !playable || h.channels != 1 || h.sample_rate != SAMPLE_RATE {
+        return Err(unsupported(h.format.tag_and_bits(), h.sample_rate, h.channels));
+    }
+    Ok(wav.samples())
 }
 
 pub(crate) fn write_wav(path: &Path, samples: &[i16]) -> Result<(), hound::Error> {

@@ -649,7 +649,8 @@ mod tests {
             repair_wav_file(&p),
             Err(WavError::Unreadable(ReadError::Unsupported {
                 tag: 3,
-                bits: 16
+                bits: 16,
+                ..
             }))
         ));
         let mut pcm8 = header_bytes(8000, 0).unwrap();
@@ -668,7 +669,8 @@ mod tests {
             repair_wav_file(&p),
             Err(WavError::Unreadable(ReadError::Unsupported {
                 tag: 7,
-                bits: 16
+                bits: 16,
+                ..
             }))
         ));
         let mut align = header_bytes(8000, 0).unwrap();

@@ -31,7 +31,12 @@ pub enum ReadError {
         "WAV format tag {tag} with {bits} bits per sample (Hark reads PCM, float, µ-law and \
          A-law)"
     )]
-    Unsupported { tag: u16, bits: u16 },
+    Unsupported {
+        tag: u16,
+        bits: u16,
+        channels: u16,
+        sample_rate: u32,
+    },
     #[error("0 channels")]
     NoChannels,
     #[error("sample rate 0 Hz")]
@@ -72,6 +77,20 @@ impl SampleFormat {
             (7, 8) => SampleFormat::Ulaw,
             _ => return None,
         })
+    }
+
+    /// The fmt chunk's format tag and bits per sample for this format.
+    pub const fn tag_and_bits(self) -> (u16, u16) {
+        match self {
+            SampleFormat::U8 => (1, 8),
+            SampleFormat::S16 => (1, 16),
+            SampleFormat::S24 => (1, 24),
+            SampleFormat::S32 => (1, 32),
+            SampleFormat::F32 => (3, 32),
+            SampleFormat::F64 => (3, 64),
+            SampleFormat::Alaw => (6, 8),
+            SampleFormat::Ulaw => (7, 8),
+        }
     }
 
     /// Bytes per sample.
@@ -259,6 +278,8 @@ fn header(fmt: Fmt, data_offset: u64, size: u32) -> Result<WavHeader, ReadError>
     let format = SampleFormat::from_tag(fmt.tag, fmt.bits).ok_or(ReadError::Unsupported {
         tag: fmt.tag,
         bits: fmt.bits,
+        channels: fmt.channels,
+        sample_rate: fmt.sample_rate,
     })?;
     Ok(WavHeader {
         format,
@@ -620,7 +641,12 @@ mod tests {
             Some(ReadError::NoSampleRate)
         ));
         let adpcm = err(&wav_with(2, 1, 8000, 4, &[0; 4])).unwrap();
-        assert!(matches!(adpcm, ReadError::Unsupported { tag: 2, bits: 4 }));
+        assert!(matches!(adpcm, ReadError::Unsupported {
+                tag: 2,
+                bits: 4,
+                channels: 1,
+                sample_rate: 8000
+            }));
         assert!(
             adpcm.to_string().contains("format tag 2 with 4 bits"),
             "{adpcm}"
