@@ -65,7 +65,11 @@ fn parse_wav(path: &Path, bytes: &[u8]) -> Result<Vec<i16>, CallerError> {
         SampleFormat::S16 | SampleFormat::Ulaw | SampleFormat::Alaw
     );
     if !playable || h.channels != 1 || h.sample_rate != SAMPLE_RATE {
-        return Err(unsupported(h.format.tag_and_bits(), h.sample_rate, h.channels));
+        return Err(unsupported(
+            h.format.tag_and_bits(),
+            h.sample_rate,
+            h.channels,
+        ));
     }
     Ok(wav.samples())
 }

@@ -2,6 +2,7 @@
 //! `commsNotifications` POSTed to the application's `bot_callback_uri`, in order, each retried a
 //! few times, never holding up the call.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use call_core::{BotEvent, OperationStatus};
@@ -24,8 +25,15 @@ pub struct BotNotifier {
     from: String,
     to: String,
     /// Notifications leave through one task per call, so the bot sees them in order.
-    queue: Option<mpsc::UnboundedSender<serde_json::Value>>,
+    queue: Option<mpsc::Sender<serde_json::Value>>,
+    metrics: Arc<http_api::Metrics>,
 }
+
+/// `hark_channel_overflow_total` label of a call's notification queue.
+pub const CHANNEL_BOT_NOTIFICATIONS: &str = "bot_notifications";
+/// A call makes a few notifications per operation; 256 waiting means the bot's endpoint has
+/// stopped answering for minutes (each try waits for its timeout).
+const QUEUE_CAPACITY: usize = 256;
 
 impl BotNotifier {
     /// `token_secret` signs the recording access tokens handed to the bot.
@@ -35,6 +43,7 @@ impl BotNotifier {
         token_secret: &[u8],
         app: &AppConfig,
         (call_sid, from, to): (&str, &str, &str),
+        metrics: Arc<http_api::Metrics>,
     ) -> Self {
         BotNotifier {
             url: app.bot_callback_uri.clone(),
@@ -46,6 +55,7 @@ impl BotNotifier {
             from: from.to_string(),
             to: to.to_string(),
             queue: None,
+            metrics,
         }
     }
 
@@ -110,7 +120,7 @@ impl BotNotifier {
         };
         let webhooks = self.webhooks.clone();
         let queue = self.queue.get_or_insert_with(|| {
-            let (tx, mut rx) = mpsc::unbounded_channel::<serde_json::Value>();
+            let (tx, mut rx) = mpsc::channel::<serde_json::Value>(QUEUE_CAPACITY);
             tokio::spawn(async move {
                 while let Some(body) = rx.recv().await {
                     for attempt in 0..3u32 {
@@ -127,6 +137,79 @@ impl BotNotifier {
             });
             tx
         });
-        let _ = queue.send(body);
+        // The call never waits for its bot: a full queue drops the notification, logged and
+        // counted.
+        if let Err(mpsc::error::TrySendError::Full(_)) = queue.try_send(body) {
+            let n = self
+                .metrics
+                .channel_overflows
+                .count(CHANNEL_BOT_NOTIFICATIONS);
+            tracing::error!(
+                call = %self.call_sid,
+                overflows = n,
+                capacity = QUEUE_CAPACITY,
+                "bot notification queue full; notification dropped"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bot endpoint that accepts connections and never answers: notifications pile up in the
+    /// call's queue, and the ones past its capacity are dropped and counted, not waited for.
+    #[tokio::test]
+    async fn a_bot_that_never_answers_fills_the_queue_and_overflow_is_counted() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (connected_tx, connected) = tokio::sync::oneshot::channel();
+        let held = tokio::spawn(async move {
+            let (first, _) = listener.accept().await.expect("accept");
+            let _ = connected_tx.send(());
+            let mut open = vec![first];
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream);
+            }
+        });
+        let config = Config::load(None).expect("default config");
+        let webhooks = Webhooks::new(
+            String::new(),
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+        )
+        .expect("client");
+        let app = AppConfig {
+            bot_callback_uri: Some(format!("http://{addr}/notify")),
+            ..config.app.clone()
+        };
+        let metrics = Arc::new(http_api::Metrics::default());
+        let mut notifier = BotNotifier::new(
+            &webhooks,
+            &config,
+            b"secret",
+            &app,
+            ("CA00000000000000000000000000000001", "from", "to"),
+            metrics.clone(),
+        );
+        let overflows = || metrics.channel_overflows.get(CHANNEL_BOT_NOTIFICATIONS);
+        notifier.send(serde_json::json!({ "n": 0 }));
+        // The sending task has taken the first notification and waits for its answer.
+        tokio::time::timeout(Duration::from_secs(10), connected)
+            .await
+            .expect("the bot endpoint is dialled")
+            .expect("accept loop");
+        for i in 1..=QUEUE_CAPACITY {
+            notifier.send(serde_json::json!({ "n": i }));
+        }
+        assert_eq!(overflows(), 0, "{QUEUE_CAPACITY} wait in the queue");
+        for _ in 0..3 {
+            notifier.send(serde_json::json!({ "n": "late" }));
+        }
+        assert_eq!(overflows(), 3);
+        held.abort();
     }
 }

@@ -97,6 +97,7 @@ async fn run(
         &shared.bot_token_secret,
         &app,
         (&call_sid, &info.from, &info.to),
+        shared.metrics.clone(),
     );
     let mut driver = Driver {
         shared: shared.clone(),

@@ -39,6 +39,18 @@ pub enum MediaCommand {
     Renegotiate(Negotiated),
 }
 
+impl MediaCommand {
+    fn name(&self) -> &'static str {
+        match self {
+            MediaCommand::Play { .. } => "play",
+            MediaCommand::PlayDigits { .. } => "play_digits",
+            MediaCommand::Stop => "stop",
+            MediaCommand::InjectDtmf(_) => "inject_dtmf",
+            MediaCommand::Renegotiate(_) => "renegotiate",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaNotice {
     /// No RTP for `rtp.timeout`.
@@ -50,15 +62,38 @@ pub struct MediaSession {
     pub local_rtp: SocketAddr,
     /// Timeline index 0 of the inbound audio: positions are samples since this instant.
     pub origin: Instant,
-    commands: mpsc::UnboundedSender<MediaCommand>,
+    commands: mpsc::Sender<MediaCommand>,
     pub ring: MediaConsumer,
-    pub notices: mpsc::UnboundedReceiver<MediaNotice>,
+    /// At most one notice per session (the RTP timeout), so one slot never fills.
+    pub notices: mpsc::Receiver<MediaNotice>,
     task: tokio::task::JoinHandle<()>,
+    metrics: Arc<http_api::Metrics>,
 }
 
+/// `hark_channel_overflow_total` label of the call task -> media task queue.
+pub const CHANNEL_MEDIA_COMMANDS: &str = "media_commands";
+/// A call has at most one prompt or key string in flight plus a stop and a remote update; a
+/// full queue means the media task is wedged.
+const COMMANDS_CAPACITY: usize = 32;
+
 impl MediaSession {
+    /// Never waits: a full queue drops the command, logged and counted. A dropped `Play` drops
+    /// its `done` sender, which the call reads as "finished".
     pub fn send(&self, command: MediaCommand) {
-        let _ = self.commands.send(command);
+        match self.commands.try_send(command) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(command)) => {
+                let n = self.metrics.channel_overflows.count(CHANNEL_MEDIA_COMMANDS);
+                tracing::error!(
+                    command = command.name(),
+                    overflows = n,
+                    capacity = COMMANDS_CAPACITY,
+                    "media command queue full; command dropped"
+                );
+            }
+            // The media task ends only when the session is dropped.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
     }
 }
 
@@ -124,8 +159,8 @@ pub fn start(
     metrics: Arc<http_api::Metrics>,
 ) -> std::io::Result<MediaSession> {
     let local_rtp = socket.local_addr()?;
-    let (commands, command_rx) = mpsc::unbounded_channel();
-    let (notice_tx, notices) = mpsc::unbounded_channel();
+    let (commands, command_rx) = mpsc::channel(COMMANDS_CAPACITY);
+    let (notice_tx, notices) = mpsc::channel(1);
     let (producer, ring) = media_ring(RING_CAPACITY);
     let origin = Instant::now();
     let task = tokio::spawn(run(
@@ -136,7 +171,7 @@ pub fn start(
         command_rx,
         notice_tx,
         producer,
-        metrics,
+        metrics.clone(),
     ));
     Ok(MediaSession {
         local_rtp,
@@ -145,6 +180,7 @@ pub fn start(
         ring,
         notices,
         task,
+        metrics,
     })
 }
 
@@ -231,8 +267,8 @@ async fn run(
     socket: UdpSocket,
     mut media: Negotiated,
     rtp_timeout: Duration,
-    mut commands: mpsc::UnboundedReceiver<MediaCommand>,
-    notices: mpsc::UnboundedSender<MediaNotice>,
+    mut commands: mpsc::Receiver<MediaCommand>,
+    notices: mpsc::Sender<MediaNotice>,
     mut producer: media_engine::ring::MediaProducer,
     metrics: Arc<http_api::Metrics>,
 ) {
@@ -384,7 +420,7 @@ async fn run(
                 publish_overruns(&metrics, &producer, &mut published_overruns);
                 if !timed_out && last_rtp.elapsed() >= rtp_timeout {
                     timed_out = true;
-                    let _ = notices.send(MediaNotice::RtpTimeout);
+                    let _ = notices.try_send(MediaNotice::RtpTimeout);
                 }
             },
         }
@@ -431,6 +467,40 @@ mod tests {
         publish_overruns(&metrics, &producer, &mut published);
         publish_overruns(&metrics, &producer, &mut published);
         assert_eq!(metrics.ring_overruns.load(Ordering::Relaxed), 3);
+    }
+
+    /// A media task that stops reading (wedged): the call task never waits on it; commands past
+    /// the queue's capacity are dropped and counted, and a dropped `Play` reads as finished.
+    #[tokio::test]
+    async fn a_full_media_command_queue_drops_and_counts() {
+        let metrics = Arc::new(http_api::Metrics::default());
+        let (commands, _unread) = mpsc::channel(COMMANDS_CAPACITY);
+        let (_notice_tx, notices) = mpsc::channel(1);
+        let session = MediaSession {
+            local_rtp: "127.0.0.1:9".parse().expect("addr"),
+            origin: Instant::now(),
+            commands,
+            ring: media_engine::ring::media_ring(2).1,
+            notices,
+            task: tokio::spawn(async {}),
+            metrics: metrics.clone(),
+        };
+        for _ in 0..COMMANDS_CAPACITY {
+            session.send(MediaCommand::Stop);
+        }
+        assert_eq!(metrics.channel_overflows.get(CHANNEL_MEDIA_COMMANDS), 0);
+        let (done, played) = oneshot::channel();
+        session.send(MediaCommand::Play {
+            audio: Arc::from(vec![0i16; 160]),
+            loops: 1,
+            done,
+        });
+        session.send(MediaCommand::Stop);
+        assert_eq!(metrics.channel_overflows.get(CHANNEL_MEDIA_COMMANDS), 2);
+        assert!(
+            played.await.is_err(),
+            "the dropped Play's done is dropped too"
+        );
     }
 
     /// The defect linphone showed: an IPv4 socket asked to send to an IPv6 address. The

@@ -161,7 +161,12 @@ pub async fn serve_with(
         .map_err(ServeError::Database)?;
     let store = Arc::new(store);
     let metrics = Arc::new(http_api::Metrics::default());
-    for channel in [crate::live::CHANNEL_CONTROL, crate::outbox::CHANNEL_DONE] {
+    for channel in [
+        crate::live::CHANNEL_CONTROL,
+        crate::outbox::CHANNEL_DONE,
+        crate::media::CHANNEL_MEDIA_COMMANDS,
+        crate::bot_notify::CHANNEL_BOT_NOTIFICATIONS,
+    ] {
         metrics.channel_overflows.declare(channel);
     }
     let outbox = Outbox::new(store.clone(), metrics.clone());

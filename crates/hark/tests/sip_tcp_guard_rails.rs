@@ -295,6 +295,8 @@ fn channel_overflow_series_exist_at_zero() {
         "sip_tcp_write",
         "live_control",
         "outbox_done",
+        "media_commands",
+        "bot_notifications",
     ] {
         let series = format!("hark_channel_overflow_total{{channel=\"{channel}\"}}");
         assert_eq!(metric(&text, &series), Some(0.0), "{series} in:\n{text}");

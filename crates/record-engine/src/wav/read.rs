@@ -641,12 +641,15 @@ mod tests {
             Some(ReadError::NoSampleRate)
         ));
         let adpcm = err(&wav_with(2, 1, 8000, 4, &[0; 4])).unwrap();
-        assert!(matches!(adpcm, ReadError::Unsupported {
+        assert!(matches!(
+            adpcm,
+            ReadError::Unsupported {
                 tag: 2,
                 bits: 4,
                 channels: 1,
                 sample_rate: 8000
-            }));
+            }
+        ));
         assert!(
             adpcm.to_string().contains("format tag 2 with 4 bits"),
             "{adpcm}"
