@@ -209,7 +209,7 @@ fn run(
         let _ = pipe.write_all(stdin.as_bytes());
     }
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(1); // one message: the output
     std::thread::spawn(move || {
         let mut out = Vec::new();
         let mut err = Vec::new();
