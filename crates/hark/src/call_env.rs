@@ -2,20 +2,21 @@
 //! calls use — SIP, RTP ports, webhooks, prompts, the live registry, the transcription queue.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use call_core::{CallConfig, FetchRequest, FetchResult};
+use call_core::{CallConfig, FetchRequest, FetchResult, MediaInput};
 use control::params::party;
 use control::CallInfo;
 use prompts::AudioCache;
+use sip_core::sdp::Negotiated;
 use sip_core::IncomingCall;
 use tokio::time::Instant;
 
 use crate::config::{AppConfig, Config};
-use crate::media::PortAllocator;
+use crate::media::{self, MediaSession, PortAllocator};
 use crate::services::Services;
 use crate::sip_task::SipHandle;
 use crate::webhook::Webhooks;
@@ -196,6 +197,52 @@ impl CallEnv {
         }
     }
 
+    /// An RTP port of the caller's family and the media task on it: the session and the input
+    /// that tells the core (ready, or the status to refuse the call with).
+    pub(crate) async fn start_media(
+        &self,
+        offer: Negotiated,
+        offer_remote: SocketAddr,
+    ) -> (Option<MediaSession>, MediaInput) {
+        let failed =
+            |status: u16, reason: String| (None, MediaInput::SetupFailed { status, reason });
+        let Some((bind_ip, advertised_ip)) = media_addresses(&self.config, offer_remote) else {
+            // sip-core refuses offers in a family we have no media address for; never reached.
+            return failed(
+                488,
+                format!("no RTP address of the family of {offer_remote}"),
+            );
+        };
+        let socket = match self.ports.bind(bind_ip).await {
+            Ok(s) => s,
+            Err(e) => return failed(503, format!("no RTP port: {e}")),
+        };
+        match media::start(socket, offer, self.config.rtp_timeout, self.metrics.clone()) {
+            Ok(session) => {
+                let ready = MediaInput::Ready {
+                    origin: session.origin.into_std(),
+                    advertised: SocketAddr::new(advertised_ip, session.local_rtp.port()),
+                };
+                (Some(session), ready)
+            }
+            Err(e) => failed(503, format!("RTP socket unusable: {e}")),
+        }
+    }
+
+    /// Creates a recording's file (counted in progress until [`CallEnv::finalize`]).
+    pub(crate) fn open_recording(&self, sid: &str) -> FetchResult<std::fs::File> {
+        let opened = self.files.create_wav(sid, self.config.record.wav_encoding);
+        match &opened {
+            Ok(_) => {
+                self.metrics
+                    .recordings_in_progress
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => http_api::Metrics::add(&self.metrics.disk_errors, 1),
+        }
+        FetchResult::RecordingOpened(opened)
+    }
+
     /// Finishes a recording off the async threads; if that fails, keeps what reached the disk.
     pub(crate) async fn finalize(
         &self,
@@ -218,6 +265,9 @@ impl CallEnv {
                 (None, 0)
             }
         };
+        self.metrics
+            .recordings_in_progress
+            .fetch_sub(1, Ordering::Relaxed);
         FetchResult::RecordingFinalized {
             summary,
             repaired_samples,

@@ -57,6 +57,15 @@ impl CallEntry {
         lock(&self.state).view.bot = bot;
     }
 
+    /// What the call core says the API should now show.
+    pub fn apply(&self, update: call_core::LiveUpdate) {
+        match update {
+            call_core::LiveUpdate::BotMode => self.set_bot(true),
+            call_core::LiveUpdate::Established => self.set_state(CallState::Established),
+            call_core::LiveUpdate::Terminated => self.set_state(CallState::Terminated),
+        }
+    }
+
     /// Records the operation's current state (created or updated).
     pub fn put_operation(&self, op: OperationView) {
         let mut st = lock(&self.state);
@@ -82,9 +91,37 @@ pub struct Registry {
     calls: Mutex<HashMap<String, Arc<CallEntry>>>,
 }
 
+/// A call's place in the [`Registry`], for as long as its task holds this.
+pub struct Registration {
+    registry: Arc<Registry>,
+    pub entry: Arc<CallEntry>,
+    id: String,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.entry.set_state(CallState::Terminated);
+        self.registry.remove(&self.id);
+    }
+}
+
 impl Registry {
-    /// Registers a call; the receiver is the call task's.
-    pub fn register(&self, view: CallView) -> (Arc<CallEntry>, mpsc::Receiver<ControlMsg>) {
+    /// Registers a call until the [`Registration`] is dropped; the receiver is the call task's.
+    pub fn register(
+        self: &Arc<Self>,
+        view: CallView,
+    ) -> (Registration, mpsc::Receiver<ControlMsg>) {
+        let id = view.id.clone();
+        let (entry, rx) = self.insert(view);
+        let registration = Registration {
+            registry: self.clone(),
+            entry,
+            id,
+        };
+        (registration, rx)
+    }
+
+    fn insert(&self, view: CallView) -> (Arc<CallEntry>, mpsc::Receiver<ControlMsg>) {
         let (tx, rx) = mpsc::channel(CONTROL_CAPACITY);
         let entry = Arc::new(CallEntry {
             tx,

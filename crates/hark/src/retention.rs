@@ -75,6 +75,19 @@ pub async fn sweep(shared: &Services, now_ms: i64) -> (usize, usize) {
 }
 
 /// Deletes the bot recordings (`recordResponse`) of a call that ended, `grace` later.
+/// After a bot call ends: with `bot.recording_retention = "call"`, its recordings go after a
+/// grace period (the completion of an operation cut by the hangup, 8528, still hands the bot a
+/// recordingLocation, and its notification may be on its way).
+pub fn after_bot_call(shared: &Arc<Services>, call_sid: &str) {
+    if shared.config.bot_recording_retention == crate::config::BotRecordingRetention::Call {
+        tokio::spawn(discard_bot_recordings_after(
+            BOT_DISCARD_GRACE,
+            shared.clone(),
+            call_sid.to_string(),
+        ));
+    }
+}
+
 pub async fn discard_bot_recordings_after(
     grace: Duration,
     shared: Arc<Services>,

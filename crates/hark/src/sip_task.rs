@@ -64,6 +64,32 @@ pub enum SipCommand {
     Hangup(CallKey),
 }
 
+impl SipCommand {
+    /// The call core's request for the dialog `key`.
+    pub fn from_core(key: CallKey, command: call_core::SipCommand) -> Self {
+        match command {
+            call_core::SipCommand::Ring => SipCommand::Ring(key),
+            call_core::SipCommand::Answer { local_rtp } => SipCommand::Answer(key, local_rtp),
+            call_core::SipCommand::Reject { status } => SipCommand::Reject(key, status),
+            call_core::SipCommand::Hangup => SipCommand::Hangup(key),
+        }
+    }
+}
+
+/// A dialog event as the call core's input; `None` (the SIP task dropped the dialog) ends it.
+pub fn core_input(event: Option<CallEvent>) -> call_core::SipInput {
+    use call_core::SipInput;
+    match event {
+        Some(CallEvent::Ended { reason, .. }) => SipInput::Ended(format!("{reason:?}")),
+        Some(CallEvent::Dtmf {
+            digit, duration_ms, ..
+        }) => SipInput::Dtmf { digit, duration_ms },
+        Some(CallEvent::MediaChanged { media, .. }) => SipInput::MediaChanged(media),
+        Some(CallEvent::Confirmed { .. }) | Some(CallEvent::Incoming(_)) => SipInput::Confirmed,
+        None => SipInput::Ended("dialog gone".into()),
+    }
+}
+
 #[derive(Clone)]
 pub struct SipHandle {
     tx: mpsc::Sender<SipCommand>,
