@@ -995,3 +995,25 @@ fn input_for_an_unknown_leg_is_ignored() {
     assert!(sim.call.poll_output().is_none());
     assert_eq!(sim.log.len(), before);
 }
+
+#[test]
+fn play_digits_sends_the_keys_then_runs_the_next_verb() {
+    let mut sim = Sim::new(app(
+        r#"<Response><Play digits="1w2"/><Say>Hi</Say></Response>"#,
+    ));
+    sim.run();
+    let (sent, line) = sim.first("PlayDigits");
+    assert!(line.contains("digits: \"1w2\""), "{line}");
+    let answered = sim.first("Answer").0;
+    assert!(answered <= sent, "keys go out on an answered call");
+    // The scripted media task takes 100 ms per character.
+    assert_eq!(sim.first("Speech").0, sent + 300);
+}
+
+#[test]
+fn pause_waits_its_length_then_runs_the_next_verb() {
+    let mut sim = Sim::new(app(r#"<Response><Pause length="2"/><Hangup/></Response>"#));
+    sim.run();
+    let answered = sim.first("Answer").0;
+    assert_eq!(sim.first("Hangup").0, answered + 2000);
+}
