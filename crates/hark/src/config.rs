@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use control::HttpMethod;
 use serde::Deserialize;
+use store::is_sid;
 use thiserror::Error;
 
 use crate::sip_task::TcpLimits;
@@ -1013,11 +1014,6 @@ fn section_variables(vars: impl Iterator<Item = (String, String)>) -> config::Ma
     .collect()
 }
 
-/// `prefix` + 32 hex digits.
-pub fn is_sid(text: &str, prefix: &str) -> bool {
-    text.len() == 34 && text.starts_with(prefix) && text[2..].bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1054,12 +1050,5 @@ mod tests {
             kept.get("HARK_SIP__LISTEN").map(String::as_str),
             Some("127.0.0.1:1")
         );
-    }
-
-    #[test]
-    fn sid_shape() {
-        assert!(is_sid("AC00000000000000000000000000000000", "AC"));
-        assert!(!is_sid("AC0000", "AC"));
-        assert!(!is_sid("RE00000000000000000000000000000000", "AC"));
     }
 }
