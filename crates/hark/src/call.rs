@@ -32,7 +32,7 @@ pub(crate) const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
 type Core = call_core::Call<std::fs::File>;
 
 pub fn spawn(shared: Arc<CallEnv>, incoming: IncomingCall, events: mpsc::Receiver<CallEvent>) {
-    let call_sid = CallSid::new_random().into_string();
+    let call_sid = CallSid::new_random();
     let span = tracing::info_span!("call", sid = %call_sid);
     tokio::spawn(
         async move {
@@ -58,7 +58,7 @@ struct Driver {
     shared: Arc<CallEnv>,
     key: CallKey,
     app: AppConfig,
-    call_sid: String,
+    call_sid: CallSid,
     entry: Arc<crate::live::CallEntry>,
     offer_remote: SocketAddr,
     media: Option<MediaSession>,
@@ -69,7 +69,7 @@ struct Driver {
 
 async fn run(
     shared: Arc<CallEnv>,
-    call_sid: String,
+    call_sid: CallSid,
     incoming: IncomingCall,
     mut events: mpsc::Receiver<CallEvent>,
 ) {
@@ -79,7 +79,7 @@ async fn run(
         request_id,
     } = shared.call_setup(&incoming, &call_sid);
     let (entry, mut control) = shared.registry.register(http_api::control::CallView {
-        id: call_sid.clone(),
+        id: call_sid.to_string(),
         state: CallState::Establishing,
         from: info.from.clone(),
         to: info.to.clone(),
@@ -88,7 +88,7 @@ async fn run(
     let _registered = Registered {
         shared: shared.clone(),
         entry: entry.clone(),
-        sid: call_sid.clone(),
+        sid: call_sid.to_string(),
     };
     let config = shared.call_config(&app);
     let bot = crate::bot_notify::BotNotifier::new(
@@ -96,7 +96,7 @@ async fn run(
         &shared.config,
         &shared.bot_token_secret,
         &app,
-        (&call_sid, &info.from, &info.to),
+        (call_sid.as_str(), &info.from, &info.to),
     );
     let mut driver = Driver {
         shared: shared.clone(),
@@ -353,7 +353,7 @@ impl Driver {
             RecordingIo::Open { sid } => {
                 let opened = shared
                     .files
-                    .create_wav(&sid, shared.config.record.wav_encoding);
+                    .create_wav(sid.as_str(), shared.config.record.wav_encoding);
                 match &opened {
                     Ok(_) => {
                         shared

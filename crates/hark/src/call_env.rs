@@ -12,6 +12,7 @@ use control::params::party;
 use control::CallInfo;
 use prompts::AudioCache;
 use sip_core::IncomingCall;
+use store::{CallSid, RecordingSid};
 use tokio::time::Instant;
 
 use crate::config::{AppConfig, Config};
@@ -94,9 +95,9 @@ pub(crate) struct CallSetup {
 }
 
 impl CallEnv {
-    pub(crate) fn call_setup(&self, incoming: &IncomingCall, call_sid: &str) -> CallSetup {
+    pub(crate) fn call_setup(&self, incoming: &IncomingCall, call_sid: &CallSid) -> CallSetup {
         let info = CallInfo {
-            call_sid: call_sid.to_string(),
+            call_sid: call_sid.clone(),
             account_sid: self.config.account_sid.clone(),
             from: party(incoming.from.user(), &incoming.from.uri),
             to: party(incoming.to.user(), &incoming.to.uri),
@@ -199,13 +200,14 @@ impl CallEnv {
     /// Finishes a recording off the async threads; if that fails, keeps what reached the disk.
     pub(crate) async fn finalize(
         &self,
-        sid: String,
+        sid: RecordingSid,
         recorder: record_engine::Recorder<std::fs::File>,
     ) -> FetchResult<std::fs::File> {
         let files = self.files.clone();
         let name = sid.clone();
         let finished =
-            tokio::task::spawn_blocking(move || files.finish_or_repair(&name, recorder)).await;
+            tokio::task::spawn_blocking(move || files.finish_or_repair(name.as_str(), recorder))
+                .await;
         let (summary, repaired_samples) = match finished {
             Ok(Ok(summary)) => (Some(summary), 0),
             Ok(Err((e, samples))) => {

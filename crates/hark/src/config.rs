@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use control::HttpMethod;
 use serde::Deserialize;
-use store::is_sid;
+use store::AccountSid;
 use thiserror::Error;
 
 use crate::sip_task::TcpLimits;
@@ -287,7 +287,7 @@ pub struct Config {
     pub http_public_url: String,
     /// Recording media needs Basic auth like the rest of the API (`http.media_auth`).
     pub media_auth: http_api::MediaAuth,
-    pub account_sid: String,
+    pub account_sid: AccountSid,
     pub auth_token: String,
     /// The default application (`[app]`).
     pub app: AppConfig,
@@ -545,13 +545,13 @@ impl Config {
                 ),
             ));
         }
-        let sid = raw.account.sid.trim().to_string();
-        if !is_sid(&sid, "AC") {
+        let sid = raw.account.sid.trim();
+        let Ok(sid) = sid.parse::<AccountSid>() else {
             return Err(invalid(
                 "account.sid",
                 format!("{sid:?} is not AC followed by 32 hex digits"),
             ));
-        }
+        };
         let limits = control::ParseLimits {
             max_length_cap: raw.record.max_length_cap,
             ..Default::default()

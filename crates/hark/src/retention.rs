@@ -78,7 +78,7 @@ pub async fn sweep(shared: &Services, now_ms: i64) -> (usize, usize) {
 pub async fn discard_bot_recordings_after(
     grace: Duration,
     shared: Arc<Services>,
-    call_sid: String,
+    call_sid: store::CallSid,
 ) {
     tokio::time::sleep(grace).await;
     let sid = call_sid.clone();

@@ -66,8 +66,8 @@ fn wav_bytes(secs: u32) -> Vec<u8> {
 
 fn call(sid: &str, created: i64) -> CallRecord {
     CallRecord {
-        sid: sid.into(),
-        account_sid: AC.into(),
+        sid: sid.parse().unwrap(),
+        account_sid: AC.parse().unwrap(),
         from: "+15551230001".into(),
         to: "+15559870002".into(),
         direction: store::Direction::Inbound,
@@ -82,9 +82,9 @@ fn call(sid: &str, created: i64) -> CallRecord {
 
 fn recording(sid: &str, call_sid: &str, created: i64, status: &str) -> RecordingRecord {
     RecordingRecord {
-        sid: sid.into(),
-        account_sid: AC.into(),
-        call_sid: call_sid.into(),
+        sid: sid.parse().unwrap(),
+        account_sid: AC.parse().unwrap(),
+        call_sid: call_sid.parse().unwrap(),
         status: status.parse().unwrap(),
         source: store::RecordingSource::RecordVerb,
         channels: 1,
@@ -121,7 +121,7 @@ fn fixture(media_auth: MediaAuth) -> Fixture {
         std::fs::write(dir.join(format!("{sid}.wav")), wav_bytes(secs)).unwrap();
     }
     let state = Arc::new(ApiState {
-        account_sid: AC.into(),
+        account_sid: AC.parse().unwrap(),
         auth_token: TOKEN.into(),
         media_auth,
         store: Arc::new(store),
