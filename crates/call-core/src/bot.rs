@@ -294,7 +294,7 @@ impl<S: WavStorage> Call<S> {
         id: &str,
         status: OperationStatus,
         info: ResultInfo,
-        recording_sid: Option<String>,
+        recording_sid: Option<store::RecordingSid>,
     ) {
         tracing::info!(operation = %id, status = status.as_str(), result = ?info, "bot operation finished");
         self.push(Output::Bot(BotEvent::Operation {

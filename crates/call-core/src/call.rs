@@ -506,7 +506,7 @@ impl<S: WavStorage> Call<S> {
             "call progress"
         );
         self.out.push_back(Output::Callback {
-            group: self.info.call_sid.clone(),
+            group: self.info.call_sid.to_string(),
             url,
             method: self.config.app.status_callback_method,
             params,

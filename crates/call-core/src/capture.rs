@@ -12,8 +12,8 @@ use record_engine::{
     RecordParams, RecordSummary, Recorder, SpeechConfig, SpeechDetector, StopReason, WavError,
 };
 use store::{
-    RecordingRecord, RecordingSource, RecordingStatus, StatusCallbackSpec, TranscriptionRecord,
-    TranscriptionStatus,
+    RecordingRecord, RecordingSid, RecordingSource, RecordingStatus, StatusCallbackSpec,
+    TranscriptionRecord, TranscriptionStatus,
 };
 
 use crate::call::{Activity, Call};
@@ -122,7 +122,7 @@ pub(crate) struct Capture<S: WavStorage> {
     pub(crate) tracks: RecordingTracks,
     /// The leg whose audio is captured (one-leg recordings are all there is today).
     pub(crate) leg: usize,
-    sid: String,
+    sid: RecordingSid,
     url: String,
     verb: RecordVerb,
     options: CaptureOptions,
@@ -184,7 +184,7 @@ impl<S: WavStorage> Call<S> {
         now: Instant,
     ) -> Activity<S> {
         let _ = now;
-        let sid = self.new_recording_sid().into_string();
+        let sid = self.new_recording_sid();
         let url = format!(
             "{}/2010-04-01/Accounts/{}/Recordings/{}",
             self.config.http_public_url, self.info.account_sid, sid
@@ -413,7 +413,7 @@ impl<S: WavStorage> Call<S> {
             let params = status_params(row, RecordingStatus::InProgress, &c.url);
             let (url, method) = (cb.url.clone(), cb.method);
             self.push(Output::Callback {
-                group: c.sid.clone(),
+                group: c.sid.to_string(),
                 url,
                 method,
                 params,
@@ -564,7 +564,7 @@ impl<S: WavStorage> Call<S> {
             let params = status_params(&row, row.status, &c.url);
             let (url, method) = (cb.url.clone(), cb.method);
             self.push(Output::Callback {
-                group: c.sid.clone(),
+                group: c.sid.to_string(),
                 url,
                 method,
                 params,
@@ -572,7 +572,7 @@ impl<S: WavStorage> Call<S> {
         }
         if c.verb.transcribe && !absent {
             let job = TranscriptionRecord {
-                sid: self.new_transcription_sid().into_string(),
+                sid: self.new_transcription_sid(),
                 account_sid: row.account_sid.clone(),
                 recording_sid: c.sid.clone(),
                 call_sid: row.call_sid.clone(),

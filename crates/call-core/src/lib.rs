@@ -72,7 +72,7 @@ pub struct RecordDefaults {
 /// What a call needs to know, fixed when it starts.
 #[derive(Clone)]
 pub struct CallConfig {
-    pub account_sid: String,
+    pub account_sid: store::AccountSid,
     /// Recording URLs are `{http_public_url}/2010-04-01/Accounts/{AccountSid}/Recordings/{Sid}`.
     pub http_public_url: String,
     pub app: AppSpec,
@@ -232,10 +232,10 @@ pub enum FetchRequest {
 /// Recording files: opened and finalized off the call's task.
 pub enum RecordingIo<S: record_engine::wav::WavStorage> {
     /// Create the WAV for this recording; answered with `RecordingOpened`.
-    Open { sid: String },
+    Open { sid: store::RecordingSid },
     /// Finish (trim, cut, header) or else repair; answered with `RecordingFinalized`.
     Finalize {
-        sid: String,
+        sid: store::RecordingSid,
         recorder: Box<Recorder<S>>,
     },
 }
@@ -279,7 +279,7 @@ pub enum BotEvent {
         id: String,
         status: OperationStatus,
         result: Option<ResultInfo>,
-        recording_sid: Option<String>,
+        recording_sid: Option<store::RecordingSid>,
     },
     /// A key heard while subscribed to tones; `sequence` counts from 1.
     Tone {

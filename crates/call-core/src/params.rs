@@ -23,9 +23,9 @@ pub fn status_params(
         _ => "0".to_string(),
     };
     vec![
-        ("AccountSid".into(), row.account_sid.clone()),
-        ("CallSid".into(), row.call_sid.clone()),
-        ("RecordingSid".into(), row.sid.clone()),
+        ("AccountSid".into(), row.account_sid.to_string()),
+        ("CallSid".into(), row.call_sid.to_string()),
+        ("RecordingSid".into(), row.sid.to_string()),
         ("RecordingUrl".into(), url.to_string()),
         ("RecordingStatus".into(), status.as_str().into()),
         ("RecordingDuration".into(), duration),

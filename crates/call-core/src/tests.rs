@@ -84,7 +84,7 @@ impl Sim {
     fn new(app: AppSpec) -> Sim {
         let start = Instant::now();
         let config = CallConfig {
-            account_sid: "AC00000000000000000000000000000000".into(),
+            account_sid: store::AccountSid::from_bits(0),
             http_public_url: "http://hark".into(),
             app,
             parse_limits: ParseLimits::default(),
@@ -102,7 +102,7 @@ impl Sim {
             wall_clock: (start, 1_700_000_000_000),
         };
         let info = CallInfo {
-            call_sid: "CA01".into(),
+            call_sid: store::CallSid::from_bits(1),
             account_sid: config.account_sid.clone(),
             from: "+15550001111".into(),
             to: "+15550002222".into(),
@@ -353,7 +353,7 @@ impl Sim {
                     }
                     RecordingIo::Finalize { sid, recorder } => {
                         let (summary, file) = recorder.finish().expect("finish");
-                        self.wavs.insert(sid, file.into_inner());
+                        self.wavs.insert(sid.into_string(), file.into_inner());
                         let done = FetchResult::RecordingFinalized {
                             summary: Some(summary),
                             repaired_samples: 0,

@@ -6,6 +6,7 @@
 //! fallback URL with `ErrorCode`/`ErrorUrl`, or, without one (or when the fallback itself
 //! failed), hands out [`Step::AppError`].
 
+use store::RecordingSid;
 use tracing::{error, warn};
 
 use crate::twiml::{
@@ -139,7 +140,7 @@ impl Default for FlowOptions {
 /// How a `<Record>` ended, as the daemon saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordResult {
-    pub recording_sid: String,
+    pub recording_sid: RecordingSid,
     pub recording_url: String,
     pub duration_secs: u32,
     /// `Digits` for the action request (a key, `hangup`, or empty).
@@ -300,7 +301,10 @@ impl CallFlow {
         };
         let extra = vec![
             ("RecordingUrl".to_string(), result.recording_url),
-            ("RecordingSid".to_string(), result.recording_sid),
+            (
+                "RecordingSid".to_string(),
+                result.recording_sid.into_string(),
+            ),
             (
                 "RecordingDuration".to_string(),
                 result.duration_secs.to_string(),

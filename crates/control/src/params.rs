@@ -1,9 +1,11 @@
 //! Twilio's standard request parameters (SPEC §1).
 
+use store::{AccountSid, CallSid};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallInfo {
-    pub call_sid: String,
-    pub account_sid: String,
+    pub call_sid: CallSid,
+    pub account_sid: AccountSid,
     /// Already formatted: E.164 with `+` for phone numbers, else `sip:user@host`.
     pub from: String,
     pub to: String,
@@ -18,8 +20,8 @@ pub use store::{CallStatus, Direction};
 /// known, ForwardedFrom and CallerName.
 pub fn standard_params(call: &CallInfo, status: CallStatus) -> Vec<(String, String)> {
     let mut params = vec![
-        ("CallSid", call.call_sid.clone()),
-        ("AccountSid", call.account_sid.clone()),
+        ("CallSid", call.call_sid.to_string()),
+        ("AccountSid", call.account_sid.to_string()),
         ("From", call.from.clone()),
         ("To", call.to.clone()),
         ("Caller", call.from.clone()),
@@ -78,8 +80,8 @@ mod tests {
 
     fn call() -> CallInfo {
         CallInfo {
-            call_sid: "CA0123".into(),
-            account_sid: "AC4567".into(),
+            call_sid: CallSid::from_bits(0x123),
+            account_sid: AccountSid::from_bits(0x4567),
             from: "+14155550100".into(),
             to: "sip:vm@pbx.example".into(),
             forwarded_from: None,
@@ -95,8 +97,8 @@ mod tests {
     fn standard_params_table_spec_1() {
         let p = standard_params(&call(), CallStatus::InProgress);
         let expected: Vec<(String, String)> = [
-            ("CallSid", "CA0123"),
-            ("AccountSid", "AC4567"),
+            ("CallSid", "CA00000000000000000000000000000123"),
+            ("AccountSid", "AC00000000000000000000000000004567"),
             ("From", "+14155550100"),
             ("To", "sip:vm@pbx.example"),
             ("Caller", "+14155550100"),

@@ -102,9 +102,13 @@ impl BotNotifier {
                 op.result_info = result;
                 if let Some(sid) = recording_sid {
                     let expires = chrono::Utc::now().timestamp() + self.token_ttl.as_secs() as i64;
-                    op.recording_location = Some(recording_location(&self.public_url, &sid));
-                    op.recording_access_token =
-                        Some(recording_access_token(&self.token_secret, &sid, expires));
+                    op.recording_location =
+                        Some(recording_location(&self.public_url, sid.as_str()));
+                    op.recording_access_token = Some(recording_access_token(
+                        &self.token_secret,
+                        sid.as_str(),
+                        expires,
+                    ));
                 }
                 entry.put_operation(op.clone());
                 let resource = format!("{call}/operations/{}", op.id);

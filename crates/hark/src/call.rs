@@ -31,7 +31,7 @@ pub(crate) const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
 type Core = call_core::Call<std::fs::File>;
 
 pub fn spawn(shared: Arc<CallEnv>, incoming: IncomingCall, events: mpsc::Receiver<CallEvent>) {
-    let call_sid = CallSid::new_random().into_string();
+    let call_sid = CallSid::new_random();
     let span = tracing::info_span!("call", sid = %call_sid);
     tokio::spawn(
         async move {
@@ -66,7 +66,7 @@ struct Driver {
 
 async fn run(
     shared: Arc<CallEnv>,
-    call_sid: String,
+    call_sid: CallSid,
     incoming: IncomingCall,
     mut events: mpsc::Receiver<CallEvent>,
 ) {
@@ -76,7 +76,7 @@ async fn run(
         request_id,
     } = shared.call_setup(&incoming, &call_sid);
     let (registration, mut control) = shared.registry.register(CallView {
-        id: call_sid.clone(),
+        id: call_sid.to_string(),
         state: CallState::Establishing,
         from: info.from.clone(),
         to: info.to.clone(),
@@ -89,7 +89,7 @@ async fn run(
         env,
         secret,
         &app,
-        (&call_sid, from, to),
+        (call_sid.as_str(), from, to),
         shared.metrics.clone(),
     );
     let now = Instant::now().into_std();

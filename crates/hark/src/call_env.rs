@@ -13,6 +13,7 @@ use control::CallInfo;
 use prompts::AudioCache;
 use sip_core::sdp::Negotiated;
 use sip_core::IncomingCall;
+use store::{CallSid, RecordingSid};
 use tokio::time::Instant;
 
 use crate::config::{AppConfig, Config};
@@ -95,9 +96,9 @@ pub(crate) struct CallSetup {
 }
 
 impl CallEnv {
-    pub(crate) fn call_setup(&self, incoming: &IncomingCall, call_sid: &str) -> CallSetup {
+    pub(crate) fn call_setup(&self, incoming: &IncomingCall, call_sid: &CallSid) -> CallSetup {
         let info = CallInfo {
-            call_sid: call_sid.to_string(),
+            call_sid: call_sid.clone(),
             account_sid: self.config.account_sid.clone(),
             from: party(incoming.from.user(), &incoming.from.uri),
             to: party(incoming.to.user(), &incoming.to.uri),
@@ -230,8 +231,10 @@ impl CallEnv {
     }
 
     /// Creates a recording's file (counted in progress until [`CallEnv::finalize`]).
-    pub(crate) fn open_recording(&self, sid: &str) -> FetchResult<std::fs::File> {
-        let opened = self.files.create_wav(sid, self.config.record.wav_encoding);
+    pub(crate) fn open_recording(&self, sid: &RecordingSid) -> FetchResult<std::fs::File> {
+        let opened = self
+            .files
+            .create_wav(sid.as_str(), self.config.record.wav_encoding);
         match &opened {
             Ok(_) => {
                 self.metrics
@@ -246,13 +249,14 @@ impl CallEnv {
     /// Finishes a recording off the async threads; if that fails, keeps what reached the disk.
     pub(crate) async fn finalize(
         &self,
-        sid: String,
+        sid: RecordingSid,
         recorder: record_engine::Recorder<std::fs::File>,
     ) -> FetchResult<std::fs::File> {
         let files = self.files.clone();
         let name = sid.clone();
         let finished =
-            tokio::task::spawn_blocking(move || files.finish_or_repair(&name, recorder)).await;
+            tokio::task::spawn_blocking(move || files.finish_or_repair(name.as_str(), recorder))
+                .await;
         let (summary, repaired_samples) = match finished {
             Ok(Ok(summary)) => (Some(summary), 0),
             Ok(Err((e, samples))) => {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use control::HttpMethod;
 use serde::Deserialize;
+use store::AccountSid;
 use thiserror::Error;
 
 use crate::sip_task::TcpLimits;
@@ -286,7 +287,7 @@ pub struct Config {
     pub http_public_url: String,
     /// Recording media needs Basic auth like the rest of the API (`http.media_auth`).
     pub media_auth: http_api::MediaAuth,
-    pub account_sid: String,
+    pub account_sid: AccountSid,
     pub auth_token: String,
     /// The default application (`[app]`).
     pub app: AppConfig,
@@ -544,13 +545,13 @@ impl Config {
                 ),
             ));
         }
-        let sid = raw.account.sid.trim().to_string();
-        if !is_sid(&sid, "AC") {
+        let sid = raw.account.sid.trim();
+        let Ok(sid) = sid.parse::<AccountSid>() else {
             return Err(invalid(
                 "account.sid",
                 format!("{sid:?} is not AC followed by 32 hex digits"),
             ));
-        }
+        };
         let limits = control::ParseLimits {
             max_length_cap: raw.record.max_length_cap,
             ..Default::default()
@@ -1013,11 +1014,6 @@ fn section_variables(vars: impl Iterator<Item = (String, String)>) -> config::Ma
     .collect()
 }
 
-/// `prefix` + 32 hex digits.
-pub fn is_sid(text: &str, prefix: &str) -> bool {
-    text.len() == 34 && text.starts_with(prefix) && text[2..].bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1054,12 +1050,5 @@ mod tests {
             kept.get("HARK_SIP__LISTEN").map(String::as_str),
             Some("127.0.0.1:1")
         );
-    }
-
-    #[test]
-    fn sid_shape() {
-        assert!(is_sid("AC00000000000000000000000000000000", "AC"));
-        assert!(!is_sid("AC0000", "AC"));
-        assert!(!is_sid("RE00000000000000000000000000000000", "AC"));
     }
 }

@@ -148,7 +148,7 @@ impl Registry {
 pub struct DaemonControl {
     pub registry: Weak<Registry>,
     pub store: Arc<store::Store>,
-    pub account_sid: String,
+    pub account_sid: store::AccountSid,
     pub metrics: Arc<http_api::Metrics>,
 }
 
@@ -203,12 +203,14 @@ impl CallControl for DaemonControl {
             // An ended call is still known: `terminated`.
             let store = self.store.clone();
             let account = self.account_sid.clone();
-            let row = tokio::task::spawn_blocking(move || store.get_call(&account, &id))
+            // Not a CallSid: no call of ours, ended or not.
+            let sid: store::CallSid = id.parse().ok()?;
+            let row = tokio::task::spawn_blocking(move || store.get_call(&account, &sid))
                 .await
                 .ok()?
                 .ok()??;
             Some(CallView {
-                id: row.sid,
+                id: row.sid.into_string(),
                 state: CallState::Terminated,
                 from: row.from,
                 to: row.to,

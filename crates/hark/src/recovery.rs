@@ -10,10 +10,10 @@ use record_engine::{repair_wav_file, RepairOutcome};
 use crate::outbox::now_ms;
 use crate::services::Services;
 use call_core::params::status_params;
-use store::{CallStatus, RecordingStatus};
+use store::{CallSid, CallStatus, RecordingStatus};
 
 pub async fn recover(shared: &Services) {
-    let mut call_ends: HashMap<String, i64> = HashMap::new();
+    let mut call_ends: HashMap<CallSid, i64> = HashMap::new();
     let left_open = shared
         .db(|s| s.recordings_in_progress())
         .await
@@ -61,7 +61,7 @@ pub async fn recover(shared: &Services) {
             let params = status_params(&row, row.status, &url);
             shared
                 .outbox
-                .enqueue(&row.sid, &cb.url, cb.method, params)
+                .enqueue(row.sid.as_str(), &cb.url, cb.method, params)
                 .await;
         }
     }
@@ -71,7 +71,7 @@ pub async fn recover(shared: &Services) {
 /// Ends the calls that were up when the daemon died: answered ones as `completed` at the last
 /// moment we know they were alive (the end of their recorded audio, else their last update),
 /// unanswered ones as `failed`.
-async fn end_open_calls(shared: &Services, call_ends: &HashMap<String, i64>) {
+async fn end_open_calls(shared: &Services, call_ends: &HashMap<CallSid, i64>) {
     let open = shared.db(|s| s.open_calls()).await.unwrap_or_default();
     for mut call in open {
         let last_alive = call_ends

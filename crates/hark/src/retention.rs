@@ -78,12 +78,12 @@ pub async fn sweep(shared: &Services, now_ms: i64) -> (usize, usize) {
 /// After a bot call ends: with `bot.recording_retention = "call"`, its recordings go after a
 /// grace period (the completion of an operation cut by the hangup, 8528, still hands the bot a
 /// recordingLocation, and its notification may be on its way).
-pub fn after_bot_call(shared: &Arc<Services>, call_sid: &str) {
+pub fn after_bot_call(shared: &Arc<Services>, call_sid: &store::CallSid) {
     if shared.config.bot_recording_retention == crate::config::BotRecordingRetention::Call {
         tokio::spawn(discard_bot_recordings_after(
             BOT_DISCARD_GRACE,
             shared.clone(),
-            call_sid.to_string(),
+            call_sid.clone(),
         ));
     }
 }
@@ -91,7 +91,7 @@ pub fn after_bot_call(shared: &Arc<Services>, call_sid: &str) {
 pub async fn discard_bot_recordings_after(
     grace: Duration,
     shared: Arc<Services>,
-    call_sid: String,
+    call_sid: store::CallSid,
 ) {
     tokio::time::sleep(grace).await;
     let sid = call_sid.clone();

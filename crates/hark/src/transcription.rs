@@ -206,7 +206,7 @@ impl Transcriber {
         );
         let mut params = standard_params(&info, status);
         params.extend([
-            ("TranscriptionSid".to_string(), job.sid.clone()),
+            ("TranscriptionSid".to_string(), job.sid.to_string()),
             (
                 "TranscriptionText".to_string(),
                 job.text.clone().unwrap_or_default(),
@@ -222,7 +222,7 @@ impl Transcriber {
                     job.recording_sid, job.sid
                 ),
             ),
-            ("RecordingSid".to_string(), job.recording_sid.clone()),
+            ("RecordingSid".to_string(), job.recording_sid.to_string()),
             (
                 "RecordingUrl".to_string(),
                 format!("{base}/Recordings/{}", job.recording_sid),
@@ -230,7 +230,7 @@ impl Transcriber {
         ]);
         shared
             .outbox
-            .enqueue(&job.recording_sid, &url, HttpMethod::Post, params)
+            .enqueue(job.recording_sid.as_str(), &url, HttpMethod::Post, params)
             .await;
     }
 }

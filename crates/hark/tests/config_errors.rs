@@ -100,6 +100,22 @@ fn expect_key_message(overrides: &[(&str, &str)], env: &[(&str, &str)], key: &st
 }
 
 #[test]
+fn account_sid_that_is_no_account_sid_is_rejected() {
+    for bad in [
+        "AC1",
+        "RE0123456789abcdef0123456789abcdef",
+        "AC0123456789abcdef0123456789abcdeg",
+    ] {
+        expect_key_message(
+            &[("account.sid", bad)],
+            &[],
+            "account.sid",
+            &format!("{bad:?} is not AC followed by 32 hex digits"),
+        );
+    }
+}
+
+#[test]
 fn sip_tcp_caps_and_idle_timeout_are_validated() {
     expect_key_message(
         &[("sip.tcp_max_connections", "0")],

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use http_api::{router, ApiState, MediaAuth, Metrics};
-use store::{CallRecord, RecordingRecord, Store};
+use store::{AccountSid, CallRecord, CallSid, RecordingRecord, RecordingSid, Store};
 
 const AC: &str = "AC0123456789abcdef0123456789abcdef";
 const CA: &str = "CA11111111111111111111111111111111";
@@ -31,9 +31,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let store = Store::open(&dir.path().join("hark.db"))?;
     let t0: i64 = 1_476_403_200_000;
+    let (ac, ca): (AccountSid, CallSid) = (AC.parse()?, CA.parse()?);
     store.insert_call(&CallRecord {
-        sid: CA.into(),
-        account_sid: AC.into(),
+        sid: ca.clone(),
+        account_sid: ac.clone(),
         from: "+15551230001".into(),
         to: "+15559870002".into(),
         direction: store::Direction::Inbound,
@@ -45,11 +46,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         duration_secs: Some(60),
     })?;
     for i in 1..=3i64 {
-        let sid = format!("RE{i:032}");
+        let sid = RecordingSid::from_bits(i as u128);
         store.insert_recording(&RecordingRecord {
             sid: sid.clone(),
-            account_sid: AC.into(),
-            call_sid: CA.into(),
+            account_sid: ac.clone(),
+            call_sid: ca.clone(),
             status: store::RecordingStatus::Completed,
             source: store::RecordingSource::RecordVerb,
             channels: 1,
@@ -67,7 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(dir.path().join(format!("{sid}.wav")), wav(3))?;
     }
     let state = Arc::new(ApiState {
-        account_sid: AC.into(),
+        account_sid: ac,
         auth_token: "token".into(),
         media_auth: MediaAuth::Basic,
         store: Arc::new(store),

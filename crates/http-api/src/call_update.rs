@@ -12,7 +12,7 @@ use crate::graph_body::is_http_url;
 use crate::resources::call_json;
 use crate::rest::{db, json};
 use crate::Inner;
-use store::{CallStatus, HttpMethod};
+use store::{CallSid, CallStatus, HttpMethod};
 
 /// Twilio's "Url is not a valid URL".
 pub const CODE_INVALID_URL: u32 = 21205;
@@ -79,9 +79,9 @@ pub fn parse_form(body: &[u8]) -> Result<CallUpdate, ApiError> {
     Ok(u)
 }
 
-pub async fn update(inner: &Inner, sid: &str, body: Body) -> Result<Response, ApiError> {
+pub async fn update(inner: &Inner, sid: &CallSid, body: Body) -> Result<Response, ApiError> {
     let Some(bot) = inner.api.bot.as_ref() else {
-        return Err(ApiError::not_found(sid));
+        return Err(ApiError::not_found(sid.as_str()));
     };
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
@@ -94,17 +94,17 @@ pub async fn update(inner: &Inner, sid: &str, body: Body) -> Result<Response, Ap
         })?;
     let update = parse_form(&bytes)?;
     let hangup_only = update.twiml.is_none() && update.url.is_none();
-    let live = match bot.control.update(sid, update).await {
+    let live = match bot.control.update(sid.as_str(), update).await {
         Ok(()) => true,
         Err(ControlError::UnknownCall) => false,
         Err(ControlError::Conflict(msg)) => {
             return Err(ApiError::new(StatusCode::BAD_REQUEST, CODE_CALL_STATE, msg))
         }
     };
-    let (account, owned) = (inner.api.account_sid.clone(), sid.to_string());
+    let (account, owned) = (inner.api.account_sid.clone(), sid.clone());
     let call = db(inner, move |s| s.get_call(&account, &owned))
         .await?
-        .ok_or_else(|| ApiError::not_found(sid))?;
+        .ok_or_else(|| ApiError::not_found(sid.as_str()))?;
     // A call that has already ended, as Twilio answers it: hanging it up again is a no-op,
     // redirecting it is 21220.
     if !live && !hangup_only {

@@ -15,6 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use store::RecordingSid;
 
 use crate::auth::constant_time_eq;
 use crate::control::{self, BotApi, ControlError, OperationRequest, OperationView};
@@ -314,10 +315,10 @@ fn operation_response(public_url: &str, call_id: &str, op: &OperationView) -> Re
 /// The WAV of a recording, for the holder of its access token.
 async fn recording(inner: &Inner, sid: &str, headers: &HeaderMap) -> Result<Response, GraphError> {
     let not_found = || GraphError::not_found(format_args!("Recording {sid}"));
-    if !is_sid(sid, "RE") {
+    let Ok(sid) = sid.parse::<RecordingSid>() else {
         return Err(not_found());
-    }
-    let rec = match find_recording(inner, sid, None, false).await {
+    };
+    let rec = match find_recording(inner, &sid, None, false).await {
         Ok(r) => r,
         Err(e) if e.status == StatusCode::NOT_FOUND => return Err(not_found()),
         Err(_) => return Err(GraphError::internal("database error")),

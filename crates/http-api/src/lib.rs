@@ -48,7 +48,7 @@ pub enum MediaAuth {
 }
 
 pub struct ApiState {
-    pub account_sid: String,
+    pub account_sid: store::AccountSid,
     pub auth_token: String,
     pub media_auth: MediaAuth,
     pub store: Arc<store::Store>,

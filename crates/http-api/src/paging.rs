@@ -1,7 +1,7 @@
 //! List queries and the page envelope (SPEC §6.5), plus the recording list filters (§6.2).
 
 use serde_json::{Map, Value};
-use store::RecordingFilter;
+use store::{CallSid, RecordingFilter};
 
 use crate::error::ApiError;
 use crate::resources::{parse_filter_time, FilterTime, DAY_MS};
@@ -45,8 +45,9 @@ pub struct ListQuery {
     pub page_size: u32,
     pub page: u32,
     pub filter: RecordingFilter,
-    /// `ConferenceSid` was given: Hark has no conferences, so the list is empty.
-    pub conference_filter: bool,
+    /// The filters name nothing that can exist, so the list is empty: `ConferenceSid` (Hark
+    /// has no conferences) or a `CallSid` that is not a CallSid.
+    pub matches_nothing: bool,
     /// From a keyset `PageToken`: list the items after `(date_created_ms, sid)`.
     pub after: Option<(i64, String)>,
     /// The `PageToken` as received, repeated in `uri`.
@@ -62,7 +63,7 @@ impl ListQuery {
             page_size: DEFAULT_PAGE_SIZE,
             page: 0,
             filter: RecordingFilter::default(),
-            conference_filter: false,
+            matches_nothing: false,
             after: None,
             token: None,
             kept: String::new(),
@@ -70,6 +71,7 @@ impl ListQuery {
         let mut token_page = None;
         let mut after: Option<i64> = None;
         let mut before: Option<i64> = None;
+        let mut call_sid: Option<Option<CallSid>> = None;
         let recordings = matches!(kind, ListKind::Recordings | ListKind::CallRecordings);
         for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             let value = value.trim();
@@ -106,11 +108,12 @@ impl ListQuery {
                     q.token = Some(value.to_string());
                 }
                 "CallSid" if kind == ListKind::Recordings => {
-                    q.filter.call_sid = Some(value.to_string());
+                    // The last one counts, as for every parameter.
+                    call_sid = Some(value.parse().ok());
                     q.keep(&key, value);
                 }
                 "ConferenceSid" if recordings => {
-                    q.conference_filter = true;
+                    q.matches_nothing = true;
                     q.keep(&key, value);
                 }
                 "DateCreated" if recordings => {
@@ -161,6 +164,12 @@ impl ListQuery {
                 "Page",
                 "beyond the last possible page",
             ));
+        }
+        match call_sid {
+            Some(Some(sid)) => q.filter.call_sid = Some(sid),
+            // Not an error: like an unknown call, a malformed one lists nothing.
+            Some(None) => q.matches_nothing = true,
+            None => {}
         }
         q.filter.created_on_or_after_ms = after;
         q.filter.created_before_ms = before;
@@ -271,6 +280,7 @@ mod tests {
     use super::*;
 
     const PATH: &str = "/2010-04-01/Accounts/AC1/Recordings.json";
+    const CA: &str = "CA0123456789abcdef0123456789abcdef";
     // 2016-10-14T00:00:00Z
     const D14: i64 = 1_476_403_200_000;
 
@@ -331,9 +341,39 @@ mod tests {
     }
 
     #[test]
+    fn call_sid_filters_by_call_and_a_malformed_one_matches_nothing() {
+        let q = parse(&format!("CallSid={CA}")).unwrap();
+        assert_eq!(q.filter.call_sid, Some(CA.parse().unwrap()));
+        assert!(!q.matches_nothing);
+        // Not a 400 (an unknown call lists nothing too), and kept in the page URIs.
+        let bad = parse("CallSid=CA1").unwrap();
+        assert_eq!(bad.filter.call_sid, None);
+        assert!(bad.matches_nothing);
+        assert_eq!(
+            bad.page_uri("/r", 0, None),
+            "/r?CallSid=CA1&PageSize=50&Page=0"
+        );
+        // The last one counts.
+        let last = parse(&format!("CallSid=CA1&CallSid={CA}")).unwrap();
+        assert_eq!(last.filter.call_sid, Some(CA.parse().unwrap()));
+        assert!(!last.matches_nothing);
+        assert!(
+            parse(&format!("CallSid={CA}&CallSid=CA1"))
+                .unwrap()
+                .matches_nothing
+        );
+        assert!(parse("ConferenceSid=CF1").unwrap().matches_nothing);
+    }
+
+    #[test]
     fn calls_list_ignores_recording_filters() {
-        let q = ListQuery::parse(Some("CallSid=CA1&DateCreated=bad"), ListKind::Calls).unwrap();
+        let q = ListQuery::parse(
+            Some(&format!("CallSid={CA}&DateCreated=bad")),
+            ListKind::Calls,
+        )
+        .unwrap();
         assert_eq!(q.filter, RecordingFilter::default());
+        assert!(!q.matches_nothing);
         assert_eq!(q.page_uri("/c", 0, None), "/c?PageSize=50&Page=0");
     }
 
@@ -398,7 +438,7 @@ mod tests {
         const TR: &str = "TR0123456789abcdef0123456789abcdef";
         for kind in [ListKind::Transcriptions, ListKind::RecordingTranscriptions] {
             let q = ListQuery::parse(
-                Some(&format!("PageToken=PA7_{TR}&CallSid=CA1&DateCreated=bad")),
+                Some(&format!("PageToken=PA7_{TR}&CallSid={CA}&DateCreated=bad")),
                 kind,
             )
             .unwrap();
@@ -419,11 +459,12 @@ mod tests {
 
     #[test]
     fn page_uris_are_path_relative_and_keep_filters() {
-        let q =
-            parse("CallSid=CA9&DateCreated%3C=2016-10-14&PageSize=1&Page=2&PageToken=PT2&Foo=1")
-                .unwrap();
+        let q = parse(&format!(
+            "CallSid={CA}&DateCreated%3C=2016-10-14&PageSize=1&Page=2&PageToken=PT2&Foo=1"
+        ))
+        .unwrap();
         let v = q.envelope(PATH, "recordings", vec![Value::Null], Some("PT3".into()));
-        let prefix = format!("{PATH}?CallSid=CA9&DateCreated%3C=2016-10-14&PageSize=1");
+        let prefix = format!("{PATH}?CallSid={CA}&DateCreated%3C=2016-10-14&PageSize=1");
         assert_eq!(v["first_page_uri"], format!("{prefix}&Page=0"));
         assert_eq!(
             v["previous_page_uri"],

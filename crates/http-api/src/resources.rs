@@ -151,9 +151,9 @@ mod tests {
 
     fn rec() -> RecordingRecord {
         RecordingRecord {
-            sid: RE.into(),
-            account_sid: AC.into(),
-            call_sid: CA.into(),
+            sid: RE.parse().unwrap(),
+            account_sid: AC.parse().unwrap(),
+            call_sid: CA.parse().unwrap(),
             status: store::RecordingStatus::Completed,
             source: store::RecordingSource::RecordVerb,
             channels: 1,
@@ -241,10 +241,10 @@ mod tests {
 
     fn tr(status: &str) -> TranscriptionRecord {
         TranscriptionRecord {
-            sid: TR.into(),
-            account_sid: AC.into(),
-            recording_sid: RE.into(),
-            call_sid: CA.into(),
+            sid: TR.parse().unwrap(),
+            account_sid: AC.parse().unwrap(),
+            recording_sid: RE.parse().unwrap(),
+            call_sid: CA.parse().unwrap(),
             status: status.parse().unwrap(),
             text: Some("hello world".into()),
             language: Some("en-US".into()),
@@ -298,8 +298,8 @@ mod tests {
     #[test]
     fn call_fields_and_types() {
         let c = CallRecord {
-            sid: CA.into(),
-            account_sid: AC.into(),
+            sid: CA.parse().unwrap(),
+            account_sid: AC.parse().unwrap(),
             from: "+15551230000".into(),
             to: "sip:vm@hark".into(),
             direction: store::Direction::Inbound,

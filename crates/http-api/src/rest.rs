@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use store::{Page, Store, StoreError};
+use store::{CallSid, Page, RecordingSid, Store, StoreError};
 
 use crate::error::ApiError;
 use crate::media::{serve_file, ServeError};
@@ -46,11 +46,11 @@ async fn handle(
             return Err(ApiError::not_found(path));
         }
     } else {
-        if !auth::authenticated(headers, &api.account_sid, &api.auth_token) {
+        if !auth::authenticated(headers, api.account_sid.as_str(), &api.auth_token) {
             return Err(ApiError::unauthorized());
         }
         match path_account {
-            Some(a) if a == api.account_sid => {}
+            Some(a) if api.account_sid == a => {}
             Some(_) => return Err(ApiError::forbidden()),
             None => return Err(ApiError::not_found(path)),
         }
@@ -62,7 +62,7 @@ async fn handle(
         Route::Unknown => Err(ApiError::not_found(path)),
         // Live call update (issue 6); without call control it does not exist.
         Route::Call { sid } if *method == Method::POST => {
-            call_update::update(inner, sid, body).await
+            call_update::update(inner, &sid, body).await
         }
         _ if !(read || delete && route.deletable()) => {
             Err(ApiError::method_not_allowed(if route.deletable() {
@@ -80,38 +80,38 @@ async fn handle(
         Route::Recording {
             sid,
             format: Format::Json,
-        } if delete => delete_recording(inner, sid, None).await,
+        } if delete => delete_recording(inner, &sid, None).await,
         Route::CallRecording { call_sid, sid } if delete => {
-            delete_recording(inner, sid, Some(call_sid)).await
+            delete_recording(inner, &sid, Some(&call_sid)).await
         }
         Route::Recording {
             sid,
             format: Format::Json,
-        } => fetch_recording(inner, sid, None, include_soft_deleted(query)?).await,
+        } => fetch_recording(inner, &sid, None, include_soft_deleted(query)?).await,
         Route::CallRecording { call_sid, sid } => {
-            fetch_recording(inner, sid, Some(call_sid), include_soft_deleted(query)?).await
+            fetch_recording(inner, &sid, Some(&call_sid), include_soft_deleted(query)?).await
         }
-        Route::Recording { sid, format } => media(inner, sid, format, headers).await,
+        Route::Recording { sid, format } => media(inner, &sid, format, headers).await,
         Route::CallList => list_calls(inner, path, query).await,
-        Route::Call { sid } => fetch_call(inner, sid).await,
+        Route::Call { sid } => fetch_call(inner, &sid).await,
         Route::TranscriptionList => transcriptions::list(inner, path, query, None).await,
         Route::RecordingTranscriptionList { recording_sid } => {
             transcriptions::list(inner, path, query, Some(recording_sid)).await
         }
         Route::Transcription { sid, text: false } if delete => {
-            transcriptions::delete(inner, sid, None).await
+            transcriptions::delete(inner, &sid, None).await
         }
         Route::RecordingTranscription { recording_sid, sid } if delete => {
-            transcriptions::delete(inner, sid, Some(recording_sid)).await
+            transcriptions::delete(inner, &sid, Some(&recording_sid)).await
         }
-        Route::Transcription { sid, text } => transcriptions::fetch(inner, sid, None, text).await,
+        Route::Transcription { sid, text } => transcriptions::fetch(inner, &sid, None, text).await,
         Route::RecordingTranscription { recording_sid, sid } => {
-            transcriptions::fetch(inner, sid, Some(recording_sid), false).await
+            transcriptions::fetch(inner, &sid, Some(&recording_sid), false).await
         }
     }
 }
 
-impl Route<'_> {
+impl Route {
     fn deletable(&self) -> bool {
         matches!(
             self,
@@ -178,7 +178,7 @@ async fn list_recordings(
     inner: &Inner,
     path: &str,
     query: Option<&str>,
-    call_sid: Option<&str>,
+    call_sid: Option<CallSid>,
 ) -> Result<Response, ApiError> {
     let kind = match call_sid {
         Some(_) => ListKind::CallRecordings,
@@ -187,9 +187,9 @@ async fn list_recordings(
     let q = ListQuery::parse(query, kind)?;
     let mut filter = q.filter.clone();
     if let Some(c) = call_sid {
-        filter.call_sid = Some(c.to_string());
+        filter.call_sid = Some(c);
     }
-    let page = if q.conference_filter {
+    let page = if q.matches_nothing {
         Page {
             items: Vec::new(),
             has_more: false,
@@ -227,36 +227,36 @@ async fn list_calls(inner: &Inner, path: &str, query: Option<&str>) -> Result<Re
     Ok(json(StatusCode::OK, &body))
 }
 
-async fn fetch_call(inner: &Inner, sid: &str) -> Result<Response, ApiError> {
-    let (account, owned) = (inner.api.account_sid.clone(), sid.to_string());
+async fn fetch_call(inner: &Inner, sid: &CallSid) -> Result<Response, ApiError> {
+    let (account, owned) = (inner.api.account_sid.clone(), sid.clone());
     match db(inner, move |s| s.get_call(&account, &owned)).await? {
         Some(c) => Ok(json(StatusCode::OK, &call_json(&c))),
-        None => Err(ApiError::not_found(sid)),
+        None => Err(ApiError::not_found(sid.as_str())),
     }
 }
 
 /// The recording, if it exists, is visible, and belongs to `call_sid` when one is given.
 pub(crate) async fn find_recording(
     inner: &Inner,
-    sid: &str,
-    call_sid: Option<&str>,
+    sid: &RecordingSid,
+    call_sid: Option<&CallSid>,
     include_deleted: bool,
 ) -> Result<store::RecordingRecord, ApiError> {
-    let (account, owned) = (inner.api.account_sid.clone(), sid.to_string());
+    let (account, owned) = (inner.api.account_sid.clone(), sid.clone());
     let rec = db(inner, move |s| {
         s.get_recording(&account, &owned, include_deleted)
     })
     .await?;
     match rec {
-        Some(r) if call_sid.is_none() || call_sid == Some(r.call_sid.as_str()) => Ok(r),
-        _ => Err(ApiError::not_found(sid)),
+        Some(r) if call_sid.is_none_or(|c| *c == r.call_sid) => Ok(r),
+        _ => Err(ApiError::not_found(sid.as_str())),
     }
 }
 
 async fn fetch_recording(
     inner: &Inner,
-    sid: &str,
-    call_sid: Option<&str>,
+    sid: &RecordingSid,
+    call_sid: Option<&CallSid>,
     include_deleted: bool,
 ) -> Result<Response, ApiError> {
     let rec = find_recording(inner, sid, call_sid, include_deleted).await?;
@@ -269,13 +269,13 @@ async fn fetch_recording(
 /// Soft delete in the store, then the media files (SPEC §6.2: media goes immediately).
 async fn delete_recording(
     inner: &Inner,
-    sid: &str,
-    call_sid: Option<&str>,
+    sid: &RecordingSid,
+    call_sid: Option<&CallSid>,
 ) -> Result<Response, ApiError> {
     let rec = find_recording(inner, sid, call_sid, false).await?;
     if !remove_recording(inner, &rec).await? {
         // Deleted by a concurrent request between the lookup and now.
-        return Err(ApiError::not_found(sid));
+        return Err(ApiError::not_found(sid.as_str()));
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -303,7 +303,7 @@ pub(crate) async fn remove_recording(
     })
     .await?;
     // An encode that already read the WAV would otherwise leave an orphan MP3 behind.
-    inner.mp3.wait_idle(&rec.sid).await;
+    inner.mp3.wait_idle(rec.sid.as_str()).await;
     if let Some((wav, mp3)) = media_paths(&inner.api.storage_dir, rec) {
         for file in [wav, mp3] {
             match tokio::fs::remove_file(&file).await {
@@ -335,11 +335,12 @@ pub(crate) fn media_paths(dir: &Path, rec: &store::RecordingRecord) -> Option<(P
 
 async fn media(
     inner: &Inner,
-    sid: &str,
+    sid: &RecordingSid,
     format: Format,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let rec = find_recording(inner, sid, None, false).await?;
+    let sid = sid.as_str();
     if rec.status.is_unfinished() {
         return Err(ApiError::not_found(sid));
     }
@@ -391,10 +392,12 @@ mod tests {
 
     #[test]
     fn media_paths_stay_inside_the_storage_dir() {
+        let re = RecordingSid::from_bits(1);
         let mut rec = store::RecordingRecord {
-            sid: "RE1".into(),
-            account_sid: "AC1".into(),
-            call_sid: "CA1".into(),
+            media_file: format!("2024/{re}.wav"),
+            sid: re.clone(),
+            account_sid: store::AccountSid::from_bits(1),
+            call_sid: CallSid::from_bits(1),
             status: store::RecordingStatus::Completed,
             source: store::RecordingSource::RecordVerb,
             channels: 1,
@@ -403,7 +406,6 @@ mod tests {
             start_time_ms: 0,
             duration_secs: Some(1),
             error_code: None,
-            media_file: "2024/RE1.wav".into(),
             transcribe: false,
             transcribe_callback: None,
             status_callback: None,
@@ -413,8 +415,8 @@ mod tests {
         assert_eq!(
             media_paths(dir, &rec),
             Some((
-                PathBuf::from("/srv/hark/2024/RE1.wav"),
-                PathBuf::from("/srv/hark/2024/RE1.mp3")
+                PathBuf::from(format!("/srv/hark/2024/{re}.wav")),
+                PathBuf::from(format!("/srv/hark/2024/{re}.mp3"))
             ))
         );
         for bad in ["../etc/passwd", "/etc/passwd", "", "a/../../b"] {

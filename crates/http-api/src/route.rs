@@ -1,6 +1,10 @@
 //! Path matching for `/2010-04-01/…`, done by hand so that authentication runs before any
 //! route- or SID-specific work and unknown paths get the same treatment as unknown SIDs.
 
+use std::str::FromStr;
+
+use store::{CallSid, RecordingSid, TranscriptionSid};
+
 /// What a recording path asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -11,36 +15,40 @@ pub enum Format {
     Mp3,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route<'a> {
+/// A path's SIDs arrive parsed: only a well-formed SID of the right kind makes a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
     /// `Accounts/{AC}/Recordings.json`
     RecordingList,
     /// `Accounts/{AC}/Recordings/{RE}[.json|.wav|.mp3]`
-    Recording { sid: &'a str, format: Format },
+    Recording { sid: RecordingSid, format: Format },
     /// `Accounts/{AC}/Calls.json`
     CallList,
     /// `Accounts/{AC}/Calls/{CA}.json`
-    Call { sid: &'a str },
+    Call { sid: CallSid },
     /// `Accounts/{AC}/Calls/{CA}/Recordings.json`
-    CallRecordingList { call_sid: &'a str },
+    CallRecordingList { call_sid: CallSid },
     /// `Accounts/{AC}/Calls/{CA}/Recordings/{RE}.json`
-    CallRecording { call_sid: &'a str, sid: &'a str },
+    CallRecording {
+        call_sid: CallSid,
+        sid: RecordingSid,
+    },
     /// `Accounts/{AC}/Transcriptions.json`
     TranscriptionList,
     /// `Accounts/{AC}/Transcriptions/{TR}.json` (`text: false`) or `.txt` (`text: true`)
-    Transcription { sid: &'a str, text: bool },
+    Transcription { sid: TranscriptionSid, text: bool },
     /// `Accounts/{AC}/Recordings/{RE}/Transcriptions.json`
-    RecordingTranscriptionList { recording_sid: &'a str },
+    RecordingTranscriptionList { recording_sid: RecordingSid },
     /// `Accounts/{AC}/Recordings/{RE}/Transcriptions/{TR}.json`
     RecordingTranscription {
-        recording_sid: &'a str,
-        sid: &'a str,
+        recording_sid: RecordingSid,
+        sid: TranscriptionSid,
     },
     /// Anything else, including well-shaped paths whose SID is malformed.
     Unknown,
 }
 
-impl Route<'_> {
+impl Route {
     /// Media routes may be served without credentials (`http.media_auth = "none"`).
     pub fn is_media(&self) -> bool {
         matches!(
@@ -56,9 +64,13 @@ impl Route<'_> {
 /// `PREFIX` + 32 hex digits (SPEC §0); defined with the SID types in `store`.
 pub use store::is_sid;
 
+fn sid<T: FromStr>(text: &str) -> Option<T> {
+    text.parse().ok()
+}
+
 /// Splits `/2010-04-01/Accounts/{AC}/…` into the path account (if the path names one) and the
 /// route. Only the path is given, never the query.
-pub fn parse(path: &str) -> (Option<&str>, Route<'_>) {
+pub fn parse(path: &str) -> (Option<&str>, Route) {
     let Some(rest) = path.strip_prefix("/2010-04-01/Accounts/") else {
         return (None, Route::Unknown);
     };
@@ -74,39 +86,43 @@ pub fn parse(path: &str) -> (Option<&str>, Route<'_>) {
         ["Recordings.json"] => Route::RecordingList,
         ["Recordings", file] => recording_file(file),
         ["Calls.json"] => Route::CallList,
-        ["Calls", file] => match file.strip_suffix(".json") {
-            Some(sid) if is_sid(sid, "CA") => Route::Call { sid },
-            _ => Route::Unknown,
+        ["Calls", file] => match file.strip_suffix(".json").and_then(sid) {
+            Some(sid) => Route::Call { sid },
+            None => Route::Unknown,
         },
-        ["Calls", call_sid, "Recordings.json"] if is_sid(call_sid, "CA") => {
-            Route::CallRecordingList { call_sid }
-        }
-        ["Calls", call_sid, "Recordings", file] if is_sid(call_sid, "CA") => {
-            match file.strip_suffix(".json") {
-                Some(sid) if is_sid(sid, "RE") => Route::CallRecording { call_sid, sid },
+        ["Calls", call, "Recordings.json"] => match sid(call) {
+            Some(call_sid) => Route::CallRecordingList { call_sid },
+            None => Route::Unknown,
+        },
+        ["Calls", call, "Recordings", file] => {
+            match (sid(call), file.strip_suffix(".json").and_then(sid)) {
+                (Some(call_sid), Some(sid)) => Route::CallRecording { call_sid, sid },
                 _ => Route::Unknown,
             }
         }
         ["Transcriptions.json"] => Route::TranscriptionList,
         ["Transcriptions", file] => {
             // No extension (the callback's TranscriptionUrl) is the JSON, like Twilio's.
-            let (sid, text) = match (file.strip_suffix(".json"), file.strip_suffix(".txt")) {
+            let (sid_text, text) = match (file.strip_suffix(".json"), file.strip_suffix(".txt")) {
                 (Some(sid), _) => (sid, false),
                 (_, Some(sid)) => (sid, true),
                 _ => (*file, false),
             };
-            if is_sid(sid, "TR") {
-                Route::Transcription { sid, text }
-            } else {
-                Route::Unknown
+            match sid(sid_text) {
+                Some(sid) => Route::Transcription { sid, text },
+                None => Route::Unknown,
             }
         }
-        ["Recordings", recording_sid, "Transcriptions.json"] if is_sid(recording_sid, "RE") => {
-            Route::RecordingTranscriptionList { recording_sid }
-        }
-        ["Recordings", recording_sid, "Transcriptions", file] if is_sid(recording_sid, "RE") => {
-            match file.strip_suffix(".json").or(Some(*file)) {
-                Some(sid) if is_sid(sid, "TR") => {
+        ["Recordings", recording, "Transcriptions.json"] => match sid(recording) {
+            Some(recording_sid) => Route::RecordingTranscriptionList { recording_sid },
+            None => Route::Unknown,
+        },
+        ["Recordings", recording, "Transcriptions", file] => {
+            match (
+                sid(recording),
+                sid(file.strip_suffix(".json").unwrap_or(file)),
+            ) {
+                (Some(recording_sid), Some(sid)) => {
                     Route::RecordingTranscription { recording_sid, sid }
                 }
                 _ => Route::Unknown,
@@ -117,8 +133,8 @@ pub fn parse(path: &str) -> (Option<&str>, Route<'_>) {
     (Some(account), route)
 }
 
-fn recording_file(file: &str) -> Route<'_> {
-    let (sid, format) = if let Some(sid) = file.strip_suffix(".json") {
+fn recording_file(file: &str) -> Route {
+    let (text, format) = if let Some(sid) = file.strip_suffix(".json") {
         (sid, Format::Json)
     } else if let Some(sid) = file.strip_suffix(".wav") {
         (sid, Format::Wav)
@@ -127,10 +143,9 @@ fn recording_file(file: &str) -> Route<'_> {
     } else {
         (file, Format::Wav)
     };
-    if is_sid(sid, "RE") {
-        Route::Recording { sid, format }
-    } else {
-        Route::Unknown
+    match sid(text) {
+        Some(sid) => Route::Recording { sid, format },
+        None => Route::Unknown,
     }
 }
 
@@ -143,10 +158,22 @@ mod tests {
     const RE: &str = "RE0123456789abcdef0123456789ABCDEF";
     const TR: &str = "TR0123456789abcdef0123456789abcdef";
 
-    fn p(rest: &str) -> (Option<String>, Route<'static>) {
-        let path: &'static str = Box::leak(format!("/2010-04-01/Accounts/{rest}").into_boxed_str());
-        let (a, r) = parse(path);
+    fn p(rest: &str) -> (Option<String>, Route) {
+        let path = format!("/2010-04-01/Accounts/{rest}");
+        let (a, r) = parse(&path);
         (a.map(str::to_string), r)
+    }
+
+    fn ca() -> CallSid {
+        CA.parse().unwrap()
+    }
+
+    fn re() -> RecordingSid {
+        RE.parse().unwrap()
+    }
+
+    fn tr() -> TranscriptionSid {
+        TR.parse().unwrap()
     }
 
     #[test]
@@ -165,28 +192,28 @@ mod tests {
         assert_eq!(
             r(".json"),
             Route::Recording {
-                sid: RE,
+                sid: re(),
                 format: Format::Json
             }
         );
         assert_eq!(
             r(""),
             Route::Recording {
-                sid: RE,
+                sid: re(),
                 format: Format::Wav
             }
         );
         assert_eq!(
             r(".wav"),
             Route::Recording {
-                sid: RE,
+                sid: re(),
                 format: Format::Wav
             }
         );
         assert_eq!(
             r(".mp3"),
             Route::Recording {
-                sid: RE,
+                sid: re(),
                 format: Format::Mp3
             }
         );
@@ -203,17 +230,17 @@ mod tests {
         assert_eq!(p(&format!("{AC}/Calls.json")).1, Route::CallList);
         assert_eq!(
             p(&format!("{AC}/Calls/{CA}.json")).1,
-            Route::Call { sid: CA }
+            Route::Call { sid: ca() }
         );
         assert_eq!(
             p(&format!("{AC}/Calls/{CA}/Recordings.json")).1,
-            Route::CallRecordingList { call_sid: CA }
+            Route::CallRecordingList { call_sid: ca() }
         );
         assert_eq!(
             p(&format!("{AC}/Calls/{CA}/Recordings/{RE}.json")).1,
             Route::CallRecording {
-                call_sid: CA,
-                sid: RE
+                call_sid: ca(),
+                sid: re()
             }
         );
     }
@@ -227,14 +254,14 @@ mod tests {
         assert_eq!(
             p(&format!("{AC}/Transcriptions/{TR}.json")).1,
             Route::Transcription {
-                sid: TR,
+                sid: tr(),
                 text: false
             }
         );
         assert_eq!(
             p(&format!("{AC}/Transcriptions/{TR}")).1,
             Route::Transcription {
-                sid: TR,
+                sid: tr(),
                 text: false
             },
             "no extension is the JSON (TranscriptionUrl)"
@@ -242,19 +269,21 @@ mod tests {
         assert_eq!(
             p(&format!("{AC}/Transcriptions/{TR}.txt")).1,
             Route::Transcription {
-                sid: TR,
+                sid: tr(),
                 text: true
             }
         );
         assert_eq!(
             p(&format!("{AC}/Recordings/{RE}/Transcriptions.json")).1,
-            Route::RecordingTranscriptionList { recording_sid: RE }
+            Route::RecordingTranscriptionList {
+                recording_sid: re()
+            }
         );
         assert_eq!(
             p(&format!("{AC}/Recordings/{RE}/Transcriptions/{TR}.json")).1,
             Route::RecordingTranscription {
-                recording_sid: RE,
-                sid: TR
+                recording_sid: re(),
+                sid: tr()
             }
         );
         assert!(!p(&format!("{AC}/Transcriptions/{TR}.txt")).1.is_media());

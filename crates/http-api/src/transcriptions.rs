@@ -2,7 +2,7 @@
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use store::{TranscriptionRecord, TranscriptionStatus};
+use store::{RecordingSid, TranscriptionRecord, TranscriptionSid, TranscriptionStatus};
 
 use crate::error::ApiError;
 use crate::paging::{ListKind, ListQuery};
@@ -16,7 +16,7 @@ pub async fn list(
     inner: &Inner,
     path: &str,
     query: Option<&str>,
-    recording_sid: Option<&str>,
+    recording_sid: Option<RecordingSid>,
 ) -> Result<Response, ApiError> {
     let kind = match recording_sid {
         Some(_) => ListKind::RecordingTranscriptions,
@@ -24,13 +24,12 @@ pub async fn list(
     };
     let q = ListQuery::parse(query, kind)?;
     let account = inner.api.account_sid.clone();
-    let recording = recording_sid.map(str::to_string);
     let (size, n, after) = (q.page_size, q.page, q.after.clone());
     let page = db(inner, move |s| match &after {
         Some((ms, sid)) => {
-            s.list_transcriptions(&account, recording.as_deref(), size, Some((*ms, sid)))
+            s.list_transcriptions(&account, recording_sid.as_ref(), size, Some((*ms, sid)))
         }
-        None => s.list_transcriptions_page(&account, recording.as_deref(), size, n),
+        None => s.list_transcriptions_page(&account, recording_sid.as_ref(), size, n),
     })
     .await?;
     let next = page.has_more.then(|| {
@@ -45,22 +44,22 @@ pub async fn list(
 /// The transcription, if it exists and belongs to `recording_sid` when one is given.
 async fn find(
     inner: &Inner,
-    sid: &str,
-    recording_sid: Option<&str>,
+    sid: &TranscriptionSid,
+    recording_sid: Option<&RecordingSid>,
 ) -> Result<TranscriptionRecord, ApiError> {
-    let (account, owned) = (inner.api.account_sid.clone(), sid.to_string());
+    let (account, owned) = (inner.api.account_sid.clone(), sid.clone());
     let found = db(inner, move |s| s.get_transcription(&account, &owned)).await?;
     match found {
-        Some(t) if recording_sid.is_none_or(|r| r == t.recording_sid) => Ok(t),
-        _ => Err(ApiError::not_found(sid)),
+        Some(t) if recording_sid.is_none_or(|r| *r == t.recording_sid) => Ok(t),
+        _ => Err(ApiError::not_found(sid.as_str())),
     }
 }
 
 /// JSON, or with `text` the transcript alone as `text/plain` — 404 until it is completed.
 pub async fn fetch(
     inner: &Inner,
-    sid: &str,
-    recording_sid: Option<&str>,
+    sid: &TranscriptionSid,
+    recording_sid: Option<&RecordingSid>,
     text: bool,
 ) -> Result<Response, ApiError> {
     let t = find(inner, sid, recording_sid).await?;
@@ -68,7 +67,7 @@ pub async fn fetch(
         return Ok(json(StatusCode::OK, &transcription_json(&t)));
     }
     if t.status != TranscriptionStatus::Completed {
-        return Err(ApiError::not_found(sid));
+        return Err(ApiError::not_found(sid.as_str()));
     }
     Ok((
         StatusCode::OK,
@@ -82,13 +81,13 @@ pub async fn fetch(
 /// still running finds its row gone and its result is dropped.
 pub async fn delete(
     inner: &Inner,
-    sid: &str,
-    recording_sid: Option<&str>,
+    sid: &TranscriptionSid,
+    recording_sid: Option<&RecordingSid>,
 ) -> Result<Response, ApiError> {
     find(inner, sid, recording_sid).await?;
-    let (account, owned) = (inner.api.account_sid.clone(), sid.to_string());
+    let (account, owned) = (inner.api.account_sid.clone(), sid.clone());
     if !db(inner, move |s| s.delete_transcription(&account, &owned)).await? {
-        return Err(ApiError::not_found(sid));
+        return Err(ApiError::not_found(sid.as_str()));
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -294,8 +294,11 @@ async fn handle(
     let token = presented_token(headers)
         .and_then(|p| find_token(&api.voice_log.tokens, p))
         .ok_or_else(VlError::unauthorized)?;
-    let account = token.account_sid.as_deref().unwrap_or(&api.account_sid);
-    if account != api.account_sid {
+    let account = token
+        .account_sid
+        .as_deref()
+        .unwrap_or(api.account_sid.as_str());
+    if api.account_sid != account {
         return Err(VlError::forbidden());
     }
     if *method != Method::GET && *method != Method::HEAD {

@@ -66,8 +66,8 @@ fn wav_bytes(secs: u32) -> Vec<u8> {
 
 fn call(sid: &str, created: i64) -> CallRecord {
     CallRecord {
-        sid: sid.into(),
-        account_sid: AC.into(),
+        sid: sid.parse().unwrap(),
+        account_sid: AC.parse().unwrap(),
         from: "+15551230001".into(),
         to: "+15559870002".into(),
         direction: store::Direction::Inbound,
@@ -82,9 +82,9 @@ fn call(sid: &str, created: i64) -> CallRecord {
 
 fn recording(sid: &str, call_sid: &str, created: i64, status: &str) -> RecordingRecord {
     RecordingRecord {
-        sid: sid.into(),
-        account_sid: AC.into(),
-        call_sid: call_sid.into(),
+        sid: sid.parse().unwrap(),
+        account_sid: AC.parse().unwrap(),
+        call_sid: call_sid.parse().unwrap(),
         status: status.parse().unwrap(),
         source: store::RecordingSource::RecordVerb,
         channels: 1,
@@ -121,7 +121,7 @@ fn fixture(media_auth: MediaAuth) -> Fixture {
         std::fs::write(dir.join(format!("{sid}.wav")), wav_bytes(secs)).unwrap();
     }
     let state = Arc::new(ApiState {
-        account_sid: AC.into(),
+        account_sid: AC.parse().unwrap(),
         auth_token: TOKEN.into(),
         media_auth,
         store: Arc::new(store),
@@ -298,6 +298,53 @@ async fn unknown_sids_and_routes_are_404_json_after_auth() {
     assert_eq!(resp.headers()[header::ALLOW], "GET, HEAD");
 }
 
+#[tokio::test]
+async fn malformed_sids_in_paths_are_404_naming_the_path_and_unknown_ones_naming_the_sid() {
+    let f = fixture(MediaAuth::Basic);
+    let tr = "TR11111111111111111111111111111111";
+    for uri in [
+        format!("{BASE}/Calls/CA1.json"),
+        format!("{BASE}/Calls/{RE1}.json"),
+        format!("{BASE}/Calls/CA1/Recordings.json"),
+        format!("{BASE}/Calls/{CA1}/Recordings/RE1.json"),
+        format!("{BASE}/Recordings/RE1"),
+        format!("{BASE}/Recordings/RE1.mp3"),
+        format!("{BASE}/Recordings/{CA1}.json"),
+        format!("{BASE}/Recordings/RE1/Transcriptions.json"),
+        format!("{BASE}/Recordings/{RE1}/Transcriptions/TR1.json"),
+        format!("{BASE}/Transcriptions/TR1.json"),
+        format!("{BASE}/Transcriptions/{RE1}.txt"),
+        // 33 hex digits, and a non-hex one.
+        format!("{BASE}/Calls/{CA1}1.json"),
+        format!("{BASE}/Recordings/RE1111111111111111111111111111111g.json"),
+    ] {
+        let (status, v) = f.get_json(&uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(v["code"], 20404, "{uri}");
+        assert_eq!(
+            v["message"],
+            format!("The requested resource {uri} was not found")
+        );
+        let resp = f
+            .send(Method::DELETE, &uri, Some(&basic(AC, TOKEN)), None)
+            .await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "DELETE {uri}");
+    }
+    for (uri, sid) in [
+        (format!("{BASE}/Calls/{CA_UNKNOWN}.json"), CA_UNKNOWN),
+        (format!("{BASE}/Recordings/{RE_UNKNOWN}.json"), RE_UNKNOWN),
+        (format!("{BASE}/Transcriptions/{tr}.json"), tr),
+    ] {
+        let (status, v) = f.get_json(&uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(v["code"], 20404, "{uri}");
+        assert_eq!(
+            v["message"],
+            format!("The requested resource {sid} was not found")
+        );
+    }
+}
+
 fn envelope_keys(v: &Value) -> Vec<String> {
     let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
     k.sort();
@@ -416,6 +463,14 @@ async fn list_filters_call_date_conference_and_call_path() {
         sids(&f, &format!("{list}?ConferenceSid=CF1")).await,
         Vec::<String>::new()
     );
+    // A CallSid that is no SID names no call: an empty list, as for an unknown one.
+    for call in ["CA1", CA_UNKNOWN] {
+        assert_eq!(
+            sids(&f, &format!("{list}?CallSid={call}")).await,
+            Vec::<String>::new(),
+            "{call}"
+        );
+    }
     assert_eq!(
         sids(&f, &format!("{BASE}/Calls/{CA2}/Recordings.json")).await,
         [RE4, RE3]

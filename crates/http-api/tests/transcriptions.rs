@@ -28,8 +28,11 @@ fn setup() -> Fixture {
         s.insert_recording(&re2).unwrap();
         s.insert_transcription(&transcription(TR1, &re1, "completed", T0 + 10_000))
             .unwrap();
-        s.replace_utterances(TR1, &[utterance(1, 0.5, 1.0, "hello world")])
-            .unwrap();
+        s.replace_utterances(
+            &TR1.parse().unwrap(),
+            &[utterance(1, 0.5, 1.0, "hello world")],
+        )
+        .unwrap();
         s.insert_transcription(&transcription(TR2, &re1, "queued", T0 + 20_000))
             .unwrap();
         s.insert_transcription(&transcription(TR3, &re2, "failed", T0 + 30_000))
@@ -283,7 +286,12 @@ async fn delete_is_204_then_404_and_takes_the_utterances() {
         f.send(Method::DELETE, &uri, Some(&auth)).await.status(),
         StatusCode::NOT_FOUND
     );
-    assert!(f.state.store.utterances(TR1).unwrap().is_empty());
+    assert!(f
+        .state
+        .store
+        .utterances(&TR1.parse().unwrap())
+        .unwrap()
+        .is_empty());
     // Through the recording path, only for its own recording.
     let wrong = format!("{BASE}/Recordings/{RE1}/Transcriptions/{TR3}.json");
     assert_eq!(

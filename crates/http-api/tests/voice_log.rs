@@ -62,7 +62,7 @@ fn tokens() -> VoiceLogConfig {
 
 fn say(call_sid: &str, at_ms: i64, text: &str, duration_sec: f64) -> CallEvent {
     CallEvent {
-        call_sid: call_sid.into(),
+        call_sid: call_sid.parse().unwrap(),
         at_ms,
         speaker: "system".into(),
         text: text.into(),
@@ -135,8 +135,11 @@ fn fill(s: &Store) {
         s.insert_recording(&rec).unwrap();
         s.insert_transcription(&transcription(tr, &rec, "completed", T0))
             .unwrap();
-        s.replace_utterances(tr, &[utterance(1, 0.0, 1.0, "hello world")])
-            .unwrap();
+        s.replace_utterances(
+            &tr.parse().unwrap(),
+            &[utterance(1, 0.0, 1.0, "hello world")],
+        )
+        .unwrap();
     }
 
     s.insert_call(&call(CA3, AC_OTHER, T0)).unwrap();

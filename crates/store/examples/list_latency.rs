@@ -6,24 +6,24 @@
 
 use std::time::{Duration, Instant};
 
-use store::{OutboxItem, RecordingFilter, RecordingRecord, Store};
+use store::{
+    AccountSid, CallSid, OutboxItem, RecordingFilter, RecordingRecord, RecordingSid, Store,
+};
 
-const AC: &str = "AC00000000000000000000000000000001";
-const AC2: &str = "AC00000000000000000000000000000002";
 const N: usize = 100_000;
 const PAGE: u32 = 50;
 /// 2024-01-01T00:00:00Z
 const T0: i64 = 1_704_067_200_000;
 const DAY: i64 = 86_400_000;
 
-fn recording(account: &str, i: usize) -> RecordingRecord {
+fn recording(account: &AccountSid, i: usize) -> RecordingRecord {
     // One recording every ~86 s over 100 days; every 10th shares its predecessor's ms (ties).
     let slot = (i - usize::from(i % 10 == 9)) as i64;
     let created = T0 + slot * 86_400;
     RecordingRecord {
-        sid: format!("RE{i:032x}"),
-        account_sid: account.to_owned(),
-        call_sid: format!("CA{:032x}", i / 2),
+        sid: RecordingSid::from_bits(i as u128),
+        account_sid: account.clone(),
+        call_sid: CallSid::from_bits((i / 2) as u128),
         status: store::RecordingStatus::Completed,
         source: store::RecordingSource::RecordVerb,
         channels: 1,
@@ -73,8 +73,9 @@ fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let store = Store::open_in_dir(dir.path())?;
-    let main: Vec<_> = (0..N).map(|i| recording(AC, i)).collect();
-    let other: Vec<_> = (N..N + 10_000).map(|i| recording(AC2, i)).collect();
+    let (ac, ac2) = (&AccountSid::from_bits(1), &AccountSid::from_bits(2));
+    let main: Vec<_> = (0..N).map(|i| recording(ac, i)).collect();
+    let other: Vec<_> = (N..N + 10_000).map(|i| recording(ac2, i)).collect();
     let (took, r) = time(|| store.insert_recordings_bulk(&main));
     r?;
     store.insert_recordings_bulk(&other)?;
@@ -91,7 +92,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let all = RecordingFilter::default();
-    let visible = store.list_recordings(AC, &all, 1000, 0)?.items.len();
+    let visible = store.list_recordings(ac, &all, 1000, 0)?.items.len();
     assert_eq!(visible, 1000);
     let last_page = (N as u32 * 49 / 50).div_ceil(PAGE) - 1; // 2 % hidden
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -101,7 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let offset_page = |page: u32, runs: usize| -> Result<Vec<Duration>, store::StoreError> {
         (0..runs)
             .map(|_| {
-                let (d, p) = time(|| store.list_recordings(AC, &all, PAGE, page));
+                let (d, p) = time(|| store.list_recordings(ac, &all, PAGE, page));
                 assert_eq!(p?.items.len(), PAGE as usize);
                 Ok(d)
             })
@@ -125,7 +126,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     loop {
         let (d, p) = time(|| {
             store.list_recordings_after(
-                AC,
+                ac,
                 &all,
                 PAGE,
                 after.as_ref().map(|(t, s)| (*t, s.as_str())),
@@ -135,7 +136,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         walk.push(d);
         seen += p.items.len();
         let Some(last) = p.items.last() else { break };
-        after = Some((last.date_created_ms, last.sid.clone()));
+        after = Some((last.date_created_ms, last.sid.to_string()));
         if walk.len() == last_page as usize {
             deep_key = after.clone();
         }
@@ -150,17 +151,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let (kt, ks) = deep_key.ok_or("no deep key")?;
     let deep: Vec<_> = (0..1000)
-        .map(|_| time(|| store.list_recordings_after(AC, &all, PAGE, Some((kt, &ks)))).0)
+        .map(|_| time(|| store.list_recordings_after(ac, &all, PAGE, Some((kt, &ks)))).0)
         .collect();
     row("list keyset, last page", deep);
 
     let by_call: Vec<_> = (0..2000)
         .map(|_| {
             let f = RecordingFilter {
-                call_sid: Some(format!("CA{:032x}", rng.below(N) / 2)),
+                call_sid: Some(CallSid::from_bits((rng.below(N) / 2) as u128)),
                 ..Default::default()
             };
-            time(|| store.list_recordings(AC, &f, PAGE, 0)).0
+            time(|| store.list_recordings(ac, &f, PAGE, 0)).0
         })
         .collect();
     row("list, CallSid=…", by_call);
@@ -172,25 +173,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 created_before_ms: Some(day + DAY),
                 ..Default::default()
             };
-            time(|| store.list_recordings(AC, &f, PAGE, 0)).0
+            time(|| store.list_recordings(ac, &f, PAGE, 0)).0
         })
         .collect();
     row("list, DateCreated=YYYY-MM-DD, Page=0", by_day);
     let gets: Vec<_> = (0..20_000)
         .map(|_| {
-            let sid = format!("RE{:032x}", rng.below(N));
-            time(|| store.get_recording(AC, &sid, true)).0
+            let sid = RecordingSid::from_bits(rng.below(N) as u128);
+            time(|| store.get_recording(ac, &sid, true)).0
         })
         .collect();
     row("get_recording", gets);
 
     // Writes the daemon does per recording (each its own commit, synchronous=NORMAL).
     let inserts: Vec<_> = (0..2000)
-        .map(|i| time(|| store.insert_recording(&recording(AC, N + 20_000 + i))).0)
+        .map(|i| time(|| store.insert_recording(&recording(ac, N + 20_000 + i))).0)
         .collect();
     row("insert_recording (own commit)", inserts);
     let updates: Vec<_> = (0..2000)
-        .map(|i| time(|| store.update_recording(&recording(AC, N + 20_000 + i))).0)
+        .map(|i| time(|| store.update_recording(&recording(ac, N + 20_000 + i))).0)
         .collect();
     row("update_recording (own commit)", updates);
     let mut outbox = Vec::new();
@@ -198,7 +199,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let item = OutboxItem {
             id: 0,
             idempotency_key: format!("k{i}"),
-            group_key: format!("RE{:032x}", i / 3),
+            group_key: RecordingSid::from_bits(i / 3).into_string(),
             url: "https://example.com/cb".to_owned(),
             method: "POST".to_owned(),
             params: vec![("RecordingStatus".to_owned(), "completed".to_owned())],

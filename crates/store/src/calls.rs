@@ -2,7 +2,7 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use crate::{into_page, query, to_u32, CallRecord, Page, Store, StoreError};
+use crate::{into_page, query, to_u32, AccountSid, CallRecord, CallSid, Page, Store, StoreError};
 
 const COLUMNS: &str =
     "sid, account_sid, from_addr, to_addr, direction, status, date_created, date_updated, \
@@ -97,13 +97,17 @@ impl Store {
         if n == 0 {
             return Err(StoreError::NotFound {
                 what: "call",
-                sid: call.sid.clone(),
+                sid: call.sid.to_string(),
             });
         }
         Ok(())
     }
 
-    pub fn get_call(&self, account_sid: &str, sid: &str) -> Result<Option<CallRecord>, StoreError> {
+    pub fn get_call(
+        &self,
+        account_sid: &AccountSid,
+        sid: &CallSid,
+    ) -> Result<Option<CallRecord>, StoreError> {
         let conn = self.conn();
         let sql = format!("SELECT {COLUMNS} FROM calls WHERE sid = ?1 AND account_sid = ?2");
         let mut st = conn.prepare_cached(&sql).map_err(query("get call"))?;
@@ -130,7 +134,7 @@ impl Store {
     }
 
     /// Stores the client-supplied id of a call. Unknown sid → [`StoreError::NotFound`].
-    pub fn set_call_request_id(&self, sid: &str, request_id: &str) -> Result<(), StoreError> {
+    pub fn set_call_request_id(&self, sid: &CallSid, request_id: &str) -> Result<(), StoreError> {
         let conn = self.conn();
         let n = conn
             .prepare_cached("UPDATE calls SET request_id = ?2 WHERE sid = ?1")
@@ -140,7 +144,7 @@ impl Store {
         if n == 0 {
             return Err(StoreError::NotFound {
                 what: "call",
-                sid: sid.to_owned(),
+                sid: sid.to_string(),
             });
         }
         Ok(())
@@ -167,7 +171,7 @@ impl Store {
     /// Newest first; `page` is 0-based.
     pub fn list_calls(
         &self,
-        account_sid: &str,
+        account_sid: &AccountSid,
         page_size: u32,
         page: u32,
     ) -> Result<Page<CallRecord>, StoreError> {
@@ -200,24 +204,24 @@ mod tests {
     #[test]
     fn call_round_trips_and_is_scoped_to_its_account() {
         let (_d, store) = store();
-        let mut c = call("CA1", 1_000);
+        let mut c = call(ca(1), 1_000);
         c.start_time_ms = Some(1_100);
         c.end_time_ms = Some(9_100);
         c.duration_secs = Some(8);
         store.insert_call(&c).unwrap();
-        assert_eq!(store.get_call(AC, "CA1").unwrap(), Some(c));
-        assert_eq!(store.get_call(AC2, "CA1").unwrap(), None);
-        assert_eq!(store.get_call(AC, "CA2").unwrap(), None);
+        assert_eq!(store.get_call(&AC, &ca(1)).unwrap(), Some(c));
+        assert_eq!(store.get_call(&AC2, &ca(1)).unwrap(), None);
+        assert_eq!(store.get_call(&AC, &ca(2)).unwrap(), None);
     }
 
     #[test]
     fn open_calls_are_the_ringing_and_in_progress_ones_oldest_first() {
         let (_d, store) = store();
-        let mut answered = call("CA2", 2_000);
+        let mut answered = call(ca(2), 2_000);
         answered.status = CallStatus::InProgress;
-        let mut done = call("CA3", 3_000);
+        let mut done = call(ca(3), 3_000);
         done.status = CallStatus::Completed;
-        store.insert_call(&call("CA1", 1_000)).unwrap();
+        store.insert_call(&call(ca(1), 1_000)).unwrap();
         store.insert_call(&answered).unwrap();
         store.insert_call(&done).unwrap();
         let open: Vec<_> = store
@@ -226,14 +230,14 @@ mod tests {
             .into_iter()
             .map(|c| c.sid)
             .collect();
-        assert_eq!(open, ["CA1", "CA2"]);
+        assert_eq!(open, [ca(1), ca(2)]);
     }
 
     #[test]
     fn duplicate_call_sid_is_rejected() {
         let (_d, store) = store();
-        store.insert_call(&call("CA1", 1_000)).unwrap();
-        let err = store.insert_call(&call("CA1", 2_000)).unwrap_err();
+        store.insert_call(&call(ca(1), 1_000)).unwrap();
+        let err = store.insert_call(&call(ca(1), 2_000)).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -245,7 +249,11 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(
-            store.get_call(AC, "CA1").unwrap().unwrap().date_created_ms,
+            store
+                .get_call(&AC, &ca(1))
+                .unwrap()
+                .unwrap()
+                .date_created_ms,
             1_000
         );
     }
@@ -253,22 +261,22 @@ mod tests {
     #[test]
     fn update_call_sets_status_and_keeps_times_it_is_not_given() {
         let (_d, store) = store();
-        store.insert_call(&call("CA1", 1_000)).unwrap();
-        let mut answered = call("CA1", 1_000);
+        store.insert_call(&call(ca(1), 1_000)).unwrap();
+        let mut answered = call(ca(1), 1_000);
         answered.status = CallStatus::InProgress;
         answered.date_updated_ms = 1_500;
         answered.start_time_ms = Some(1_500);
         answered.from = "sip:mallory@example.com".into(); // immutable: ignored
         store.update_call(&answered).unwrap();
 
-        let mut ended = call("CA1", 1_000);
+        let mut ended = call(ca(1), 1_000);
         ended.status = CallStatus::Completed;
         ended.date_updated_ms = 4_500;
         ended.end_time_ms = Some(4_500);
         ended.duration_secs = Some(3);
         store.update_call(&ended).unwrap();
 
-        let got = store.get_call(AC, "CA1").unwrap().unwrap();
+        let got = store.get_call(&AC, &ca(1)).unwrap().unwrap();
         assert_eq!(got.status, CallStatus::Completed);
         assert_eq!(got.date_updated_ms, 4_500);
         assert_eq!(got.start_time_ms, Some(1_500));
@@ -281,35 +289,58 @@ mod tests {
     #[test]
     fn update_of_unknown_call_is_not_found() {
         let (_d, store) = store();
-        let err = store.update_call(&call("CA9", 1)).unwrap_err();
+        let err = store.update_call(&call(ca(9), 1)).unwrap_err();
         assert!(
-            matches!(err, StoreError::NotFound { what: "call", ref sid } if sid == "CA9"),
+            matches!(err, StoreError::NotFound { what: "call", ref sid } if sid == ca(9).as_str()),
             "{err:?}"
         );
     }
 
     #[test]
+    fn malformed_stored_sid_is_a_query_error_not_a_panic() {
+        let (_d, store) = store();
+        store.insert_call(&call(ca(1), 1_000)).unwrap();
+        // Only Hark writes rows, so this is a damaged file: the read fails, the daemon goes on.
+        store
+            .conn()
+            .execute("UPDATE calls SET sid = 'CA1'", [])
+            .unwrap();
+        let err = store.list_calls(&AC, 10, 0).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Query {
+                    what: "list calls",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(store.open_calls().is_err());
+    }
+
+    #[test]
     fn list_calls_pages_newest_first_ties_by_sid_descending() {
         let (_d, store) = store();
-        store.insert_call(&call("CA1", 1_000)).unwrap();
-        store.insert_call(&call("CA3", 2_000)).unwrap();
-        store.insert_call(&call("CA2", 2_000)).unwrap();
-        let mut other = call("CA4", 5_000);
-        other.account_sid = AC2.into();
+        store.insert_call(&call(ca(1), 1_000)).unwrap();
+        store.insert_call(&call(ca(3), 2_000)).unwrap();
+        store.insert_call(&call(ca(2), 2_000)).unwrap();
+        let mut other = call(ca(4), 5_000);
+        other.account_sid = AC2.clone();
         store.insert_call(&other).unwrap();
 
         let sids = |p: &crate::Page<crate::CallRecord>| {
             p.items.iter().map(|c| c.sid.clone()).collect::<Vec<_>>()
         };
-        let p0 = store.list_calls(AC, 2, 0).unwrap();
-        assert_eq!(sids(&p0), ["CA3", "CA2"]);
+        let p0 = store.list_calls(&AC, 2, 0).unwrap();
+        assert_eq!(sids(&p0), [ca(3), ca(2)]);
         assert!(p0.has_more);
-        let p1 = store.list_calls(AC, 2, 1).unwrap();
-        assert_eq!(sids(&p1), ["CA1"]);
+        let p1 = store.list_calls(&AC, 2, 1).unwrap();
+        assert_eq!(sids(&p1), [ca(1)]);
         assert!(!p1.has_more);
-        let p2 = store.list_calls(AC, 2, 2).unwrap();
+        let p2 = store.list_calls(&AC, 2, 2).unwrap();
         assert!(p2.items.is_empty() && !p2.has_more);
-        let exact = store.list_calls(AC, 3, 0).unwrap();
+        let exact = store.list_calls(&AC, 3, 0).unwrap();
         assert_eq!(exact.items.len(), 3);
         assert!(!exact.has_more, "exactly page_size rows left: no next page");
     }
@@ -324,26 +355,26 @@ mod request_id_tests {
     fn request_id_finds_the_newest_call_carrying_it() {
         let (_d, store) = store();
         store
-            .insert_call_with_request_id(&call("CA1", 1_000), Some("req-42"))
+            .insert_call_with_request_id(&call(ca(1), 1_000), Some("req-42"))
             .unwrap();
-        store.insert_call(&call("CA2", 2_000)).unwrap();
+        store.insert_call(&call(ca(2), 2_000)).unwrap();
         assert_eq!(
             store.find_call_by_request_id("req-42").unwrap(),
-            Some(call("CA1", 1_000))
+            Some(call(ca(1), 1_000))
         );
         assert_eq!(store.find_call_by_request_id("req-43").unwrap(), None);
         // A later call reusing the id wins; the id can be set after the insert too.
-        store.insert_call(&call("CA3", 3_000)).unwrap();
-        store.set_call_request_id("CA3", "req-42").unwrap();
+        store.insert_call(&call(ca(3), 3_000)).unwrap();
+        store.set_call_request_id(&ca(3), "req-42").unwrap();
         assert_eq!(
             store
                 .find_call_by_request_id("req-42")
                 .unwrap()
                 .unwrap()
                 .sid,
-            "CA3"
+            ca(3)
         );
-        let err = store.set_call_request_id("CA9", "x").unwrap_err();
+        let err = store.set_call_request_id(&ca(9), "x").unwrap_err();
         assert!(
             matches!(err, StoreError::NotFound { what: "call", .. }),
             "{err:?}"

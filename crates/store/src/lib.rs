@@ -68,8 +68,8 @@ pub enum StoreError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallRecord {
-    pub sid: String,
-    pub account_sid: String,
+    pub sid: CallSid,
+    pub account_sid: AccountSid,
     pub from: String,
     pub to: String,
     /// `inbound` for calls into Hark.
@@ -85,9 +85,9 @@ pub struct CallRecord {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordingRecord {
-    pub sid: String,
-    pub account_sid: String,
-    pub call_sid: String,
+    pub sid: RecordingSid,
+    pub account_sid: AccountSid,
+    pub call_sid: CallSid,
     /// Hark writes `in-progress`, `completed`, `absent` and `deleted`.
     pub status: RecordingStatus,
     pub source: RecordingSource,
@@ -120,10 +120,10 @@ pub struct StatusCallbackSpec {
 /// A transcription (`TR…`) and, while not finished, the job that produces it (SPEC §3.7).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TranscriptionRecord {
-    pub sid: String,
-    pub account_sid: String,
-    pub recording_sid: String,
-    pub call_sid: String,
+    pub sid: TranscriptionSid,
+    pub account_sid: AccountSid,
+    pub recording_sid: RecordingSid,
+    pub call_sid: CallSid,
     pub status: TranscriptionStatus,
     /// `None` until completed.
     pub text: Option<String>,
@@ -175,7 +175,7 @@ pub struct Utterance {
 /// Something Hark itself said on a call (`<Say>` text).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallEvent {
-    pub call_sid: String,
+    pub call_sid: CallSid,
     /// When it started playing, Unix ms.
     pub at_ms: i64,
     /// `system` for `<Say>`.
@@ -199,8 +199,8 @@ pub struct TimedUtterance {
 /// What a per-call transcript request resolved to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallTranscript {
-    pub call_sid: String,
-    pub account_sid: String,
+    pub call_sid: CallSid,
+    pub account_sid: AccountSid,
     /// `None` while a transcription of the call is queued or running, or when none completed.
     pub utterances: Option<Vec<TimedUtterance>>,
 }
@@ -208,7 +208,7 @@ pub struct CallTranscript {
 /// Filters of `GET …/Recordings.json` (SPEC §6.2).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordingFilter {
-    pub call_sid: Option<String>,
+    pub call_sid: Option<CallSid>,
     /// `DateCreated=YYYY-MM-DD` (that UTC day), `DateCreated<` / `DateCreated>` bounds as
     /// Unix ms: created_ms >= after_ms, created_ms < before_ms.
     pub created_on_or_after_ms: Option<i64>,
@@ -371,10 +371,25 @@ fn into_page<T>(mut items: Vec<T>, page_size: u32) -> Page<T> {
 
 #[cfg(test)]
 pub(crate) mod testutil {
+    use std::sync::LazyLock;
+
     use super::*;
 
-    pub const AC: &str = "AC00000000000000000000000000000001";
-    pub const AC2: &str = "AC00000000000000000000000000000002";
+    pub static AC: LazyLock<AccountSid> = LazyLock::new(|| AccountSid::from_bits(1));
+    pub static AC2: LazyLock<AccountSid> = LazyLock::new(|| AccountSid::from_bits(2));
+
+    /// Test SIDs by number: `ca(1)` is `CA000…001`; the number orders them as the text does.
+    pub fn ca(n: u128) -> CallSid {
+        CallSid::from_bits(n)
+    }
+
+    pub fn re(n: u128) -> RecordingSid {
+        RecordingSid::from_bits(n)
+    }
+
+    pub fn tr(n: u128) -> TranscriptionSid {
+        TranscriptionSid::from_bits(n)
+    }
 
     /// A fresh store in its own temporary directory (kept alive by the returned guard).
     pub fn store() -> (tempfile::TempDir, Store) {
@@ -383,10 +398,10 @@ pub(crate) mod testutil {
         (dir, store)
     }
 
-    pub fn call(sid: &str, created: i64) -> CallRecord {
+    pub fn call(sid: CallSid, created: i64) -> CallRecord {
         CallRecord {
-            sid: sid.to_owned(),
-            account_sid: AC.to_owned(),
+            sid,
+            account_sid: AC.clone(),
             from: "sip:alice@example.com".to_owned(),
             to: "sip:+15550100@hark".to_owned(),
             direction: Direction::Inbound,
@@ -415,13 +430,17 @@ pub(crate) mod testutil {
         }
     }
 
-    /// A queued transcription of `recording_sid` (of call `CA1`).
-    pub fn transcription(sid: &str, recording_sid: &str, created: i64) -> TranscriptionRecord {
+    /// A queued transcription of `recording_sid` (of call `ca(1)`).
+    pub fn transcription(
+        sid: TranscriptionSid,
+        recording_sid: RecordingSid,
+        created: i64,
+    ) -> TranscriptionRecord {
         TranscriptionRecord {
-            sid: sid.to_owned(),
-            account_sid: AC.to_owned(),
-            recording_sid: recording_sid.to_owned(),
-            call_sid: "CA1".to_owned(),
+            sid,
+            account_sid: AC.clone(),
+            recording_sid,
+            call_sid: ca(1),
             status: TranscriptionStatus::Queued,
             text: None,
             language: None,
@@ -447,11 +466,12 @@ pub(crate) mod testutil {
         }
     }
 
-    pub fn recording(sid: &str, call_sid: &str, created: i64) -> RecordingRecord {
+    pub fn recording(sid: RecordingSid, call_sid: CallSid, created: i64) -> RecordingRecord {
         RecordingRecord {
-            sid: sid.to_owned(),
-            account_sid: AC.to_owned(),
-            call_sid: call_sid.to_owned(),
+            media_file: format!("{sid}.wav"),
+            sid,
+            account_sid: AC.clone(),
+            call_sid,
             status: RecordingStatus::InProgress,
             source: RecordingSource::RecordVerb,
             channels: 1,
@@ -460,7 +480,6 @@ pub(crate) mod testutil {
             start_time_ms: created,
             duration_secs: None,
             error_code: None,
-            media_file: format!("{sid}.wav"),
             transcribe: false,
             transcribe_callback: None,
             status_callback: None,
@@ -520,14 +539,17 @@ mod tests {
     #[test]
     fn reopen_keeps_version_and_data_without_rerunning_migrations() {
         let (dir, store) = store();
-        store.insert_call(&call("CA1", 1_000)).unwrap();
+        store.insert_call(&call(ca(1), 1_000)).unwrap();
         drop(store);
         let again = Store::open_in_dir(dir.path()).unwrap();
         assert_eq!(again.schema_version().unwrap(), SCHEMA_VERSION);
-        assert_eq!(again.get_call(AC, "CA1").unwrap(), Some(call("CA1", 1_000)));
+        assert_eq!(
+            again.get_call(&AC, &ca(1)).unwrap(),
+            Some(call(ca(1), 1_000))
+        );
         // Opening while another handle is live works too (WAL, busy timeout).
         let third = Store::open_in_dir(dir.path()).unwrap();
-        assert_eq!(third.list_calls(AC, 10, 0).unwrap().items.len(), 1);
+        assert_eq!(third.list_calls(&AC, 10, 0).unwrap().items.len(), 1);
     }
 
     #[test]
@@ -600,18 +622,21 @@ mod tests {
     #[test]
     fn everything_survives_a_store_that_is_never_closed() {
         let (dir, store) = store();
-        store.insert_call(&call("CA1", 1_000)).unwrap();
+        store.insert_call(&call(ca(1), 1_000)).unwrap();
         store
-            .insert_recording(&recording("RE1", "CA1", 1_000))
+            .insert_recording(&recording(re(1), ca(1), 1_000))
             .unwrap();
-        let id = store.enqueue(&outbox_item("k1", "RE1")).unwrap();
+        let id = store.enqueue(&outbox_item("k1", re(1).as_str())).unwrap();
         // Leak it: no Drop, no checkpoint, the WAL is all there is.
         std::mem::forget(store);
         let again = Store::open_in_dir(dir.path()).unwrap();
-        assert_eq!(again.get_call(AC, "CA1").unwrap(), Some(call("CA1", 1_000)));
         assert_eq!(
-            again.get_recording(AC, "RE1", false).unwrap(),
-            Some(recording("RE1", "CA1", 1_000))
+            again.get_call(&AC, &ca(1)).unwrap(),
+            Some(call(ca(1), 1_000))
+        );
+        assert_eq!(
+            again.get_recording(&AC, &re(1), false).unwrap(),
+            Some(recording(re(1), ca(1), 1_000))
         );
         assert_eq!(
             again
@@ -634,11 +659,11 @@ mod tests {
             return;
         };
         let store = Store::open_in_dir(Path::new(&dir)).unwrap();
-        store.insert_call(&call("CA1", 1_000)).unwrap();
+        store.insert_call(&call(ca(1), 1_000)).unwrap();
         store
-            .insert_recording(&recording("RE1", "CA1", 1_000))
+            .insert_recording(&recording(re(1), ca(1), 1_000))
             .unwrap();
-        store.enqueue(&outbox_item("k1", "RE1")).unwrap();
+        store.enqueue(&outbox_item("k1", re(1).as_str())).unwrap();
         std::process::abort();
     }
 
@@ -659,10 +684,13 @@ mod tests {
             .unwrap();
         assert!(!status.success(), "child must have aborted");
         let store = Store::open_in_dir(dir.path()).unwrap();
-        assert_eq!(store.get_call(AC, "CA1").unwrap(), Some(call("CA1", 1_000)));
         assert_eq!(
-            store.get_recording(AC, "RE1", false).unwrap(),
-            Some(recording("RE1", "CA1", 1_000))
+            store.get_call(&AC, &ca(1)).unwrap(),
+            Some(call(ca(1), 1_000))
+        );
+        assert_eq!(
+            store.get_recording(&AC, &re(1), false).unwrap(),
+            Some(recording(re(1), ca(1), 1_000))
         );
         assert_eq!(store.pending_count().unwrap(), 1);
     }
@@ -679,16 +707,16 @@ mod tests {
         .join();
         assert!(joined.is_err());
         assert!(store.conn.is_poisoned());
-        store.insert_call(&call("CA1", 1)).unwrap();
-        assert_eq!(store.list_calls(AC, 10, 0).unwrap().items.len(), 1);
+        store.insert_call(&call(ca(1), 1)).unwrap();
+        assert_eq!(store.list_calls(&AC, 10, 0).unwrap().items.len(), 1);
     }
 
     #[test]
     fn in_memory_store_is_migrated() {
         let store = Store::open_in_memory().unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-        store.insert_call(&call("CA1", 1)).unwrap();
-        assert!(store.get_call(AC, "CA1").unwrap().is_some());
+        store.insert_call(&call(ca(1), 1)).unwrap();
+        assert!(store.get_call(&AC, &ca(1)).unwrap().is_some());
     }
 
     #[test]

@@ -3,8 +3,8 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::{
-    into_page, query, to_u32, HttpMethod, Page, RecordingFilter, RecordingRecord, RecordingSource,
-    StatusCallbackSpec, Store, StoreError,
+    into_page, query, to_u32, AccountSid, CallSid, HttpMethod, Page, RecordingFilter,
+    RecordingRecord, RecordingSid, RecordingSource, StatusCallbackSpec, Store, StoreError,
 };
 
 const COLUMNS: &str = "sid, account_sid, call_sid, status, source, channels, date_created, date_updated, \
@@ -184,7 +184,7 @@ impl Store {
         if n == 0 {
             return Err(StoreError::NotFound {
                 what: "recording",
-                sid: rec.sid.clone(),
+                sid: rec.sid.to_string(),
             });
         }
         Ok(())
@@ -193,8 +193,8 @@ impl Store {
     /// Soft-deleted recordings are returned only with `include_deleted`.
     pub fn get_recording(
         &self,
-        account_sid: &str,
-        sid: &str,
+        account_sid: &AccountSid,
+        sid: &RecordingSid,
         include_deleted: bool,
     ) -> Result<Option<RecordingRecord>, StoreError> {
         let conn = self.conn();
@@ -212,7 +212,7 @@ impl Store {
     /// Cost grows with `page` (OFFSET); prefer [`Store::list_recordings_after`] for deep pages.
     pub fn list_recordings(
         &self,
-        account_sid: &str,
+        account_sid: &AccountSid,
         filter: &RecordingFilter,
         page_size: u32,
         page: u32,
@@ -227,7 +227,7 @@ impl Store {
     /// added — the key is what a `PageToken` should carry.
     pub fn list_recordings_after(
         &self,
-        account_sid: &str,
+        account_sid: &AccountSid,
         filter: &RecordingFilter,
         page_size: u32,
         after: Option<(i64, &str)>,
@@ -237,7 +237,7 @@ impl Store {
 
     fn list(
         &self,
-        account_sid: &str,
+        account_sid: &AccountSid,
         filter: &RecordingFilter,
         page_size: u32,
         offset: i64,
@@ -322,7 +322,7 @@ impl Store {
     /// A call's visible recordings made by `source` (e.g. `RecordResponse`), oldest first.
     pub fn recordings_of_call(
         &self,
-        call_sid: &str,
+        call_sid: &CallSid,
         source: RecordingSource,
     ) -> Result<Vec<RecordingRecord>, StoreError> {
         self.select_recordings(
@@ -367,8 +367,8 @@ impl Store {
     /// Marks deleted (status `deleted`, `deleted_at`); returns false if unknown or already deleted.
     pub fn soft_delete_recording(
         &self,
-        account_sid: &str,
-        sid: &str,
+        account_sid: &AccountSid,
+        sid: &RecordingSid,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let conn = self.conn();
@@ -390,20 +390,20 @@ mod tests {
     use super::{list_sql, COLUMNS};
     use crate::testutil::*;
     use crate::{
-        HttpMethod, Page, RecordingFilter, RecordingRecord, RecordingSource, RecordingStatus,
-        StatusCallbackSpec, StoreError,
+        HttpMethod, Page, RecordingFilter, RecordingRecord, RecordingSid, RecordingSource,
+        RecordingStatus, StatusCallbackSpec, StoreError,
     };
 
     const DAY: i64 = 86_400_000;
     /// 2024-03-01T00:00:00Z
     const MAR1: i64 = 1_709_251_200_000;
 
-    fn sids(p: &Page<RecordingRecord>) -> Vec<&str> {
-        p.items.iter().map(|r| r.sid.as_str()).collect()
+    fn sids(p: &Page<RecordingRecord>) -> Vec<RecordingSid> {
+        p.items.iter().map(|r| r.sid.clone()).collect()
     }
 
     fn full() -> RecordingRecord {
-        let mut r = recording("RE1", "CA1", MAR1);
+        let mut r = recording(re(1), ca(1), MAR1);
         r.status = RecordingStatus::Completed;
         r.channels = 1;
         r.duration_secs = Some(42);
@@ -424,17 +424,20 @@ mod tests {
     fn recording_round_trips_every_field() {
         let (_d, store) = store();
         store.insert_recording(&full()).unwrap();
-        assert_eq!(store.get_recording(AC, "RE1", false).unwrap(), Some(full()));
-        assert_eq!(store.get_recording(AC2, "RE1", true).unwrap(), None);
-        assert_eq!(store.get_recording(AC, "RE2", true).unwrap(), None);
+        assert_eq!(
+            store.get_recording(&AC, &re(1), false).unwrap(),
+            Some(full())
+        );
+        assert_eq!(store.get_recording(&AC2, &re(1), true).unwrap(), None);
+        assert_eq!(store.get_recording(&AC, &re(2), true).unwrap(), None);
     }
 
     #[test]
     fn update_recording_replaces_mutable_fields_only() {
         let (_d, store) = store();
         store.insert_recording(&full()).unwrap();
-        let mut r = recording("RE1", "CA1", MAR1);
-        r.call_sid = "CA2".into(); // immutable
+        let mut r = recording(re(1), ca(1), MAR1);
+        r.call_sid = ca(2); // immutable
         r.date_created_ms = 7; // immutable
         r.status = RecordingStatus::Absent;
         r.date_updated_ms = MAR1 + 5_000;
@@ -442,14 +445,14 @@ mod tests {
         r.error_code = Some(16102);
         r.status_callback = None;
         store.update_recording(&r).unwrap();
-        let got = store.get_recording(AC, "RE1", false).unwrap().unwrap();
+        let got = store.get_recording(&AC, &re(1), false).unwrap().unwrap();
         let mut want = r.clone();
-        want.call_sid = "CA1".into();
+        want.call_sid = ca(1);
         want.date_created_ms = MAR1;
         assert_eq!(got, want);
 
         let err = store
-            .update_recording(&recording("RE9", "CA1", 0))
+            .update_recording(&recording(re(9), ca(1), 0))
             .unwrap_err();
         assert!(
             matches!(
@@ -467,21 +470,21 @@ mod tests {
     fn page_size_one_walks_three_items_newest_first_ties_by_sid() {
         let (_d, store) = store();
         store
-            .insert_recording(&recording("REa", "CA1", 1_000))
+            .insert_recording(&recording(re(0xa), ca(1), 1_000))
             .unwrap();
         store
-            .insert_recording(&recording("REc", "CA1", 2_000))
+            .insert_recording(&recording(re(0xc), ca(1), 2_000))
             .unwrap();
         store
-            .insert_recording(&recording("REb", "CA1", 2_000))
+            .insert_recording(&recording(re(0xb), ca(1), 2_000))
             .unwrap();
         let f = RecordingFilter::default();
         let pages: Vec<_> = (0..4)
-            .map(|n| store.list_recordings(AC, &f, 1, n).unwrap())
+            .map(|n| store.list_recordings(&AC, &f, 1, n).unwrap())
             .collect();
-        assert_eq!(sids(&pages[0]), ["REc"]);
-        assert_eq!(sids(&pages[1]), ["REb"]);
-        assert_eq!(sids(&pages[2]), ["REa"]);
+        assert_eq!(sids(&pages[0]), [re(0xc)]);
+        assert_eq!(sids(&pages[1]), [re(0xb)]);
+        assert_eq!(sids(&pages[2]), [re(0xa)]);
         assert!(pages[3].items.is_empty());
         assert_eq!(
             pages.iter().map(|p| p.has_more).collect::<Vec<_>>(),
@@ -493,21 +496,21 @@ mod tests {
     fn keyset_pages_match_offset_pages() {
         let (_d, store) = store();
         for (sid, t) in [
-            ("REa", 1_000),
-            ("REc", 2_000),
-            ("REb", 2_000),
-            ("REd", 500),
-            ("REe", 2_000),
+            (re(0xa), 1_000),
+            (re(0xc), 2_000),
+            (re(0xb), 2_000),
+            (re(0xd), 500),
+            (re(0xe), 2_000),
         ] {
-            store.insert_recording(&recording(sid, "CA1", t)).unwrap();
+            store.insert_recording(&recording(sid, ca(1), t)).unwrap();
         }
         let f = RecordingFilter::default();
-        let mut after: Option<(i64, String)> = None;
+        let mut after: Option<(i64, RecordingSid)> = None;
         let mut walked = Vec::new();
         let mut more = Vec::new();
         loop {
             let p = store
-                .list_recordings_after(AC, &f, 2, after.as_ref().map(|(t, s)| (*t, s.as_str())))
+                .list_recordings_after(&AC, &f, 2, after.as_ref().map(|(t, s)| (*t, s.as_str())))
                 .unwrap();
             walked.extend(p.items.iter().map(|r| r.sid.clone()));
             more.push(p.has_more);
@@ -517,10 +520,10 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(walked, ["REe", "REc", "REb", "REa", "REd"]);
+        assert_eq!(walked, [re(0xe), re(0xc), re(0xb), re(0xa), re(0xd)]);
         assert_eq!(more, [true, true, false]);
-        let by_offset: Vec<String> = (0..3)
-            .flat_map(|n| store.list_recordings(AC, &f, 2, n).unwrap().items)
+        let by_offset: Vec<RecordingSid> = (0..3)
+            .flat_map(|n| store.list_recordings(&AC, &f, 2, n).unwrap().items)
             .map(|r| r.sid)
             .collect();
         assert_eq!(walked, by_offset);
@@ -530,36 +533,36 @@ mod tests {
     fn call_sid_filter_lists_only_that_call() {
         let (_d, store) = store();
         store
-            .insert_recording(&recording("RE1", "CA1", 1_000))
+            .insert_recording(&recording(re(1), ca(1), 1_000))
             .unwrap();
         store
-            .insert_recording(&recording("RE2", "CA2", 2_000))
+            .insert_recording(&recording(re(2), ca(2), 2_000))
             .unwrap();
         store
-            .insert_recording(&recording("RE3", "CA1", 3_000))
+            .insert_recording(&recording(re(3), ca(1), 3_000))
             .unwrap();
-        let mut foreign = recording("RE4", "CA1", 4_000);
-        foreign.account_sid = AC2.into();
+        let mut foreign = recording(re(4), ca(1), 4_000);
+        foreign.account_sid = AC2.clone();
         store.insert_recording(&foreign).unwrap();
         let f = RecordingFilter {
-            call_sid: Some("CA1".into()),
+            call_sid: Some(ca(1)),
             ..Default::default()
         };
         assert_eq!(
-            sids(&store.list_recordings(AC, &f, 50, 0).unwrap()),
-            ["RE3", "RE1"]
+            sids(&store.list_recordings(&AC, &f, 50, 0).unwrap()),
+            [re(3), re(1)]
         );
         assert_eq!(
             sids(
                 &store
-                    .list_recordings_after(AC, &f, 50, Some((3_000, "RE3")))
+                    .list_recordings_after(&AC, &f, 50, Some((3_000, re(3).as_str())))
                     .unwrap()
             ),
-            ["RE1"]
+            [re(1)]
         );
         assert_eq!(
-            sids(&store.list_recordings(AC2, &f, 50, 0).unwrap()),
-            ["RE4"]
+            sids(&store.list_recordings(&AC2, &f, 50, 0).unwrap()),
+            [re(4)]
         );
     }
 
@@ -567,16 +570,16 @@ mod tests {
     fn date_created_bounds_include_start_and_exclude_end() {
         let (_d, store) = store();
         for (sid, t) in [
-            ("RE1", MAR1 - 1),
-            ("RE2", MAR1),
-            ("RE3", MAR1 + DAY - 1),
-            ("RE4", MAR1 + DAY),
+            (re(1), MAR1 - 1),
+            (re(2), MAR1),
+            (re(3), MAR1 + DAY - 1),
+            (re(4), MAR1 + DAY),
         ] {
-            store.insert_recording(&recording(sid, "CA1", t)).unwrap();
+            store.insert_recording(&recording(sid, ca(1), t)).unwrap();
         }
         let list = |f: RecordingFilter| {
             store
-                .list_recordings(AC, &f, 50, 0)
+                .list_recordings(&AC, &f, 50, 0)
                 .unwrap()
                 .items
                 .into_iter()
@@ -589,36 +592,36 @@ mod tests {
             created_before_ms: Some(MAR1 + DAY),
             ..Default::default()
         };
-        assert_eq!(list(day), ["RE3", "RE2"]);
+        assert_eq!(list(day), [re(3), re(2)]);
         // DateCreated<2024-03-01
         assert_eq!(
             list(RecordingFilter {
                 created_before_ms: Some(MAR1),
                 ..Default::default()
             }),
-            ["RE1"]
+            [re(1)]
         );
         // DateCreated>2024-03-01 (the API passes the start of the next day for `>`)
         let after = RecordingFilter {
             created_on_or_after_ms: Some(MAR1 + DAY),
             ..Default::default()
         };
-        assert_eq!(list(after), ["RE4"]);
+        assert_eq!(list(after), [re(4)]);
     }
 
     #[test]
     fn keyset_with_created_before_honours_whichever_bound_is_tighter() {
         let (_d, store) = store();
-        for (sid, t) in [("RE1", 100), ("RE2", 200), ("RE3", 300), ("RE4", 400)] {
-            store.insert_recording(&recording(sid, "CA1", t)).unwrap();
+        for (sid, t) in [(re(1), 100), (re(2), 200), (re(3), 300), (re(4), 400)] {
+            store.insert_recording(&recording(sid, ca(1), t)).unwrap();
         }
         let before = |ms| RecordingFilter {
             created_before_ms: Some(ms),
             ..Default::default()
         };
-        let list = |f: &RecordingFilter, key: (i64, &str)| {
+        let list = |f: &RecordingFilter, key: (i64, RecordingSid)| {
             store
-                .list_recordings_after(AC, f, 50, Some(key))
+                .list_recordings_after(&AC, f, 50, Some((key.0, key.1.as_str())))
                 .unwrap()
                 .items
                 .into_iter()
@@ -626,19 +629,19 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(
-            list(&before(400), (300, "RE3")),
-            ["RE2", "RE1"],
+            list(&before(400), (300, re(3))),
+            [re(2), re(1)],
             "key is tighter"
         );
         assert_eq!(
-            list(&before(300), (400, "RE4")),
-            ["RE2", "RE1"],
+            list(&before(300), (400, re(4))),
+            [re(2), re(1)],
             "before is tighter"
         );
-        assert_eq!(list(&before(300), (300, "RE3")), ["RE2", "RE1"], "equal");
+        assert_eq!(list(&before(300), (300, re(3))), [re(2), re(1)], "equal");
         assert_eq!(
-            list(&before(301), (300, "RE4")),
-            ["RE3", "RE2", "RE1"],
+            list(&before(301), (300, re(4))),
+            [re(3), re(2), re(1)],
             "tie on time, sid decides"
         );
     }
@@ -648,55 +651,57 @@ mod tests {
         let (_d, store) = store();
         store.insert_recording(&full()).unwrap();
         store
-            .insert_recording(&recording("RE2", "CA1", MAR1 + 1))
+            .insert_recording(&recording(re(2), ca(1), MAR1 + 1))
             .unwrap();
         assert!(
-            !store.soft_delete_recording(AC2, "RE1", MAR1 + 10).unwrap(),
+            !store
+                .soft_delete_recording(&AC2, &re(1), MAR1 + 10)
+                .unwrap(),
             "other account"
         );
         assert!(
-            !store.soft_delete_recording(AC, "RE9", MAR1 + 10).unwrap(),
+            !store.soft_delete_recording(&AC, &re(9), MAR1 + 10).unwrap(),
             "unknown"
         );
-        assert!(store.soft_delete_recording(AC, "RE1", MAR1 + 10).unwrap());
+        assert!(store.soft_delete_recording(&AC, &re(1), MAR1 + 10).unwrap());
         assert!(
-            !store.soft_delete_recording(AC, "RE1", MAR1 + 20).unwrap(),
+            !store.soft_delete_recording(&AC, &re(1), MAR1 + 20).unwrap(),
             "second delete"
         );
 
-        assert_eq!(store.get_recording(AC, "RE1", false).unwrap(), None);
-        let got = store.get_recording(AC, "RE1", true).unwrap().unwrap();
+        assert_eq!(store.get_recording(&AC, &re(1), false).unwrap(), None);
+        let got = store.get_recording(&AC, &re(1), true).unwrap().unwrap();
         assert_eq!(got.status, RecordingStatus::Deleted);
         assert_eq!(got.deleted_at_ms, Some(MAR1 + 10));
         assert_eq!(got.date_updated_ms, MAR1 + 10);
 
         let hidden = RecordingFilter::default();
         assert_eq!(
-            sids(&store.list_recordings(AC, &hidden, 50, 0).unwrap()),
-            ["RE2"]
+            sids(&store.list_recordings(&AC, &hidden, 50, 0).unwrap()),
+            [re(2)]
         );
         let shown = RecordingFilter {
             include_soft_deleted: true,
             ..Default::default()
         };
         assert_eq!(
-            sids(&store.list_recordings(AC, &shown, 50, 0).unwrap()),
-            ["RE2", "RE1"]
+            sids(&store.list_recordings(&AC, &shown, 50, 0).unwrap()),
+            [re(2), re(1)]
         );
         // A hidden row does not make a phantom next page.
-        let p = store.list_recordings(AC, &hidden, 1, 0).unwrap();
+        let p = store.list_recordings(&AC, &hidden, 1, 0).unwrap();
         assert!(!p.has_more);
     }
 
     #[test]
     fn in_progress_recordings_of_all_accounts_oldest_first() {
         let (_d, store) = store();
-        let mut done = recording("RE1", "CA1", 1);
+        let mut done = recording(re(1), ca(1), 1);
         done.status = RecordingStatus::Completed;
         store.insert_recording(&done).unwrap();
-        store.insert_recording(&recording("RE3", "CA2", 3)).unwrap();
-        let mut other = recording("RE2", "CA3", 2);
-        other.account_sid = AC2.into();
+        store.insert_recording(&recording(re(3), ca(2), 3)).unwrap();
+        let mut other = recording(re(2), ca(3), 2);
+        other.account_sid = AC2.clone();
         store.insert_recording(&other).unwrap();
         let got: Vec<_> = store
             .recordings_in_progress()
@@ -704,20 +709,20 @@ mod tests {
             .into_iter()
             .map(|r| r.sid)
             .collect();
-        assert_eq!(got, ["RE2", "RE3"]);
+        assert_eq!(got, [re(2), re(3)]);
     }
 
     #[test]
     fn bulk_insert_is_all_or_nothing() {
         let (_d, store) = store();
         let batch = [
-            recording("RE1", "CA1", 1),
-            recording("RE2", "CA1", 2),
-            recording("RE1", "CA1", 3),
+            recording(re(1), ca(1), 1),
+            recording(re(2), ca(1), 2),
+            recording(re(1), ca(1), 3),
         ];
         assert!(store.insert_recordings_bulk(&batch).is_err());
         assert!(store
-            .list_recordings(AC, &RecordingFilter::default(), 50, 0)
+            .list_recordings(&AC, &RecordingFilter::default(), 50, 0)
             .unwrap()
             .items
             .is_empty());
@@ -725,22 +730,22 @@ mod tests {
         assert_eq!(
             sids(
                 &store
-                    .list_recordings(AC, &RecordingFilter::default(), 50, 0)
+                    .list_recordings(&AC, &RecordingFilter::default(), 50, 0)
                     .unwrap()
             ),
-            ["RE2", "RE1"]
+            [re(2), re(1)]
         );
     }
 
     #[test]
     fn out_of_range_stored_integer_is_reported_as_corrupt() {
         let (_d, store) = store();
-        store.insert_recording(&recording("RE1", "CA1", 1)).unwrap();
+        store.insert_recording(&recording(re(1), ca(1), 1)).unwrap();
         store
             .conn()
             .execute("UPDATE recordings SET channels = -1", [])
             .unwrap();
-        let err = store.get_recording(AC, "RE1", false).unwrap_err();
+        let err = store.get_recording(&AC, &re(1), false).unwrap_err();
         assert!(
             matches!(err, StoreError::Corrupt { what: "recordings.channels", ref value } if value == "-1")
         );
@@ -753,7 +758,7 @@ mod tests {
         let conn = store.conn();
         for bits in 0..32u32 {
             let f = RecordingFilter {
-                call_sid: (bits & 1 != 0).then(|| "CA1".to_owned()),
+                call_sid: (bits & 1 != 0).then(|| ca(1)),
                 created_on_or_after_ms: (bits & 2 != 0).then_some(1),
                 created_before_ms: (bits & 4 != 0).then_some(2),
                 include_soft_deleted: bits & 8 != 0,
@@ -766,7 +771,7 @@ mod tests {
             let plan: Vec<String> = conn
                 .prepare(&sql)
                 .unwrap()
-                .query_map(rusqlite::params!["AC", "CA1", 1, 2, 3, "RE", 51, 0], |r| {
+                .query_map(rusqlite::params!["AC", ca(1), 1, 2, 3, "RE", 51, 0], |r| {
                     r.get::<_, String>(3)
                 })
                 .unwrap()
@@ -794,14 +799,15 @@ mod tests {
         use RecordingSource::*;
         use RecordingStatus::*;
         let (_d, store) = store();
+        let (old, old_bot, old_live, new) = (re(1), re(2), re(3), re(4));
         let mut recs = Vec::new();
         for (sid, call, created, status, source) in [
-            ("REold", "CA1", MAR1, Completed, RecordVerb),
-            ("REoldbot", "CA1", MAR1 + 1, Absent, RecordResponse),
-            ("REoldlive", "CA1", MAR1 + 2, InProgress, RecordResponse),
-            ("REnew", "CA2", MAR1 + DAY, Completed, RecordResponse),
+            (&old, ca(1), MAR1, Completed, RecordVerb),
+            (&old_bot, ca(1), MAR1 + 1, Absent, RecordResponse),
+            (&old_live, ca(1), MAR1 + 2, InProgress, RecordResponse),
+            (&new, ca(2), MAR1 + DAY, Completed, RecordResponse),
         ] {
-            let mut r = recording(sid, call, created);
+            let mut r = recording(sid.clone(), call, created);
             r.status = status;
             r.source = source;
             store.insert_recording(&r).unwrap();
@@ -810,32 +816,32 @@ mod tests {
         let sids = |v: Vec<RecordingRecord>| v.into_iter().map(|r| r.sid).collect::<Vec<_>>();
         assert_eq!(
             sids(store.recordings_created_before(MAR1 + DAY, 10).unwrap()),
-            ["REold", "REoldbot"],
+            [old.clone(), old_bot.clone()],
             "in-progress and newer ones stay"
         );
         assert_eq!(
             sids(store.recordings_created_before(MAR1 + DAY, 1).unwrap()),
-            ["REold"]
+            std::slice::from_ref(&old)
         );
         assert_eq!(
             sids(
                 store
-                    .recordings_of_call("CA1", RecordingSource::RecordResponse)
+                    .recordings_of_call(&ca(1), RecordingSource::RecordResponse)
                     .unwrap()
             ),
-            ["REoldbot", "REoldlive"]
+            [old_bot.clone(), old_live.clone()]
         );
-        assert!(store.soft_delete_recording(AC, "REold", MAR1 + 5).unwrap());
+        assert!(store.soft_delete_recording(&AC, &old, MAR1 + 5).unwrap());
         assert!(store
-            .soft_delete_recording(AC, "REoldbot", MAR1 + 50)
+            .soft_delete_recording(&AC, &old_bot, MAR1 + 50)
             .unwrap());
         assert_eq!(
             sids(
                 store
-                    .recordings_of_call("CA1", RecordingSource::RecordResponse)
+                    .recordings_of_call(&ca(1), RecordingSource::RecordResponse)
                     .unwrap()
             ),
-            ["REoldlive"],
+            [old_live],
             "deleted ones are not the call's any more"
         );
         assert!(store
@@ -843,9 +849,9 @@ mod tests {
             .unwrap()
             .is_empty());
         assert_eq!(store.purge_deleted_recordings(MAR1 + 10).unwrap(), 1);
-        assert_eq!(store.get_recording(AC, "REold", true).unwrap(), None);
-        assert!(store.get_recording(AC, "REoldbot", true).unwrap().is_some());
-        assert!(store.get_recording(AC, "REnew", false).unwrap().is_some());
+        assert_eq!(store.get_recording(&AC, &old, true).unwrap(), None);
+        assert!(store.get_recording(&AC, &old_bot, true).unwrap().is_some());
+        assert!(store.get_recording(&AC, &new, false).unwrap().is_some());
     }
 
     #[test]
@@ -875,7 +881,7 @@ mod tests {
 
         let recs: Vec<RecordingRecord> = (0..2500)
             .map(|i| {
-                let mut r = recording(&format!("RE{i:05}"), "CA1", MAR1 + i);
+                let mut r = recording(re(i as u128), ca(1), MAR1 + i);
                 r.status = RecordingStatus::Deleted;
                 r.deleted_at_ms = Some(MAR1 + i);
                 r
@@ -884,7 +890,7 @@ mod tests {
         store.insert_recordings_bulk(&recs).unwrap();
         assert_eq!(store.purge_deleted_recordings(MAR1 + 2400).unwrap(), 2400);
         assert_eq!(store.purge_deleted_recordings(MAR1 + 2400).unwrap(), 0);
-        assert!(store.get_recording(AC, "RE02400", true).unwrap().is_some());
-        assert!(store.get_recording(AC, "RE02399", true).unwrap().is_none());
+        assert!(store.get_recording(&AC, &re(2400), true).unwrap().is_some());
+        assert!(store.get_recording(&AC, &re(2399), true).unwrap().is_none());
     }
 }

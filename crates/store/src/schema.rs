@@ -208,18 +208,19 @@ mod tests {
         let conn = Connection::open(path).unwrap();
         conn.execute_batch(V1).unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
-        conn.execute_batch(
-            "INSERT INTO calls VALUES ('CA1', 'AC00000000000000000000000000000001', 'sip:alice@example.com', \
+        let (ac, ca, re, tr) = (&*AC, ca(1), re(1), tr(1));
+        conn.execute_batch(&format!(
+            "INSERT INTO calls VALUES ('{ca}', '{ac}', 'sip:alice@example.com', \
                  'sip:+15550100@hark', 'inbound', 'completed', 1000, 9000, 1500, 9000, 7);
              INSERT INTO recordings (sid, account_sid, call_sid, status, source, channels, date_created, \
                  date_updated, start_time, duration, media_file, transcribe) VALUES \
-                 ('RE1', 'AC00000000000000000000000000000001', 'CA1', 'completed', 'RecordVerb', 1, 2000, \
-                  8000, 2000, 6, 'RE1.wav', 1);
-             INSERT INTO transcriptions VALUES ('TR1', 'AC00000000000000000000000000000001', 'RE1', \
+                 ('{re}', '{ac}', '{ca}', 'completed', 'RecordVerb', 1, 2000, \
+                  8000, 2000, 6, '{re}.wav', 1);
+             INSERT INTO transcriptions VALUES ('{tr}', '{ac}', '{re}', \
                  'completed', 'hello world', 6, 8000, 8500, 'fast', 'en-US');
              INSERT INTO outbox (idempotency_key, group_key, url, method, params, attempts, \
-                 next_attempt_ms, state) VALUES ('k1', 'RE1', 'https://example.com/cb', 'POST', '[]', 0, 0, 'pending');",
-        )
+                 next_attempt_ms, state) VALUES ('k1', '{re}', 'https://example.com/cb', 'POST', '[]', 0, 0, 'pending');",
+        ))
         .unwrap();
     }
 
@@ -231,26 +232,26 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), 3);
 
-        let mut want_call = call("CA1", 1_000);
+        let mut want_call = call(ca(1), 1_000);
         want_call.status = crate::CallStatus::Completed;
         want_call.date_updated_ms = 9_000;
         want_call.start_time_ms = Some(1_500);
         want_call.end_time_ms = Some(9_000);
         want_call.duration_secs = Some(7);
-        assert_eq!(store.get_call(AC, "CA1").unwrap(), Some(want_call));
-        assert_eq!(store.find_call_by_request_id("CA1").unwrap(), None);
-        let rec = store.get_recording(AC, "RE1", false).unwrap().unwrap();
+        assert_eq!(store.get_call(&AC, &ca(1)).unwrap(), Some(want_call));
+        assert_eq!(store.find_call_by_request_id(ca(1).as_str()).unwrap(), None);
+        let rec = store.get_recording(&AC, &re(1), false).unwrap().unwrap();
         assert_eq!((rec.duration_secs, rec.transcribe), (Some(6), true));
         assert_eq!(store.pending_count().unwrap(), 1);
 
-        let t = store.get_transcription(AC, "TR1").unwrap().unwrap();
+        let t = store.get_transcription(&AC, &tr(1)).unwrap().unwrap();
         assert_eq!(
             t,
             TranscriptionRecord {
-                sid: "TR1".into(),
-                account_sid: AC.into(),
-                recording_sid: "RE1".into(),
-                call_sid: "CA1".into(), // backfilled from the recording
+                sid: tr(1),
+                account_sid: AC.clone(),
+                recording_sid: re(1),
+                call_sid: ca(1), // backfilled from the recording
                 status: crate::TranscriptionStatus::Completed,
                 text: Some("hello world".into()),
                 language: Some("en-US".into()),
@@ -267,9 +268,9 @@ mod tests {
         );
         // The new tables work on the migrated file.
         store
-            .replace_utterances("TR1", &[utterance(1, 0.5, "hello world")])
+            .replace_utterances(&tr(1), &[utterance(1, 0.5, "hello world")])
             .unwrap();
-        store.set_call_request_id("CA1", "req-1").unwrap();
+        store.set_call_request_id(&ca(1), "req-1").unwrap();
         let lines = store.call_transcript("req-1").unwrap().unwrap();
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].start_sec, 1.0); // 2000 + 500 - 1500 ms
@@ -278,7 +279,7 @@ mod tests {
         // Reopening runs no migration again (v2 would fail on the existing columns).
         let again = Store::open(&path).unwrap();
         assert_eq!(again.schema_version().unwrap(), 3);
-        assert_eq!(again.utterances("TR1").unwrap().len(), 1);
+        assert_eq!(again.utterances(&tr(1)).unwrap().len(), 1);
     }
 
     #[test]
@@ -309,8 +310,8 @@ mod tests {
         assert_eq!(cols, 0, "the ALTERs were rolled back");
         let text: String = conn
             .query_row(
-                "SELECT text FROM transcriptions WHERE sid = 'TR1'",
-                [],
+                "SELECT text FROM transcriptions WHERE sid = ?1",
+                [tr(1)],
                 |r| r.get(0),
             )
             .unwrap();

@@ -5,19 +5,19 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::transcriptions::{exists, update};
 use crate::{
-    query, to_u32, CallEvent, CallTranscript, Store, StoreError, TimedUtterance,
-    TranscriptionRecord, TranscriptionStatus, Utterance,
+    query, to_u32, AccountSid, CallEvent, CallSid, CallTranscript, Store, StoreError,
+    TimedUtterance, TranscriptionRecord, TranscriptionSid, TranscriptionStatus, Utterance,
 };
 
 fn insert_utterances(
     conn: &Connection,
-    transcription_sid: &str,
+    transcription_sid: &TranscriptionSid,
     utterances: &[Utterance],
 ) -> Result<(), StoreError> {
     if !exists(conn, transcription_sid)? {
         return Err(StoreError::NotFound {
             what: "transcription",
-            sid: transcription_sid.to_owned(),
+            sid: transcription_sid.to_string(),
         });
     }
     conn.prepare_cached("DELETE FROM utterances WHERE transcription_sid = ?1")
@@ -46,7 +46,7 @@ fn insert_utterances(
 
 fn read_utterances(
     conn: &Connection,
-    transcription_sid: &str,
+    transcription_sid: &TranscriptionSid,
 ) -> Result<Vec<Utterance>, StoreError> {
     let mut st = conn
         .prepare_cached(
@@ -79,7 +79,7 @@ fn read_utterances(
     Ok(out)
 }
 
-fn read_call_events(conn: &Connection, call_sid: &str) -> Result<Vec<CallEvent>, StoreError> {
+fn read_call_events(conn: &Connection, call_sid: &CallSid) -> Result<Vec<CallEvent>, StoreError> {
     let mut st = conn
         .prepare_cached(
             "SELECT call_sid, at_ms, speaker, text, duration_sec FROM call_events \
@@ -102,7 +102,7 @@ fn read_call_events(conn: &Connection, call_sid: &str) -> Result<Vec<CallEvent>,
 
 /// `(call_sid, account_sid, reference ms)` of a request id; the reference (answer time, else
 /// creation) is `None` when the call row is missing (recordings may outlive it).
-type Resolved = (String, String, Option<i64>);
+type Resolved = (CallSid, AccountSid, Option<i64>);
 
 fn call_by(conn: &Connection, sql: &str, id: &str) -> Result<Option<Resolved>, StoreError> {
     conn.prepare_cached(sql)
@@ -126,7 +126,7 @@ fn resolve(conn: &Connection, id: &str) -> Result<Option<Resolved>, StoreError> 
         id,
     )?;
     if let Some((call_sid, account_sid, _)) = by_recording {
-        let reference = call_by(conn, CALL, &call_sid)?.and_then(|c| c.2);
+        let reference = call_by(conn, CALL, call_sid.as_str())?.and_then(|c| c.2);
         return Ok(Some((call_sid, account_sid, reference)));
     }
     if let Some(found) = call_by(
@@ -148,8 +148,8 @@ fn resolve(conn: &Connection, id: &str) -> Result<Option<Resolved>, StoreError> 
 /// visible recordings.
 fn call_transcriptions(
     conn: &Connection,
-    call_sid: &str,
-) -> Result<Vec<(String, TranscriptionStatus, i64)>, StoreError> {
+    call_sid: &CallSid,
+) -> Result<Vec<(TranscriptionSid, TranscriptionStatus, i64)>, StoreError> {
     let mut st = conn
         .prepare_cached(
             "SELECT t.sid, t.status, r.start_time FROM recordings r \
@@ -221,7 +221,7 @@ impl Store {
     /// within the slice. Unknown transcription → [`StoreError::NotFound`].
     pub fn replace_utterances(
         &self,
-        transcription_sid: &str,
+        transcription_sid: &TranscriptionSid,
         utterances: &[Utterance],
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
@@ -245,7 +245,10 @@ impl Store {
     }
 
     /// The utterances of a transcription in order (empty if it has none or is unknown).
-    pub fn utterances(&self, transcription_sid: &str) -> Result<Vec<Utterance>, StoreError> {
+    pub fn utterances(
+        &self,
+        transcription_sid: &TranscriptionSid,
+    ) -> Result<Vec<Utterance>, StoreError> {
         read_utterances(&self.conn(), transcription_sid)
     }
 
@@ -269,7 +272,7 @@ impl Store {
     }
 
     /// What Hark said on a call, by time.
-    pub fn call_events(&self, call_sid: &str) -> Result<Vec<CallEvent>, StoreError> {
+    pub fn call_events(&self, call_sid: &CallSid) -> Result<Vec<CallEvent>, StoreError> {
         read_call_events(&self.conn(), call_sid)
     }
 
@@ -337,13 +340,16 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::testutil::*;
-    use crate::{CallEvent, StoreError, TimedUtterance, TranscriptionStatus, Utterance};
+    use crate::{
+        CallEvent, CallSid, RecordingSid, StoreError, TimedUtterance, TranscriptionSid,
+        TranscriptionStatus, Utterance,
+    };
 
     const T0: i64 = 1_700_000_000_000;
 
-    fn say(call_sid: &str, at_ms: i64, text: &str, duration_sec: f64) -> CallEvent {
+    fn say(call_sid: CallSid, at_ms: i64, text: &str, duration_sec: f64) -> CallEvent {
         CallEvent {
-            call_sid: call_sid.into(),
+            call_sid,
             at_ms,
             speaker: "system".into(),
             text: text.into(),
@@ -351,11 +357,14 @@ mod tests {
         }
     }
 
-    fn completed(store: &crate::Store, sid: &str, re: &str, utterances: &[Utterance]) {
-        store
-            .insert_transcription(&transcription(sid, re, T0))
-            .unwrap();
+    fn completed(
+        store: &crate::Store,
+        sid: TranscriptionSid,
+        re: RecordingSid,
+        utterances: &[Utterance],
+    ) {
         let mut t = transcription(sid, re, T0);
+        store.insert_transcription(&t).unwrap();
         t.status = TranscriptionStatus::Completed;
         t.text = Some(
             utterances
@@ -386,22 +395,22 @@ mod tests {
     /// CA1 answered at T0+500 with two recordings, two `<Say>`s, request id `req-1`.
     fn two_recordings() -> (tempfile::TempDir, crate::Store) {
         let (d, store) = store();
-        let mut c = call("CA1", T0);
+        let mut c = call(ca(1), T0);
         c.start_time_ms = Some(T0 + 500);
         store
             .insert_call_with_request_id(&c, Some("req-1"))
             .unwrap();
-        let mut re1 = recording("RE1", "CA1", T0 + 2_000);
+        let mut re1 = recording(re(1), ca(1), T0 + 2_000);
         re1.start_time_ms = T0 + 2_000;
-        let mut re2 = recording("RE2", "CA1", T0 + 10_000);
+        let mut re2 = recording(re(2), ca(1), T0 + 10_000);
         re2.start_time_ms = T0 + 10_000;
         store.insert_recording(&re1).unwrap();
         store.insert_recording(&re2).unwrap();
         store
-            .insert_call_event(&say("CA1", T0 + 9_000, "Thanks", 0.8))
+            .insert_call_event(&say(ca(1), T0 + 9_000, "Thanks", 0.8))
             .unwrap();
         store
-            .insert_call_event(&say("CA1", T0 + 600, "Welcome", 1.4))
+            .insert_call_event(&say(ca(1), T0 + 600, "Welcome", 1.4))
             .unwrap();
         (d, store)
     }
@@ -411,14 +420,14 @@ mod tests {
         let (_d, store) = two_recordings();
         completed(
             &store,
-            "TR1",
-            "RE1",
+            tr(1),
+            re(1),
             &[
                 utterance(1, 0.4, "hello"),
                 utterance(2, 3.0, "my number is"),
             ],
         );
-        completed(&store, "TR2", "RE2", &[utterance(1, 0.25, "bye")]);
+        completed(&store, tr(2), re(2), &[utterance(1, 0.25, "bye")]);
         let want = vec![
             line(1, 0.1, 1.4, "system", "Welcome"),
             line(2, 1.9, 1.5, "caller", "hello"),
@@ -426,7 +435,7 @@ mod tests {
             line(4, 8.5, 0.8, "system", "Thanks"),
             line(5, 9.75, 1.5, "caller", "bye"),
         ];
-        for id in ["CA1", "RE1", "RE2", "req-1"] {
+        for id in [ca(1).as_str(), re(1).as_str(), re(2).as_str(), "req-1"] {
             assert_eq!(
                 store.call_transcript(id).unwrap(),
                 Some(want.clone()),
@@ -434,8 +443,8 @@ mod tests {
             );
         }
         let of = store.call_transcript_of("req-1").unwrap().unwrap();
-        assert_eq!((of.call_sid.as_str(), of.account_sid.as_str()), ("CA1", AC));
-        assert_eq!(store.call_transcript("CA9").unwrap(), None);
+        assert_eq!((of.call_sid, of.account_sid), (ca(1), AC.clone()));
+        assert_eq!(store.call_transcript(ca(9).as_str()).unwrap(), None);
         assert_eq!(store.call_transcript_of("nope").unwrap(), None);
     }
 
@@ -443,22 +452,30 @@ mod tests {
     fn call_transcript_is_not_ready_while_any_transcription_is_pending_or_none_completed() {
         let (_d, store) = two_recordings();
         store
-            .insert_transcription(&transcription("TR1", "RE1", T0))
+            .insert_transcription(&transcription(tr(1), re(1), T0))
             .unwrap();
         // Known call, nothing finished: resolved but not ready.
-        let of = store.call_transcript_of("CA1").unwrap().unwrap();
+        let of = store.call_transcript_of(ca(1).as_str()).unwrap().unwrap();
         assert_eq!(of.utterances, None);
-        assert_eq!(store.call_transcript("CA1").unwrap(), None);
-        assert!(store.start_transcription("TR1", T0 + 1).unwrap());
-        assert_eq!(store.call_transcript("CA1").unwrap(), None, "in progress");
+        assert_eq!(store.call_transcript(ca(1).as_str()).unwrap(), None);
+        assert!(store.start_transcription(&tr(1), T0 + 1).unwrap());
+        assert_eq!(
+            store.call_transcript(ca(1).as_str()).unwrap(),
+            None,
+            "in progress"
+        );
 
-        let mut failed = transcription("TR1", "RE1", T0);
+        let mut failed = transcription(tr(1), re(1), T0);
         failed.status = TranscriptionStatus::Failed;
         store.update_transcription(&failed).unwrap();
-        assert_eq!(store.call_transcript("CA1").unwrap(), None, "only failed");
+        assert_eq!(
+            store.call_transcript(ca(1).as_str()).unwrap(),
+            None,
+            "only failed"
+        );
 
-        completed(&store, "TR2", "RE2", &[utterance(1, 0.0, "bye")]);
-        let got = store.call_transcript("CA1").unwrap().unwrap();
+        completed(&store, tr(2), re(2), &[utterance(1, 0.0, "bye")]);
+        let got = store.call_transcript(ca(1).as_str()).unwrap().unwrap();
         assert_eq!(
             got.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
             ["Welcome", "Thanks", "bye"],
@@ -467,19 +484,25 @@ mod tests {
         assert_eq!(got[2].start_sec, 9.5);
 
         store
-            .insert_transcription(&transcription("TR3", "RE2", T0 + 1))
+            .insert_transcription(&transcription(tr(3), re(2), T0 + 1))
             .unwrap();
-        assert_eq!(store.call_transcript("CA1").unwrap(), None, "re-queued");
+        assert_eq!(
+            store.call_transcript(ca(1).as_str()).unwrap(),
+            None,
+            "re-queued"
+        );
     }
 
     #[test]
     fn deleted_recording_is_no_request_id_and_adds_nothing() {
         let (_d, store) = two_recordings();
-        completed(&store, "TR1", "RE1", &[utterance(1, 0.4, "hello")]);
-        completed(&store, "TR2", "RE2", &[utterance(1, 0.25, "bye")]);
-        assert!(store.soft_delete_recording(AC, "RE2", T0 + 20_000).unwrap());
-        assert_eq!(store.call_transcript("RE2").unwrap(), None);
-        let got = store.call_transcript("CA1").unwrap().unwrap();
+        completed(&store, tr(1), re(1), &[utterance(1, 0.4, "hello")]);
+        completed(&store, tr(2), re(2), &[utterance(1, 0.25, "bye")]);
+        assert!(store
+            .soft_delete_recording(&AC, &re(2), T0 + 20_000)
+            .unwrap());
+        assert_eq!(store.call_transcript(re(2).as_str()).unwrap(), None);
+        let got = store.call_transcript(ca(1).as_str()).unwrap().unwrap();
         assert_eq!(
             got.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
             ["Welcome", "hello", "Thanks"]
@@ -489,34 +512,34 @@ mod tests {
     #[test]
     fn without_a_call_row_times_start_at_the_first_recording() {
         let (_d, store) = store();
-        let mut re = recording("RE5", "CA5", T0);
-        re.start_time_ms = T0 + 3_000;
-        store.insert_recording(&re).unwrap();
-        completed(&store, "TR5", "RE5", &[utterance(1, 1.2, "only me")]);
+        let mut rec = recording(re(5), ca(5), T0);
+        rec.start_time_ms = T0 + 3_000;
+        store.insert_recording(&rec).unwrap();
+        completed(&store, tr(5), re(5), &[utterance(1, 1.2, "only me")]);
         let want = Some(vec![line(1, 1.2, 1.5, "caller", "only me")]);
-        assert_eq!(store.call_transcript("CA5").unwrap(), want);
-        assert_eq!(store.call_transcript("RE5").unwrap(), want);
+        assert_eq!(store.call_transcript(ca(5).as_str()).unwrap(), want);
+        assert_eq!(store.call_transcript(re(5).as_str()).unwrap(), want);
     }
 
     #[test]
     fn speech_before_the_reference_is_clamped_to_zero_and_ties_put_hark_first() {
         let (_d, store) = store();
-        let mut c = call("CA1", T0);
+        let mut c = call(ca(1), T0);
         c.start_time_ms = Some(T0 + 1_000);
         store.insert_call(&c).unwrap();
-        let mut re = recording("RE1", "CA1", T0);
-        re.start_time_ms = T0; // early media, before the answer
-        store.insert_recording(&re).unwrap();
+        let mut rec = recording(re(1), ca(1), T0);
+        rec.start_time_ms = T0; // early media, before the answer
+        store.insert_recording(&rec).unwrap();
         store
-            .insert_call_event(&say("CA1", T0 + 2_000, "beep", 0.5))
+            .insert_call_event(&say(ca(1), T0 + 2_000, "beep", 0.5))
             .unwrap();
         completed(
             &store,
-            "TR1",
-            "RE1",
+            tr(1),
+            re(1),
             &[utterance(1, 0.0, "early"), utterance(2, 2.0, "same time")],
         );
-        let got = store.call_transcript("CA1").unwrap().unwrap();
+        let got = store.call_transcript(ca(1).as_str()).unwrap().unwrap();
         assert_eq!(
             got,
             vec![
@@ -530,23 +553,23 @@ mod tests {
     #[test]
     fn replace_utterances_replaces_all_and_is_all_or_nothing() {
         let (_d, store) = store();
-        store.insert_recording(&recording("RE1", "CA1", 1)).unwrap();
+        store.insert_recording(&recording(re(1), ca(1), 1)).unwrap();
         store
-            .insert_transcription(&transcription("TR1", "RE1", 1))
+            .insert_transcription(&transcription(tr(1), re(1), 1))
             .unwrap();
         let first = [utterance(1, 0.0, "a"), utterance(2, 1.0, "b")];
-        store.replace_utterances("TR1", &first).unwrap();
-        assert_eq!(store.utterances("TR1").unwrap(), first);
+        store.replace_utterances(&tr(1), &first).unwrap();
+        assert_eq!(store.utterances(&tr(1)).unwrap(), first);
         // Duplicate order: refused, the previous utterances stay.
         let bad = [utterance(1, 0.0, "x"), utterance(1, 1.0, "y")];
-        assert!(store.replace_utterances("TR1", &bad).is_err());
-        assert_eq!(store.utterances("TR1").unwrap(), first);
+        assert!(store.replace_utterances(&tr(1), &bad).is_err());
+        assert_eq!(store.utterances(&tr(1)).unwrap(), first);
         let second = [utterance(1, 0.5, "c")];
-        store.replace_utterances("TR1", &second).unwrap();
-        assert_eq!(store.utterances("TR1").unwrap(), second);
-        let err = store.replace_utterances("TR9", &second).unwrap_err();
+        store.replace_utterances(&tr(1), &second).unwrap();
+        assert_eq!(store.utterances(&tr(1)).unwrap(), second);
+        let err = store.replace_utterances(&tr(9), &second).unwrap_err();
         assert!(
-            matches!(err, StoreError::NotFound { what: "transcription", ref sid } if sid == "TR9"),
+            matches!(err, StoreError::NotFound { what: "transcription", ref sid } if sid == tr(9).as_str()),
             "{err:?}"
         );
     }
@@ -554,32 +577,32 @@ mod tests {
     #[test]
     fn finish_transcription_of_a_deleted_job_stores_nothing() {
         let (_d, store) = store();
-        store.insert_recording(&recording("RE1", "CA1", 1)).unwrap();
-        let mut t = transcription("TR1", "RE1", 1);
+        store.insert_recording(&recording(re(1), ca(1), 1)).unwrap();
+        let mut t = transcription(tr(1), re(1), 1);
         t.status = TranscriptionStatus::Completed;
         let err = store
             .finish_transcription(&t, &[utterance(1, 0.0, "a")])
             .unwrap_err();
         assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
-        assert!(store.utterances("TR1").unwrap().is_empty());
+        assert!(store.utterances(&tr(1)).unwrap().is_empty());
     }
 
     #[test]
     fn call_events_come_back_in_time_order_per_call() {
         let (_d, store) = store();
         store
-            .insert_call_event(&say("CA1", 20, "second", 1.0))
+            .insert_call_event(&say(ca(1), 20, "second", 1.0))
             .unwrap();
         store
-            .insert_call_event(&say("CA1", 10, "first", 2.0))
+            .insert_call_event(&say(ca(1), 10, "first", 2.0))
             .unwrap();
         store
-            .insert_call_event(&say("CA2", 5, "other", 1.0))
+            .insert_call_event(&say(ca(2), 5, "other", 1.0))
             .unwrap();
         assert_eq!(
-            store.call_events("CA1").unwrap(),
-            [say("CA1", 10, "first", 2.0), say("CA1", 20, "second", 1.0)]
+            store.call_events(&ca(1)).unwrap(),
+            [say(ca(1), 10, "first", 2.0), say(ca(1), 20, "second", 1.0)]
         );
-        assert!(store.call_events("CA3").unwrap().is_empty());
+        assert!(store.call_events(&ca(3)).unwrap().is_empty());
     }
 }

@@ -6,8 +6,8 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::{
-    into_page, query, to_u32, Page, Store, StoreError, TranscriptionCounts, TranscriptionRecord,
-    TranscriptionStatus,
+    into_page, query, to_u32, AccountSid, Page, RecordingSid, Store, StoreError,
+    TranscriptionCounts, TranscriptionRecord, TranscriptionSid, TranscriptionStatus,
 };
 
 const COLUMNS: &str = "sid, account_sid, recording_sid, call_sid, status, text, language, engine, error, \
@@ -85,7 +85,7 @@ pub(crate) fn update(conn: &Connection, t: &TranscriptionRecord) -> Result<(), S
     if n == 0 {
         return Err(StoreError::NotFound {
             what: "transcription",
-            sid: t.sid.clone(),
+            sid: t.sid.to_string(),
         });
     }
     Ok(())
@@ -147,7 +147,11 @@ impl Store {
     }
 
     /// Claims a queued job: `queued` → `in-progress`. False if it is not queued (any more).
-    pub fn start_transcription(&self, sid: &str, now_ms: i64) -> Result<bool, StoreError> {
+    pub fn start_transcription(
+        &self,
+        sid: &TranscriptionSid,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         let conn = self.conn();
         let mut st = conn
             .prepare_cached(
@@ -198,8 +202,8 @@ impl Store {
 
     pub fn get_transcription(
         &self,
-        account_sid: &str,
-        sid: &str,
+        account_sid: &AccountSid,
+        sid: &TranscriptionSid,
     ) -> Result<Option<TranscriptionRecord>, StoreError> {
         let sql =
             format!("SELECT {COLUMNS} FROM transcriptions WHERE sid = ?1 AND account_sid = ?2");
@@ -216,8 +220,8 @@ impl Store {
     /// recording's: the page after the item keyed `(date_created_ms, sid)`, or the first page.
     pub fn list_transcriptions(
         &self,
-        account_sid: &str,
-        recording_sid: Option<&str>,
+        account_sid: &AccountSid,
+        recording_sid: Option<&RecordingSid>,
         page_size: u32,
         after: Option<(i64, &str)>,
     ) -> Result<Page<TranscriptionRecord>, StoreError> {
@@ -227,8 +231,8 @@ impl Store {
     /// Page number `page` (0-based, OFFSET) of the same list as [`Store::list_transcriptions`].
     pub fn list_transcriptions_page(
         &self,
-        account_sid: &str,
-        recording_sid: Option<&str>,
+        account_sid: &AccountSid,
+        recording_sid: Option<&RecordingSid>,
         page_size: u32,
         page: u32,
     ) -> Result<Page<TranscriptionRecord>, StoreError> {
@@ -238,8 +242,8 @@ impl Store {
 
     fn list_tr(
         &self,
-        account_sid: &str,
-        recording_sid: Option<&str>,
+        account_sid: &AccountSid,
+        recording_sid: Option<&RecordingSid>,
         page_size: u32,
         offset: i64,
         after: Option<(i64, &str)>,
@@ -262,7 +266,11 @@ impl Store {
     }
 
     /// Deletes the transcription and its utterances (DELETE → 204); false if unknown.
-    pub fn delete_transcription(&self, account_sid: &str, sid: &str) -> Result<bool, StoreError> {
+    pub fn delete_transcription(
+        &self,
+        account_sid: &AccountSid,
+        sid: &TranscriptionSid,
+    ) -> Result<bool, StoreError> {
         let conn = self.conn();
         let n = conn
             .execute(
@@ -277,8 +285,8 @@ impl Store {
     /// returns how many.
     pub fn delete_transcriptions_of_recording(
         &self,
-        account_sid: &str,
-        recording_sid: &str,
+        account_sid: &AccountSid,
+        recording_sid: &RecordingSid,
     ) -> Result<u64, StoreError> {
         let conn = self.conn();
         let n = conn
@@ -317,7 +325,7 @@ impl Store {
 }
 
 /// Whether a transcription sid exists in any account (used inside transactions).
-pub(crate) fn exists(conn: &Connection, sid: &str) -> Result<bool, StoreError> {
+pub(crate) fn exists(conn: &Connection, sid: &TranscriptionSid) -> Result<bool, StoreError> {
     conn.prepare_cached("SELECT 1 FROM transcriptions WHERE sid = ?1")
         .map_err(query("find transcription"))?
         .query_row(params![sid], |_| Ok(()))
@@ -330,22 +338,25 @@ pub(crate) fn exists(conn: &Connection, sid: &str) -> Result<bool, StoreError> {
 mod tests {
     use super::list_sql;
     use crate::testutil::*;
-    use crate::{Page, StoreError, TranscriptionCounts, TranscriptionRecord, TranscriptionStatus};
+    use crate::{
+        Page, StoreError, TranscriptionCounts, TranscriptionRecord, TranscriptionSid,
+        TranscriptionStatus,
+    };
 
-    fn sids(p: &Page<TranscriptionRecord>) -> Vec<&str> {
-        p.items.iter().map(|t| t.sid.as_str()).collect()
+    fn sids(p: &Page<TranscriptionRecord>) -> Vec<TranscriptionSid> {
+        p.items.iter().map(|t| t.sid.clone()).collect()
     }
 
     fn with_recordings(store: &crate::Store) {
-        store.insert_recording(&recording("RE1", "CA1", 1)).unwrap();
-        store.insert_recording(&recording("RE2", "CA1", 2)).unwrap();
+        store.insert_recording(&recording(re(1), ca(1), 1)).unwrap();
+        store.insert_recording(&recording(re(2), ca(1), 2)).unwrap();
     }
 
     #[test]
     fn transcription_round_trips_every_field_and_is_scoped_to_its_account() {
         let (_d, store) = store();
         with_recordings(&store);
-        let mut t = transcription("TR1", "RE1", 1_000);
+        let mut t = transcription(tr(1), re(1), 1_000);
         t.status = TranscriptionStatus::Completed;
         t.text = Some("hello there".into());
         t.language = Some("en-US".into());
@@ -356,16 +367,16 @@ mod tests {
         t.duration_secs = Some(4);
         t.transcribe_callback = Some("https://example.com/tr".into());
         store.insert_transcription(&t).unwrap();
-        assert_eq!(store.get_transcription(AC, "TR1").unwrap(), Some(t));
-        assert_eq!(store.get_transcription(AC2, "TR1").unwrap(), None);
-        assert_eq!(store.get_transcription(AC, "TR2").unwrap(), None);
+        assert_eq!(store.get_transcription(&AC, &tr(1)).unwrap(), Some(t));
+        assert_eq!(store.get_transcription(&AC2, &tr(1)).unwrap(), None);
+        assert_eq!(store.get_transcription(&AC, &tr(2)).unwrap(), None);
     }
 
     #[test]
     fn transcription_of_unknown_recording_is_refused() {
         let (_d, store) = store();
         let err = store
-            .insert_transcription(&transcription("TR1", "RE9", 1))
+            .insert_transcription(&transcription(tr(1), re(9), 1))
             .unwrap_err();
         assert!(
             matches!(
@@ -384,14 +395,14 @@ mod tests {
         let (_d, store) = store();
         with_recordings(&store);
         store
-            .insert_transcription(&transcription("TR1", "RE1", 10))
+            .insert_transcription(&transcription(tr(1), re(1), 10))
             .unwrap();
-        assert!(store.start_transcription("TR1", 20).unwrap());
+        assert!(store.start_transcription(&tr(1), 20).unwrap());
         assert!(
-            !store.start_transcription("TR1", 21).unwrap(),
+            !store.start_transcription(&tr(1), 21).unwrap(),
             "claimed once"
         );
-        let got = store.get_transcription(AC, "TR1").unwrap().unwrap();
+        let got = store.get_transcription(&AC, &tr(1)).unwrap().unwrap();
         assert_eq!(
             (got.status.as_str(), got.date_updated_ms),
             ("in-progress", 20)
@@ -401,18 +412,18 @@ mod tests {
         done.status = TranscriptionStatus::Failed;
         done.error = Some("engine timeout after 30 s".into());
         done.date_updated_ms = 30;
-        done.call_sid = "CA9".into(); // immutable: ignored
+        done.call_sid = ca(9); // immutable: ignored
         store.update_transcription(&done).unwrap();
-        let got = store.get_transcription(AC, "TR1").unwrap().unwrap();
+        let got = store.get_transcription(&AC, &tr(1)).unwrap().unwrap();
         assert_eq!(got.status, "failed");
         assert_eq!(got.error.as_deref(), Some("engine timeout after 30 s"));
-        assert_eq!(got.call_sid, "CA1");
+        assert_eq!(got.call_sid, ca(1));
 
-        assert!(store.delete_transcription(AC, "TR1").unwrap());
-        assert!(!store.delete_transcription(AC, "TR1").unwrap());
+        assert!(store.delete_transcription(&AC, &tr(1)).unwrap());
+        assert!(!store.delete_transcription(&AC, &tr(1)).unwrap());
         let err = store.update_transcription(&done).unwrap_err();
         assert!(
-            matches!(err, StoreError::NotFound { what: "transcription", ref sid } if sid == "TR1"),
+            matches!(err, StoreError::NotFound { what: "transcription", ref sid } if sid == tr(1).as_str()),
             "{err:?}"
         );
     }
@@ -421,19 +432,19 @@ mod tests {
     fn queue_is_oldest_first_across_accounts_and_in_progress_jobs_are_requeued() {
         let (_d, store) = store();
         with_recordings(&store);
-        let mut other = recording("RE3", "CA3", 3);
-        other.account_sid = AC2.into();
+        let mut other = recording(re(3), ca(3), 3);
+        other.account_sid = AC2.clone();
         store.insert_recording(&other).unwrap();
         store
-            .insert_transcription(&transcription("TRc", "RE1", 300))
+            .insert_transcription(&transcription(tr(0xc), re(1), 300))
             .unwrap();
         store
-            .insert_transcription(&transcription("TRa", "RE2", 100))
+            .insert_transcription(&transcription(tr(0xa), re(2), 100))
             .unwrap();
-        let mut foreign = transcription("TRb", "RE3", 200);
-        foreign.account_sid = AC2.into();
+        let mut foreign = transcription(tr(0xb), re(3), 200);
+        foreign.account_sid = AC2.clone();
         store.insert_transcription(&foreign).unwrap();
-        let mut done = transcription("TR0", "RE1", 50);
+        let mut done = transcription(tr(0), re(1), 50);
         done.status = TranscriptionStatus::Completed;
         store.insert_transcription(&done).unwrap();
 
@@ -445,18 +456,18 @@ mod tests {
                 .map(|t| t.sid)
                 .collect::<Vec<_>>()
         };
-        assert_eq!(queued(10), ["TRa", "TRb", "TRc"]);
-        assert_eq!(queued(1), ["TRa"]);
-        assert!(store.start_transcription("TRa", 400).unwrap());
-        assert!(store.start_transcription("TRc", 400).unwrap());
-        assert_eq!(queued(10), ["TRb"]);
+        assert_eq!(queued(10), [tr(0xa), tr(0xb), tr(0xc)]);
+        assert_eq!(queued(1), [tr(0xa)]);
+        assert!(store.start_transcription(&tr(0xa), 400).unwrap());
+        assert!(store.start_transcription(&tr(0xc), 400).unwrap());
+        assert_eq!(queued(10), [tr(0xb)]);
         let running: Vec<_> = store
             .transcriptions_in_progress()
             .unwrap()
             .into_iter()
             .map(|t| t.sid)
             .collect();
-        assert_eq!(running, ["TRa", "TRc"]);
+        assert_eq!(running, [tr(0xa), tr(0xc)]);
         assert_eq!(
             store.transcription_counts().unwrap(),
             TranscriptionCounts {
@@ -468,7 +479,7 @@ mod tests {
         );
         // A restart: the running jobs go back to the queue, in their original order.
         assert_eq!(store.requeue_transcriptions_in_progress(500).unwrap(), 2);
-        assert_eq!(queued(10), ["TRa", "TRb", "TRc"]);
+        assert_eq!(queued(10), [tr(0xa), tr(0xb), tr(0xc)]);
         assert!(store.transcriptions_in_progress().unwrap().is_empty());
     }
 
@@ -477,50 +488,50 @@ mod tests {
         let (_d, store) = store();
         with_recordings(&store);
         for (sid, re, t) in [
-            ("TRa", "RE1", 1_000),
-            ("TRc", "RE2", 2_000),
-            ("TRb", "RE1", 2_000),
-            ("TRd", "RE2", 500),
+            (tr(0xa), re(1), 1_000),
+            (tr(0xc), re(2), 2_000),
+            (tr(0xb), re(1), 2_000),
+            (tr(0xd), re(2), 500),
         ] {
             store
                 .insert_transcription(&transcription(sid, re, t))
                 .unwrap();
         }
-        let mut foreign = transcription("TRe", "RE1", 3_000);
-        foreign.account_sid = AC2.into();
+        let mut foreign = transcription(tr(0xe), re(1), 3_000);
+        foreign.account_sid = AC2.clone();
         store.insert_transcription(&foreign).unwrap();
 
-        let p0 = store.list_transcriptions(AC, None, 2, None).unwrap();
-        assert_eq!(sids(&p0), ["TRc", "TRb"]);
+        let p0 = store.list_transcriptions(&AC, None, 2, None).unwrap();
+        assert_eq!(sids(&p0), [tr(0xc), tr(0xb)]);
         assert!(p0.has_more);
         let p1 = store
-            .list_transcriptions(AC, None, 2, Some((2_000, "TRb")))
+            .list_transcriptions(&AC, None, 2, Some((2_000, tr(0xb).as_str())))
             .unwrap();
-        assert_eq!(sids(&p1), ["TRa", "TRd"]);
+        assert_eq!(sids(&p1), [tr(0xa), tr(0xd)]);
         assert!(!p1.has_more, "exactly page_size left: no next page");
-        let o1 = store.list_transcriptions_page(AC, None, 2, 1).unwrap();
-        assert_eq!(sids(&o1), ["TRa", "TRd"]);
+        let o1 = store.list_transcriptions_page(&AC, None, 2, 1).unwrap();
+        assert_eq!(sids(&o1), [tr(0xa), tr(0xd)]);
         assert!(store
-            .list_transcriptions_page(AC, None, 2, 2)
+            .list_transcriptions_page(&AC, None, 2, 2)
             .unwrap()
             .items
             .is_empty());
 
         let re1 = store
-            .list_transcriptions(AC, Some("RE1"), 50, None)
+            .list_transcriptions(&AC, Some(&re(1)), 50, None)
             .unwrap();
-        assert_eq!(sids(&re1), ["TRb", "TRa"]);
+        assert_eq!(sids(&re1), [tr(0xb), tr(0xa)]);
         let re1_after = store
-            .list_transcriptions(AC, Some("RE1"), 50, Some((2_000, "TRb")))
+            .list_transcriptions(&AC, Some(&re(1)), 50, Some((2_000, tr(0xb).as_str())))
             .unwrap();
-        assert_eq!(sids(&re1_after), ["TRa"]);
+        assert_eq!(sids(&re1_after), [tr(0xa)]);
         assert_eq!(
             sids(
                 &store
-                    .list_transcriptions(AC2, Some("RE1"), 50, None)
+                    .list_transcriptions(&AC2, Some(&re(1)), 50, None)
                     .unwrap()
             ),
-            ["TRe"]
+            [tr(0xe)]
         );
     }
 
@@ -529,32 +540,34 @@ mod tests {
         let (_d, store) = store();
         with_recordings(&store);
         store
-            .insert_transcription(&transcription("TR1", "RE1", 1))
+            .insert_transcription(&transcription(tr(1), re(1), 1))
             .unwrap();
         store
-            .insert_transcription(&transcription("TR2", "RE2", 2))
+            .insert_transcription(&transcription(tr(2), re(2), 2))
             .unwrap();
         store
-            .replace_utterances("TR1", &[utterance(1, 0.0, "hi")])
+            .replace_utterances(&tr(1), &[utterance(1, 0.0, "hi")])
             .unwrap();
         assert_eq!(
             store
-                .delete_transcriptions_of_recording(AC2, "RE1")
+                .delete_transcriptions_of_recording(&AC2, &re(1))
                 .unwrap(),
             0
         );
         assert_eq!(
-            store.delete_transcriptions_of_recording(AC, "RE1").unwrap(),
+            store
+                .delete_transcriptions_of_recording(&AC, &re(1))
+                .unwrap(),
             1
         );
-        assert_eq!(store.get_transcription(AC, "TR1").unwrap(), None);
-        assert!(store.utterances("TR1").unwrap().is_empty());
+        assert_eq!(store.get_transcription(&AC, &tr(1)).unwrap(), None);
+        assert!(store.utterances(&tr(1)).unwrap().is_empty());
         let left: i64 = store
             .conn()
             .query_row("SELECT COUNT(*) FROM utterances", [], |r| r.get(0))
             .unwrap();
         assert_eq!(left, 0);
-        assert!(store.get_transcription(AC, "TR2").unwrap().is_some());
+        assert!(store.get_transcription(&AC, &tr(2)).unwrap().is_some());
     }
 
     #[test]

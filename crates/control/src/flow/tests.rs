@@ -20,10 +20,15 @@ fn static_flow(body: &str) -> CallFlow {
     CallFlow::new(doc(body), None)
 }
 
+/// The recording `recorded()` reports, and its URL.
+const RE: &str = "RE00000000000000000000000000000001";
+const RE_URL: &str =
+    "https://pub/2010-04-01/Accounts/AC1/Recordings/RE00000000000000000000000000000001";
+
 fn recorded() -> RecordResult {
     RecordResult {
-        recording_sid: "RE01".into(),
-        recording_url: "https://pub/2010-04-01/Accounts/AC1/Recordings/RE01".into(),
+        recording_sid: RecordingSid::from_bits(1),
+        recording_url: RE_URL.into(),
         duration_secs: 7,
         digits: "#".into(),
         absent: false,
@@ -162,11 +167,8 @@ fn hung_up_fetches_action_with_discard_then_ends() {
             url: "https://h/app/next".into(),
             method: HttpMethod::Get,
             extra: extra(&[
-                (
-                    "RecordingUrl",
-                    "https://pub/2010-04-01/Accounts/AC1/Recordings/RE01"
-                ),
-                ("RecordingSid", "RE01"),
+                ("RecordingUrl", RE_URL),
+                ("RecordingSid", RE),
                 ("RecordingDuration", "7"),
                 ("Digits", "hangup"),
             ]),
@@ -215,11 +217,8 @@ fn action_answer_replaces_document_and_runs_from_its_first_verb() {
             url: "https://h/app/next".into(),
             method: HttpMethod::Post,
             extra: extra(&[
-                (
-                    "RecordingUrl",
-                    "https://pub/2010-04-01/Accounts/AC1/Recordings/RE01"
-                ),
-                ("RecordingSid", "RE01"),
+                ("RecordingUrl", RE_URL),
+                ("RecordingSid", RE),
                 ("RecordingDuration", "7"),
                 ("Digits", "#"),
             ]),

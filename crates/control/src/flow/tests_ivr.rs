@@ -428,7 +428,7 @@ fn discarded_fetch_cannot_trigger_the_fallback() {
     let mut f = flow_with_fallback("<Record action=\"next\"/>");
     assert!(matches!(f.next_step(), Step::Record(_)));
     f.record_finished(RecordResult {
-        recording_sid: "RE1".into(),
+        recording_sid: RecordingSid::from_bits(1),
         recording_url: "u".into(),
         duration_secs: 3,
         digits: String::new(),

@@ -42,7 +42,7 @@ pub fn fixture_with_bot(
     let store = Store::open(&dir.join("hark.db")).unwrap();
     fill(&store);
     let state = Arc::new(ApiState {
-        account_sid: AC.into(),
+        account_sid: AC.parse().unwrap(),
         auth_token: TOKEN.into(),
         media_auth: MediaAuth::Basic,
         store: Arc::new(store),
@@ -96,8 +96,8 @@ pub async fn body_text(resp: Response) -> String {
 
 pub fn call(sid: &str, account: &str, created: i64) -> CallRecord {
     CallRecord {
-        sid: sid.into(),
-        account_sid: account.into(),
+        sid: sid.parse().unwrap(),
+        account_sid: account.parse().unwrap(),
         from: "+15551230001".into(),
         to: "+15559870002".into(),
         direction: store::Direction::Inbound,
@@ -112,9 +112,9 @@ pub fn call(sid: &str, account: &str, created: i64) -> CallRecord {
 
 pub fn recording(sid: &str, call_sid: &str, account: &str, start: i64) -> RecordingRecord {
     RecordingRecord {
-        sid: sid.into(),
-        account_sid: account.into(),
-        call_sid: call_sid.into(),
+        sid: sid.parse().unwrap(),
+        account_sid: account.parse().unwrap(),
+        call_sid: call_sid.parse().unwrap(),
         status: store::RecordingStatus::Completed,
         source: store::RecordingSource::RecordVerb,
         channels: 1,
@@ -138,7 +138,7 @@ pub fn transcription(
     created: i64,
 ) -> TranscriptionRecord {
     TranscriptionRecord {
-        sid: sid.into(),
+        sid: sid.parse().unwrap(),
         account_sid: rec.account_sid.clone(),
         recording_sid: rec.sid.clone(),
         call_sid: rec.call_sid.clone(),
