@@ -108,6 +108,7 @@ impl Sim {
             to: "+15550002222".into(),
             forwarded_from: None,
             caller_name: None,
+            client: None,
         };
         let offer = Negotiated {
             codec: AudioCodec::Pcmu,

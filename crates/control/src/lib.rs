@@ -17,7 +17,7 @@ pub mod twiml;
 pub mod urls;
 
 pub use flow::{CallFlow, FlowOptions, GatherStep, PromptStep, RecordResult, Step};
-pub use params::{CallInfo, CallStatus};
+pub use params::{CallInfo, CallStatus, ClientApp};
 pub use twiml::{
     classify_content_type, parse_document, parse_document_bytes, AttrWarning, ContentKind,
     Document, GatherVerb, HttpMethod, ParseLimits, PlayVerb, Prompt, RecordVerb, RedirectVerb,

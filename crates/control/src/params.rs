@@ -11,6 +11,17 @@ pub struct CallInfo {
     pub to: String,
     pub forwarded_from: Option<String>,
     pub caller_name: Option<String>,
+    /// Set for a call from a Voice SDK client (`From=client:alice`) into a TwiML application.
+    pub client: Option<ClientApp>,
+}
+
+/// What a Voice SDK client's call adds to Twilio's parameters: `ApplicationSid`, and each
+/// `connect({params})` field (and the token's outgoing params) as its own parameter. `Called`
+/// is empty for these calls; `To` comes from the params and is already in [`CallInfo::to`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientApp {
+    pub application_sid: String,
+    pub params: Vec<(String, String)>,
 }
 
 /// Defined once, in `store`, with the call rows.
@@ -25,7 +36,13 @@ pub fn standard_params(call: &CallInfo, status: CallStatus) -> Vec<(String, Stri
         ("From", call.from.clone()),
         ("To", call.to.clone()),
         ("Caller", call.from.clone()),
-        ("Called", call.to.clone()),
+        (
+            "Called",
+            match call.client {
+                Some(_) => String::new(),
+                None => call.to.clone(),
+            },
+        ),
         ("CallStatus", status.as_str().to_string()),
         ("ApiVersion", API_VERSION.to_string()),
         ("Direction", Direction::Inbound.as_str().to_string()),
@@ -36,10 +53,20 @@ pub fn standard_params(call: &CallInfo, status: CallStatus) -> Vec<(String, Stri
     if let Some(n) = &call.caller_name {
         params.push(("CallerName", n.clone()));
     }
-    params
+    let mut params: Vec<(String, String)> = params
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        .collect();
+    if let Some(client) = &call.client {
+        params.push(("ApplicationSid".into(), client.application_sid.clone()));
+        // A client's own field never replaces one of Twilio's (a page cannot forge CallSid).
+        for (k, v) in &client.params {
+            if !params.iter().any(|(have, _)| have == k) {
+                params.push((k.clone(), v.clone()));
+            }
+        }
+    }
+    params
 }
 
 pub const API_VERSION: &str = "2010-04-01";
@@ -86,6 +113,7 @@ mod tests {
             to: "sip:vm@pbx.example".into(),
             forwarded_from: None,
             caller_name: None,
+            client: None,
         }
     }
 
@@ -123,6 +151,43 @@ mod tests {
         assert_eq!(p[9].1, "+14155550199");
         assert_eq!(p[10].1, "");
         assert_eq!(p[6].1, "completed");
+    }
+
+    /// As Twilio posts a Voice SDK call into a TwiML app: From/Caller `client:alice`, To from
+    /// the params, Called empty, ApplicationSid, then each custom field; a field named like one
+    /// of Twilio's is dropped.
+    #[test]
+    fn client_calls_add_application_sid_and_their_params() {
+        let mut c = call();
+        c.from = "client:alice".into();
+        c.to = "rec".into();
+        c.client = Some(ClientApp {
+            application_sid: "AP00000000000000000000000000000001".into(),
+            params: vec![
+                ("Lang".into(), "de".into()),
+                ("CallSid".into(), "CAforged".into()),
+                ("empty".into(), String::new()),
+            ],
+        });
+        let p = standard_params(&c, CallStatus::Ringing);
+        let got: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("CallSid", "CA00000000000000000000000000000123"),
+                ("AccountSid", "AC00000000000000000000000000004567"),
+                ("From", "client:alice"),
+                ("To", "rec"),
+                ("Caller", "client:alice"),
+                ("Called", ""),
+                ("CallStatus", "ringing"),
+                ("ApiVersion", "2010-04-01"),
+                ("Direction", "inbound"),
+                ("ApplicationSid", "AP00000000000000000000000000000001"),
+                ("Lang", "de"),
+                ("empty", ""),
+            ]
+        );
     }
 
     #[test]

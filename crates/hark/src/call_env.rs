@@ -104,6 +104,7 @@ impl CallEnv {
             to: party(incoming.to.user(), &incoming.to.uri),
             forwarded_from: forwarded_from(incoming),
             caller_name: incoming.from.display_name.clone().filter(|n| !n.is_empty()),
+            client: None,
         };
         let dialed = sip_core::message::uri_user(&incoming.request_uri)
             .or(incoming.to.user())

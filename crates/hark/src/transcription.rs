@@ -194,6 +194,7 @@ impl Transcriber {
             to: call.as_ref().map(|c| c.to.clone()).unwrap_or_default(),
             forwarded_from: None,
             caller_name: None,
+            client: None,
         };
         let status = match call.as_ref().map(|c| c.status) {
             Some(CallStatus::InProgress) => CallStatus::InProgress,
