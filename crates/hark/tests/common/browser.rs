@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -176,10 +176,20 @@ impl PageRun {
             cfg["resultExpr"] = e.clone().into();
         }
         let dir = browser_dir();
+        // Playwright's and Chromium's temporary profile and artifacts: removed after the run,
+        // whatever happened to them.
+        static RUNS: AtomicU32 = AtomicU32::new(0);
+        let tmp = std::env::temp_dir().join(format!(
+            "hark-browser-{}-{}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&tmp).expect("browser temp dir");
         let mut child = Command::new("node")
             .arg(dir.join("run-page.mjs"))
             .arg(cfg.to_string())
             .current_dir(&dir)
+            .env("TMPDIR", &tmp)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -233,6 +243,7 @@ impl PageRun {
         }
         let stdout = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
         let _ = err_thread.join();
+        let _ = std::fs::remove_dir_all(&tmp);
         let console = std::mem::take(&mut *console.lock().unwrap());
 
         let reply: Option<serde_json::Value> = stdout
