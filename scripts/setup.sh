@@ -2,8 +2,10 @@
 # Installs what the Rust toolchain lacks for the test suite: SIPp (Debian package sip-tester, which
 # also ships /usr/share/sip-tester/dtmf_2833_*.pcap used by the tests), SoX, espeak-ng (the
 # daemon's text to speech for <Say>), flite (a second voice for the transcription benchmark),
-# the test virtualenv (python-venv.sh) and the offline transcription engine (install-asr.sh).
-# Idempotent: installs only what is missing.
+# the test virtualenv (python-venv.sh), the offline transcription engine (install-asr.sh), and for
+# the browser tests headless Chromium (Debian chromium-headless-shell), Node.js with npm and the
+# pinned playwright-core of tests/browser/package-lock.json (browser-deps.sh); libopus-dev for the
+# Opus codec. Idempotent: installs only what is missing.
 set -euo pipefail
 
 need=()
@@ -19,10 +21,20 @@ command -v flite >/dev/null 2>&1 || need+=(flite)
 # one MP3 fixture.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 command -v lame >/dev/null 2>&1 || need+=(lame)
+# Browser tests (tests/browser/): the headless shell Playwright drives (no browser download) and
+# Node.js for playwright-core. Debian's nodejs (18) is enough: the pinned playwright-core needs
+# node >= 18; a newer node already on PATH is kept.
+[ -x /usr/lib/chromium/chromium-headless-shell ] || need+=(chromium-headless-shell)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+# Opus (WebRTC and SIP callers): audiopus links the system libopus through pkg-config.
+dpkg-query -W -f='${Status}' libopus-dev 2>/dev/null | grep -q 'install ok installed' ||
+  need+=(libopus-dev)
 
 venv() {
   "$(dirname "${BASH_SOURCE[0]}")/python-venv.sh"
   "$(dirname "${BASH_SOURCE[0]}")/install-asr.sh"
+  "$(dirname "${BASH_SOURCE[0]}")/browser-deps.sh"
 }
 
 if [ "${#need[@]}" -eq 0 ]; then

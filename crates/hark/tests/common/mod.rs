@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod audio;
+pub mod browser;
 pub mod daemon;
 pub mod procs;
 pub mod rtp;

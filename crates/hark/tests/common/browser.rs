@@ -1,0 +1,393 @@
+//! Headless Chromium for the browser tests (issue 12): Debian's `chromium-headless-shell`, driven
+//! by `tests/browser/run-page.mjs` (playwright-core pinned by `tests/browser/package-lock.json`,
+//! no browser download), with a fake microphone playing a WAV. One page per run: the page does
+//! its steps and sets `window.__result`; the run returns that JSON. Everything is bounded in time,
+//! the page's console goes to stderr, and Chromium is killed by its PID (process group) at the
+//! end. `scripts/setup.sh` installs all of it; a missing piece fails the test, never skips it.
+//!
+//! Only std and serde_json here, so this file also builds on its own.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The real binary of Debian's `chromium-headless-shell` (`/usr/bin/chromium-headless-shell` is
+/// a shell wrapper around it).
+pub const HEADLESS_SHELL: &str = "/usr/lib/chromium/chromium-headless-shell";
+
+/// The SDK version vendored in `crates/hark/assets/client/twilio.min.js`.
+pub const SDK_VERSION: &str = "2.18.5";
+
+/// `tests/browser/` at the repository root (run-page.mjs, package.json, node_modules).
+pub fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
+}
+
+/// The vendored `twilio.min.js`.
+pub fn sdk_js() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/client/twilio.min.js")
+}
+
+/// Fails the test (never skips) when Chromium, node or playwright-core is missing.
+pub fn require_browser() {
+    let hint = "run scripts/setup.sh (installs chromium-headless-shell, nodejs/npm and \
+                tests/browser/node_modules)";
+    assert!(
+        Path::new(HEADLESS_SHELL).is_file(),
+        "{HEADLESS_SHELL} missing: {hint}"
+    );
+    let node = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(node, "node not found on PATH: {hint}");
+    let pw = browser_dir().join("node_modules/playwright-core/package.json");
+    assert!(pw.is_file(), "{} missing: {hint}", pw.display());
+}
+
+/// Writes `dst`: `src` (any WAV sox reads) as 48 kHz 16-bit mono PCM followed by `pad_secs` of
+/// silence — the fake microphone plays it once (`%noloop`), so the pad keeps the track quiet
+/// rather than ended while a test still listens.
+pub fn fake_audio_48k(src: &Path, dst: &Path, pad_secs: f64) {
+    let out = Command::new("sox")
+        .arg(src)
+        .args(["-r", "48000", "-e", "signed", "-b", "16", "-c", "1"])
+        .arg(dst)
+        .args(["pad", "0", &format!("{pad_secs}")])
+        .output()
+        .unwrap_or_else(|e| panic!("sox not runnable ({e}): run scripts/setup.sh"));
+    assert!(
+        out.status.success(),
+        "sox {} -> {}: {}",
+        src.display(),
+        dst.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What one page run produced.
+#[derive(Debug)]
+pub struct PageOutput {
+    /// The page's `window.__result` (Null when it reported none).
+    pub result: serde_json::Value,
+    /// `None` when the page reported; otherwise why not.
+    pub error: Option<String>,
+    /// Milliseconds from the driver's start: `launch`, `loaded`, `result`.
+    pub ms: serde_json::Value,
+    /// Every stderr line of the driver: `run-page: chromium pid N`, `[page:log] …`, errors.
+    pub console: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl PageOutput {
+    /// The page's result; panics with the console when there is none.
+    pub fn expect_result(&self) -> &serde_json::Value {
+        assert!(
+            self.error.is_none(),
+            "browser page failed after {:.1} s: {}\n--- console ---\n{}",
+            self.elapsed.as_secs_f64(),
+            self.error.as_deref().unwrap_or(""),
+            self.console.join("\n")
+        );
+        &self.result
+    }
+}
+
+/// One page in headless Chromium: `PageRun::new(url).fake_audio(wav).run()`.
+pub struct PageRun {
+    url: String,
+    fake_audio: Option<PathBuf>,
+    timeout: Duration,
+    result_expr: Option<String>,
+    extra_args: Vec<String>,
+}
+
+impl PageRun {
+    /// `url` must be on loopback (127.0.0.1 / [::1] / localhost).
+    pub fn new(url: &str) -> PageRun {
+        assert!(
+            [
+                "http://127.0.0.1",
+                "https://127.0.0.1",
+                "http://[::1]",
+                "https://[::1]"
+            ]
+            .iter()
+            .chain(["http://localhost", "https://localhost"].iter())
+            .any(|p| url.starts_with(p)),
+            "browser tests stay on loopback: {url}"
+        );
+        PageRun {
+            url: url.into(),
+            fake_audio: None,
+            timeout: Duration::from_secs(20),
+            result_expr: None,
+            extra_args: Vec::new(),
+        }
+    }
+
+    /// The fake microphone plays this WAV once (16-bit PCM; see [`fake_audio_48k`]). Without it
+    /// Chromium's fake device beeps.
+    pub fn fake_audio(mut self, wav: &Path) -> Self {
+        self.fake_audio = Some(wav.to_path_buf());
+        self
+    }
+
+    /// How long the page has to report (default 20 s; the run as a whole is killed 30 s later).
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// A JS expression polled until it is neither undefined nor null (default `window.__result`).
+    pub fn result_expr(mut self, expr: &str) -> Self {
+        self.result_expr = Some(expr.into());
+        self
+    }
+
+    /// One more Chromium switch.
+    pub fn arg(mut self, a: &str) -> Self {
+        self.extra_args.push(a.into());
+        self
+    }
+
+    /// Runs the page; see [`PageOutput`]. Panics only when the driver cannot start.
+    pub fn run(self) -> PageOutput {
+        require_browser();
+        let started = Instant::now();
+        let mut cfg = serde_json::json!({
+            "url": self.url,
+            "timeoutMs": self.timeout.as_millis() as u64,
+            "executablePath": HEADLESS_SHELL,
+            "extraArgs": self.extra_args,
+        });
+        if let Some(wav) = &self.fake_audio {
+            let abs = std::fs::canonicalize(wav)
+                .unwrap_or_else(|e| panic!("fake audio {}: {e}", wav.display()));
+            cfg["fakeAudio"] = abs.display().to_string().into();
+        }
+        if let Some(e) = &self.result_expr {
+            cfg["resultExpr"] = e.clone().into();
+        }
+        let dir = browser_dir();
+        // Playwright's and Chromium's temporary profile and artifacts: removed after the run,
+        // whatever happened to them.
+        static RUNS: AtomicU32 = AtomicU32::new(0);
+        let tmp = std::env::temp_dir().join(format!(
+            "hark-browser-{}-{}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&tmp).expect("browser temp dir");
+        let mut child = Command::new("node")
+            .arg(dir.join("run-page.mjs"))
+            .arg(cfg.to_string())
+            .current_dir(&dir)
+            .env("TMPDIR", &tmp)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start node run-page.mjs: {e}"));
+
+        // stderr: forwarded line by line as it comes, kept, and scanned for Chromium's PID.
+        let console = Arc::new(Mutex::new(Vec::<String>::new()));
+        let chromium_pid = Arc::new(Mutex::new(None::<u32>));
+        let err = child.stderr.take().expect("stderr");
+        let err_thread = {
+            let console = console.clone();
+            let chromium_pid = chromium_pid.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().take(100_000) {
+                    let Ok(line) = line else { break };
+                    if let Some(pid) = line.strip_prefix("run-page: chromium pid ") {
+                        *chromium_pid.lock().unwrap() = pid.trim().parse().ok();
+                    }
+                    eprintln!("[browser] {line}");
+                    console.lock().unwrap().push(line);
+                }
+            })
+        };
+        let mut out = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            let _ = tx.send(s);
+        });
+
+        // The driver bounds itself (timeout + 15 s); this bounds the driver.
+        let deadline = started + self.timeout + Duration::from_secs(30);
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break Some(s),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+            }
+        };
+        // Normally run-page.mjs has killed it already; this covers a driver killed above.
+        if let Some(pid) = *chromium_pid.lock().unwrap() {
+            kill_chromium_group(pid);
+        }
+        let stdout = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+        let _ = err_thread.join();
+        let _ = std::fs::remove_dir_all(&tmp);
+        let console = std::mem::take(&mut *console.lock().unwrap());
+
+        let reply: Option<serde_json::Value> = stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l.trim()).ok());
+        let elapsed = started.elapsed();
+        match reply {
+            Some(r) if r["ok"] == true => PageOutput {
+                result: r["result"].clone(),
+                error: None,
+                ms: r["ms"].clone(),
+                console,
+                elapsed,
+            },
+            Some(r) => PageOutput {
+                result: serde_json::Value::Null,
+                error: Some(r["error"].as_str().unwrap_or("no error text").to_string()),
+                ms: r["ms"].clone(),
+                console,
+                elapsed,
+            },
+            None => PageOutput {
+                result: serde_json::Value::Null,
+                error: Some(match status {
+                    Some(s) => format!("run-page.mjs exited {s} without a result: {stdout}"),
+                    None => format!(
+                        "run-page.mjs killed after {:.1} s (no result)",
+                        elapsed.as_secs_f64()
+                    ),
+                }),
+                ms: serde_json::Value::Null,
+                console,
+                elapsed,
+            },
+        }
+    }
+}
+
+/// SIGKILL to Chromium's process group (Playwright starts it as a group leader), if that PID
+/// still is Chromium.
+fn kill_chromium_group(pid: u32) {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    if !String::from_utf8_lossy(&cmdline).contains("chromium") {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .stderr(Stdio::null())
+        .status();
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// A static-file HTTP/1.1 server on 127.0.0.1 for test pages (GET only, `Connection: close`);
+/// stopped when dropped.
+pub struct StaticServer {
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// One file: URL path (`/smoke.html`), content type, bytes.
+pub type StaticFile = (String, String, Vec<u8>);
+
+impl StaticServer {
+    pub fn start(files: Vec<StaticFile>) -> StaticServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let stop = Arc::new(AtomicBool::new(false));
+        let files = Arc::new(files);
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                // A thread per connection: Chromium opens idle pre-connections that would
+                // otherwise hold up the next request until their read timeout.
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((s, _)) => {
+                            let files = files.clone();
+                            std::thread::spawn(move || {
+                                let _ = serve_one(s, &files);
+                            });
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            })
+        };
+        StaticServer {
+            addr,
+            base: format!("http://{addr}"),
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+impl Drop for StaticServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve_one(mut s: TcpStream, files: &[StaticFile]) -> std::io::Result<()> {
+    s.set_nonblocking(false)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut req = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Headers only (GET), at most 64 KiB.
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 65536 {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        req.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&req);
+    let target = text.split(' ').nth(1).unwrap_or("/");
+    let path = target.split('?').next().unwrap_or("/");
+    let (status, ctype, body): (&str, &str, &[u8]) = match files.iter().find(|(p, _, _)| p == path)
+    {
+        Some((_, t, b)) => ("200 OK", t, b),
+        None => ("404 Not Found", "text/plain", b"not found"),
+    };
+    write!(
+        s,
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    s.write_all(body)?;
+    s.flush()
+}
