@@ -1,0 +1,825 @@
+//! PStream 1.6 frames as the Voice JS SDK 2.18.5 sends and expects them (`pstream.ts`).
+//!
+//! Every frame is one WebSocket text frame `{"type":T,"version":"1.6","payload":{…}}`, except the
+//! heartbeat, which is the text `"\n"`. Client frames are parsed field by field so a malformed one
+//! names what is wrong; server frames are printed with exactly the payload keys the SDK reads.
+
+use serde_json::{json, Map, Value};
+
+/// The `version` every frame carries (`PSTREAM_VERSION` in `pstream.ts`).
+pub const PSTREAM_VERSION: &str = "1.6";
+
+/// The heartbeat text frame, sent by the server and echoed by the client (`wstransport.ts`).
+pub const HEARTBEAT: &str = "\n";
+
+/// One text frame from the client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientText {
+    /// The client's echo of our `"\n"`.
+    Heartbeat,
+    Frame(ClientFrame),
+}
+
+/// A frame the SDK sends (`pstream.ts` `setToken`, `register`, `invite`, `reconnect`, …).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientFrame {
+    /// Sent on every socket open and on every `device.updateToken()`.
+    Listen {
+        token: String,
+        /// Seconds the client would like its signalling to survive a drop (0 by default).
+        reconnect_timeout_secs: u64,
+        /// `{browser:{platform,userAgent},p,plugin,v}`: kept for logs only.
+        browser_info: Option<Value>,
+    },
+    /// `{media:{audio:true}}` registers (every 30 s), `audio:false` unregisters.
+    Register {
+        audio: bool,
+    },
+    Invite(ClientInvite),
+    /// The client accepts our incoming call with its SDP answer.
+    Answer {
+        callsid: String,
+        sdp: String,
+    },
+    /// `callsid` is the CA sid once we sent one, else the client's `TJS…` temporary id.
+    Hangup {
+        callsid: String,
+        message: Option<String>,
+    },
+    /// The client declines our incoming call (`call.ignore()` sends nothing).
+    Reject {
+        callsid: String,
+    },
+    /// Digits sent in signalling because telephone-event was not negotiated.
+    Dtmf {
+        callsid: String,
+        digits: String,
+    },
+    /// ICE restart: a new offer for a running call, answered with `answer`.
+    Reinvite {
+        callsid: String,
+        sdp: String,
+    },
+    Message(CallMessage),
+}
+
+/// An outgoing call (`device.connect`) or, with `reconnect`, a call rebinding after a drop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientInvite {
+    /// `TJS…` for a new call; the CA sid when reconnecting.
+    pub callsid: String,
+    pub sdp: String,
+    /// `twilio.params`: `encodeURIComponent(k)=encodeURIComponent(v)` joined by `&`.
+    pub params: Option<String>,
+    /// The opaque token from our `answer{reconnect}`: present only on a reconnect.
+    pub reconnect: Option<String>,
+}
+
+impl ClientInvite {
+    /// The `connect({params})` pairs, URL-decoded, in the client's order.
+    pub fn decoded_params(&self) -> Vec<(String, String)> {
+        self.params
+            .as_deref()
+            .map(decode_params)
+            .unwrap_or_default()
+    }
+}
+
+/// `call.sendMessage()`: a user-defined message for the call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallMessage {
+    pub callsid: String,
+    /// Any JSON value the page passed as `content`.
+    pub content: Value,
+    pub content_type: String,
+    pub message_type: String,
+    /// Echoed in our `ack` so the SDK can resolve the message.
+    pub voice_event_sid: String,
+}
+
+/// A frame that cannot be understood; names the frame and field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("frame is not a JSON object")]
+    NotObject,
+    #[error("frame has no string `type`")]
+    MissingType,
+    #[error("unknown frame type `{0}`")]
+    UnknownType(String),
+    #[error("`{frame}` frame: missing field `{field}`")]
+    MissingField {
+        frame: &'static str,
+        field: &'static str,
+    },
+    #[error("`{frame}` frame: field `{field}` is not {expected}")]
+    WrongType {
+        frame: &'static str,
+        field: &'static str,
+        expected: &'static str,
+    },
+}
+
+impl ClientText {
+    /// Parses one text frame from the client.
+    pub fn parse(text: &str) -> Result<Self, FrameError> {
+        if text == HEARTBEAT {
+            return Ok(Self::Heartbeat);
+        }
+        ClientFrame::parse(text).map(Self::Frame)
+    }
+}
+
+impl ClientFrame {
+    /// Parses one JSON frame (not the heartbeat).
+    pub fn parse(text: &str) -> Result<Self, FrameError> {
+        let value: Value = serde_json::from_str(text).map_err(FrameError::NotJson)?;
+        let Value::Object(mut frame) = value else {
+            return Err(FrameError::NotObject);
+        };
+        let Some(Value::String(kind)) = frame.remove("type") else {
+            return Err(FrameError::MissingType);
+        };
+        let frame_kind = static_kind(&kind);
+        if frame_kind == "unknown" {
+            return Err(FrameError::UnknownType(kind));
+        }
+        // The SDK reads a missing payload as `{}`; so do we, and let the fields be missing.
+        let payload = match frame.remove("payload") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(p)) => p,
+            Some(_) => {
+                return Err(FrameError::WrongType {
+                    frame: frame_kind,
+                    field: "payload",
+                    expected: "an object",
+                })
+            }
+        };
+        let p = Payload {
+            frame: frame_kind,
+            map: &payload,
+        };
+        match kind.as_str() {
+            "listen" => Ok(Self::Listen {
+                token: p.string("token")?,
+                reconnect_timeout_secs: p.optional_u64("reconnectTimeout")?.unwrap_or(0),
+                browser_info: payload.get("browserinfo").cloned(),
+            }),
+            "register" => {
+                let media = p.object("media")?;
+                let audio = match media.get("audio") {
+                    Some(Value::Bool(audio)) => *audio,
+                    Some(_) => return Err(p.wrong("media.audio", "a boolean")),
+                    None => return Err(p.missing("media.audio")),
+                };
+                Ok(Self::Register { audio })
+            }
+            "invite" => {
+                let params = match payload.get("twilio") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::Object(twilio)) => match twilio.get("params") {
+                        None | Some(Value::Null) => None,
+                        Some(Value::String(params)) => Some(params.clone()),
+                        Some(_) => return Err(p.wrong("twilio.params", "a string")),
+                    },
+                    Some(_) => return Err(p.wrong("twilio", "an object")),
+                };
+                Ok(Self::Invite(ClientInvite {
+                    callsid: p.string("callsid")?,
+                    sdp: p.string("sdp")?,
+                    params,
+                    reconnect: p.optional_string("reconnect")?,
+                }))
+            }
+            "answer" => Ok(Self::Answer {
+                callsid: p.string("callsid")?,
+                sdp: p.string("sdp")?,
+            }),
+            "hangup" => Ok(Self::Hangup {
+                callsid: p.string("callsid")?,
+                message: p.optional_string("message")?,
+            }),
+            "reject" => Ok(Self::Reject {
+                callsid: p.string("callsid")?,
+            }),
+            "dtmf" => Ok(Self::Dtmf {
+                callsid: p.string("callsid")?,
+                digits: p.string("dtmf")?,
+            }),
+            "reinvite" => Ok(Self::Reinvite {
+                callsid: p.string("callsid")?,
+                sdp: p.string("sdp")?,
+            }),
+            "message" => Ok(Self::Message(CallMessage {
+                callsid: p.string("callsid")?,
+                content: payload
+                    .get("content")
+                    .cloned()
+                    .ok_or_else(|| p.missing("content"))?,
+                // `pstream.sendMessage` defaults it, so it is always there from the SDK.
+                content_type: p
+                    .optional_string("contenttype")?
+                    .unwrap_or_else(|| "application/json".to_owned()),
+                message_type: p.string("messagetype")?,
+                voice_event_sid: p.string("voiceeventsid")?,
+            })),
+            _ => Err(FrameError::UnknownType(kind)),
+        }
+    }
+
+    /// The frame's `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Listen { .. } => "listen",
+            Self::Register { .. } => "register",
+            Self::Invite(_) => "invite",
+            Self::Answer { .. } => "answer",
+            Self::Hangup { .. } => "hangup",
+            Self::Reject { .. } => "reject",
+            Self::Dtmf { .. } => "dtmf",
+            Self::Reinvite { .. } => "reinvite",
+            Self::Message(_) => "message",
+        }
+    }
+
+    /// Prints the frame as the SDK does (`JSON.stringify` drops absent optional keys); for test
+    /// and load clients.
+    pub fn to_text(&self) -> String {
+        let payload = match self {
+            Self::Listen {
+                token,
+                reconnect_timeout_secs,
+                browser_info,
+            } => {
+                let mut p = json!({"reconnectTimeout": reconnect_timeout_secs, "token": token});
+                if let Some(info) = browser_info {
+                    p["browserinfo"] = info.clone();
+                }
+                p
+            }
+            Self::Register { audio } => json!({"media": {"audio": audio}}),
+            Self::Invite(invite) => {
+                let twilio = match &invite.params {
+                    Some(params) if !params.is_empty() => json!({"params": params}),
+                    _ => json!({}),
+                };
+                let mut p = json!({"callsid": invite.callsid, "sdp": invite.sdp, "twilio": twilio});
+                if let Some(reconnect) = &invite.reconnect {
+                    p["reconnect"] = json!(reconnect);
+                }
+                p
+            }
+            Self::Answer { callsid, sdp } | Self::Reinvite { callsid, sdp } => {
+                json!({"callsid": callsid, "sdp": sdp})
+            }
+            Self::Hangup { callsid, message } => match message {
+                Some(message) => json!({"callsid": callsid, "message": message}),
+                None => json!({"callsid": callsid}),
+            },
+            Self::Reject { callsid } => json!({"callsid": callsid}),
+            Self::Dtmf { callsid, digits } => json!({"callsid": callsid, "dtmf": digits}),
+            Self::Message(m) => json!({
+                "callsid": m.callsid,
+                "content": m.content,
+                "contenttype": m.content_type,
+                "messagetype": m.message_type,
+                "voiceeventsid": m.voice_event_sid,
+            }),
+        };
+        envelope(self.kind(), payload)
+    }
+}
+
+/// An error as the SDK reads it: `payload.error.{code,message}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalError {
+    /// A Twilio error code (31204 invalid token, 31205 expired, 31201 not allowed, …).
+    pub code: u32,
+    pub message: String,
+}
+
+impl SignalError {
+    pub fn new(code: u32, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 31204: the SDK's `AccessTokenInvalid` (its code 20101).
+    pub fn token_invalid() -> Self {
+        Self::new(31204, "JWT is invalid")
+    }
+
+    /// 31205: the SDK's `AccessTokenExpired` (its code 20104); it stops re-registering.
+    pub fn token_expired() -> Self {
+        Self::new(31205, "JWT token expired")
+    }
+
+    fn to_json(&self) -> Value {
+        json!({"code": self.code, "message": self.message})
+    }
+}
+
+/// What the SDK shows as `call.parameters` of an incoming call (`device.ts` `_onSignalingInvite`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingParameters {
+    pub call_sid: String,
+    pub account_sid: String,
+    pub from: String,
+    /// `client:<identity>` of the called client.
+    pub to: String,
+    /// Become `call.customParameters`; printed as `k=v&…` (`Params`).
+    pub params: Vec<(String, String)>,
+}
+
+/// A frame Hark sends. Never `close`: the SDK would destroy its stream for good.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerFrame {
+    /// The answer to every valid `listen`; `ttl_secs` drives the SDK's `tokenWillExpire`.
+    Connected { identity: String, ttl_secs: u64 },
+    /// Registered (answer to `register{audio:true}`).
+    Ready,
+    /// Unregistered (answer to `register{audio:false}`, or a refused registration).
+    Offline,
+    /// The outgoing call got its CA sid and rings.
+    Ringing { callsid: String },
+    /// The outgoing call is answered (or a `reinvite` is, with its new SDP).
+    Answer {
+        callsid: String,
+        sdp: Option<String>,
+        /// Opaque; lets the client rebind the call with `invite{reconnect}` after a drop.
+        reconnect: Option<String>,
+    },
+    /// An incoming call with our SDP offer.
+    Invite {
+        callsid: String,
+        sdp: String,
+        parameters: IncomingParameters,
+        reconnect: Option<String>,
+    },
+    /// An incoming call the client never answered is withdrawn.
+    Cancel { callsid: String },
+    Hangup {
+        callsid: String,
+        error: Option<SignalError>,
+    },
+    /// A device error; with `callsid` also routed to that call.
+    Error {
+        error: SignalError,
+        callsid: Option<String>,
+    },
+    /// A `message` was delivered.
+    Ack {
+        callsid: String,
+        voice_event_sid: String,
+    },
+}
+
+impl ServerFrame {
+    /// The frame's `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connected { .. } => "connected",
+            Self::Ready => "ready",
+            Self::Offline => "offline",
+            Self::Ringing { .. } => "ringing",
+            Self::Answer { .. } => "answer",
+            Self::Invite { .. } => "invite",
+            Self::Cancel { .. } => "cancel",
+            Self::Hangup { .. } => "hangup",
+            Self::Error { .. } => "error",
+            Self::Ack { .. } => "ack",
+        }
+    }
+
+    /// The text frame to write: `{"payload":…,"type":…,"version":"1.6"}`.
+    pub fn to_text(&self) -> String {
+        let payload = match self {
+            Self::Connected { identity, ttl_secs } => {
+                json!({"token": {"identity": identity, "ttl": ttl_secs}})
+            }
+            Self::Ready | Self::Offline => json!({}),
+            Self::Ringing { callsid } | Self::Cancel { callsid } => json!({"callsid": callsid}),
+            Self::Answer {
+                callsid,
+                sdp,
+                reconnect,
+            } => {
+                let mut p = json!({"callsid": callsid});
+                if let Some(sdp) = sdp {
+                    p["sdp"] = json!(sdp);
+                }
+                if let Some(reconnect) = reconnect {
+                    p["reconnect"] = json!(reconnect);
+                }
+                p
+            }
+            Self::Invite {
+                callsid,
+                sdp,
+                parameters,
+                reconnect,
+            } => {
+                let mut p = json!({
+                    "callsid": callsid,
+                    "sdp": sdp,
+                    "parameters": {
+                        "CallSid": parameters.call_sid,
+                        "AccountSid": parameters.account_sid,
+                        "From": parameters.from,
+                        "To": parameters.to,
+                        "Params": encode_params(&parameters.params),
+                    },
+                });
+                if let Some(reconnect) = reconnect {
+                    p["reconnect"] = json!(reconnect);
+                }
+                p
+            }
+            Self::Hangup { callsid, error } => match error {
+                Some(error) => json!({"callsid": callsid, "error": error.to_json()}),
+                None => json!({"callsid": callsid}),
+            },
+            Self::Error { error, callsid } => match callsid {
+                Some(callsid) => json!({"callsid": callsid, "error": error.to_json()}),
+                None => json!({"error": error.to_json()}),
+            },
+            Self::Ack {
+                callsid,
+                voice_event_sid,
+            } => {
+                json!({"acktype": "message", "callsid": callsid, "voiceeventsid": voice_event_sid})
+            }
+        };
+        envelope(self.kind(), payload)
+    }
+}
+
+/// Decodes `k=v&k2=v2` as the SDK encodes it (`encodeURIComponent` on both sides).
+pub fn decode_params(params: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(params.as_bytes())
+        .filter(|(key, _)| !key.is_empty())
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect()
+}
+
+/// Encodes pairs for `parameters.Params`; the SDK's `queryToJson` splits on `&`/`=` and decodes
+/// values (`+` included), so form encoding reads back exactly.
+pub fn encode_params(params: &[(String, String)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish()
+}
+
+fn envelope(kind: &str, payload: Value) -> String {
+    json!({"payload": payload, "type": kind, "version": PSTREAM_VERSION}).to_string()
+}
+
+/// The known frame types as `'static` names for errors; unknown ones never reach a field error.
+fn static_kind(kind: &str) -> &'static str {
+    const KINDS: [&str; 9] = [
+        "listen", "register", "invite", "answer", "hangup", "reject", "dtmf", "reinvite", "message",
+    ];
+    KINDS
+        .into_iter()
+        .find(|known| *known == kind)
+        .unwrap_or("unknown")
+}
+
+/// A payload being read, for errors that name the frame.
+struct Payload<'a> {
+    frame: &'static str,
+    map: &'a Map<String, Value>,
+}
+
+impl Payload<'_> {
+    fn missing(&self, field: &'static str) -> FrameError {
+        FrameError::MissingField {
+            frame: self.frame,
+            field,
+        }
+    }
+
+    fn wrong(&self, field: &'static str, expected: &'static str) -> FrameError {
+        FrameError::WrongType {
+            frame: self.frame,
+            field,
+            expected,
+        }
+    }
+
+    fn string(&self, field: &'static str) -> Result<String, FrameError> {
+        self.optional_string(field)?
+            .ok_or_else(|| self.missing(field))
+    }
+
+    fn optional_string(&self, field: &'static str) -> Result<Option<String>, FrameError> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(self.wrong(field, "a string")),
+        }
+    }
+
+    fn optional_u64(&self, field: &'static str) -> Result<Option<u64>, FrameError> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| self.wrong(field, "a non-negative integer")),
+        }
+    }
+
+    fn object(&self, field: &'static str) -> Result<&Map<String, Value>, FrameError> {
+        match self.map.get(field) {
+            Some(Value::Object(o)) => Ok(o),
+            None | Some(Value::Null) => Err(self.missing(field)),
+            Some(_) => Err(self.wrong(field, "an object")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> ClientFrame {
+        match ClientText::parse(text) {
+            Ok(ClientText::Frame(frame)) => frame,
+            other => panic!("expected a frame from {text:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn heartbeat_is_its_own_case() {
+        assert!(matches!(ClientText::parse("\n"), Ok(ClientText::Heartbeat)));
+    }
+
+    #[test]
+    fn listen_as_the_sdk_sends_it() {
+        let text = r#"{"payload":{"browserinfo":{"browser":{"platform":"Linux x86_64","userAgent":"Mozilla/5.0"},"p":"browser","plugin":"rtc","v":"2.18.5"},"reconnectTimeout":0,"token":"a.b.c"},"type":"listen","version":"1.6"}"#;
+        let ClientFrame::Listen {
+            token,
+            reconnect_timeout_secs,
+            browser_info,
+        } = parse(text)
+        else {
+            panic!("not a listen");
+        };
+        assert_eq!(token, "a.b.c");
+        assert_eq!(reconnect_timeout_secs, 0);
+        assert_eq!(browser_info.unwrap()["v"], "2.18.5");
+    }
+
+    #[test]
+    fn register_and_unregister() {
+        let on = r#"{"payload":{"media":{"audio":true}},"type":"register","version":"1.6"}"#;
+        let off = r#"{"payload":{"media":{"audio":false}},"type":"register","version":"1.6"}"#;
+        assert_eq!(parse(on), ClientFrame::Register { audio: true });
+        assert_eq!(parse(off), ClientFrame::Register { audio: false });
+    }
+
+    #[test]
+    fn invite_with_params_and_without() {
+        let text = r#"{"payload":{"callsid":"TJSce7d3a8e-1c0b-4d2e-9b0c-2f1e4c3a2b1d","sdp":"v=0\r\n","twilio":{"params":"To=rec&note=a%20b%26c%3Dd&emoji=%F0%9F%99%82"}},"type":"invite","version":"1.6"}"#;
+        let ClientFrame::Invite(invite) = parse(text) else {
+            panic!("not an invite");
+        };
+        assert_eq!(invite.callsid, "TJSce7d3a8e-1c0b-4d2e-9b0c-2f1e4c3a2b1d");
+        assert_eq!(invite.reconnect, None);
+        assert_eq!(
+            invite.decoded_params(),
+            vec![
+                ("To".to_owned(), "rec".to_owned()),
+                ("note".to_owned(), "a b&c=d".to_owned()),
+                ("emoji".to_owned(), "🙂".to_owned()),
+            ]
+        );
+        let bare = r#"{"payload":{"callsid":"TJS1","sdp":"v=0","twilio":{}},"type":"invite","version":"1.6"}"#;
+        let ClientFrame::Invite(invite) = parse(bare) else {
+            panic!("not an invite");
+        };
+        assert!(invite.decoded_params().is_empty());
+    }
+
+    #[test]
+    fn reconnect_invite() {
+        let text = r#"{"payload":{"callsid":"CA0123","reconnect":"opaque","sdp":"v=0","twilio":{}},"type":"invite","version":"1.6"}"#;
+        let ClientFrame::Invite(invite) = parse(text) else {
+            panic!("not an invite");
+        };
+        assert_eq!(invite.reconnect.as_deref(), Some("opaque"));
+    }
+
+    #[test]
+    fn call_frames() {
+        assert_eq!(
+            parse(r#"{"payload":{"sdp":"v=0","callsid":"CA1"},"type":"answer","version":"1.6"}"#),
+            ClientFrame::Answer {
+                callsid: "CA1".into(),
+                sdp: "v=0".into()
+            }
+        );
+        assert_eq!(
+            parse(r#"{"payload":{"callsid":"CA1"},"type":"hangup","version":"1.6"}"#),
+            ClientFrame::Hangup {
+                callsid: "CA1".into(),
+                message: None
+            }
+        );
+        assert_eq!(
+            parse(
+                r#"{"payload":{"callsid":"CA1","message":"bye"},"type":"hangup","version":"1.6"}"#
+            ),
+            ClientFrame::Hangup {
+                callsid: "CA1".into(),
+                message: Some("bye".into())
+            }
+        );
+        assert_eq!(
+            parse(r#"{"payload":{"callsid":"CA1"},"type":"reject","version":"1.6"}"#),
+            ClientFrame::Reject {
+                callsid: "CA1".into()
+            }
+        );
+        assert_eq!(
+            parse(r#"{"payload":{"callsid":"CA1","dtmf":"12#"},"type":"dtmf","version":"1.6"}"#),
+            ClientFrame::Dtmf {
+                callsid: "CA1".into(),
+                digits: "12#".into()
+            }
+        );
+        assert_eq!(
+            parse(r#"{"payload":{"sdp":"v=0","callsid":"CA1"},"type":"reinvite","version":"1.6"}"#),
+            ClientFrame::Reinvite {
+                callsid: "CA1".into(),
+                sdp: "v=0".into()
+            }
+        );
+        let ClientFrame::Message(m) = parse(
+            r#"{"payload":{"callsid":"CA1","content":{"a":1},"contenttype":"application/json","messagetype":"user-defined-message","voiceeventsid":"KX1"},"type":"message","version":"1.6"}"#,
+        ) else {
+            panic!("not a message");
+        };
+        assert_eq!(m.content, json!({"a": 1}));
+        assert_eq!(m.voice_event_sid, "KX1");
+    }
+
+    #[test]
+    fn client_frames_round_trip() {
+        let frames = [
+            ClientFrame::Listen {
+                token: "t".into(),
+                reconnect_timeout_secs: 0,
+                browser_info: Some(json!({"p": "browser"})),
+            },
+            ClientFrame::Register { audio: true },
+            ClientFrame::Invite(ClientInvite {
+                callsid: "TJS1".into(),
+                sdp: "v=0".into(),
+                params: Some("To=x".into()),
+                reconnect: None,
+            }),
+            ClientFrame::Hangup {
+                callsid: "CA1".into(),
+                message: None,
+            },
+            ClientFrame::Dtmf {
+                callsid: "CA1".into(),
+                digits: "1".into(),
+            },
+        ];
+        for frame in frames {
+            assert_eq!(ClientFrame::parse(&frame.to_text()).unwrap(), frame);
+        }
+    }
+
+    #[test]
+    fn malformed_frames_name_the_fault() {
+        assert!(matches!(
+            ClientText::parse("{not json"),
+            Err(FrameError::NotJson(_))
+        ));
+        assert!(matches!(
+            ClientText::parse("[1,2]"),
+            Err(FrameError::NotObject)
+        ));
+        assert!(matches!(
+            ClientText::parse(r#"{"payload":{}}"#),
+            Err(FrameError::MissingType)
+        ));
+        assert!(matches!(
+            ClientText::parse(r#"{"type":"close","version":"1.6","payload":{}}"#),
+            Err(FrameError::UnknownType(t)) if t == "close"
+        ));
+        assert!(matches!(
+            ClientText::parse(r#"{"type":"invite","version":"1.6","payload":{"callsid":"TJS1"}}"#),
+            Err(FrameError::MissingField {
+                frame: "invite",
+                field: "sdp"
+            })
+        ));
+        assert!(matches!(
+            ClientText::parse(r#"{"type":"register","payload":{"media":{"audio":"yes"}}}"#),
+            Err(FrameError::WrongType {
+                frame: "register",
+                field: "media.audio",
+                ..
+            })
+        ));
+        assert!(matches!(
+            ClientText::parse(r#"{"type":"listen","payload":{"token":7}}"#),
+            Err(FrameError::WrongType {
+                frame: "listen",
+                field: "token",
+                ..
+            })
+        ));
+        assert!(matches!(
+            ClientText::parse(r#"{"type":"hangup","payload":"x"}"#),
+            Err(FrameError::WrongType {
+                frame: "hangup",
+                field: "payload",
+                ..
+            })
+        ));
+        assert!(matches!(ClientText::parse(""), Err(FrameError::NotJson(_))));
+    }
+
+    fn value(frame: &ServerFrame) -> Value {
+        serde_json::from_str(&frame.to_text()).unwrap()
+    }
+
+    #[test]
+    fn server_frames_as_the_sdk_reads_them() {
+        assert_eq!(
+            value(&ServerFrame::Connected {
+                identity: "alice".into(),
+                ttl_secs: 600
+            }),
+            json!({"type":"connected","version":"1.6","payload":{"token":{"identity":"alice","ttl":600}}})
+        );
+        assert_eq!(
+            value(&ServerFrame::Ready),
+            json!({"type":"ready","version":"1.6","payload":{}})
+        );
+        assert_eq!(
+            value(&ServerFrame::Answer {
+                callsid: "CA1".into(),
+                sdp: Some("v=0".into()),
+                reconnect: None
+            }),
+            json!({"type":"answer","version":"1.6","payload":{"callsid":"CA1","sdp":"v=0"}})
+        );
+        assert_eq!(
+            value(&ServerFrame::Hangup {
+                callsid: "TJS1".into(),
+                error: Some(SignalError::new(31201, "no outgoing grant"))
+            }),
+            json!({"type":"hangup","version":"1.6","payload":{"callsid":"TJS1","error":{"code":31201,"message":"no outgoing grant"}}})
+        );
+        assert_eq!(
+            value(&ServerFrame::Error {
+                error: SignalError::new(31204, "bad token"),
+                callsid: None
+            }),
+            json!({"type":"error","version":"1.6","payload":{"error":{"code":31204,"message":"bad token"}}})
+        );
+        assert_eq!(
+            value(&ServerFrame::Ack {
+                callsid: "CA1".into(),
+                voice_event_sid: "KX1".into()
+            }),
+            json!({"type":"ack","version":"1.6","payload":{"acktype":"message","callsid":"CA1","voiceeventsid":"KX1"}})
+        );
+    }
+
+    #[test]
+    fn incoming_invite_params_read_back_by_query_to_json() {
+        let frame = ServerFrame::Invite {
+            callsid: "CA1".into(),
+            sdp: "v=0".into(),
+            parameters: IncomingParameters {
+                call_sid: "CA1".into(),
+                account_sid: "AC1".into(),
+                from: "+15551234567".into(),
+                to: "client:alice".into(),
+                params: vec![("note".into(), "a b&c=d+e".into())],
+            },
+            reconnect: None,
+        };
+        let v = value(&frame);
+        assert_eq!(v["payload"]["parameters"]["From"], "+15551234567");
+        assert_eq!(v["payload"]["parameters"]["To"], "client:alice");
+        // `queryToJson` turns `+` into a space and percent-decodes the value.
+        assert_eq!(v["payload"]["parameters"]["Params"], "note=a+b%26c%3Dd%2Be");
+        assert_eq!(
+            decode_params(v["payload"]["parameters"]["Params"].as_str().unwrap()),
+            vec![("note".to_owned(), "a b&c=d+e".to_owned())]
+        );
+    }
+}
