@@ -134,34 +134,12 @@ impl ClientText {
 impl ClientFrame {
     /// Parses one JSON frame (not the heartbeat).
     pub fn parse(text: &str) -> Result<Self, FrameError> {
-        let value: Value = serde_json::from_str(text).map_err(FrameError::NotJson)?;
-        let Value::Object(mut frame) = value else {
-            return Err(FrameError::NotObject);
-        };
-        let Some(Value::String(kind)) = frame.remove("type") else {
-            return Err(FrameError::MissingType);
-        };
-        let frame_kind = static_kind(&kind);
-        if frame_kind == "unknown" {
-            return Err(FrameError::UnknownType(kind));
-        }
-        // The SDK reads a missing payload as `{}`; so do we, and let the fields be missing.
-        let payload = match frame.remove("payload") {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(p)) => p,
-            Some(_) => {
-                return Err(FrameError::WrongType {
-                    frame: frame_kind,
-                    field: "payload",
-                    expected: "an object",
-                })
-            }
-        };
+        let (frame_kind, payload) = split_frame(text, &CLIENT_KINDS)?;
         let p = Payload {
             frame: frame_kind,
             map: &payload,
         };
-        match kind.as_str() {
+        match frame_kind {
             "listen" => Ok(Self::Listen {
                 token: p.string("token")?,
                 reconnect_timeout_secs: p.optional_u64("reconnectTimeout")?.unwrap_or(0),
@@ -225,7 +203,7 @@ impl ClientFrame {
                 message_type: p.string("messagetype")?,
                 voice_event_sid: p.string("voiceeventsid")?,
             })),
-            _ => Err(FrameError::UnknownType(kind)),
+            other => Err(FrameError::UnknownType(other.to_owned())),
         }
     }
 
@@ -379,6 +357,81 @@ pub enum ServerFrame {
 }
 
 impl ServerFrame {
+    /// Parses a server frame (not the heartbeat), for test and load clients.
+    pub fn parse(text: &str) -> Result<Self, FrameError> {
+        let (frame_kind, payload) = split_frame(text, &SERVER_KINDS)?;
+        let p = Payload {
+            frame: frame_kind,
+            map: &payload,
+        };
+        match frame_kind {
+            "connected" => {
+                let token = p.object("token")?;
+                let identity = match token.get("identity") {
+                    Some(Value::String(identity)) => identity.clone(),
+                    Some(_) => return Err(p.wrong("token.identity", "a string")),
+                    None => return Err(p.missing("token.identity")),
+                };
+                let ttl_secs = match token.get("ttl") {
+                    Some(ttl) => ttl
+                        .as_u64()
+                        .ok_or_else(|| p.wrong("token.ttl", "a non-negative integer"))?,
+                    None => return Err(p.missing("token.ttl")),
+                };
+                Ok(Self::Connected { identity, ttl_secs })
+            }
+            "ready" => Ok(Self::Ready),
+            "offline" => Ok(Self::Offline),
+            "ringing" => Ok(Self::Ringing {
+                callsid: p.string("callsid")?,
+            }),
+            "answer" => Ok(Self::Answer {
+                callsid: p.string("callsid")?,
+                sdp: p.optional_string("sdp")?,
+                reconnect: p.optional_string("reconnect")?,
+            }),
+            "invite" => {
+                let parameters = p.object("parameters")?;
+                let field = |name: &'static str, path: &'static str| match parameters.get(name) {
+                    None | Some(Value::Null) => Ok(String::new()),
+                    Some(Value::String(s)) => Ok(s.clone()),
+                    Some(_) => Err(p.wrong(path, "a string")),
+                };
+                Ok(Self::Invite {
+                    callsid: p.string("callsid")?,
+                    sdp: p.string("sdp")?,
+                    parameters: IncomingParameters {
+                        call_sid: field("CallSid", "parameters.CallSid")?,
+                        account_sid: field("AccountSid", "parameters.AccountSid")?,
+                        from: field("From", "parameters.From")?,
+                        to: field("To", "parameters.To")?,
+                        params: decode_params(&field("Params", "parameters.Params")?),
+                    },
+                    reconnect: p.optional_string("reconnect")?,
+                })
+            }
+            "cancel" => Ok(Self::Cancel {
+                callsid: p.string("callsid")?,
+            }),
+            "hangup" => Ok(Self::Hangup {
+                callsid: p.string("callsid")?,
+                error: match payload.get("error") {
+                    None | Some(Value::Null) => None,
+                    Some(_) => Some(p.error()?),
+                },
+            }),
+            "error" => Ok(Self::Error {
+                error: p.error()?,
+                callsid: p.optional_string("callsid")?,
+            }),
+            "ack" => Ok(Self::Ack {
+                callsid: p.string("callsid")?,
+                voice_event_sid: p.string("voiceeventsid")?,
+            }),
+            other => Err(FrameError::UnknownType(other.to_owned())),
+        }
+    }
+
     /// The frame's `type`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -478,15 +531,48 @@ fn envelope(kind: &str, payload: Value) -> String {
     json!({"payload": payload, "type": kind, "version": PSTREAM_VERSION}).to_string()
 }
 
-/// The known frame types as `'static` names for errors; unknown ones never reach a field error.
-fn static_kind(kind: &str) -> &'static str {
-    const KINDS: [&str; 9] = [
-        "listen", "register", "invite", "answer", "hangup", "reject", "dtmf", "reinvite", "message",
-    ];
-    KINDS
-        .into_iter()
-        .find(|known| *known == kind)
-        .unwrap_or("unknown")
+const CLIENT_KINDS: [&str; 9] = [
+    "listen", "register", "invite", "answer", "hangup", "reject", "dtmf", "reinvite", "message",
+];
+
+const SERVER_KINDS: [&str; 10] = [
+    "connected",
+    "ready",
+    "offline",
+    "ringing",
+    "answer",
+    "invite",
+    "cancel",
+    "hangup",
+    "error",
+    "ack",
+];
+
+/// Reads the envelope: the frame's type (one of `kinds`, as a `'static` name for errors) and its
+/// payload. The SDK reads a missing payload as `{}`; so do we, and let the fields be missing.
+fn split_frame(
+    text: &str,
+    kinds: &[&'static str],
+) -> Result<(&'static str, Map<String, Value>), FrameError> {
+    let value: Value = serde_json::from_str(text).map_err(FrameError::NotJson)?;
+    let Value::Object(mut frame) = value else {
+        return Err(FrameError::NotObject);
+    };
+    let Some(Value::String(kind)) = frame.remove("type") else {
+        return Err(FrameError::MissingType);
+    };
+    let Some(frame_kind) = kinds.iter().copied().find(|known| *known == kind) else {
+        return Err(FrameError::UnknownType(kind));
+    };
+    match frame.remove("payload") {
+        None | Some(Value::Null) => Ok((frame_kind, Map::new())),
+        Some(Value::Object(payload)) => Ok((frame_kind, payload)),
+        Some(_) => Err(FrameError::WrongType {
+            frame: frame_kind,
+            field: "payload",
+            expected: "an object",
+        }),
+    }
 }
 
 /// A payload being read, for errors that name the frame.
@@ -532,6 +618,24 @@ impl Payload<'_> {
                 .map(Some)
                 .ok_or_else(|| self.wrong(field, "a non-negative integer")),
         }
+    }
+
+    /// `error: {code, message}`.
+    fn error(&self) -> Result<SignalError, FrameError> {
+        let error = self.object("error")?;
+        let code = match error.get("code") {
+            Some(code) => code
+                .as_u64()
+                .and_then(|code| u32::try_from(code).ok())
+                .ok_or_else(|| self.wrong("error.code", "an error code"))?,
+            None => return Err(self.missing("error.code")),
+        };
+        let message = match error.get("message") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(message)) => message.clone(),
+            Some(_) => return Err(self.wrong("error.message", "a string")),
+        };
+        Ok(SignalError { code, message })
     }
 
     fn object(&self, field: &'static str) -> Result<&Map<String, Value>, FrameError> {
@@ -796,6 +900,102 @@ mod tests {
             }),
             json!({"type":"ack","version":"1.6","payload":{"acktype":"message","callsid":"CA1","voiceeventsid":"KX1"}})
         );
+    }
+
+    #[test]
+    fn server_frames_round_trip() {
+        let frames = [
+            ServerFrame::Connected {
+                identity: "alice".into(),
+                ttl_secs: 600,
+            },
+            ServerFrame::Ready,
+            ServerFrame::Offline,
+            ServerFrame::Ringing {
+                callsid: "CA1".into(),
+            },
+            ServerFrame::Answer {
+                callsid: "CA1".into(),
+                sdp: Some("v=0".into()),
+                reconnect: Some("rc".into()),
+            },
+            ServerFrame::Invite {
+                callsid: "CA1".into(),
+                sdp: "v=0".into(),
+                parameters: IncomingParameters {
+                    call_sid: "CA1".into(),
+                    account_sid: "AC1".into(),
+                    from: "client:bob".into(),
+                    to: "client:alice".into(),
+                    params: vec![("k".into(), "v w".into())],
+                },
+                reconnect: None,
+            },
+            ServerFrame::Cancel {
+                callsid: "CA1".into(),
+            },
+            ServerFrame::Hangup {
+                callsid: "CA1".into(),
+                error: Some(SignalError::new(31201, "no")),
+            },
+            ServerFrame::Hangup {
+                callsid: "CA1".into(),
+                error: None,
+            },
+            ServerFrame::Error {
+                error: SignalError::token_expired(),
+                callsid: None,
+            },
+            ServerFrame::Ack {
+                callsid: "CA1".into(),
+                voice_event_sid: "KX1".into(),
+            },
+        ];
+        for frame in frames {
+            assert_eq!(ServerFrame::parse(&frame.to_text()).unwrap(), frame);
+        }
+        assert!(matches!(
+            ServerFrame::parse(r#"{"type":"listen","payload":{}}"#),
+            Err(FrameError::UnknownType(_))
+        ));
+        assert!(matches!(
+            ServerFrame::parse(r#"{"type":"error","payload":{"error":{"code":-1}}}"#),
+            Err(FrameError::WrongType {
+                frame: "error",
+                field: "error.code",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn truncated_and_mangled_frames_never_panic() {
+        let samples = [
+            r#"{"payload":{"browserinfo":{"p":"browser"},"reconnectTimeout":0,"token":"a.b.c"},"type":"listen","version":"1.6"}"#,
+            r#"{"payload":{"callsid":"TJS1","sdp":"v=0","twilio":{"params":"To=%F0%9F%99&x"}},"type":"invite","version":"1.6"}"#,
+            r#"{"payload":{"media":{"audio":true}},"type":"register","version":"1.6"}"#,
+            r#"{"payload":{"callsid":"CA1","content":[1,{"a":null}],"messagetype":"m","voiceeventsid":"K"},"type":"message","version":"1.6"}"#,
+        ];
+        for sample in samples {
+            for cut in 0..=sample.len() {
+                let Some(prefix) = sample.get(..cut) else {
+                    continue;
+                };
+                let _ = ClientText::parse(prefix);
+                let _ = ServerFrame::parse(prefix);
+            }
+            for (i, c) in sample.char_indices() {
+                for replacement in ["\"", "1", "null", "{", "]", "\\u0000"] {
+                    let mangled = format!(
+                        "{}{}{}",
+                        &sample[..i],
+                        replacement,
+                        &sample[i + c.len_utf8()..]
+                    );
+                    let _ = ClientText::parse(&mangled);
+                }
+            }
+        }
     }
 
     #[test]

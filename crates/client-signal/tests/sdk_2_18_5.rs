@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use client_signal::{
-    ApiKey, IncomingParameters, Session, SessionConfig, SessionEvent, SessionOutput,
+    ApiKey, IncomingParameters, ServerFrame, Session, SessionConfig, SessionEvent, SessionOutput,
 };
 use serde_json::{json, Value};
 
@@ -69,6 +69,7 @@ impl Sdk {
                     assert!(frame["type"].is_string(), "{text}");
                     assert!(frame["payload"].is_object(), "{text}");
                     assert_ne!(frame["type"], "close", "the SDK would destroy its stream");
+                    ServerFrame::parse(&text).expect("a server frame of PStream 1.6");
                     self.inbox.push(frame);
                 }
                 SessionOutput::Event(event) => self.events.push(event),
