@@ -23,10 +23,10 @@ pub mod session;
 pub mod token;
 
 pub use frame::{
-    CallMessage, ClientFrame, ClientInvite, ClientText, FrameError, IncomingParameters,
-    ServerFrame, SignalError, PSTREAM_VERSION,
+    decode_params, encode_params, CallMessage, ClientFrame, ClientInvite, ClientText, FrameError,
+    IncomingParameters, ServerFrame, SignalError, HEARTBEAT, PSTREAM_VERSION,
 };
 pub use session::{
     ApiKey, CallError, Session, SessionConfig, SessionEvent, SessionOutput, TimerReason,
 };
-pub use token::{verify, OutgoingGrant, TokenError, VerifiedToken, VoiceGrant};
+pub use token::{verify, OutgoingGrant, TokenError, VerifiedToken, VoiceGrant, MAX_LIFETIME_SECS};

@@ -6,7 +6,8 @@
 //!   (`device.updateToken()`) can succeed. Closing it would make the SDK reconnect with the same
 //!   token in a loop.
 //! - `ready`/`offline` answering `register{media:{audio}}` (sent again every 30 s).
-//! - a `"\n"` at least every 10 s: after 15 s without any frame the SDK drops the socket.
+//! - a `"\n"` at least every 10 s: after 15 s without any frame the SDK drops the socket. The
+//!   client echoes each one and sends nothing else unprompted, so the echoes are its liveness.
 //! - `error` 31205 when the token expires while listening.
 //!
 //! Call frames become [`SessionEvent`]s; the daemon answers through [`Session::ringing`],
@@ -44,7 +45,7 @@ pub struct SessionConfig {
     pub application_sids: Vec<String>,
     /// Clock skew allowed on `exp`/`nbf`.
     pub token_leeway: Duration,
-    /// Longest server silence; the SDK gives up after 15 s.
+    /// Period of the `"\n"` heartbeat; the SDK drops the socket after 15 s without a frame.
     pub heartbeat_interval: Duration,
     /// The client echoes every heartbeat; this long without any frame ends the session.
     pub client_silence_timeout: Duration,
@@ -134,6 +135,8 @@ pub enum CallError {
     UnknownCall(String),
     #[error("the client is not registered")]
     NotRegistered,
+    #[error("call {0:?} is already on this signalling session")]
+    DuplicateCall(String),
     #[error("the signalling session is closed")]
     Closed,
 }
@@ -186,7 +189,9 @@ pub struct Session {
     auth: Auth,
     registered: bool,
     calls: Vec<CallEntry>,
-    last_sent: Instant,
+    /// Heartbeats go out on a fixed beat even while other frames flow: their echoes are the only
+    /// proof that the client is alive (it sends nothing unprompted).
+    last_heartbeat: Instant,
     last_received: Instant,
     closed: bool,
     outputs: VecDeque<SessionOutput>,
@@ -203,7 +208,7 @@ impl Session {
             auth: Auth::None,
             registered: false,
             calls: Vec::new(),
-            last_sent: now,
+            last_heartbeat: now,
             last_received: now,
             closed: false,
             outputs: VecDeque::new(),
@@ -283,8 +288,10 @@ impl Session {
                 self.emit(SessionEvent::TokenExpired);
             }
         }
-        if now >= self.last_sent + self.config.heartbeat_interval {
-            self.send_text(now, HEARTBEAT.to_owned());
+        if now >= self.last_heartbeat + self.config.heartbeat_interval {
+            self.last_heartbeat = now;
+            self.outputs
+                .push_back(SessionOutput::Send(HEARTBEAT.to_owned()));
         }
     }
 
@@ -303,7 +310,7 @@ impl Session {
             return None;
         }
         let mut soonest = (
-            self.last_sent + self.config.heartbeat_interval,
+            self.last_heartbeat + self.config.heartbeat_interval,
             TimerReason::Heartbeat,
         );
         let silence = self.last_received + self.config.client_silence_timeout;
@@ -390,6 +397,9 @@ impl Session {
         }
         if !self.registered {
             return Err(CallError::NotRegistered);
+        }
+        if self.calls.iter().any(|call| call.is(call_sid)) {
+            return Err(CallError::DuplicateCall(call_sid.to_owned()));
         }
         self.calls.push(CallEntry {
             client_id: call_sid.to_owned(),
@@ -741,14 +751,9 @@ impl Session {
         self.started + Duration::from_secs(unix.saturating_sub(self.unix_at_start))
     }
 
-    fn send_frame(&mut self, now: Instant, frame: ServerFrame) {
-        self.send_text(now, frame.to_text());
-    }
-
-    /// Any frame re-arms the SDK's 15 s watchdog, so it also counts as a heartbeat.
-    fn send_text(&mut self, now: Instant, text: String) {
-        self.last_sent = now;
-        self.outputs.push_back(SessionOutput::Send(text));
+    /// `now` is kept in the signature of every sender so timing rules can depend on it.
+    fn send_frame(&mut self, _now: Instant, frame: ServerFrame) {
+        self.outputs.push_back(SessionOutput::Send(frame.to_text()));
     }
 
     fn emit(&mut self, event: SessionEvent) {

@@ -312,13 +312,28 @@ fn heartbeat_every_10s_of_server_silence() {
     let d = h.run_until(35);
     assert_eq!(d.heartbeats, 3);
     assert!(d.events.is_empty());
-    // A frame we send re-arms the SDK's watchdog, so the next heartbeat counts from it.
+    // Frames in between do not shift the beat: the echoes are the client's only sign of life.
     h.at(35);
     h.listen(FULL);
     assert_eq!(
         h.session.poll_timeout_reason(),
-        Some((h.start + Duration::from_secs(45), TimerReason::Heartbeat))
+        Some((h.start + Duration::from_secs(40), TimerReason::Heartbeat))
     );
+}
+
+#[test]
+fn busy_signalling_still_gets_heartbeats_and_echoes() {
+    let mut h = Harness::new();
+    h.listen(FULL);
+    // We send a frame every 5 s for a minute and the client only echoes heartbeats: were the
+    // heartbeat skipped while frames flow, the client would look silent and be closed at 30 s.
+    for t in (5..=60).step_by(5) {
+        h.run_until(t);
+        h.session
+            .send_error(h.now, SignalError::new(31000, "test"), None);
+        h.drain();
+    }
+    assert!(!h.session.is_closed());
 }
 
 #[test]
@@ -478,6 +493,17 @@ fn incoming_call_rejected_or_cancelled() {
     // `call.ignore()` sends nothing: the ring timeout cancels.
     incoming(&mut h);
     h.drain();
+    let params = IncomingParameters {
+        call_sid: CALL.into(),
+        account_sid: ACCOUNT.into(),
+        from: "x".into(),
+        to: "client:alice".into(),
+        params: vec![],
+    };
+    assert_eq!(
+        h.session.invite_client(h.now, CALL, "v=0", params, None),
+        Err(CallError::DuplicateCall(CALL.into()))
+    );
     h.session.cancel(h.now, CALL).unwrap();
     let d = h.drain();
     assert_eq!(
