@@ -3,11 +3,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use control::HttpMethod;
 use serde::Deserialize;
-use store::AccountSid;
+use store::{AccountSid, ApiKeySid, ApplicationSid};
 use thiserror::Error;
 
 use crate::sip_task::TcpLimits;
@@ -65,6 +66,37 @@ struct RawConfig {
     transcription: RawTranscription,
     transcripts: RawTranscripts,
     bot: RawBot,
+    #[serde(default)]
+    api_key: Vec<RawApiKey>,
+    #[serde(default)]
+    application: Vec<RawApplication>,
+    #[serde(default)]
+    client: RawClient,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApiKey {
+    #[serde(default)]
+    sid: String,
+    #[serde(default)]
+    secret: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApplication {
+    #[serde(default)]
+    sid: String,
+    #[serde(flatten)]
+    app: RawApp,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    #[serde(default)]
+    dev_tokens: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -200,6 +232,10 @@ struct RawHttp {
     public_url: String,
     #[serde(default)]
     media_auth: String,
+    #[serde(default)]
+    tls_cert: String,
+    #[serde(default)]
+    tls_key: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,13 +318,22 @@ pub struct Config {
     /// Where RTP sockets bind for IPv6 media (`rtp.ip6`); `None` = IPv6 offers are refused.
     pub rtp_ip6: Option<IpAddr>,
     pub http_listen: SocketAddr,
-    /// Without a trailing slash. Empty in the config: `http://` and the bound `http.listen`
-    /// address (loopback for a wildcard), filled in by `server::serve_with` once bound.
+    /// Without a trailing slash. Empty in the config: `http://` (`https://` with TLS) and the
+    /// bound `http.listen` address (loopback for a wildcard), filled in by
+    /// `server::serve_with` once bound.
     pub http_public_url: String,
+    /// `http.tls_cert` and `http.tls_key`: the HTTP listener serves HTTPS; `None` = plain HTTP.
+    pub http_tls: Option<HttpTls>,
     /// Recording media needs Basic auth like the rest of the API (`http.media_auth`).
     pub media_auth: http_api::MediaAuth,
     pub account_sid: AccountSid,
     pub auth_token: String,
+    /// `[[api_key]]`s of the account: REST Basic auth as `SK…:secret`, access-token signing.
+    pub api_keys: Vec<http_api::ApiKey>,
+    /// `[[application]]`s: TwiML applications named by SID (client calls run them).
+    pub applications: Vec<Application>,
+    /// `[client]`: browser and mobile SDK clients.
+    pub client: ClientSettings,
     /// The default application (`[app]`).
     pub app: AppConfig,
     /// Applications chosen by dialed number or user, first match wins.
@@ -336,6 +381,28 @@ impl AppConfig {
     fn has_call_logic(&self) -> bool {
         self.voice_url.is_some() || !self.twiml.trim().is_empty() || self.bot_callback_uri.is_some()
     }
+}
+
+/// An `[[application]]`: an application with a SID (`AP…`), as a Twilio TwiML App.
+#[derive(Debug, Clone)]
+pub struct Application {
+    pub sid: ApplicationSid,
+    pub app: AppConfig,
+}
+
+/// `[client]`: settings of browser and mobile SDK clients.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientSettings {
+    /// `client.dev_tokens`: the demo page's access-token endpoint is open (development only).
+    pub dev_tokens: bool,
+}
+
+/// HTTPS on the HTTP listener: the PEM files, checked and loaded at start-up.
+#[derive(Debug, Clone)]
+pub struct HttpTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub server_config: Arc<rustls::ServerConfig>,
 }
 
 /// A `[[route]]`: the application for calls to one number or SIP user.
@@ -545,6 +612,7 @@ impl Config {
                 ),
             ));
         }
+        let http_tls = validate_tls(&raw.http)?;
         let sid = raw.account.sid.trim();
         let Ok(sid) = sid.parse::<AccountSid>() else {
             return Err(invalid(
@@ -585,6 +653,8 @@ impl Config {
             }
             routes.push(Route { number, user, app });
         }
+        let api_keys = validate_api_keys(&raw.api_key)?;
+        let applications = validate_applications(&raw.application, &limits)?;
         let tts = TtsSettings {
             espeak_path: raw
                 .tts
@@ -867,8 +937,14 @@ impl Config {
             rtp_ip6,
             http_listen,
             http_public_url: public_url,
+            http_tls,
             account_sid: sid,
             auth_token: raw.account.auth_token,
+            api_keys,
+            applications,
+            client: ClientSettings {
+                dev_tokens: raw.client.dev_tokens,
+            },
             app,
             routes,
             tts,
@@ -894,6 +970,16 @@ impl Config {
             webhook_timeout: Duration::from_millis(raw.webhook.timeout_ms),
             log_level: raw.log.level,
         })
+    }
+
+    /// The `[[api_key]]` with this SID.
+    pub fn api_key(&self, sid: &str) -> Option<&http_api::ApiKey> {
+        self.api_keys.iter().find(|k| k.sid == sid)
+    }
+
+    /// The `[[application]]` with this SID.
+    pub fn application(&self, sid: &str) -> Option<&Application> {
+        self.applications.iter().find(|a| a.sid == sid)
     }
 
     pub fn parse_limits(&self) -> control::ParseLimits {
@@ -936,7 +1022,115 @@ fn validate_tcp_limits(raw: &RawSip) -> Result<TcpLimits, ConfigError> {
     })
 }
 
-/// Validates one application's keys; `section` is `app` or `route` for the messages.
+/// `http.tls_cert` and `http.tls_key`: both or neither; both name readable PEM files of a
+/// certificate chain and its key.
+fn validate_tls(raw: &RawHttp) -> Result<Option<HttpTls>, ConfigError> {
+    match (raw.tls_cert.trim(), raw.tls_key.trim()) {
+        ("", "") => Ok(None),
+        (_, "") => Err(invalid(
+            "http.tls_key",
+            "must be set when http.tls_cert is (both or neither)",
+        )),
+        ("", _) => Err(invalid(
+            "http.tls_cert",
+            "must be set when http.tls_key is (both or neither)",
+        )),
+        (cert, key) => {
+            let (cert, key) = (PathBuf::from(cert), PathBuf::from(key));
+            let server_config =
+                crate::tls::server_config(&cert, &key).map_err(|e| invalid(e.key, e.message))?;
+            Ok(Some(HttpTls {
+                cert,
+                key,
+                server_config,
+            }))
+        }
+    }
+}
+
+/// `[[api_key]]`: a well-formed, unique `sid` and a non-empty `secret` each.
+fn validate_api_keys(raw: &[RawApiKey]) -> Result<Vec<http_api::ApiKey>, ConfigError> {
+    let mut keys: Vec<http_api::ApiKey> = Vec::with_capacity(raw.len());
+    for (i, k) in raw.iter().enumerate() {
+        let n = i + 1;
+        let text = k.sid.trim();
+        let sid: ApiKeySid = text.parse().map_err(|_| {
+            invalid(
+                "api_key.sid",
+                format!("entry {n}: {text:?} is not SK followed by 32 hex digits"),
+            )
+        })?;
+        if let Some(first) = keys
+            .iter()
+            .position(|o| o.sid.as_str().eq_ignore_ascii_case(text))
+        {
+            return Err(invalid(
+                "api_key.sid",
+                format!("entry {n}: {text:?} is already entry {}", first + 1),
+            ));
+        }
+        // Kept as written: it is an HMAC key and a password, byte for byte.
+        if k.secret.trim().is_empty() {
+            return Err(invalid(
+                "api_key.secret",
+                format!("entry {n} ({text}): must not be empty"),
+            ));
+        }
+        keys.push(http_api::ApiKey {
+            sid,
+            secret: k.secret.clone(),
+        });
+    }
+    Ok(keys)
+}
+
+/// `[[application]]`: a well-formed, unique `sid` and the `[app]` keys, with call logic.
+fn validate_applications(
+    raw: &[RawApplication],
+    limits: &control::ParseLimits,
+) -> Result<Vec<Application>, ConfigError> {
+    let mut apps: Vec<Application> = Vec::with_capacity(raw.len());
+    for (i, a) in raw.iter().enumerate() {
+        let n = i + 1;
+        let text = a.sid.trim();
+        let sid: ApplicationSid = text.parse().map_err(|_| {
+            invalid(
+                "application.sid",
+                format!("entry {n}: {text:?} is not AP followed by 32 hex digits"),
+            )
+        })?;
+        if let Some(first) = apps
+            .iter()
+            .position(|o| o.sid.as_str().eq_ignore_ascii_case(text))
+        {
+            return Err(invalid(
+                "application.sid",
+                format!("entry {n}: {text:?} is already entry {}", first + 1),
+            ));
+        }
+        // Client calls run TwiML; a bot application is a SIP-side thing ([app], [[route]]).
+        if !a.app.bot_callback_uri.trim().is_empty() {
+            return Err(invalid(
+                "application.bot_callback_uri",
+                format!(
+                    "entry {n} ({text}): not supported for applications (use voice_url or twiml)"
+                ),
+            ));
+        }
+        let app = validate_app(&a.app, "application", limits)?;
+        if !app.has_call_logic() {
+            return Err(invalid(
+                "application.twiml",
+                format!("entry {n} ({text}): needed when application.voice_url is empty"),
+            ));
+        }
+        apps.push(Application { sid, app });
+    }
+    Ok(apps)
+}
+
+/// Validates one application's keys; `section` is `app`, `route` or `application` for the
+/// messages.
 fn validate_app(
     raw: &RawApp,
     section: &'static str,
@@ -951,6 +1145,14 @@ fn validate_app(
             ("app", "fallback_method") => "app.fallback_method",
             ("app", "status_callback") => "app.status_callback",
             ("app", "status_callback_method") => "app.status_callback_method",
+            ("application", "voice_url") => "application.voice_url",
+            ("application", "voice_method") => "application.voice_method",
+            ("application", "twiml") => "application.twiml",
+            ("application", "fallback_url") => "application.fallback_url",
+            ("application", "fallback_method") => "application.fallback_method",
+            ("application", "status_callback") => "application.status_callback",
+            ("application", "status_callback_method") => "application.status_callback_method",
+            ("application", _) => "application.bot_callback_uri",
             (_, "voice_url") => "route.voice_url",
             (_, "voice_method") => "route.voice_method",
             (_, "twiml") => "route.twiml",
@@ -1032,6 +1234,209 @@ mod tests {
             .expect("embedded default has every key");
         assert_eq!(raw.sip.listen, "0.0.0.0:5060");
         assert_eq!(raw.rtp.timeout, 30);
+    }
+
+    /// The embedded default with `extra` TOML layered over it, validated (no environment).
+    fn load_with(extra: &str) -> Result<Config, ConfigError> {
+        let merged = config::Config::builder()
+            .add_source(config::File::from_str(
+                DEFAULT_CONFIG,
+                config::FileFormat::Toml,
+            ))
+            .add_source(config::File::from_str(extra, config::FileFormat::Toml))
+            .build()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        let raw: RawConfig = merged
+            .try_deserialize()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        Config::validate(raw)
+    }
+
+    /// The error names `key` and contains `why`.
+    fn fails(extra: &str, key: &str, why: &str) {
+        match load_with(extra) {
+            Ok(_) => panic!("accepted:\n{extra}"),
+            Err(ConfigError::Invalid { key: k, message }) => {
+                assert_eq!(k, key, "{message}");
+                assert!(message.contains(why), "{key}: {message:?} lacks {why:?}");
+            }
+            Err(e) => panic!("{e} is not about {key}"),
+        }
+    }
+
+    const SK1: &str = "SK0123456789abcdef0123456789abcdef";
+    const SK2: &str = "SKffffffffffffffffffffffffffffffff";
+    const AP1: &str = "AP0123456789abcdef0123456789abcdef";
+    const AP2: &str = "APffffffffffffffffffffffffffffffff";
+
+    #[test]
+    fn the_default_has_no_keys_applications_tls_or_dev_tokens() {
+        let c = load_with("").expect("default is valid");
+        assert!(c.api_keys.is_empty());
+        assert!(c.applications.is_empty());
+        assert!(c.http_tls.is_none());
+        assert_eq!(c.client, ClientSettings { dev_tokens: false });
+    }
+
+    #[test]
+    fn api_keys_applications_and_client_are_parsed_and_found_by_sid() {
+        let c = load_with(&format!(
+            r#"
+            [client]
+            dev_tokens = true
+
+            [[api_key]]
+            sid = "{SK1}"
+            secret = " a secret "
+
+            [[api_key]]
+            sid = "{SK2}"
+            secret = "other"
+
+            [[application]]
+            sid = "{AP1}"
+            voice_url = "https://example.com/voice"
+            voice_method = "GET"
+            status_callback = "https://example.com/status"
+
+            [[application]]
+            sid = "{AP2}"
+            twiml = "<Response><Record/></Response>"
+            "#
+        ))
+        .expect("valid");
+        assert!(c.client.dev_tokens);
+        assert_eq!(c.api_keys.len(), 2);
+        // The secret is kept byte for byte (it is an HMAC key).
+        assert_eq!(
+            c.api_key(SK1).map(|k| k.secret.as_str()),
+            Some(" a secret ")
+        );
+        assert_eq!(c.api_key(SK2).map(|k| k.secret.as_str()), Some("other"));
+        assert!(c.api_key("SK00000000000000000000000000000000").is_none());
+        let a1 = c.application(AP1).expect("AP1");
+        assert_eq!(
+            a1.app.voice_url.as_deref(),
+            Some("https://example.com/voice")
+        );
+        assert_eq!(a1.app.voice_method, HttpMethod::Get);
+        assert_eq!(
+            a1.app.status_callback.as_deref(),
+            Some("https://example.com/status")
+        );
+        let a2 = c.application(AP2).expect("AP2");
+        assert!(a2.app.voice_url.is_none());
+        assert_eq!(a2.app.twiml, "<Response><Record/></Response>");
+        assert!(c.application(SK1).is_none());
+    }
+
+    #[test]
+    fn bad_api_keys_name_the_key() {
+        for bad in [
+            "",
+            "SK1",
+            "AC0123456789abcdef0123456789abcdef",
+            "SK0123456789abcdef0123456789abcdeg",
+        ] {
+            fails(
+                &format!("[[api_key]]\nsid = \"{bad}\"\nsecret = \"s\"\n"),
+                "api_key.sid",
+                "is not SK followed by 32 hex digits",
+            );
+        }
+        fails(
+            &format!("[[api_key]]\nsid = \"{SK1}\"\nsecret = \"s\"\n[[api_key]]\nsid = \"{}\"\nsecret = \"t\"\n", SK1.to_ascii_uppercase()),
+            "api_key.sid",
+            "is already entry 1",
+        );
+        for secret in ["", "  "] {
+            fails(
+                &format!("[[api_key]]\nsid = \"{SK1}\"\nsecret = \"{secret}\"\n"),
+                "api_key.secret",
+                "must not be empty",
+            );
+        }
+        fails(
+            &format!("[[api_key]]\nsid = \"{SK1}\"\n"),
+            "api_key.secret",
+            "must not be empty",
+        );
+    }
+
+    #[test]
+    fn bad_applications_name_the_key() {
+        let twiml = "twiml = \"<Response><Hangup/></Response>\"\n";
+        for bad in ["", "AP1", SK1, "AP0123456789abcdef0123456789abcdeg"] {
+            fails(
+                &format!("[[application]]\nsid = \"{bad}\"\n{twiml}"),
+                "application.sid",
+                "is not AP followed by 32 hex digits",
+            );
+        }
+        fails(
+            &format!("[[application]]\nsid = \"{AP1}\"\n{twiml}[[application]]\nsid = \"{AP2}\"\n{twiml}[[application]]\nsid = \"{AP1}\"\n{twiml}"),
+            "application.sid",
+            "entry 3: \"AP0123456789abcdef0123456789abcdef\" is already entry 1",
+        );
+        fails(
+            &format!("[[application]]\nsid = \"{AP1}\"\n"),
+            "application.twiml",
+            "needed when application.voice_url is empty",
+        );
+        fails(
+            &format!("[[application]]\nsid = \"{AP1}\"\nvoice_url = \"https://x.example\"\nvoice_method = \"PUT\"\n"),
+            "application.voice_method",
+            "is not POST or GET",
+        );
+        fails(
+            &format!("[[application]]\nsid = \"{AP1}\"\n{twiml}fallback_url = \"ftp://x\"\n"),
+            "application.fallback_url",
+            "is not an http(s) URL",
+        );
+        fails(
+            &format!(
+                "[[application]]\nsid = \"{AP1}\"\ntwiml = \"<Response><Nope/></Response>\"\n"
+            ),
+            "application.twiml",
+            "",
+        );
+        fails(
+            &format!(
+                "[[application]]\nsid = \"{AP1}\"\nbot_callback_uri = \"https://bot.example\"\n"
+            ),
+            "application.bot_callback_uri",
+            "not supported",
+        );
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_readable_pem() {
+        fails(
+            "[http]\ntls_cert = \"c.pem\"\n",
+            "http.tls_key",
+            "both or neither",
+        );
+        fails(
+            "[http]\ntls_key = \"k.pem\"\n",
+            "http.tls_cert",
+            "both or neither",
+        );
+        let dir = std::env::temp_dir().join(format!("hark-tls-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let missing = dir.join("missing.pem");
+        let junk = dir.join("junk.pem");
+        std::fs::write(&junk, "not pem at all\n").expect("write");
+        let toml = |c: &Path, k: &Path| {
+            format!(
+                "[http]\ntls_cert = {:?}\ntls_key = {:?}\n",
+                c.display().to_string(),
+                k.display().to_string()
+            )
+        };
+        fails(&toml(&missing, &junk), "http.tls_cert", "missing.pem");
+        fails(&toml(&junk, &missing), "http.tls_key", "missing.pem");
+        fails(&toml(&junk, &junk), "http.tls_cert", "no PEM CERTIFICATE");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //!
 //! # Layout
 //! - [`config`]: the TOML config, env overrides (`HARK_<SECTION>__<KEY>`), validation.
-//! - [`server`]: `hark serve`: sockets, recovery, signals.
+//! - [`server`]: `hark serve`: sockets, recovery, signals; [`tls`]: HTTPS for the HTTP listener.
 //! - [`sip_task`]: UDP/TCP around the SIP endpoint; routes call events to call tasks.
 //! - [`call`]: one task per call running the TwiML flow; [`record`]: its `<Record>`.
 //! - [`media`]: one task per call owning the RTP socket; the SPSC ring to the call task.
@@ -27,5 +27,6 @@ pub mod services;
 pub mod sids;
 pub mod sip_task;
 pub mod storage;
+pub mod tls;
 pub mod transcription;
 pub mod webhook;

@@ -137,6 +137,11 @@ pub async fn serve_with(
         "listening"
     );
     if config.http_public_url.is_empty() {
+        let scheme = if config.http_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let mut base = http_addr;
         if base.ip().is_unspecified() {
             base.set_ip(if base.is_ipv4() {
@@ -145,7 +150,7 @@ pub async fn serve_with(
                 std::net::Ipv6Addr::LOCALHOST.into()
             });
         }
-        config.http_public_url = format!("http://{base}");
+        config.http_public_url = format!("{scheme}://{base}");
     }
     let mut tasks = Tasks::default();
 
@@ -196,6 +201,7 @@ pub async fn serve_with(
     let (router, recording_deleter) = http_api::router_and_deleter(Arc::new(http_api::ApiState {
         account_sid: config.account_sid.clone(),
         auth_token: config.auth_token.clone(),
+        api_keys: config.api_keys.clone(),
         media_auth: config.media_auth,
         store: store.clone(),
         storage_dir: config.storage_dir.clone(),
@@ -205,11 +211,21 @@ pub async fn serve_with(
         bot: Some(bot),
         readiness: readiness.clone(),
     }));
-    tasks.spawn(async move {
-        if let Err(e) = axum::serve(http_listener, router).await {
-            tracing::error!(error = %e, "HTTP listener stopped");
+    match config.http_tls.as_ref() {
+        Some(tls) => {
+            let listener = crate::tls::TlsListener::new(http_listener, tls.server_config.clone());
+            tasks.spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "HTTPS listener stopped");
+                }
+            });
         }
-    });
+        None => tasks.spawn(async move {
+            if let Err(e) = axum::serve(http_listener, router).await {
+                tracing::error!(error = %e, "HTTP listener stopped");
+            }
+        }),
+    }
     tasks.spawn(outbox.clone().run(webhooks.clone()));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -347,6 +363,7 @@ pub async fn serve_with(
     tracing::info!(
         sip = %sip_udp_addr,
         http = %http_addr,
+        public_url = %shared.config.http_public_url,
         rtp = %format!("{}-{}", shared.config.rtp_port_min, shared.config.rtp_port_max),
         storage = %shared.config.storage_dir.display(),
         "hark is serving"

@@ -270,3 +270,145 @@ fn offline_engine_keys_are_validated() {
         "prompt",
     );
 }
+
+/// Like `expect_key_message`, with raw TOML appended to the config (`[[api_key]]` and
+/// `[[application]]` tables, which overrides cannot say).
+fn expect_appended_error(toml: &str, key: &str, why: &str) {
+    let d = Daemon::prepare(&[], app());
+    d.append_config(toml);
+    let (code, out) = serve_expect_exit(Some(&d.config_path), &[], Duration::from_secs(10));
+    assert_eq!(code, Some(2), "exit code for {toml}:\n{out}");
+    assert!(
+        out.contains(&format!("config key `{key}`: ")) && out.contains(why),
+        "error output names `{key}` and says {why:?}:\n{out}"
+    );
+}
+
+const SK1: &str = "SK0123456789abcdef0123456789abcdef";
+const AP1: &str = "AP0123456789abcdef0123456789abcdef";
+
+#[test]
+fn api_keys_with_bad_sids_duplicates_or_empty_secrets_are_rejected() {
+    for bad in ["SK1", "AP0123456789abcdef0123456789abcdef", ""] {
+        expect_appended_error(
+            &format!("\n[[api_key]]\nsid = \"{bad}\"\nsecret = \"s\"\n"),
+            "api_key.sid",
+            &format!("entry 1: {bad:?} is not SK followed by 32 hex digits"),
+        );
+    }
+    expect_appended_error(
+        &format!(
+            "\n[[api_key]]\nsid = \"{SK1}\"\nsecret = \"s\"\n\
+             [[api_key]]\nsid = \"{SK1}\"\nsecret = \"t\"\n"
+        ),
+        "api_key.sid",
+        &format!("entry 2: \"{SK1}\" is already entry 1"),
+    );
+    expect_appended_error(
+        &format!("\n[[api_key]]\nsid = \"{SK1}\"\nsecret = \"\"\n"),
+        "api_key.secret",
+        "must not be empty",
+    );
+}
+
+#[test]
+fn applications_with_bad_sids_duplicates_or_no_twiml_are_rejected() {
+    let twiml = "twiml = \"<Response><Hangup/></Response>\"\n";
+    expect_appended_error(
+        &format!("\n[[application]]\nsid = \"{SK1}\"\n{twiml}"),
+        "application.sid",
+        &format!("entry 1: \"{SK1}\" is not AP followed by 32 hex digits"),
+    );
+    expect_appended_error(
+        &format!(
+            "\n[[application]]\nsid = \"{AP1}\"\n{twiml}[[application]]\nsid = \"{AP1}\"\n{twiml}"
+        ),
+        "application.sid",
+        &format!("entry 2: \"{AP1}\" is already entry 1"),
+    );
+    expect_appended_error(
+        &format!("\n[[application]]\nsid = \"{AP1}\"\n"),
+        "application.twiml",
+        "needed when application.voice_url is empty",
+    );
+    expect_appended_error(
+        &format!("\n[[application]]\nsid = \"{AP1}\"\n{twiml}status_callback_method = \"PUT\"\n"),
+        "application.status_callback_method",
+        "is not POST or GET",
+    );
+}
+
+#[test]
+fn client_dev_tokens_must_be_a_boolean() {
+    expect_env_error(
+        &[("HARK_CLIENT__DEV_TOKENS", "maybe")],
+        "client",
+        "dev_tokens",
+    );
+}
+
+#[test]
+fn tls_cert_and_key_go_together_and_must_be_usable_pem() {
+    let tmp = TempDir::new("tls-cfg");
+    let (cert, key) = common::tls::self_signed_cert(&tmp, "a");
+    let (_, other_key) = common::tls::self_signed_cert(&tmp, "b");
+    let junk = tmp.join("junk.pem");
+    std::fs::write(
+        &junk,
+        "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+    )
+    .expect("write junk");
+    let missing = tmp.join("missing.pem");
+    let path = |p: &std::path::Path| p.display().to_string();
+    let (cert, key, other_key, junk, missing) = (
+        path(&cert),
+        path(&key),
+        path(&other_key),
+        path(&junk),
+        path(&missing),
+    );
+    // One without the other, from the file or from the environment.
+    expect_key_message(
+        &[("http.tls_cert", &cert)],
+        &[],
+        "http.tls_key",
+        "both or neither",
+    );
+    expect_key_message(
+        &[],
+        &[("HARK_HTTP__TLS_KEY", &key)],
+        "http.tls_cert",
+        "both or neither",
+    );
+    // Unreadable, not PEM, a key that is not the certificate's.
+    expect_key_message(
+        &[("http.tls_cert", &missing), ("http.tls_key", &key)],
+        &[],
+        "http.tls_cert",
+        "missing.pem",
+    );
+    expect_key_message(
+        &[("http.tls_cert", &cert), ("http.tls_key", &missing)],
+        &[],
+        "http.tls_key",
+        "missing.pem",
+    );
+    expect_key_message(
+        &[("http.tls_cert", &junk), ("http.tls_key", &key)],
+        &[],
+        "http.tls_cert",
+        "not a PEM certificate",
+    );
+    expect_key_message(
+        &[("http.tls_cert", &cert), ("http.tls_key", &cert)],
+        &[],
+        "http.tls_key",
+        "no usable PEM private key",
+    );
+    expect_key_message(
+        &[("http.tls_cert", &cert), ("http.tls_key", &other_key)],
+        &[],
+        "http.tls_key",
+        "does not go with the certificate",
+    );
+}

@@ -70,6 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let state = Arc::new(ApiState {
         account_sid: ac,
         auth_token: "token".into(),
+        api_keys: Vec::new(),
         media_auth: MediaAuth::Basic,
         store: Arc::new(store),
         storage_dir: dir.path().to_path_buf(),

@@ -1,7 +1,26 @@
-//! HTTP Basic `AccountSid:AuthToken` (SPEC §6.1), compared in constant time.
+//! HTTP Basic `AccountSid:AuthToken` (SPEC §6.1), or `ApiKeySid:secret` of a configured API key
+//! as Twilio accepts it, compared in constant time.
 
 use axum::http::{header, HeaderMap};
 use base64::Engine;
+
+/// An API key (`[[api_key]]`): REST Basic auth as `SK…:secret` for the configured account, and
+/// (later) the key that signs access tokens.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub sid: store::ApiKeySid,
+    pub secret: String,
+}
+
+// Hand-written so that logging a config never prints a secret.
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("sid", &self.sid)
+            .field("secret", &"…")
+            .finish()
+    }
+}
 
 /// Equality whose running time depends only on the lengths, not on where the bytes differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -31,16 +50,27 @@ pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((user.to_string(), pass.to_string()))
 }
 
-/// Whether the request carries exactly the configured credentials.
-pub fn authenticated(headers: &HeaderMap, account_sid: &str, auth_token: &str) -> bool {
-    match basic_credentials(headers) {
-        // `&` not `&&`: both comparisons always run.
-        Some((user, pass)) => {
-            constant_time_eq(user.as_bytes(), account_sid.as_bytes())
-                & constant_time_eq(pass.as_bytes(), auth_token.as_bytes())
-        }
-        None => false,
+/// Whether the request carries exactly the configured credentials: the account's
+/// `AccountSid:AuthToken`, or `ApiKeySid:secret` of one of `api_keys` (which all belong to that
+/// account).
+pub fn authenticated(
+    headers: &HeaderMap,
+    account_sid: &str,
+    auth_token: &str,
+    api_keys: &[ApiKey],
+) -> bool {
+    let Some((user, pass)) = basic_credentials(headers) else {
+        return false;
+    };
+    // `&` and `|` not `&&` and `||`: every comparison always runs, so the time taken says
+    // nothing about which part (or which key) was wrong.
+    let mut ok = constant_time_eq(user.as_bytes(), account_sid.as_bytes())
+        & constant_time_eq(pass.as_bytes(), auth_token.as_bytes());
+    for key in api_keys {
+        ok |= constant_time_eq(user.as_bytes(), key.sid.as_str().as_bytes())
+            & constant_time_eq(pass.as_bytes(), key.secret.as_bytes());
     }
+    ok
 }
 
 #[cfg(test)]
@@ -101,22 +131,51 @@ mod tests {
 
     #[test]
     fn only_the_exact_account_and_token_authenticate() {
-        assert!(authenticated(
-            &with_auth(&basic("AC1", "tok")),
-            "AC1",
-            "tok"
-        ));
-        assert!(!authenticated(
-            &with_auth(&basic("AC1", "tok2")),
-            "AC1",
-            "tok"
-        ));
-        assert!(!authenticated(
-            &with_auth(&basic("AC2", "tok")),
-            "AC1",
-            "tok"
-        ));
-        assert!(!authenticated(&with_auth(&basic("", "")), "AC1", "tok"));
-        assert!(!authenticated(&HeaderMap::new(), "AC1", "tok"));
+        let ok = |user: &str, pass: &str| {
+            authenticated(&with_auth(&basic(user, pass)), "AC1", "tok", &[])
+        };
+        assert!(ok("AC1", "tok"));
+        assert!(!ok("AC1", "tok2"));
+        assert!(!ok("AC2", "tok"));
+        assert!(!ok("", ""));
+        assert!(!authenticated(&HeaderMap::new(), "AC1", "tok", &[]));
+    }
+
+    fn key(n: u128, secret: &str) -> ApiKey {
+        ApiKey {
+            sid: store::ApiKeySid::from_bits(n),
+            secret: secret.into(),
+        }
+    }
+
+    #[test]
+    fn an_api_key_sid_with_its_own_secret_authenticates() {
+        let keys = [key(0xa1, "s1"), key(0xa2, "s2")];
+        let sid = |n: u128| store::ApiKeySid::from_bits(n).into_string();
+        let ok = |user: &str, pass: &str| {
+            authenticated(&with_auth(&basic(user, pass)), "AC1", "tok", &keys)
+        };
+        assert!(ok(&sid(0xa1), "s1"));
+        assert!(ok(&sid(0xa2), "s2"));
+        // The account's own credentials still work beside the keys.
+        assert!(ok("AC1", "tok"));
+        // A key's secret belongs to that key only, and is no auth token.
+        assert!(!ok(&sid(0xa1), "s2"));
+        assert!(!ok(&sid(0xa2), "s1"));
+        assert!(!ok(&sid(0xa1), "tok"));
+        assert!(!ok("AC1", "s1"));
+        // An unconfigured key, a prefix of a secret, an empty secret.
+        assert!(!ok(&sid(0xa3), "s1"));
+        assert!(!ok(&sid(0xa1), "s"));
+        assert!(!ok(&sid(0xa1), ""));
+        // SIDs compare exactly: the key SID in upper case is another user name.
+        assert!(!ok(&sid(0xa1).to_ascii_uppercase(), "s1"));
+    }
+
+    #[test]
+    fn api_key_debug_hides_the_secret() {
+        let text = format!("{:?}", key(1, "very-secret"));
+        assert!(text.contains("SK"), "{text}");
+        assert!(!text.contains("very-secret"), "{text}");
     }
 }

@@ -5,8 +5,9 @@
 //! call-control API `/v1.0/communications/…` (SPEC §7, Bearer auth, see [`control`]) and
 //! Twilio's live call update `POST …/Calls/{CallSid}.json`.
 //!
-//! Auth (SPEC §6.1): every `/2010-04-01` route needs HTTP Basic `AccountSid:AuthToken` (media
-//! too unless `media_auth` is `None`), checked before any lookup: 401 + error 20003 without
+//! Auth (SPEC §6.1): every `/2010-04-01` route needs HTTP Basic `AccountSid:AuthToken`, or
+//! `ApiKeySid:secret` of a configured API key as Twilio accepts (media too unless `media_auth`
+//! is `None`), checked before any lookup: 401 + error 20003 without
 //! valid credentials, 403 + 20003 when the path names another account. `/healthz` and
 //! `/metrics` are open (scrapers rarely do Basic) and expose counters only, never SIDs.
 
@@ -34,7 +35,7 @@ mod route;
 mod transcriptions;
 pub mod voice_log;
 
-pub use auth::constant_time_eq;
+pub use auth::{constant_time_eq, ApiKey};
 pub use error::ApiError;
 pub use metrics::{ChannelOverflows, Metrics};
 pub use mp3::{encode_wav, Mp3Error};
@@ -50,6 +51,8 @@ pub enum MediaAuth {
 pub struct ApiState {
     pub account_sid: store::AccountSid,
     pub auth_token: String,
+    /// `[[api_key]]`s: each also authenticates as `ApiKeySid:secret` for `account_sid`.
+    pub api_keys: Vec<ApiKey>,
     pub media_auth: MediaAuth,
     pub store: Arc<store::Store>,
     /// Where `RecordingRecord::media_file` lives; MP3s are cached beside the WAVs.

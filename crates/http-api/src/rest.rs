@@ -46,7 +46,12 @@ async fn handle(
             return Err(ApiError::not_found(path));
         }
     } else {
-        if !auth::authenticated(headers, api.account_sid.as_str(), &api.auth_token) {
+        if !auth::authenticated(
+            headers,
+            api.account_sid.as_str(),
+            &api.auth_token,
+            &api.api_keys,
+        ) {
             return Err(ApiError::unauthorized());
         }
         match path_account {

@@ -16,6 +16,9 @@ use tower::ServiceExt;
 const AC: &str = "AC0123456789abcdef0123456789abcdef";
 const AC_OTHER: &str = "ACffffffffffffffffffffffffffffffff";
 const TOKEN: &str = "s3cret-token";
+const SK: &str = "SK0123456789abcdef0123456789abcdef";
+const SK_SECRET: &str = "key-s3cret";
+const SK_UNKNOWN: &str = "SKffffffffffffffffffffffffffffffff";
 const CA1: &str = "CA11111111111111111111111111111111";
 const CA2: &str = "CA22222222222222222222222222222222";
 const RE1: &str = "RE11111111111111111111111111111111";
@@ -123,6 +126,10 @@ fn fixture(media_auth: MediaAuth) -> Fixture {
     let state = Arc::new(ApiState {
         account_sid: AC.parse().unwrap(),
         auth_token: TOKEN.into(),
+        api_keys: vec![http_api::ApiKey {
+            sid: SK.parse().unwrap(),
+            secret: SK_SECRET.into(),
+        }],
         media_auth,
         store: Arc::new(store),
         storage_dir: dir.clone(),
@@ -250,6 +257,57 @@ async fn without_valid_credentials_every_route_is_401_and_reveals_nothing() {
         f.get_json(&format!("{BASE}/Recordings/{RE1}.json")).await.0,
         StatusCode::OK
     );
+}
+
+/// An `[[api_key]]`'s `SK…:secret` works like the account's credentials on every route (as
+/// Twilio accepts API keys), for this account only; its secret is no password for anyone else.
+#[tokio::test]
+async fn an_api_key_authenticates_every_route_of_its_account() {
+    let f = fixture(MediaAuth::Basic);
+    let key = basic(SK, SK_SECRET);
+    for uri in every_route(AC) {
+        let resp = f.send(Method::GET, &uri, Some(&key), None).await;
+        assert_ne!(resp.status(), StatusCode::UNAUTHORIZED, "{uri}");
+        assert_ne!(resp.status(), StatusCode::FORBIDDEN, "{uri}");
+    }
+    let resp = f
+        .send(
+            Method::GET,
+            &format!("{BASE}/Recordings/{RE1}.json"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let wav = f
+        .send(
+            Method::GET,
+            &format!("{BASE}/Recordings/{RE1}.wav"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(wav.status(), StatusCode::OK);
+    for uri in every_route(AC_OTHER) {
+        let resp = f.send(Method::GET, &uri, Some(&key), None).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{uri}");
+    }
+    for wrong in [
+        basic(SK, TOKEN),
+        basic(SK, "guess"),
+        basic(AC, SK_SECRET),
+        basic(SK_UNKNOWN, SK_SECRET),
+    ] {
+        let resp = f
+            .send(
+                Method::GET,
+                &format!("{BASE}/Recordings.json"),
+                Some(&wrong),
+                None,
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{wrong}");
+    }
 }
 
 #[tokio::test]

@@ -358,6 +358,14 @@ sid_type!(
     /// `AC…`: an account.
     AccountSid, "AC"
 );
+sid_type!(
+    /// `SK…`: an API key (`[[api_key]]`): REST Basic auth and access-token signing.
+    ApiKeySid, "SK"
+);
+sid_type!(
+    /// `AP…`: a TwiML application (`[[application]]`) that client calls run.
+    ApplicationSid, "AP"
+);
 
 #[cfg(test)]
 mod tests {

@@ -21,8 +21,9 @@ mod transcript;
 mod transcriptions;
 
 pub use domain::{
-    is_sid, AccountSid, CallSid, CallStatus, Direction, HttpMethod, ParseError, RecordingSid,
-    RecordingSource, RecordingStatus, TranscriptionSid, TranscriptionStatus,
+    is_sid, AccountSid, ApiKeySid, ApplicationSid, CallSid, CallStatus, Direction, HttpMethod,
+    ParseError, RecordingSid, RecordingSource, RecordingStatus, TranscriptionSid,
+    TranscriptionStatus,
 };
 pub use schema::SCHEMA_VERSION;
 

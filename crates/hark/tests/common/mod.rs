@@ -11,6 +11,7 @@ pub mod procs;
 pub mod rtp;
 pub mod server;
 pub mod sip;
+pub mod tls;
 pub mod webhook;
 
 pub use audio::*;

@@ -44,6 +44,7 @@ pub fn fixture_with_bot(
     let state = Arc::new(ApiState {
         account_sid: AC.parse().unwrap(),
         auth_token: TOKEN.into(),
+        api_keys: Vec::new(),
         media_auth: MediaAuth::Basic,
         store: Arc::new(store),
         storage_dir: dir.clone(),
