@@ -6,12 +6,14 @@
 //! - [`config`]: the TOML config, env overrides (`HARK_<SECTION>__<KEY>`), validation.
 //! - [`server`]: `hark serve`: sockets, recovery, signals; [`tls`]: HTTPS for the HTTP listener.
 //! - [`sip_task`]: UDP/TCP around the SIP endpoint; routes call events to call tasks.
-//! - [`call`]: one task per call running the TwiML flow; [`record`]: its `<Record>`.
+//! - [`call`]: one task per call, driving `call_core::Call` (TwiML, Record, Gather, bot
+//!   operations); [`call_env`]: what a call is given; [`bot_notify`]: Graph notifications.
 //! - [`media`]: one task per call owning the RTP socket; the SPSC ring to the call task.
+//! - [`signal`]: `/signal`, the Voice SDK's signalling WebSocket.
 //! - [`webhook`]: signed TwiML fetches; [`outbox`]: persisted, retried status callbacks.
 //! - [`storage`], [`recovery`]: recording files and crash recovery; metadata is in `store`,
 //!   the HTTP API in `http-api`.
-//! - [`live`]: running calls for the live call-control API; `bot`: bot-driven calls.
+//! - [`live`]: running calls for the live call-control API.
 
 pub mod bot_notify;
 pub mod call;
@@ -25,6 +27,7 @@ pub mod retention;
 pub mod server;
 pub mod services;
 pub mod sids;
+pub mod signal;
 pub mod sip_task;
 pub mod storage;
 pub mod tls;

@@ -211,6 +211,10 @@ pub async fn serve_with(
         bot: Some(bot),
         readiness: readiness.clone(),
     }));
+    let clients = Arc::new(crate::signal::ClientRegistry::default());
+    let router = router.merge(crate::signal::router(Arc::new(
+        crate::signal::SignalState::new(&config, clients.clone()),
+    )));
     match config.http_tls.as_ref() {
         Some(tls) => {
             let listener = crate::tls::TlsListener::new(http_listener, tls.server_config.clone());
