@@ -25,7 +25,7 @@ pub fn addr(s: &str) -> SocketAddr {
 
 /// The browser's side: PCMU, then Opus, telephone-event at 8 and 48 kHz (the SDK's default
 /// `codecPreferences` order).
-pub fn client_rtc(now: Instant, codecs: &[Codec]) -> Rtc {
+pub fn client_rtc(now: Instant, codecs: &[Codec], local: SocketAddr) -> Rtc {
     let mut config = Rtc::builder().clear_codecs();
     let cc = config.codec_config();
     for codec in codecs {
@@ -50,7 +50,7 @@ pub fn client_rtc(now: Instant, codecs: &[Codec]) -> Rtc {
         );
     }
     let mut rtc = config.build(now);
-    rtc.add_local_candidate(Candidate::host(addr(CLIENT_ADDR), "udp").expect("candidate"));
+    rtc.add_local_candidate(Candidate::host(local, "udp").expect("candidate"));
     rtc
 }
 
@@ -85,7 +85,7 @@ impl Pair {
     /// The client offers, our leg answers, the client applies the answer.
     pub fn browser_calls(config: &LegConfig, codecs: &[Codec]) -> Self {
         let start = Instant::now();
-        let mut client = client_rtc(start, codecs);
+        let mut client = client_rtc(start, codecs, addr(CLIENT_ADDR));
         let (client_mid, offer, pending) = client_offer(&mut client);
         let (leg, answer) =
             WebRtcLeg::accept_offer(config, start, &offer, addr(LEG_ADDR)).expect("answer");
@@ -102,7 +102,7 @@ impl Pair {
     /// Our leg offers, the client answers.
     pub fn leg_calls(config: &LegConfig, codecs: &[Codec]) -> Self {
         let start = Instant::now();
-        let mut client = client_rtc(start, codecs);
+        let mut client = client_rtc(start, codecs, addr(CLIENT_ADDR));
         let (mut leg, offer) =
             WebRtcLeg::create_offer(config, start, addr(LEG_ADDR)).expect("offer");
         let offer = str0m::change::SdpOffer::from_sdp_string(&offer).expect("offer parses");
