@@ -9,7 +9,7 @@
 //! - [`codec`]: which one audio codec a leg uses ([`Chosen`]), picked from the offer's order.
 //! - [`leg`]: [`WebRtcLeg`], one `str0m::Rtc` behind the Hark run-loop contract, and its
 //!   [`Output`]s; [`ReceivedMedia`] rebuilds an RTP datagram for the receiver.
-//! - [`error`]: [`WebRtcError`].
+//! - [`error`]: [`WebRtcError`], what went wrong and with which input.
 //!
 //! # Run loop
 //! The caller owns the UDP socket (one per call, from Hark's RTP port range) and the clock.
