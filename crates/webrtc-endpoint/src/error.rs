@@ -51,6 +51,9 @@ pub enum WebRtcError {
     },
     #[error("accept_answer called on a leg that has no offer outstanding")]
     NoOfferPending,
+    /// Media written on the offering side before the answer came.
+    #[error("no codec negotiated yet: the answer has not been applied")]
+    NotNegotiated,
     #[error("datagram of {len} bytes from {from} is not STUN, DTLS, RTP or RTCP")]
     Datagram {
         from: SocketAddr,

@@ -250,13 +250,13 @@ impl WebRtcLeg {
         rtp_timestamp: u32,
         payload: &[u8],
     ) -> Result<(), WebRtcError> {
-        let chosen = self.chosen.ok_or(WebRtcError::NoOfferPending)?;
+        let chosen = self.chosen.ok_or(WebRtcError::NotNegotiated)?;
         let time = self.extend(rtp_timestamp);
         let clock = frequency(chosen.codec);
         let writer = self
             .rtc
             .writer(self.mid)
-            .ok_or(WebRtcError::NoOfferPending)?;
+            .ok_or(WebRtcError::NotNegotiated)?;
         // str0m takes the frame as `Arc<[u8]>`: one copy per frame, its API's cost.
         writer
             .write(chosen.pt.into(), now, MediaTime::new(time, clock), payload)
@@ -271,7 +271,7 @@ impl WebRtcLeg {
     /// least 50 ms apart (str0m refuses sooner ones).
     pub fn send_digit(&mut self, now: Instant, key: char) -> Result<(), WebRtcError> {
         let code = media_engine::rfc4733::event_code(key).ok_or(WebRtcError::NotDtmf(key))?;
-        let chosen = self.chosen.ok_or(WebRtcError::NoOfferPending)?;
+        let chosen = self.chosen.ok_or(WebRtcError::NotNegotiated)?;
         let clock = frequency(chosen.codec);
         let frame = u64::from(chosen.codec.clock_rate() / 50);
         let start = self.sent_time.map_or(EXTENDED_BASE, |t| t + frame);
@@ -284,7 +284,7 @@ impl WebRtcLeg {
         let writer = self
             .rtc
             .writer(self.mid)
-            .ok_or(WebRtcError::NoOfferPending)?;
+            .ok_or(WebRtcError::NotNegotiated)?;
         writer
             .telephone_event(event)
             .write(chosen.pt.into(), now, MediaTime::new(start, clock), &[][..])

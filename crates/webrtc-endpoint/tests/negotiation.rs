@@ -230,3 +230,48 @@ fn an_answer_without_an_offer_is_refused() {
         .expect_err("nothing pending");
     assert!(matches!(err, WebRtcError::NoOfferPending), "{err:?}");
 }
+
+#[test]
+fn media_before_the_answer_is_refused() {
+    let config = LegConfig::new(false).expect("certificate");
+    let now = Instant::now();
+    let (mut leg, offer) = WebRtcLeg::create_offer(&config, now, addr(LEG_ADDR)).expect("offer");
+    // Offering: every codec we take, telephone-event at 8 kHz.
+    assert!(offer.contains("a=rtpmap:0 PCMU/8000"));
+    assert!(offer.contains("a=rtpmap:8 PCMA/8000"));
+    assert!(offer.contains("telephone-event/8000"));
+    assert!(!offer.contains("opus"));
+    assert!(leg.chosen().is_none());
+    assert!(matches!(
+        leg.write_audio(now, 0, &[0xFF; 160]),
+        Err(WebRtcError::NotNegotiated)
+    ));
+    assert!(matches!(
+        leg.send_digit(now, '1'),
+        Err(WebRtcError::NotNegotiated)
+    ));
+}
+
+#[test]
+fn legs_of_one_config_share_the_dtls_certificate() {
+    let config = LegConfig::new(false).expect("certificate");
+    let fingerprint = |sdp: &str| {
+        sdp.lines()
+            .find(|l| l.starts_with("a=fingerprint:"))
+            .map(str::to_owned)
+            .expect("fingerprint")
+    };
+    let offer = chrome_offer("0 126");
+    let (_, a) =
+        WebRtcLeg::accept_offer(&config, Instant::now(), &offer, addr(LEG_ADDR)).expect("answer");
+    let (_, b) =
+        WebRtcLeg::accept_offer(&config, Instant::now(), &offer, addr(LEG_ADDR)).expect("answer");
+    assert_eq!(fingerprint(&a.sdp), fingerprint(&b.sdp));
+    // ICE credentials stay per leg.
+    let ufrag = |sdp: &str| {
+        sdp.lines()
+            .find(|l| l.starts_with("a=ice-ufrag:"))
+            .map(str::to_owned)
+    };
+    assert_ne!(ufrag(&a.sdp), ufrag(&b.sdp));
+}
