@@ -38,20 +38,7 @@ fn browser_audio_and_digit_reach_the_media_receiver_sample_for_sample() {
 
     // 1 s of PCMU, a frame every 20 ms, then a '5' after it.
     let pcm = tone_8k();
-    let mut sent = vec![0u8; pcm.len()];
-    g711::encode(G711::Pcmu, &pcm, &mut sent);
-    let first_frame_at = pair.now;
-    for (i, frame) in sent.chunks(FRAME).enumerate() {
-        pair.run_until(first_frame_at + Duration::from_millis(20 * i as u64));
-        let ts = MediaTime::new(CLIENT_TS + (i * FRAME) as u64, Frequency::EIGHT_KHZ);
-        let now = pair.now;
-        let mid = pair.client_mid;
-        pair.client
-            .writer(mid)
-            .expect("writer")
-            .write(0.into(), now, ts, frame)
-            .expect("client writes PCMU");
-    }
+    let sent = client_sends(&mut pair, &pcm);
     pair.run_for(Duration::from_millis(20));
     let event_ts = MediaTime::new(CLIENT_TS + pcm.len() as u64, Frequency::EIGHT_KHZ);
     let now = pair.now;
@@ -90,34 +77,22 @@ fn browser_audio_and_digit_reach_the_media_receiver_sample_for_sample() {
     assert_eq!(events.last().map(|e| e.payload()[1] & 0x80), Some(0x80));
 
     // Through the unchanged SIP receiver.
-    let mut receiver = MediaReceiver::new(chosen.receiver_config().expect("G.711"), origin);
-    let mut items = Vec::new();
-    let mut datagram = Vec::new();
-    for media in &pair.received {
-        media.write_rtp(&mut datagram);
-        receiver
-            .handle_packet(media.arrival, peer(), &datagram, |item| items.push(item))
-            .expect("synthesized RTP parses");
-    }
-    receiver.handle_timeout(pair.now + Duration::from_secs(1), |item| items.push(item));
-
+    let (timeline, items) = through_receiver(&pair, origin);
     let mut expected = vec![0i16; sent.len()];
     g711::decode(G711::Pcmu, &sent, &mut expected);
-    let mut decoded = Vec::new();
-    let mut first_audio = None;
-    for item in &items {
-        if let MediaItem::Audio(frame) = item {
-            if !frame.filled {
-                first_audio.get_or_insert(frame.position);
-                decoded.extend_from_slice(frame.pcm());
-            }
-        }
-    }
-    assert_eq!(decoded.len(), expected.len());
+    // The tone, then the key's 160 ms span (filled: no audio covers it).
+    assert_eq!(timeline.len(), expected.len() + 1280);
     assert!(
-        decoded == expected,
+        timeline[..expected.len()] == expected[..],
         "decoded samples differ from those sent"
     );
+    let first_audio = items
+        .iter()
+        .find_map(|item| match item {
+            MediaItem::Audio(frame) if !frame.filled => Some(frame.position),
+            _ => None,
+        })
+        .expect("audio");
 
     let digits: Vec<_> = items
         .iter()
@@ -129,7 +104,6 @@ fn browser_audio_and_digit_reach_the_media_receiver_sample_for_sample() {
     assert_eq!(digits.len(), 1, "{digits:?}");
     assert_eq!(digits[0].digit, '5');
     // The key starts where the audio ended: 8000 samples after the first one.
-    let first_audio = first_audio.expect("audio");
     assert_eq!(digits[0].position, first_audio + pcm.len() as u64);
 }
 
@@ -208,4 +182,103 @@ fn leg_offers_and_the_browser_answers() {
     pair.run_for(Duration::from_millis(100));
     assert_eq!(pair.received.len(), 1);
     assert_eq!(pair.received[0].payload(), [0xFF; 160]);
+}
+
+/// The client sends `pcm` as 20 ms PCMU frames starting now.
+fn client_sends(pair: &mut Pair, pcm: &[i16]) -> Vec<u8> {
+    let mut sent = vec![0u8; pcm.len()];
+    g711::encode(G711::Pcmu, pcm, &mut sent);
+    let first_frame_at = pair.now;
+    for (i, frame) in sent.chunks(FRAME).enumerate() {
+        pair.run_until(first_frame_at + Duration::from_millis(20 * i as u64));
+        let ts = MediaTime::new(CLIENT_TS + (i * FRAME) as u64, Frequency::EIGHT_KHZ);
+        let now = pair.now;
+        let mid = pair.client_mid;
+        pair.client
+            .writer(mid)
+            .expect("writer")
+            .write(0.into(), now, ts, frame)
+            .expect("client writes PCMU");
+    }
+    sent
+}
+
+/// What the receiver makes of everything the leg handed out: the timeline from the first
+/// received sample on (filled spans as zeros), and the items.
+fn through_receiver(pair: &Pair, origin: std::time::Instant) -> (Vec<i16>, Vec<MediaItem>) {
+    let chosen = pair.leg.chosen().expect("negotiated");
+    let mut receiver = MediaReceiver::new(chosen.receiver_config().expect("G.711"), origin);
+    let mut items = Vec::new();
+    let mut datagram = Vec::new();
+    for media in &pair.received {
+        media.write_rtp(&mut datagram);
+        receiver
+            .handle_packet(media.arrival, peer(), &datagram, |item| items.push(item))
+            .expect("synthesized RTP parses");
+    }
+    receiver.handle_timeout(pair.now + Duration::from_secs(1), |item| items.push(item));
+    let mut timeline = Vec::new();
+    let mut start = None;
+    for item in &items {
+        let MediaItem::Audio(frame) = item else {
+            continue;
+        };
+        if start.is_none() && frame.filled {
+            continue; // Before the first packet: not part of the stream.
+        }
+        let start = *start.get_or_insert(frame.position);
+        assert_eq!(
+            frame.position - start,
+            timeline.len() as u64,
+            "frames tile the timeline"
+        );
+        if frame.filled {
+            timeline.resize(timeline.len() + usize::from(frame.len), 0);
+        } else {
+            timeline.extend_from_slice(frame.pcm());
+        }
+    }
+    (timeline, items)
+}
+
+#[test]
+fn lost_packets_become_silence_at_their_place_on_the_timeline() {
+    let mut pair = Pair::browser_calls(&config(), &[Codec::PCMU, Codec::Opus]);
+    let origin = pair.now;
+    pair.connect();
+    pair.lose_pcmu_to_leg = vec![10, 11];
+    let pcm = tone_8k();
+    let sent = client_sends(&mut pair, &pcm);
+    pair.run_for(Duration::from_secs(1));
+
+    let audio = pair
+        .received
+        .iter()
+        .filter(|m| !m.is_telephone_event())
+        .count();
+    assert_eq!(audio, sent.len() / FRAME - 2);
+    let (timeline, _) = through_receiver(&pair, origin);
+    let mut expected = vec![0i16; sent.len()];
+    g711::decode(G711::Pcmu, &sent, &mut expected);
+    expected[10 * FRAME..12 * FRAME].fill(0);
+    assert_eq!(timeline.len(), expected.len());
+    assert!(
+        timeline == expected,
+        "the audio after the loss is misplaced"
+    );
+}
+
+#[test]
+fn vanished_browser_is_reported_as_disconnected() {
+    let mut pair = Pair::browser_calls(&config(), &[Codec::PCMU]);
+    pair.connect();
+    pair.run_for(Duration::from_secs(2));
+    assert!(!pair.leg_disconnected);
+    pair.client_gone = true;
+    let gone_at = pair.now;
+    while !pair.leg_disconnected && pair.now - gone_at < Duration::from_secs(60) {
+        pair.run_for(Duration::from_millis(500));
+    }
+    // str0m 0.25 as ICE-lite gives up ~14.5 s after the last check (measured here).
+    assert!(pair.leg_disconnected, "no Disconnected within 60 s");
 }

@@ -79,6 +79,11 @@ pub struct Pair {
     pub client_connected: bool,
     /// Media the client received.
     pub client_media: Vec<MediaData>,
+    /// Indexes (0-based, counting only PCMU RTP) of the client's packets the network loses.
+    pub lose_pcmu_to_leg: Vec<usize>,
+    pcmu_to_leg: usize,
+    /// The browser vanished: nothing is delivered either way and its timers stop.
+    pub client_gone: bool,
 }
 
 impl Pair {
@@ -132,6 +137,9 @@ impl Pair {
             leg_disconnected: false,
             client_connected: false,
             client_media: Vec::new(),
+            lose_pcmu_to_leg: Vec::new(),
+            pcmu_to_leg: 0,
+            client_gone: false,
         };
         pair.drain();
         pair
@@ -145,7 +153,15 @@ impl Pair {
             if self.to_leg.is_empty() && self.to_client.is_empty() {
                 return;
             }
+            if self.client_gone {
+                self.to_leg.clear();
+                self.to_client.clear();
+                return;
+            }
             while let Some((from, bytes)) = self.to_leg.pop_front() {
+                if self.lost(&bytes) {
+                    continue;
+                }
                 self.leg
                     .handle_datagram(self.now, from, &bytes)
                     .expect("leg takes the datagram");
@@ -161,6 +177,17 @@ impl Pair {
                 self.poll_client();
             }
         }
+    }
+
+    /// Whether the network loses this datagram (SRTP keeps the RTP header in the clear).
+    fn lost(&mut self, datagram: &[u8]) -> bool {
+        let is_pcmu = matches!(datagram, [b0, b1, ..] if b0 >> 6 == 2 && b1 & 0x7F == 0);
+        if !is_pcmu {
+            return false;
+        }
+        let index = self.pcmu_to_leg;
+        self.pcmu_to_leg += 1;
+        self.lose_pcmu_to_leg.contains(&index)
     }
 
     fn poll_leg(&mut self) {
@@ -200,16 +227,23 @@ impl Pair {
 
     /// Advances to the earliest deadline (at most `limit`) and runs both sides' timers.
     fn step(&mut self, limit: Instant) {
-        let mut next = self.leg_timeout.min(self.client_timeout).min(limit);
+        let client_timeout = if self.client_gone {
+            limit
+        } else {
+            self.client_timeout
+        };
+        let mut next = self.leg_timeout.min(client_timeout).min(limit);
         if next <= self.now {
             // Both idle at `now` (str0m reports its last time when it has nothing to do).
             next = (self.now + Duration::from_millis(1)).min(limit.max(self.now));
         }
         self.now = next;
         self.leg.handle_timeout(self.now).expect("leg timeout");
-        self.client
-            .handle_input(Input::Timeout(self.now))
-            .expect("client timeout");
+        if !self.client_gone {
+            self.client
+                .handle_input(Input::Timeout(self.now))
+                .expect("client timeout");
+        }
         self.drain();
     }
 
