@@ -26,5 +26,5 @@ pub mod leg;
 
 pub use codec::{AudioCodec, Chosen};
 pub use config::LegConfig;
-pub use error::WebRtcError;
+pub use error::{SdpKind, WebRtcError};
 pub use leg::{Answer, Output, ReceivedMedia, Transmit, WebRtcLeg, SYNTHETIC_SSRC};

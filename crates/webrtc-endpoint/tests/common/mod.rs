@@ -84,6 +84,8 @@ pub struct Pair {
     pcmu_to_leg: usize,
     /// The browser vanished: nothing is delivered either way and its timers stop.
     pub client_gone: bool,
+    /// Wall time spent inside the leg's datagram handling and polling (cost measurements).
+    pub leg_busy: Duration,
 }
 
 impl Pair {
@@ -140,6 +142,7 @@ impl Pair {
             lose_pcmu_to_leg: Vec::new(),
             pcmu_to_leg: 0,
             client_gone: false,
+            leg_busy: Duration::ZERO,
         };
         pair.drain();
         pair
@@ -162,10 +165,12 @@ impl Pair {
                 if self.lost(&bytes) {
                     continue;
                 }
+                let began = Instant::now();
                 self.leg
                     .handle_datagram(self.now, from, &bytes)
                     .expect("leg takes the datagram");
                 self.poll_leg();
+                self.leg_busy += began.elapsed();
             }
             while let Some(bytes) = self.to_client.pop_front() {
                 let receive =
