@@ -14,11 +14,11 @@ use store::{CallRecord, RecordingSid, TranscriptionSid};
 
 use crate::bot::BotState;
 use crate::capture::{AfterCapture, Capture, CaptureOptions};
-use crate::leg::{Leg, LegId, LegState, MediaKind};
+use crate::leg::{Leg, LegId, LegState};
 use crate::params::{final_status, new_call_row, progress_params, ProgressEvent};
 use crate::prompt::{AfterPrompt, LoadErrorPolicy, PromptItem, PromptRun};
 use crate::{
-    CallConfig, ControlInput, FetchRequest, FetchResult, HttpAnswer, IoId, LiveUpdate,
+    CallConfig, ControlInput, FetchRequest, FetchResult, HttpAnswer, IoId, LegOffer, LiveUpdate,
     MediaCommand, MediaInput, Output, Persist, PlaybackId, Redirect, SidSource, SipCommand,
     SipInput, TimerReason, BYE_GRACE,
 };
@@ -150,11 +150,11 @@ impl<S: WavStorage> Call<S> {
         now: Instant,
         config: CallConfig,
         info: CallInfo,
-        offer: sip_core::sdp::Negotiated,
+        offer: LegOffer,
         request_id: Option<String>,
         sids: SidSource,
     ) -> Self {
-        let caller = Leg::new(LegId::CALLER, MediaKind::G711Rtp, config.record.pre_roll_ms);
+        let caller = Leg::new(LegId::CALLER, offer.kind(), config.record.pre_roll_ms);
         let mut call = Call {
             row: new_call_row(&info, 0),
             config,

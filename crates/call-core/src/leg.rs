@@ -20,6 +20,8 @@ impl LegId {
 pub enum MediaKind {
     /// G.711 (PCMU/PCMA) over plain RTP, RFC 4733 events.
     G711Rtp,
+    /// A browser: ICE-lite, DTLS-SRTP, rtcp-mux.
+    WebRtc,
 }
 
 /// The leg's signalling, as far as the call is concerned.

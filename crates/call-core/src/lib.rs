@@ -187,12 +187,30 @@ pub enum SipCommand {
     Hangup,
 }
 
+/// What a leg's media is set up from.
+#[derive(Debug, Clone)]
+pub enum LegOffer {
+    /// A SIP offer already negotiated by sip-core (G.711 over RTP).
+    Rtp(Negotiated),
+    /// A browser's WebRTC offer (SDP), answered by the media side (ICE-lite, DTLS-SRTP).
+    WebRtc { sdp: String },
+}
+
+impl LegOffer {
+    pub fn kind(&self) -> MediaKind {
+        match self {
+            LegOffer::Rtp(_) => MediaKind::G711Rtp,
+            LegOffer::WebRtc { .. } => MediaKind::WebRtc,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum MediaCommand {
     /// Set up media for the offer (a port, the RTP task); answered with `Ready` or
     /// `SetupFailed`.
     Allocate {
-        offer: Negotiated,
+        offer: LegOffer,
     },
     /// Play `audio` `loops` times (0 = until stopped); answered with `PlayDone(id)`.
     Play {

@@ -122,7 +122,7 @@ impl Sim {
             n += 1;
             n
         });
-        let call = Call::new(start, config, info, offer, None, sids);
+        let call = Call::new(start, config, info, LegOffer::Rtp(offer), None, sids);
         Sim {
             call,
             start,

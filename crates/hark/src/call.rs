@@ -98,7 +98,7 @@ async fn run(
         now,
         config,
         info,
-        incoming.media,
+        call_core::LegOffer::Rtp(incoming.media),
         request_id,
         Box::new(rand::random::<u128>),
     );

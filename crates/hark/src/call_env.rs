@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use call_core::{CallConfig, FetchRequest, FetchResult, MediaInput};
+use call_core::{CallConfig, FetchRequest, FetchResult, LegOffer, MediaInput};
 use control::params::party;
 use control::CallInfo;
 use prompts::AudioCache;
@@ -203,11 +203,17 @@ impl CallEnv {
     /// that tells the core (ready, or the status to refuse the call with).
     pub(crate) async fn start_media(
         &self,
-        offer: Negotiated,
+        offer: LegOffer,
         offer_remote: SocketAddr,
     ) -> (Option<MediaSession>, MediaInput) {
         let failed =
             |status: u16, reason: String| (None, MediaInput::SetupFailed { status, reason });
+        let offer: Negotiated = match offer {
+            LegOffer::Rtp(offer) => offer,
+            LegOffer::WebRtc { .. } => {
+                return failed(488, "WebRTC media is not wired to calls yet".into())
+            }
+        };
         let Some((bind_ip, advertised_ip)) = media_addresses(&self.config, offer_remote) else {
             // sip-core refuses offers in a family we have no media address for; never reached.
             return failed(
