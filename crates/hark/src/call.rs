@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use call_core::{
-    ControlInput, FetchResult, IoId, LegId, MediaInput, Output, Persist, PlaybackId, RecordingIo,
+    ControlInput, FetchResult, IoId, LegId, LegOffer, MediaInput, Output, Persist, PlaybackId,
+    RecordingIo, SipInput,
 };
 use http_api::control::{CallState, CallView};
 use sip_core::{CallEvent, CallKey, IncomingCall};
@@ -20,6 +21,7 @@ use tracing::Instrument;
 
 use crate::bot_notify::BotNotifier;
 use crate::call_env::{CallEnv, CallSetup};
+use crate::client_call::{ClientCommand, ClientIncoming};
 use crate::live::Registration;
 use crate::media::{MediaCommand, MediaSession};
 use crate::sip_task::{core_input, SipCommand};
@@ -31,14 +33,64 @@ pub(crate) const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
 type Core = call_core::Call<std::fs::File>;
 
 pub fn spawn(shared: Arc<CallEnv>, incoming: IncomingCall, events: mpsc::Receiver<CallEvent>) {
+    spawn_call(shared, CallSid::new_random(), Origin::Sip(incoming, events));
+}
+
+/// Starts a Voice SDK client's call; its CallSid names it to the client's connection.
+pub fn spawn_client(shared: Arc<CallEnv>, client: ClientIncoming) -> CallSid {
     let call_sid = CallSid::new_random();
+    spawn_call(shared, call_sid.clone(), Origin::Client(client));
+    call_sid
+}
+
+/// Where a call came from.
+enum Origin {
+    Sip(IncomingCall, mpsc::Receiver<CallEvent>),
+    Client(ClientIncoming),
+}
+
+/// The caller leg's signalling, as the driver speaks it.
+enum Signalling {
+    Sip(CallKey),
+    Client {
+        temp_callsid: String,
+        commands: mpsc::Sender<ClientCommand>,
+        /// Our SDP answer, made when media is set up, sent with the answer frame.
+        answer_sdp: Option<String>,
+    },
+}
+
+/// The caller leg's events: a SIP dialog's, or a client connection's (already core inputs).
+enum Events {
+    Sip(mpsc::Receiver<CallEvent>),
+    Client(mpsc::Receiver<SipInput>),
+}
+
+impl Events {
+    /// `None` once the source is gone (after reporting it as the end of the call).
+    async fn recv(&mut self) -> (SipInput, bool) {
+        match self {
+            Events::Sip(rx) => {
+                let event = rx.recv().await;
+                let open = event.is_some();
+                (core_input(event), open)
+            }
+            Events::Client(rx) => match rx.recv().await {
+                Some(input) => (input, true),
+                None => (SipInput::Ended("signalling connection gone".into()), false),
+            },
+        }
+    }
+}
+
+fn spawn_call(shared: Arc<CallEnv>, call_sid: CallSid, origin: Origin) {
     let span = tracing::info_span!("call", sid = %call_sid);
     tokio::spawn(
         async move {
             shared.active_calls.fetch_add(1, Ordering::Relaxed);
             shared.metrics.active_calls.fetch_add(1, Ordering::Relaxed);
             shared.metrics.calls_total.fetch_add(1, Ordering::Relaxed);
-            run(shared.clone(), call_sid, incoming, events).await;
+            run(shared.clone(), call_sid, origin).await;
             shared.metrics.active_calls.fetch_sub(1, Ordering::Relaxed);
             shared.active_calls.fetch_sub(1, Ordering::Relaxed);
         }
@@ -55,7 +107,8 @@ enum Completion {
 /// The I/O side of one call.
 struct Driver {
     shared: Arc<CallEnv>,
-    key: CallKey,
+    signalling: Signalling,
+    call_sid: CallSid,
     offer_remote: std::net::SocketAddr,
     registration: Registration,
     media: Option<MediaSession>,
@@ -64,17 +117,34 @@ struct Driver {
     bot: BotNotifier,
 }
 
-async fn run(
-    shared: Arc<CallEnv>,
-    call_sid: CallSid,
-    incoming: IncomingCall,
-    mut events: mpsc::Receiver<CallEvent>,
-) {
+async fn run(shared: Arc<CallEnv>, call_sid: CallSid, origin: Origin) {
+    let (setup, offer, offer_remote, signalling, mut events) = match origin {
+        Origin::Sip(incoming, events) => (
+            shared.call_setup(&incoming, &call_sid),
+            LegOffer::Rtp(incoming.media),
+            incoming.media.remote_rtp,
+            Signalling::Sip(incoming.call),
+            Events::Sip(events),
+        ),
+        Origin::Client(client) => (
+            shared.client_setup(&client, &call_sid),
+            LegOffer::WebRtc {
+                sdp: client.offer_sdp.clone(),
+            },
+            client.peer,
+            Signalling::Client {
+                temp_callsid: client.temp_callsid,
+                commands: client.commands,
+                answer_sdp: None,
+            },
+            Events::Client(client.events),
+        ),
+    };
     let CallSetup {
         info,
         app,
         request_id,
-    } = shared.call_setup(&incoming, &call_sid);
+    } = setup;
     let (registration, mut control) = shared.registry.register(CallView {
         id: call_sid.to_string(),
         state: CallState::Establishing,
@@ -98,14 +168,15 @@ async fn run(
         now,
         config,
         info,
-        call_core::LegOffer::Rtp(incoming.media),
+        offer,
         request_id,
         Box::new(rand::random::<u128>),
     );
     let mut driver = Driver {
         shared: shared.clone(),
-        key: incoming.call,
-        offer_remote: incoming.media.remote_rtp,
+        signalling,
+        call_sid: call_sid.clone(),
+        offer_remote,
         registration,
         media: None,
         tasks: JoinSet::new(),
@@ -133,10 +204,10 @@ async fn run(
             }
         };
         tokio::select! {
-            event = events.recv(), if events_open => {
-                events_open = event.is_some();
+            (input, open) = events.recv(), if events_open => {
+                events_open = open;
                 let now = driver.drain(&mut core);
-                core.handle_sip(now, caller, core_input(event));
+                core.handle_sip(now, caller, input);
             }
             msg = control.recv(), if control_open => match msg {
                 Some(msg) => {
@@ -203,9 +274,7 @@ impl Driver {
         let shared = self.shared.clone();
         while let Some(output) = core.poll_output() {
             match output {
-                Output::Sip { command, .. } => {
-                    shared.sip.send(SipCommand::from_core(self.key, command))
-                }
+                Output::Sip { command, .. } => self.signal(command),
                 Output::Media { command, .. } => self.media_command(core, command).await,
                 Output::Fetch { id, request } => {
                     let shared = shared.clone();
@@ -253,8 +322,12 @@ impl Driver {
         use call_core::MediaCommand as C;
         let command = match command {
             C::Allocate { offer } => {
-                let (session, input) = self.shared.start_media(offer, self.offer_remote).await;
+                let (session, answer, input) =
+                    self.shared.start_media(offer, self.offer_remote).await;
                 self.media = session;
+                if let Signalling::Client { answer_sdp, .. } = &mut self.signalling {
+                    *answer_sdp = answer;
+                }
                 return core.handle_media(Instant::now().into_std(), LegId::CALLER, input);
             }
             C::Play { id, audio, loops } => MediaCommand::Play {
@@ -272,6 +345,39 @@ impl Driver {
         };
         if let Some(media) = &self.media {
             media.send(command);
+        }
+    }
+
+    fn signal(&mut self, command: call_core::SipCommand) {
+        use call_core::SipCommand as C;
+        let call_sid = self.call_sid.to_string();
+        match &mut self.signalling {
+            Signalling::Sip(key) => self.shared.sip.send(SipCommand::from_core(*key, command)),
+            Signalling::Client {
+                temp_callsid,
+                commands,
+                answer_sdp,
+            } => {
+                let temp_callsid = temp_callsid.clone();
+                let frame = match command {
+                    C::Ring => ClientCommand::Ringing {
+                        temp_callsid,
+                        call_sid,
+                    },
+                    C::Answer { .. } => ClientCommand::Answer {
+                        temp_callsid,
+                        call_sid,
+                        sdp: answer_sdp.take().unwrap_or_default(),
+                    },
+                    C::Reject { status } => ClientCommand::Reject {
+                        temp_callsid,
+                        status,
+                    },
+                    C::Hangup => ClientCommand::Hangup { call_sid },
+                };
+                // The connection may be gone; the call then ends by its events closing.
+                let _ = commands.try_send(frame);
+            }
         }
     }
 

@@ -11,7 +11,6 @@ use call_core::{CallConfig, FetchRequest, FetchResult, LegOffer, MediaInput};
 use control::params::party;
 use control::CallInfo;
 use prompts::AudioCache;
-use sip_core::sdp::Negotiated;
 use sip_core::IncomingCall;
 use store::{CallSid, RecordingSid};
 use tokio::time::Instant;
@@ -39,6 +38,8 @@ pub struct CallEnv {
     pub beep: Arc<[i16]>,
     pub silence_second: Arc<[i16]>,
     pub shutdown: watch::Receiver<bool>,
+    /// The DTLS certificate and settings every browser leg shares.
+    pub webrtc: webrtc_endpoint::LegConfig,
     pub active_calls: AtomicUsize,
 }
 
@@ -205,15 +206,9 @@ impl CallEnv {
         &self,
         offer: LegOffer,
         offer_remote: SocketAddr,
-    ) -> (Option<MediaSession>, MediaInput) {
+    ) -> (Option<MediaSession>, Option<String>, MediaInput) {
         let failed =
-            |status: u16, reason: String| (None, MediaInput::SetupFailed { status, reason });
-        let offer: Negotiated = match offer {
-            LegOffer::Rtp(offer) => offer,
-            LegOffer::WebRtc { .. } => {
-                return failed(488, "WebRTC media is not wired to calls yet".into())
-            }
-        };
+            |status: u16, reason: String| (None, None, MediaInput::SetupFailed { status, reason });
         let Some((bind_ip, advertised_ip)) = media_addresses(&self.config, offer_remote) else {
             // sip-core refuses offers in a family we have no media address for; never reached.
             return failed(
@@ -225,15 +220,35 @@ impl CallEnv {
             Ok(s) => s,
             Err(e) => return failed(503, format!("no RTP port: {e}")),
         };
-        match media::start(socket, offer, self.config.rtp_timeout, self.metrics.clone()) {
-            Ok(session) => {
+        let started = match offer {
+            LegOffer::Rtp(offer) => {
+                media::start(socket, offer, self.config.rtp_timeout, self.metrics.clone())
+                    .map(|session| (session, None))
+                    .map_err(|e| (503, format!("RTP socket unusable: {e}")))
+            }
+            LegOffer::WebRtc { sdp } => {
+                let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+                crate::webrtc_media::start(
+                    socket,
+                    SocketAddr::new(advertised_ip, port),
+                    &self.webrtc,
+                    &sdp,
+                    self.config.rtp_timeout,
+                    self.metrics.clone(),
+                )
+                .map(|(session, answer)| (session, Some(answer)))
+                .map_err(|reason| (488, reason))
+            }
+        };
+        match started {
+            Ok((session, answer)) => {
                 let ready = MediaInput::Ready {
                     origin: session.origin.into_std(),
                     advertised: SocketAddr::new(advertised_ip, session.local_rtp.port()),
                 };
-                (Some(session), ready)
+                (Some(session), answer, ready)
             }
-            Err(e) => failed(503, format!("RTP socket unusable: {e}")),
+            Err((status, reason)) => failed(status, reason),
         }
     }
 

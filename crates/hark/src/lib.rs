@@ -18,6 +18,7 @@
 pub mod bot_notify;
 pub mod call;
 pub mod call_env;
+pub mod client_call;
 pub mod config;
 pub mod live;
 pub mod media;
@@ -33,3 +34,4 @@ pub mod storage;
 pub mod tls;
 pub mod transcription;
 pub mod webhook;
+pub mod webrtc_media;

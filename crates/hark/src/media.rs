@@ -77,6 +77,27 @@ pub const CHANNEL_MEDIA_COMMANDS: &str = "media_commands";
 const COMMANDS_CAPACITY: usize = 32;
 
 impl MediaSession {
+    /// A session whose task another module runs (a browser's WebRTC media).
+    pub(crate) fn from_parts(
+        local_rtp: SocketAddr,
+        origin: Instant,
+        commands: mpsc::Sender<MediaCommand>,
+        ring: MediaConsumer,
+        notices: mpsc::Receiver<MediaNotice>,
+        task: tokio::task::JoinHandle<()>,
+        metrics: Arc<http_api::Metrics>,
+    ) -> Self {
+        MediaSession {
+            local_rtp,
+            origin,
+            commands,
+            ring,
+            notices,
+            task,
+            metrics,
+        }
+    }
+
     /// Never waits: a full queue drops the command, logged and counted. A dropped `Play` drops
     /// its `done` sender, which the call reads as "finished".
     pub fn send(&self, command: MediaCommand) {

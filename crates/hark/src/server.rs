@@ -212,9 +212,10 @@ pub async fn serve_with(
         readiness: readiness.clone(),
     }));
     let clients = Arc::new(crate::signal::ClientRegistry::default());
-    let router = router.merge(crate::signal::router(Arc::new(
-        crate::signal::SignalState::new(&config, clients.clone()),
-    )));
+    let signal = Arc::new(crate::signal::SignalState::new(&config, clients.clone()));
+    let router = router
+        .merge(crate::signal::router(signal.clone()))
+        .into_make_service_with_connect_info::<crate::signal::PeerAddr>();
     match config.http_tls.as_ref() {
         Some(tls) => {
             let listener = crate::tls::TlsListener::new(http_listener, tls.server_config.clone());
@@ -338,12 +339,15 @@ pub async fn serve_with(
         beep: media_engine::tone::beep().into(),
         silence_second: vec![0i16; 8000].into(),
         shutdown: shutdown_rx,
+        webrtc: webrtc_endpoint::LegConfig::new(false)
+            .map_err(|e| ServeError::Client(format!("WebRTC certificate: {e}")))?,
         active_calls: Default::default(),
     });
     recovery::recover(&services).await;
     // After recovery: a recording it has just completed gets its callbacks queued first.
     tasks.spawn(crate::retention::run(services.clone()));
     tasks.spawn(transcriber.run(services.clone()));
+    let _ = signal.calls.set(shared.clone());
     let spawner_shared = shared.clone();
     let spawn_call: CallSpawner =
         Arc::new(move |incoming, events| call::spawn(spawner_shared.clone(), incoming, events));

@@ -4,17 +4,22 @@
 //! the clock and the registry of identities that can be called.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use axum::routing::get;
+use call_core::SipInput;
 use client_signal::{Session, SessionConfig, SessionEvent, SessionOutput, SignalError};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::call_env::CallEnv;
+use crate::client_call::{ClientCommand, ClientIncoming};
 use crate::config::Config;
 
 /// Frames are JSON with one SDP at most (a few KB); anything far larger is not the SDK.
@@ -60,6 +65,8 @@ pub struct SignalState {
     session: SessionConfig,
     pub clients: Arc<ClientRegistry>,
     next_connection: std::sync::atomic::AtomicU64,
+    /// Set once the call machinery is up (the HTTP listener starts first).
+    pub calls: OnceLock<Arc<CallEnv>>,
 }
 
 impl SignalState {
@@ -82,7 +89,30 @@ impl SignalState {
             session,
             clients,
             next_connection: Default::default(),
+            calls: OnceLock::new(),
         }
+    }
+}
+
+/// The client's address, for both the plain and the TLS listener.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
     }
 }
 
@@ -93,14 +123,19 @@ pub fn router(state: Arc<SignalState>) -> axum::Router {
         .with_state(state)
 }
 
-async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<SignalState>>) -> Response {
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
+    State(state): State<Arc<SignalState>>,
+) -> Response {
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| {
             let id = state
                 .next_connection
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            connection(socket, state, id).instrument(tracing::info_span!("signal", connection = id))
+            connection(socket, state, id, peer)
+                .instrument(tracing::info_span!("signal", connection = id))
         })
 }
 
@@ -111,7 +146,20 @@ fn unix_now() -> u64 {
 }
 
 /// One client connection, until it closes or its session ends it.
-async fn connection(mut socket: WebSocket, state: Arc<SignalState>, id: u64) {
+/// A connection's calls: the event queue of each, by the client's id and by our CallSid.
+struct Calls {
+    by_sid: HashMap<String, mpsc::Sender<SipInput>>,
+    commands: mpsc::Sender<ClientCommand>,
+    peer: SocketAddr,
+}
+
+async fn connection(mut socket: WebSocket, state: Arc<SignalState>, id: u64, peer: SocketAddr) {
+    let (commands, mut command_rx) = mpsc::channel(64);
+    let mut calls = Calls {
+        by_sid: HashMap::new(),
+        commands,
+        peer,
+    };
     let mut session = Session::new(Instant::now().into_std(), unix_now(), state.session.clone());
     let mut registered: Option<String> = None;
     loop {
@@ -123,7 +171,7 @@ async fn connection(mut socket: WebSocket, state: Arc<SignalState>, id: u64) {
                     }
                 }
                 SessionOutput::Event(event) => {
-                    on_event(&state, &mut session, id, &mut registered, event)
+                    on_event(&state, &mut session, id, &mut registered, &mut calls, event)
                 }
             }
         }
@@ -144,6 +192,7 @@ async fn connection(mut socket: WebSocket, state: Arc<SignalState>, id: u64) {
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => session.handle_close(now),
                 }
             }
+            Some(command) = command_rx.recv() => on_command(&mut session, &mut calls, command),
             _ = tokio::time::sleep_until(deadline) => session.handle_timeout(Instant::now().into_std()),
         }
     }
@@ -153,11 +202,58 @@ async fn connection(mut socket: WebSocket, state: Arc<SignalState>, id: u64) {
     tracing::debug!("signalling connection closed");
 }
 
+/// A call's request for the browser.
+fn on_command(session: &mut Session, calls: &mut Calls, command: ClientCommand) {
+    let now = Instant::now().into_std();
+    let result = match &command {
+        ClientCommand::Ringing {
+            temp_callsid,
+            call_sid,
+        } => session.ringing(now, temp_callsid, call_sid),
+        ClientCommand::Answer {
+            temp_callsid,
+            call_sid,
+            sdp,
+        } => session.answer(now, temp_callsid, call_sid, sdp, None),
+        ClientCommand::Hangup { call_sid } => {
+            calls.by_sid.remove(call_sid);
+            session.hangup(now, call_sid, None)
+        }
+        ClientCommand::Reject {
+            temp_callsid,
+            status,
+        } => {
+            calls.by_sid.remove(temp_callsid);
+            // As Twilio reports a call the application refused: 31486 busy, else 31603.
+            let code = if *status == 486 { 31486 } else { 31603 };
+            let error = SignalError {
+                code,
+                message: format!("call refused ({status})"),
+            };
+            session.hangup(now, temp_callsid, Some(error))
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(?command, error = ?e, "frame for a call the client no longer has");
+    }
+}
+
+/// Tells a call what its client did; a call that is gone is dropped from the map.
+fn deliver(calls: &mut Calls, callsid: &str, input: SipInput) {
+    let Some(tx) = calls.by_sid.get(callsid) else {
+        return;
+    };
+    if tx.try_send(input).is_err() {
+        tracing::debug!(callsid, "client event for a call that is gone or stuck");
+    }
+}
+
 fn on_event(
     state: &SignalState,
     session: &mut Session,
     id: u64,
     registered: &mut Option<String>,
+    calls: &mut Calls,
     event: SessionEvent,
 ) {
     let now = Instant::now().into_std();
@@ -178,26 +274,50 @@ fn on_event(
                 tracing::info!(%identity, "client unregistered");
             }
         }
-        SessionEvent::Invite { temp_callsid, .. } => {
-            // Browser media (WebRTC) is not wired to calls yet: refuse the call cleanly, the
-            // way Twilio does for a call it cannot connect.
-            tracing::warn!(callsid = %temp_callsid, "client call refused: WebRTC media is not available yet");
-            let _ = session.hangup(
-                now,
-                &temp_callsid,
-                Some(SignalError {
+        SessionEvent::Invite {
+            temp_callsid,
+            sdp,
+            params,
+            application_sid,
+        } => {
+            let (Some(env), Some(identity)) = (state.calls.get(), session.identity()) else {
+                let error = SignalError {
                     code: 31005,
-                    message: "Hark cannot take browser calls yet".into(),
-                }),
-            );
+                    message: "Hark is not ready for calls".into(),
+                };
+                let _ = session.hangup(now, &temp_callsid, Some(error));
+                return;
+            };
+            let (events_tx, events) = mpsc::channel(64);
+            let incoming = ClientIncoming {
+                temp_callsid: temp_callsid.clone(),
+                offer_sdp: sdp,
+                identity: identity.to_string(),
+                params,
+                application_sid,
+                peer: calls.peer,
+                commands: calls.commands.clone(),
+                events,
+            };
+            let call_sid = crate::call::spawn_client(env.clone(), incoming);
+            calls.by_sid.insert(temp_callsid, events_tx.clone());
+            calls.by_sid.insert(call_sid.to_string(), events_tx);
+        }
+        SessionEvent::Hangup { callsid, .. } | SessionEvent::Reject { callsid } => {
+            deliver(calls, &callsid, SipInput::Ended("client hung up".into()));
+        }
+        SessionEvent::Dtmf { callsid, digits } => {
+            for digit in digits.chars() {
+                let key = SipInput::Dtmf {
+                    digit,
+                    duration_ms: 160,
+                };
+                deliver(calls, &callsid, key);
+            }
         }
         SessionEvent::Reconnect { callsid, .. } | SessionEvent::Reinvite { callsid, .. } => {
             let _ = session.hangup(now, &callsid, None);
         }
-        SessionEvent::Answer { .. }
-        | SessionEvent::Hangup { .. }
-        | SessionEvent::Reject { .. }
-        | SessionEvent::Dtmf { .. }
-        | SessionEvent::Message(_) => {}
+        SessionEvent::Answer { .. } | SessionEvent::Message(_) => {}
     }
 }

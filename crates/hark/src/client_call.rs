@@ -1,0 +1,92 @@
+//! A call placed by a Voice SDK client (`device.connect()`): what the signalling connection
+//! hands the call task, and what the call task asks of that connection. The call itself runs
+//! in [`crate::call`] like a SIP call; only its signalling and media differ.
+
+use std::net::SocketAddr;
+
+use call_core::SipInput;
+use control::params::ClientApp;
+use control::CallInfo;
+use store::CallSid;
+use tokio::sync::mpsc;
+
+use crate::call_env::{CallEnv, CallSetup};
+
+/// The client's `invite`, accepted by its signalling connection.
+pub struct ClientIncoming {
+    /// The SDK's own id for the call (`TJS…`) until we name it.
+    pub temp_callsid: String,
+    pub offer_sdp: String,
+    pub identity: String,
+    /// `connect({params})` then the token's outgoing params; `To` is among them.
+    pub params: Vec<(String, String)>,
+    pub application_sid: String,
+    /// Where the signalling came from: the browser's family and route for the ICE candidate.
+    pub peer: SocketAddr,
+    /// Frames for the browser go through its connection.
+    pub commands: mpsc::Sender<ClientCommand>,
+    pub events: mpsc::Receiver<SipInput>,
+}
+
+/// What a client call asks of its signalling connection.
+#[derive(Debug)]
+pub enum ClientCommand {
+    Ringing {
+        temp_callsid: String,
+        call_sid: String,
+    },
+    Answer {
+        temp_callsid: String,
+        call_sid: String,
+        sdp: String,
+    },
+    Hangup {
+        call_sid: String,
+    },
+    /// Refused before answer (`<Reject>`, a failure): 31486 busy, 31603 declined.
+    Reject {
+        temp_callsid: String,
+        status: u16,
+    },
+}
+
+impl CallEnv {
+    /// Twilio's view of a client call: From/Caller `client:<identity>`, To from the params,
+    /// Called empty, ApplicationSid and each param as its own field.
+    pub(crate) fn client_setup(&self, client: &ClientIncoming, call_sid: &CallSid) -> CallSetup {
+        let to = client
+            .params
+            .iter()
+            .find(|(k, _)| k == "To")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let info = CallInfo {
+            call_sid: call_sid.clone(),
+            account_sid: self.config.account_sid.clone(),
+            from: format!("client:{}", client.identity),
+            to,
+            forwarded_from: None,
+            caller_name: None,
+            client: Some(ClientApp {
+                application_sid: client.application_sid.clone(),
+                params: client
+                    .params
+                    .iter()
+                    .filter(|(k, _)| k != "To")
+                    .cloned()
+                    .collect(),
+            }),
+        };
+        let app = self
+            .config
+            .application(&client.application_sid)
+            .map(|a| a.app.clone())
+            .unwrap_or_else(|| self.config.app.clone());
+        tracing::info!(from = %info.from, to = %info.to, application = %client.application_sid, peer = %client.peer, "incoming client call");
+        CallSetup {
+            info,
+            app,
+            request_id: None,
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! One task per browser call owning its UDP socket and its [`WebRtcLeg`] (ICE-lite,
+//! DTLS-SRTP): the same [`MediaSession`] to the call task as a SIP call's RTP task. Received
+//! frames are re-framed as RTP for the unchanged `MediaReceiver` (reorder, gap fill, G.711,
+//! RFC 4733), so a browser's audio and keys reach the call core exactly as a SIP caller's do.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use media_engine::playout::AudioPlayout;
+use media_engine::receiver::MediaReceiver;
+use media_engine::ring::media_ring;
+use media_engine::{g711, FRAME_SAMPLES};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, MissedTickBehavior};
+use webrtc_endpoint::{LegConfig, Output, WebRtcLeg};
+
+use crate::media::{MediaCommand, MediaNotice, MediaSession};
+
+/// The receiver latches onto one source; every frame comes out of the leg, so one made-up
+/// address stands for the browser.
+const BROWSER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+/// RFC 4733 key spacing: a 160 ms event, its end packets and a gap (str0m refuses < 50 ms).
+const KEY_SPACING: Duration = Duration::from_millis(260);
+const PAUSE: Duration = Duration::from_millis(500);
+
+/// Answers `offer_sdp` on `socket` (its address, or `advertised` when bound to a wildcard, is
+/// the ICE host candidate) and starts the media task. The answer SDP goes back to the browser.
+pub fn start(
+    socket: UdpSocket,
+    advertised: SocketAddr,
+    config: &LegConfig,
+    offer_sdp: &str,
+    rtp_timeout: Duration,
+    metrics: Arc<http_api::Metrics>,
+) -> Result<(MediaSession, String), String> {
+    let origin = Instant::now();
+    let (leg, answer) = WebRtcLeg::accept_offer(config, origin.into_std(), offer_sdp, advertised)
+        .map_err(|e| format!("WebRTC offer refused: {e}"))?;
+    let receiver_config = answer
+        .chosen
+        .receiver_config()
+        .ok_or_else(|| format!("codec {:?} cannot be decoded yet", answer.chosen.codec))?;
+    let local = socket.local_addr().map_err(|e| e.to_string())?;
+    let (commands, command_rx) = mpsc::channel(32);
+    let (notice_tx, notices) = mpsc::channel(1);
+    let (producer, ring) = media_ring(crate::media::RING_CAPACITY);
+    let receiver = MediaReceiver::new(receiver_config, origin.into_std());
+    let task = tokio::spawn(run(
+        socket,
+        leg,
+        receiver,
+        rtp_timeout,
+        command_rx,
+        notice_tx,
+        producer,
+    ));
+    let session = MediaSession::from_parts(local, origin, commands, ring, notices, task, metrics);
+    Ok((session, answer.sdp))
+}
+
+/// Keys being sent, one at a time, and who waits for the last.
+struct Keys {
+    keys: std::collections::VecDeque<char>,
+    next_at: Instant,
+    done: Option<oneshot::Sender<()>>,
+}
+
+fn finish(done: &mut Option<oneshot::Sender<()>>) {
+    if let Some(d) = done.take() {
+        let _ = d.send(());
+    }
+}
+
+async fn run(
+    socket: UdpSocket,
+    mut leg: WebRtcLeg,
+    mut receiver: MediaReceiver,
+    rtp_timeout: Duration,
+    mut commands: mpsc::Receiver<MediaCommand>,
+    notices: mpsc::Sender<MediaNotice>,
+    mut producer: media_engine::ring::MediaProducer,
+) {
+    let codec = leg
+        .chosen()
+        .and_then(|c| c.codec.media_engine())
+        .unwrap_or(media_engine::Codec::Pcmu);
+    let mut buf = vec![0u8; 2048];
+    let mut rtp = Vec::with_capacity(2048);
+    let mut encoded = [0u8; FRAME_SAMPLES];
+    let mut playback: Option<(AudioPlayout, Option<oneshot::Sender<()>>)> = None;
+    let mut keys: Option<Keys> = None;
+    let mut rtp_ts: u32 = rand::random();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut housekeeping = tokio::time::interval(Duration::from_millis(250));
+    housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_media = Instant::now();
+    let mut timed_out = false;
+    loop {
+        let deadline = loop {
+            match leg.poll_output() {
+                Ok(Output::Transmit(t)) => {
+                    if let Err(e) = socket.send_to(&t.bytes, t.to).await {
+                        tracing::debug!(to = %t.to, error = %e, "WebRTC send failed");
+                    }
+                }
+                Ok(Output::Connected) => tracing::info!("browser media connected"),
+                Ok(Output::Disconnected) => {
+                    tracing::info!("browser media disconnected");
+                    if !timed_out {
+                        timed_out = true;
+                        let _ = notices.try_send(MediaNotice::RtpTimeout);
+                    }
+                }
+                Ok(Output::Audio(media)) => {
+                    media.write_rtp(&mut rtp);
+                    let now = media.arrival;
+                    last_media = Instant::from_std(now);
+                    let _ = receiver.handle_packet(now, BROWSER, &rtp, |item| {
+                        producer.push(item);
+                    });
+                }
+                Ok(Output::Timeout(at)) => break Instant::from_std(at),
+                Err(e) => {
+                    tracing::debug!(error = %e, "WebRTC leg");
+                    break Instant::now() + Duration::from_millis(20);
+                }
+            }
+        };
+        let hold = receiver.poll_timeout().map(Instant::from_std);
+        let wake = hold.map_or(deadline, |h| h.min(deadline));
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => {
+                if let Ok((n, from)) = received {
+                    if let Err(e) = leg.handle_datagram(Instant::now().into_std(), from, &buf[..n]) {
+                        tracing::trace!(from = %from, error = %e, "datagram dropped");
+                    }
+                }
+            }
+            command = commands.recv() => match command {
+                None => break,
+                Some(MediaCommand::Play { audio, loops, done }) => {
+                    if let Some((_, mut d)) = playback.take() { finish(&mut d); }
+                    if let Some(mut k) = keys.take() { finish(&mut k.done); }
+                    playback = Some((AudioPlayout::new(audio, loops), Some(done)));
+                    tick.reset_immediately();
+                }
+                Some(MediaCommand::PlayDigits { digits, done }) => {
+                    if let Some((_, mut d)) = playback.take() { finish(&mut d); }
+                    if let Some(mut k) = keys.take() { finish(&mut k.done); }
+                    keys = Some(Keys { keys: digits.chars().collect(), next_at: Instant::now(), done: Some(done) });
+                    tick.reset_immediately();
+                }
+                Some(MediaCommand::Stop) => {
+                    if let Some((_, mut d)) = playback.take() { finish(&mut d); }
+                    if let Some(mut k) = keys.take() { finish(&mut k.done); }
+                }
+                Some(MediaCommand::InjectDtmf(digit)) => {
+                    receiver.inject_dtmf(digit, std::time::Instant::now(), |item| { producer.push(item); });
+                }
+                // A browser's media is renegotiated by ICE restart, not by SIP re-INVITE.
+                Some(MediaCommand::Renegotiate(_)) => {}
+            },
+            _ = tick.tick(), if playback.is_some() || keys.is_some() => {
+                let now = Instant::now();
+                if let Some(k) = keys.as_mut() {
+                    if now >= k.next_at {
+                        match k.keys.pop_front() {
+                            Some('w' | 'W') => k.next_at = now + PAUSE,
+                            Some(key) => {
+                                if let Err(e) = leg.send_digit(now.into_std(), key) {
+                                    tracing::debug!(key = %key, error = %e, "key not sent");
+                                }
+                                k.next_at = now + KEY_SPACING;
+                            }
+                            None => {
+                                if let Some(mut k) = keys.take() { finish(&mut k.done); }
+                            }
+                        }
+                    }
+                } else if let Some((audio, done)) = playback.as_mut() {
+                    match audio.next_frame() {
+                        Some(frame) => {
+                            let out = &mut encoded[..frame.len()];
+                            g711::encode(codec, frame, out);
+                            let _ = leg.write_audio(now.into_std(), rtp_ts, out);
+                            rtp_ts = rtp_ts.wrapping_add(FRAME_SAMPLES as u32);
+                        }
+                        None => {
+                            finish(done);
+                            playback = None;
+                        }
+                    }
+                }
+            }
+            _ = housekeeping.tick() => {
+                if !timed_out && last_media.elapsed() >= rtp_timeout {
+                    timed_out = true;
+                    let _ = notices.try_send(MediaNotice::RtpTimeout);
+                }
+            }
+            _ = tokio::time::sleep_until(wake) => {
+                let now = std::time::Instant::now();
+                if let Err(e) = leg.handle_timeout(now) {
+                    tracing::debug!(error = %e, "WebRTC timeout");
+                }
+                receiver.handle_timeout(now, |item| { producer.push(item); });
+            }
+        }
+    }
+    leg.close();
+}

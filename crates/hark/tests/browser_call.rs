@@ -1,0 +1,164 @@
+//! Issue 12 item 3: a call from the unchanged Voice SDK in headless Chromium (its microphone
+//! plays the test speech) into a TwiML application that records. The voice webhook gets
+//! Twilio's client-call parameters (From/Caller `client:alice`, To from the params, Called
+//! empty, ApplicationSid, each custom param); the recording holds the browser's speech; the
+//! page's hang-up ends the recording with the action webhook.
+
+mod common;
+mod twilio_app;
+
+use common::browser::{browser_dir, fake_audio_48k, sdk_js, PageRun, StaticServer};
+use common::*;
+use std::process::Command;
+use std::time::Duration;
+
+const KEY_SID: &str = "SKabcdef0123456789abcdef0123456789";
+const KEY_SECRET: &str = "browser-call-secret-9e2a";
+const APP_SID: &str = "AP0123456789abcdef0123456789abcdef";
+
+fn mint(identity: &str) -> String {
+    let script = format!(
+        "import time\n\
+         from twilio.jwt.access_token import AccessToken\n\
+         from twilio.jwt.access_token.grants import VoiceGrant\n\
+         t = AccessToken('{ACCOUNT_SID}', '{KEY_SID}', '{KEY_SECRET}', identity='{identity}', ttl=600)\n\
+         t.add_grant(VoiceGrant(incoming_allow=True, outgoing_application_sid='{APP_SID}'))\n\
+         print(t.to_jwt())\n"
+    );
+    let out = Command::new(twilio_app::venv_python())
+        .args(["-c", &script])
+        .output()
+        .expect("run the venv's python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
+}
+
+/// Hark with TLS, the API key and an application whose voice URL is `wh`'s `/voice`.
+fn daemon(wh: &WebhookServer, certs: &TempDir) -> Daemon {
+    let (cert, key) = tls::self_signed_cert(certs, "hark");
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let mut d = Daemon::prepare(
+        &[("http.tls_cert", &cert), ("http.tls_key", &key)],
+        App::Twiml("<Response><Hangup/></Response>".into()),
+    );
+    d.append_config(&format!(
+        "\n[[api_key]]\nsid = \"{KEY_SID}\"\nsecret = \"{KEY_SECRET}\"\n\
+         \n[[application]]\nsid = \"{APP_SID}\"\nvoice_url = \"{}\"\n",
+        wh.url("/voice")
+    ));
+    d.launch();
+    d
+}
+
+/// Runs call.html (the browser's microphone plays the test speech) and returns its result.
+fn browser_call(d: &Daemon, dir: &TempDir, params: &str, extra: &str) -> serde_json::Value {
+    let fake = dir.path.join("speech_48k.wav");
+    fake_audio_48k(&data_dir().join("speech_8k_ulaw.wav"), &fake, 10.0);
+    let page = std::fs::read(browser_dir().join("call.html")).expect("call.html");
+    let sdk = std::fs::read(sdk_js()).expect("vendored twilio.min.js");
+    let server = StaticServer::start(vec![
+        ("/call.html".into(), "text/html; charset=utf-8".into(), page),
+        (
+            "/twilio.min.js".into(),
+            "application/javascript".into(),
+            sdk,
+        ),
+    ]);
+    let params = url::form_urlencoded::byte_serialize(params.as_bytes()).collect::<String>();
+    let url = format!(
+        "{}?token={}&chunderw=127.0.0.1:{}&params={params}{extra}",
+        server.url("/call.html"),
+        mint("alice"),
+        d.http_port
+    );
+    let out = PageRun::new(&url)
+        .fake_audio(&fake)
+        .timeout(Duration::from_secs(40))
+        .run();
+    out.expect_result().clone()
+}
+
+#[test]
+fn browser_call_runs_the_application_and_records_its_speech() {
+    common::browser::require_browser();
+    let wh = WebhookServer::start();
+    wh.route(
+        "/voice",
+        Reply::twiml(&format!(
+            "<Response><Record playBeep=\"false\" maxLength=\"20\" timeout=\"0\" action=\"{}\"/></Response>",
+            wh.url("/action")
+        )),
+    );
+    wh.route("/action", Reply::twiml("<Response><Hangup/></Response>"));
+    let dir = TempDir::new("browser-call");
+    let d = daemon(&wh, &dir);
+    let r = browser_call(&d, &dir, r#"{"To":"rec","Lang":"de"}"#, "&hold=5000");
+    assert_eq!(r["accepted"], true, "{r}");
+    assert_eq!(r["disconnected"], true, "{r}");
+    let call_sid = r["callSid"].as_str().expect("CallSid").to_string();
+    assert!(call_sid.starts_with("CA"), "{r}");
+
+    let voice = wh.wait_for("/voice", 1, Duration::from_secs(5));
+    let v = &voice[0];
+    assert_eq!(v.param("CallSid"), call_sid);
+    assert_eq!(v.param("From"), "client:alice");
+    assert_eq!(v.param("Caller"), "client:alice");
+    assert_eq!(v.param("To"), "rec");
+    assert_eq!(v.param("Called"), "");
+    assert_eq!(v.param("ApplicationSid"), APP_SID);
+    assert_eq!(v.param("Lang"), "de");
+    wh.assert_signatures_ok();
+
+    let action = wh.wait_for("/action", 1, Duration::from_secs(15));
+    let a = &action[0];
+    assert_eq!(a.param("CallSid"), call_sid);
+    let rec = a.param("RecordingSid");
+    let samples = read_recording(&d.recording_path(rec));
+    let secs = samples.len() as f64 / 8000.0;
+    assert!(
+        (2.0..=6.0).contains(&secs),
+        "recorded {secs:.2} s of a ~5 s call"
+    );
+    let level = dbfs(rms(&samples));
+    assert!(
+        level > -40.0,
+        "the browser's speech is in the recording: {level:.1} dBFS"
+    );
+}
+
+/// `call.sendDigits('1')` goes out as RFC 4733 (telephone-event negotiated with the browser)
+/// and ends a `<Gather numDigits="1">`.
+#[test]
+fn browser_send_digits_reaches_a_gather() {
+    common::browser::require_browser();
+    let wh = WebhookServer::start();
+    wh.route(
+        "/voice",
+        Reply::twiml(&format!(
+            "<Response><Gather numDigits=\"1\" timeout=\"15\" action=\"{}\"/></Response>",
+            wh.url("/gather")
+        )),
+    );
+    wh.route("/gather", Reply::twiml("<Response><Hangup/></Response>"));
+    let dir = TempDir::new("browser-gather");
+    let d = daemon(&wh, &dir);
+    let r = browser_call(&d, &dir, r#"{"To":"menu"}"#, "&hold=8000&digits=1");
+    assert_eq!(r["accepted"], true, "{r}");
+    let gather = wh.wait_for("/gather", 1, Duration::from_secs(15));
+    assert_eq!(gather[0].param("Digits"), "1");
+    assert_eq!(
+        gather[0].param("CallSid"),
+        r["callSid"].as_str().expect("CallSid")
+    );
+    assert_eq!(
+        r["disconnected"], true,
+        "Hark's hang-up reached the page: {r}"
+    );
+}
