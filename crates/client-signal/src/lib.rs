@@ -29,4 +29,6 @@ pub use frame::{
 pub use session::{
     ApiKey, CallError, Session, SessionConfig, SessionEvent, SessionOutput, TimerReason,
 };
-pub use token::{verify, OutgoingGrant, TokenError, VerifiedToken, VoiceGrant, MAX_LIFETIME_SECS};
+pub use token::{
+    mint, verify, OutgoingGrant, TokenError, VerifiedToken, VoiceGrant, MAX_LIFETIME_SECS,
+};

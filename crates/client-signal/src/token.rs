@@ -286,6 +286,59 @@ fn u64_claim(claims: &Map<String, Value>, name: &'static str) -> Result<Option<u
     }
 }
 
+/// Mints a token the way twilio-python's `AccessToken` + `VoiceGrant` do, for Hark's own
+/// development endpoint (`client.dev_tokens`): valid from `now_unix` for `ttl_secs`.
+pub fn mint(
+    key_sid: &str,
+    secret: &str,
+    account_sid: &str,
+    identity: &str,
+    voice: &VoiceGrant,
+    now_unix: u64,
+    ttl_secs: u64,
+) -> String {
+    let mut grant = Map::new();
+    if voice.incoming_allow {
+        grant.insert("incoming".into(), serde_json::json!({ "allow": true }));
+    }
+    if let Some(out) = &voice.outgoing {
+        let params: Map<String, Value> = out
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let mut outgoing = Map::new();
+        outgoing.insert("application_sid".into(), out.application_sid.clone().into());
+        if !params.is_empty() {
+            outgoing.insert("params".into(), Value::Object(params));
+        }
+        grant.insert("outgoing".into(), Value::Object(outgoing));
+    }
+    let header = r#"{"alg":"HS256","cty":"twilio-fpa;v=1","typ":"JWT"}"#;
+    let payload = serde_json::json!({
+        "jti": format!("{key_sid}-{now_unix}"),
+        "grants": { "identity": identity, "voice": Value::Object(grant) },
+        "iss": key_sid,
+        "sub": account_sid,
+        "nbf": now_unix,
+        "exp": now_unix + ttl_secs,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload.to_string())
+    );
+    // HMAC takes a key of any length: `new_from_slice` cannot fail for it.
+    let signature = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
+        Ok(mut mac) => {
+            mac.update(signing_input.as_bytes());
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        }
+        Err(_) => String::new(),
+    };
+    format!("{signing_input}.{signature}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,5 +522,38 @@ mod tests {
             let err = check(token, NOW).unwrap_err();
             assert_eq!(err.code(), 31204, "{token:?}: {err:?}");
         }
+    }
+
+    #[test]
+    fn minted_tokens_verify_with_their_grants() {
+        let voice = VoiceGrant {
+            incoming_allow: true,
+            outgoing: Some(OutgoingGrant {
+                application_sid: "AP0123456789abcdef0123456789abcdef".into(),
+                params: vec![("x".into(), "y".into())],
+            }),
+        };
+        let (key, secret, account) = ("SK1", "s3cret", "AC1");
+        let token = mint(key, secret, account, "dev", &voice, 1_000, 600);
+        let keys = |sid: &str| (sid == key).then_some(secret);
+        let ok = verify(&token, &keys, account, 1_100, 0).expect("verifies");
+        assert_eq!(ok.identity, "dev");
+        assert_eq!(ok.voice, voice);
+        assert_eq!((ok.not_before, ok.expires_at), (Some(1_000), 1_600));
+        let wrong = |_: &str| Some("other");
+        assert_eq!(
+            verify(&token, &wrong, account, 1_100, 0)
+                .map(|_| ())
+                .unwrap_err()
+                .code(),
+            31204
+        );
+        assert_eq!(
+            verify(&token, &keys, account, 1_700, 0)
+                .map(|_| ())
+                .unwrap_err()
+                .code(),
+            31205
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use call_core::SipInput;
 use client_signal::{Session, SessionConfig, SessionEvent, SessionOutput, SignalError};
@@ -63,6 +63,10 @@ impl ClientRegistry {
 /// What every signalling connection shares.
 pub struct SignalState {
     session: SessionConfig,
+    /// `client.dev_tokens`: the key and application the demo page's tokens use.
+    dev: Option<DevTokens>,
+    /// Without TLS, tokens would cross the network in clear: only loopback peers may connect.
+    tls: bool,
     pub clients: Arc<ClientRegistry>,
     next_connection: std::sync::atomic::AtomicU64,
     /// Set once the call machinery is up (the HTTP listener starts first).
@@ -85,8 +89,31 @@ impl SignalState {
             .iter()
             .map(|a| a.sid.to_string())
             .collect();
+        let dev = config.client.dev_tokens.then(|| {
+            let key = DevTokens {
+                key_sid: format!("SK{:032x}", rand::random::<u128>()),
+                secret: format!("{:032x}", rand::random::<u128>()),
+                // The first configured application, else one standing for `[app]`.
+                application_sid: config
+                    .applications
+                    .first()
+                    .map(|a| a.sid.to_string())
+                    .unwrap_or_else(|| format!("AP{:032x}", rand::random::<u128>())),
+            };
+            tracing::warn!("client.dev_tokens is on: /client/token hands out access tokens to anyone who can reach it");
+            session.api_keys.push(client_signal::ApiKey {
+                sid: key.key_sid.clone(),
+                secret: key.secret.clone(),
+            });
+            if !session.application_sids.contains(&key.application_sid) {
+                session.application_sids.push(key.application_sid.clone());
+            }
+            key
+        });
         SignalState {
             session,
+            dev,
+            tls: config.http_tls.is_some(),
             clients,
             next_connection: Default::default(),
             calls: OnceLock::new(),
@@ -116,11 +143,93 @@ impl
     }
 }
 
-/// The `/signal` route.
+/// What `/client/token` signs with.
+struct DevTokens {
+    key_sid: String,
+    secret: String,
+    application_sid: String,
+}
+
+/// A dev token's lifetime.
+const DEV_TOKEN_TTL_SECS: u64 = 3600;
+
+/// `/signal`, and the demo page with its SDK and token endpoint under `/client/`.
 pub fn router(state: Arc<SignalState>) -> axum::Router {
     axum::Router::new()
         .route("/signal", get(upgrade))
+        .route(
+            "/client",
+            get(|| async { axum::response::Redirect::permanent("/client/") }),
+        )
+        .route("/client/", get(demo_page))
+        .route("/client/twilio.min.js", get(sdk))
+        .route("/client/token", get(dev_token))
         .with_state(state)
+}
+
+async fn demo_page() -> impl IntoResponse {
+    axum::response::Html(include_str!("../assets/client/index.html"))
+}
+
+/// The vendored `@twilio/voice-sdk` (see assets/client/README.md), so the page needs no CDN.
+async fn sdk() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/javascript")],
+        include_bytes!("../assets/client/twilio.min.js").as_slice(),
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    identity: Option<String>,
+}
+
+/// `GET /client/token[?identity=…]`: a token for the demo page (404 unless
+/// `client.dev_tokens = true`). Identities are 1–121 of `A-Z a-z 0-9 _ - .`, as Twilio allows.
+async fn dev_token(
+    State(state): State<Arc<SignalState>>,
+    axum::extract::Query(query): axum::extract::Query<TokenQuery>,
+) -> Response {
+    use axum::http::StatusCode;
+    let Some(dev) = &state.dev else {
+        return (StatusCode::NOT_FOUND, "client.dev_tokens is off\n").into_response();
+    };
+    let identity = query
+        .identity
+        .unwrap_or_else(|| format!("browser-{:04x}", rand::random::<u16>()));
+    let valid = (1..=121).contains(&identity.len())
+        && identity
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !valid {
+        return (
+            StatusCode::BAD_REQUEST,
+            "identity: 1-121 characters of A-Z a-z 0-9 _ - .\n",
+        )
+            .into_response();
+    }
+    let voice = client_signal::VoiceGrant {
+        incoming_allow: true,
+        outgoing: Some(client_signal::OutgoingGrant {
+            application_sid: dev.application_sid.clone(),
+            params: Vec::new(),
+        }),
+    };
+    let token = client_signal::mint(
+        &dev.key_sid,
+        &dev.secret,
+        &state.session.account_sid,
+        &identity,
+        &voice,
+        unix_now(),
+        DEV_TOKEN_TTL_SECS,
+    );
+    let body = serde_json::json!({ "identity": identity, "token": token }).to_string();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 async fn upgrade(
@@ -128,6 +237,14 @@ async fn upgrade(
     ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     State(state): State<Arc<SignalState>>,
 ) -> Response {
+    if !state.tls && !peer.ip().is_loopback() {
+        tracing::warn!(%peer, "plain-WebSocket /signal refused from a non-loopback peer (set http.tls_cert/http.tls_key)");
+        return (
+            axum::http::StatusCode::FORBIDDEN,
+            "/signal needs TLS (http.tls_cert, http.tls_key) for peers other than loopback\n",
+        )
+            .into_response();
+    }
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| {
