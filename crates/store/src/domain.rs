@@ -19,6 +19,40 @@ pub struct ParseError {
     pub value: String,
 }
 
+/// SQL and JSON as the value's text (`as_str`/`FromStr`): how every enum and SID here is stored
+/// and sent.
+macro_rules! text_codec {
+    ($name:ident) => {
+        impl ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl FromSql for $name {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                value
+                    .as_str()?
+                    .parse()
+                    .map_err(|e: ParseError| FromSqlError::Other(Box::new(e)))
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 /// An enum whose every variant is one fixed string: `as_str`, `Display`, `FromStr`,
 /// `TryFrom<&str>`, rusqlite and serde, all as that string.
 macro_rules! string_enum {
@@ -69,36 +103,7 @@ macro_rules! string_enum {
             }
         }
 
-        string_enum!(@sql_serde $name);
-    };
-    (@sql_serde $name:ident) => {
-        impl ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(ToSqlOutput::from(self.as_str()))
-            }
-        }
-
-        impl FromSql for $name {
-            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-                value
-                    .as_str()?
-                    .parse()
-                    .map_err(|e: ParseError| FromSqlError::Other(Box::new(e)))
-            }
-        }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                text.parse().map_err(serde::de::Error::custom)
-            }
-        }
+        text_codec!($name);
     };
 }
 
@@ -229,7 +234,7 @@ impl TryFrom<&str> for HttpMethod {
     }
 }
 
-string_enum!(@sql_serde HttpMethod);
+text_codec!(HttpMethod);
 
 /// A Twilio-style identifier: two-letter prefix and 32 hex digits (128 bits). Hark mints lower
 /// case; either case parses, as the REST routes and `account.sid` have always accepted it.
@@ -291,33 +296,7 @@ macro_rules! sid_type {
             }
         }
 
-        impl ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(ToSqlOutput::from(self.as_str()))
-            }
-        }
-
-        impl FromSql for $name {
-            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-                value
-                    .as_str()?
-                    .parse()
-                    .map_err(|e: ParseError| FromSqlError::Other(Box::new(e)))
-            }
-        }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                text.parse().map_err(serde::de::Error::custom)
-            }
-        }
+        text_codec!($name);
 
         impl PartialEq<str> for $name {
             fn eq(&self, other: &str) -> bool {
