@@ -1048,27 +1048,40 @@ fn validate_tls(raw: &RawHttp) -> Result<Option<HttpTls>, ConfigError> {
     }
 }
 
+/// Entry `n`'s SID under `key`: `prefix` and 32 hex digits, not (in any case) one of `earlier`.
+fn unique_sid<'a, T: std::str::FromStr>(
+    key: &'static str,
+    prefix: &str,
+    n: usize,
+    text: &str,
+    earlier: impl Iterator<Item = &'a str>,
+) -> Result<T, ConfigError> {
+    let sid = text.parse().map_err(|_| {
+        invalid(
+            key,
+            format!("entry {n}: {text:?} is not {prefix} followed by 32 hex digits"),
+        )
+    })?;
+    if let Some(first) = earlier
+        .into_iter()
+        .position(|o| o.eq_ignore_ascii_case(text))
+    {
+        return Err(invalid(
+            key,
+            format!("entry {n}: {text:?} is already entry {}", first + 1),
+        ));
+    }
+    Ok(sid)
+}
+
 /// `[[api_key]]`: a well-formed, unique `sid` and a non-empty `secret` each.
 fn validate_api_keys(raw: &[RawApiKey]) -> Result<Vec<http_api::ApiKey>, ConfigError> {
     let mut keys: Vec<http_api::ApiKey> = Vec::with_capacity(raw.len());
     for (i, k) in raw.iter().enumerate() {
         let n = i + 1;
         let text = k.sid.trim();
-        let sid: ApiKeySid = text.parse().map_err(|_| {
-            invalid(
-                "api_key.sid",
-                format!("entry {n}: {text:?} is not SK followed by 32 hex digits"),
-            )
-        })?;
-        if let Some(first) = keys
-            .iter()
-            .position(|o| o.sid.as_str().eq_ignore_ascii_case(text))
-        {
-            return Err(invalid(
-                "api_key.sid",
-                format!("entry {n}: {text:?} is already entry {}", first + 1),
-            ));
-        }
+        let earlier = keys.iter().map(|o| o.sid.as_str());
+        let sid: ApiKeySid = unique_sid("api_key.sid", "SK", n, text, earlier)?;
         // Kept as written: it is an HMAC key and a password, byte for byte.
         if k.secret.trim().is_empty() {
             return Err(invalid(
@@ -1093,21 +1106,8 @@ fn validate_applications(
     for (i, a) in raw.iter().enumerate() {
         let n = i + 1;
         let text = a.sid.trim();
-        let sid: ApplicationSid = text.parse().map_err(|_| {
-            invalid(
-                "application.sid",
-                format!("entry {n}: {text:?} is not AP followed by 32 hex digits"),
-            )
-        })?;
-        if let Some(first) = apps
-            .iter()
-            .position(|o| o.sid.as_str().eq_ignore_ascii_case(text))
-        {
-            return Err(invalid(
-                "application.sid",
-                format!("entry {n}: {text:?} is already entry {}", first + 1),
-            ));
-        }
+        let earlier = apps.iter().map(|o| o.sid.as_str());
+        let sid: ApplicationSid = unique_sid("application.sid", "AP", n, text, earlier)?;
         // Client calls run TwiML; a bot application is a SIP-side thing ([app], [[route]]).
         if !a.app.bot_callback_uri.trim().is_empty() {
             return Err(invalid(
