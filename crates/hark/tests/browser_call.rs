@@ -7,38 +7,13 @@
 mod common;
 mod twilio_app;
 
-use common::browser::{browser_dir, fake_audio_48k, sdk_js, PageRun, StaticServer};
+use common::browser::{fake_audio_48k, PageRun, StaticServer};
 use common::*;
-use std::process::Command;
 use std::time::Duration;
 
 const KEY_SID: &str = "SKabcdef0123456789abcdef0123456789";
 const KEY_SECRET: &str = "browser-call-secret-9e2a";
 const APP_SID: &str = "AP0123456789abcdef0123456789abcdef";
-
-fn mint(identity: &str) -> String {
-    let script = format!(
-        "import time\n\
-         from twilio.jwt.access_token import AccessToken\n\
-         from twilio.jwt.access_token.grants import VoiceGrant\n\
-         t = AccessToken('{ACCOUNT_SID}', '{KEY_SID}', '{KEY_SECRET}', identity='{identity}', ttl=600)\n\
-         t.add_grant(VoiceGrant(incoming_allow=True, outgoing_application_sid='{APP_SID}'))\n\
-         print(t.to_jwt())\n"
-    );
-    let out = Command::new(twilio_app::venv_python())
-        .args(["-c", &script])
-        .output()
-        .expect("run the venv's python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_string()
-}
 
 /// Hark with TLS, the API key and an application whose voice URL is `wh`'s `/voice`.
 fn daemon(wh: &WebhookServer, certs: &TempDir) -> Daemon {
@@ -61,21 +36,12 @@ fn daemon(wh: &WebhookServer, certs: &TempDir) -> Daemon {
 fn browser_call(d: &Daemon, dir: &TempDir, params: &str, extra: &str) -> serde_json::Value {
     let fake = dir.path.join("speech_48k.wav");
     fake_audio_48k(&data_dir().join("speech_8k_ulaw.wav"), &fake, 10.0);
-    let page = std::fs::read(browser_dir().join("call.html")).expect("call.html");
-    let sdk = std::fs::read(sdk_js()).expect("vendored twilio.min.js");
-    let server = StaticServer::start(vec![
-        ("/call.html".into(), "text/html; charset=utf-8".into(), page),
-        (
-            "/twilio.min.js".into(),
-            "application/javascript".into(),
-            sdk,
-        ),
-    ]);
+    let server = StaticServer::page_with_sdk("call.html");
     let params = url::form_urlencoded::byte_serialize(params.as_bytes()).collect::<String>();
     let url = format!(
         "{}?token={}&chunderw=127.0.0.1:{}&params={params}{extra}",
         server.url("/call.html"),
-        mint("alice"),
+        twilio_app::access_token(KEY_SID, KEY_SECRET, APP_SID, "alice", 600),
         d.http_port
     );
     let out = PageRun::new(&url)
@@ -119,18 +85,7 @@ fn browser_call_runs_the_application_and_records_its_speech() {
     let action = wh.wait_for("/action", 1, Duration::from_secs(15));
     let a = &action[0];
     assert_eq!(a.param("CallSid"), call_sid);
-    let rec = a.param("RecordingSid");
-    let samples = read_recording(&d.recording_path(rec));
-    let secs = samples.len() as f64 / 8000.0;
-    assert!(
-        (2.0..=6.0).contains(&secs),
-        "recorded {secs:.2} s of a ~5 s call"
-    );
-    let level = dbfs(rms(&samples));
-    assert!(
-        level > -40.0,
-        "the browser's speech is in the recording: {level:.1} dBFS"
-    );
+    assert_speech_recorded(&d.recording_path(a.param("RecordingSid")), 2.0..=6.0);
 }
 
 /// `call.sendDigits('1')` goes out as RFC 4733 (telephone-event negotiated with the browser)

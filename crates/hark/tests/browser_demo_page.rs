@@ -48,17 +48,7 @@ fn demo_page_calls_the_default_application_and_is_recorded() {
     let a = &action[0];
     assert_eq!(a.param("CallSid"), r["callSid"].as_str().expect("CallSid"));
     assert_eq!(a.param("From"), "client:newcomer");
-    let samples = read_recording(&d.recording_path(a.param("RecordingSid")));
-    let secs = samples.len() as f64 / 8000.0;
-    assert!(
-        (2.0..=6.0).contains(&secs),
-        "recorded {secs:.2} s of a ~5 s call"
-    );
-    let level = dbfs(rms(&samples));
-    assert!(
-        level > -40.0,
-        "the browser's speech is in the recording: {level:.1} dBFS"
-    );
+    assert_speech_recorded(&d.recording_path(a.param("RecordingSid")), 2.0..=6.0);
 }
 
 #[test]

@@ -7,58 +7,13 @@
 mod common;
 mod twilio_app;
 
-use common::browser::{browser_dir, sdk_js, PageRun, StaticServer};
+use common::browser::{PageRun, StaticServer};
 use common::*;
-use std::process::Command;
 use std::time::Duration;
 
 const KEY_SID: &str = "SKabcdef0123456789abcdef0123456789";
 const KEY_SECRET: &str = "browser-signal-secret-41b7";
 const APP_SID: &str = "AP0123456789abcdef0123456789abcdef";
-
-/// A token from twilio-python's `AccessToken` + `VoiceGrant`; `ttl` may be negative (expired).
-fn mint(secret: &str, identity: &str, ttl: i64) -> String {
-    let script = format!(
-        "import time\n\
-         from twilio.jwt.access_token import AccessToken\n\
-         from twilio.jwt.access_token.grants import VoiceGrant\n\
-         now = int(time.time())\n\
-         t = AccessToken('{ACCOUNT_SID}', '{KEY_SID}', '{secret}', identity='{identity}', \
-         nbf=now - 120, valid_until=now + ({ttl}))\n\
-         t.add_grant(VoiceGrant(incoming_allow=True, outgoing_application_sid='{APP_SID}'))\n\
-         print(t.to_jwt())\n"
-    );
-    let out = Command::new(twilio_app::venv_python())
-        .args(["-c", &script])
-        .output()
-        .expect("run the venv's python");
-    assert!(
-        out.status.success(),
-        "minting failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8 token")
-        .trim()
-        .to_string()
-}
-
-fn page_server() -> StaticServer {
-    let page = std::fs::read(browser_dir().join("device.html")).expect("device.html");
-    let sdk = std::fs::read(sdk_js()).expect("vendored twilio.min.js");
-    StaticServer::start(vec![
-        (
-            "/device.html".into(),
-            "text/html; charset=utf-8".into(),
-            page,
-        ),
-        (
-            "/twilio.min.js".into(),
-            "application/javascript".into(),
-            sdk,
-        ),
-    ])
-}
 
 fn daemon_with_tls(certs: &TempDir) -> Daemon {
     let (cert, key) = tls::self_signed_cert(certs, "hark");
@@ -93,15 +48,23 @@ fn sdk_registers_with_a_valid_token_and_is_refused_forged_and_expired_ones() {
     common::browser::require_browser();
     let certs = TempDir::new("signal-cert");
     let d = daemon_with_tls(&certs);
-    let server = page_server();
+    let server = StaticServer::page_with_sdk("device.html");
 
-    let ok = register(&server, &d, &mint(KEY_SECRET, "alice", 600));
+    let ok = register(
+        &server,
+        &d,
+        &twilio_app::access_token(KEY_SID, KEY_SECRET, APP_SID, "alice", 600),
+    );
     assert_eq!(ok["registered"], true, "{ok}");
     assert_eq!(ok["identity"], "alice", "{ok}");
     assert_eq!(ok["state"], "registered", "{ok}");
     assert_eq!(ok["errors"], serde_json::json!([]), "{ok}");
 
-    let forged = register(&server, &d, &mint("not-the-secret", "mallory", 600));
+    let forged = register(
+        &server,
+        &d,
+        &twilio_app::access_token(KEY_SID, "not-the-secret", APP_SID, "mallory", 600),
+    );
     assert_eq!(forged["registered"], false, "{forged}");
     assert_eq!(
         forged["errors"][0]["code"], 20101,
@@ -109,7 +72,11 @@ fn sdk_registers_with_a_valid_token_and_is_refused_forged_and_expired_ones() {
     );
     assert_eq!(forged["errors"][0]["original"], 31204, "{forged}");
 
-    let expired = register(&server, &d, &mint(KEY_SECRET, "alice", -300));
+    let expired = register(
+        &server,
+        &d,
+        &twilio_app::access_token(KEY_SID, KEY_SECRET, APP_SID, "alice", -300),
+    );
     assert_eq!(expired["registered"], false, "{expired}");
     assert_eq!(
         expired["errors"][0]["code"], 20104,

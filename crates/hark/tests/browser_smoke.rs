@@ -7,30 +7,12 @@
 
 mod common;
 
-use common::browser::{fake_audio_48k, sdk_js, PageRun, StaticServer, SDK_VERSION};
+use common::browser::{fake_audio_48k, PageRun, StaticServer, SDK_VERSION};
 use common::{data_dir, TempDir};
 use std::time::Duration;
 
-fn smoke_server() -> StaticServer {
-    let page =
-        std::fs::read(common::browser::browser_dir().join("smoke.html")).expect("smoke.html");
-    let sdk = std::fs::read(sdk_js()).expect("vendored twilio.min.js");
-    StaticServer::start(vec![
-        (
-            "/smoke.html".into(),
-            "text/html; charset=utf-8".into(),
-            page,
-        ),
-        (
-            "/twilio.min.js".into(),
-            "application/javascript".into(),
-            sdk,
-        ),
-    ])
-}
-
 fn run_smoke(wav: &std::path::Path) -> serde_json::Value {
-    let server = smoke_server();
+    let server = StaticServer::page_with_sdk("smoke.html");
     let out = PageRun::new(&server.url("/smoke.html"))
         .fake_audio(wav)
         .timeout(Duration::from_secs(20))

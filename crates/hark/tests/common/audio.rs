@@ -454,3 +454,19 @@ pub fn words_heard(said: &str, heard: &str) -> f64 {
     let hits = said.iter().filter(|w| heard.contains(w)).count();
     hits as f64 / said.len().max(1) as f64
 }
+
+/// The recording at `path` lasts `secs` and is speech-loud (above −40 dBFS): what a browser's
+/// fake microphone playing the test speech leaves in it.
+pub fn assert_speech_recorded(path: &Path, secs: std::ops::RangeInclusive<f64>) {
+    let samples = read_recording(path);
+    let got = samples.len() as f64 / 8000.0;
+    assert!(
+        secs.contains(&got),
+        "recorded {got:.2} s, expected {secs:?}"
+    );
+    let level = dbfs(rms(&samples));
+    assert!(
+        level > -40.0,
+        "the browser's speech is in the recording: {level:.1} dBFS"
+    );
+}

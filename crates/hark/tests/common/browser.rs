@@ -346,6 +346,22 @@ impl StaticServer {
         }
     }
 
+    /// Serves `page` (a file of the browser test directory, at `/<page>`) and the vendored SDK
+    /// at `/twilio.min.js`.
+    pub fn page_with_sdk(page: &str) -> StaticServer {
+        let html =
+            std::fs::read(browser_dir().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        let sdk = std::fs::read(sdk_js()).expect("vendored twilio.min.js");
+        StaticServer::start(vec![
+            (format!("/{page}"), "text/html; charset=utf-8".into(), html),
+            (
+                "/twilio.min.js".into(),
+                "application/javascript".into(),
+                sdk,
+            ),
+        ])
+    }
+
     /// `base` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)

@@ -17,6 +17,42 @@ use crate::common::{
     dbfs, rms, tone_share, wait_until, Recorded, TempDir, AUTH_TOKEN, FRAME, RATE,
 };
 
+/// An AccessToken with a VoiceGrant (incoming allowed, outgoing to `app_sid`), minted by
+/// twilio-python's `AccessToken` for `identity`: valid from 2 minutes ago until `ttl_secs` from
+/// now (negative: already expired).
+pub fn access_token(
+    key_sid: &str,
+    secret: &str,
+    app_sid: &str,
+    identity: &str,
+    ttl_secs: i64,
+) -> String {
+    let script = format!(
+        "import time\n\
+         from twilio.jwt.access_token import AccessToken\n\
+         from twilio.jwt.access_token.grants import VoiceGrant\n\
+         now = int(time.time())\n\
+         t = AccessToken('{}', '{key_sid}', '{secret}', identity='{identity}', \
+         nbf=now - 120, valid_until=now + ({ttl_secs}))\n\
+         t.add_grant(VoiceGrant(incoming_allow=True, outgoing_application_sid='{app_sid}'))\n\
+         print(t.to_jwt())\n",
+        crate::common::ACCOUNT_SID
+    );
+    let out = Command::new(venv_python())
+        .args(["-c", &script])
+        .output()
+        .expect("run the venv's python");
+    assert!(
+        out.status.success(),
+        "minting failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8 token")
+        .trim()
+        .to_string()
+}
+
 /// `<repo>/.venv/bin/python`; fails the test (never skips) when the venv is missing.
 pub fn venv_python() -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
