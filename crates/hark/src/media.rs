@@ -74,7 +74,7 @@ pub struct MediaSession {
 pub const CHANNEL_MEDIA_COMMANDS: &str = "media_commands";
 /// A call has at most one prompt or key string in flight plus a stop and a remote update; a
 /// full queue means the media task is wedged.
-const COMMANDS_CAPACITY: usize = 32;
+pub(crate) const COMMANDS_CAPACITY: usize = 32;
 
 impl MediaSession {
     /// A session whose task another module runs (a browser's WebRTC media).
@@ -194,15 +194,9 @@ pub fn start(
         producer,
         metrics.clone(),
     ));
-    Ok(MediaSession {
-        local_rtp,
-        origin,
-        commands,
-        ring,
-        notices,
-        task,
-        metrics,
-    })
+    Ok(MediaSession::from_parts(
+        local_rtp, origin, commands, ring, notices, task, metrics,
+    ))
 }
 
 /// A prompt being sent, and who waits for its end.

@@ -44,7 +44,7 @@ pub fn start(
         .receiver_config()
         .ok_or_else(|| format!("codec {:?} cannot be decoded yet", answer.chosen.codec))?;
     let local = socket.local_addr().map_err(|e| e.to_string())?;
-    let (commands, command_rx) = mpsc::channel(32);
+    let (commands, command_rx) = mpsc::channel(crate::media::COMMANDS_CAPACITY);
     let (notice_tx, notices) = mpsc::channel(1);
     let (producer, ring) = media_ring(crate::media::RING_CAPACITY);
     let receiver = MediaReceiver::new(receiver_config, origin.into_std());

@@ -7,7 +7,7 @@
 mod common;
 mod twilio_app;
 
-use common::browser::{fake_audio_48k, PageRun, StaticServer};
+use common::browser::{client_daemon, fake_audio_48k, PageRun, StaticServer};
 use common::*;
 use std::time::Duration;
 
@@ -17,19 +17,8 @@ const APP_SID: &str = "AP0123456789abcdef0123456789abcdef";
 
 /// Hark with TLS, the API key and an application whose voice URL is `wh`'s `/voice`.
 fn daemon(wh: &WebhookServer, certs: &TempDir) -> Daemon {
-    let (cert, key) = tls::self_signed_cert(certs, "hark");
-    let (cert, key) = (cert.display().to_string(), key.display().to_string());
-    let mut d = Daemon::prepare(
-        &[("http.tls_cert", &cert), ("http.tls_key", &key)],
-        App::Twiml("<Response><Hangup/></Response>".into()),
-    );
-    d.append_config(&format!(
-        "\n[[api_key]]\nsid = \"{KEY_SID}\"\nsecret = \"{KEY_SECRET}\"\n\
-         \n[[application]]\nsid = \"{APP_SID}\"\nvoice_url = \"{}\"\n",
-        wh.url("/voice")
-    ));
-    d.launch();
-    d
+    let voice_url = format!("voice_url = \"{}\"", wh.url("/voice"));
+    client_daemon(certs, (KEY_SID, KEY_SECRET), APP_SID, &voice_url)
 }
 
 /// Runs call.html (the browser's microphone plays the test speech) and returns its result.

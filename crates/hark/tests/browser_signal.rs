@@ -7,28 +7,13 @@
 mod common;
 mod twilio_app;
 
-use common::browser::{PageRun, StaticServer};
+use common::browser::{client_daemon, PageRun, StaticServer};
 use common::*;
 use std::time::Duration;
 
 const KEY_SID: &str = "SKabcdef0123456789abcdef0123456789";
 const KEY_SECRET: &str = "browser-signal-secret-41b7";
 const APP_SID: &str = "AP0123456789abcdef0123456789abcdef";
-
-fn daemon_with_tls(certs: &TempDir) -> Daemon {
-    let (cert, key) = tls::self_signed_cert(certs, "hark");
-    let (cert, key) = (cert.display().to_string(), key.display().to_string());
-    let mut d = Daemon::prepare(
-        &[("http.tls_cert", &cert), ("http.tls_key", &key)],
-        App::Twiml("<Response><Hangup/></Response>".into()),
-    );
-    d.append_config(&format!(
-        "\n[[api_key]]\nsid = \"{KEY_SID}\"\nsecret = \"{KEY_SECRET}\"\n\
-         \n[[application]]\nsid = \"{APP_SID}\"\ntwiml = \"<Response><Hangup/></Response>\"\n"
-    ));
-    d.launch();
-    d
-}
 
 fn register(server: &StaticServer, d: &Daemon, token: &str) -> serde_json::Value {
     let url = format!(
@@ -47,7 +32,8 @@ fn register(server: &StaticServer, d: &Daemon, token: &str) -> serde_json::Value
 fn sdk_registers_with_a_valid_token_and_is_refused_forged_and_expired_ones() {
     common::browser::require_browser();
     let certs = TempDir::new("signal-cert");
-    let d = daemon_with_tls(&certs);
+    let hangup = r#"twiml = "<Response><Hangup/></Response>""#;
+    let d = client_daemon(&certs, (KEY_SID, KEY_SECRET), APP_SID, hangup);
     let server = StaticServer::page_with_sdk("device.html");
 
     let ok = register(

@@ -407,3 +407,26 @@ fn serve_one(mut s: TcpStream, files: &[StaticFile]) -> std::io::Result<()> {
     s.write_all(body)?;
     s.flush()
 }
+
+/// Hark serving HTTPS/WSS with a throw-away certificate made in `certs`, one `[[api_key]]`
+/// (`key_sid`, `secret`) and one `[[application]]` `app_sid` whose TOML keys are `app_keys`
+/// (e.g. `twiml = "…"` or `voice_url = "…"`).
+pub fn client_daemon(
+    certs: &super::TempDir,
+    (key_sid, secret): (&str, &str),
+    app_sid: &str,
+    app_keys: &str,
+) -> super::Daemon {
+    let (cert, key) = super::tls::self_signed_cert(certs, "hark");
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let mut d = super::Daemon::prepare(
+        &[("http.tls_cert", &cert), ("http.tls_key", &key)],
+        super::App::Twiml("<Response><Hangup/></Response>".into()),
+    );
+    d.append_config(&format!(
+        "\n[[api_key]]\nsid = \"{key_sid}\"\nsecret = \"{secret}\"\n\
+         \n[[application]]\nsid = \"{app_sid}\"\n{app_keys}\n"
+    ));
+    d.launch();
+    d
+}
