@@ -67,7 +67,8 @@ enum Events {
 }
 
 impl Events {
-    /// `None` once the source is gone (after reporting it as the end of the call).
+    /// The next input, and whether the source is still open (a closed one is reported once,
+    /// as the end of the call).
     async fn recv(&mut self) -> (SipInput, bool) {
         match self {
             Events::Sip(rx) => {

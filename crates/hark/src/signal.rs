@@ -3,7 +3,7 @@
 //! [`client_signal::Session`] (tokens, grants, heartbeats, frames); this module owns the socket,
 //! the clock and the registry of identities that can be called.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -29,11 +29,11 @@ const MAX_FRAME_BYTES: usize = 256 * 1024;
 /// `client:<identity>`. An identity may register from several tabs or devices.
 #[derive(Default)]
 pub struct ClientRegistry {
-    by_identity: Mutex<HashMap<String, HashMap<u64, ()>>>,
+    by_identity: Mutex<HashMap<String, HashSet<u64>>>,
 }
 
 impl ClientRegistry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, HashMap<u64, ()>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, HashSet<u64>>> {
         self.by_identity.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -41,7 +41,7 @@ impl ClientRegistry {
         self.lock()
             .entry(identity.to_string())
             .or_default()
-            .insert(connection, ());
+            .insert(connection);
     }
 
     fn remove(&self, identity: &str, connection: u64) {
@@ -56,7 +56,7 @@ impl ClientRegistry {
 
     /// Connections on which `identity` can be called now.
     pub fn registered(&self, identity: &str) -> usize {
-        self.lock().get(identity).map_or(0, HashMap::len)
+        self.lock().get(identity).map_or(0, HashSet::len)
     }
 }
 
