@@ -126,6 +126,14 @@ enum Fetched {
     Failed { code: u32, url: String },
 }
 
+/// Ringing the party of an outbound call.
+#[derive(Debug, Clone, Copy)]
+struct Outbound {
+    ring_timeout: std::time::Duration,
+    /// Set once the invite went out.
+    ring_deadline: Option<Instant>,
+}
+
 /// One call. `S` is where recordings are written (a file in the daemon, memory in tests).
 pub struct Call<S: WavStorage> {
     pub(crate) config: CallConfig,
@@ -138,6 +146,8 @@ pub struct Call<S: WavStorage> {
     pub(crate) bot: BotState,
     row: CallRecord,
     progress_sequence: u32,
+    /// Set for a call we place (REST `Calls.json`): the leg is the party we call.
+    outbound: Option<Outbound>,
     next_id: u64,
     sids: SidSource,
     out: VecDeque<Output<S>>,
@@ -166,6 +176,7 @@ impl<S: WavStorage> Call<S> {
             stop: None,
             bot: BotState::default(),
             progress_sequence: 0,
+            outbound: None,
             next_id: 0,
             sids,
             out: VecDeque::new(),
@@ -180,6 +191,95 @@ impl<S: WavStorage> Call<S> {
         call.progress(ProgressEvent::Ringing, now, None);
         call.media(MediaCommand::Allocate { offer });
         call
+    }
+
+    /// A call we place (Twilio's `outbound-api`): writes its row (`queued`) and asks for media
+    /// for `offer`; once media is ready the leg is invited and rings for up to `ring_timeout`.
+    /// The program runs when the party answers ([`SipInput::Answered`]); a refusal, the
+    /// timeout or a hang-up before that ends the call busy, no-answer, failed or canceled.
+    pub fn new_outbound(
+        now: Instant,
+        config: CallConfig,
+        mut info: CallInfo,
+        offer: LegOffer,
+        ring_timeout: std::time::Duration,
+        sids: SidSource,
+    ) -> Self {
+        info.direction = store::Direction::OutboundApi;
+        let leg = Leg::new(LegId::CALLER, offer.kind(), config.record.pre_roll_ms);
+        let mut call = Call {
+            row: new_call_row(&info, 0),
+            config,
+            info,
+            legs: vec![leg],
+            state: CallState::Setup,
+            program: Program::Loading,
+            activity: Activity::Idle,
+            stop: None,
+            bot: BotState::default(),
+            progress_sequence: 0,
+            outbound: Some(Outbound {
+                ring_timeout,
+                ring_deadline: None,
+            }),
+            next_id: 0,
+            sids,
+            out: VecDeque::new(),
+        };
+        call.row = new_call_row(&call.info, call.unix_ms(now));
+        call.row.status = CallStatus::Queued;
+        call.out.push_back(Output::Persist(Persist::InsertCall {
+            row: call.row.clone(),
+            request_id: None,
+        }));
+        call.progress(ProgressEvent::Initiated, now, None);
+        call.media(MediaCommand::Allocate { offer });
+        call
+    }
+
+    /// Media is ready for an outbound call: invite the party and let it ring.
+    fn invite(&mut self, now: Instant) {
+        let Some(outbound) = self.outbound.as_mut() else {
+            return;
+        };
+        outbound.ring_deadline = Some(now + outbound.ring_timeout);
+        self.sip(SipCommand::Invite);
+        let ms = self.unix_ms(now);
+        self.row.status = CallStatus::Ringing;
+        self.row.date_updated_ms = ms;
+        self.push(Output::Persist(Persist::UpdateCall(self.row.clone())));
+        self.progress(ProgressEvent::Ringing, now, None);
+    }
+
+    /// The party we call answered: the program starts.
+    fn outbound_answered(&mut self, now: Instant) {
+        let invited = self.outbound.is_some_and(|o| o.ring_deadline.is_some());
+        if self.state != CallState::Setup || !invited {
+            return;
+        }
+        self.legs[0].state = LegState::Answered { at: now };
+        let ms = self.unix_ms(now);
+        self.row.status = CallStatus::InProgress;
+        self.row.start_time_ms = Some(ms);
+        self.row.date_updated_ms = ms;
+        self.push(Output::Persist(Persist::UpdateCall(self.row.clone())));
+        self.progress(ProgressEvent::Answered, now, None);
+        self.state = CallState::Running;
+        self.start_program(now);
+    }
+
+    /// An outbound call ends before answer: `status` is the leg's final answer (486 busy,
+    /// 480 no answer, 487 canceled by us, others failed); `cancel` stops the ringing.
+    fn outbound_unanswered(&mut self, now: Instant, status: u16, cancel: bool) {
+        if self.state != CallState::Setup {
+            return;
+        }
+        let invited = self.outbound.is_some_and(|o| o.ring_deadline.is_some());
+        if cancel && invited {
+            self.sip(SipCommand::Cancel);
+        }
+        self.legs[0].state = LegState::Rejected { status };
+        self.finish(now);
     }
 
     pub fn state(&self) -> CallState {
@@ -221,6 +321,12 @@ impl<S: WavStorage> Call<S> {
                 return Some((bye_deadline, TimerReason::ByeGrace))
             }
             CallState::Running => {}
+            CallState::Setup => {
+                return self
+                    .outbound
+                    .and_then(|o| o.ring_deadline)
+                    .map(|at| (at, TimerReason::RingTimeout))
+            }
             _ => return None,
         }
         match &self.activity {
@@ -241,6 +347,21 @@ impl<S: WavStorage> Call<S> {
         let Some(index) = self.leg_index(leg) else {
             return;
         };
+        if self.outbound.is_some() && self.state == CallState::Setup {
+            match input {
+                SipInput::Answered => self.outbound_answered(now),
+                SipInput::Refused { status } => {
+                    tracing::info!(status, "the called party declined");
+                    self.outbound_unanswered(now, status, false);
+                }
+                SipInput::Ended(reason) => {
+                    tracing::info!(%reason, "the called party is gone before answering");
+                    self.outbound_unanswered(now, 500, false);
+                }
+                _ => {}
+            }
+            return self.run(now);
+        }
         match input {
             SipInput::Ended(reason) => {
                 tracing::info!(%reason, "call ended by the network");
@@ -265,7 +386,11 @@ impl<S: WavStorage> Call<S> {
                     command: MediaCommand::Renegotiate(media),
                 });
             }
-            SipInput::Dtmf { .. } | SipInput::MediaChanged(_) | SipInput::Confirmed => {}
+            SipInput::Dtmf { .. }
+            | SipInput::MediaChanged(_)
+            | SipInput::Confirmed
+            | SipInput::Answered
+            | SipInput::Refused { .. } => {}
         }
         self.run(now);
     }
@@ -281,12 +406,20 @@ impl<S: WavStorage> Call<S> {
                 }
                 self.legs[index].origin = Some(origin);
                 self.legs[index].advertised = Some(advertised);
+                if self.outbound.is_some() {
+                    self.invite(now);
+                    return;
+                }
                 self.state = CallState::Running;
                 self.start_program(now);
             }
             MediaInput::SetupFailed { status, reason } => {
                 if self.state != CallState::Setup {
                     return;
+                }
+                if self.outbound.is_some() {
+                    tracing::error!(status, %reason, "no media for the outbound call");
+                    return self.outbound_unanswered(now, status, false);
                 }
                 tracing::error!(status, %reason, "no media for the call; refusing it");
                 self.sip(SipCommand::Reject { status });
@@ -314,6 +447,12 @@ impl<S: WavStorage> Call<S> {
     pub fn handle_control(&mut self, now: Instant, input: ControlInput) {
         if matches!(self.state, CallState::Ending { .. } | CallState::Done) {
             return;
+        }
+        if self.outbound.is_some() && self.state == CallState::Setup {
+            if let ControlInput::HangUp | ControlInput::Shutdown = input {
+                tracing::info!("outbound call canceled before answer");
+                return self.outbound_unanswered(now, 487, true);
+            }
         }
         match input {
             ControlInput::HangUp => {
@@ -375,6 +514,14 @@ impl<S: WavStorage> Call<S> {
                 return;
             }
             CallState::Running => {}
+            CallState::Setup => {
+                let due = self.outbound.and_then(|o| o.ring_deadline);
+                if due.is_some_and(|at| now >= at) {
+                    tracing::info!("no answer within the ring timeout");
+                    self.outbound_unanswered(now, 480, true);
+                }
+                return;
+            }
             _ => return,
         }
         let activity = std::mem::replace(&mut self.activity, Activity::Idle);
@@ -491,6 +638,11 @@ impl<S: WavStorage> Call<S> {
         let Some(url) = self.config.app.status_callback.clone() else {
             return;
         };
+        if let Some(events) = &self.config.app.status_callback_events {
+            if !events.iter().any(|e| e == event.as_str()) {
+                return;
+            }
+        }
         let params = progress_params(
             &self.info,
             event,

@@ -32,7 +32,8 @@ pub enum LegState {
     Answered {
         at: Instant,
     },
-    /// We sent this final non-2xx instead of answering.
+    /// We sent this final non-2xx instead of answering (or, for a party we called, its final
+    /// answer or why it never answered).
     Rejected {
         status: u16,
     },

@@ -55,6 +55,9 @@ pub struct AppSpec {
     pub fallback_method: HttpMethod,
     pub status_callback: Option<String>,
     pub status_callback_method: HttpMethod,
+    /// Twilio's `StatusCallbackEvent`: the progress events sent (`initiated`, `ringing`,
+    /// `answered`, `completed`); `None` sends every one.
+    pub status_callback_events: Option<Vec<String>>,
     /// A bot drives the call over the Graph-style API instead of TwiML.
     pub bot: bool,
 }
@@ -105,6 +108,10 @@ pub enum SipInput {
     Dtmf { digit: char, duration_ms: u32 },
     /// The dialog is over (BYE, CANCEL, lost ACK, our BYE answered).
     Ended(String),
+    /// The party we called answered (its answer is already with the media side).
+    Answered,
+    /// The party we called declined with this final status (486 busy, 603 decline, …).
+    Refused { status: u16 },
 }
 
 /// From the leg's media.
@@ -185,6 +192,10 @@ pub enum SipCommand {
     Reject { status: u16 },
     /// BYE.
     Hangup,
+    /// Call the leg (an outbound call): the offer is what media allocation made.
+    Invite,
+    /// Stop calling it before it answered.
+    Cancel,
 }
 
 /// What a leg's media is set up from.
@@ -194,13 +205,15 @@ pub enum LegOffer {
     Rtp(Negotiated),
     /// A browser's WebRTC offer (SDP), answered by the media side (ICE-lite, DTLS-SRTP).
     WebRtc { sdp: String },
+    /// A browser we call: the media side makes the offer, the browser answers.
+    WebRtcOffer,
 }
 
 impl LegOffer {
     pub fn kind(&self) -> MediaKind {
         match self {
             LegOffer::Rtp(_) => MediaKind::G711Rtp,
-            LegOffer::WebRtc { .. } => MediaKind::WebRtc,
+            LegOffer::WebRtc { .. } | LegOffer::WebRtcOffer => MediaKind::WebRtc,
         }
     }
 }
@@ -315,6 +328,8 @@ pub enum TimerReason {
     StallPadding,
     /// Our BYE was not answered in time.
     ByeGrace,
+    /// The party we call did not answer within the call's `Timeout`.
+    RingTimeout,
 }
 
 // A few outputs per verb, moved once each: not worth a box per row.

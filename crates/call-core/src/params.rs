@@ -2,7 +2,7 @@
 
 use control::params::standard_params;
 use control::{CallInfo, CallStatus};
-use store::{CallRecord, Direction, RecordingRecord, RecordingStatus};
+use store::{CallRecord, RecordingRecord, RecordingStatus};
 
 /// RFC 2822 time as Twilio writes it: `Fri, 14 Oct 2016 21:56:34 +0000`.
 pub fn rfc2822(unix_ms: i64) -> String {
@@ -108,14 +108,14 @@ pub fn final_status(rejected_with: Option<u16>, answered: bool, remote_ended: bo
     }
 }
 
-/// A ringing inbound call's row, created at `unix_ms`.
+/// A new call's row (ringing), created at `unix_ms`.
 pub fn new_call_row(info: &CallInfo, unix_ms: i64) -> CallRecord {
     CallRecord {
         sid: info.call_sid.clone(),
         account_sid: info.account_sid.clone(),
         from: info.from.clone(),
         to: info.to.clone(),
-        direction: Direction::Inbound,
+        direction: info.direction,
         status: CallStatus::Ringing,
         date_created_ms: unix_ms,
         date_updated_ms: unix_ms,

@@ -69,6 +69,7 @@ fn app(twiml: &str) -> AppSpec {
         fallback_method: HttpMethod::Post,
         status_callback: Some("http://app/status".into()),
         status_callback_method: HttpMethod::Post,
+        status_callback_events: None,
         bot: false,
     }
 }
@@ -80,36 +81,52 @@ fn bot_app() -> AppSpec {
     }
 }
 
+fn sim_config(app: AppSpec, start: Instant) -> CallConfig {
+    CallConfig {
+        account_sid: store::AccountSid::from_bits(0),
+        http_public_url: "http://hark".into(),
+        app,
+        parse_limits: ParseLimits::default(),
+        record: RecordDefaults {
+            pre_roll_ms: 300,
+            trim_padding_ms: 500,
+            finish_key_guard_ms: 60,
+            silence_threshold_dbfs: -45.0,
+            vad_mode: 2,
+        },
+        transcription_language: "en-US".into(),
+        rtp_timeout: Duration::from_secs(30),
+        beep: vec![1000i16; 4000].into(),
+        silence_second: vec![0i16; 8000].into(),
+        wall_clock: (start, 1_700_000_000_000),
+    }
+}
+
+fn sim_info() -> CallInfo {
+    CallInfo {
+        call_sid: store::CallSid::from_bits(1),
+        account_sid: store::AccountSid::from_bits(0),
+        from: "+15550001111".into(),
+        to: "+15550002222".into(),
+        forwarded_from: None,
+        caller_name: None,
+        client: None,
+        direction: store::Direction::Inbound,
+    }
+}
+
+fn sim_sids() -> SidSource {
+    let mut n = 0;
+    Box::new(move || {
+        n += 1;
+        n
+    })
+}
+
 impl Sim {
     fn new(app: AppSpec) -> Sim {
         let start = Instant::now();
-        let config = CallConfig {
-            account_sid: store::AccountSid::from_bits(0),
-            http_public_url: "http://hark".into(),
-            app,
-            parse_limits: ParseLimits::default(),
-            record: RecordDefaults {
-                pre_roll_ms: 300,
-                trim_padding_ms: 500,
-                finish_key_guard_ms: 60,
-                silence_threshold_dbfs: -45.0,
-                vad_mode: 2,
-            },
-            transcription_language: "en-US".into(),
-            rtp_timeout: Duration::from_secs(30),
-            beep: vec![1000i16; 4000].into(),
-            silence_second: vec![0i16; 8000].into(),
-            wall_clock: (start, 1_700_000_000_000),
-        };
-        let info = CallInfo {
-            call_sid: store::CallSid::from_bits(1),
-            account_sid: config.account_sid.clone(),
-            from: "+15550001111".into(),
-            to: "+15550002222".into(),
-            forwarded_from: None,
-            caller_name: None,
-            client: None,
-        };
+        let (config, info) = (sim_config(app, start), sim_info());
         let offer = Negotiated {
             codec: AudioCodec::Pcmu,
             codec_pt: 0,
@@ -117,12 +134,20 @@ impl Sim {
             remote_rtp: "127.0.0.1:40000".parse().unwrap(),
             remote_direction: Direction::SendRecv,
         };
-        let mut n = 0;
-        let sids: SidSource = Box::new(move || {
-            n += 1;
-            n
-        });
-        let call = Call::new(start, config, info, LegOffer::Rtp(offer), None, sids);
+        let call = Call::new(start, config, info, LegOffer::Rtp(offer), None, sim_sids());
+        Sim::with_call(call, start)
+    }
+
+    /// A call placed over the REST API to a browser that rings up to `timeout`.
+    fn outbound(app: AppSpec, timeout: Duration) -> Sim {
+        let start = Instant::now();
+        let (config, info) = (sim_config(app, start), sim_info());
+        let offer = LegOffer::WebRtcOffer;
+        let call = Call::new_outbound(start, config, info, offer, timeout, sim_sids());
+        Sim::with_call(call, start)
+    }
+
+    fn with_call(call: Call<Mem>, start: Instant) -> Sim {
         Sim {
             call,
             start,
@@ -584,6 +609,113 @@ fn caller_cancel_before_answer_is_canceled() {
         "the document arrives, but nothing runs after a hangup"
     );
     assert_eq!(param(completed, "CallStatus"), "canceled");
+}
+
+// ---- calls we place (REST Calls.json) ----
+
+/// The party answers `after` the invite: the row is `queued` then ringing, and nothing is
+/// answered or refused by us (the party does the answering).
+fn answered_outbound(app: AppSpec, after: Duration) -> Sim {
+    let mut sim = Sim::outbound(app, Duration::from_secs(30));
+    sim.schedule(after, Scripted::Sip(SipInput::Answered));
+    sim
+}
+
+#[test]
+fn outbound_call_rings_the_party_then_runs_the_program_once_it_answers() {
+    let mut sim = answered_outbound(app("<Response><Say>Hi</Say></Response>"), ms(2000));
+    sim.run();
+    let (t, insert) = sim.first("InsertCall");
+    assert_eq!(t, 0);
+    assert!(
+        insert.contains("status: Queued") && insert.contains("direction: OutboundApi"),
+        "{insert}"
+    );
+    assert_eq!(sim.first("Sip(LegId(0), Invite)").0, 0);
+    sim.none("Sip(LegId(0), Ring)");
+    sim.none("Sip(LegId(0), Answer");
+    sim.none("Cancel");
+    let (t, answered) = sim.first("\"CallStatus\", \"in-progress\"");
+    assert_eq!(t, 2000);
+    assert_eq!(param(answered, "Direction"), "outbound-api");
+    assert_eq!(param(answered, "CallStatus"), "in-progress");
+    assert_eq!(sim.first("Speech").0, 2000, "the program starts at answer");
+    let (_, completed) = sim.first("CallDuration");
+    assert_eq!(param(completed, "CallStatus"), "completed");
+    let events: Vec<&str> = sim
+        .find("CallbackSource")
+        .iter()
+        .map(|(_, l)| param(l, "CallStatus"))
+        .collect();
+    assert_eq!(events, ["initiated", "ringing", "in-progress", "completed"]);
+}
+
+#[test]
+fn outbound_call_unanswered_is_canceled_at_the_timeout_and_no_answer() {
+    let mut sim = Sim::outbound(app("<Response><Say>Hi</Say></Response>"), ms(5000));
+    sim.run();
+    assert_eq!(sim.first("Sip(LegId(0), Cancel)").0, 5000);
+    let (t, completed) = sim.first("CallDuration");
+    assert_eq!(t, 5000);
+    assert_eq!(param(completed, "CallStatus"), "no-answer");
+    assert_eq!(param(completed, "CallDuration"), "0");
+    sim.none("Speech");
+}
+
+#[test]
+fn outbound_call_declined_is_busy_and_never_canceled() {
+    let mut sim = Sim::outbound(app("<Response><Say>Hi</Say></Response>"), ms(30_000));
+    sim.schedule(ms(800), Scripted::Sip(SipInput::Refused { status: 486 }));
+    sim.run();
+    let (t, completed) = sim.first("CallDuration");
+    assert_eq!(t, 800);
+    assert_eq!(param(completed, "CallStatus"), "busy");
+    sim.none("Cancel");
+    sim.none("Speech");
+}
+
+#[test]
+fn outbound_call_hung_up_over_the_api_while_ringing_is_canceled() {
+    let mut sim = Sim::outbound(app("<Response><Say>Hi</Say></Response>"), ms(30_000));
+    sim.control(ms(1500), ControlInput::HangUp);
+    // A late answer after the cancel changes nothing.
+    sim.schedule(ms(1600), Scripted::Sip(SipInput::Answered));
+    sim.run();
+    assert_eq!(sim.first("Sip(LegId(0), Cancel)").0, 1500);
+    let (_, completed) = sim.first("CallDuration");
+    assert_eq!(param(completed, "CallStatus"), "canceled");
+    sim.none("\"CallStatus\", \"in-progress\"");
+}
+
+#[test]
+fn outbound_call_answered_then_hung_up_by_the_party_is_completed_with_its_duration() {
+    let mut sim = answered_outbound(app("<Response><Pause length=\"60\"/></Response>"), ms(1000));
+    sim.bye(ms(4200));
+    sim.run();
+    let (t, completed) = sim.first("CallDuration");
+    assert_eq!(t, 4200);
+    assert_eq!(param(completed, "CallStatus"), "completed");
+    assert_eq!(param(completed, "CallDuration"), "3");
+}
+
+#[test]
+fn status_callback_events_filter_the_progress_callbacks() {
+    let mut a = app("<Response><Say>Hi</Say></Response>");
+    a.status_callback_events = Some(vec!["answered".into(), "completed".into()]);
+    let mut sim = answered_outbound(a, ms(500));
+    sim.run();
+    let events: Vec<&str> = sim
+        .find("CallbackSource")
+        .iter()
+        .map(|(_, l)| param(l, "CallStatus"))
+        .collect();
+    assert_eq!(events, ["in-progress", "completed"]);
+    let (_, completed) = sim.first("CallDuration");
+    assert_eq!(
+        param(completed, "SequenceNumber"),
+        "1",
+        "counts the events sent"
+    );
 }
 
 // ---- Record ----

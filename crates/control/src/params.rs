@@ -13,6 +13,8 @@ pub struct CallInfo {
     pub caller_name: Option<String>,
     /// Set for a call from a Voice SDK client (`From=client:alice`) into a TwiML application.
     pub client: Option<ClientApp>,
+    /// `inbound`, or `outbound-api` for a call placed over the REST API.
+    pub direction: Direction,
 }
 
 /// What a Voice SDK client's call adds to Twilio's parameters: `ApplicationSid`, and each
@@ -45,7 +47,7 @@ pub fn standard_params(call: &CallInfo, status: CallStatus) -> Vec<(String, Stri
         ),
         ("CallStatus", status.as_str().to_string()),
         ("ApiVersion", API_VERSION.to_string()),
-        ("Direction", Direction::Inbound.as_str().to_string()),
+        ("Direction", call.direction.as_str().to_string()),
     ];
     if let Some(f) = &call.forwarded_from {
         params.push(("ForwardedFrom", f.clone()));
@@ -114,6 +116,7 @@ mod tests {
             forwarded_from: None,
             caller_name: None,
             client: None,
+            direction: store::Direction::Inbound,
         }
     }
 

@@ -21,7 +21,7 @@ use tracing::Instrument;
 
 use crate::bot_notify::BotNotifier;
 use crate::call_env::{CallEnv, CallSetup};
-use crate::client_call::{ClientCommand, ClientIncoming};
+use crate::client_call::{ClientCommand, ClientEvent, ClientIncoming, ClientOutgoing};
 use crate::live::Registration;
 use crate::media::{MediaCommand, MediaSession};
 use crate::sip_task::{core_input, SipCommand};
@@ -43,10 +43,19 @@ pub fn spawn_client(shared: Arc<CallEnv>, client: ClientIncoming) -> CallSid {
     call_sid
 }
 
+/// Places a call to a registered client; its row goes to `outgoing.started` once written.
+pub fn spawn_to_client(shared: Arc<CallEnv>, outgoing: ClientOutgoing) -> CallSid {
+    let call_sid = CallSid::new_random();
+    spawn_call(shared, call_sid.clone(), Origin::ToClient(outgoing));
+    call_sid
+}
+
 /// Where a call came from.
 enum Origin {
     Sip(IncomingCall, mpsc::Receiver<CallEvent>),
     Client(ClientIncoming),
+    /// We call a client (REST `Calls.json`).
+    ToClient(ClientOutgoing),
 }
 
 /// The caller leg's signalling, as the driver speaks it.
@@ -58,27 +67,64 @@ enum Signalling {
         /// Our SDP answer, made when media is set up, sent with the answer frame.
         answer_sdp: Option<String>,
     },
+    ToClient(ToClient),
 }
 
-/// The caller leg's events: a SIP dialog's, or a client connection's (already core inputs).
+/// A call we place to a client identity: every connection it registered from rings; the first
+/// to answer takes the call and the others are canceled.
+struct ToClient {
+    identity: String,
+    parameters: client_signal::IncomingParameters,
+    /// Our offer, made when media is set up.
+    offer_sdp: Option<String>,
+    /// Handed to each ringing connection, then dropped: the events close when they are gone.
+    events: Option<mpsc::Sender<ClientEvent>>,
+    ringing: Vec<(u64, mpsc::Sender<ClientCommand>)>,
+    answered: Option<(u64, mpsc::Sender<ClientCommand>)>,
+}
+
+impl ToClient {
+    fn command(&self, frame: impl Fn() -> ClientCommand) {
+        // A connection that is gone ends its part by its events closing.
+        for (_, connection) in &self.ringing {
+            let _ = connection.try_send(frame());
+        }
+    }
+
+    /// Stops every ringing connection but `except`.
+    fn cancel_ringing(&mut self, call_sid: &str, except: Option<u64>) {
+        for (id, connection) in self.ringing.drain(..) {
+            if Some(id) != except {
+                let _ = connection.try_send(ClientCommand::Cancel {
+                    call_sid: call_sid.to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// The caller leg's events: a SIP dialog's, or a client connection's.
 enum Events {
     Sip(mpsc::Receiver<CallEvent>),
-    Client(mpsc::Receiver<SipInput>),
+    Client(mpsc::Receiver<ClientEvent>),
 }
 
 impl Events {
     /// The next input, and whether the source is still open (a closed one is reported once,
     /// as the end of the call).
-    async fn recv(&mut self) -> (SipInput, bool) {
+    async fn recv(&mut self) -> (ClientEvent, bool) {
         match self {
             Events::Sip(rx) => {
                 let event = rx.recv().await;
                 let open = event.is_some();
-                (core_input(event), open)
+                (ClientEvent::Input(core_input(event)), open)
             }
             Events::Client(rx) => match rx.recv().await {
-                Some(input) => (input, true),
-                None => (SipInput::Ended("signalling connection gone".into()), false),
+                Some(event) => (event, true),
+                None => (
+                    ClientEvent::Input(SipInput::Ended("signalling connection gone".into())),
+                    false,
+                ),
             },
         }
     }
@@ -116,9 +162,13 @@ struct Driver {
     tasks: JoinSet<Completion>,
     fetches: HashMap<IoId, AbortHandle>,
     bot: BotNotifier,
+    /// A call we place: who waits for its row.
+    started: Option<oneshot::Sender<store::CallRecord>>,
 }
 
 async fn run(shared: Arc<CallEnv>, call_sid: CallSid, origin: Origin) {
+    let mut started = None;
+    let mut placed: Option<(Duration, Vec<String>)> = None;
     let (setup, offer, offer_remote, signalling, mut events) = match origin {
         Origin::Sip(incoming, events) => (
             shared.call_setup(&incoming, &call_sid),
@@ -140,6 +190,38 @@ async fn run(shared: Arc<CallEnv>, call_sid: CallSid, origin: Origin) {
             },
             Events::Client(client.events),
         ),
+        Origin::ToClient(out) => {
+            let setup = shared.outgoing_setup(&out, &call_sid);
+            let (events_tx, events) = mpsc::channel(64);
+            let peer = shared.clients.peer(&out.identity);
+            placed = Some((
+                Duration::from_secs(u64::from(out.call.timeout_secs)),
+                out.call.status_callback_events.clone(),
+            ));
+            started = Some(out.started);
+            let parameters = client_signal::IncomingParameters {
+                call_sid: call_sid.to_string(),
+                account_sid: shared.config.account_sid.to_string(),
+                from: setup.info.from.clone(),
+                to: setup.info.to.clone(),
+                params: Vec::new(),
+            };
+            let to_client = ToClient {
+                identity: out.identity,
+                parameters,
+                offer_sdp: None,
+                events: Some(events_tx),
+                ringing: Vec::new(),
+                answered: None,
+            };
+            (
+                setup,
+                LegOffer::WebRtcOffer,
+                peer,
+                Signalling::ToClient(to_client),
+                Events::Client(events),
+            )
+        }
     };
     let CallSetup {
         info,
@@ -164,15 +246,15 @@ async fn run(shared: Arc<CallEnv>, call_sid: CallSid, origin: Origin) {
         shared.metrics.clone(),
     );
     let now = Instant::now().into_std();
-    let config = shared.call_config(&app);
-    let mut core = Core::new(
-        now,
-        config,
-        info,
-        offer,
-        request_id,
-        Box::new(rand::random::<u128>),
-    );
+    let mut config = shared.call_config(&app);
+    let sids = Box::new(rand::random::<u128>);
+    let mut core = match placed {
+        Some((ring_timeout, events)) => {
+            config.app.status_callback_events = Some(events);
+            Core::new_outbound(now, config, info, offer, ring_timeout, sids)
+        }
+        None => Core::new(now, config, info, offer, request_id, sids),
+    };
     let mut driver = Driver {
         shared: shared.clone(),
         signalling,
@@ -183,6 +265,7 @@ async fn run(shared: Arc<CallEnv>, call_sid: CallSid, origin: Origin) {
         tasks: JoinSet::new(),
         fetches: HashMap::new(),
         bot,
+        started,
     };
     let mut shutdown = shared.shutdown.clone();
     let mut drain = tokio::time::interval(DRAIN_INTERVAL);
@@ -205,10 +288,17 @@ async fn run(shared: Arc<CallEnv>, call_sid: CallSid, origin: Origin) {
             }
         };
         tokio::select! {
-            (input, open) = events.recv(), if events_open => {
+            (event, open) = events.recv(), if events_open => {
                 events_open = open;
                 let now = driver.drain(&mut core);
-                core.handle_sip(now, caller, input);
+                match event {
+                    ClientEvent::Input(input) => core.handle_sip(now, caller, input),
+                    ClientEvent::Answered { connection, sdp } => {
+                        driver.client_answered(&mut core, connection, sdp).await
+                    }
+                    ClientEvent::Rejected { connection } => driver.client_rejected(&mut core, connection),
+                    ClientEvent::Gone { connection } => driver.client_gone(&mut core, connection),
+                }
             }
             msg = control.recv(), if control_open => match msg {
                 Some(msg) => {
@@ -275,7 +365,11 @@ impl Driver {
         let shared = self.shared.clone();
         while let Some(output) = core.poll_output() {
             match output {
-                Output::Sip { command, .. } => self.signal(command),
+                Output::Sip { command, .. } => {
+                    if let Some(input) = self.signal(command) {
+                        core.handle_sip(Instant::now().into_std(), LegId::CALLER, input);
+                    }
+                }
                 Output::Media { command, .. } => self.media_command(core, command).await,
                 Output::Fetch { id, request } => {
                     let shared = shared.clone();
@@ -306,6 +400,15 @@ impl Driver {
                 Output::Persist(Persist::QueueTranscription(job)) => {
                     shared.transcriber.queue(&shared, job).await
                 }
+                Output::Persist(Persist::InsertCall { row, request_id }) => {
+                    let inserted = self.started.take().map(|started| (started, row.clone()));
+                    shared
+                        .persist(Persist::InsertCall { row, request_id })
+                        .await;
+                    if let Some((started, row)) = inserted {
+                        let _ = started.send(row);
+                    }
+                }
                 Output::Persist(p) => shared.persist(p).await,
                 Output::Callback {
                     group,
@@ -326,8 +429,10 @@ impl Driver {
                 let (session, answer, input) =
                     self.shared.start_media(offer, self.offer_remote).await;
                 self.media = session;
-                if let Signalling::Client { answer_sdp, .. } = &mut self.signalling {
-                    *answer_sdp = answer;
+                match &mut self.signalling {
+                    Signalling::Client { answer_sdp, .. } => *answer_sdp = answer,
+                    Signalling::ToClient(to) => to.offer_sdp = answer,
+                    Signalling::Sip(_) => {}
                 }
                 return core.handle_media(Instant::now().into_std(), LegId::CALLER, input);
             }
@@ -349,11 +454,43 @@ impl Driver {
         }
     }
 
-    fn signal(&mut self, command: call_core::SipCommand) {
+    /// Carries out a signalling command; a call to a client nobody can answer comes back as
+    /// the input that ends it.
+    fn signal(&mut self, command: call_core::SipCommand) -> Option<SipInput> {
         use call_core::SipCommand as C;
         let call_sid = self.call_sid.to_string();
         match &mut self.signalling {
-            Signalling::Sip(key) => self.shared.sip.send(SipCommand::from_core(*key, command)),
+            Signalling::Sip(key) => {
+                if let Some(command) = SipCommand::from_core(*key, command) {
+                    self.shared.sip.send(command);
+                }
+            }
+            Signalling::ToClient(to) => match command {
+                C::Invite => {
+                    let events = to.events.take()?;
+                    let sdp = to.offer_sdp.clone().unwrap_or_default();
+                    to.ringing = self.shared.clients.connections(&to.identity);
+                    if to.ringing.is_empty() {
+                        tracing::info!(identity = %to.identity, "no registered client to call");
+                        return Some(SipInput::Refused { status: 480 });
+                    }
+                    tracing::info!(identity = %to.identity, devices = to.ringing.len(), "ringing the client");
+                    to.command(|| ClientCommand::Invite {
+                        call_sid: call_sid.clone(),
+                        sdp: sdp.clone(),
+                        parameters: to.parameters.clone(),
+                        events: events.clone(),
+                    });
+                }
+                C::Cancel => to.cancel_ringing(&call_sid, None),
+                C::Hangup => {
+                    if let Some((_, connection)) = &to.answered {
+                        let _ = connection.try_send(ClientCommand::Hangup { call_sid });
+                    }
+                }
+                // We answer nothing and refuse nothing on a call we place.
+                C::Ring | C::Answer { .. } | C::Reject { .. } => {}
+            },
             Signalling::Client {
                 temp_callsid,
                 commands,
@@ -375,11 +512,76 @@ impl Driver {
                         status,
                     },
                     C::Hangup => ClientCommand::Hangup { call_sid },
+                    C::Invite | C::Cancel => return None,
                 };
                 // The connection may be gone; the call then ends by its events closing.
                 let _ = commands.try_send(frame);
             }
         }
+        None
+    }
+
+    /// A client accepted the call we placed: the first one takes it (its answer goes to the
+    /// media side), the others stop ringing; a later one is hung up.
+    async fn client_answered(&mut self, core: &mut Core, connection: u64, sdp: String) {
+        let call_sid = self.call_sid.to_string();
+        let Signalling::ToClient(to) = &mut self.signalling else {
+            return;
+        };
+        let Some(at) = to.ringing.iter().position(|(id, _)| *id == connection) else {
+            if to.answered.as_ref().is_none_or(|(id, _)| *id != connection) {
+                tracing::debug!(connection, "answer from a device that no longer rings");
+            }
+            return;
+        };
+        let (id, commands) = to.ringing.remove(at);
+        to.cancel_ringing(&call_sid, Some(id));
+        let (result, accepted) = oneshot::channel();
+        if let Some(media) = &self.media {
+            media.send(MediaCommand::AcceptAnswer { sdp, result });
+        }
+        let accepted = accepted
+            .await
+            .unwrap_or_else(|_| Err("no media for the call".into()));
+        let now = Instant::now().into_std();
+        match accepted {
+            Ok(()) => {
+                tracing::info!(connection, "the client answered");
+                to.answered = Some((id, commands));
+                core.handle_sip(now, LegId::CALLER, SipInput::Answered);
+            }
+            Err(reason) => {
+                tracing::warn!(connection, %reason, "the client's answer is unusable");
+                let _ = commands.try_send(ClientCommand::Hangup { call_sid });
+                core.handle_sip(now, LegId::CALLER, SipInput::Refused { status: 488 });
+            }
+        }
+    }
+
+    /// A device could not ring: the call fails as unanswered once none is left.
+    fn client_gone(&mut self, core: &mut Core, connection: u64) {
+        let Signalling::ToClient(to) = &mut self.signalling else {
+            return;
+        };
+        to.ringing.retain(|(id, _)| *id != connection);
+        if to.ringing.is_empty() && to.answered.is_none() {
+            let now = Instant::now().into_std();
+            core.handle_sip(now, LegId::CALLER, SipInput::Refused { status: 480 });
+        }
+    }
+
+    /// A client declined the call we placed: the call is busy, other devices stop ringing.
+    fn client_rejected(&mut self, core: &mut Core, connection: u64) {
+        let call_sid = self.call_sid.to_string();
+        let Signalling::ToClient(to) = &mut self.signalling else {
+            return;
+        };
+        if !to.ringing.iter().any(|(id, _)| *id == connection) {
+            return;
+        }
+        to.cancel_ringing(&call_sid, Some(connection));
+        let now = Instant::now().into_std();
+        core.handle_sip(now, LegId::CALLER, SipInput::Refused { status: 486 });
     }
 
     /// The sender the media task fires when playback `id` has been sent (or dropped).

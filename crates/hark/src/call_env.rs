@@ -40,6 +40,8 @@ pub struct CallEnv {
     pub shutdown: watch::Receiver<bool>,
     /// The DTLS certificate and settings every browser leg shares.
     pub webrtc: webrtc_endpoint::LegConfig,
+    /// Registered Voice SDK clients, for calls placed to them.
+    pub clients: Arc<crate::signal::ClientRegistry>,
     pub active_calls: AtomicUsize,
 }
 
@@ -106,6 +108,7 @@ impl CallEnv {
             forwarded_from: forwarded_from(incoming),
             caller_name: incoming.from.display_name.clone().filter(|n| !n.is_empty()),
             client: None,
+            direction: store::Direction::Inbound,
         };
         let dialed = sip_core::message::uri_user(&incoming.request_uri)
             .or(incoming.to.user())
@@ -147,6 +150,7 @@ impl CallEnv {
                 fallback_method: app.fallback_method,
                 status_callback: app.status_callback.clone(),
                 status_callback_method: app.status_callback_method,
+                status_callback_events: None,
                 bot: app.bot_callback_uri.is_some(),
             },
             parse_limits: config.parse_limits(),
@@ -220,23 +224,31 @@ impl CallEnv {
             Ok(s) => s,
             Err(e) => return failed(503, format!("no RTP port: {e}")),
         };
-        let started = match offer {
-            LegOffer::Rtp(offer) => {
-                media::start(socket, offer, self.config.rtp_timeout, self.metrics.clone())
-                    .map(|session| (session, None))
-                    .map_err(|e| (503, format!("RTP socket unusable: {e}")))
-            }
-            LegOffer::WebRtc { sdp } => {
+        let started = match &offer {
+            LegOffer::Rtp(offer) => media::start(
+                socket,
+                *offer,
+                self.config.rtp_timeout,
+                self.metrics.clone(),
+            )
+            .map(|session| (session, None))
+            .map_err(|e| (503, format!("RTP socket unusable: {e}"))),
+            LegOffer::WebRtc { .. } | LegOffer::WebRtcOffer => {
+                use crate::webrtc_media::Negotiation;
                 let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+                let negotiation = match &offer {
+                    LegOffer::WebRtc { sdp } => Negotiation::Answer { offer_sdp: sdp },
+                    _ => Negotiation::Offer,
+                };
                 crate::webrtc_media::start(
                     socket,
                     SocketAddr::new(advertised_ip, port),
                     &self.webrtc,
-                    &sdp,
+                    negotiation,
                     self.config.rtp_timeout,
                     self.metrics.clone(),
                 )
-                .map(|(session, answer)| (session, Some(answer)))
+                .map(|(session, sdp)| (session, Some(sdp)))
                 .map_err(|reason| (488, reason))
             }
         };

@@ -25,7 +25,30 @@ pub struct ClientIncoming {
     pub peer: SocketAddr,
     /// Frames for the browser go through its connection.
     pub commands: mpsc::Sender<ClientCommand>,
-    pub events: mpsc::Receiver<SipInput>,
+    pub events: mpsc::Receiver<ClientEvent>,
+}
+
+/// What a client's connection tells one of its calls.
+#[derive(Debug)]
+pub enum ClientEvent {
+    /// Hang-up, keys: as a SIP dialog would report them.
+    Input(SipInput),
+    /// The client accepted a call we placed to it, on connection `connection`.
+    Answered { connection: u64, sdp: String },
+    /// The client declined a call we placed to it (`call.reject()`).
+    Rejected { connection: u64 },
+    /// The connection could not ring (it unregistered meanwhile).
+    Gone { connection: u64 },
+}
+
+/// A call Hark places to a registered identity (`POST Calls.json` with `To=client:…`).
+pub struct ClientOutgoing {
+    pub identity: String,
+    pub call: http_api::control::NewCall,
+    /// What runs once the client answers (the request's `Url`/`Twiml`, or its application's).
+    pub app: crate::config::AppConfig,
+    /// Gets the call's row once it is written.
+    pub started: tokio::sync::oneshot::Sender<store::CallRecord>,
 }
 
 /// What a client call asks of its signalling connection.
@@ -48,9 +71,40 @@ pub enum ClientCommand {
         temp_callsid: String,
         status: u16,
     },
+    /// Ring the client with our offer; what it does comes back on `events`.
+    Invite {
+        call_sid: String,
+        sdp: String,
+        parameters: client_signal::IncomingParameters,
+        events: mpsc::Sender<ClientEvent>,
+    },
+    /// Stop ringing (ring timeout, the call was canceled, another device answered).
+    Cancel {
+        call_sid: String,
+    },
 }
 
 impl CallEnv {
+    /// Twilio's view of a call placed to a client: From as given, To `client:<identity>`.
+    pub(crate) fn outgoing_setup(&self, out: &ClientOutgoing, call_sid: &CallSid) -> CallSetup {
+        let info = CallInfo {
+            call_sid: call_sid.clone(),
+            account_sid: self.config.account_sid.clone(),
+            from: out.call.from.clone(),
+            to: out.call.to.clone(),
+            forwarded_from: None,
+            caller_name: None,
+            client: None,
+            direction: store::Direction::OutboundApi,
+        };
+        tracing::info!(from = %info.from, to = %info.to, "calling a client");
+        CallSetup {
+            info,
+            app: out.app.clone(),
+            request_id: None,
+        }
+    }
+
     /// Twilio's view of a client call: From/Caller `client:<identity>`, To from the params,
     /// Called empty, ApplicationSid and each param as its own field.
     pub(crate) fn client_setup(&self, client: &ClientIncoming, call_sid: &CallSid) -> CallSetup {
@@ -76,6 +130,7 @@ impl CallEnv {
                     .cloned()
                     .collect(),
             }),
+            direction: store::Direction::Inbound,
         };
         let app = self
             .config

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use control::{CallStatus, HttpMethod};
 use http_api::control::{
-    BoxFuture, CallControl, CallState, CallUpdate, CallView, ControlError, OperationRequest,
-    OperationStatus, OperationView,
+    BoxFuture, CallControl, CallState, CallUpdate, CallView, ControlError, CreateError, NewCall,
+    OperationRequest, OperationStatus, OperationView,
 };
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
@@ -150,9 +150,43 @@ pub struct DaemonControl {
     pub store: Arc<store::Store>,
     pub account_sid: store::AccountSid,
     pub metrics: Arc<http_api::Metrics>,
+    /// Registered clients and, once up, the call machinery: for calls the API places.
+    pub signal: Arc<crate::signal::SignalState>,
 }
 
+/// Twilio's "Invalid ApplicationSid".
+const CODE_INVALID_APPLICATION: u32 = 21218;
+
 impl DaemonControl {
+    /// What a placed call runs: the request's `Url`/`Twiml`, or the named application's
+    /// settings (Twilio then ignores the request's URLs and status callback).
+    fn placed_app(
+        env: &crate::call_env::CallEnv,
+        call: &NewCall,
+    ) -> Result<crate::config::AppConfig, CreateError> {
+        if let Some(sid) = &call.application_sid {
+            return env
+                .config
+                .application(sid)
+                .map(|a| a.app.clone())
+                .ok_or_else(|| CreateError {
+                    code: CODE_INVALID_APPLICATION,
+                    message: format!("ApplicationSid {sid} is not a configured [[application]]"),
+                    unavailable: false,
+                });
+        }
+        Ok(crate::config::AppConfig {
+            voice_url: call.url.clone(),
+            voice_method: call.method,
+            twiml: call.twiml.clone().unwrap_or_default(),
+            fallback_url: call.fallback_url.clone(),
+            fallback_method: call.fallback_method,
+            status_callback: call.status_callback.clone(),
+            status_callback_method: call.status_callback_method,
+            bot_callback_uri: None,
+        })
+    }
+
     /// Queues `msg` for the call. A full queue is backpressure: the request waits (counted) up
     /// to [`CONTROL_WAIT`] for the call to take a message, then is refused.
     async fn deliver(&self, entry: &CallEntry, msg: ControlMsg) -> Result<(), ControlError> {
@@ -301,6 +335,45 @@ impl CallControl for DaemonControl {
                 }
             };
             self.deliver(&entry, msg).await
+        })
+    }
+
+    fn create_call(&self, call: NewCall) -> BoxFuture<'_, Result<store::CallRecord, CreateError>> {
+        Box::pin(async move {
+            let unavailable = |message: &str| CreateError {
+                code: 20500,
+                message: message.to_string(),
+                unavailable: true,
+            };
+            let env = self
+                .signal
+                .calls
+                .get()
+                .ok_or_else(|| unavailable("Hark is starting; no calls yet"))?;
+            if *env.shutdown.borrow() {
+                return Err(unavailable("Hark is shutting down"));
+            }
+            let identity = call
+                .to
+                .strip_prefix("client:")
+                .filter(|i| !i.is_empty())
+                .ok_or_else(|| CreateError {
+                    code: http_api::control::CODE_INVALID_TO,
+                    message: format!("Invalid 'To': {:?}", call.to),
+                    unavailable: false,
+                })?
+                .to_string();
+            let app = Self::placed_app(env, &call)?;
+            let (started, row) = tokio::sync::oneshot::channel();
+            let outgoing = crate::client_call::ClientOutgoing {
+                identity,
+                call,
+                app,
+                started,
+            };
+            crate::call::spawn_to_client(env.clone(), outgoing);
+            row.await
+                .map_err(|_| unavailable("the call ended before its row was written"))
         })
     }
 }

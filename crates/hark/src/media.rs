@@ -37,6 +37,11 @@ pub enum MediaCommand {
     Stop,
     InjectDtmf(char),
     Renegotiate(Negotiated),
+    /// A browser's answer to our WebRTC offer (a call we placed to it).
+    AcceptAnswer {
+        sdp: String,
+        result: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 impl MediaCommand {
@@ -47,6 +52,7 @@ impl MediaCommand {
             MediaCommand::Stop => "stop",
             MediaCommand::InjectDtmf(_) => "inject_dtmf",
             MediaCommand::Renegotiate(_) => "renegotiate",
+            MediaCommand::AcceptAnswer { .. } => "accept_answer",
         }
     }
 }
@@ -388,6 +394,9 @@ async fn run(
                     if let Some(digits) = digit_playback.as_mut() {
                         digits.keys.set_event_pt(media.telephone_event_pt.unwrap_or(101));
                     }
+                }
+                Some(MediaCommand::AcceptAnswer { result, .. }) => {
+                    let _ = result.send(Err("a SIP leg's media takes no WebRTC answer".into()));
                 }
             },
             _ = tick.tick(), if playback.is_some() || digit_playback.is_some() => {

@@ -185,6 +185,8 @@ pub async fn serve_with(
     // Live call control: the registry of running calls and the key of recording access tokens
     // (random per start: tokens do not survive a restart, like Graph's short-lived ones).
     let registry = Arc::new(crate::live::Registry::default());
+    let clients = Arc::new(crate::signal::ClientRegistry::default());
+    let signal = Arc::new(crate::signal::SignalState::new(&config, clients.clone()));
     let bot_token_secret: Vec<u8> = (0..32).map(|_| rand::random::<u8>()).collect();
     let bot = http_api::control::BotApi {
         api_token: config.bot_api_token.clone(),
@@ -195,6 +197,7 @@ pub async fn serve_with(
             store: store.clone(),
             account_sid: config.account_sid.clone(),
             metrics: metrics.clone(),
+            signal: signal.clone(),
         }),
     };
     let readiness = http_api::Readiness::default();
@@ -211,8 +214,6 @@ pub async fn serve_with(
         bot: Some(bot),
         readiness: readiness.clone(),
     }));
-    let clients = Arc::new(crate::signal::ClientRegistry::default());
-    let signal = Arc::new(crate::signal::SignalState::new(&config, clients.clone()));
     let router = router
         .merge(crate::signal::router(signal.clone()))
         .into_make_service_with_connect_info::<crate::signal::PeerAddr>();
@@ -341,6 +342,7 @@ pub async fn serve_with(
         shutdown: shutdown_rx,
         webrtc: webrtc_endpoint::LegConfig::new(false)
             .map_err(|e| ServeError::Client(format!("WebRTC certificate: {e}")))?,
+        clients: signal.clients.clone(),
         active_calls: Default::default(),
     });
     recovery::recover(&services).await;

@@ -3,7 +3,7 @@
 //! [`client_signal::Session`] (tokens, grants, heartbeats, frames); this module owns the socket,
 //! the clock and the registry of identities that can be called.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::call_env::CallEnv;
-use crate::client_call::{ClientCommand, ClientIncoming};
+use crate::client_call::{ClientCommand, ClientEvent, ClientIncoming};
 use crate::config::Config;
 
 /// Frames are JSON with one SDP at most (a few KB); anything far larger is not the SDK.
@@ -29,19 +29,26 @@ const MAX_FRAME_BYTES: usize = 256 * 1024;
 /// `client:<identity>`. An identity may register from several tabs or devices.
 #[derive(Default)]
 pub struct ClientRegistry {
-    by_identity: Mutex<HashMap<String, HashSet<u64>>>,
+    by_identity: Mutex<HashMap<String, HashMap<u64, Registered>>>,
+}
+
+/// A connection on which an identity can be called.
+#[derive(Clone)]
+struct Registered {
+    commands: mpsc::Sender<ClientCommand>,
+    peer: SocketAddr,
 }
 
 impl ClientRegistry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, HashSet<u64>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, HashMap<u64, Registered>>> {
         self.by_identity.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn add(&self, identity: &str, connection: u64) {
+    fn add(&self, identity: &str, connection: u64, registered: Registered) {
         self.lock()
             .entry(identity.to_string())
             .or_default()
-            .insert(connection);
+            .insert(connection, registered);
     }
 
     fn remove(&self, identity: &str, connection: u64) {
@@ -54,9 +61,23 @@ impl ClientRegistry {
         }
     }
 
-    /// Connections on which `identity` can be called now.
-    pub fn registered(&self, identity: &str) -> usize {
-        self.lock().get(identity).map_or(0, HashSet::len)
+    /// The connections on which `identity` can be called now, by id.
+    pub fn connections(&self, identity: &str) -> Vec<(u64, mpsc::Sender<ClientCommand>)> {
+        let mut found: Vec<_> = self
+            .lock()
+            .get(identity)
+            .map(|c| c.iter().map(|(id, r)| (*id, r.commands.clone())).collect())
+            .unwrap_or_default();
+        found.sort_by_key(|(id, _)| *id);
+        found
+    }
+
+    /// Where `identity` registered from last (its media address family), else IPv4 loopback.
+    pub fn peer(&self, identity: &str) -> SocketAddr {
+        self.lock()
+            .get(identity)
+            .and_then(|c| c.iter().max_by_key(|(id, _)| **id).map(|(_, r)| r.peer))
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 }
 
@@ -265,7 +286,7 @@ fn unix_now() -> u64 {
 /// One client connection, until it closes or its session ends it.
 /// A connection's calls: the event queue of each, by the client's id and by our CallSid.
 struct Calls {
-    by_sid: HashMap<String, mpsc::Sender<SipInput>>,
+    by_sid: HashMap<String, mpsc::Sender<ClientEvent>>,
     commands: mpsc::Sender<ClientCommand>,
     peer: SocketAddr,
 }
@@ -309,7 +330,7 @@ async fn connection(mut socket: WebSocket, state: Arc<SignalState>, id: u64, pee
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => session.handle_close(now),
                 }
             }
-            Some(command) = command_rx.recv() => on_command(&mut session, &mut calls, command),
+            Some(command) = command_rx.recv() => on_command(&mut session, &mut calls, id, command),
             _ = tokio::time::sleep_until(deadline) => session.handle_timeout(Instant::now().into_std()),
         }
     }
@@ -320,9 +341,31 @@ async fn connection(mut socket: WebSocket, state: Arc<SignalState>, id: u64, pee
 }
 
 /// A call's request for the browser.
-fn on_command(session: &mut Session, calls: &mut Calls, command: ClientCommand) {
+fn on_command(session: &mut Session, calls: &mut Calls, id: u64, command: ClientCommand) {
     let now = Instant::now().into_std();
     let result = match &command {
+        ClientCommand::Invite {
+            call_sid,
+            sdp,
+            parameters,
+            events,
+        } => {
+            let invited = session.invite_client(now, call_sid, sdp, parameters.clone(), None);
+            match &invited {
+                Ok(()) => {
+                    calls.by_sid.insert(call_sid.clone(), events.clone());
+                }
+                // Unregistered meanwhile: this device is out of the call.
+                Err(_) => {
+                    let _ = events.try_send(ClientEvent::Gone { connection: id });
+                }
+            }
+            invited
+        }
+        ClientCommand::Cancel { call_sid } => {
+            calls.by_sid.remove(call_sid);
+            session.cancel(now, call_sid)
+        }
         ClientCommand::Ringing {
             temp_callsid,
             call_sid,
@@ -356,7 +399,7 @@ fn on_command(session: &mut Session, calls: &mut Calls, command: ClientCommand) 
 }
 
 /// Tells a call what its client did; a call that is gone is dropped from the map.
-fn deliver(calls: &mut Calls, callsid: &str, input: SipInput) {
+fn deliver(calls: &mut Calls, callsid: &str, input: ClientEvent) {
     let Some(tx) = calls.by_sid.get(callsid) else {
         return;
     };
@@ -380,7 +423,11 @@ fn on_event(
         }
         SessionEvent::Registered => {
             if let Some(identity) = session.identity().map(str::to_string) {
-                state.clients.add(&identity, id);
+                let registered_at = Registered {
+                    commands: calls.commands.clone(),
+                    peer: calls.peer,
+                };
+                state.clients.add(&identity, id, registered_at);
                 tracing::info!(%identity, "client registered");
                 *registered = Some(identity);
             }
@@ -420,8 +467,27 @@ fn on_event(
             calls.by_sid.insert(temp_callsid, events_tx.clone());
             calls.by_sid.insert(call_sid.to_string(), events_tx);
         }
-        SessionEvent::Hangup { callsid, .. } | SessionEvent::Reject { callsid } => {
-            deliver(calls, &callsid, SipInput::Ended("client hung up".into()));
+        SessionEvent::Hangup { callsid, .. } => {
+            deliver(
+                calls,
+                &callsid,
+                ClientEvent::Input(SipInput::Ended("client hung up".into())),
+            );
+            calls.by_sid.remove(&callsid);
+        }
+        SessionEvent::Reject { callsid } => {
+            deliver(calls, &callsid, ClientEvent::Rejected { connection: id });
+            calls.by_sid.remove(&callsid);
+        }
+        SessionEvent::Answer { callsid, sdp } => {
+            deliver(
+                calls,
+                &callsid,
+                ClientEvent::Answered {
+                    connection: id,
+                    sdp,
+                },
+            );
         }
         SessionEvent::Dtmf { callsid, digits } => {
             for digit in digits.chars() {
@@ -429,12 +495,12 @@ fn on_event(
                     digit,
                     duration_ms: 160,
                 };
-                deliver(calls, &callsid, key);
+                deliver(calls, &callsid, ClientEvent::Input(key));
             }
         }
         SessionEvent::Reconnect { callsid, .. } | SessionEvent::Reinvite { callsid, .. } => {
             let _ = session.hangup(now, &callsid, None);
         }
-        SessionEvent::Answer { .. } | SessionEvent::Message(_) => {}
+        SessionEvent::Message(_) => {}
     }
 }

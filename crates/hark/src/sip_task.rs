@@ -65,13 +65,15 @@ pub enum SipCommand {
 }
 
 impl SipCommand {
-    /// The call core's request for the dialog `key`.
-    pub fn from_core(key: CallKey, command: call_core::SipCommand) -> Self {
+    /// The call core's request for the dialog `key` (an incoming dialog: it is never
+    /// invited or canceled by us).
+    pub fn from_core(key: CallKey, command: call_core::SipCommand) -> Option<Self> {
         match command {
-            call_core::SipCommand::Ring => SipCommand::Ring(key),
-            call_core::SipCommand::Answer { local_rtp } => SipCommand::Answer(key, local_rtp),
-            call_core::SipCommand::Reject { status } => SipCommand::Reject(key, status),
-            call_core::SipCommand::Hangup => SipCommand::Hangup(key),
+            call_core::SipCommand::Ring => Some(SipCommand::Ring(key)),
+            call_core::SipCommand::Answer { local_rtp } => Some(SipCommand::Answer(key, local_rtp)),
+            call_core::SipCommand::Reject { status } => Some(SipCommand::Reject(key, status)),
+            call_core::SipCommand::Hangup => Some(SipCommand::Hangup(key)),
+            call_core::SipCommand::Invite | call_core::SipCommand::Cancel => None,
         }
     }
 }

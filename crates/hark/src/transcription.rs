@@ -195,6 +195,7 @@ impl Transcriber {
             forwarded_from: None,
             caller_name: None,
             client: None,
+            direction: store::Direction::Inbound,
         };
         let status = match call.as_ref().map(|c| c.status) {
             Some(CallStatus::InProgress) => CallStatus::InProgress,

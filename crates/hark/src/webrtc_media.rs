@@ -14,7 +14,7 @@ use media_engine::{g711, FRAME_SAMPLES};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
-use webrtc_endpoint::{LegConfig, Output, WebRtcLeg};
+use webrtc_endpoint::{Chosen, LegConfig, Output, WebRtcLeg};
 
 use crate::media::{MediaCommand, MediaNotice, MediaSession};
 
@@ -26,39 +26,64 @@ const BROWSER: SocketAddr =
 const KEY_SPACING: Duration = Duration::from_millis(260);
 const PAUSE: Duration = Duration::from_millis(500);
 
-/// Answers `offer_sdp` on `socket` (its address, or `advertised` when bound to a wildcard, is
-/// the ICE host candidate) and starts the media task. The answer SDP goes back to the browser.
+/// Which side of the offer/answer a browser leg is on.
+pub enum Negotiation<'a> {
+    /// The browser called (`device.connect()`): answer its offer.
+    Answer { offer_sdp: &'a str },
+    /// We call the browser: make the offer; its answer comes as `MediaCommand::AcceptAnswer`.
+    Offer,
+}
+
+/// Starts the media task on `socket` (its address, or `advertised` when bound to a wildcard,
+/// is the ICE host candidate) and returns our SDP for the browser: the answer to its offer, or
+/// our offer.
 pub fn start(
     socket: UdpSocket,
     advertised: SocketAddr,
     config: &LegConfig,
-    offer_sdp: &str,
+    negotiation: Negotiation<'_>,
     rtp_timeout: Duration,
     metrics: Arc<http_api::Metrics>,
 ) -> Result<(MediaSession, String), String> {
     let origin = Instant::now();
-    let (leg, answer) = WebRtcLeg::accept_offer(config, origin.into_std(), offer_sdp, advertised)
-        .map_err(|e| format!("WebRTC offer refused: {e}"))?;
-    let receiver_config = answer
-        .chosen
-        .receiver_config()
-        .ok_or_else(|| format!("codec {:?} cannot be decoded yet", answer.chosen.codec))?;
+    let now = origin.into_std();
+    let (leg, sdp, receiver) = match negotiation {
+        Negotiation::Answer { offer_sdp } => {
+            let (leg, answer) = WebRtcLeg::accept_offer(config, now, offer_sdp, advertised)
+                .map_err(|e| format!("WebRTC offer refused: {e}"))?;
+            let receiver = receiver_for(answer.chosen, now)?;
+            (leg, answer.sdp, Some(receiver))
+        }
+        Negotiation::Offer => {
+            let (leg, offer) = WebRtcLeg::create_offer(config, now, advertised)
+                .map_err(|e| format!("WebRTC offer not made: {e}"))?;
+            (leg, offer, None)
+        }
+    };
     let local = socket.local_addr().map_err(|e| e.to_string())?;
     let (commands, command_rx) = mpsc::channel(crate::media::COMMANDS_CAPACITY);
     let (notice_tx, notices) = mpsc::channel(1);
     let (producer, ring) = media_ring(crate::media::RING_CAPACITY);
-    let receiver = MediaReceiver::new(receiver_config, origin.into_std());
-    let task = tokio::spawn(run(
+    let task = tokio::spawn(run(Task {
         socket,
+        origin: origin.into_std(),
         leg,
         receiver,
         rtp_timeout,
-        command_rx,
-        notice_tx,
+        commands: command_rx,
+        notices: notice_tx,
         producer,
-    ));
+    }));
     let session = MediaSession::from_parts(local, origin, commands, ring, notices, task, metrics);
-    Ok((session, answer.sdp))
+    Ok((session, sdp))
+}
+
+/// The receiver for what was negotiated; the media timeline starts at `origin`.
+fn receiver_for(chosen: Chosen, origin: std::time::Instant) -> Result<MediaReceiver, String> {
+    let config = chosen
+        .receiver_config()
+        .ok_or_else(|| format!("codec {:?} cannot be decoded yet", chosen.codec))?;
+    Ok(MediaReceiver::new(config, origin))
 }
 
 /// Keys being sent, one at a time, and who waits for the last.
@@ -74,19 +99,39 @@ fn finish(done: &mut Option<oneshot::Sender<()>>) {
     }
 }
 
-async fn run(
+/// What the media task owns.
+struct Task {
     socket: UdpSocket,
-    mut leg: WebRtcLeg,
-    mut receiver: MediaReceiver,
+    /// Timeline index 0 of the received audio.
+    origin: std::time::Instant,
+    leg: WebRtcLeg,
+    /// Set once the codec is known: at once for the browser's offer, at its answer to ours.
+    receiver: Option<MediaReceiver>,
     rtp_timeout: Duration,
-    mut commands: mpsc::Receiver<MediaCommand>,
+    commands: mpsc::Receiver<MediaCommand>,
     notices: mpsc::Sender<MediaNotice>,
-    mut producer: media_engine::ring::MediaProducer,
-) {
-    let codec = leg
-        .chosen()
-        .and_then(|c| c.codec.media_engine())
-        .unwrap_or(media_engine::Codec::Pcmu);
+    producer: media_engine::ring::MediaProducer,
+}
+
+async fn run(task: Task) {
+    let Task {
+        socket,
+        origin,
+        mut leg,
+        mut receiver,
+        rtp_timeout,
+        mut commands,
+        notices,
+        mut producer,
+    } = task;
+    let send_codec = |leg: &WebRtcLeg| {
+        leg.chosen()
+            .and_then(|c| c.codec.media_engine())
+            .unwrap_or(media_engine::Codec::Pcmu)
+    };
+    let mut codec = send_codec(&leg);
+    // The RTP timeout counts from the answer: a browser still ringing sends nothing.
+    let mut answered = receiver.is_some();
     let mut buf = vec![0u8; 2048];
     let mut rtp = Vec::with_capacity(2048);
     let mut encoded = [0u8; FRAME_SAMPLES];
@@ -119,9 +164,11 @@ async fn run(
                     media.write_rtp(&mut rtp);
                     let now = media.arrival;
                     last_media = Instant::from_std(now);
-                    let _ = receiver.handle_packet(now, BROWSER, &rtp, |item| {
-                        producer.push(item);
-                    });
+                    if let Some(receiver) = receiver.as_mut() {
+                        let _ = receiver.handle_packet(now, BROWSER, &rtp, |item| {
+                            producer.push(item);
+                        });
+                    }
                 }
                 Ok(Output::Timeout(at)) => break Instant::from_std(at),
                 Err(e) => {
@@ -130,7 +177,10 @@ async fn run(
                 }
             }
         };
-        let hold = receiver.poll_timeout().map(Instant::from_std);
+        let hold = receiver
+            .as_ref()
+            .and_then(MediaReceiver::poll_timeout)
+            .map(Instant::from_std);
         let wake = hold.map_or(deadline, |h| h.min(deadline));
         tokio::select! {
             received = socket.recv_from(&mut buf) => {
@@ -159,10 +209,26 @@ async fn run(
                     if let Some(mut k) = keys.take() { finish(&mut k.done); }
                 }
                 Some(MediaCommand::InjectDtmf(digit)) => {
-                    receiver.inject_dtmf(digit, std::time::Instant::now(), |item| { producer.push(item); });
+                    if let Some(receiver) = receiver.as_mut() {
+                        receiver.inject_dtmf(digit, std::time::Instant::now(), |item| { producer.push(item); });
+                    }
                 }
                 // A browser's media is renegotiated by ICE restart, not by SIP re-INVITE.
                 Some(MediaCommand::Renegotiate(_)) => {}
+                Some(MediaCommand::AcceptAnswer { sdp, result }) => {
+                    let accepted = match (&receiver, leg.accept_answer(&sdp)) {
+                        (Some(_), _) => Err("the browser already answered".to_string()),
+                        (None, Err(e)) => Err(format!("WebRTC answer refused: {e}")),
+                        // The timeline starts at the task's origin, as for a SIP call.
+                        (None, Ok(chosen)) => receiver_for(chosen, origin).map(|r| {
+                            receiver = Some(r);
+                            codec = send_codec(&leg);
+                            answered = true;
+                            last_media = Instant::now();
+                        }),
+                    };
+                    let _ = result.send(accepted);
+                }
             },
             _ = tick.tick(), if playback.is_some() || keys.is_some() => {
                 let now = Instant::now();
@@ -197,7 +263,7 @@ async fn run(
                 }
             }
             _ = housekeeping.tick() => {
-                if !timed_out && last_media.elapsed() >= rtp_timeout {
+                if answered && !timed_out && last_media.elapsed() >= rtp_timeout {
                     timed_out = true;
                     let _ = notices.try_send(MediaNotice::RtpTimeout);
                 }
@@ -207,7 +273,9 @@ async fn run(
                 if let Err(e) = leg.handle_timeout(now) {
                     tracing::debug!(error = %e, "WebRTC timeout");
                 }
-                receiver.handle_timeout(now, |item| { producer.push(item); });
+                if let Some(receiver) = receiver.as_mut() {
+                    receiver.handle_timeout(now, |item| { producer.push(item); });
+                }
             }
         }
     }

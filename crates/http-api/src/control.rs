@@ -57,6 +57,39 @@ pub struct CallUpdate {
     pub status: Option<CallStatus>,
 }
 
+/// Twilio's `POST …/Calls.json`, validated: a call Hark places.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCall {
+    /// `client:<identity>` (a registered Voice SDK client).
+    pub to: String,
+    pub from: String,
+    /// What runs once the party answers: `Url` (+ `Method`), `Twiml`, or an application's
+    /// settings (`ApplicationSid`); exactly one.
+    pub url: Option<String>,
+    pub method: HttpMethod,
+    pub twiml: Option<String>,
+    pub application_sid: Option<String>,
+    pub fallback_url: Option<String>,
+    pub fallback_method: HttpMethod,
+    pub status_callback: Option<String>,
+    pub status_callback_method: HttpMethod,
+    /// `StatusCallbackEvent`s: `initiated`, `ringing`, `answered`, `completed`.
+    pub status_callback_events: Vec<String>,
+    /// Seconds to ring before giving up (`no-answer`).
+    pub timeout_secs: u32,
+}
+
+/// Twilio's "Invalid 'To' Phone Number".
+pub const CODE_INVALID_TO: u32 = 21211;
+
+/// Why a call was not placed: 400 with Twilio's code, or 503 when no calls can start now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateError {
+    pub code: u32,
+    pub message: String,
+    pub unavailable: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ControlError {
     /// No such call (or it has ended).
@@ -82,6 +115,17 @@ pub trait CallControl: Send + Sync + 'static {
     /// Twilio live update of `call_sid` (TwiML or bot call).
     fn update(&self, call_sid: &str, update: CallUpdate)
         -> BoxFuture<'_, Result<(), ControlError>>;
+    /// Places a call; answers its row once written (status `queued`).
+    fn create_call(&self, call: NewCall) -> BoxFuture<'_, Result<store::CallRecord, CreateError>> {
+        let _ = call;
+        Box::pin(async {
+            Err(CreateError {
+                code: 20500,
+                message: "this server places no calls".into(),
+                unavailable: true,
+            })
+        })
+    }
 }
 
 /// Bot settings of the API (`[bot]`).

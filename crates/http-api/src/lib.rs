@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
 mod auth;
+mod call_create;
 mod call_update;
 pub mod control;
 mod error;

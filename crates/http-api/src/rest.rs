@@ -69,10 +69,13 @@ async fn handle(
         Route::Call { sid } if *method == Method::POST => {
             call_update::update(inner, &sid, body).await
         }
+        Route::CallList if *method == Method::POST => crate::call_create::create(inner, body).await,
         _ if !(read || delete && route.deletable()) => {
             Err(ApiError::method_not_allowed(if route.deletable() {
                 "GET, HEAD, DELETE"
-            } else if matches!(route, Route::Call { .. }) && inner.api.bot.is_some() {
+            } else if matches!(route, Route::Call { .. } | Route::CallList)
+                && inner.api.bot.is_some()
+            {
                 "GET, HEAD, POST"
             } else {
                 "GET, HEAD"
