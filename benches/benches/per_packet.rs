@@ -76,13 +76,8 @@ fn rfc4733_dedup(c: &mut Criterion) {
 fn ring_push_pop(c: &mut Criterion) {
     let s = speech();
     let (mut tx, mut rx) = media_ring(RING_CAPACITY);
-    let mut frame = AudioFrame {
-        position: 0,
-        len: FRAME_SAMPLES as u16,
-        filled: false,
-        samples: [0; FRAME_SAMPLES],
-    };
-    frame.samples.copy_from_slice(&s.pcm[100]);
+    let mut frame = AudioFrame::narrow(0, FRAME_SAMPLES as u16, false);
+    frame.samples[..FRAME_SAMPLES].copy_from_slice(&s.pcm[100]);
     let mut g = c.benchmark_group("ring_push_pop");
     g.throughput(Throughput::Elements(1));
     g.bench_function("audio_frame", |b| {
@@ -107,6 +102,51 @@ fn receiver_handle_packet(c: &mut Criterion) {
             timed_chunks(
                 iters,
                 STREAM_PACKETS,
+                |_| {
+                    let (tx, rx) = media_ring(RING_CAPACITY);
+                    (MediaReceiver::new(config, times[0]), tx, rx)
+                },
+                |(receiver, tx, rx), i| {
+                    let verdict = receiver.handle_packet(times[i], PEER, &packets[i], |item| {
+                        tx.push(item);
+                    });
+                    black_box(verdict).ok();
+                    while let Some(item) = rx.pop() {
+                        black_box(&item);
+                    }
+                },
+            )
+        })
+    });
+    g.finish();
+}
+
+/// An Opus caller's packet: parse, place on the timeline, decode to 16 kHz (libopus) and
+/// emit two-per-sample wideband frames. The stream is the speech fixture encoded once.
+fn receiver_handle_packet_opus(c: &mut Criterion) {
+    const OPUS_PT: u8 = 111;
+    let s = speech();
+    let mut encoder = media_engine::opus::OpusEncoder::new().expect("opus encoder");
+    let mut packets = Vec::with_capacity(s.pcm.len());
+    for (i, frame) in s.pcm.iter().enumerate() {
+        let mut payload = [0u8; media_engine::opus::MAX_PACKET];
+        let n = encoder.encode(frame, &mut payload).expect("encode");
+        let mut p = vec![0x80, OPUS_PT];
+        p.extend_from_slice(&(i as u16).to_be_bytes());
+        p.extend_from_slice(&((i as u32) * 960).to_be_bytes());
+        p.extend_from_slice(&SSRC.to_be_bytes());
+        p.extend_from_slice(&payload[..n]);
+        packets.push(p);
+    }
+    let times = arrivals(packets.len());
+    let config = ReceiverConfig::opus(OPUS_PT, Some(110));
+    let mut g = c.benchmark_group("receiver_handle_packet");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("opus_in_order_16k", |b| {
+        b.iter_custom(|iters| {
+            timed_chunks(
+                iters,
+                packets.len(),
                 |_| {
                     let (tx, rx) = media_ring(RING_CAPACITY);
                     (MediaReceiver::new(config, times[0]), tx, rx)
@@ -153,6 +193,7 @@ criterion_group!(
     rfc4733_dedup,
     ring_push_pop,
     receiver_handle_packet,
+    receiver_handle_packet_opus,
     sip_parse_invite,
     twiml_parse
 );

@@ -400,12 +400,17 @@ impl<S: WavStorage> Call<S> {
             return;
         };
         match input {
-            MediaInput::Ready { origin, advertised } => {
+            MediaInput::Ready {
+                origin,
+                advertised,
+                sample_rate,
+            } => {
                 if self.state != CallState::Setup {
                     return;
                 }
                 self.legs[index].origin = Some(origin);
                 self.legs[index].advertised = Some(advertised);
+                self.legs[index].sample_rate = sample_rate;
                 if self.outbound.is_some() {
                     self.invite(now);
                     return;
@@ -429,6 +434,7 @@ impl<S: WavStorage> Call<S> {
                 self.state = CallState::Done;
                 return;
             }
+            MediaInput::SampleRate(rate) => self.legs[index].sample_rate = rate,
             MediaInput::Item(item) => self.media_item(now, index, item),
             MediaInput::PlayDone(id) => self.play_done(now, id),
             MediaInput::RtpTimeout => {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use control::twiml::RecordVerb;
 use control::RecordResult;
-use media_engine::{AudioFrame, MediaItem, FRAME_SAMPLES, SAMPLE_RATE};
+use media_engine::{AudioFrame, MediaItem, FRAME_SAMPLES, SAMPLE_RATE, WIDE_FRAME_SAMPLES};
 use record_engine::wav::WavStorage;
 use record_engine::{
     RecordParams, RecordSummary, Recorder, SpeechConfig, SpeechDetector, StopReason, WavError,
@@ -104,7 +104,9 @@ enum Phase<S: WavStorage> {
         held: Vec<MediaItem>,
     },
     Capturing {
+        /// At the leg's rate: timeline positions (8 kHz) are multiplied by `scale`.
         recorder: Box<Recorder<S>>,
+        scale: u64,
         /// The end of the last real audio and when it was seen: stall padding runs behind it.
         anchor: (u64, Instant),
         /// While media has not begun: the first real packet at or before this position
@@ -129,6 +131,8 @@ pub(crate) struct Capture<S: WavStorage> {
     then: AfterCapture,
     row: Option<RecordingRecord>,
     callback: Option<StatusCallbackSpec>,
+    /// The file's sample rate: the leg's (16 kHz for Opus), fixed when capture starts.
+    sample_rate: u32,
     phase: Phase<S>,
 }
 
@@ -152,6 +156,7 @@ impl<S: WavStorage> Capture<S> {
     pub(crate) fn pad_stall(&mut self, leg: &mut Leg, now: Instant) {
         let Phase::Capturing {
             recorder,
+            scale,
             anchor,
             io_error,
             ..
@@ -163,14 +168,13 @@ impl<S: WavStorage> Capture<S> {
             .saturating_duration_since(anchor.1)
             .saturating_sub(STALL_SLACK);
         let target = anchor.0 + samples_in(stalled);
-        const SILENCE: [i16; FRAME_SAMPLES] = [0; FRAME_SAMPLES];
         while leg.timeline_end < target && recorder.stop_reason().is_none() {
-            let len = (target - leg.timeline_end).min(SILENCE.len() as u64) as usize;
-            if let Err(e) = recorder.push_audio(leg.timeline_end, &SILENCE[..len]) {
+            let len = (target - leg.timeline_end).min(FRAME_SAMPLES as u64);
+            if let Err(e) = push_silence(recorder, *scale, leg.timeline_end, len) {
                 *io_error = Some(e);
                 break;
             }
-            leg.timeline_end += len as u64;
+            leg.timeline_end += len;
         }
     }
 }
@@ -205,6 +209,7 @@ impl<S: WavStorage> Call<S> {
             then,
             row: None,
             callback: None,
+            sample_rate: SAMPLE_RATE,
             phase,
         }))
     }
@@ -302,10 +307,14 @@ impl<S: WavStorage> Call<S> {
         // The row first: a crash after this point is recovered from it.
         self.push(Output::Persist(Persist::InsertRecording(row.clone())));
         c.row = Some(row);
+        c.sample_rate = self.legs[c.leg].sample_rate;
         let io = self.next_io();
         self.push(Output::Recording {
             id: io,
-            io: RecordingIo::Open { sid: c.sid.clone() },
+            io: RecordingIo::Open {
+                sid: c.sid.clone(),
+                sample_rate: c.sample_rate,
+            },
         });
         c.phase = Phase::Opening {
             io,
@@ -384,8 +393,9 @@ impl<S: WavStorage> Call<S> {
     ) -> Activity<S> {
         let record = &self.config.record;
         let verb = &c.verb;
+        let scale = u64::from((c.sample_rate / SAMPLE_RATE).max(1));
         let params = RecordParams {
-            sample_rate: SAMPLE_RATE,
+            sample_rate: c.sample_rate,
             silence_timeout_secs: (verb.timeout_secs > 0).then_some(verb.timeout_secs),
             initial_silence_timeout_secs: c.options.initial_silence_secs,
             max_length_secs: verb.max_length_secs,
@@ -394,15 +404,23 @@ impl<S: WavStorage> Call<S> {
             trim_padding_ms: record.trim_padding_ms,
             finish_key_guard_ms: record.finish_key_guard_ms,
         };
-        let detector = SpeechDetector::new(SpeechConfig {
-            threshold_dbfs: record.silence_threshold_dbfs,
-            vad_mode: record.vad_mode,
-        });
-        let mut recorder = Box::new(Recorder::new(params, detector, writer, capture_start));
+        let detector = SpeechDetector::with_sample_rate(
+            SpeechConfig {
+                threshold_dbfs: record.silence_threshold_dbfs,
+                vad_mode: record.vad_mode,
+            },
+            c.sample_rate,
+        );
+        let mut recorder = Box::new(Recorder::new(
+            params,
+            detector,
+            writer,
+            capture_start * scale,
+        ));
         tracing::info!(recording = %c.sid, capture_start, max_length = verb.max_length_secs, timeout = verb.timeout_secs, finish_on_key = %verb.finish_on_key, "recording");
         let mut io_error = None;
         for frame in std::mem::take(&mut self.legs[c.leg].preroll) {
-            if let Err(e) = push_frame(&mut recorder, &frame) {
+            if let Err(e) = push_frame(&mut recorder, scale, &frame) {
                 io_error = Some(e);
             }
         }
@@ -423,6 +441,7 @@ impl<S: WavStorage> Call<S> {
             .then_some(capture_start + samples_in(FIRST_PACKET_GRACE));
         c.phase = Phase::Capturing {
             recorder,
+            scale,
             anchor: (capture_start, now),
             first_audio_by,
             io_error,
@@ -448,6 +467,7 @@ impl<S: WavStorage> Call<S> {
             Phase::Opening { held, .. } => held.push(item),
             Phase::Capturing {
                 recorder,
+                scale,
                 anchor,
                 first_audio_by,
                 io_error,
@@ -476,15 +496,15 @@ impl<S: WavStorage> Call<S> {
                             }
                             *first_audio_by = None;
                             if frame.position <= by {
-                                recorder.postpone_capture_start(frame.position);
+                                recorder.postpone_capture_start(frame.position * *scale);
                             }
                         }
-                        if let Err(e) = push_frame(recorder, &frame) {
+                        if let Err(e) = push_frame(recorder, *scale, &frame) {
                             *io_error = Some(e);
                         }
                     }
                     MediaItem::Dtmf(event) => {
-                        recorder.push_dtmf(event.digit, event.position);
+                        recorder.push_dtmf(event.digit, event.position * *scale);
                     }
                 }
             }
@@ -528,7 +548,8 @@ impl<S: WavStorage> Call<S> {
         let (duration, samples, absent_reason) = match &summary {
             Some(s) => (s.duration_secs, s.samples, s.absent.map(|a| a.error_code())),
             None => {
-                let secs = ((repaired_samples + 4000) / 8000) as u32;
+                let rate = u64::from(c.sample_rate.max(1));
+                let secs = ((repaired_samples + rate / 2) / rate) as u32;
                 (
                     secs,
                     repaired_samples,
@@ -650,21 +671,52 @@ impl<S: WavStorage> Call<S> {
     }
 }
 
-/// One frame into the recorder; a filled frame is silence over its whole span (which may be
-/// longer than the 160 samples it carries).
+/// One frame into the recorder, whose samples are `scale` per timeline sample; a filled frame
+/// is silence over its whole span (which may be longer than the 20 ms it carries). A frame of
+/// the other bandwidth (a codec change mid-call) is converted: samples repeated or dropped.
 fn push_frame<S: WavStorage>(
     recorder: &mut Recorder<S>,
+    scale: u64,
     frame: &AudioFrame,
 ) -> Result<(), WavError> {
-    if !frame.filled {
-        return recorder.push_audio(frame.position, frame.pcm()).map(drop);
+    if frame.filled {
+        return push_silence(recorder, scale, frame.position, u64::from(frame.len));
     }
-    const ZEROS: [i16; FRAME_SAMPLES] = [0; FRAME_SAMPLES];
-    let mut at = frame.position;
-    while at < frame.end() && recorder.stop_reason().is_none() {
-        let len = (frame.end() - at).min(ZEROS.len() as u64) as usize;
-        recorder.push_audio(at, &ZEROS[..len])?;
-        at += len as u64;
+    let at = frame.position * scale;
+    let pcm = frame.pcm();
+    match (scale, frame.wide) {
+        (2, false) => {
+            let mut wide = [0i16; WIDE_FRAME_SAMPLES];
+            for (i, s) in pcm.iter().enumerate() {
+                wide[2 * i] = *s;
+                wide[2 * i + 1] = *s;
+            }
+            recorder.push_audio(at, &wide[..2 * pcm.len()]).map(drop)
+        }
+        (1, true) => {
+            let mut narrow = [0i16; FRAME_SAMPLES];
+            for (i, pair) in pcm.chunks(2).enumerate() {
+                narrow[i] = pair[0];
+            }
+            recorder.push_audio(at, &narrow[..pcm.len() / 2]).map(drop)
+        }
+        _ => recorder.push_audio(at, pcm).map(drop),
+    }
+}
+
+/// `len` timeline samples of silence from `position`.
+fn push_silence<S: WavStorage>(
+    recorder: &mut Recorder<S>,
+    scale: u64,
+    position: u64,
+    len: u64,
+) -> Result<(), WavError> {
+    const ZEROS: [i16; WIDE_FRAME_SAMPLES] = [0; WIDE_FRAME_SAMPLES];
+    let (mut at, end) = (position * scale, (position + len) * scale);
+    while at < end && recorder.stop_reason().is_none() {
+        let n = (end - at).min(ZEROS.len() as u64) as usize;
+        recorder.push_audio(at, &ZEROS[..n])?;
+        at += n as u64;
     }
     Ok(())
 }

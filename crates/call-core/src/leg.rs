@@ -54,6 +54,8 @@ pub struct Leg {
     pub origin: Option<Instant>,
     /// The address our SDP answer gives.
     pub advertised: Option<SocketAddr>,
+    /// The rate the leg's audio is recorded at: 16000 when it arrives as Opus, else 8000.
+    pub sample_rate: u32,
     /// End of the last inbound audio frame seen.
     pub timeline_end: u64,
     /// Real audio (not only filled silence) has arrived.
@@ -72,6 +74,7 @@ impl Leg {
             state: LegState::Ringing,
             media_timed_out: false,
             origin: None,
+            sample_rate: media_engine::SAMPLE_RATE,
             advertised: None,
             timeline_end: 0,
             heard_audio: false,

@@ -120,11 +120,16 @@ pub enum SipInput {
 #[derive(Debug)]
 pub enum MediaInput {
     /// Media was allocated (answer to [`MediaCommand::Allocate`]): `origin` is timeline index 0
-    /// of the inbound audio; `advertised` goes into the SDP answer.
+    /// of the inbound audio; `advertised` goes into the SDP answer; `sample_rate` is the rate
+    /// the leg's audio is recorded at (16000 for Opus, else 8000).
     Ready {
         origin: Instant,
         advertised: SocketAddr,
+        sample_rate: u32,
     },
+    /// The far end's answer settled the codec (a leg we called): recordings of the leg are
+    /// made at this rate from now on.
+    SampleRate(u32),
     /// No media could be allocated: the call is refused with this status (488, 503).
     SetupFailed { status: u16, reason: String },
     /// Audio or a key, drained from the leg's ring, in timeline order.
@@ -262,8 +267,11 @@ pub enum FetchRequest {
 
 /// Recording files: opened and finalized off the call's task.
 pub enum RecordingIo<S: record_engine::wav::WavStorage> {
-    /// Create the WAV for this recording; answered with `RecordingOpened`.
-    Open { sid: store::RecordingSid },
+    /// Create the WAV for this recording at `sample_rate`; answered with `RecordingOpened`.
+    Open {
+        sid: store::RecordingSid,
+        sample_rate: u32,
+    },
     /// Finish (trim, cut, header) or else repair; answered with `RecordingFinalized`.
     Finalize {
         sid: store::RecordingSid,
@@ -381,7 +389,9 @@ impl<S: record_engine::wav::WavStorage> std::fmt::Debug for Output<S> {
             Output::Fetch { id, request } => write!(f, "Fetch({id:?}, {request:?})"),
             Output::CancelFetch(id) => write!(f, "CancelFetch({id:?})"),
             Output::Recording { id, io } => match io {
-                RecordingIo::Open { sid } => write!(f, "Recording({id:?}, Open {sid})"),
+                RecordingIo::Open { sid, sample_rate } => {
+                    write!(f, "Recording({id:?}, Open {sid} at {sample_rate} Hz)")
+                }
                 RecordingIo::Finalize { sid, .. } => write!(f, "Recording({id:?}, Finalize {sid})"),
             },
             Output::Persist(p) => write!(f, "Persist({p:?})"),

@@ -26,7 +26,15 @@ fn ms(t: u64) -> Duration {
 }
 
 fn speech_sample(i: u64) -> i16 {
-    let t = i as f64 / 8000.0;
+    speech_at(i, 8000.0)
+}
+
+fn speech_sample_16k(i: u64) -> i16 {
+    speech_at(i, 16000.0)
+}
+
+fn speech_at(i: u64, rate: f64) -> i16 {
+    let t = i as f64 / rate;
     let v: f64 = [300.0, 600.0, 900.0, 1200.0]
         .iter()
         .map(|f| (2.0 * std::f64::consts::PI * f * t).sin())
@@ -58,6 +66,10 @@ struct Sim {
     bye_answer: Option<Duration>,
     /// Finalized recordings: sid → WAV bytes.
     wavs: HashMap<String, Vec<u8>>,
+    /// What media allocation reports: 16000 for an Opus caller.
+    sample_rate: u32,
+    /// The caller's audio is Opus: wideband frames.
+    wide: bool,
 }
 
 fn app(twiml: &str) -> AppSpec {
@@ -160,6 +172,8 @@ impl Sim {
             playing: None,
             bye_answer: Some(ms(20)),
             wavs: HashMap::new(),
+            sample_rate: 8000,
+            wide: false,
         }
     }
 
@@ -183,21 +197,18 @@ impl Sim {
         let first = from.as_millis() as u64 / 20;
         for f in first..first + frames {
             let position = f * FRAME_SAMPLES as u64;
-            let mut samples = [0i16; FRAME_SAMPLES];
-            for (i, s) in samples.iter_mut().enumerate() {
-                let at = position + i as u64;
-                *s = if speech {
-                    speech_sample(at)
-                } else {
-                    ((at * 7919 % 61) as i16) - 30
+            let mut frame = AudioFrame::narrow(position, FRAME_SAMPLES as u16, false);
+            // Wideband frames carry two samples per timeline sample (the signal at 16 kHz).
+            let per = if self.wide { 2 } else { 1 };
+            frame.wide = self.wide;
+            for (i, s) in frame.samples[..FRAME_SAMPLES * per].iter_mut().enumerate() {
+                let at = position * per as u64 + i as u64;
+                *s = match (speech, self.wide) {
+                    (true, false) => speech_sample(at),
+                    (true, true) => speech_sample_16k(at),
+                    (false, _) => ((at * 7919 % 61) as i16) - 30,
                 };
             }
-            let frame = AudioFrame {
-                position,
-                len: FRAME_SAMPLES as u16,
-                filled: false,
-                samples,
-            };
             self.schedule(
                 ms((f + 1) * 20),
                 Scripted::Media(MediaInput::Item(MediaItem::Audio(frame))),
@@ -316,6 +327,7 @@ impl Sim {
                         let ready = MediaInput::Ready {
                             origin: self.now,
                             advertised: "127.0.0.1:20000".parse::<SocketAddr>().unwrap(),
+                            sample_rate: self.sample_rate,
                         };
                         self.call.handle_media(self.now, LegId::CALLER, ready);
                     }
@@ -364,10 +376,10 @@ impl Sim {
                 },
                 Output::CancelFetch(id) => self.fetches.retain(|_, (f, _)| *f != id),
                 Output::Recording { id, io } => match io {
-                    RecordingIo::Open { .. } => {
+                    RecordingIo::Open { sample_rate, .. } => {
                         let writer = WavWriter::create_encoded(
                             Cursor::new(Vec::new()),
-                            8000,
+                            sample_rate,
                             WavEncoding::Pcm16,
                         )
                         .map_err(|e| e.to_string());
@@ -742,6 +754,46 @@ fn record_stops_on_silence_and_requests_the_action() {
     assert_eq!(param(action, "RecordingDuration"), "4");
     let sid = param(action, "RecordingSid").to_string();
     assert_eq!(sim.wav_samples(&sid), 4 * 8000);
+}
+
+/// An Opus caller: the leg is wideband, the file is 16 kHz with twice the samples, and the
+/// stop by silence and the trimmed span land at the same times as for a G.711 caller.
+#[test]
+fn wideband_caller_is_recorded_at_16k_with_the_same_timing() {
+    let mut sim = Sim::new(record_app(r##"timeout="2" finishOnKey="#""##));
+    sim.sample_rate = 16_000;
+    sim.wide = true;
+    sim.web.insert("http://app/r".into(), "<Response/>".into());
+    sim.caller_audio(ms(0), ms(1000), false);
+    sim.caller_audio(ms(1000), ms(1000), true);
+    sim.caller_audio(ms(2000), ms(1500), false);
+    sim.caller_audio(ms(3500), ms(1000), true);
+    sim.key(ms(4600), '#');
+    sim.caller_audio(ms(4500), ms(2000), false);
+    sim.run();
+    assert!(sim.first("Open RE").1.ends_with("at 16000 Hz)"));
+    let (_, action) = sim.first("http://app/r");
+    assert_eq!(param(action, "Digits"), "#");
+    let sid = param(action, "RecordingSid").to_string();
+    let wav = &sim.wavs[&sid];
+    let header = record_engine::wav::read_header(&mut &wav[..]).expect("WAV header");
+    assert_eq!(header.sample_rate, 16_000);
+    // Trimmed to the speech (1.0 s to 4.5 s) with 500 ms padding on each side: 4.5 s, cut at
+    // the key (4.6 s) less its guard; at 16 kHz.
+    let samples = sim.wav_samples(&sid);
+    assert!(
+        (4.0 * 16000.0..=4.6 * 16000.0).contains(&(samples as f64)),
+        "{samples} samples"
+    );
+    // The speech is there at 16 kHz: 300 Hz and up, not a 8 kHz signal doubled.
+    let pcm: Vec<i16> = wav[44..]
+        .chunks(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let start = 16000;
+    let expect: Vec<i16> = (0..1600).map(|i| speech_sample_16k(16000 + i)).collect();
+    let got = &pcm[start - 8000..start - 8000 + 1600];
+    assert_eq!(got, &expect[..], "the file starts 500 ms before the speech");
 }
 
 #[test]

@@ -383,10 +383,11 @@ impl Driver {
                 }
                 Output::Recording {
                     id,
-                    io: RecordingIo::Open { sid },
+                    io: RecordingIo::Open { sid, sample_rate },
                 } => {
                     let now = Instant::now().into_std();
-                    core.handle_fetch_result(now, id, shared.open_recording(&sid));
+                    let opened = shared.open_recording(&sid, sample_rate);
+                    core.handle_fetch_result(now, id, opened);
                 }
                 Output::Recording {
                     id,
@@ -545,9 +546,10 @@ impl Driver {
             .unwrap_or_else(|_| Err("no media for the call".into()));
         let now = Instant::now().into_std();
         match accepted {
-            Ok(()) => {
-                tracing::info!(connection, "the client answered");
+            Ok(sample_rate) => {
+                tracing::info!(connection, sample_rate, "the client answered");
                 to.answered = Some((id, commands));
+                core.handle_media(now, LegId::CALLER, MediaInput::SampleRate(sample_rate));
                 core.handle_sip(now, LegId::CALLER, SipInput::Answered);
             }
             Err(reason) => {

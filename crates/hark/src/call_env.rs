@@ -257,6 +257,7 @@ impl CallEnv {
                 let ready = MediaInput::Ready {
                     origin: session.origin.into_std(),
                     advertised: SocketAddr::new(advertised_ip, session.local_rtp.port()),
+                    sample_rate: session.sample_rate,
                 };
                 (Some(session), answer, ready)
             }
@@ -265,10 +266,14 @@ impl CallEnv {
     }
 
     /// Creates a recording's file (counted in progress until [`CallEnv::finalize`]).
-    pub(crate) fn open_recording(&self, sid: &RecordingSid) -> FetchResult<std::fs::File> {
-        let opened = self
-            .files
-            .create_wav(sid.as_str(), self.config.record.wav_encoding);
+    pub(crate) fn open_recording(
+        &self,
+        sid: &RecordingSid,
+        sample_rate: u32,
+    ) -> FetchResult<std::fs::File> {
+        let opened =
+            self.files
+                .create_wav(sid.as_str(), self.config.record.wav_encoding, sample_rate);
         match &opened {
             Ok(_) => {
                 self.metrics

@@ -223,6 +223,12 @@ struct RawRtp {
     timeout: u64,
     #[serde(default)]
     ip6: String,
+    #[serde(default = "yes")]
+    opus: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -313,6 +319,8 @@ pub struct Config {
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
     pub rtp_timeout: Duration,
+    /// `rtp.opus`: Opus is accepted from SIP phones and browsers (recorded at 16 kHz).
+    pub rtp_opus: bool,
     /// Where RTP sockets bind for IPv4 media; `None` = IPv4 offers are refused (488/301).
     pub rtp_ip4: Option<IpAddr>,
     /// Where RTP sockets bind for IPv6 media (`rtp.ip6`); `None` = IPv6 offers are refused.
@@ -933,6 +941,7 @@ impl Config {
             rtp_port_min: raw.rtp.port_min,
             rtp_port_max: raw.rtp.port_max,
             rtp_timeout: Duration::from_secs(raw.rtp.timeout),
+            rtp_opus: raw.rtp.opus,
             rtp_ip4,
             rtp_ip6,
             http_listen,

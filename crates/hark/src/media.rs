@@ -40,7 +40,8 @@ pub enum MediaCommand {
     /// A browser's answer to our WebRTC offer (a call we placed to it).
     AcceptAnswer {
         sdp: String,
-        result: oneshot::Sender<Result<(), String>>,
+        /// The rate the leg's audio is recorded at, once the answer is applied.
+        result: oneshot::Sender<Result<u32, String>>,
     },
 }
 
@@ -74,6 +75,8 @@ pub struct MediaSession {
     pub notices: mpsc::Receiver<MediaNotice>,
     task: tokio::task::JoinHandle<()>,
     metrics: Arc<http_api::Metrics>,
+    /// The rate received audio is recorded at: 16000 for Opus, else 8000.
+    pub sample_rate: u32,
 }
 
 /// `hark_channel_overflow_total` label of the call task -> media task queue.
@@ -101,6 +104,7 @@ impl MediaSession {
             notices,
             task,
             metrics,
+            sample_rate: media_engine::SAMPLE_RATE,
         }
     }
 
@@ -508,6 +512,7 @@ mod tests {
             notices,
             task: tokio::spawn(async {}),
             metrics: metrics.clone(),
+            sample_rate: 8000,
         };
         for _ in 0..COMMANDS_CAPACITY {
             session.send(MediaCommand::Stop);

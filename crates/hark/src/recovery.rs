@@ -29,8 +29,13 @@ pub async fn recover(shared: &Services) {
                 0
             }
         };
-        row.duration_secs = Some(((samples + 4000) / 8000) as u32);
-        let end = row.start_time_ms + (samples * 1000 / 8000) as i64;
+        // 16 kHz for an Opus caller's recording: the header says.
+        let rate = std::fs::File::open(&path)
+            .ok()
+            .and_then(|mut f| record_engine::wav::read_header(&mut f).ok())
+            .map_or(8000, |h| u64::from(h.sample_rate));
+        row.duration_secs = Some(((samples + rate / 2) / rate) as u32);
+        let end = row.start_time_ms + (samples * 1000 / rate) as i64;
         let known = call_ends.entry(row.call_sid.clone()).or_insert(end);
         *known = (*known).max(end);
         row.date_updated_ms = now_ms();

@@ -340,7 +340,7 @@ pub async fn serve_with(
         beep: media_engine::tone::beep().into(),
         silence_second: vec![0i16; 8000].into(),
         shutdown: shutdown_rx,
-        webrtc: webrtc_endpoint::LegConfig::new(false)
+        webrtc: webrtc_endpoint::LegConfig::new(config.rtp_opus)
             .map_err(|e| ServeError::Client(format!("WebRTC certificate: {e}")))?,
         clients: signal.clients.clone(),
         active_calls: Default::default(),

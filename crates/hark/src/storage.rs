@@ -37,10 +37,12 @@ impl RecordingFiles {
     /// A new recording's WAV. Read access too: finalizing moves the kept audio to the front of
     /// the file. The header is rewritten every second of audio, so a crash leaves a file that
     /// plays that far.
+    /// Creates a recording's WAV at `sample_rate`, synced to disk every second of audio.
     pub fn create_wav(
         &self,
         sid: &str,
         encoding: record_engine::WavEncoding,
+        sample_rate: u32,
     ) -> Result<record_engine::WavWriter<std::fs::File>, String> {
         let path = self.wav_path(sid);
         std::fs::OpenOptions::new()
@@ -51,8 +53,8 @@ impl RecordingFiles {
             .open(&path)
             .map_err(record_engine::WavError::from)
             .and_then(|f| {
-                record_engine::WavWriter::create_encoded(f, 8000, encoding)
-                    .map(|w| w.with_sync_every(8000))
+                record_engine::WavWriter::create_encoded(f, sample_rate, encoding)
+                    .map(|w| w.with_sync_every(u64::from(sample_rate)))
             })
             .map_err(|e| format!("{}: {e}", path.display()))
     }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use media_engine::opus::{OpusEncoder, MAX_PACKET, TS_PER_TIMELINE_SAMPLE};
 use media_engine::playout::AudioPlayout;
 use media_engine::receiver::MediaReceiver;
 use media_engine::ring::media_ring;
@@ -14,7 +15,7 @@ use media_engine::{g711, FRAME_SAMPLES};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
-use webrtc_endpoint::{Chosen, LegConfig, Output, WebRtcLeg};
+use webrtc_endpoint::{AudioCodec, Chosen, LegConfig, Output, WebRtcLeg};
 
 use crate::media::{MediaCommand, MediaNotice, MediaSession};
 
@@ -51,8 +52,12 @@ pub fn start(
         Negotiation::Answer { offer_sdp } => {
             let (leg, answer) = WebRtcLeg::accept_offer(config, now, offer_sdp, advertised)
                 .map_err(|e| format!("WebRTC offer refused: {e}"))?;
-            let receiver = receiver_for(answer.chosen, now)?;
-            (leg, answer.sdp, Some(receiver))
+            let receiver = receiver_for(answer.chosen, now);
+            (
+                leg,
+                answer.sdp,
+                Some((receiver, answer.chosen.sample_rate())),
+            )
         }
         Negotiation::Offer => {
             let (leg, offer) = WebRtcLeg::create_offer(config, now, advertised)
@@ -64,6 +69,8 @@ pub fn start(
     let (commands, command_rx) = mpsc::channel(crate::media::COMMANDS_CAPACITY);
     let (notice_tx, notices) = mpsc::channel(1);
     let (producer, ring) = media_ring(crate::media::RING_CAPACITY);
+    let sample_rate = receiver.as_ref().map(|(_, rate)| *rate);
+    let receiver = receiver.map(|(r, _)| r);
     let task = tokio::spawn(run(Task {
         socket,
         origin: origin.into_std(),
@@ -74,16 +81,68 @@ pub fn start(
         notices: notice_tx,
         producer,
     }));
-    let session = MediaSession::from_parts(local, origin, commands, ring, notices, task, metrics);
+    let mut session =
+        MediaSession::from_parts(local, origin, commands, ring, notices, task, metrics);
+    if let Some(rate) = sample_rate {
+        session.sample_rate = rate;
+    }
     Ok((session, sdp))
 }
 
 /// The receiver for what was negotiated; the media timeline starts at `origin`.
-fn receiver_for(chosen: Chosen, origin: std::time::Instant) -> Result<MediaReceiver, String> {
-    let config = chosen
-        .receiver_config()
-        .ok_or_else(|| format!("codec {:?} cannot be decoded yet", chosen.codec))?;
-    Ok(MediaReceiver::new(config, origin))
+fn receiver_for(chosen: Chosen, origin: std::time::Instant) -> MediaReceiver {
+    MediaReceiver::new(chosen.receiver_config(), origin)
+}
+
+/// Prompt audio (8 kHz) as the leg's codec: G.711, or Opus on the 48 kHz RTP clock.
+enum AudioEncoder {
+    G711(media_engine::Codec),
+    Opus(Box<OpusEncoder>),
+}
+
+impl AudioEncoder {
+    fn for_leg(leg: &WebRtcLeg) -> Self {
+        match leg.chosen().map(|c| (c.codec, c.codec.media_engine())) {
+            Some((_, Some(codec))) => AudioEncoder::G711(codec),
+            Some((AudioCodec::Opus, None)) => match OpusEncoder::new() {
+                Ok(e) => AudioEncoder::Opus(Box::new(e)),
+                Err(e) => {
+                    tracing::error!(error = %e, "no Opus encoder; prompts are not sent");
+                    AudioEncoder::G711(media_engine::Codec::Pcmu)
+                }
+            },
+            _ => AudioEncoder::G711(media_engine::Codec::Pcmu),
+        }
+    }
+
+    /// RTP timestamp units per 20 ms frame.
+    fn frame_ticks(&self) -> u32 {
+        match self {
+            AudioEncoder::G711(_) => FRAME_SAMPLES as u32,
+            AudioEncoder::Opus(_) => FRAME_SAMPLES as u32 * TS_PER_TIMELINE_SAMPLE,
+        }
+    }
+
+    /// Encodes one frame (up to 160 samples; a short last frame is padded with silence for
+    /// Opus) into `out`; returns the payload length.
+    fn encode(&mut self, frame: &[i16], out: &mut [u8; MAX_PACKET]) -> Option<usize> {
+        match self {
+            AudioEncoder::G711(codec) => {
+                let n = frame.len().min(FRAME_SAMPLES);
+                g711::encode(*codec, &frame[..n], &mut out[..n]);
+                Some(n)
+            }
+            AudioEncoder::Opus(encoder) => {
+                let mut pcm = [0i16; FRAME_SAMPLES];
+                let n = frame.len().min(FRAME_SAMPLES);
+                pcm[..n].copy_from_slice(&frame[..n]);
+                encoder
+                    .encode(&pcm, out)
+                    .map_err(|e| tracing::debug!(error = %e, "Opus frame not encoded"))
+                    .ok()
+            }
+        }
+    }
 }
 
 /// Keys being sent, one at a time, and who waits for the last.
@@ -124,17 +183,12 @@ async fn run(task: Task) {
         notices,
         mut producer,
     } = task;
-    let send_codec = |leg: &WebRtcLeg| {
-        leg.chosen()
-            .and_then(|c| c.codec.media_engine())
-            .unwrap_or(media_engine::Codec::Pcmu)
-    };
-    let mut codec = send_codec(&leg);
+    let mut encoder = AudioEncoder::for_leg(&leg);
     // The RTP timeout counts from the answer: a browser still ringing sends nothing.
     let mut answered = receiver.is_some();
     let mut buf = vec![0u8; 2048];
     let mut rtp = Vec::with_capacity(2048);
-    let mut encoded = [0u8; FRAME_SAMPLES];
+    let mut encoded = [0u8; MAX_PACKET];
     let mut playback: Option<(AudioPlayout, Option<oneshot::Sender<()>>)> = None;
     let mut keys: Option<Keys> = None;
     let mut rtp_ts: u32 = rand::random();
@@ -160,7 +214,14 @@ async fn run(task: Task) {
                         let _ = notices.try_send(MediaNotice::RtpTimeout);
                     }
                 }
-                Ok(Output::Audio(media)) => {
+                Ok(Output::Audio(mut media)) => {
+                    // Chrome sends keys on the 8 kHz telephone-event even beside Opus (timed
+                    // on the 48 kHz clock): every negotiated event type is the receiver's.
+                    if media.is_telephone_event() {
+                        if let Some(pt) = leg.chosen().and_then(|c| c.telephone_event_pt) {
+                            media.pt = pt;
+                        }
+                    }
                     media.write_rtp(&mut rtp);
                     let now = media.arrival;
                     last_media = Instant::from_std(now);
@@ -220,12 +281,13 @@ async fn run(task: Task) {
                         (Some(_), _) => Err("the browser already answered".to_string()),
                         (None, Err(e)) => Err(format!("WebRTC answer refused: {e}")),
                         // The timeline starts at the task's origin, as for a SIP call.
-                        (None, Ok(chosen)) => receiver_for(chosen, origin).map(|r| {
-                            receiver = Some(r);
-                            codec = send_codec(&leg);
+                        (None, Ok(chosen)) => {
+                            receiver = Some(receiver_for(chosen, origin));
+                            encoder = AudioEncoder::for_leg(&leg);
                             answered = true;
                             last_media = Instant::now();
-                        }),
+                            Ok(chosen.sample_rate())
+                        }
                     };
                     let _ = result.send(accepted);
                 }
@@ -250,10 +312,10 @@ async fn run(task: Task) {
                 } else if let Some((audio, done)) = playback.as_mut() {
                     match audio.next_frame() {
                         Some(frame) => {
-                            let out = &mut encoded[..frame.len()];
-                            g711::encode(codec, frame, out);
-                            let _ = leg.write_audio(now.into_std(), rtp_ts, out);
-                            rtp_ts = rtp_ts.wrapping_add(FRAME_SAMPLES as u32);
+                            if let Some(n) = encoder.encode(frame, &mut encoded) {
+                                let _ = leg.write_audio(now.into_std(), rtp_ts, &encoded[..n]);
+                            }
+                            rtp_ts = rtp_ts.wrapping_add(encoder.frame_ticks());
                         }
                         None => {
                             finish(done);

@@ -7,7 +7,7 @@
 mod common;
 mod twilio_app;
 
-use common::browser::{client_daemon, fake_audio_48k, PageRun, StaticServer};
+use common::browser::{client_daemon, fake_audio_48k_with_tone, PageRun, StaticServer};
 use common::*;
 use std::time::Duration;
 
@@ -21,10 +21,14 @@ fn daemon(wh: &WebhookServer, certs: &TempDir) -> Daemon {
     client_daemon(certs, (KEY_SID, KEY_SECRET), APP_SID, &voice_url)
 }
 
-/// Runs call.html (the browser's microphone plays the test speech) and returns its result.
+/// Mixed into the browser's microphone: above 4 kHz, so only a wideband call carries it.
+const TONE_HZ: f64 = 6000.0;
+
+/// Runs call.html (the browser's microphone plays the test speech with a 6 kHz tone) and
+/// returns its result.
 fn browser_call(d: &Daemon, dir: &TempDir, params: &str, extra: &str) -> serde_json::Value {
     let fake = dir.path.join("speech_48k.wav");
-    fake_audio_48k(&data_dir().join("speech_8k_ulaw.wav"), &fake, 10.0);
+    fake_audio_48k_with_tone(&data_dir().join("speech_8k_ulaw.wav"), &fake, 10.0, TONE_HZ);
     let server = StaticServer::page_with_sdk("call.html");
     let params = url::form_urlencoded::byte_serialize(params.as_bytes()).collect::<String>();
     let url = format!(
@@ -38,6 +42,58 @@ fn browser_call(d: &Daemon, dir: &TempDir, params: &str, extra: &str) -> serde_j
         .timeout(Duration::from_secs(40))
         .run();
     out.expect_result().clone()
+}
+
+/// The record-then-hang-up application on `wh`.
+fn record_app(wh: &WebhookServer) {
+    wh.route(
+        "/voice",
+        Reply::twiml(&format!(
+            "<Response><Record playBeep=\"false\" maxLength=\"20\" timeout=\"0\" action=\"{}\"/></Response>",
+            wh.url("/action")
+        )),
+    );
+    wh.route("/action", Reply::twiml("<Response><Hangup/></Response>"));
+}
+
+/// The SDK prefers Opus: the call is wideband end to end, so the recording is 16 kHz and holds
+/// the microphone's 6 kHz tone, which no 8 kHz codec can carry.
+#[test]
+fn opus_call_is_recorded_wideband_at_16k() {
+    common::browser::require_browser();
+    let wh = WebhookServer::start();
+    record_app(&wh);
+    let dir = TempDir::new("browser-opus");
+    let d = daemon(&wh, &dir);
+    let r = browser_call(&d, &dir, r#"{"To":"rec"}"#, "&hold=5000");
+    assert_eq!(r["accepted"], true, "{r}");
+    let action = wh.wait_for("/action", 1, Duration::from_secs(15));
+    let path = d.recording_path(action[0].param("RecordingSid"));
+    assert_speech_recorded(&path, 2.0..=6.0);
+    let (rate, samples) = read_recording_at(&path);
+    assert_eq!(rate, 16_000, "Opus is recorded wideband");
+    let tone = tone_dbfs(&samples, rate, TONE_HZ);
+    assert!(
+        tone > -36.0,
+        "the 6 kHz tone is in the recording: {tone:.1} dBFS"
+    );
+}
+
+/// With PCMU preferred (`codecPreferences`), the same call is 8 kHz and the tone is gone.
+#[test]
+fn pcmu_call_is_recorded_at_8k() {
+    common::browser::require_browser();
+    let wh = WebhookServer::start();
+    record_app(&wh);
+    let dir = TempDir::new("browser-pcmu");
+    let d = daemon(&wh, &dir);
+    let r = browser_call(&d, &dir, r#"{"To":"rec"}"#, "&hold=5000&codecs=pcmu,opus");
+    assert_eq!(r["accepted"], true, "{r}");
+    let action = wh.wait_for("/action", 1, Duration::from_secs(15));
+    let path = d.recording_path(action[0].param("RecordingSid"));
+    assert_speech_recorded(&path, 2.0..=6.0);
+    let (rate, _) = read_recording_at(&path);
+    assert_eq!(rate, 8000, "G.711 is recorded at 8 kHz");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`rtp`]: RTP header view over a datagram (rtp-rs), no copies.
 //! - [`g711`]: PCMU/PCMA decode and encode.
+//! - [`opus`]: Opus decode (to 16 kHz, wideband) and encode (libopus).
 //! - [`rfc4733`]: telephone-event payloads and de-duplication of events.
 //! - [`receiver`]: one call's inbound stream: symmetric-RTP latch, reorder window, gap fill,
 //!   decode, DTMF; emits [`MediaItem`]s on the call's timeline.
@@ -16,6 +17,7 @@
 //! Per packet: no allocation, no locks, no clock reads (time is an argument).
 
 pub mod g711;
+pub mod opus;
 pub mod pcap;
 pub mod playout;
 pub mod receiver;
@@ -25,8 +27,10 @@ pub mod rtp;
 pub mod sender;
 pub mod tone;
 
-/// Samples in one 20 ms frame at 8 kHz.
+/// Samples in one 20 ms frame at 8 kHz: the call timeline's unit is an 8 kHz sample.
 pub const FRAME_SAMPLES: usize = 160;
+/// Samples in one 20 ms wideband (16 kHz) frame.
+pub const WIDE_FRAME_SAMPLES: usize = 2 * FRAME_SAMPLES;
 /// G.711 clock rate.
 pub const SAMPLE_RATE: u32 = 8000;
 
@@ -47,14 +51,29 @@ pub struct AudioFrame {
     /// True when the frame was synthesised to fill a gap (loss, silence suppression, media
     /// that started late): silence.
     pub filled: bool,
-    pub samples: [i16; FRAME_SAMPLES],
+    /// Wideband audio (Opus): `samples` holds 16 kHz samples, two per timeline sample.
+    pub wide: bool,
+    pub samples: [i16; WIDE_FRAME_SAMPLES],
 }
 
 impl AudioFrame {
-    /// The decoded samples; of a filled frame longer than 160 samples, only its first 160
-    /// (zeros): use `len` for the span.
+    /// A narrowband frame of `len` timeline samples, all zero (fill `samples[..len]`).
+    pub fn narrow(position: u64, len: u16, filled: bool) -> Self {
+        Self {
+            position,
+            len,
+            filled,
+            wide: false,
+            samples: [0; WIDE_FRAME_SAMPLES],
+        }
+    }
+
+    /// The decoded samples (at 16 kHz for a wide frame); of a filled frame longer than 20 ms,
+    /// only its first 20 ms (zeros): use `len` for the span.
     pub fn pcm(&self) -> &[i16] {
-        &self.samples[..usize::from(self.len).min(FRAME_SAMPLES)]
+        let per_sample = if self.wide { 2 } else { 1 };
+        let n = usize::from(self.len).min(FRAME_SAMPLES) * per_sample;
+        &self.samples[..n]
     }
 
     /// One past the last timeline index the frame covers.
@@ -69,6 +88,7 @@ impl std::fmt::Debug for AudioFrame {
             .field("position", &self.position)
             .field("len", &self.len)
             .field("filled", &self.filled)
+            .field("wide", &self.wide)
             .finish()
     }
 }

@@ -13,13 +13,15 @@ use crate::rfc4733::{EventDeduplicator, EventError};
 use crate::rtp::{self, RtpError};
 use crate::{
     g711, AudioFrame, Codec, DtmfEvent, DtmfSource, MediaItem, FRAME_SAMPLES, SAMPLE_RATE,
+    WIDE_FRAME_SAMPLES,
 };
 
 /// Upper bound of `reorder_window`: the hold array is fixed.
 pub const MAX_REORDER_WINDOW: usize = 16;
-/// Payload bytes kept for a held packet (60 ms of G.711); the rest of a longer out-of-order
-/// packet is lost and its span filled with silence.
-const MAX_HELD_PAYLOAD: usize = 480;
+/// Payload bytes kept for a held packet (60 ms of G.711, any 20 ms Opus packet a browser or
+/// phone sends); the rest of a longer out-of-order packet is lost and its span filled with
+/// silence.
+const MAX_HELD_PAYLOAD: usize = 1280;
 /// RFC 3550 A.1: a sequence jump beyond these is a restart, confirmed by a second packet.
 const MAX_MISORDER: i32 = 100;
 const MAX_DROPOUT: i32 = 3000;
@@ -31,9 +33,28 @@ const TS_SLACK: i64 = SAMPLE_RATE as i64;
 /// ring and pushes out the audio that follows it.
 const MAX_FILL_FRAMES: u64 = 25;
 
+/// How the audio payload type is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioPayload {
+    /// 8 kHz narrowband frames.
+    G711(Codec),
+    /// 48 kHz RTP clock, decoded to 16 kHz wideband frames.
+    Opus,
+}
+
+impl AudioPayload {
+    /// RTP timestamp units per timeline (8 kHz) sample.
+    fn ts_per_sample(self) -> i64 {
+        match self {
+            AudioPayload::G711(_) => 1,
+            AudioPayload::Opus => i64::from(crate::opus::TS_PER_TIMELINE_SAMPLE),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct ReceiverConfig {
-    pub codec: Codec,
+    pub payload: AudioPayload,
     pub codec_pt: u8,
     pub telephone_event_pt: Option<u8>,
     /// Packets held back to put late arrivals in order (at most [`MAX_REORDER_WINDOW`]).
@@ -44,8 +65,17 @@ pub struct ReceiverConfig {
 
 impl ReceiverConfig {
     pub fn new(codec: Codec, codec_pt: u8, telephone_event_pt: Option<u8>) -> Self {
+        Self::with_payload(AudioPayload::G711(codec), codec_pt, telephone_event_pt)
+    }
+
+    /// Opus at `codec_pt` (telephone-event, if any, on the same 48 kHz clock).
+    pub fn opus(codec_pt: u8, telephone_event_pt: Option<u8>) -> Self {
+        Self::with_payload(AudioPayload::Opus, codec_pt, telephone_event_pt)
+    }
+
+    fn with_payload(payload: AudioPayload, codec_pt: u8, telephone_event_pt: Option<u8>) -> Self {
         Self {
-            codec,
+            payload,
             codec_pt,
             telephone_event_pt,
             reorder_window: 5,
@@ -106,8 +136,8 @@ struct Held {
 #[derive(Debug, Clone, Copy)]
 struct Stream {
     ssrc: u32,
-    /// Codec of the packets held for this stream (a re-INVITE may change the config's).
-    codec: Codec,
+    /// Payload of the packets held for this stream (a re-INVITE may change the config's).
+    payload: AudioPayload,
     next_seq: u16,
     /// RFC 3550 A.1 `bad_seq`: the sequence number that confirms a restart.
     bad_seq: Option<u16>,
@@ -123,14 +153,19 @@ struct Stream {
 impl Stream {
     /// Timeline index of an RTP timestamp of this stream (clamped at 0).
     fn position_of(&self, ts: u32) -> u64 {
-        let d = i64::from(ts.wrapping_sub(self.anchor_ts) as i32);
+        let d = self.ts_delta(ts);
         (self.anchor_pos as i64 + d).max(0) as u64
+    }
+
+    /// `ts - anchor_ts` in timeline samples.
+    fn ts_delta(&self, ts: u32) -> i64 {
+        i64::from(ts.wrapping_sub(self.anchor_ts) as i32) / self.payload.ts_per_sample()
     }
 
     /// Timeline index of `ts`, or `None` when the timestamp gap does not fit the arrival gap
     /// (negative beyond a second, or more than the arrival gap plus a second).
     fn plausible_position(&self, ts: u32, arrival: Instant) -> Option<u64> {
-        let d = i64::from(ts.wrapping_sub(self.anchor_ts) as i32);
+        let d = self.ts_delta(ts);
         let limit =
             samples_in(arrival.saturating_duration_since(self.anchor_arrival)) as i64 + TS_SLACK;
         (-TS_SLACK..=limit)
@@ -176,6 +211,17 @@ pub struct MediaReceiver {
     dedup: EventDeduplicator,
     /// Timeline index 0.
     origin: Instant,
+    /// Opus keeps state from packet to packet: one decoder per receiver, made when Opus is
+    /// negotiated (`None` for G.711, or if libopus could not make one: its audio is then
+    /// silence).
+    opus: Option<Box<crate::opus::OpusDecoder>>,
+}
+
+fn opus_decoder(config: &ReceiverConfig) -> Option<Box<crate::opus::OpusDecoder>> {
+    if config.payload != AudioPayload::Opus {
+        return None;
+    }
+    crate::opus::OpusDecoder::new().ok().map(Box::new)
 }
 
 impl MediaReceiver {
@@ -184,6 +230,7 @@ impl MediaReceiver {
     pub fn new(config: ReceiverConfig, origin: Instant) -> Self {
         Self {
             origin,
+            opus: opus_decoder(&config),
             config,
             latched: None,
             last_packet_at: None,
@@ -330,6 +377,9 @@ impl MediaReceiver {
     /// keep the timeline position. Packets still held are released with the next packet or
     /// timeout; the next stream is placed by arrival time.
     pub fn renegotiate(&mut self, config: ReceiverConfig) {
+        if config.payload != self.config.payload {
+            self.opus = opus_decoder(&config);
+        }
         self.config = config;
         self.latched = None;
         self.stream_forgotten = self.stream.is_some();
@@ -442,7 +492,7 @@ impl MediaReceiver {
         self.fill_to(pos, emit);
         self.stream = Some(Stream {
             ssrc,
-            codec: self.config.codec,
+            payload: self.config.payload,
             next_seq: seq,
             bad_seq: None,
             anchor_ts: ts,
@@ -623,18 +673,40 @@ impl MediaReceiver {
                 stream.anchor_pos = pos;
                 stream.anchor_arrival = arrival;
                 self.fill_to(pos, emit);
-                for chunk in payload.chunks(FRAME_SAMPLES) {
-                    let mut frame = AudioFrame {
-                        position: self.end,
-                        len: chunk.len() as u16,
-                        filled: false,
-                        samples: [0; FRAME_SAMPLES],
-                    };
-                    g711::decode(s.codec, chunk, &mut frame.samples);
-                    self.end += chunk.len() as u64;
-                    emit(MediaItem::Audio(frame));
+                match s.payload {
+                    AudioPayload::G711(codec) => {
+                        for chunk in payload.chunks(FRAME_SAMPLES) {
+                            let mut frame = AudioFrame::narrow(self.end, chunk.len() as u16, false);
+                            g711::decode(codec, chunk, &mut frame.samples);
+                            self.end += chunk.len() as u64;
+                            emit(MediaItem::Audio(frame));
+                        }
+                    }
+                    AudioPayload::Opus => self.release_opus(payload, emit),
                 }
             }
+        }
+    }
+
+    /// Decodes an Opus packet into 20 ms wideband frames. A packet that does not decode adds
+    /// nothing: the next packet's position fills its span with silence.
+    fn release_opus(&mut self, payload: &[u8], emit: &mut impl FnMut(MediaItem)) {
+        let mut pcm = [0i16; crate::opus::MAX_DECODED];
+        let decoded = match self.opus.as_mut() {
+            Some(d) => d.decode(payload, &mut pcm),
+            None => return,
+        };
+        let Ok(n) = decoded else {
+            self.stats.malformed += 1;
+            return;
+        };
+        for chunk in pcm[..n].chunks(WIDE_FRAME_SAMPLES) {
+            let len = (chunk.len() / 2) as u16;
+            let mut frame = AudioFrame::narrow(self.end, len, false);
+            frame.wide = true;
+            frame.samples[..chunk.len()].copy_from_slice(chunk);
+            self.end += u64::from(len);
+            emit(MediaItem::Audio(frame));
         }
     }
 
@@ -661,12 +733,9 @@ impl MediaReceiver {
         };
         while self.end < pos {
             let len = (pos - self.end).min(step);
-            emit(MediaItem::Audio(AudioFrame {
-                position: self.end,
-                len: len as u16,
-                filled: true,
-                samples: [0; FRAME_SAMPLES],
-            }));
+            emit(MediaItem::Audio(AudioFrame::narrow(
+                self.end, len as u16, true,
+            )));
             self.end += len;
         }
     }

@@ -23,8 +23,7 @@ const EVENT_RANGE: &str = "0-16";
 pub enum AudioCodec {
     Pcmu,
     Pcma,
-    /// Recognised and negotiable (when [`LegConfig::opus`](crate::LegConfig::opus) is on);
-    /// decoding is not done yet.
+    /// Negotiated when [`LegConfig::opus`](crate::LegConfig::opus) is on; decoded to 16 kHz.
     Opus,
 }
 
@@ -69,21 +68,28 @@ impl AudioCodec {
 pub struct Chosen {
     pub codec: AudioCodec,
     pub pt: u8,
-    /// telephone-event at the codec's clock rate, when both sides have it (Chrome's DTMF
-    /// sender uses the one whose clock matches the send codec).
+    /// telephone-event at the codec's clock rate, when both sides have it. Chrome may send its
+    /// keys on another negotiated telephone-event type (the 8 kHz one beside Opus, timed on the
+    /// audio's clock): treat every event type as this one.
     pub telephone_event_pt: Option<u8>,
 }
 
 impl Chosen {
-    /// A receiver configuration for the synthesized RTP of [`ReceivedMedia`](crate::ReceivedMedia);
-    /// `None` for Opus until the media engine decodes it.
-    pub fn receiver_config(&self) -> Option<media_engine::receiver::ReceiverConfig> {
-        let codec = self.codec.media_engine()?;
-        Some(media_engine::receiver::ReceiverConfig::new(
-            codec,
-            self.pt,
-            self.telephone_event_pt,
-        ))
+    /// A receiver configuration for the synthesized RTP of [`ReceivedMedia`](crate::ReceivedMedia).
+    pub fn receiver_config(&self) -> media_engine::receiver::ReceiverConfig {
+        use media_engine::receiver::ReceiverConfig;
+        match self.codec.media_engine() {
+            Some(codec) => ReceiverConfig::new(codec, self.pt, self.telephone_event_pt),
+            None => ReceiverConfig::opus(self.pt, self.telephone_event_pt),
+        }
+    }
+
+    /// The rate received audio is recorded at: Opus is decoded wideband.
+    pub fn sample_rate(&self) -> u32 {
+        match self.codec {
+            AudioCodec::Opus => media_engine::opus::DECODE_RATE,
+            AudioCodec::Pcmu | AudioCodec::Pcma => media_engine::SAMPLE_RATE,
+        }
     }
 
     /// Reads what str0m negotiated for `mid`: the codec's payload type and the event payload

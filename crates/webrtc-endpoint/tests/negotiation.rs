@@ -105,8 +105,14 @@ fn opus_first_is_chosen_when_enabled() {
     // Chrome's DTMF sender takes the 48 kHz event beside Opus; 8 kHz stays for senders that
     // pair it with any codec.
     assert_eq!(answered_pts(&answer.sdp), [111, 126, 110]);
-    // Not decoded yet: no receiver configuration for it.
-    assert!(answer.chosen.receiver_config().is_none());
+    // Decoded wideband, events on the 48 kHz clock.
+    let config = answer.chosen.receiver_config();
+    assert_eq!(config.payload, media_engine::receiver::AudioPayload::Opus);
+    assert_eq!(
+        (config.codec_pt, config.telephone_event_pt),
+        (111, Some(110))
+    );
+    assert_eq!(answer.chosen.sample_rate(), 16_000);
     assert_eq!(leg.chosen(), Some(answer.chosen));
 }
 
@@ -115,7 +121,7 @@ fn sdk_order_pcmu_first_wins_over_opus() {
     let (_, answer) = answer(true, "0 111 63 9 8 13 110 126").expect("answer");
     assert_eq!(answer.chosen.codec, AudioCodec::Pcmu);
     assert_eq!(answered_pts(&answer.sdp), [0, 126]);
-    let config = answer.chosen.receiver_config().expect("G.711");
+    let config = answer.chosen.receiver_config();
     assert_eq!((config.codec_pt, config.telephone_event_pt), (0, Some(126)));
 }
 

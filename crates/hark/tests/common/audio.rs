@@ -173,20 +173,50 @@ pub fn write_pcm_wav(path: &Path, samples: &[i16]) {
 /// Opens a recording with hound (which validates the header) and checks Hark's format: 16-bit
 /// PCM mono 8 kHz. Returns the samples the header declares.
 pub fn read_recording(path: &Path) -> Vec<i16> {
+    let (rate, samples) = read_recording_at(path);
+    assert_eq!(rate, 8000, "recording sample rate");
+    samples
+}
+
+/// A recording of either rate (16 kHz for an Opus caller): its rate and samples.
+pub fn read_recording_at(path: &Path) -> (u32, Vec<i16>) {
     let r = hound::WavReader::open(path)
         .unwrap_or_else(|e| panic!("hound cannot open {}: {e}", path.display()));
     let spec = r.spec();
     assert_eq!(spec.channels, 1, "recording channels");
-    assert_eq!(spec.sample_rate, 8000, "recording sample rate");
+    assert!(
+        [8000, 16000].contains(&spec.sample_rate),
+        "recording sample rate {}",
+        spec.sample_rate
+    );
     assert_eq!(spec.bits_per_sample, 16, "recording bits per sample");
     assert_eq!(
         spec.sample_format,
         hound::SampleFormat::Int,
         "recording sample format"
     );
-    r.into_samples::<i16>()
+    let rate = spec.sample_rate;
+    let samples = r
+        .into_samples::<i16>()
         .collect::<Result<Vec<_>, _>>()
-        .unwrap_or_else(|e| panic!("hound read {}: {e}", path.display()))
+        .unwrap_or_else(|e| panic!("hound read {}: {e}", path.display()));
+    (rate, samples)
+}
+
+/// Level (dBFS) of the `hz` component of `samples` at `rate` (Goertzel over the whole signal).
+pub fn tone_dbfs(samples: &[i16], rate: u32, hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / f64::from(rate);
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = f64::from(x) / 32768.0 + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    // Amplitude of a sine: 2 * sqrt(power) / N; its RMS is that over sqrt(2).
+    let amplitude = 2.0 * power.max(0.0).sqrt() / samples.len().max(1) as f64;
+    20.0 * (amplitude / std::f64::consts::SQRT_2).max(1e-9).log10()
 }
 
 /// The speech fixture (espeak, 8.16 s) as µ-law bytes; it is also what pcap/speech_pcmu.pcap
@@ -458,8 +488,8 @@ pub fn words_heard(said: &str, heard: &str) -> f64 {
 /// The recording at `path` lasts `secs` and is speech-loud (above −40 dBFS): what a browser's
 /// fake microphone playing the test speech leaves in it.
 pub fn assert_speech_recorded(path: &Path, secs: std::ops::RangeInclusive<f64>) {
-    let samples = read_recording(path);
-    let got = samples.len() as f64 / 8000.0;
+    let (rate, samples) = read_recording_at(path);
+    let got = samples.len() as f64 / f64::from(rate);
     assert!(
         secs.contains(&got),
         "recorded {got:.2} s, expected {secs:?}"

@@ -71,6 +71,28 @@ pub fn fake_audio_48k(src: &Path, dst: &Path, pad_secs: f64) {
     );
 }
 
+/// [`fake_audio_48k`] with a sine of `hz` mixed in at −26 dBFS: a component above 4 kHz
+/// reaches a recording only through a wideband codec (Opus), never through G.711.
+pub fn fake_audio_48k_with_tone(src: &Path, dst: &Path, pad_secs: f64, hz: f64) {
+    fake_audio_48k(src, dst, pad_secs);
+    let mut reader = hound::WavReader::open(dst).expect("sox output");
+    let spec = reader.spec();
+    let samples: Vec<i16> = reader
+        .samples::<i16>()
+        .collect::<Result<_, _>>()
+        .expect("read sox output");
+    drop(reader);
+    let mut writer = hound::WavWriter::create(dst, spec).expect("rewrite fake audio");
+    let amplitude = 32768.0 * 10f64.powf(-26.0 / 20.0) * std::f64::consts::SQRT_2;
+    for (i, s) in samples.iter().enumerate() {
+        let t = i as f64 / f64::from(spec.sample_rate);
+        let tone = amplitude * (2.0 * std::f64::consts::PI * hz * t).sin();
+        let mixed = (f64::from(*s) * 0.7 + tone).clamp(-32768.0, 32767.0);
+        writer.write_sample(mixed as i16).expect("write sample");
+    }
+    writer.finalize().expect("finalize fake audio");
+}
+
 /// What one page run produced.
 #[derive(Debug)]
 pub struct PageOutput {

@@ -546,18 +546,19 @@ fn malformed_and_rtcp_are_errors_and_counted_apart() {
 fn oversized_held_packet_keeps_the_timeline_intact() {
     let mut h = Harness::new();
     h.audio(0, 0, 0);
-    // 100 ms packet held out of order: only 60 ms are kept, the rest becomes silence.
-    h.send(40, &pkt(0, false, 2, 320, SSRC, &[0x40; 800]));
+    // 200 ms packet held out of order: only 160 ms (1280 bytes) are kept, the rest becomes
+    // silence.
+    h.send(40, &pkt(0, false, 2, 320, SSRC, &[0x40; 1600]));
     h.audio(41, 1, 160);
-    h.audio(140, 3, 1120);
+    h.audio(240, 3, 1920);
     let audio: u64 = h
         .frames()
         .iter()
         .filter(|f| !f.filled)
         .map(|f| u64::from(f.len))
         .sum();
-    assert_eq!(audio, 160 + 160 + 480 + 160);
-    assert_eq!(h.rx.position(), 1280);
+    assert_eq!(audio, 160 + 160 + 1280 + 160);
+    assert_eq!(h.rx.position(), 2080);
     h.assert_tiles();
 }
 
@@ -647,4 +648,106 @@ fn inject_dtmf_without_flowing_rtp_is_placed_by_the_clock() {
     let items = &mut h.items;
     h.rx.inject_dtmf('#', now, |i| items.push(i));
     assert_eq!(h.dtmf()[0].position, 24_000);
+}
+
+/// 20 ms Opus packets of a 440 Hz tone at 8 kHz input, as a phone or browser would send them.
+fn opus_packets(n: u32) -> Vec<Vec<u8>> {
+    let mut enc = crate::opus::OpusEncoder::new().unwrap();
+    (0..n)
+        .map(|f| {
+            let mut pcm = [0i16; FRAME_SAMPLES];
+            for (i, s) in pcm.iter_mut().enumerate() {
+                let t = f64::from(f * 160 + i as u32) / 8000.0;
+                *s = (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16;
+            }
+            let mut out = [0u8; crate::opus::MAX_PACKET];
+            let len = enc.encode(&pcm, &mut out).unwrap();
+            out[..len].to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn opus_is_decoded_to_wideband_frames_on_the_8k_timeline() {
+    const OPUS: u8 = 111;
+    let mut h = Harness::with(ReceiverConfig::opus(OPUS, Some(110)));
+    let packets = opus_packets(50);
+    for (i, p) in packets.iter().enumerate() {
+        // Packet 20 is lost; 48 kHz clock: 960 per 20 ms.
+        if i == 20 {
+            continue;
+        }
+        let i = i as u32;
+        h.send(
+            u64::from(i) * 20,
+            &pkt(OPUS, i == 0, i as u16, 5000 + i * 960, SSRC, p),
+        );
+    }
+    let frames = h.frames();
+    let audio: Vec<&AudioFrame> = frames.iter().filter(|f| !f.filled).collect();
+    assert_eq!(audio.len(), 49);
+    assert!(audio
+        .iter()
+        .all(|f| f.wide && f.len == 160 && f.pcm().len() == 320));
+    // The lost packet's 20 ms are silence at its place on the timeline.
+    let lost = frames.iter().find(|f| f.filled).expect("a filled frame");
+    assert_eq!(
+        (lost.position, lost.len, lost.wide),
+        (audio[19].end(), 160, false)
+    );
+    assert_eq!(h.rx.position(), audio[0].position + 50 * 160);
+    h.assert_tiles();
+    // 440 Hz: 880 zero crossings a second, 176 in 200 ms.
+    let pcm: Vec<i16> = audio[30..40]
+        .iter()
+        .flat_map(|f| f.pcm().to_vec())
+        .collect();
+    let crossings = pcm.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+    assert!(
+        (170..=182).contains(&crossings),
+        "{crossings} crossings in 200 ms"
+    );
+}
+
+#[test]
+fn opus_telephone_event_at_48k_is_placed_by_its_timestamp() {
+    const OPUS: u8 = 111;
+    const TE48: u8 = 110;
+    let mut h = Harness::with(ReceiverConfig::opus(OPUS, Some(TE48)));
+    let packets = opus_packets(10);
+    for (i, p) in packets.iter().enumerate().take(5) {
+        let i = i as u32;
+        h.send(
+            u64::from(i) * 20,
+            &pkt(OPUS, false, i as u16, i * 960, SSRC, p),
+        );
+    }
+    // A key at the 48 kHz timestamp of 100 ms: timeline position 800.
+    h.send(100, &pkt(TE48, true, 5, 4800, SSRC, &event(1, false, 960)));
+    let keys: Vec<DtmfEvent> = h
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            MediaItem::Dtmf(d) => Some(*d),
+            MediaItem::Audio(_) => None,
+        })
+        .collect();
+    let first = h.frames()[0].position;
+    assert_eq!(keys.len(), 1);
+    assert_eq!((keys[0].digit, keys[0].position), ('1', first + 800));
+}
+
+#[test]
+fn malformed_opus_counts_as_malformed_and_its_span_is_filled() {
+    const OPUS: u8 = 111;
+    let mut h = Harness::with(ReceiverConfig::opus(OPUS, None));
+    let packets = opus_packets(3);
+    h.send(0, &pkt(OPUS, false, 0, 0, SSRC, &packets[0]));
+    h.send(20, &pkt(OPUS, false, 1, 960, SSRC, &[0x03, 0x00]));
+    h.send(40, &pkt(OPUS, false, 2, 1920, SSRC, &packets[2]));
+    assert_eq!(h.rx.stats().malformed, 1);
+    let frames = h.frames();
+    let audio = frames.iter().filter(|f| !f.filled).count();
+    assert_eq!(audio, 2);
+    h.assert_tiles();
 }
