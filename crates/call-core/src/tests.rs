@@ -143,6 +143,7 @@ impl Sim {
             codec: AudioCodec::Pcmu,
             codec_pt: 0,
             telephone_event_pt: Some(101),
+            telephone_event_clock: 8000,
             remote_rtp: "127.0.0.1:40000".parse().unwrap(),
             remote_direction: Direction::SendRecv,
         };

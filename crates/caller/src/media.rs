@@ -141,9 +141,10 @@ impl Received {
     }
 }
 
+/// `hark call` offers G.711 only, so its answers never name Opus (PCMU stands in).
 pub(crate) fn engine_codec(c: AudioCodec) -> Codec {
     match c {
-        AudioCodec::Pcmu => Codec::Pcmu,
+        AudioCodec::Pcmu | AudioCodec::Opus => Codec::Pcmu,
         AudioCodec::Pcma => Codec::Pcma,
     }
 }
@@ -201,8 +202,8 @@ mod tests {
         let pkt = |ssrc: u32, ts: u32| {
             let mut s = RtpSender::new(Codec::Pcmu, 0, ssrc, 0, ts);
             let mut b = [0u8; PACKET_BYTES];
-            s.packetize(&[1000; 160], &mut b);
-            b
+            let len = s.packetize(&[1000; 160], &mut b);
+            b[..len].to_vec()
         };
         r.on_datagram(&pkt(1, 5000));
         r.on_datagram(&pkt(1, 4840)); // before the first packet: dropped

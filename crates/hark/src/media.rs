@@ -172,15 +172,41 @@ impl PortAllocator {
     }
 }
 
-pub fn codec_of(media: &Negotiated) -> Codec {
+/// The G.711 codec, for a G.711 leg.
+pub fn codec_of(media: &Negotiated) -> Option<Codec> {
     match media.codec {
-        AudioCodec::Pcmu => Codec::Pcmu,
-        AudioCodec::Pcma => Codec::Pcma,
+        AudioCodec::Pcmu => Some(Codec::Pcmu),
+        AudioCodec::Pcma => Some(Codec::Pcma),
+        AudioCodec::Opus => None,
     }
 }
 
 fn receiver_config(media: &Negotiated) -> ReceiverConfig {
-    ReceiverConfig::new(codec_of(media), media.codec_pt, media.telephone_event_pt)
+    match codec_of(media) {
+        Some(codec) => ReceiverConfig::new(codec, media.codec_pt, media.telephone_event_pt),
+        None => ReceiverConfig::opus(media.codec_pt, media.telephone_event_pt),
+    }
+}
+
+/// The rate a leg negotiated as `media` is recorded at.
+pub fn sample_rate_of(media: &Negotiated) -> u32 {
+    match media.codec {
+        AudioCodec::Opus => media_engine::opus::DECODE_RATE,
+        AudioCodec::Pcmu | AudioCodec::Pcma => media_engine::SAMPLE_RATE,
+    }
+}
+
+/// Points `sender` at `media`'s codec and payload type.
+fn configure_sender(sender: &mut RtpSender, media: &Negotiated) {
+    match codec_of(media) {
+        Some(codec) => sender.set_codec(codec, media.codec_pt),
+        None => {
+            if let Err(e) = sender.set_opus(media.codec_pt, media.telephone_event_clock) {
+                tracing::error!(error = %e, "no Opus encoder: prompts go out as PCMU");
+                sender.set_codec(Codec::Pcmu, 0);
+            }
+        }
+    }
 }
 
 pub fn start(
@@ -204,9 +230,10 @@ pub fn start(
         producer,
         metrics.clone(),
     ));
-    Ok(MediaSession::from_parts(
-        local_rtp, origin, commands, ring, notices, task, metrics,
-    ))
+    let mut session =
+        MediaSession::from_parts(local_rtp, origin, commands, ring, notices, task, metrics);
+    session.sample_rate = sample_rate_of(&media);
+    Ok(session)
 }
 
 /// A prompt being sent, and who waits for its end.
@@ -305,12 +332,13 @@ async fn run(
     let mut send_failures: u64 = 0;
     let mut published_overruns: u64 = 0;
     let mut sender = RtpSender::new(
-        codec_of(&media),
+        Codec::Pcmu,
         media.codec_pt,
         rand::random(),
         rand::random::<u16>() & 0x7fff,
         rand::random(),
     );
+    configure_sender(&mut sender, &media);
     let mut samples_accounted: u64 = 0;
     let mut playback: Option<Playback> = None;
     let mut digit_playback: Option<DigitPlayback> = None;
@@ -393,7 +421,7 @@ async fn run(
                 Some(MediaCommand::Renegotiate(new_media)) => {
                     media = new_media;
                     receiver.renegotiate(receiver_config(&media));
-                    sender.set_codec(codec_of(&media), media.codec_pt);
+                    configure_sender(&mut sender, &media);
                     // Keys still being sent follow a renumbered telephone-event (101 if it went).
                     if let Some(digits) = digit_playback.as_mut() {
                         digits.keys.set_event_pt(media.telephone_event_pt.unwrap_or(101));
@@ -427,7 +455,7 @@ async fn run(
                         Some(frame) => {
                             let len = sender.packetize(frame, &mut packet);
                             samples_accounted += FRAME_SAMPLES as u64;
-                            if may_send {
+                            if may_send && len > 0 {
                                 send_rtp(&socket, &packet[..len], to, &metrics, &mut send_failures).await;
                             }
                             false

@@ -242,6 +242,7 @@ pub async fn serve_with(
     ));
     endpoint_config.seed = rand::random();
     endpoint_config.media_ipv4 = config.rtp_ip4.is_some();
+    endpoint_config.opus = config.rtp_opus;
     endpoint_config.media_ipv6 = match config.rtp_ip6 {
         // The default on a wildcard listener: only if this host has IPv6 at all.
         Some(ip) if ip.is_unspecified() => {

@@ -55,7 +55,8 @@ impl OpusDecoder {
     }
 }
 
-/// Encodes 20 ms frames of 8 kHz audio for an Opus leg (prompts, the beep).
+/// Encodes 20 ms frames of 8 kHz audio for an Opus leg (prompts, the beep), or of 16 kHz
+/// audio ([`OpusEncoder::wideband`]).
 pub struct OpusEncoder {
     encoder: Encoder,
 }
@@ -71,6 +72,24 @@ impl OpusEncoder {
         let encoder = Encoder::new(SampleRate::Hz8000, Channels::Mono, Application::Voip)
             .map_err(OpusError::Encoder)?;
         Ok(Self { encoder })
+    }
+
+    /// An encoder of 16 kHz input (320-sample frames: [`encode_wide`](Self::encode_wide)).
+    pub fn wideband() -> Result<Self, OpusError> {
+        let encoder = Encoder::new(SampleRate::Hz16000, Channels::Mono, Application::Voip)
+            .map_err(OpusError::Encoder)?;
+        Ok(Self { encoder })
+    }
+
+    /// One 20 ms frame of 16 kHz audio into `out` (a [`wideband`](Self::wideband) encoder).
+    pub fn encode_wide(
+        &mut self,
+        pcm: &[i16; crate::WIDE_FRAME_SAMPLES],
+        out: &mut [u8; MAX_PACKET],
+    ) -> Result<usize, OpusError> {
+        self.encoder
+            .encode(pcm, &mut out[..])
+            .map_err(OpusError::Encoder)
     }
 
     /// One 20 ms frame (160 samples at 8 kHz) into `out`; returns the packet's length.

@@ -51,6 +51,8 @@ pub struct EndpointConfig {
     /// can never flow.
     pub media_ipv4: bool,
     pub media_ipv6: bool,
+    /// Opus is accepted in offers (answered at the caller's payload type, recorded wideband).
+    pub opus: bool,
 }
 
 impl EndpointConfig {
@@ -64,6 +66,7 @@ impl EndpointConfig {
             t4: Duration::from_secs(5),
             media_ipv4: true,
             media_ipv6: true,
+            opus: false,
         }
     }
 }

@@ -8,6 +8,9 @@ use thiserror::Error;
 pub enum AudioCodec {
     Pcmu,
     Pcma,
+    /// RFC 7587: `opus/48000/2` at a dynamic payload type; taken only when the endpoint
+    /// accepts it ([`negotiate_with`]).
+    Opus,
 }
 
 impl AudioCodec {
@@ -15,6 +18,23 @@ impl AudioCodec {
         match self {
             AudioCodec::Pcmu => "PCMU",
             AudioCodec::Pcma => "PCMA",
+            AudioCodec::Opus => "opus",
+        }
+    }
+
+    /// The RTP clock rate.
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            AudioCodec::Pcmu | AudioCodec::Pcma => 8000,
+            AudioCodec::Opus => 48000,
+        }
+    }
+
+    /// The rtpmap's encoding parameters: RFC 7587 §7 always says 2 channels for Opus.
+    fn rtpmap(self) -> String {
+        match self {
+            AudioCodec::Opus => format!("{}/{}/2", self.encoding_name(), self.clock_rate()),
+            _ => format!("{}/{}", self.encoding_name(), self.clock_rate()),
         }
     }
 }
@@ -76,6 +96,9 @@ pub struct Negotiated {
     pub codec: AudioCodec,
     pub codec_pt: u8,
     pub telephone_event_pt: Option<u8>,
+    /// The clock of `telephone_event_pt`: the codec's when the caller offers one at that rate
+    /// (48000 beside Opus), else 8000.
+    pub telephone_event_clock: u32,
     /// Where the caller wants our RTP.
     pub remote_rtp: SocketAddr,
     /// The caller's direction (sendonly = we are on hold).
@@ -92,7 +115,7 @@ pub enum SdpError {
     NoAudio,
     #[error("SDP has no connection address (c=) for audio")]
     NoConnection,
-    #[error("no common codec: offer has payload types {0:?}, Hark accepts PCMU/0 and PCMA/8")]
+    #[error("no common codec: offer has payload types {0:?}, Hark accepts PCMU/0, PCMA/8 and opus/48000 (when enabled)")]
     NoCommonCodec(Vec<u8>),
 }
 
@@ -269,6 +292,12 @@ fn parse_connection(value: &str) -> Option<IpAddr> {
 /// Picks the caller's first supported codec (PCMU or PCMA, static or by rtpmap name) and
 /// telephone-event at whatever dynamic payload type the caller gave it.
 pub fn negotiate(offer: &AudioOffer) -> Result<Negotiated, SdpError> {
+    negotiate_with(offer, false)
+}
+
+/// [`negotiate`], also taking `opus/48000` (at the caller's payload type) when `opus` is on.
+/// Beside Opus, a telephone-event at 48000 is preferred to one at 8000.
+pub fn negotiate_with(offer: &AudioOffer, opus: bool) -> Result<Negotiated, SdpError> {
     if offer.port == 0 {
         return Err(SdpError::NoAudio);
     }
@@ -277,6 +306,9 @@ pub fn negotiate(offer: &AudioOffer) -> Result<Negotiated, SdpError> {
         match rtpmap(pt) {
             Some((_, name, 8000)) if name.eq_ignore_ascii_case("PCMU") => Some(AudioCodec::Pcmu),
             Some((_, name, 8000)) if name.eq_ignore_ascii_case("PCMA") => Some(AudioCodec::Pcma),
+            Some((_, name, 48000)) if opus && name.eq_ignore_ascii_case("opus") => {
+                Some(AudioCodec::Opus)
+            }
             Some(_) if pt >= 96 => None,
             // Static types keep their meaning even with an odd rtpmap.
             _ => match pt {
@@ -291,13 +323,20 @@ pub fn negotiate(offer: &AudioOffer) -> Result<Negotiated, SdpError> {
         .iter()
         .find_map(|&pt| codec_of(pt).map(|c| (c, pt)))
         .ok_or_else(|| SdpError::NoCommonCodec(offer.formats.clone()))?;
-    let telephone_event_pt = offer.formats.iter().copied().find(|&pt| {
-        matches!(rtpmap(pt), Some((_, name, 8000)) if name.eq_ignore_ascii_case("telephone-event"))
-    });
+    let event_at = |clock: u32| {
+        offer.formats.iter().copied().find(|&pt| {
+            matches!(rtpmap(pt), Some((_, name, c)) if *c == clock && name.eq_ignore_ascii_case("telephone-event"))
+        })
+    };
+    let (telephone_event_pt, telephone_event_clock) = match event_at(codec.clock_rate()) {
+        Some(pt) => (Some(pt), codec.clock_rate()),
+        None => (event_at(8000), 8000),
+    };
     Ok(Negotiated {
         codec,
         codec_pt,
         telephone_event_pt,
+        telephone_event_clock,
         remote_rtp: SocketAddr::new(offer.connection, offer.port),
         remote_direction: offer.direction,
     })
@@ -331,14 +370,19 @@ pub fn build_answer(
     }
     let _ = write!(
         s,
-        "\r\na=rtpmap:{} {}/8000\r\n",
+        "\r\na=rtpmap:{} {}\r\n",
         neg.codec_pt,
-        neg.codec.encoding_name()
+        neg.codec.rtpmap()
     );
+    if neg.codec == AudioCodec::Opus {
+        // We decode in-band FEC-capable streams and mono is all we record.
+        let _ = write!(s, "a=fmtp:{} useinbandfec=1; stereo=0\r\n", neg.codec_pt);
+    }
     if let Some(te) = neg.telephone_event_pt {
         let _ = write!(
             s,
-            "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n"
+            "a=rtpmap:{te} telephone-event/{}\r\na=fmtp:{te} 0-16\r\n",
+            neg.telephone_event_clock
         );
     }
     let _ = write!(
@@ -384,6 +428,50 @@ mod tests {
         assert_eq!(o.rtpmaps[2], (101, "telephone-event".to_string(), 8000));
         assert_eq!(o.direction, Direction::SendRecv);
         assert_eq!(o.ptime_ms, Some(20));
+    }
+
+    const LINPHONE_OPUS: &str = "v=0\r\no=linphone 1 1 IN IP4 127.0.0.1\r\ns=Talk\r\n\
+        c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7078 RTP/AVP 96 0 8 101 97\r\n\
+        a=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1\r\n\
+        a=rtpmap:101 telephone-event/48000\r\na=rtpmap:97 telephone-event/8000\r\n";
+
+    #[test]
+    fn opus_first_is_taken_when_enabled_with_the_48k_event() {
+        let n = negotiate_with(&offer(LINPHONE_OPUS), true).unwrap();
+        assert_eq!((n.codec, n.codec_pt), (AudioCodec::Opus, 96));
+        assert_eq!(
+            (n.telephone_event_pt, n.telephone_event_clock),
+            (Some(101), 48000)
+        );
+        let a = build_answer(&n, "192.0.2.10:30000".parse().unwrap(), 1, 1);
+        assert!(a.contains("m=audio 30000 RTP/AVP 96 101\r\n"), "{a}");
+        assert!(
+            a.contains("a=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1; stereo=0\r\n"),
+            "{a}"
+        );
+        assert!(a.contains("a=rtpmap:101 telephone-event/48000\r\n"), "{a}");
+    }
+
+    #[test]
+    fn opus_is_skipped_when_disabled_and_the_8k_event_goes_with_pcmu() {
+        let n = negotiate(&offer(LINPHONE_OPUS)).unwrap();
+        assert_eq!((n.codec, n.codec_pt), (AudioCodec::Pcmu, 0));
+        assert_eq!(
+            (n.telephone_event_pt, n.telephone_event_clock),
+            (Some(97), 8000)
+        );
+        let only_opus = LINPHONE_OPUS.replace("RTP/AVP 96 0 8 101 97", "RTP/AVP 96 101");
+        assert_eq!(
+            negotiate(&offer(&only_opus)),
+            Err(SdpError::NoCommonCodec(vec![96, 101]))
+        );
+    }
+
+    #[test]
+    fn opus_at_a_rate_other_than_48k_is_not_opus() {
+        let odd = LINPHONE_OPUS.replace("opus/48000/2", "opus/16000");
+        let n = negotiate_with(&offer(&odd), true).unwrap();
+        assert_eq!(n.codec, AudioCodec::Pcmu);
     }
 
     #[test]

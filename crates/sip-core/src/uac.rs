@@ -903,6 +903,7 @@ mod tests {
             codec: AudioCodec::Pcma,
             codec_pt: 8,
             telephone_event_pt: Some(101),
+            telephone_event_clock: 8000,
             remote_rtp: "127.0.0.1:40000".parse().unwrap(),
             remote_direction: Direction::SendRecv,
         };

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use crate::message::{reason_phrase, Method, NameAddr, ParseError, Request, Response};
-use crate::sdp::{negotiate, parse_offer, Negotiated, SdpError};
+use crate::sdp::{negotiate_with, parse_offer, Negotiated, SdpError};
 
 use super::build::{response_to, warning, ACCEPT, ALLOW};
 use super::dtmf::{parse_dtmf, parse_dtmf_relay};
@@ -398,7 +398,7 @@ impl Endpoint {
                 });
             }
         }
-        match parse_offer(&req.body).and_then(|o| negotiate(&o)) {
+        match parse_offer(&req.body).and_then(|o| negotiate_with(&o, self.config.opus)) {
             Ok(n) if !self.media_family_available(n.remote_rtp.ip()) => Err(self.not_acceptable(
                 301,
                 &format!(
