@@ -285,6 +285,7 @@ impl<S: WavStorage> Call<S> {
                 completed: verb.recording_status_callback_events.completed,
                 absent: verb.recording_status_callback_events.absent,
             });
+        c.sample_rate = self.legs[c.leg].sample_rate;
         let ms = self.unix_ms(now);
         let row = RecordingRecord {
             sid: c.sid.clone(),
@@ -293,6 +294,7 @@ impl<S: WavStorage> Call<S> {
             status: RecordingStatus::InProgress,
             source: c.options.source,
             channels: c.tracks.channels(),
+            sample_rate: c.sample_rate,
             date_created_ms: ms,
             date_updated_ms: ms,
             start_time_ms: ms,
@@ -307,7 +309,6 @@ impl<S: WavStorage> Call<S> {
         // The row first: a crash after this point is recovered from it.
         self.push(Output::Persist(Persist::InsertRecording(row.clone())));
         c.row = Some(row);
-        c.sample_rate = self.legs[c.leg].sample_rate;
         let io = self.next_io();
         self.push(Output::Recording {
             id: io,

@@ -30,6 +30,8 @@ pub fn status_params(
         ("RecordingStatus".into(), status.as_str().into()),
         ("RecordingDuration".into(), duration),
         ("RecordingChannels".into(), row.channels.to_string()),
+        // Not Twilio's: 16000 for a wideband (Opus) recording, else 8000.
+        ("RecordingSampleRate".into(), row.sample_rate.to_string()),
         ("RecordingSource".into(), row.source.as_str().into()),
         ("RecordingStartTime".into(), rfc2822(row.start_time_ms)),
         ("ErrorCode".into(), row.error_code.unwrap_or(0).to_string()),

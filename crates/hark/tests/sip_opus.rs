@@ -207,6 +207,15 @@ fn linphone_opus_offer_is_answered_with_opus_and_recorded_wideband_and_transcrib
         "RecordingDuration {duration} for {got:.2} s"
     );
 
+    let rec_sid = done[0].param("RecordingSid");
+    let json = twilio_client::Http::new()
+        .get(
+            &twilio_client::api_url(&d, ACCOUNT_SID, &format!("Recordings/{rec_sid}.json")),
+            twilio_client::Auth::Account,
+        )
+        .json();
+    assert_eq!(json["sample_rate"], 16000, "{json}");
+
     let cb = wh.wait_for("/tcb", 1, Duration::from_secs(120));
     let text = cb[0].param("TranscriptionText").to_string();
     let share = words_heard(SENTENCE, &text);

@@ -25,6 +25,7 @@ fn check_common(r: &Recorded, action: &Recorded, status: &str) {
     assert_eq!(r.param("RecordingUrl"), action.param("RecordingUrl"));
     assert_eq!(r.param("RecordingStatus"), status);
     assert_eq!(r.param("RecordingChannels"), "1");
+    assert_eq!(r.param("RecordingSampleRate"), "8000");
     assert_eq!(r.param("RecordingSource"), "RecordVerb");
     let start = r.param("RecordingStartTime");
     assert!(

@@ -54,6 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             status: store::RecordingStatus::Completed,
             source: store::RecordingSource::RecordVerb,
             channels: 1,
+            sample_rate: 8000,
             date_created_ms: t0 + i * 10_000,
             date_updated_ms: t0 + i * 10_000,
             start_time_ms: t0 + i * 10_000 - 3_000,

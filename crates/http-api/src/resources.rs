@@ -59,6 +59,8 @@ pub fn recording_json(r: &RecordingRecord, public_url: &str) -> Value {
         "start_time": rfc2822(r.start_time_ms),
         "duration": r.duration_secs.map(|d| d.to_string()),
         "channels": r.channels,
+        // Not in Twilio's resource: 16000 for a wideband (Opus) recording.
+        "sample_rate": r.sample_rate,
         "source": r.source,
         "status": r.status,
         "error_code": r.error_code,
@@ -157,6 +159,7 @@ mod tests {
             status: store::RecordingStatus::Completed,
             source: store::RecordingSource::RecordVerb,
             channels: 1,
+            sample_rate: 8000,
             date_created_ms: T,
             date_updated_ms: T + 5_000,
             start_time_ms: T - 7_000,
@@ -226,7 +229,8 @@ mod tests {
             format!("/2010-04-01/Accounts/{AC}/Recordings/{RE}/Transcriptions.json")
         );
         assert_eq!(v["encryption_details"], Value::Null);
-        assert_eq!(v.as_object().unwrap().len(), 19);
+        assert_eq!(v["sample_rate"], 8000);
+        assert_eq!(v.as_object().unwrap().len(), 20);
     }
 
     #[test]

@@ -409,6 +409,7 @@ mod tests {
             status: store::RecordingStatus::Completed,
             source: store::RecordingSource::RecordVerb,
             channels: 1,
+            sample_rate: 8000,
             date_created_ms: 0,
             date_updated_ms: 0,
             start_time_ms: 0,

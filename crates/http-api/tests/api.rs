@@ -91,6 +91,7 @@ fn recording(sid: &str, call_sid: &str, created: i64, status: &str) -> Recording
         status: status.parse().unwrap(),
         source: store::RecordingSource::RecordVerb,
         channels: 1,
+        sample_rate: 8000,
         date_created_ms: created,
         date_updated_ms: created + 2_000,
         start_time_ms: created - 2_000,

@@ -27,6 +27,7 @@ fn recording(account: &AccountSid, i: usize) -> RecordingRecord {
         status: store::RecordingStatus::Completed,
         source: store::RecordingSource::RecordVerb,
         channels: 1,
+        sample_rate: 8000,
         date_created_ms: created,
         date_updated_ms: created + 30_000,
         start_time_ms: created,

@@ -93,6 +93,8 @@ pub struct RecordingRecord {
     pub status: RecordingStatus,
     pub source: RecordingSource,
     pub channels: u32,
+    /// Samples per second of the WAV: 8000, or 16000 for an Opus caller (wideband).
+    pub sample_rate: u32,
     pub date_created_ms: i64,
     pub date_updated_ms: i64,
     pub start_time_ms: i64,
@@ -476,6 +478,7 @@ pub(crate) mod testutil {
             status: RecordingStatus::InProgress,
             source: RecordingSource::RecordVerb,
             channels: 1,
+            sample_rate: 8000,
             date_created_ms: created,
             date_updated_ms: created,
             start_time_ms: created,
@@ -501,7 +504,7 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert!(path.is_file());
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 3);
+        assert_eq!(SCHEMA_VERSION, 4);
         let conn = store.conn();
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))

@@ -9,15 +9,16 @@ use crate::{
 
 const COLUMNS: &str = "sid, account_sid, call_sid, status, source, channels, date_created, date_updated, \
                        start_time, duration, error_code, media_file, transcribe, transcribe_callback, \
-                       sc_url, sc_method, sc_in_progress, sc_completed, sc_absent, deleted_at";
+                       sc_url, sc_method, sc_in_progress, sc_completed, sc_absent, deleted_at, sample_rate";
 
 const INSERT: &str = "INSERT INTO recordings (sid, account_sid, call_sid, status, source, channels, date_created, \
                       date_updated, start_time, duration, error_code, media_file, transcribe, transcribe_callback, \
-                      sc_url, sc_method, sc_in_progress, sc_completed, sc_absent, deleted_at) \
-                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)";
+                      sc_url, sc_method, sc_in_progress, sc_completed, sc_absent, deleted_at, sample_rate) \
+                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<RecordingRecord, StoreError>> {
     let channels: i64 = r.get(5)?;
+    let sample_rate: i64 = r.get(20)?;
     let duration: Option<i64> = r.get(9)?;
     let error_code: Option<i64> = r.get(10)?;
     let sc_url: Option<String> = r.get(14)?;
@@ -34,9 +35,10 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<RecordingRecord, StoreError>
         }),
         None => None,
     };
-    let checked = || -> Result<(u32, Option<u32>, Option<u32>), StoreError> {
+    let checked = || -> Result<(u32, u32, Option<u32>, Option<u32>), StoreError> {
         Ok((
             to_u32("recordings.channels", channels)?,
+            to_u32("recordings.sample_rate", sample_rate)?,
             duration
                 .map(|d| to_u32("recordings.duration", d))
                 .transpose()?,
@@ -45,7 +47,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<RecordingRecord, StoreError>
                 .transpose()?,
         ))
     };
-    let (channels, duration_secs, error_code) = match checked() {
+    let (channels, sample_rate, duration_secs, error_code) = match checked() {
         Ok(v) => v,
         Err(e) => return Ok(Err(e)),
     };
@@ -56,6 +58,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<RecordingRecord, StoreError>
         status: r.get(3)?,
         source: r.get(4)?,
         channels,
+        sample_rate,
         date_created_ms: r.get(6)?,
         date_updated_ms: r.get(7)?,
         start_time_ms: r.get(8)?,
@@ -95,6 +98,7 @@ fn insert(conn: &Connection, rec: &RecordingRecord) -> Result<(), StoreError> {
         sc.map(|s| s.completed),
         sc.map(|s| s.absent),
         rec.deleted_at_ms,
+        rec.sample_rate,
     ])
     .map_err(query("insert recording"))?;
     Ok(())
@@ -157,7 +161,7 @@ impl Store {
                 "UPDATE recordings SET status = ?2, source = ?3, channels = ?4, date_updated = ?5, \
                  start_time = ?6, duration = ?7, error_code = ?8, media_file = ?9, transcribe = ?10, \
                  transcribe_callback = ?11, sc_url = ?12, sc_method = ?13, sc_in_progress = ?14, \
-                 sc_completed = ?15, sc_absent = ?16, deleted_at = ?17 WHERE sid = ?1",
+                 sc_completed = ?15, sc_absent = ?16, deleted_at = ?17, sample_rate = ?18 WHERE sid = ?1",
             )
             .map_err(query("update recording"))?;
         let n = st
@@ -179,6 +183,7 @@ impl Store {
                 sc.map(|s| s.completed),
                 sc.map(|s| s.absent),
                 rec.deleted_at_ms,
+                rec.sample_rate,
             ])
             .map_err(query("update recording"))?;
         if n == 0 {
@@ -406,6 +411,7 @@ mod tests {
         let mut r = recording(re(1), ca(1), MAR1);
         r.status = RecordingStatus::Completed;
         r.channels = 1;
+        r.sample_rate = 16_000;
         r.duration_secs = Some(42);
         r.error_code = Some(0);
         r.transcribe = true;

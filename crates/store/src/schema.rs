@@ -141,7 +141,12 @@ CREATE INDEX recordings_by_age ON recordings(date_created) WHERE deleted_at IS N
 CREATE INDEX recordings_deleted ON recordings(deleted_at) WHERE deleted_at IS NOT NULL;
 ";
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+/// Issue 12: Opus callers are recorded at 16 kHz; rows from before are all 8 kHz.
+const V4: &str = "
+ALTER TABLE recordings ADD COLUMN sample_rate INTEGER NOT NULL DEFAULT 8000;
+";
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -230,7 +235,7 @@ mod tests {
         let path = Store::path_in_dir(dir.path());
         v1_database(&path);
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 3);
+        assert_eq!(store.schema_version().unwrap(), 4);
 
         let mut want_call = call(ca(1), 1_000);
         want_call.status = crate::CallStatus::Completed;
@@ -242,6 +247,7 @@ mod tests {
         assert_eq!(store.find_call_by_request_id(ca(1).as_str()).unwrap(), None);
         let rec = store.get_recording(&AC, &re(1), false).unwrap().unwrap();
         assert_eq!((rec.duration_secs, rec.transcribe), (Some(6), true));
+        assert_eq!(rec.sample_rate, 8000, "rows from before Opus are 8 kHz");
         assert_eq!(store.pending_count().unwrap(), 1);
 
         let t = store.get_transcription(&AC, &tr(1)).unwrap().unwrap();
@@ -278,7 +284,7 @@ mod tests {
         drop(store);
         // Reopening runs no migration again (v2 would fail on the existing columns).
         let again = Store::open(&path).unwrap();
-        assert_eq!(again.schema_version().unwrap(), 3);
+        assert_eq!(again.schema_version().unwrap(), 4);
         assert_eq!(again.utterances(&tr(1)).unwrap().len(), 1);
     }
 

@@ -119,6 +119,7 @@ pub fn recording(sid: &str, call_sid: &str, account: &str, start: i64) -> Record
         status: store::RecordingStatus::Completed,
         source: store::RecordingSource::RecordVerb,
         channels: 1,
+        sample_rate: 8000,
         date_created_ms: start,
         date_updated_ms: start + 8_000,
         start_time_ms: start,
