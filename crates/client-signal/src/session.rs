@@ -364,6 +364,27 @@ impl Session {
         Ok(())
     }
 
+    /// Confirms a [`SessionEvent::Reconnect`]: the call is bound to this connection again. The
+    /// answer carries no SDP (the media never stopped; the SDK would not apply one) and the
+    /// reconnect token for the next drop.
+    pub fn reconnected(
+        &mut self,
+        now: Instant,
+        call_sid: &str,
+        reconnect: &str,
+    ) -> Result<(), CallError> {
+        self.bind(call_sid, call_sid)?;
+        self.send_frame(
+            now,
+            ServerFrame::Answer {
+                callsid: call_sid.to_owned(),
+                sdp: None,
+                reconnect: Some(reconnect.to_owned()),
+            },
+        );
+        Ok(())
+    }
+
     /// Ends a call from our side; `error` makes the SDK also emit an error on the call.
     pub fn hangup(
         &mut self,
@@ -611,23 +632,27 @@ impl Session {
                 return refuse(self, error);
             }
         };
-        if self.calls.iter().any(|call| call.is(&invite.callsid)) {
-            return refuse(
-                self,
-                SignalError::new(BAD_REQUEST, "callsid already in use on this connection"),
-            );
-        }
+        // A reconnect names a call we answered: after a drop it is new to this connection;
+        // after `updateToken()` on the same socket the call is already here.
         if let Some(reconnect) = invite.reconnect.clone() {
-            self.calls.push(CallEntry {
-                client_id: invite.callsid.clone(),
-                call_sid: Some(invite.callsid.clone()),
-            });
+            if !self.calls.iter().any(|call| call.is(&invite.callsid)) {
+                self.calls.push(CallEntry {
+                    client_id: invite.callsid.clone(),
+                    call_sid: Some(invite.callsid.clone()),
+                });
+            }
             self.emit(SessionEvent::Reconnect {
                 callsid: invite.callsid,
                 reconnect,
                 sdp: invite.sdp,
             });
             return;
+        }
+        if self.calls.iter().any(|call| call.is(&invite.callsid)) {
+            return refuse(
+                self,
+                SignalError::new(BAD_REQUEST, "callsid already in use on this connection"),
+            );
         }
         let Some(grant) = grant else {
             return refuse(

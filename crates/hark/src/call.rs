@@ -63,9 +63,12 @@ enum Signalling {
     Sip(CallKey),
     Client {
         temp_callsid: String,
+        /// The connection the call is bound to (it changes on a reconnect) and its frames.
+        connection: u64,
         commands: mpsc::Sender<ClientCommand>,
         /// Our SDP answer, made when media is set up, sent with the answer frame.
         answer_sdp: Option<String>,
+        reconnect: String,
     },
     ToClient(ToClient),
 }
@@ -75,6 +78,7 @@ enum Signalling {
 struct ToClient {
     identity: String,
     parameters: client_signal::IncomingParameters,
+    reconnect: String,
     /// Our offer, made when media is set up.
     offer_sdp: Option<String>,
     /// Handed to each ringing connection, then dropped: the events close when they are gone.
@@ -164,7 +168,12 @@ struct Driver {
     bot: BotNotifier,
     /// A call we place: who waits for its row.
     started: Option<oneshot::Sender<store::CallRecord>>,
+    /// The client's signalling dropped: unless it reconnects by then, the call ends.
+    signalling_lost: Option<Instant>,
 }
+
+/// How long a client call outlives its WebSocket, waiting for `invite{reconnect}`.
+const SIGNALLING_GRACE: Duration = Duration::from_secs(30);
 
 async fn run(shared: Arc<CallEnv>, call_sid: CallSid, origin: Origin) {
     let mut started = None;
@@ -185,8 +194,10 @@ async fn run(shared: Arc<CallEnv>, call_sid: CallSid, origin: Origin) {
             client.peer,
             Signalling::Client {
                 temp_callsid: client.temp_callsid,
+                connection: client.connection,
                 commands: client.commands,
                 answer_sdp: None,
+                reconnect: client.reconnect,
             },
             Events::Client(client.events),
         ),
@@ -209,6 +220,7 @@ async fn run(shared: Arc<CallEnv>, call_sid: CallSid, origin: Origin) {
             let to_client = ToClient {
                 identity: out.identity,
                 parameters,
+                reconnect: crate::signal::reconnect_token(),
                 offer_sdp: None,
                 events: Some(events_tx),
                 ringing: Vec::new(),
@@ -266,6 +278,7 @@ async fn run(shared: Arc<CallEnv>, call_sid: CallSid, origin: Origin) {
         fetches: HashMap::new(),
         bot,
         started,
+        signalling_lost: None,
     };
     let mut shutdown = shared.shutdown.clone();
     let mut drain = tokio::time::interval(DRAIN_INTERVAL);
@@ -298,6 +311,8 @@ async fn run(shared: Arc<CallEnv>, call_sid: CallSid, origin: Origin) {
                     }
                     ClientEvent::Rejected { connection } => driver.client_rejected(&mut core, connection),
                     ClientEvent::Gone { connection } => driver.client_gone(&mut core, connection),
+                    ClientEvent::SignallingLost { connection } => driver.signalling_lost(&mut core, connection),
+                    ClientEvent::Rebound { connection, commands } => driver.rebound(connection, commands),
                 }
             }
             msg = control.recv(), if control_open => match msg {
@@ -333,12 +348,19 @@ async fn run(shared: Arc<CallEnv>, call_sid: CallSid, origin: Origin) {
             _ = drain.tick() => {
                 driver.drain(&mut core);
             }
+            _ = tokio::time::sleep_until(driver.signalling_lost.unwrap_or(deadline)), if driver.signalling_lost.is_some() => {
+                let now = driver.drain(&mut core);
+                driver.signalling_lost = None;
+                tracing::info!("the client did not reconnect in time");
+                core.handle_sip(now, caller, SipInput::Ended("signalling lost".into()));
+            }
             _ = tokio::time::sleep_until(deadline) => {
                 let now = driver.drain(&mut core);
                 core.handle_timeout(now);
             }
         }
     }
+    shared.clients.forget_call(call_sid.as_str());
     driver.tasks.abort_all();
     if app.bot_callback_uri.is_some() {
         crate::retention::after_bot_call(&shared.services, &call_sid);
@@ -476,11 +498,15 @@ impl Driver {
                         return Some(SipInput::Refused { status: 480 });
                     }
                     tracing::info!(identity = %to.identity, devices = to.ringing.len(), "ringing the client");
+                    self.shared
+                        .clients
+                        .track_call(&call_sid, &to.reconnect, events.clone());
                     to.command(|| ClientCommand::Invite {
                         call_sid: call_sid.clone(),
                         sdp: sdp.clone(),
                         parameters: to.parameters.clone(),
                         events: events.clone(),
+                        reconnect: to.reconnect.clone(),
                     });
                 }
                 C::Cancel => to.cancel_ringing(&call_sid, None),
@@ -496,6 +522,8 @@ impl Driver {
                 temp_callsid,
                 commands,
                 answer_sdp,
+                reconnect,
+                ..
             } => {
                 let temp_callsid = temp_callsid.clone();
                 let frame = match command {
@@ -507,6 +535,7 @@ impl Driver {
                         temp_callsid,
                         call_sid,
                         sdp: answer_sdp.take().unwrap_or_default(),
+                        reconnect: reconnect.clone(),
                     },
                     C::Reject { status } => ClientCommand::Reject {
                         temp_callsid,
@@ -570,6 +599,50 @@ impl Driver {
             let now = Instant::now().into_std();
             core.handle_sip(now, LegId::CALLER, SipInput::Refused { status: 480 });
         }
+    }
+
+    /// A connection of this call closed: a ringing device is out; the connection the call is
+    /// bound to gets [`SIGNALLING_GRACE`] to come back.
+    fn signalling_lost(&mut self, core: &mut Core, connection: u64) {
+        let bound = match &self.signalling {
+            Signalling::Client { connection: c, .. } => *c == connection,
+            Signalling::ToClient(to) => {
+                if to.answered.is_none() {
+                    return self.client_gone(core, connection);
+                }
+                to.answered.as_ref().is_some_and(|(c, _)| *c == connection)
+            }
+            Signalling::Sip(_) => false,
+        };
+        if bound && self.signalling_lost.is_none() {
+            tracing::info!(
+                connection,
+                "client signalling lost; waiting for a reconnect"
+            );
+            self.signalling_lost = Some(Instant::now() + SIGNALLING_GRACE);
+        }
+    }
+
+    /// The client came back on `connection`: frames go there from now on.
+    fn rebound(&mut self, connection: u64, new_commands: mpsc::Sender<ClientCommand>) {
+        match &mut self.signalling {
+            Signalling::Client {
+                connection: c,
+                commands,
+                ..
+            } => {
+                *c = connection;
+                *commands = new_commands;
+            }
+            Signalling::ToClient(to) => {
+                if let Some(answered) = to.answered.as_mut() {
+                    *answered = (connection, new_commands);
+                }
+            }
+            Signalling::Sip(_) => return,
+        }
+        tracing::info!(connection, "client signalling rebound");
+        self.signalling_lost = None;
     }
 
     /// A client declined the call we placed: the call is busy, other devices stop ringing.

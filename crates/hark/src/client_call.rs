@@ -25,7 +25,11 @@ pub struct ClientIncoming {
     pub peer: SocketAddr,
     /// Frames for the browser go through its connection.
     pub commands: mpsc::Sender<ClientCommand>,
+    pub connection: u64,
     pub events: mpsc::Receiver<ClientEvent>,
+    /// Sent with our answer: the client rebinds the call with it after a signalling drop or a
+    /// token update (`invite{reconnect}`).
+    pub reconnect: String,
 }
 
 /// What a client's connection tells one of its calls.
@@ -39,6 +43,13 @@ pub enum ClientEvent {
     Rejected { connection: u64 },
     /// The connection could not ring (it unregistered meanwhile).
     Gone { connection: u64 },
+    /// The client's WebSocket closed; it may come back with `invite{reconnect}`.
+    SignallingLost { connection: u64 },
+    /// The client rebound the call (`invite{reconnect}`) on `connection`: frames go there now.
+    Rebound {
+        connection: u64,
+        commands: mpsc::Sender<ClientCommand>,
+    },
 }
 
 /// A call Hark places to a registered identity (`POST Calls.json` with `To=client:…`).
@@ -62,6 +73,7 @@ pub enum ClientCommand {
         temp_callsid: String,
         call_sid: String,
         sdp: String,
+        reconnect: String,
     },
     Hangup {
         call_sid: String,
@@ -77,6 +89,7 @@ pub enum ClientCommand {
         sdp: String,
         parameters: client_signal::IncomingParameters,
         events: mpsc::Sender<ClientEvent>,
+        reconnect: String,
     },
     /// Stop ringing (ring timeout, the call was canceled, another device answered).
     Cancel {

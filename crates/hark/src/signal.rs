@@ -30,6 +30,20 @@ const MAX_FRAME_BYTES: usize = 256 * 1024;
 #[derive(Default)]
 pub struct ClientRegistry {
     by_identity: Mutex<HashMap<String, HashMap<u64, Registered>>>,
+    /// Client calls by CallSid, while they run: what a reconnect (`invite{reconnect}`, on any
+    /// connection) needs to rebind one.
+    live_calls: Mutex<HashMap<String, LiveCall>>,
+}
+
+/// A running client call as a reconnect finds it.
+struct LiveCall {
+    reconnect: String,
+    events: mpsc::Sender<ClientEvent>,
+}
+
+/// A fresh reconnect token: opaque to the client, checked on `invite{reconnect}`.
+pub fn reconnect_token() -> String {
+    format!("rc{:032x}", rand::random::<u128>())
 }
 
 /// A connection on which an identity can be called.
@@ -70,6 +84,29 @@ impl ClientRegistry {
             .unwrap_or_default();
         found.sort_by_key(|(id, _)| *id);
         found
+    }
+
+    fn live(&self) -> MutexGuard<'_, HashMap<String, LiveCall>> {
+        self.live_calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A client call that may be rebound with `reconnect` until [`forget_call`](Self::forget_call).
+    pub fn track_call(&self, call_sid: &str, reconnect: &str, events: mpsc::Sender<ClientEvent>) {
+        let reconnect = reconnect.to_string();
+        self.live()
+            .insert(call_sid.to_string(), LiveCall { reconnect, events });
+    }
+
+    pub fn forget_call(&self, call_sid: &str) {
+        self.live().remove(call_sid);
+    }
+
+    /// The events of `call_sid` when `reconnect` is its token.
+    fn rebind(&self, call_sid: &str, reconnect: &str) -> Option<mpsc::Sender<ClientEvent>> {
+        self.live()
+            .get(call_sid)
+            .filter(|c| http_api::constant_time_eq(c.reconnect.as_bytes(), reconnect.as_bytes()))
+            .map(|c| c.events.clone())
     }
 
     /// Where `identity` registered from last (its media address family), else IPv4 loopback.
@@ -337,6 +374,14 @@ async fn connection(mut socket: WebSocket, state: Arc<SignalState>, id: u64, pee
     if let Some(identity) = registered.take() {
         state.clients.remove(&identity, id);
     }
+    // Each call on this connection learns it once (it is mapped by two ids until answered).
+    let mut told: Vec<&mpsc::Sender<ClientEvent>> = Vec::new();
+    for events in calls.by_sid.values() {
+        if !told.iter().any(|t| t.same_channel(events)) {
+            let _ = events.try_send(ClientEvent::SignallingLost { connection: id });
+            told.push(events);
+        }
+    }
     tracing::debug!("signalling connection closed");
 }
 
@@ -349,8 +394,10 @@ fn on_command(session: &mut Session, calls: &mut Calls, id: u64, command: Client
             sdp,
             parameters,
             events,
+            reconnect,
         } => {
-            let invited = session.invite_client(now, call_sid, sdp, parameters.clone(), None);
+            let invited =
+                session.invite_client(now, call_sid, sdp, parameters.clone(), Some(reconnect));
             match &invited {
                 Ok(()) => {
                     calls.by_sid.insert(call_sid.clone(), events.clone());
@@ -374,7 +421,8 @@ fn on_command(session: &mut Session, calls: &mut Calls, id: u64, command: Client
             temp_callsid,
             call_sid,
             sdp,
-        } => session.answer(now, temp_callsid, call_sid, sdp, None),
+            reconnect,
+        } => session.answer(now, temp_callsid, call_sid, sdp, Some(reconnect)),
         ClientCommand::Hangup { call_sid } => {
             calls.by_sid.remove(call_sid);
             session.hangup(now, call_sid, None)
@@ -453,6 +501,7 @@ fn on_event(
                 return;
             };
             let (events_tx, events) = mpsc::channel(64);
+            let reconnect = reconnect_token();
             let incoming = ClientIncoming {
                 temp_callsid: temp_callsid.clone(),
                 offer_sdp: sdp,
@@ -461,9 +510,14 @@ fn on_event(
                 application_sid,
                 peer: calls.peer,
                 commands: calls.commands.clone(),
+                connection: id,
                 events,
+                reconnect: reconnect.clone(),
             };
             let call_sid = crate::call::spawn_client(env.clone(), incoming);
+            state
+                .clients
+                .track_call(call_sid.as_str(), &reconnect, events_tx.clone());
             calls.by_sid.insert(temp_callsid, events_tx.clone());
             calls.by_sid.insert(call_sid.to_string(), events_tx);
         }
@@ -498,7 +552,34 @@ fn on_event(
                 deliver(calls, &callsid, ClientEvent::Input(key));
             }
         }
-        SessionEvent::Reconnect { callsid, .. } | SessionEvent::Reinvite { callsid, .. } => {
+        SessionEvent::Reconnect {
+            callsid, reconnect, ..
+        } => match state.clients.rebind(&callsid, &reconnect) {
+            Some(events) => {
+                tracing::info!(call = %callsid, "client call rebound to this connection");
+                let rebound = ClientEvent::Rebound {
+                    connection: id,
+                    commands: calls.commands.clone(),
+                };
+                if events.try_send(rebound).is_ok() {
+                    calls.by_sid.insert(callsid.clone(), events);
+                    let _ = session.reconnected(now, &callsid, &reconnect);
+                } else {
+                    let _ = session.hangup(now, &callsid, None);
+                }
+            }
+            None => {
+                tracing::info!(call = %callsid, "reconnect for a call that is over or not ours");
+                let error = SignalError {
+                    code: 31404,
+                    message: "no such call to reconnect".into(),
+                };
+                let _ = session.hangup(now, &callsid, Some(error));
+            }
+        },
+        // ICE restart is not offered (ICE-lite, host candidates): the call goes on, or its
+        // media times out.
+        SessionEvent::Reinvite { callsid, .. } => {
             let _ = session.hangup(now, &callsid, None);
         }
         SessionEvent::Message(_) => {}

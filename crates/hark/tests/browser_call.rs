@@ -162,3 +162,74 @@ fn browser_send_digits_reaches_a_gather() {
         "Hark's hang-up reached the page: {r}"
     );
 }
+
+/// `device.updateToken()` two seconds into a recorded call: the SDK sends a new `listen` and
+/// then the call's `invite{reconnect}` on the same socket; Hark answers it and the call goes on
+/// to the page's hang-up five seconds later, recorded throughout.
+#[test]
+fn token_update_mid_call_keeps_the_call() {
+    common::browser::require_browser();
+    let wh = WebhookServer::start();
+    record_app(&wh);
+    let dir = TempDir::new("browser-token-update");
+    let d = daemon(&wh, &dir);
+    let token2 = twilio_app::access_token(KEY_SID, KEY_SECRET, APP_SID, "alice", 900);
+    let extra = format!("&hold=6000&update=2000&token2={token2}");
+    let r = browser_call(&d, &dir, r#"{"To":"rec"}"#, &extra);
+    assert_eq!(r["accepted"], true, "{r}");
+    assert_eq!(r["updated"], true, "{r}");
+    assert_eq!(r["disconnected"], true, "{r}");
+    assert!(r["errors"].as_array().is_some_and(|e| e.is_empty()), "{r}");
+    let action = wh.wait_for("/action", 1, Duration::from_secs(15));
+    let duration: u32 = action[0]
+        .param("RecordingDuration")
+        .parse()
+        .expect("duration");
+    assert!(
+        duration >= 5,
+        "recorded past the update to the hang-up: {duration} s"
+    );
+    assert_eq!(action[0].param("Digits"), "hangup");
+}
+
+/// The SDK's WebSocket drops mid-call (closed under it): the SDK reconnects, re-listens and
+/// sends `invite{reconnect}` with the same CallSid; Hark rebinds the call to the new
+/// connection, so the page's hang-up over it ends the call at once, recorded throughout.
+#[test]
+fn signalling_drop_mid_call_reconnects_with_the_same_call_sid() {
+    common::browser::require_browser();
+    let wh = WebhookServer::start();
+    record_app(&wh);
+    let dir = TempDir::new("browser-ws-drop");
+    let d = daemon(&wh, &dir);
+    let started = std::time::Instant::now();
+    let r = browser_call(&d, &dir, r#"{"To":"rec"}"#, "&hold=7000&dropws=2000");
+    assert_eq!(r["accepted"], true, "{r}");
+    assert_eq!(r["dropped"], true, "{r}");
+    assert_eq!(r["disconnected"], true, "{r}");
+    let action = wh.wait_for("/action", 1, Duration::from_secs(15));
+    assert_eq!(
+        action[0].param("CallSid"),
+        r["callSid"].as_str().expect("CallSid")
+    );
+    assert_eq!(action[0].param("Digits"), "hangup");
+    let duration: u32 = action[0]
+        .param("RecordingDuration")
+        .parse()
+        .expect("duration");
+    assert!(
+        (6..=8).contains(&duration),
+        "recorded across the drop to the hang-up: {duration} s"
+    );
+    // The hang-up came over the new connection: no wait for a grace or a media timeout.
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(20),
+        "the call ended with the page's hang-up: {took:?}"
+    );
+    let log = d.log();
+    assert!(
+        log.contains("client call rebound to this connection"),
+        "no rebind in the log"
+    );
+}

@@ -588,6 +588,44 @@ fn reconnect_invite_rebinds_the_call() {
     assert_eq!(h.drain().frames[0]["payload"]["reconnect"], "rc-2");
 }
 
+/// `device.updateToken()` mid-call: a new `listen` on the same socket, `connected`, and the
+/// call's reconnect invite for a call this connection already has; the answer has no SDP.
+#[test]
+fn token_update_mid_call_reconnects_on_the_same_connection() {
+    let mut h = Harness::new();
+    h.listen(FULL);
+    h.frame(
+        "invite",
+        json!({"callsid": "TJSabc", "sdp": "v=0", "twilio": {"params": "To=x"}}),
+    );
+    h.session
+        .answer(h.now, "TJSabc", CALL, "v=0 answer", Some("rc-1"))
+        .unwrap();
+    h.drain();
+    let d = h.listen(FULL);
+    assert_eq!(d.types(), ["connected"]);
+    let d = h.frame(
+        "invite",
+        json!({"callsid": CALL, "reconnect": "rc-1", "sdp": "v=0", "twilio": {}}),
+    );
+    assert!(d.frames.is_empty(), "not refused: {:?}", d.frames);
+    assert!(matches!(&d.events[..], [SessionEvent::Reconnect { callsid, .. }] if callsid == CALL));
+    h.session.reconnected(h.now, CALL, "rc-2").unwrap();
+    let f = &h.drain().frames[0];
+    assert_eq!(
+        (f["type"].as_str(), f["payload"]["callsid"].as_str()),
+        (Some("answer"), Some(CALL))
+    );
+    assert_eq!(f["payload"]["reconnect"], "rc-2");
+    assert!(f["payload"].get("sdp").is_none_or(|s| s.is_null()), "{f}");
+    // A second, ordinary invite with the same id is still refused.
+    let d = h.frame(
+        "invite",
+        json!({"callsid": CALL, "sdp": "v=0", "twilio": {}}),
+    );
+    assert_eq!(d.types(), ["hangup"]);
+}
+
 #[test]
 fn malformed_and_unknown_frames_get_an_error_and_the_session_goes_on() {
     let mut h = Harness::new();
