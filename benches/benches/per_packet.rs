@@ -6,8 +6,8 @@ use std::hint::black_box;
 use control::{parse_document, ParseLimits};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hark_benches::{
-    arrivals, audio_stream, dtmf_stream, sipp_invite, speech, timed_chunks, PEER, RING_CAPACITY,
-    SSRC, TELEPHONE_EVENT_PT, TWIML_RECORD,
+    arrivals, audio_stream, dtmf_stream, rtp_header, sipp_invite, speech, timed_chunks, PEER,
+    RING_CAPACITY, SSRC, TELEPHONE_EVENT_PT, TWIML_RECORD,
 };
 use media_engine::receiver::{MediaReceiver, ReceiverConfig};
 use media_engine::rfc4733::EventDeduplicator;
@@ -90,24 +90,27 @@ fn ring_push_pop(c: &mut Criterion) {
     g.finish();
 }
 
-fn receiver_handle_packet(c: &mut Criterion) {
-    let s = speech();
-    let packets = audio_stream(&s.pcmu, 0, STREAM_PACKETS);
-    let times = arrivals(STREAM_PACKETS);
-    let config = ReceiverConfig::new(Codec::Pcmu, 0, Some(TELEPHONE_EVENT_PT));
-    let mut g = c.benchmark_group("receiver_handle_packet");
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("pcmu_in_order", |b| {
+/// One `handle_packet` per iteration over `packets` (in order, arriving at `times`), emitting
+/// into the ring, which is drained in the same iteration.
+fn bench_receiver<P: AsRef<[u8]>>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    config: ReceiverConfig,
+    packets: &[P],
+    times: &[std::time::Instant],
+) {
+    g.bench_function(name, |b| {
         b.iter_custom(|iters| {
             timed_chunks(
                 iters,
-                STREAM_PACKETS,
+                packets.len(),
                 |_| {
                     let (tx, rx) = media_ring(RING_CAPACITY);
                     (MediaReceiver::new(config, times[0]), tx, rx)
                 },
                 |(receiver, tx, rx), i| {
-                    let verdict = receiver.handle_packet(times[i], PEER, &packets[i], |item| {
+                    let packet = packets[i].as_ref();
+                    let verdict = receiver.handle_packet(times[i], PEER, packet, |item| {
                         tx.push(item);
                     });
                     black_box(verdict).ok();
@@ -118,6 +121,16 @@ fn receiver_handle_packet(c: &mut Criterion) {
             )
         })
     });
+}
+
+fn receiver_handle_packet(c: &mut Criterion) {
+    let s = speech();
+    let packets = audio_stream(&s.pcmu, 0, STREAM_PACKETS);
+    let times = arrivals(STREAM_PACKETS);
+    let config = ReceiverConfig::new(Codec::Pcmu, 0, Some(TELEPHONE_EVENT_PT));
+    let mut g = c.benchmark_group("receiver_handle_packet");
+    g.throughput(Throughput::Elements(1));
+    bench_receiver(&mut g, "pcmu_in_order", config, &packets, &times);
     g.finish();
 }
 
@@ -131,10 +144,7 @@ fn receiver_handle_packet_opus(c: &mut Criterion) {
     for (i, frame) in s.pcm.iter().enumerate() {
         let mut payload = [0u8; media_engine::opus::MAX_PACKET];
         let n = encoder.encode(frame, &mut payload).expect("encode");
-        let mut p = vec![0x80, OPUS_PT];
-        p.extend_from_slice(&(i as u16).to_be_bytes());
-        p.extend_from_slice(&((i as u32) * 960).to_be_bytes());
-        p.extend_from_slice(&SSRC.to_be_bytes());
+        let mut p = rtp_header(OPUS_PT, false, i as u16, (i as u32) * 960, SSRC).to_vec();
         p.extend_from_slice(&payload[..n]);
         packets.push(p);
     }
@@ -142,27 +152,7 @@ fn receiver_handle_packet_opus(c: &mut Criterion) {
     let config = ReceiverConfig::opus(OPUS_PT, Some(110));
     let mut g = c.benchmark_group("receiver_handle_packet");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("opus_in_order_16k", |b| {
-        b.iter_custom(|iters| {
-            timed_chunks(
-                iters,
-                packets.len(),
-                |_| {
-                    let (tx, rx) = media_ring(RING_CAPACITY);
-                    (MediaReceiver::new(config, times[0]), tx, rx)
-                },
-                |(receiver, tx, rx), i| {
-                    let verdict = receiver.handle_packet(times[i], PEER, &packets[i], |item| {
-                        tx.push(item);
-                    });
-                    black_box(verdict).ok();
-                    while let Some(item) = rx.pop() {
-                        black_box(&item);
-                    }
-                },
-            )
-        })
-    });
+    bench_receiver(&mut g, "opus_in_order_16k", config, &packets, &times);
     g.finish();
 }
 

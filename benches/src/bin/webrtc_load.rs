@@ -77,7 +77,9 @@ fn options() -> Result<Options, String> {
             "--secs" => o.secs = value()?.parse().map_err(|e| format!("--secs: {e}"))?,
             "--ramp" => o.ramp = value()?.parse().map_err(|e| format!("--ramp: {e}"))?,
             "--hark" => o.hark = value()?.into(),
-            "--http-port" => o.http_port = value()?.parse().map_err(|e| format!("--http-port: {e}"))?,
+            "--http-port" => {
+                o.http_port = value()?.parse().map_err(|e| format!("--http-port: {e}"))?
+            }
             "--out" => o.out = value()?.into(),
             "--keep" => o.keep = true,
             other => return Err(format!("unknown option {other}")),
@@ -133,7 +135,8 @@ fn start_hark(o: &Options) -> Result<Child, String> {
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
         .stderr(log);
-    cmd.spawn().map_err(|e| format!("{}: {e}", o.hark.display()))
+    cmd.spawn()
+        .map_err(|e| format!("{}: {e}", o.hark.display()))
 }
 
 /// `/proc/PID`: CPU seconds (user + system) and RSS in KiB.
@@ -181,7 +184,10 @@ fn main() {
     let pid = hark.id();
     let code = run(&o, pid);
     // Only our own child, by PID.
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = hark.try_wait() {
@@ -213,7 +219,10 @@ fn run(o: &Options, pid: u32) -> i32 {
         false
     });
     if !ready {
-        eprintln!("hark did not listen on {target}; see {}", o.out.join("hark.log").display());
+        eprintln!(
+            "hark did not listen on {target}; see {}",
+            o.out.join("hark.log").display()
+        );
         return 2;
     }
     std::thread::sleep(Duration::from_secs(2));
@@ -260,7 +269,10 @@ fn run(o: &Options, pid: u32) -> i32 {
         .collect();
     let n = o.calls as f64;
     let codec = if o.opus { "opus" } else { "pcmu" };
-    println!("webrtc-load: {} calls, {codec}, {} s each, ramp {}/s", o.calls, o.secs, o.ramp);
+    println!(
+        "webrtc-load: {} calls, {codec}, {} s each, ramp {}/s",
+        o.calls, o.secs, o.ramp
+    );
     println!(
         "  answered {}  media connected {}  failed {}  frames sent {}  frames received {}",
         counters.answered.load(Ordering::Relaxed),
@@ -386,7 +398,9 @@ async fn call(
         now_unix,
         3600,
     );
-    let tcp = TcpStream::connect(target).await.map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect(target)
+        .await
+        .map_err(|e| e.to_string())?;
     let url = format!("ws://{target}/signal");
     let (mut ws, _) = tokio_tungstenite::client_async(url, tcp)
         .await
@@ -397,7 +411,9 @@ async fn call(
     ))
     .await
     .map_err(|e| e.to_string())?;
-    let sock = UdpSocket::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let sock = UdpSocket::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
     let local = sock.local_addr().map_err(|e| e.to_string())?;
     let mut rtc = client_rtc(o.opus, local);
     let (mid, offer_sdp, pending) = offer(&mut rtc)?;

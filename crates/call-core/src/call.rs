@@ -164,24 +164,7 @@ impl<S: WavStorage> Call<S> {
         request_id: Option<String>,
         sids: SidSource,
     ) -> Self {
-        let caller = Leg::new(LegId::CALLER, offer.kind(), config.record.pre_roll_ms);
-        let mut call = Call {
-            row: new_call_row(&info, 0),
-            config,
-            info,
-            legs: vec![caller],
-            state: CallState::Setup,
-            program: Program::Loading,
-            activity: Activity::Idle,
-            stop: None,
-            bot: BotState::default(),
-            progress_sequence: 0,
-            outbound: None,
-            next_id: 0,
-            sids,
-            out: VecDeque::new(),
-        };
-        call.row = new_call_row(&call.info, call.unix_ms(now));
+        let mut call = Self::created(now, config, info, &offer, None, sids);
         call.out.push_back(Output::Persist(Persist::InsertCall {
             row: call.row.clone(),
             request_id,
@@ -206,6 +189,30 @@ impl<S: WavStorage> Call<S> {
         sids: SidSource,
     ) -> Self {
         info.direction = store::Direction::OutboundApi;
+        let outbound = Outbound {
+            ring_timeout,
+            ring_deadline: None,
+        };
+        let mut call = Self::created(now, config, info, &offer, Some(outbound), sids);
+        call.row.status = CallStatus::Queued;
+        call.out.push_back(Output::Persist(Persist::InsertCall {
+            row: call.row.clone(),
+            request_id: None,
+        }));
+        call.progress(ProgressEvent::Initiated, now, None);
+        call.media(MediaCommand::Allocate { offer });
+        call
+    }
+
+    /// A call with its one leg and its row, before anything is asked of the edges.
+    fn created(
+        now: Instant,
+        config: CallConfig,
+        info: CallInfo,
+        offer: &LegOffer,
+        outbound: Option<Outbound>,
+        sids: SidSource,
+    ) -> Self {
         let leg = Leg::new(LegId::CALLER, offer.kind(), config.record.pre_roll_ms);
         let mut call = Call {
             row: new_call_row(&info, 0),
@@ -218,22 +225,12 @@ impl<S: WavStorage> Call<S> {
             stop: None,
             bot: BotState::default(),
             progress_sequence: 0,
-            outbound: Some(Outbound {
-                ring_timeout,
-                ring_deadline: None,
-            }),
+            outbound,
             next_id: 0,
             sids,
             out: VecDeque::new(),
         };
         call.row = new_call_row(&call.info, call.unix_ms(now));
-        call.row.status = CallStatus::Queued;
-        call.out.push_back(Output::Persist(Persist::InsertCall {
-            row: call.row.clone(),
-            request_id: None,
-        }));
-        call.progress(ProgressEvent::Initiated, now, None);
-        call.media(MediaCommand::Allocate { offer });
         call
     }
 
@@ -257,13 +254,7 @@ impl<S: WavStorage> Call<S> {
         if self.state != CallState::Setup || !invited {
             return;
         }
-        self.legs[0].state = LegState::Answered { at: now };
-        let ms = self.unix_ms(now);
-        self.row.status = CallStatus::InProgress;
-        self.row.start_time_ms = Some(ms);
-        self.row.date_updated_ms = ms;
-        self.push(Output::Persist(Persist::UpdateCall(self.row.clone())));
-        self.progress(ProgressEvent::Answered, now, None);
+        self.leg_answered(now);
         self.state = CallState::Running;
         self.start_program(now);
     }
@@ -1042,6 +1033,11 @@ impl<S: WavStorage> Call<S> {
             return;
         };
         self.sip(SipCommand::Answer { local_rtp });
+        self.leg_answered(now);
+    }
+
+    /// The leg is answered (by us, or by the party we called): the row and progress say so.
+    fn leg_answered(&mut self, now: Instant) {
         self.legs[0].state = LegState::Answered { at: now };
         let ms = self.unix_ms(now);
         self.row.status = CallStatus::InProgress;

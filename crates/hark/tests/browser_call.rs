@@ -56,21 +56,27 @@ fn record_app(wh: &WebhookServer) {
     wh.route("/action", Reply::twiml("<Response><Hangup/></Response>"));
 }
 
-/// The SDK prefers Opus: the call is wideband end to end, so the recording is 16 kHz and holds
-/// the microphone's 6 kHz tone, which no 8 kHz codec can carry.
-#[test]
-fn opus_call_is_recorded_wideband_at_16k() {
+/// A recorded browser call (`extra`: more page query); the recording's rate and samples, after
+/// checking it holds 2–6 s of the browser's speech.
+fn recorded_call(name: &str, extra: &str) -> (u32, Vec<i16>) {
     common::browser::require_browser();
     let wh = WebhookServer::start();
     record_app(&wh);
-    let dir = TempDir::new("browser-opus");
+    let dir = TempDir::new(name);
     let d = daemon(&wh, &dir);
-    let r = browser_call(&d, &dir, r#"{"To":"rec"}"#, "&hold=5000");
+    let r = browser_call(&d, &dir, r#"{"To":"rec"}"#, &format!("&hold=5000{extra}"));
     assert_eq!(r["accepted"], true, "{r}");
     let action = wh.wait_for("/action", 1, Duration::from_secs(15));
     let path = d.recording_path(action[0].param("RecordingSid"));
     assert_speech_recorded(&path, 2.0..=6.0);
-    let (rate, samples) = read_recording_at(&path);
+    read_recording_at(&path)
+}
+
+/// The SDK prefers Opus: the call is wideband end to end, so the recording is 16 kHz and holds
+/// the microphone's 6 kHz tone, which no 8 kHz codec can carry.
+#[test]
+fn opus_call_is_recorded_wideband_at_16k() {
+    let (rate, samples) = recorded_call("browser-opus", "");
     assert_eq!(rate, 16_000, "Opus is recorded wideband");
     let tone = tone_dbfs(&samples, rate, TONE_HZ);
     assert!(
@@ -79,20 +85,10 @@ fn opus_call_is_recorded_wideband_at_16k() {
     );
 }
 
-/// With PCMU preferred (`codecPreferences`), the same call is 8 kHz and the tone is gone.
+/// With PCMU preferred (`codecPreferences`), the same call is recorded at 8 kHz.
 #[test]
 fn pcmu_call_is_recorded_at_8k() {
-    common::browser::require_browser();
-    let wh = WebhookServer::start();
-    record_app(&wh);
-    let dir = TempDir::new("browser-pcmu");
-    let d = daemon(&wh, &dir);
-    let r = browser_call(&d, &dir, r#"{"To":"rec"}"#, "&hold=5000&codecs=pcmu,opus");
-    assert_eq!(r["accepted"], true, "{r}");
-    let action = wh.wait_for("/action", 1, Duration::from_secs(15));
-    let path = d.recording_path(action[0].param("RecordingSid"));
-    assert_speech_recorded(&path, 2.0..=6.0);
-    let (rate, _) = read_recording_at(&path);
+    let (rate, _) = recorded_call("browser-pcmu", "&codecs=pcmu,opus");
     assert_eq!(rate, 8000, "G.711 is recorded at 8 kHz");
 }
 
@@ -100,14 +96,7 @@ fn pcmu_call_is_recorded_at_8k() {
 fn browser_call_runs_the_application_and_records_its_speech() {
     common::browser::require_browser();
     let wh = WebhookServer::start();
-    wh.route(
-        "/voice",
-        Reply::twiml(&format!(
-            "<Response><Record playBeep=\"false\" maxLength=\"20\" timeout=\"0\" action=\"{}\"/></Response>",
-            wh.url("/action")
-        )),
-    );
-    wh.route("/action", Reply::twiml("<Response><Hangup/></Response>"));
+    record_app(&wh);
     let dir = TempDir::new("browser-call");
     let d = daemon(&wh, &dir);
     let r = browser_call(&d, &dir, r#"{"To":"rec","Lang":"de"}"#, "&hold=5000");

@@ -120,6 +120,15 @@ fn send_opus(
     })
 }
 
+/// Calls `d` with linphone's Opus-first offer; the dialog and its 200 OK.
+fn call_with_opus_offer(d: &Daemon) -> (RawUac, SipMsg) {
+    let mut uac = RawUac::new(d.sip_addr());
+    let offer = linphone_opus_offer(uac.rtp_port);
+    let ok = uac.invite("rec", &offer, Duration::from_secs(5));
+    assert_eq!(ok.status(), Some(200), "{}", ok.first_line);
+    (uac, ok)
+}
+
 fn record_daemon(wh: &WebhookServer, overrides: &[(&str, &str)]) -> Daemon {
     wh.route("/done", Reply::twiml("<Response><Hangup/></Response>"));
     wh.route("/tcb", Reply::empty());
@@ -140,13 +149,7 @@ fn linphone_opus_offer_is_answered_with_opus_and_recorded_wideband_and_transcrib
     let frames = wideband_speech(&dir);
     let sent_secs = frames.len() as f64 * 0.02;
 
-    let mut uac = RawUac::new(d.sip_addr());
-    let ok = uac.invite(
-        "rec",
-        &linphone_opus_offer(uac.rtp_port),
-        Duration::from_secs(5),
-    );
-    assert_eq!(ok.status(), Some(200), "{}", ok.first_line);
+    let (uac, ok) = call_with_opus_offer(&d);
     let sdp = ok.body.clone();
     let m = sdp
         .lines()
@@ -230,13 +233,7 @@ fn linphone_opus_offer_is_answered_with_opus_and_recorded_wideband_and_transcrib
 fn with_opus_off_the_same_offer_gets_pcmu() {
     let wh = WebhookServer::start();
     let d = record_daemon(&wh, &[("rtp.opus", "false")]);
-    let mut uac = RawUac::new(d.sip_addr());
-    let ok = uac.invite(
-        "rec",
-        &linphone_opus_offer(uac.rtp_port),
-        Duration::from_secs(5),
-    );
-    assert_eq!(ok.status(), Some(200), "{}", ok.first_line);
+    let (uac, ok) = call_with_opus_offer(&d);
     let m = ok
         .body
         .lines()
@@ -255,13 +252,7 @@ fn prompts_to_an_opus_caller_are_opus() {
         &[],
         App::Twiml("<Response><Say>Hello, this is Hark speaking.</Say><Hangup/></Response>".into()),
     );
-    let mut uac = RawUac::new(d.sip_addr());
-    let ok = uac.invite(
-        "rec",
-        &linphone_opus_offer(uac.rtp_port),
-        Duration::from_secs(5),
-    );
-    assert_eq!(ok.status(), Some(200), "{}", ok.first_line);
+    let (uac, _) = call_with_opus_offer(&d);
     uac.ack();
     let rtp = uac.rtp.try_clone().expect("clone");
     rtp.set_read_timeout(Some(Duration::from_millis(100)))

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use crate::call_update::{CODE_INVALID_URL, MAX_BODY_BYTES};
+use crate::call_update::{read_form, CODE_INVALID_URL};
 use crate::control::{CreateError, NewCall, CODE_INVALID_TO};
 use crate::error::{ApiError, CODE_INVALID_PARAM};
 use crate::graph_body::is_http_url;
@@ -146,16 +146,7 @@ pub async fn create(inner: &Inner, body: Body) -> Result<Response, ApiError> {
     let Some(bot) = inner.api.bot.as_ref() else {
         return Err(ApiError::method_not_allowed("GET, HEAD"));
     };
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                CODE_INVALID_PARAM,
-                format!("The request body is over {MAX_BODY_BYTES} bytes or unreadable"),
-            )
-        })?;
-    let call = parse_form(&bytes)?;
+    let call = parse_form(&read_form(body).await?)?;
     match bot.control.create_call(call).await {
         Ok(row) => Ok(json(StatusCode::CREATED, &call_json(&row))),
         Err(CreateError {

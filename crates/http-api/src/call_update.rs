@@ -79,11 +79,9 @@ pub fn parse_form(body: &[u8]) -> Result<CallUpdate, ApiError> {
     Ok(u)
 }
 
-pub async fn update(inner: &Inner, sid: &CallSid, body: Body) -> Result<Response, ApiError> {
-    let Some(bot) = inner.api.bot.as_ref() else {
-        return Err(ApiError::not_found(sid.as_str()));
-    };
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+/// A call request's form body, at most [`MAX_BODY_BYTES`].
+pub async fn read_form(body: Body) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| {
             ApiError::new(
@@ -91,8 +89,14 @@ pub async fn update(inner: &Inner, sid: &CallSid, body: Body) -> Result<Response
                 CODE_INVALID_PARAM,
                 format!("The request body is over {MAX_BODY_BYTES} bytes or unreadable"),
             )
-        })?;
-    let update = parse_form(&bytes)?;
+        })
+}
+
+pub async fn update(inner: &Inner, sid: &CallSid, body: Body) -> Result<Response, ApiError> {
+    let Some(bot) = inner.api.bot.as_ref() else {
+        return Err(ApiError::not_found(sid.as_str()));
+    };
+    let update = parse_form(&read_form(body).await?)?;
     let hangup_only = update.twiml.is_none() && update.url.is_none();
     let live = match bot.control.update(sid.as_str(), update).await {
         Ok(()) => true,
