@@ -186,21 +186,27 @@ async fn run(shared: Arc<CallEnv>, call_sid: CallSid, origin: Origin) {
             Signalling::Sip(incoming.call),
             Events::Sip(events),
         ),
-        Origin::Client(client) => (
-            shared.client_setup(&client, &call_sid),
-            LegOffer::WebRtc {
-                sdp: client.offer_sdp.clone(),
-            },
-            client.peer,
-            Signalling::Client {
-                temp_callsid: client.temp_callsid,
-                connection: client.connection,
-                commands: client.commands,
-                answer_sdp: None,
-                reconnect: client.reconnect,
-            },
-            Events::Client(client.events),
-        ),
+        Origin::Client(client) => {
+            // Before anything can end the call: its end forgets it.
+            shared
+                .clients
+                .track_call(call_sid.as_str(), &client.reconnect, client.rebind.clone());
+            (
+                shared.client_setup(&client, &call_sid),
+                LegOffer::WebRtc {
+                    sdp: client.offer_sdp.clone(),
+                },
+                client.peer,
+                Signalling::Client {
+                    temp_callsid: client.temp_callsid,
+                    connection: client.connection,
+                    commands: client.commands,
+                    answer_sdp: None,
+                    reconnect: client.reconnect,
+                },
+                Events::Client(client.events),
+            )
+        }
         Origin::ToClient(out) => {
             let setup = shared.outgoing_setup(&out, &call_sid);
             let (events_tx, events) = mpsc::channel(64);

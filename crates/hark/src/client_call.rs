@@ -30,6 +30,8 @@ pub struct ClientIncoming {
     /// Sent with our answer: the client rebinds the call with it after a signalling drop or a
     /// token update (`invite{reconnect}`).
     pub reconnect: String,
+    /// The sending side of `events`, for a connection that rebinds the call.
+    pub rebind: mpsc::Sender<ClientEvent>,
 }
 
 /// What a client's connection tells one of its calls.

@@ -512,12 +512,10 @@ fn on_event(
                 commands: calls.commands.clone(),
                 connection: id,
                 events,
-                reconnect: reconnect.clone(),
+                reconnect,
+                rebind: events_tx.clone(),
             };
             let call_sid = crate::call::spawn_client(env.clone(), incoming);
-            state
-                .clients
-                .track_call(call_sid.as_str(), &reconnect, events_tx.clone());
             calls.by_sid.insert(temp_callsid, events_tx.clone());
             calls.by_sid.insert(call_sid.to_string(), events_tx);
         }
