@@ -566,7 +566,8 @@ impl<S: WavStorage> Call<S> {
         if let Some(s) = &summary {
             // The file begins where trim-silence (or kept pre-roll) put it, not at capture
             // start: its start time is what places transcript utterances on the call's clock.
-            row.start_time_ms += s.kept_start_offset / 8;
+            // Samples of the file's rate (16 kHz for a wideband leg) to milliseconds.
+            row.start_time_ms += s.kept_start_offset * 1000 / i64::from(c.sample_rate.max(1));
         }
         row.status = if absent {
             RecordingStatus::Absent

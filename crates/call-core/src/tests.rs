@@ -759,11 +759,13 @@ fn record_stops_on_silence_and_requests_the_action() {
 
 /// An Opus caller: the leg is wideband, the file is 16 kHz with twice the samples, and the
 /// stop by silence and the trimmed span land at the same times as for a G.711 caller.
-#[test]
-fn wideband_caller_is_recorded_at_16k_with_the_same_timing() {
+/// The speech, pause, speech, '#' of the wideband test, at either bandwidth.
+fn speech_then_pound(wide: bool) -> Sim {
     let mut sim = Sim::new(record_app(r##"timeout="2" finishOnKey="#""##));
-    sim.sample_rate = 16_000;
-    sim.wide = true;
+    if wide {
+        sim.sample_rate = 16_000;
+        sim.wide = true;
+    }
     sim.web.insert("http://app/r".into(), "<Response/>".into());
     sim.caller_audio(ms(0), ms(1000), false);
     sim.caller_audio(ms(1000), ms(1000), true);
@@ -772,6 +774,33 @@ fn wideband_caller_is_recorded_at_16k_with_the_same_timing() {
     sim.key(ms(4600), '#');
     sim.caller_audio(ms(4500), ms(2000), false);
     sim.run();
+    sim
+}
+
+/// The recording row's final `start_time_ms` (moved by the trim).
+fn recording_start_ms(sim: &Sim) -> u64 {
+    let (_, line) = *sim
+        .find("Persist(UpdateRecording")
+        .last()
+        .expect("recording row");
+    let at = line.find("start_time_ms: ").expect("start_time_ms") + "start_time_ms: ".len();
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn wideband_caller_is_recorded_at_16k_with_the_same_timing() {
+    let sim = speech_then_pound(true);
+    let narrow = speech_then_pound(false);
+    assert_eq!(
+        recording_start_ms(&sim),
+        recording_start_ms(&narrow),
+        "the trimmed file starts at the same wall time at either rate"
+    );
     assert!(sim.first("Open RE").1.ends_with("at 16000 Hz)"));
     let (_, action) = sim.first("http://app/r");
     assert_eq!(param(action, "Digits"), "#");

@@ -69,6 +69,8 @@ enum Signalling {
         /// Our SDP answer, made when media is set up, sent with the answer frame.
         answer_sdp: Option<String>,
         reconnect: String,
+        /// The answer (with the reconnect token) went out: a drop may be rebound from now on.
+        answered: bool,
     },
     ToClient(ToClient),
 }
@@ -203,6 +205,7 @@ async fn run(shared: Arc<CallEnv>, call_sid: CallSid, origin: Origin) {
                     commands: client.commands,
                     answer_sdp: None,
                     reconnect: client.reconnect,
+                    answered: false,
                 },
                 Events::Client(client.events),
             )
@@ -316,6 +319,7 @@ async fn run(shared: Arc<CallEnv>, call_sid: CallSid, origin: Origin) {
                         driver.client_answered(&mut core, connection, sdp).await
                     }
                     ClientEvent::Rejected { connection } => driver.client_rejected(&mut core, connection),
+                    ClientEvent::HungUp { connection } => driver.client_hung_up(&mut core, connection),
                     ClientEvent::Gone { connection } => driver.client_gone(&mut core, connection),
                     ClientEvent::SignallingLost { connection } => driver.signalling_lost(&mut core, connection),
                     ClientEvent::Rebound { connection, commands } => driver.rebound(connection, commands),
@@ -529,6 +533,7 @@ impl Driver {
                 commands,
                 answer_sdp,
                 reconnect,
+                answered,
                 ..
             } => {
                 let temp_callsid = temp_callsid.clone();
@@ -537,12 +542,15 @@ impl Driver {
                         temp_callsid,
                         call_sid,
                     },
-                    C::Answer { .. } => ClientCommand::Answer {
-                        temp_callsid,
-                        call_sid,
-                        sdp: answer_sdp.take().unwrap_or_default(),
-                        reconnect: reconnect.clone(),
-                    },
+                    C::Answer { .. } => {
+                        *answered = true;
+                        ClientCommand::Answer {
+                            temp_callsid,
+                            call_sid,
+                            sdp: answer_sdp.take().unwrap_or_default(),
+                            reconnect: reconnect.clone(),
+                        }
+                    }
                     C::Reject { status } => ClientCommand::Reject {
                         temp_callsid,
                         status,
@@ -573,8 +581,10 @@ impl Driver {
         let (id, commands) = to.ringing.remove(at);
         to.cancel_ringing(&call_sid, Some(id));
         let (result, accepted) = oneshot::channel();
-        if let Some(media) = &self.media {
-            media.send(MediaCommand::AcceptAnswer { sdp, result });
+        match &self.media {
+            Some(media) => media.send(MediaCommand::AcceptAnswer { sdp, result }),
+            // No media to take the answer: `accepted` reads as failed.
+            None => drop(result),
         }
         let accepted = accepted
             .await
@@ -611,6 +621,16 @@ impl Driver {
     /// bound to gets [`SIGNALLING_GRACE`] to come back.
     fn signalling_lost(&mut self, core: &mut Core, connection: u64) {
         let bound = match &self.signalling {
+            // Before our answer the client holds no reconnect token: it cannot come back.
+            Signalling::Client {
+                connection: c,
+                answered: false,
+                ..
+            } if *c == connection => {
+                let now = Instant::now().into_std();
+                let gone = SipInput::Ended("client gone before the answer".into());
+                return core.handle_sip(now, LegId::CALLER, gone);
+            }
             Signalling::Client { connection: c, .. } => *c == connection,
             Signalling::ToClient(to) => {
                 if to.answered.is_none() {
@@ -640,15 +660,30 @@ impl Driver {
                 *c = connection;
                 *commands = new_commands;
             }
-            Signalling::ToClient(to) => {
-                if let Some(answered) = to.answered.as_mut() {
-                    *answered = (connection, new_commands);
-                }
-            }
+            Signalling::ToClient(to) => match to.answered.as_mut() {
+                Some(answered) => *answered = (connection, new_commands),
+                // A device rebinding a call nobody answered yet: nothing to rebind.
+                None => return,
+            },
             Signalling::Sip(_) => return,
         }
         tracing::info!(connection, "client signalling rebound");
         self.signalling_lost = None;
+    }
+
+    /// The client hung up: the call ends, unless it was one ringing device of a call we placed
+    /// (that device is out; the call ends unanswered once none is left).
+    fn client_hung_up(&mut self, core: &mut Core, connection: u64) {
+        if let Signalling::ToClient(to) = &self.signalling {
+            if to.answered.is_none() {
+                return self.client_gone(core, connection);
+            }
+            if to.answered.as_ref().is_some_and(|(c, _)| *c != connection) {
+                return;
+            }
+        }
+        let now = Instant::now().into_std();
+        core.handle_sip(now, LegId::CALLER, SipInput::Ended("client hung up".into()));
     }
 
     /// A client declined the call we placed: the call is busy, other devices stop ringing.

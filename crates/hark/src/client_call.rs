@@ -41,6 +41,9 @@ pub enum ClientEvent {
     Input(SipInput),
     /// The client accepted a call we placed to it, on connection `connection`.
     Answered { connection: u64, sdp: String },
+    /// The client hung up on connection `connection` (an answered call, or a device that was
+    /// ringing).
+    HungUp { connection: u64 },
     /// The client declined a call we placed to it (`call.reject()`).
     Rejected { connection: u64 },
     /// The connection could not ring (it unregistered meanwhile).

@@ -378,7 +378,7 @@ async fn connection(mut socket: WebSocket, state: Arc<SignalState>, id: u64, pee
     let mut told: Vec<&mpsc::Sender<ClientEvent>> = Vec::new();
     for events in calls.by_sid.values() {
         if !told.iter().any(|t| t.same_channel(events)) {
-            let _ = events.try_send(ClientEvent::SignallingLost { connection: id });
+            send_reliably(events, ClientEvent::SignallingLost { connection: id });
             told.push(events);
         }
     }
@@ -446,13 +446,24 @@ fn on_command(session: &mut Session, calls: &mut Calls, id: u64, command: Client
     }
 }
 
-/// Tells a call what its client did; a call that is gone is dropped from the map.
+/// Tells a call what its client did.
 fn deliver(calls: &mut Calls, callsid: &str, input: ClientEvent) {
-    let Some(tx) = calls.by_sid.get(callsid) else {
-        return;
-    };
-    if tx.try_send(input).is_err() {
-        tracing::debug!(callsid, "client event for a call that is gone or stuck");
+    if let Some(tx) = calls.by_sid.get(callsid) {
+        send_reliably(tx, input);
+    }
+}
+
+/// Queues `event` for a call; a full queue (a call task busy for a moment) gets it from a task
+/// of its own rather than losing it: a lost hang-up or signalling loss would leave the call up.
+fn send_reliably(tx: &mpsc::Sender<ClientEvent>, event: ClientEvent) {
+    match tx.try_send(event) {
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(mpsc::error::TrySendError::Full(event)) => {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(event).await;
+            });
+        }
     }
 }
 
@@ -520,11 +531,7 @@ fn on_event(
             calls.by_sid.insert(call_sid.to_string(), events_tx);
         }
         SessionEvent::Hangup { callsid, .. } => {
-            deliver(
-                calls,
-                &callsid,
-                ClientEvent::Input(SipInput::Ended("client hung up".into())),
-            );
+            deliver(calls, &callsid, ClientEvent::HungUp { connection: id });
             calls.by_sid.remove(&callsid);
         }
         SessionEvent::Reject { callsid } => {

@@ -195,7 +195,9 @@ impl Transcriber {
             forwarded_from: None,
             caller_name: None,
             client: None,
-            direction: store::Direction::Inbound,
+            direction: call
+                .as_ref()
+                .map_or(store::Direction::Inbound, |c| c.direction),
         };
         let status = match call.as_ref().map(|c| c.status) {
             Some(CallStatus::InProgress) => CallStatus::InProgress,

@@ -19,8 +19,8 @@ use store::HttpMethod;
 pub const CODE_NO_TO: u32 = 21201;
 /// Twilio's "No 'From' number is specified".
 pub const CODE_NO_FROM: u32 = 21213;
-/// Twilio's "Url or ApplicationSid or Twiml is required".
-pub const CODE_NO_PROGRAM: u32 = 21205;
+/// Twilio's "Calls Resource" error: no `Url`, `Twiml` or `ApplicationSid` (21205 is a bad URL).
+pub const CODE_NO_PROGRAM: u32 = 21200;
 /// Twilio's cap on `Timeout`.
 const MAX_TIMEOUT_SECS: u32 = 600;
 const DEFAULT_TIMEOUT_SECS: u32 = 60;
