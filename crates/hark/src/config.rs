@@ -72,6 +72,18 @@ struct RawConfig {
     application: Vec<RawApplication>,
     #[serde(default)]
     client: RawClient,
+    #[serde(default)]
+    user: Vec<RawUser>,
+}
+
+/// `[[user]]`: a SIP phone that registers (digest) under `username`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,6 +225,12 @@ struct RawSip {
     tcp_max_connections: u32,
     tcp_max_connections_per_source: u32,
     tcp_idle_timeout_secs: u64,
+    #[serde(default = "default_realm")]
+    realm: String,
+}
+
+fn default_realm() -> String {
+    "hark".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -319,6 +337,9 @@ pub struct Config {
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
     pub rtp_timeout: Duration,
+    /// `[[user]]`: SIP phones that may REGISTER (digest in `sip.realm`); none = REGISTER is 405.
+    pub sip_users: Vec<sip_core::registrar::SipUser>,
+    pub sip_realm: String,
     /// `rtp.opus`: Opus is accepted from SIP phones and browsers (recorded at 16 kHz).
     pub rtp_opus: bool,
     /// Where RTP sockets bind for IPv4 media; `None` = IPv4 offers are refused (488/301).
@@ -662,6 +683,7 @@ impl Config {
             routes.push(Route { number, user, app });
         }
         let api_keys = validate_api_keys(&raw.api_key)?;
+        let sip_users = validate_users(&raw.user)?;
         let applications = validate_applications(&raw.application, &limits)?;
         let tts = TtsSettings {
             espeak_path: raw
@@ -942,6 +964,8 @@ impl Config {
             rtp_port_max: raw.rtp.port_max,
             rtp_timeout: Duration::from_secs(raw.rtp.timeout),
             rtp_opus: raw.rtp.opus,
+            sip_users,
+            sip_realm: raw.sip.realm.clone(),
             rtp_ip4,
             rtp_ip6,
             http_listen,
@@ -1081,6 +1105,44 @@ fn unique_sid<'a, T: std::str::FromStr>(
         ));
     }
     Ok(sid)
+}
+
+/// `[[user]]`: a unique, non-empty `username` (a SIP user part) and a non-empty `password`.
+fn validate_users(raw: &[RawUser]) -> Result<Vec<sip_core::registrar::SipUser>, ConfigError> {
+    let mut users: Vec<sip_core::registrar::SipUser> = Vec::with_capacity(raw.len());
+    for (i, u) in raw.iter().enumerate() {
+        let n = i + 1;
+        let name = u.username.trim();
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b));
+        if !valid {
+            return Err(invalid(
+                "user.username",
+                format!(
+                    "entry {n} ({name:?}): a SIP user part (letters, digits, -_.!~*'()&=+$,;?/)"
+                ),
+            ));
+        }
+        if users.iter().any(|o| o.username == name) {
+            return Err(invalid(
+                "user.username",
+                format!("entry {n}: {name} is listed twice"),
+            ));
+        }
+        if u.password.is_empty() {
+            return Err(invalid(
+                "user.password",
+                format!("entry {n} ({name}): must not be empty"),
+            ));
+        }
+        users.push(sip_core::registrar::SipUser {
+            username: name.to_string(),
+            password: u.password.clone(),
+        });
+    }
+    Ok(users)
 }
 
 /// `[[api_key]]`: a well-formed, unique `sid` and a non-empty `secret` each.

@@ -360,6 +360,14 @@ pub async fn serve_with(
             tracing::warn!(error = %e, "text to speech unavailable: <Say> will be skipped (install espeak-ng)")
         }
     }
+    // `[[user]]`s register (digest, nonces keyed per start); without any, REGISTER is 405.
+    let registrar = (!shared.config.sip_users.is_empty()).then(|| {
+        let config = sip_core::registrar::RegistrarConfig::new(
+            shared.config.sip_realm.clone(),
+            shared.config.sip_users.clone(),
+        );
+        sip_core::registrar::Registrar::new(config, rand::random())
+    });
     tasks.spawn(sip_task::run(
         sip_task::SipSockets {
             udp,
@@ -370,6 +378,7 @@ pub async fn serve_with(
         sip_commands,
         spawn_call,
         shared.metrics.clone(),
+        registrar,
     ));
     tracing::info!(
         sip = %sip_udp_addr,

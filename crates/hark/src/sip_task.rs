@@ -174,6 +174,7 @@ pub async fn run(
     mut commands: mpsc::Receiver<SipCommand>,
     spawn_call: CallSpawner,
     metrics: Arc<Metrics>,
+    registrar: Option<sip_core::registrar::Registrar>,
 ) {
     let SipSockets {
         udp,
@@ -181,6 +182,9 @@ pub async fn run(
         tcp_limits,
     } = sockets;
     let mut endpoint = Endpoint::new(config);
+    if let Some(registrar) = registrar {
+        endpoint.set_registrar(Instant::now().into_std(), registrar);
+    }
     let (tcp_tx, mut tcp_rx) = mpsc::channel::<TcpEvent>(TCP_EVENTS_CAPACITY);
     // Stopped with this task, also when it is aborted, so the listener closes.
     let _accept = AbortOnDrop(tokio::spawn(accept_tcp(

@@ -412,3 +412,24 @@ fn tls_cert_and_key_go_together_and_must_be_usable_pem() {
         "does not go with the certificate",
     );
 }
+
+#[test]
+fn users_with_bad_names_duplicates_or_empty_passwords_are_rejected() {
+    for bad in ["", "bob smith", "bob@host", "<bob>"] {
+        expect_appended_error(
+            &format!("\n[[user]]\nusername = \"{bad}\"\npassword = \"p\"\n"),
+            "user.username",
+            &format!("entry 1 ({bad:?}): a SIP user part"),
+        );
+    }
+    expect_appended_error(
+        "\n[[user]]\nusername = \"bob\"\npassword = \"p\"\n[[user]]\nusername = \"bob\"\npassword = \"q\"\n",
+        "user.username",
+        "entry 2: bob is listed twice",
+    );
+    expect_appended_error(
+        "\n[[user]]\nusername = \"bob\"\npassword = \"\"\n",
+        "user.password",
+        "entry 1 (bob): must not be empty",
+    );
+}

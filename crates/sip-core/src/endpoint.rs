@@ -158,6 +158,8 @@ pub struct Endpoint {
     out: VecDeque<Output>,
     counter: u64,
     next_call: u64,
+    /// REGISTER is answered when set ([`Endpoint::set_registrar`]); its clock starts here.
+    registrar: Option<(crate::registrar::Registrar, Instant)>,
 }
 
 impl Endpoint {
@@ -173,7 +175,21 @@ impl Endpoint {
             out: VecDeque::new(),
             counter: 0,
             next_call: 1,
+            registrar: None,
         }
+    }
+
+    /// Answers REGISTER (digest-authenticated) from now on; `now` starts its nonce clock.
+    pub fn set_registrar(&mut self, now: Instant, registrar: crate::registrar::Registrar) {
+        self.registrar = Some((registrar, now));
+    }
+
+    /// The contacts `user` registered, for calls to it.
+    pub fn registered(&self, now: Instant, user: &str) -> Vec<crate::registrar::Binding> {
+        self.registrar
+            .as_ref()
+            .map(|(r, _)| r.lookup(now, user))
+            .unwrap_or_default()
     }
 
     pub fn config(&self) -> &EndpointConfig {

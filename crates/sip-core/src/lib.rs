@@ -16,6 +16,7 @@
 pub mod endpoint;
 pub mod framing;
 pub mod message;
+pub mod registrar;
 pub mod sdp;
 pub mod uac;
 

@@ -116,6 +116,26 @@ impl Endpoint {
                 let headers = vec![("Allow", ALLOW.to_string()), ("Accept", ACCEPT.to_string())];
                 self.reply_stateless(now, from, &req, &ctx, 200, "OK", headers);
             }
+            Method::Other(ref m) if m == "REGISTER" && self.registrar.is_some() => {
+                let Some((registrar, epoch)) = self.registrar.as_mut() else {
+                    return;
+                };
+                let clock = now.saturating_duration_since(*epoch).as_secs();
+                let reply = registrar.handle(now, clock, &req);
+                // 401 is the normal first answer; refusals are worth a log line.
+                if reply.status >= 403 {
+                    self.rejected(from, format!("{} to REGISTER", reply.status));
+                }
+                self.reply_stateless(
+                    now,
+                    from,
+                    &req,
+                    &ctx,
+                    reply.status,
+                    reply.reason,
+                    reply.headers,
+                );
+            }
             _ => {
                 let headers = vec![("Allow", ALLOW.to_string())];
                 self.reply_stateless(now, from, &req, &ctx, 405, reason_phrase(405), headers);
