@@ -558,6 +558,13 @@ impl Config {
                 .try_parsing(false)
                 .source(Some(section_variables(std::env::vars()))),
         );
+        Config::built(builder)
+    }
+
+    /// Builds the layered sources, reads them as the config file's shape and validates it.
+    fn built(
+        builder: config::ConfigBuilder<config::builder::DefaultState>,
+    ) -> Result<Config, ConfigError> {
         let merged = builder
             .build()
             .map_err(|e| ConfigError::Load(e.to_string()))?;
@@ -1309,18 +1316,13 @@ mod tests {
 
     /// The embedded default with `extra` TOML layered over it, validated (no environment).
     fn load_with(extra: &str) -> Result<Config, ConfigError> {
-        let merged = config::Config::builder()
+        let builder = config::Config::builder()
             .add_source(config::File::from_str(
                 DEFAULT_CONFIG,
                 config::FileFormat::Toml,
             ))
-            .add_source(config::File::from_str(extra, config::FileFormat::Toml))
-            .build()
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
-        let raw: RawConfig = merged
-            .try_deserialize()
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
-        Config::validate(raw)
+            .add_source(config::File::from_str(extra, config::FileFormat::Toml));
+        Config::built(builder)
     }
 
     /// The error names `key` and contains `why`.

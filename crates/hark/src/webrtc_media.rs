@@ -184,8 +184,6 @@ async fn run(task: Task) {
         mut producer,
     } = task;
     let mut encoder = AudioEncoder::for_leg(&leg);
-    // The RTP timeout counts from the answer: a browser still ringing sends nothing.
-    let mut answered = receiver.is_some();
     let mut buf = vec![0u8; 2048];
     let mut rtp = Vec::with_capacity(2048);
     let mut encoded = [0u8; MAX_PACKET];
@@ -284,7 +282,6 @@ async fn run(task: Task) {
                         (None, Ok(chosen)) => {
                             receiver = Some(receiver_for(chosen, origin));
                             encoder = AudioEncoder::for_leg(&leg);
-                            answered = true;
                             last_media = Instant::now();
                             Ok(chosen.sample_rate())
                         }
@@ -325,7 +322,9 @@ async fn run(task: Task) {
                 }
             }
             _ = housekeeping.tick() => {
-                if answered && !timed_out && last_media.elapsed() >= rtp_timeout {
+                // The RTP timeout counts from the answer (the receiver is made then): a browser
+                // still ringing sends nothing.
+                if receiver.is_some() && !timed_out && last_media.elapsed() >= rtp_timeout {
                     timed_out = true;
                     let _ = notices.try_send(MediaNotice::RtpTimeout);
                 }

@@ -413,16 +413,19 @@ fn identity_change_on_update_unregisters() {
     assert!(h.session.is_registered());
 }
 
-fn incoming(h: &mut Harness) {
-    let params = IncomingParameters {
+fn incoming_params() -> IncomingParameters {
+    IncomingParameters {
         call_sid: CALL.into(),
         account_sid: ACCOUNT.into(),
         from: "+15551234567".into(),
         to: "client:alice".into(),
         params: vec![("k".into(), "v".into())],
-    };
+    }
+}
+
+fn incoming(h: &mut Harness) {
     h.session
-        .invite_client(h.now, CALL, "v=0 offer", params, None)
+        .invite_client(h.now, CALL, "v=0 offer", incoming_params(), None)
         .unwrap();
 }
 
@@ -430,15 +433,9 @@ fn incoming(h: &mut Harness) {
 fn incoming_call_needs_registration() {
     let mut h = Harness::new();
     h.listen(FULL);
-    let params = IncomingParameters {
-        call_sid: CALL.into(),
-        account_sid: ACCOUNT.into(),
-        from: "x".into(),
-        to: "client:alice".into(),
-        params: vec![],
-    };
     assert_eq!(
-        h.session.invite_client(h.now, CALL, "v=0", params, None),
+        h.session
+            .invite_client(h.now, CALL, "v=0", incoming_params(), None),
         Err(CallError::NotRegistered)
     );
 }
@@ -493,15 +490,9 @@ fn incoming_call_rejected_or_cancelled() {
     // `call.ignore()` sends nothing: the ring timeout cancels.
     incoming(&mut h);
     h.drain();
-    let params = IncomingParameters {
-        call_sid: CALL.into(),
-        account_sid: ACCOUNT.into(),
-        from: "x".into(),
-        to: "client:alice".into(),
-        params: vec![],
-    };
     assert_eq!(
-        h.session.invite_client(h.now, CALL, "v=0", params, None),
+        h.session
+            .invite_client(h.now, CALL, "v=0", incoming_params(), None),
         Err(CallError::DuplicateCall(CALL.into()))
     );
     h.session.cancel(h.now, CALL).unwrap();
