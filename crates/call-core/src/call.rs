@@ -14,6 +14,7 @@ use store::{CallRecord, RecordingSid, TranscriptionSid};
 
 use crate::bot::BotState;
 use crate::capture::{AfterCapture, Capture, CaptureOptions};
+use crate::dial::Dial;
 use crate::leg::{Leg, LegId, LegState};
 use crate::params::{final_status, new_call_row, progress_params, ProgressEvent};
 use crate::prompt::{AfterPrompt, LoadErrorPolicy, PromptItem, PromptRun};
@@ -89,6 +90,7 @@ pub(crate) enum Activity<S: WavStorage> {
     },
     Gather(Box<Gather>),
     Capture(Box<Capture<S>>),
+    Dial(Box<Dial<S>>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +151,7 @@ pub struct Call<S: WavStorage> {
     /// Set for a call we place (REST `Calls.json`): the leg is the party we call.
     outbound: Option<Outbound>,
     next_id: u64,
-    sids: SidSource,
+    pub(crate) sids: SidSource,
     out: VecDeque<Output<S>>,
 }
 
@@ -330,6 +332,7 @@ impl<S: WavStorage> Call<S> {
             Activity::Capture(c) => c
                 .stall_deadline(&self.legs[c.leg])
                 .map(|at| (at, TimerReason::StallPadding)),
+            Activity::Dial(d) => d.deadline().map(|at| (at, TimerReason::Dial)),
             _ => None,
         }
     }
@@ -338,6 +341,10 @@ impl<S: WavStorage> Call<S> {
         let Some(index) = self.leg_index(leg) else {
             return;
         };
+        if index != 0 {
+            self.dial_sip(now, index, input);
+            return self.run(now);
+        }
         if self.outbound.is_some() && self.state == CallState::Setup {
             match input {
                 SipInput::Answered => self.outbound_answered(now),
@@ -390,6 +397,14 @@ impl<S: WavStorage> Call<S> {
         let Some(index) = self.leg_index(leg) else {
             return;
         };
+        if index != 0 {
+            match input {
+                MediaInput::Item(item) => self.media_item(now, index, item),
+                MediaInput::PlayDone(id) => self.play_done(now, id),
+                other => self.dial_media(index, other),
+            }
+            return self.run(now);
+        }
         match input {
             MediaInput::Ready {
                 origin,
@@ -498,6 +513,7 @@ impl<S: WavStorage> Call<S> {
                 Activity::Gather(g)
             }
             Activity::Capture(c) => self.capture_io(c, id, result, now),
+            Activity::Dial(d) => self.dial_io(d, id, result, now),
             other => other,
         };
         self.run(now);
@@ -534,6 +550,7 @@ impl<S: WavStorage> Call<S> {
                 c.pad_stall(leg, now);
                 Activity::Capture(c)
             }
+            Activity::Dial(d) => self.dial_timeout(d, now),
             other => other,
         };
         self.run(now);
@@ -541,7 +558,7 @@ impl<S: WavStorage> Call<S> {
 
     // ---- plumbing ----
 
-    fn leg_index(&self, leg: LegId) -> Option<usize> {
+    pub(crate) fn leg_index(&self, leg: LegId) -> Option<usize> {
         self.legs.iter().position(|l| l.id == leg)
     }
 
@@ -723,6 +740,7 @@ impl<S: WavStorage> Call<S> {
             }
             Activity::Gather(g) => self.gather_step(g, now),
             Activity::Capture(c) => self.capture_step(c, now),
+            Activity::Dial(d) => self.dial_step(d, now),
         }
     }
 
@@ -864,6 +882,7 @@ impl<S: WavStorage> Call<S> {
                 params.extend(extra);
                 self.start_fetch(url, method, params, FetchPurpose::Step { discard_answer })
             }
+            Step::Dial(verb) => self.start_dial(verb, now),
             Step::Hangup | Step::End => {
                 self.end_call(now);
                 Activity::Idle
@@ -1076,6 +1095,7 @@ impl<S: WavStorage> Call<S> {
             self.reject(status);
             return self.finish(now);
         }
+        self.release_dialled();
         // From here on the API treats the call as ended: an update now is refused, not
         // accepted and dropped.
         self.push(Output::Live(LiveUpdate::Terminated));
@@ -1089,6 +1109,7 @@ impl<S: WavStorage> Call<S> {
     /// The call is over: the API, the bot, the row and the final progress event learn it.
     fn finish(&mut self, now: Instant) {
         self.activity = Activity::Idle;
+        self.release_dialled();
         if !matches!(self.state, CallState::Ending { .. }) {
             self.push(Output::Live(LiveUpdate::Terminated));
         }
@@ -1137,6 +1158,7 @@ impl<S: WavStorage> Call<S> {
             Activity::Capture(c) if c.tracks.takes(self.legs[leg].id) => {
                 self.capture_item(c, item, now)
             }
+            Activity::Dial(d) => self.dial_item(d, leg, item, now),
             mut other => {
                 match item {
                     MediaItem::Audio(frame) => self.legs[leg].idle_audio(frame),

@@ -315,6 +315,7 @@ impl<S: WavStorage> Call<S> {
             io: RecordingIo::Open {
                 sid: c.sid.clone(),
                 sample_rate: c.sample_rate,
+                channels: 1,
             },
         });
         c.phase = Phase::Opening {

@@ -12,11 +12,15 @@
 //! - `capture.rs`: `<Record>` and `recordResponse` on one leg: beep, capture, finalize.
 //! - `bot.rs`: Graph operations, their outcomes, tones.
 //! - [`params`]: webhook parameters (call progress, recording status) and status mappings.
-//! - [`leg`]: a call's parties; one (the caller) today, no API assumes one.
+//! - `dial.rs`: `<Dial>`: ring the nouns on new legs, bridge the first to answer.
+//! - `conversation.rs`: a bridged conversation's recording (dual-channel or mixed).
+//! - [`leg`]: a call's parties: the caller is leg 0, `<Dial>` adds the others.
 
 mod bot;
 mod call;
 mod capture;
+mod conversation;
+mod dial;
 pub mod leg;
 pub mod params;
 mod prompt;
@@ -185,6 +189,9 @@ pub enum FetchResult<S: record_engine::wav::WavStorage> {
         summary: Option<RecordSummary>,
         repaired_samples: u64,
     },
+    /// A conversation's file: the frames it holds, or why closing failed and what the repaired
+    /// file holds.
+    RecordingClosed(Result<u64, (String, u64)>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,6 +208,20 @@ pub enum SipCommand {
     Invite,
     /// Stop calling it before it answered.
     Cancel,
+    /// Call a `<Dial>` noun on this new leg: the edge sets up its media, sends the INVITE (or
+    /// rings the client) and reports `Ready` + [`SipInput::Answered`], or `Refused`/`Ended`.
+    Dial(DialRequest),
+}
+
+/// One `<Dial>` noun to call, with what its INVITE carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialRequest {
+    pub target: control::DialTarget,
+    /// The child call's SID (`DialCallSid`).
+    pub call_sid: store::CallSid,
+    /// The caller ID presented: `callerId`, else the caller's own.
+    pub from: String,
+    pub timeout: Duration,
 }
 
 /// What a leg's media is set up from.
@@ -245,6 +266,12 @@ pub enum MediaCommand {
     /// A SIP INFO key, placed on the media timeline (it comes back through the ring).
     InjectDtmf(char),
     Renegotiate(Negotiated),
+    /// Relay this leg's audio to `peer`'s and back (transcoded as needed).
+    Bridge {
+        peer: LegId,
+    },
+    /// Stop relaying this leg's audio.
+    Unbridge,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,6 +298,15 @@ pub enum RecordingIo<S: record_engine::wav::WavStorage> {
     Open {
         sid: store::RecordingSid,
         sample_rate: u32,
+        /// 1, or 2 for a dual-channel conversation.
+        channels: u16,
+    },
+    /// Keep frames `keep` of a conversation's file and close it; answered with
+    /// `RecordingClosed`.
+    Close {
+        sid: store::RecordingSid,
+        writer: WavWriter<S>,
+        keep: std::ops::Range<u64>,
     },
     /// Finish (trim, cut, header) or else repair; answered with `RecordingFinalized`.
     Finalize {
@@ -338,6 +374,8 @@ pub enum TimerReason {
     ByeGrace,
     /// The party we call did not answer within the call's `Timeout`.
     RingTimeout,
+    /// `<Dial>`'s ring timeout or `timeLimit`.
+    Dial,
 }
 
 // A few outputs per verb, moved once each: not worth a box per row.
@@ -389,8 +427,18 @@ impl<S: record_engine::wav::WavStorage> std::fmt::Debug for Output<S> {
             Output::Fetch { id, request } => write!(f, "Fetch({id:?}, {request:?})"),
             Output::CancelFetch(id) => write!(f, "CancelFetch({id:?})"),
             Output::Recording { id, io } => match io {
-                RecordingIo::Open { sid, sample_rate } => {
-                    write!(f, "Recording({id:?}, Open {sid} at {sample_rate} Hz)")
+                RecordingIo::Open {
+                    sid,
+                    sample_rate,
+                    channels,
+                } => {
+                    write!(
+                        f,
+                        "Recording({id:?}, Open {sid} at {sample_rate} Hz x{channels})"
+                    )
+                }
+                RecordingIo::Close { sid, keep, .. } => {
+                    write!(f, "Recording({id:?}, Close {sid} keep {keep:?})")
                 }
                 RecordingIo::Finalize { sid, .. } => write!(f, "Recording({id:?}, Finalize {sid})"),
             },

@@ -47,6 +47,9 @@ enum Scripted {
     Media(MediaInput),
     Sip(SipInput),
     Control(ControlInput),
+    /// Inputs of a dialled leg.
+    LegMedia(LegId, MediaInput),
+    LegSip(LegId, SipInput),
 }
 
 struct Sim {
@@ -290,6 +293,8 @@ impl Sim {
                     Scripted::Media(m) => self.call.handle_media(now, LegId::CALLER, m),
                     Scripted::Sip(s) => self.call.handle_sip(now, LegId::CALLER, s),
                     Scripted::Control(c) => self.call.handle_control(now, c),
+                    Scripted::LegMedia(leg, m) => self.call.handle_media(now, leg, m),
+                    Scripted::LegSip(leg, s) => self.call.handle_sip(now, leg, s),
                 }
                 return;
             }
@@ -377,11 +382,16 @@ impl Sim {
                 },
                 Output::CancelFetch(id) => self.fetches.retain(|_, (f, _)| *f != id),
                 Output::Recording { id, io } => match io {
-                    RecordingIo::Open { sample_rate, .. } => {
-                        let writer = WavWriter::create_encoded(
+                    RecordingIo::Open {
+                        sample_rate,
+                        channels,
+                        ..
+                    } => {
+                        let writer = WavWriter::create_channels(
                             Cursor::new(Vec::new()),
                             sample_rate,
                             WavEncoding::Pcm16,
+                            channels,
                         )
                         .map_err(|e| e.to_string());
                         self.call.handle_fetch_result(
@@ -397,6 +407,13 @@ impl Sim {
                             summary: Some(summary),
                             repaired_samples: 0,
                         };
+                        self.call.handle_fetch_result(self.now, id, done);
+                    }
+                    RecordingIo::Close { sid, writer, keep } => {
+                        let kept = keep.end.min(writer.samples_written()) - keep.start;
+                        let file = writer.finalize(keep).expect("finalize");
+                        self.wavs.insert(sid.into_string(), file.into_inner());
+                        let done = FetchResult::RecordingClosed(Ok(kept));
                         self.call.handle_fetch_result(self.now, id, done);
                     }
                 },
@@ -801,7 +818,7 @@ fn wideband_caller_is_recorded_at_16k_with_the_same_timing() {
         recording_start_ms(&narrow),
         "the trimmed file starts at the same wall time at either rate"
     );
-    assert!(sim.first("Open RE").1.ends_with("at 16000 Hz)"));
+    assert!(sim.first("Open RE").1.contains("at 16000 Hz x1)"));
     let (_, action) = sim.first("http://app/r");
     assert_eq!(param(action, "Digits"), "#");
     let sid = param(action, "RecordingSid").to_string();
@@ -1231,4 +1248,164 @@ fn pause_waits_its_length_then_runs_the_next_verb() {
     sim.run();
     let answered = sim.first("Answer").0;
     assert_eq!(sim.first("Hangup").0, answered + 2000);
+}
+
+// ---- Dial ----
+
+impl Sim {
+    /// The dialled leg answers at `answer` and speaks a constant `level` until `bye` (its
+    /// hang-up), 20 ms frames on its own timeline.
+    fn callee(&mut self, leg: LegId, answer: Duration, bye: Option<Duration>, level: i16) {
+        let ready = MediaInput::Ready {
+            origin: self.at(answer),
+            advertised: "127.0.0.1:20002".parse::<SocketAddr>().unwrap(),
+            sample_rate: 8000,
+        };
+        self.schedule(answer, Scripted::LegMedia(leg, ready));
+        self.schedule(answer, Scripted::LegSip(leg, SipInput::Answered));
+        let end = bye.unwrap_or(Duration::from_secs(20));
+        let frames = (end - answer).as_millis() as u64 / 20;
+        for f in 0..frames {
+            let mut frame = AudioFrame::narrow(f * 160, 160, false);
+            frame.samples[..160].fill(level);
+            let at = answer + ms((f + 1) * 20);
+            self.schedule(
+                at,
+                Scripted::LegMedia(leg, MediaInput::Item(MediaItem::Audio(frame))),
+            );
+        }
+        if let Some(bye) = bye {
+            self.schedule(bye, Scripted::LegSip(leg, SipInput::Ended("BYE".into())));
+        }
+    }
+
+    fn wav(&self, sid: &str) -> (u16, Vec<i16>) {
+        let r = hound::WavReader::new(Cursor::new(self.wavs[sid].clone())).unwrap();
+        let channels = r.spec().channels;
+        (
+            channels,
+            r.into_samples::<i16>().map(|s| s.unwrap()).collect(),
+        )
+    }
+}
+
+/// `<Dial record="record-from-answer-dual">`: the caller hears ringback until the callee
+/// answers at 1 s; the bridge is relayed both ways; the callee hangs up at 4 s; the action gets
+/// Twilio's Dial parameters and the recording holds the caller on channel 1 and the callee on
+/// channel 2 from the answer on.
+#[test]
+fn dial_bridges_records_dual_and_reports_the_outcome() {
+    let mut sim = Sim::new(app(
+        r#"<Response><Dial action="http://app/dialed" record="record-from-answer-dual" timeout="10"><Sip>sip:agent@127.0.0.1:5070</Sip></Dial></Response>"#,
+    ));
+    sim.web.insert(
+        "http://app/dialed".into(),
+        "<Response><Hangup/></Response>".into(),
+    );
+    sim.caller_audio(ms(0), Duration::from_secs(6), true);
+    sim.callee(
+        LegId(1),
+        Duration::from_secs(1),
+        Some(Duration::from_secs(4)),
+        -3000,
+    );
+    sim.run();
+    let (t, dial) = sim.first("Dial(DialRequest");
+    assert_eq!(t, 0);
+    assert!(dial.contains("sip:agent@127.0.0.1:5070") && dial.contains("from: \"+15550001111\""));
+    // Ringback from the start (answered first: answerOnBridge is off), stopped at the answer.
+    assert_eq!(sim.first("Answer").0, 0);
+    assert!(sim.first("Play(").1.contains("x0"));
+    assert_eq!(sim.first("Bridge { peer: LegId(1) }").0, 1000);
+    assert_eq!(sim.first("Bridge { peer: LegId(0) }").0, 1000);
+    let (t, open) = sim.first("Open RE");
+    assert_eq!(t, 1000);
+    assert!(open.contains("x2"));
+    assert_eq!(sim.first("Unbridge").0, 4000);
+    let (t, action) = sim.first("http://app/dialed");
+    assert_eq!(t, 4000);
+    assert_eq!(param(action, "DialCallStatus"), "completed");
+    assert_eq!(param(action, "DialCallDuration"), "3");
+    assert_eq!(param(action, "DialBridged"), "true");
+    assert_eq!(param(action, "RecordingDuration"), "3");
+    assert!(param(action, "DialCallSid").starts_with("CA"));
+    let sid = param(action, "RecordingSid").to_string();
+    let (channels, samples) = sim.wav(&sid);
+    assert_eq!(channels, 2);
+    assert_eq!(samples.len() / 2, 24_000, "3 s from answer to hang-up");
+    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    assert!(right.iter().all(|&v| v == -3000), "channel 2 is the callee");
+    // Channel 1 is the caller's speech, sample for sample from its 1 s mark.
+    assert_eq!(
+        left[..100],
+        (8000..8100).map(speech_sample).collect::<Vec<_>>()[..]
+    );
+    let row = sim.find("UpdateRecording");
+    assert!(row.last().unwrap().1.contains("DialVerb"));
+}
+
+/// Nobody answers within `timeout`: the leg is canceled and the action says no-answer; a busy
+/// callee says busy; without an action the next verb runs.
+#[test]
+fn dial_no_answer_busy_and_fall_through() {
+    let mut sim = Sim::new(app(
+        r#"<Response><Dial action="http://app/dialed" timeout="5"><Client>bob</Client></Dial></Response>"#,
+    ));
+    sim.web.insert(
+        "http://app/dialed".into(),
+        "<Response><Hangup/></Response>".into(),
+    );
+    sim.run();
+    assert_eq!(sim.first("Cancel").0, 5000);
+    let (t, action) = sim.first("http://app/dialed");
+    assert_eq!(t, 5000);
+    assert_eq!(param(action, "DialCallStatus"), "no-answer");
+    assert_eq!(param(action, "DialBridged"), "false");
+
+    let mut sim = Sim::new(app(
+        r#"<Response><Dial><Sip>sip:a@127.0.0.1</Sip><Sip>sip:b@127.0.0.1</Sip></Dial><Say>Next</Say></Response>"#,
+    ));
+    sim.schedule(
+        ms(500),
+        Scripted::LegSip(LegId(1), SipInput::Refused { status: 486 }),
+    );
+    sim.schedule(
+        ms(700),
+        Scripted::LegSip(LegId(2), SipInput::Refused { status: 480 }),
+    );
+    sim.run();
+    assert_eq!(sim.find("Dial(DialRequest").len(), 2, "both ring at once");
+    let (t, _) = sim.first("Speech");
+    assert_eq!(t, 700, "the next verb runs when the last noun gave up");
+}
+
+/// Simultaneous ring: the first to answer wins, the other is canceled; the caller's hang-up
+/// ends the bridge with a BYE to the callee and the action's answer is discarded.
+#[test]
+fn dial_first_answer_wins_and_caller_hangup_ends_the_bridge() {
+    let mut sim = Sim::new(app(
+        r#"<Response><Dial action="http://app/dialed" answerOnBridge="true"><Sip>sip:a@127.0.0.1</Sip><Sip>sip:b@127.0.0.1</Sip></Dial></Response>"#,
+    ));
+    sim.web.insert(
+        "http://app/dialed".into(),
+        "<Response><Say>ignored</Say></Response>".into(),
+    );
+    sim.callee(LegId(2), ms(800), None, 100);
+    sim.bye(Duration::from_secs(3));
+    sim.run();
+    assert_eq!(
+        sim.first("Answer").0,
+        800,
+        "answerOnBridge: answered with the callee"
+    );
+    assert_eq!(sim.first("Sip(LegId(1), Cancel)").0, 800);
+    assert_eq!(sim.first("Sip(LegId(2), Hangup)").0, 3000);
+    let (_, action) = sim.first("http://app/dialed");
+    assert_eq!(param(action, "DialCallStatus"), "completed");
+    assert!(
+        param(action, "DialCallSid").ends_with(&format!("{:032x}", 2)),
+        "{action}"
+    );
+    sim.none("Speech");
 }

@@ -10,7 +10,7 @@ use store::RecordingSid;
 use tracing::{error, warn};
 
 use crate::twiml::{
-    Document, GatherVerb, HttpMethod, Prompt, RecordVerb, SayVerb, TwimlError, Verb,
+    DialVerb, Document, GatherVerb, HttpMethod, Prompt, RecordVerb, SayVerb, TwimlError, Verb,
 };
 use crate::urls::{resolve, resolve_media, strip_fragment};
 
@@ -46,6 +46,9 @@ pub enum Step {
     Record(RecordVerb),
     /// Collect DTMF while playing the prompts, then report with [`CallFlow::gather_finished`].
     Gather(GatherStep),
+    /// Call the nouns and bridge the first to answer; report with [`CallFlow::dial_finished`].
+    /// `action`, `recording_status_callback` and the nouns' `url` are resolved.
+    Dial(DialVerb),
     /// Answers first if needed (SPEC §4), then hang up.
     Hangup,
     /// Before answer: reject with this SIP status (486 busy, 603 rejected). After answer: hang
@@ -83,6 +86,8 @@ impl Step {
             | Step::Record(_)
             | Step::Gather(_)
             | Step::Hangup => true,
+            // With answerOnBridge the caller is answered when the dialled party is.
+            Step::Dial(dial) => !dial.answer_on_bridge,
             Step::Reject { .. } | Step::Fetch { .. } | Step::AppError { .. } | Step::End => false,
         }
     }
@@ -151,6 +156,22 @@ pub struct RecordResult {
     pub hung_up: bool,
 }
 
+/// How a `<Dial>` ended (Twilio's `DialCallStatus` and friends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialResult {
+    /// `completed`, `answered`, `busy`, `no-answer`, `failed` or `canceled`.
+    pub status: String,
+    /// The dialled leg's CallSid (the one that answered, else the last tried).
+    pub call_sid: Option<String>,
+    /// Seconds the bridge lasted.
+    pub duration_secs: u64,
+    pub bridged: bool,
+    /// The conversation's recording: sid, URL, seconds.
+    pub recording: Option<(RecordingSid, String, u32)>,
+    /// The caller hung up: the action is requested but its answer is ignored.
+    pub caller_hung_up: bool,
+}
+
 #[derive(Debug)]
 struct PendingFetch {
     url: String,
@@ -175,6 +196,11 @@ enum State {
         action: Option<String>,
         method: HttpMethod,
         action_on_empty_result: bool,
+    },
+    /// A `Dial` step was handed out; only [`CallFlow::dial_finished`] may follow.
+    AwaitingDial {
+        action: Option<String>,
+        method: HttpMethod,
     },
     /// The request to hand out next.
     FetchReady(PendingFetch),
@@ -264,6 +290,12 @@ impl CallFlow {
                 );
                 Step::End
             }
+            State::AwaitingDial { .. } => {
+                error!(
+                    "call flow: next_step while a <Dial> result is outstanding; ending the flow"
+                );
+                Step::End
+            }
             State::AwaitingDocument { .. } => {
                 error!(
                     "call flow: next_step while an action document is outstanding; ending the flow"
@@ -317,6 +349,47 @@ impl CallFlow {
             method,
             extra,
             discard_answer: result.hung_up,
+            is_fallback: false,
+        });
+    }
+
+    /// A `<Dial>` ended. With an action, it is requested with `DialCallStatus`,
+    /// `DialCallSid`, `DialCallDuration`, `DialBridged` (and the recording's parameters);
+    /// without one the next verb runs, unless the caller hung up.
+    pub fn dial_finished(&mut self, result: DialResult) {
+        let State::AwaitingDial { action, method } =
+            std::mem::replace(&mut self.state, State::Ended)
+        else {
+            error!("call flow: dial_finished without a running <Dial>; ending the flow");
+            return;
+        };
+        let Some(url) = action else {
+            if !result.caller_hung_up {
+                self.state = State::Running;
+            }
+            return;
+        };
+        let mut extra = vec![("DialCallStatus".to_string(), result.status)];
+        if let Some(sid) = result.call_sid {
+            extra.push(("DialCallSid".to_string(), sid));
+        }
+        if result.bridged {
+            extra.push((
+                "DialCallDuration".to_string(),
+                result.duration_secs.to_string(),
+            ));
+        }
+        extra.push(("DialBridged".to_string(), result.bridged.to_string()));
+        if let Some((sid, recording_url, secs)) = result.recording {
+            extra.push(("RecordingUrl".to_string(), recording_url));
+            extra.push(("RecordingSid".to_string(), sid.into_string()));
+            extra.push(("RecordingDuration".to_string(), secs.to_string()));
+        }
+        self.state = State::FetchReady(PendingFetch {
+            url,
+            method,
+            extra,
+            discard_answer: result.caller_hung_up,
             is_fallback: false,
         });
     }
@@ -476,6 +549,14 @@ impl CallFlow {
                     return Step::Record(record);
                 }
                 Verb::Gather(gather) => return self.gather_step(gather),
+                Verb::Dial(dial) => {
+                    let dial = self.resolve_dial(dial);
+                    self.state = State::AwaitingDial {
+                        action: dial.action.clone(),
+                        method: dial.method,
+                    };
+                    return Step::Dial(dial);
+                }
                 Verb::Redirect(redirect) => {
                     return match resolve(self.document_url.as_deref(), &redirect.url) {
                         Ok(url) => {
@@ -579,6 +660,19 @@ impl CallFlow {
                 None
             }
         }
+    }
+
+    fn resolve_dial(&self, mut dial: DialVerb) -> DialVerb {
+        dial.action = self.resolve_optional("Dial", "action", dial.action.take());
+        dial.recording_status_callback = self.resolve_optional(
+            "Dial",
+            "recordingStatusCallback",
+            dial.recording_status_callback.take(),
+        );
+        for noun in &mut dial.nouns {
+            noun.url = self.resolve_optional("Dial", "url", noun.url.take());
+        }
+        dial
     }
 
     fn resolve_record(&self, mut record: RecordVerb) -> RecordVerb {

@@ -16,11 +16,12 @@ pub mod signature;
 pub mod twiml;
 pub mod urls;
 
-pub use flow::{CallFlow, FlowOptions, GatherStep, PromptStep, RecordResult, Step};
+pub use flow::{CallFlow, DialResult, FlowOptions, GatherStep, PromptStep, RecordResult, Step};
 pub use params::{CallInfo, CallStatus, ClientApp};
 pub use twiml::{
     classify_content_type, parse_document, parse_document_bytes, AttrWarning, ContentKind,
-    Document, GatherVerb, HttpMethod, ParseLimits, PlayVerb, Prompt, RecordVerb, RedirectVerb,
-    RejectReason, RejectVerb, SayVerb, StatusEvents, TwimlError, Verb,
+    DialNoun, DialRecord, DialTarget, DialVerb, Document, GatherVerb, HttpMethod, ParseLimits,
+    PlayVerb, Prompt, RecordVerb, RedirectVerb, RejectReason, RejectVerb, SayVerb, StatusEvents,
+    TwimlError, Verb,
 };
 pub use urls::{parse_overrides, ConnectionOverrides, FetchFailure, RetryPolicy, UrlError};

@@ -1,5 +1,5 @@
 //! TwiML documents: `<Response>` with `<Record>`, `<Play>`, `<Pause>`, `<Hangup>`, `<Say>`,
-//! `<Gather>`, `<Redirect>`, `<Reject>`.
+//! `<Gather>`, `<Redirect>`, `<Reject>`, `<Dial>`.
 //!
 //! Names are case-sensitive, comments are ignored, unknown attributes are ignored, entities are
 //! never expanded (only the five predefined ones and character references are decoded).
@@ -7,6 +7,7 @@
 use thiserror::Error;
 
 mod content_type;
+mod dial;
 mod gather;
 mod say;
 #[cfg(test)]
@@ -15,6 +16,7 @@ mod verbs;
 mod xml;
 
 pub use content_type::{classify_content_type, ContentKind};
+pub use dial::{DialNoun, DialRecord, DialTarget, DialVerb, RecordingTrack};
 pub use say::MAX_SAY_BYTES;
 pub use verbs::MAX_LOOPS;
 
@@ -194,6 +196,7 @@ pub enum Verb {
     Gather(GatherVerb),
     Redirect(RedirectVerb),
     Reject(RejectVerb),
+    Dial(DialVerb),
 }
 
 /// An invalid attribute value replaced by its default (SPEC §2.2: a warning, not an error).

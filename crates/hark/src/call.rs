@@ -172,6 +172,8 @@ struct Driver {
     started: Option<oneshot::Sender<store::CallRecord>>,
     /// The client's signalling dropped: unless it reconnects by then, the call ends.
     signalling_lost: Option<Instant>,
+    /// `<Dial>`'s legs.
+    dial: crate::dial::DialLegs,
 }
 
 /// How long a client call outlives its WebSocket, waiting for `invite{reconnect}`.
@@ -288,6 +290,7 @@ async fn run(shared: Arc<CallEnv>, call_sid: CallSid, origin: Origin) {
         bot,
         started,
         signalling_lost: None,
+        dial: crate::dial::DialLegs::default(),
     };
     let mut shutdown = shared.shutdown.clone();
     let mut drain = tokio::time::interval(DRAIN_INTERVAL);
@@ -351,6 +354,10 @@ async fn run(shared: Arc<CallEnv>, call_sid: CallSid, origin: Origin) {
                     Err(e) => tracing::error!(error = %e, "call I/O task failed"),
                 }
             }
+            Some((leg, event)) = driver.dial.rx.recv() => {
+                let now = driver.drain(&mut core);
+                driver.dial_event(&mut core, now, leg, event);
+            }
             Some(_) = media_notice => {
                 let now = driver.drain(&mut core);
                 core.handle_media(now, caller, MediaInput::RtpTimeout);
@@ -388,7 +395,52 @@ impl Driver {
                 core.handle_media(now, LegId::CALLER, MediaInput::Item(item));
             }
         }
+        for (leg, media) in self.dial.rings() {
+            while let Some(item) = media.ring.pop() {
+                core.handle_media(now, leg, MediaInput::Item(item));
+            }
+        }
         now
+    }
+
+    /// What a dialled leg's task reported.
+    fn dial_event(
+        &mut self,
+        core: &mut Core,
+        now: std::time::Instant,
+        leg: LegId,
+        event: crate::dial::LegEvent,
+    ) {
+        use crate::dial::LegEvent;
+        match event {
+            LegEvent::Answered { session } => {
+                let ready = MediaInput::Ready {
+                    origin: session.origin.into_std(),
+                    advertised: session.local_rtp,
+                    sample_rate: session.sample_rate,
+                };
+                self.dial.answered(leg, session);
+                core.handle_media(now, leg, ready);
+                core.handle_sip(now, leg, SipInput::Answered);
+            }
+            LegEvent::Refused { status, reason } => {
+                tracing::info!(leg = leg.0, status, %reason, "dialled party refused");
+                core.handle_sip(now, leg, SipInput::Refused { status });
+            }
+            LegEvent::Ended(reason) => {
+                self.dial.ended(leg);
+                core.handle_sip(now, leg, SipInput::Ended(reason));
+            }
+        }
+    }
+
+    /// The media session of `leg`, the caller's or a dialled party's.
+    fn session(&self, leg: LegId) -> Option<&MediaSession> {
+        if leg == LegId::CALLER {
+            self.media.as_ref()
+        } else {
+            self.dial.media(leg)
+        }
     }
 
     /// Carries out what the core asks, in order: rows and callbacks are written before the
@@ -397,10 +449,37 @@ impl Driver {
         let shared = self.shared.clone();
         while let Some(output) = core.poll_output() {
             match output {
+                Output::Sip { leg, command } if leg != LegId::CALLER => match command {
+                    call_core::SipCommand::Dial(request) => {
+                        self.dial.start(shared.clone(), leg, request)
+                    }
+                    call_core::SipCommand::Cancel | call_core::SipCommand::Hangup => {
+                        self.dial.hang_up(leg)
+                    }
+                    _ => {}
+                },
                 Output::Sip { command, .. } => {
                     if let Some(input) = self.signal(command) {
                         core.handle_sip(Instant::now().into_std(), LegId::CALLER, input);
                     }
+                }
+                Output::Media {
+                    leg,
+                    command: call_core::MediaCommand::Bridge { peer },
+                } => match (self.session(leg), self.session(peer)) {
+                    (Some(from), Some(to)) => crate::dial::relay(from, to),
+                    _ => tracing::warn!(leg = leg.0, peer = peer.0, "no media to bridge"),
+                },
+                Output::Media {
+                    leg,
+                    command: call_core::MediaCommand::Unbridge,
+                } => {
+                    if let Some(session) = self.session(leg) {
+                        crate::dial::unrelay(session);
+                    }
+                }
+                Output::Media { leg, command } if leg != LegId::CALLER => {
+                    self.leg_media_command(leg, command)
                 }
                 Output::Media { command, .. } => self.media_command(core, command).await,
                 Output::Fetch { id, request } => {
@@ -415,11 +494,25 @@ impl Driver {
                 }
                 Output::Recording {
                     id,
-                    io: RecordingIo::Open { sid, sample_rate },
+                    io:
+                        RecordingIo::Open {
+                            sid,
+                            sample_rate,
+                            channels,
+                        },
                 } => {
                     let now = Instant::now().into_std();
-                    let opened = shared.open_recording(&sid, sample_rate);
+                    let opened = shared.open_recording(&sid, sample_rate, channels);
                     core.handle_fetch_result(now, id, opened);
+                }
+                Output::Recording {
+                    id,
+                    io: RecordingIo::Close { sid, writer, keep },
+                } => {
+                    let shared = shared.clone();
+                    let closed = async move { shared.close_recording(sid, writer, keep).await };
+                    self.tasks
+                        .spawn(async move { Completion::Fetch(id, closed.await) });
                 }
                 Output::Recording {
                     id,
@@ -481,8 +574,33 @@ impl Driver {
             C::Stop => MediaCommand::Stop,
             C::InjectDtmf(digit) => MediaCommand::InjectDtmf(digit),
             C::Renegotiate(media) => MediaCommand::Renegotiate(media),
+            // Handled in `execute`, with both legs' sessions at hand.
+            C::Bridge { .. } | C::Unbridge => return,
         };
         if let Some(media) = &self.media {
+            media.send(command);
+        }
+    }
+
+    /// Prompts and keys on a dialled leg (ringback and whispers are the caller's).
+    fn leg_media_command(&mut self, leg: LegId, command: call_core::MediaCommand) {
+        use call_core::MediaCommand as C;
+        let command = match command {
+            C::Play { id, audio, loops } => MediaCommand::Play {
+                audio,
+                loops,
+                done: self.on_played(id),
+            },
+            C::PlayDigits { id, digits } => MediaCommand::PlayDigits {
+                digits,
+                done: self.on_played(id),
+            },
+            C::Stop => MediaCommand::Stop,
+            C::InjectDtmf(digit) => MediaCommand::InjectDtmf(digit),
+            C::Renegotiate(media) => MediaCommand::Renegotiate(media),
+            C::Allocate { .. } | C::Bridge { .. } | C::Unbridge => return,
+        };
+        if let Some(media) = self.dial.media(leg) {
             media.send(command);
         }
     }
@@ -526,7 +644,7 @@ impl Driver {
                     }
                 }
                 // We answer nothing and refuse nothing on a call we place.
-                C::Ring | C::Answer { .. } | C::Reject { .. } => {}
+                C::Ring | C::Answer { .. } | C::Reject { .. } | C::Dial(_) => {}
             },
             Signalling::Client {
                 temp_callsid,
@@ -556,7 +674,7 @@ impl Driver {
                         status,
                     },
                     C::Hangup => ClientCommand::Hangup { call_sid },
-                    C::Invite | C::Cancel => return None,
+                    C::Invite | C::Cancel | C::Dial(_) => return None,
                 };
                 // The connection may be gone; the call then ends by its events closing.
                 let _ = commands.try_send(frame);

@@ -270,10 +270,14 @@ impl CallEnv {
         &self,
         sid: &RecordingSid,
         sample_rate: u32,
+        channels: u16,
     ) -> FetchResult<std::fs::File> {
-        let opened =
-            self.files
-                .create_wav(sid.as_str(), self.config.record.wav_encoding, sample_rate);
+        let opened = self.files.create_wav(
+            sid.as_str(),
+            self.config.record.wav_encoding,
+            sample_rate,
+            channels,
+        );
         match &opened {
             Ok(_) => {
                 self.metrics
@@ -283,6 +287,48 @@ impl CallEnv {
             Err(_) => http_api::Metrics::add(&self.metrics.disk_errors, 1),
         }
         FetchResult::RecordingOpened(opened)
+    }
+
+    /// Closes a conversation's recording (keeping frames `keep`) off the async threads; if that
+    /// fails, repairs what reached the disk.
+    pub(crate) async fn close_recording(
+        &self,
+        sid: RecordingSid,
+        writer: record_engine::WavWriter<std::fs::File>,
+        keep: std::ops::Range<u64>,
+    ) -> FetchResult<std::fs::File> {
+        let files = self.files.clone();
+        let name = sid.clone();
+        let closed = tokio::task::spawn_blocking(move || {
+            let total = writer.samples_written();
+            let kept = keep.end.min(total).saturating_sub(keep.start.min(total));
+            match writer.finalize(keep) {
+                Ok(file) => {
+                    drop(file);
+                    Ok(kept)
+                }
+                Err(e) => {
+                    let repaired =
+                        match record_engine::repair_wav_file(&files.wav_path(name.as_str())) {
+                            Ok(
+                                record_engine::RepairOutcome::Intact { samples }
+                                | record_engine::RepairOutcome::Repaired { samples },
+                            ) => samples,
+                            Err(_) => 0,
+                        };
+                    Err((e.to_string(), repaired))
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|e| Err((format!("close task failed: {e}"), 0)));
+        if closed.is_err() {
+            http_api::Metrics::add(&self.metrics.disk_errors, 1);
+        }
+        self.metrics
+            .recordings_in_progress
+            .fetch_sub(1, Ordering::Relaxed);
+        FetchResult::RecordingClosed(closed)
     }
 
     /// Finishes a recording off the async threads; if that fails, keeps what reached the disk.

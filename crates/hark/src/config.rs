@@ -74,6 +74,65 @@ struct RawConfig {
     client: RawClient,
     #[serde(default)]
     user: Vec<RawUser>,
+    #[serde(default)]
+    trunk: Vec<RawTrunk>,
+}
+
+/// `[[trunk]]`: where `<Dial><Number>` goes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrunk {
+    #[serde(default)]
+    name: String,
+    /// `host:port` of the trunk's SIP side (UDP).
+    #[serde(default)]
+    address: String,
+    /// Numbers starting with one of these go here (`+1`, `+44`); none = every number.
+    #[serde(default)]
+    prefixes: Vec<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    /// Caller-ID rules: a fixed caller ID for every call (`+15550100000`), else the dial's.
+    #[serde(default)]
+    caller_id: Option<String>,
+    /// Strip a leading `+` from the number in the Request-URI.
+    #[serde(default)]
+    strip_plus: bool,
+    /// Prepended to the number in the Request-URI (after `strip_plus`).
+    #[serde(default)]
+    dial_prefix: String,
+}
+
+/// An outbound trunk (`[[trunk]]`): `<Dial><Number>` calls go to the first whose prefixes
+/// match the number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trunk {
+    pub name: String,
+    pub address: SocketAddr,
+    pub prefixes: Vec<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub caller_id: Option<String>,
+    pub strip_plus: bool,
+    pub dial_prefix: String,
+}
+
+impl Trunk {
+    pub fn matches(&self, number: &str) -> bool {
+        self.prefixes.is_empty() || self.prefixes.iter().any(|p| number.starts_with(p.as_str()))
+    }
+
+    /// The Request-URI for `number`.
+    pub fn uri(&self, number: &str) -> String {
+        let n = if self.strip_plus {
+            number.trim_start_matches('+')
+        } else {
+            number
+        };
+        format!("sip:{}{n}@{}", self.dial_prefix, self.address)
+    }
 }
 
 /// `[[user]]`: a SIP phone that registers (digest) under `username`.
@@ -339,6 +398,8 @@ pub struct Config {
     pub rtp_timeout: Duration,
     /// `[[user]]`: SIP phones that may REGISTER (digest in `sip.realm`); none = REGISTER is 405.
     pub sip_users: Vec<sip_core::registrar::SipUser>,
+    /// `[[trunk]]`: outbound trunks for `<Dial><Number>`, first match wins.
+    pub trunks: Vec<Trunk>,
     pub sip_realm: String,
     /// `rtp.opus`: Opus is accepted from SIP phones and browsers (recorded at 16 kHz).
     pub rtp_opus: bool,
@@ -691,6 +752,7 @@ impl Config {
         }
         let api_keys = validate_api_keys(&raw.api_key)?;
         let sip_users = validate_users(&raw.user)?;
+        let trunks = validate_trunks(&raw.trunk)?;
         let applications = validate_applications(&raw.application, &limits)?;
         let tts = TtsSettings {
             espeak_path: raw
@@ -972,6 +1034,7 @@ impl Config {
             rtp_timeout: Duration::from_secs(raw.rtp.timeout),
             rtp_opus: raw.rtp.opus,
             sip_users,
+            trunks,
             sip_realm: raw.sip.realm.clone(),
             rtp_ip4,
             rtp_ip6,
@@ -1150,6 +1213,50 @@ fn validate_users(raw: &[RawUser]) -> Result<Vec<sip_core::registrar::SipUser>, 
         });
     }
     Ok(users)
+}
+
+/// `[[trunk]]`: a unique `name`, an `address` that is `ip:port`, credentials in pairs.
+fn validate_trunks(raw: &[RawTrunk]) -> Result<Vec<Trunk>, ConfigError> {
+    let mut trunks: Vec<Trunk> = Vec::with_capacity(raw.len());
+    for (i, t) in raw.iter().enumerate() {
+        let n = i + 1;
+        let name = t.name.trim();
+        if name.is_empty() {
+            return Err(invalid(
+                "trunk.name",
+                format!("entry {n}: must not be empty"),
+            ));
+        }
+        if trunks.iter().any(|o| o.name == name) {
+            return Err(invalid(
+                "trunk.name",
+                format!("entry {n}: {name} is listed twice"),
+            ));
+        }
+        let address: SocketAddr = t.address.trim().parse().map_err(|_| {
+            invalid(
+                "trunk.address",
+                format!("entry {n} ({name}): {:?} is not ip:port", t.address),
+            )
+        })?;
+        if t.username.is_some() != t.password.is_some() {
+            return Err(invalid(
+                "trunk.password",
+                format!("entry {n} ({name}): username and password go together"),
+            ));
+        }
+        trunks.push(Trunk {
+            name: name.to_string(),
+            address,
+            prefixes: t.prefixes.iter().map(|p| p.trim().to_string()).collect(),
+            username: t.username.clone(),
+            password: t.password.clone(),
+            caller_id: t.caller_id.clone().filter(|c| !c.trim().is_empty()),
+            strip_plus: t.strip_plus,
+            dial_prefix: t.dial_prefix.trim().to_string(),
+        });
+    }
+    Ok(trunks)
 }
 
 /// `[[api_key]]`: a well-formed, unique `sid` and a non-empty `secret` each.

@@ -20,6 +20,7 @@ pub mod call;
 pub mod call_env;
 pub mod client_call;
 pub mod config;
+pub mod dial;
 pub mod live;
 pub mod media;
 pub mod outbox;

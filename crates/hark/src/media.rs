@@ -12,7 +12,7 @@ use media_engine::playout::{AudioPlayout, DigitSender, DigitTick, EVENT_PACKET_B
 use media_engine::receiver::{MediaReceiver, PacketVerdict, ReceiverConfig};
 use media_engine::ring::{media_ring, MediaConsumer};
 use media_engine::sender::{RtpSender, PACKET_BYTES};
-use media_engine::{Codec, FRAME_SAMPLES};
+use media_engine::{AudioFrame, Codec, MediaItem, FRAME_SAMPLES};
 use sip_core::sdp::{AudioCodec, Direction, Negotiated};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -37,6 +37,11 @@ pub enum MediaCommand {
     Stop,
     InjectDtmf(char),
     Renegotiate(Negotiated),
+    /// Copy every received audio frame here (a bridge's other leg), or stop (`None`).
+    RelayOut(Option<mpsc::Sender<AudioFrame>>),
+    /// Send the frames arriving here (a bridge's other leg's audio) while no prompt plays, or
+    /// stop (`None`).
+    RelayIn(Option<mpsc::Receiver<AudioFrame>>),
     /// A browser's answer to our WebRTC offer (a call we placed to it).
     AcceptAnswer {
         sdp: String,
@@ -54,6 +59,8 @@ impl MediaCommand {
             MediaCommand::InjectDtmf(_) => "inject_dtmf",
             MediaCommand::Renegotiate(_) => "renegotiate",
             MediaCommand::AcceptAnswer { .. } => "accept_answer",
+            MediaCommand::RelayOut(_) => "relay_out",
+            MediaCommand::RelayIn(_) => "relay_in",
         }
     }
 }
@@ -236,6 +243,36 @@ pub fn start(
     Ok(session)
 }
 
+/// Frames one leg of a bridge may queue for the other: 320 ms. A full queue drops frames
+/// (the other side's sender stalled); it never waits.
+pub const RELAY_CAPACITY: usize = 16;
+
+/// The next frame of a bridge's other leg (pending forever when not bridged).
+async fn relayed(relay: &mut Option<mpsc::Receiver<AudioFrame>>) -> Option<AudioFrame> {
+    match relay {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A relayed frame as the 160 narrowband samples the sender takes (a wideband frame is
+/// decimated); `None` for silence filled in for loss.
+pub(crate) fn narrow_pcm(frame: &AudioFrame, out: &mut [i16; FRAME_SAMPLES]) -> Option<usize> {
+    if frame.filled {
+        return None;
+    }
+    let pcm = frame.pcm();
+    let n = usize::from(frame.len).min(FRAME_SAMPLES);
+    if frame.wide {
+        for (i, s) in out.iter_mut().take(n).enumerate() {
+            *s = pcm.get(2 * i).copied().unwrap_or(0);
+        }
+    } else {
+        out[..n].copy_from_slice(&pcm[..n]);
+    }
+    Some(n)
+}
+
 /// A prompt being sent, and who waits for its end.
 struct Playback {
     audio: AudioPlayout,
@@ -357,6 +394,9 @@ async fn run(
     let hold_sleep = tokio::time::sleep(Duration::from_secs(24 * 3600));
     tokio::pin!(hold_sleep);
     let mut armed: Option<Instant> = None;
+    let mut relay_out: Option<mpsc::Sender<AudioFrame>> = None;
+    let mut relay_in: Option<mpsc::Receiver<AudioFrame>> = None;
+    let mut relay_pcm = [0i16; FRAME_SAMPLES];
 
     loop {
         let hold_deadline = receiver.poll_timeout().map(Instant::from_std);
@@ -372,7 +412,15 @@ async fn run(
                 Ok((n, from)) => {
                     bytes += n as u64;
                     let now = std::time::Instant::now();
-                    match receiver.handle_packet(now, from, &buf[..n], |item| { producer.push(item); }) {
+                    let relay = relay_out.as_ref();
+                    let on_item = |item: MediaItem| {
+                        if let (Some(tx), MediaItem::Audio(frame)) = (relay, &item) {
+                            // A full queue drops the frame: the other leg is stalled.
+                            let _ = tx.try_send(*frame);
+                        }
+                        producer.push(item);
+                    };
+                    match receiver.handle_packet(now, from, &buf[..n], on_item) {
                         Ok(PacketVerdict::ForeignSource) => {}
                         Ok(_) => last_rtp = Instant::from_std(now),
                         Err(e) => tracing::trace!(from = %from, error = %e, "RTP datagram dropped"),
@@ -430,6 +478,26 @@ async fn run(
                 Some(MediaCommand::AcceptAnswer { result, .. }) => {
                     let _ = result.send(Err("a SIP leg's media takes no WebRTC answer".into()));
                 }
+                Some(MediaCommand::RelayOut(tx)) => relay_out = tx,
+                Some(MediaCommand::RelayIn(rx)) => {
+                    relay_in = rx;
+                    samples_accounted = catch_up(&mut sender, origin, samples_accounted);
+                }
+            },
+            Some(frame) = relayed(&mut relay_in) => {
+                // A prompt (ringback, whisper, keys) takes precedence over the other leg.
+                let may_send = matches!(media.remote_direction, Direction::SendRecv | Direction::RecvOnly);
+                if playback.is_none() && digit_playback.is_none() {
+                    if let Some(n) = narrow_pcm(&frame, &mut relay_pcm) {
+                        samples_accounted = catch_up(&mut sender, origin, samples_accounted);
+                        let len = sender.packetize(&relay_pcm[..n], &mut packet);
+                        samples_accounted += n as u64;
+                        if may_send && len > 0 {
+                            let to = receiver.latched().unwrap_or(media.remote_rtp);
+                            send_rtp(&socket, &packet[..len], to, &metrics, &mut send_failures).await;
+                        }
+                    }
+                }
             },
             _ = tick.tick(), if playback.is_some() || digit_playback.is_some() => {
                 // On hold (the caller sends only or nothing) we must not send.
@@ -469,7 +537,13 @@ async fn run(
             },
             _ = &mut hold_sleep, if armed.is_some() => {
                 armed = None;
-                receiver.handle_timeout(std::time::Instant::now(), |item| { producer.push(item); });
+                let relay = relay_out.as_ref();
+                receiver.handle_timeout(std::time::Instant::now(), |item| {
+                    if let (Some(tx), MediaItem::Audio(frame)) = (relay, &item) {
+                        let _ = tx.try_send(*frame);
+                    }
+                    producer.push(item);
+                });
             },
             _ = housekeeping.tick() => {
                 publish(&metrics, &receiver, &mut published, bytes, &mut published_bytes);

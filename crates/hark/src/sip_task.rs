@@ -62,6 +62,11 @@ pub enum SipCommand {
     Answer(CallKey, SocketAddr),
     Reject(CallKey, u16),
     Hangup(CallKey),
+    /// The contacts `user` registered (for `<Dial><Client>`/`<Sip>` to a registered phone).
+    Lookup {
+        user: String,
+        reply: tokio::sync::oneshot::Sender<Vec<sip_core::registrar::Binding>>,
+    },
 }
 
 impl SipCommand {
@@ -73,7 +78,9 @@ impl SipCommand {
             call_core::SipCommand::Answer { local_rtp } => Some(SipCommand::Answer(key, local_rtp)),
             call_core::SipCommand::Reject { status } => Some(SipCommand::Reject(key, status)),
             call_core::SipCommand::Hangup => Some(SipCommand::Hangup(key)),
-            call_core::SipCommand::Invite | call_core::SipCommand::Cancel => None,
+            call_core::SipCommand::Invite
+            | call_core::SipCommand::Cancel
+            | call_core::SipCommand::Dial(_) => None,
         }
     }
 }
@@ -228,6 +235,10 @@ pub async fn run(
                 let Some(command) = command else { break };
                 let now = std::time::Instant::now();
                 let (key, result) = match command {
+                    SipCommand::Lookup { user, reply } => {
+                        let _ = reply.send(endpoint.registered(now, &user));
+                        continue;
+                    }
                     SipCommand::Ring(k) => (k, endpoint.ring(now, k)),
                     SipCommand::Answer(k, rtp) => (k, endpoint.answer(now, k, rtp)),
                     SipCommand::Reject(k, status) => (k, endpoint.reject(now, k, status)),

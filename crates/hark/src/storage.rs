@@ -43,6 +43,7 @@ impl RecordingFiles {
         sid: &str,
         encoding: record_engine::WavEncoding,
         sample_rate: u32,
+        channels: u16,
     ) -> Result<record_engine::WavWriter<std::fs::File>, String> {
         let path = self.wav_path(sid);
         std::fs::OpenOptions::new()
@@ -53,8 +54,8 @@ impl RecordingFiles {
             .open(&path)
             .map_err(record_engine::WavError::from)
             .and_then(|f| {
-                record_engine::WavWriter::create_encoded(f, sample_rate, encoding)
-                    .map(|w| w.with_sync_every(u64::from(sample_rate)))
+                record_engine::WavWriter::create_channels(f, sample_rate, encoding, channels)
+                    .map(|w| w.with_sync_every(u64::from(sample_rate) * u64::from(channels)))
             })
             .map_err(|e| format!("{}: {e}", path.display()))
     }

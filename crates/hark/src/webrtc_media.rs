@@ -196,6 +196,9 @@ async fn run(task: Task) {
     housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_media = Instant::now();
     let mut timed_out = false;
+    let mut relay_out: Option<mpsc::Sender<media_engine::AudioFrame>> = None;
+    let mut relay_in: Option<mpsc::Receiver<media_engine::AudioFrame>> = None;
+    let mut relay_pcm = [0i16; media_engine::FRAME_SAMPLES];
     loop {
         let deadline = loop {
             match leg.poll_output() {
@@ -224,7 +227,13 @@ async fn run(task: Task) {
                     let now = media.arrival;
                     last_media = Instant::from_std(now);
                     if let Some(receiver) = receiver.as_mut() {
+                        let relay = relay_out.as_ref();
                         let _ = receiver.handle_packet(now, BROWSER, &rtp, |item| {
+                            if let (Some(tx), media_engine::MediaItem::Audio(frame)) =
+                                (relay, &item)
+                            {
+                                let _ = tx.try_send(*frame);
+                            }
                             producer.push(item);
                         });
                     }
@@ -274,6 +283,8 @@ async fn run(task: Task) {
                 }
                 // A browser's media is renegotiated by ICE restart, not by SIP re-INVITE.
                 Some(MediaCommand::Renegotiate(_)) => {}
+                Some(MediaCommand::RelayOut(tx)) => relay_out = tx,
+                Some(MediaCommand::RelayIn(rx)) => relay_in = rx,
                 Some(MediaCommand::AcceptAnswer { sdp, result }) => {
                     let accepted = match (&receiver, leg.accept_answer(&sdp)) {
                         (Some(_), _) => Err("the browser already answered".to_string()),
@@ -289,6 +300,21 @@ async fn run(task: Task) {
                     let _ = result.send(accepted);
                 }
             },
+            Some(frame) = async {
+                match relay_in.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if playback.is_none() && keys.is_none() {
+                    if let Some(n) = crate::media::narrow_pcm(&frame, &mut relay_pcm) {
+                        if let Some(len) = encoder.encode(&relay_pcm[..n], &mut encoded) {
+                            let _ = leg.write_audio(Instant::now().into_std(), rtp_ts, &encoded[..len]);
+                        }
+                        rtp_ts = rtp_ts.wrapping_add(encoder.frame_ticks());
+                    }
+                }
+            }
             _ = tick.tick(), if playback.is_some() || keys.is_some() => {
                 let now = Instant::now();
                 if let Some(k) = keys.as_mut() {

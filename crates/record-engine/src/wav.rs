@@ -1,4 +1,4 @@
-//! Mono WAV that stays playable while it is written (SPEC §9): 16-bit PCM, or G.711 µ-law
+//! Mono (or, for conversations, interleaved multi-channel) WAV that stays playable while it is written (SPEC §9): 16-bit PCM, or G.711 µ-law
 //! (`record.wav_codec = "ulaw"`, SPEC §6.3: half the size, and lossless for PCMU callers).
 //!
 //! Layout is always the canonical 44-byte header followed by the samples, so the two size
@@ -105,8 +105,19 @@ pub fn encoded_header_bytes(
     sample_rate: u32,
     samples: u64,
 ) -> Result<[u8; 44], WavError> {
-    let data = data_bytes(encoding, samples)?;
-    let block = encoding.bytes_per_sample() as u16;
+    layout_header(encoding, 1, sample_rate, samples)
+}
+
+/// The canonical header for `values` interleaved samples (`values / channels` frames).
+pub fn layout_header(
+    encoding: WavEncoding,
+    channels: u16,
+    sample_rate: u32,
+    values: u64,
+) -> Result<[u8; 44], WavError> {
+    let data = data_bytes(encoding, values)?;
+    let channels = channels.max(1);
+    let block = encoding.bytes_per_sample() as u16 * channels;
     let mut h = [0u8; 44];
     h[0..4].copy_from_slice(b"RIFF");
     h[4..8].copy_from_slice(&(36 + data).to_le_bytes());
@@ -114,12 +125,12 @@ pub fn encoded_header_bytes(
     h[12..16].copy_from_slice(b"fmt ");
     h[16..20].copy_from_slice(&16u32.to_le_bytes());
     h[20..22].copy_from_slice(&encoding.format_tag().to_le_bytes());
-    h[22..24].copy_from_slice(&1u16.to_le_bytes()); // mono
+    h[22..24].copy_from_slice(&channels.to_le_bytes());
     h[24..28].copy_from_slice(&sample_rate.to_le_bytes());
     let byte_rate = sample_rate.wrapping_mul(u32::from(block));
     h[28..32].copy_from_slice(&byte_rate.to_le_bytes());
     h[32..34].copy_from_slice(&block.to_le_bytes()); // block align
-    h[34..36].copy_from_slice(&(block * 8).to_le_bytes()); // bits
+    h[34..36].copy_from_slice(&(encoding.bytes_per_sample() as u16 * 8).to_le_bytes()); // bits
     h[36..40].copy_from_slice(b"data");
     h[40..44].copy_from_slice(&data.to_le_bytes());
     Ok(h)
@@ -143,6 +154,8 @@ pub struct WavWriter<S: WavStorage> {
     storage: S,
     sample_rate: u32,
     encoding: WavEncoding,
+    /// Interleaved channels; the counters below count values (frames * channels).
+    channels: u16,
     /// Fixed capacity (allocated once): `write` never reallocates.
     buf: Vec<u8>,
     /// Samples accepted by `write` (on disk + buffered).
@@ -162,24 +175,37 @@ impl<S: WavStorage> WavWriter<S> {
 
     /// Writes a header for an empty file storing `encoding` (sizes valid from the start).
     pub fn create_encoded(
-        mut storage: S,
+        storage: S,
         sample_rate: u32,
         encoding: WavEncoding,
     ) -> Result<Self, WavError> {
+        Self::create_channels(storage, sample_rate, encoding, 1)
+    }
+
+    /// A file of `channels` interleaved channels: [`WavWriter::write`] takes whole frames
+    /// (`channels` values each) and `finalize` keeps frames.
+    pub fn create_channels(
+        mut storage: S,
+        sample_rate: u32,
+        encoding: WavEncoding,
+        channels: u16,
+    ) -> Result<Self, WavError> {
+        let channels = channels.max(1);
         storage.seek(SeekFrom::Start(0))?;
-        storage.write_all(&encoded_header_bytes(encoding, sample_rate, 0)?)?;
+        storage.write_all(&layout_header(encoding, channels, sample_rate, 0)?)?;
         storage.set_len(HEADER_BYTES)?;
         storage.flush()?;
         Ok(Self {
             storage,
             sample_rate,
             encoding,
+            channels,
             buf: Vec::with_capacity(BUFFER_BYTES),
             samples: 0,
             on_disk: 0,
             in_header: 0,
             // SPEC §9: sizes rewritten at least every 5 s of audio.
-            sync_every: u64::from(sample_rate) * 5,
+            sync_every: u64::from(sample_rate) * 5 * u64::from(channels),
         })
     }
 
@@ -191,6 +217,10 @@ impl<S: WavStorage> WavWriter<S> {
 
     pub fn sample_rate(&self) -> u32 {
         self.sample_rate
+    }
+
+    pub fn channels(&self) -> u16 {
+        self.channels
     }
 
     /// Appends samples (buffered); the header is rewritten at least every `sync_every` samples.
@@ -242,14 +272,17 @@ impl<S: WavStorage> WavWriter<S> {
         Ok(())
     }
 
+    /// Frames accepted (samples per channel).
     pub fn samples_written(&self) -> u64 {
-        self.samples
+        self.samples / u64::from(self.channels)
     }
 
     /// Keeps only samples `keep` (moving them to the front), fixes the header, returns storage.
     /// `keep` is clamped to what was written. The storage is left positioned at offset 0.
     pub fn finalize(mut self, keep: Range<u64>) -> Result<S, WavError> {
         self.flush_buffer()?;
+        let ch = u64::from(self.channels);
+        let keep = keep.start.saturating_mul(ch)..keep.end.saturating_mul(ch);
         let bps = self.encoding.bytes_per_sample();
         let end = keep.end.min(self.on_disk);
         let start = keep.start.min(end);
@@ -299,6 +332,11 @@ pub enum RepairOutcome {
 /// Checks that `h` is our 44-byte mono layout (the one the writer keeps: its size fields at
 /// offsets 4 and 40); returns how the samples are stored.
 pub fn check_header(h: &[u8; 44]) -> Result<WavEncoding, WavError> {
+    check_layout(h).map(|(encoding, _)| encoding)
+}
+
+/// [`check_header`] for mono or stereo files: the encoding and the channel count.
+pub fn check_layout(h: &[u8; 44]) -> Result<(WavEncoding, u16), WavError> {
     // Within 44 bytes the reader can only find a data chunk at offset 36, after a 16-byte fmt
     // chunk at 12: the layout whose size fields `write_sizes` rewrites.
     let header = read_header(&mut &h[..])?;
@@ -311,10 +349,10 @@ pub fn check_header(h: &[u8; 44]) -> Result<WavEncoding, WavError> {
             ))
         }
     };
-    if header.channels != 1 {
-        return Err(WavError::NotOurWav("fmt channels is not 1"));
+    if !(1..=2).contains(&header.channels) {
+        return Err(WavError::NotOurWav("fmt channels is not 1 or 2"));
     }
-    let block = encoding.bytes_per_sample() as u16;
+    let block = encoding.bytes_per_sample() as u16 * header.channels;
     if header.block_align != block {
         return Err(WavError::NotOurWav(
             "fmt block align does not fit the format",
@@ -325,7 +363,7 @@ pub fn check_header(h: &[u8; 44]) -> Result<WavEncoding, WavError> {
             "fmt byte rate is not sample rate * block align",
         ));
     }
-    Ok(encoding)
+    Ok((encoding, header.channels))
 }
 
 /// Fixes RIFF and data sizes of a WAV left open by a crash (`kill -9`).
@@ -340,22 +378,23 @@ pub fn repair_wav_file(path: &Path) -> Result<RepairOutcome, WavError> {
     }
     let mut h = [0u8; 44];
     f.read_exact(&mut h)?;
-    let encoding = check_header(&h)?;
-    let bps = encoding.bytes_per_sample();
-    // A crash can leave half a sample at the end: drop it.
-    let samples = (len - HEADER_BYTES) / bps;
+    let (encoding, channels) = check_layout(&h)?;
+    let frame_bytes = encoding.bytes_per_sample() * u64::from(channels);
+    // A crash can leave half a frame at the end: drop it.
+    let samples = (len - HEADER_BYTES) / frame_bytes;
+    let values = samples * u64::from(channels);
     let riff = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
     let data = u32::from_le_bytes([h[40], h[41], h[42], h[43]]);
-    let want = encoded_header_bytes(encoding, 0, samples)?;
+    let want = layout_header(encoding, channels, 0, values)?;
     let sizes_ok = riff.to_le_bytes() == want[4..8] && data.to_le_bytes() == want[40..44];
-    let odd_tail = !(len - HEADER_BYTES).is_multiple_of(bps);
+    let odd_tail = !(len - HEADER_BYTES).is_multiple_of(frame_bytes);
     if sizes_ok && !odd_tail {
         return Ok(RepairOutcome::Intact { samples });
     }
     if odd_tail {
-        f.set_len(HEADER_BYTES + samples * bps)?;
+        f.set_len(HEADER_BYTES + samples * frame_bytes)?;
     }
-    write_sizes(&mut f, encoding, samples)?;
+    write_sizes(&mut f, encoding, values)?;
     f.flush()?;
     f.sync_all()?;
     Ok(RepairOutcome::Repaired { samples })
@@ -400,6 +439,49 @@ mod tests {
         assert_eq!(spec.bits_per_sample, 16);
         assert_eq!(spec.sample_format, hound::SampleFormat::Int);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn stereo_frames_are_interleaved_and_trimmed_by_frame() {
+        let mut w =
+            WavWriter::create_channels(Cursor::new(Vec::new()), 8000, WavEncoding::Pcm16, 2)
+                .unwrap();
+        let frames: Vec<i16> = (0..20).flat_map(|i| [i, -i]).collect();
+        w.write(&frames).unwrap();
+        assert_eq!(w.samples_written(), 20);
+        let bytes = w.finalize(5..15).unwrap().into_inner();
+        let (spec, s) = read_back(&bytes);
+        assert_eq!(spec.channels, 2);
+        assert_eq!(s.len(), 20);
+        assert_eq!(&s[..4], &[5, -5, 6, -6]);
+        assert_eq!(&s[18..], &[14, -14]);
+        let h: [u8; 44] = bytes[..44].try_into().unwrap();
+        assert_eq!(check_layout(&h).unwrap(), (WavEncoding::Pcm16, 2));
+    }
+
+    #[test]
+    fn a_crashed_stereo_file_is_repaired_to_whole_frames() {
+        let dir = std::env::temp_dir().join(format!("hark-wav-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stereo.wav");
+        let f = std::fs::File::create(&path).unwrap();
+        let mut w = WavWriter::create_channels(f, 8000, WavEncoding::Pcm16, 2).unwrap();
+        w.write(&[1; 200]).unwrap();
+        w.sync().unwrap();
+        drop(w);
+        // Half a frame more, as a crash mid-write leaves it.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(&[7, 0]).unwrap();
+        drop(f);
+        assert_eq!(
+            repair_wav_file(&path).unwrap(),
+            RepairOutcome::Repaired { samples: 100 }
+        );
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 44 + 400);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -621,12 +703,21 @@ mod tests {
         let p = temp_path("foreign");
         std::fs::write(&p, b"short").unwrap();
         assert!(matches!(repair_wav_file(&p), Err(WavError::NotOurWav(_))));
-        let mut stereo = header_bytes(8000, 0).unwrap();
-        stereo[22] = 2;
-        std::fs::write(&p, stereo).unwrap();
+        let mut three = header_bytes(8000, 0).unwrap();
+        three[22] = 3;
+        std::fs::write(&p, three).unwrap();
         assert!(matches!(
             repair_wav_file(&p),
-            Err(WavError::NotOurWav("fmt channels is not 1"))
+            Err(WavError::NotOurWav("fmt channels is not 1 or 2"))
+        ));
+        let mut stereo_mono_block = header_bytes(8000, 0).unwrap();
+        stereo_mono_block[22] = 2;
+        std::fs::write(&p, stereo_mono_block).unwrap();
+        assert!(matches!(
+            repair_wav_file(&p),
+            Err(WavError::NotOurWav(
+                "fmt block align does not fit the format"
+            ))
         ));
         let mut list = header_bytes(8000, 0).unwrap();
         list[36..40].copy_from_slice(b"LIST");

@@ -358,15 +358,15 @@ struct DigestAuth {
     cnonce: String,
 }
 
-fn parse_digest(value: &str) -> Option<DigestAuth> {
+/// The `name=value` / `name="value"` pairs of a `Digest` header value (names lowercased).
+fn digest_params(value: &str) -> Option<Vec<(String, String)>> {
     let rest = value.trim();
-    let (scheme, rest) = rest.split_once(char::is_whitespace)?;
+    let (scheme, bytes) = rest.split_once(char::is_whitespace)?;
     if !scheme.eq_ignore_ascii_case("Digest") {
         return None;
     }
-    let mut auth = DigestAuth::default();
-    let bytes = rest;
-    // name=value or name="value", comma-separated; commas inside quotes belong to the value.
+    let mut out = Vec::new();
+    // Comma-separated; commas inside quotes belong to the value.
     let mut pos = 0;
     while pos < bytes.len() {
         let rest = &bytes[pos..];
@@ -388,6 +388,14 @@ fn parse_digest(value: &str) -> Option<DigestAuth> {
             (after_trim[..end].trim().to_string(), end)
         };
         pos += eq + 1 + skipped + used;
+        out.push((name, val));
+    }
+    Some(out)
+}
+
+fn parse_digest(value: &str) -> Option<DigestAuth> {
+    let mut auth = DigestAuth::default();
+    for (name, val) in digest_params(value)? {
         match name.as_str() {
             "username" => auth.username = val,
             "realm" => auth.realm = val,
@@ -403,6 +411,46 @@ fn parse_digest(value: &str) -> Option<DigestAuth> {
     }
     (!auth.username.is_empty() && !auth.nonce.is_empty() && !auth.response.is_empty())
         .then_some(auth)
+}
+
+/// The client side: the `Authorization` (or `Proxy-Authorization`) value answering `challenge`
+/// (a `WWW-Authenticate`/`Proxy-Authenticate` value) for `method` on `uri`. MD5 or SHA-256,
+/// `qop=auth` when offered (nc 1, `cnonce` given). `None` for a challenge we cannot answer.
+pub fn digest_authorization(
+    challenge: &str,
+    method: &str,
+    uri: &str,
+    username: &str,
+    password: &str,
+    cnonce: &str,
+) -> Option<String> {
+    let params = digest_params(challenge)?;
+    let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    let realm = get("realm")?;
+    let nonce = get("nonce")?;
+    let algorithm_name = get("algorithm").unwrap_or("MD5");
+    let algorithm = match algorithm_name.to_ascii_uppercase().as_str() {
+        "MD5" => Algorithm::Md5,
+        "SHA-256" => Algorithm::Sha256,
+        _ => return None,
+    };
+    let qop_auth = get("qop").is_some_and(|q| q.split(',').any(|t| t.trim() == "auth"));
+    let ha1 = algorithm.hash(&format!("{username}:{realm}:{password}"));
+    let ha2 = algorithm.hash(&format!("{method}:{uri}"));
+    let mut value = format!(
+        "Digest username=\"{username}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", algorithm={algorithm_name}"
+    );
+    let response = if qop_auth {
+        value.push_str(&format!(", qop=auth, nc=00000001, cnonce=\"{cnonce}\""));
+        algorithm.hash(&format!("{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}"))
+    } else {
+        algorithm.hash(&format!("{ha1}:{nonce}:{ha2}"))
+    };
+    value.push_str(&format!(", response=\"{response}\""));
+    if let Some(opaque) = get("opaque") {
+        value.push_str(&format!(", opaque=\"{opaque}\""));
+    }
+    Some(value)
 }
 
 #[cfg(test)]

@@ -160,6 +160,13 @@ pub struct Uac {
     bye_sent: bool,
     ended: bool,
     out: VecDeque<UacOutput>,
+    /// The offer, kept for an INVITE re-sent with credentials.
+    offer: String,
+    /// CSeq of the current INVITE (2 after a digest challenge).
+    invite_cseq: u32,
+    /// Digest credentials for a 401/407; used once per call.
+    credentials: Option<(String, String)>,
+    authenticated: bool,
 }
 
 impl Uac {
@@ -188,23 +195,85 @@ impl Uac {
             ended: false,
             out: VecDeque::new(),
             config,
+            offer: sdp_offer,
+            invite_cseq: 1,
+            credentials: None,
+            authenticated: false,
         };
-        let to = format!("<{}>", uac.config.target_uri);
-        let mut req = uac.request(
+        uac.send_invite(None);
+        uac
+    }
+
+    /// Digest credentials: a 401 or 407 to the INVITE is answered once with them (RFC 3261
+    /// §22.2, RFC 8760 SHA-256 or MD5).
+    pub fn set_credentials(&mut self, username: &str, password: &str) {
+        self.credentials = Some((username.to_string(), password.to_string()));
+    }
+
+    fn send_invite(&mut self, authorization: Option<(&'static str, String)>) {
+        let to = format!("<{}>", self.config.target_uri);
+        let mut req = self.request(
             Method::Invite,
-            uac.config.target_uri.clone(),
-            &uac.invite_branch,
-            1,
+            self.config.target_uri.clone(),
+            &self.invite_branch,
+            self.invite_cseq,
             &to,
         );
-        req.headers.push("Contact", uac.contact());
+        req.headers.push("Contact", self.contact());
         req.headers
             .push("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO");
+        if let Some((name, value)) = authorization {
+            req.headers.push(name, value);
+        }
         req.headers.push("Content-Type", "application/sdp");
-        req.body = sdp_offer.into_bytes();
-        uac.invite_bytes = req.to_bytes();
-        uac.transmit(uac.config.remote_sip, uac.invite_bytes.clone());
-        uac
+        req.body = self.offer.clone().into_bytes();
+        self.invite_bytes = req.to_bytes();
+        self.transmit(self.config.remote_sip, self.invite_bytes.clone());
+    }
+
+    /// A 401/407 to the INVITE (already ACKed): the INVITE again with credentials, new branch
+    /// and CSeq. `false` when there are none or they were refused already.
+    fn retry_with_credentials(&mut self, now: Instant, resp: &Response) -> bool {
+        if self.authenticated || self.cancel_wanted {
+            return false;
+        }
+        let Some((user, password)) = self.credentials.clone() else {
+            return false;
+        };
+        let (challenge_header, answer_header) = if resp.status == 407 {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        } else {
+            ("WWW-Authenticate", "Authorization")
+        };
+        let cnonce = format!("{:016x}", splitmix(&mut self.rng));
+        let Some(value) = resp
+            .headers
+            .get_all(challenge_header)
+            .into_iter()
+            .find_map(|c| {
+                crate::registrar::digest_authorization(
+                    c,
+                    "INVITE",
+                    &self.config.target_uri,
+                    &user,
+                    &password,
+                    &cnonce,
+                )
+            })
+        else {
+            return false;
+        };
+        self.authenticated = true;
+        self.invite_cseq += 1;
+        self.cseq = self.invite_cseq;
+        self.invite_branch = new_branch(&mut self.rng);
+        self.failure_ack = None;
+        self.state = UacState::Calling;
+        self.invite_next = Some(now + self.config.t1);
+        self.invite_interval = self.config.t1;
+        self.invite_deadline = Some(now + self.config.t1 * 64);
+        self.send_invite(Some((answer_header, value)));
+        true
     }
 
     pub fn state(&self) -> UacState {
@@ -403,6 +472,9 @@ impl Uac {
             if let Some(ack) = self.failure_ack.clone() {
                 self.transmit(self.config.remote_sip, ack);
             }
+            if early && matches!(status, 401 | 407) && self.retry_with_credentials(now, &resp) {
+                return;
+            }
             if early {
                 self.terminate();
                 self.event(UacEvent::Failed {
@@ -479,7 +551,7 @@ impl Uac {
         };
         let branch = new_branch(&mut self.rng);
         let ack = self
-            .dialog_request(&dialog, Method::Ack, &branch, 1)
+            .dialog_request(&dialog, Method::Ack, &branch, self.invite_cseq)
             .to_bytes();
         dialog.ack = ack.clone();
         self.dialog = Some(dialog);
@@ -549,7 +621,7 @@ impl Uac {
             Method::Cancel,
             self.config.target_uri.clone(),
             &self.invite_branch,
-            1,
+            self.invite_cseq,
             &to,
         );
         let branch = self.invite_branch.clone();
@@ -653,8 +725,14 @@ impl Uac {
     /// ACK for a non-2xx: part of the INVITE transaction, so the INVITE's branch (§17.1.1.3).
     fn failure_ack_bytes(&self, to_header: &str) -> Vec<u8> {
         let uri = self.config.target_uri.clone();
-        self.request(Method::Ack, uri, &self.invite_branch, 1, to_header)
-            .to_bytes()
+        self.request(
+            Method::Ack,
+            uri,
+            &self.invite_branch,
+            self.invite_cseq,
+            to_header,
+        )
+        .to_bytes()
     }
 
     fn terminate(&mut self) {

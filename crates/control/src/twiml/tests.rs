@@ -169,7 +169,7 @@ fn lowercase_record_is_unknown_verb_12200() {
 
 #[test]
 fn unknown_and_unsupported_verbs_are_12200() {
-    for name in ["Foo", "Dial", "Enqueue", "Connect", "say", "GATHER"] {
+    for name in ["Foo", "dial", "Enqueue", "Connect", "say", "GATHER"] {
         let err = parse(&format!("<Response><{name}/></Response>")).unwrap_err();
         assert_eq!(err, TwimlError::UnknownVerb(name.into()));
         assert_eq!(err.code(), 12200);
@@ -621,6 +621,7 @@ fn verbs_keep_document_order() {
             Verb::Gather(_) => "Gather",
             Verb::Redirect(_) => "Redirect",
             Verb::Reject(_) => "Reject",
+            Verb::Dial(_) => "Dial",
         })
         .collect();
     assert_eq!(kinds, ["Play", "Record", "Pause", "Hangup"]);
@@ -730,4 +731,95 @@ fn ivr_document_parses_every_verb_in_order() {
     );
     assert!(matches!(&doc.verbs[2], Verb::Redirect(r) if r.url == "/again"));
     assert!(matches!(&doc.verbs[3], Verb::Reject(r) if r.reason == RejectReason::Busy));
+}
+
+// ---- Dial ----
+
+#[test]
+fn dial_attributes_and_nouns() {
+    let doc = parse(
+        r#"<Response><Dial action="/after" method="GET" timeout="12" callerId="+15550100"
+            record="record-from-answer-dual" recordingStatusCallback="/rec"
+            recordingStatusCallbackEvent="in-progress completed" recordingTrack="inbound"
+            trim="trim-silence" timeLimit="600" hangupOnStar="true" answerOnBridge="true"
+            ringTone="gb">
+            <Sip username="u" password="p">sip:agent@10.0.0.1:5070</Sip>
+            <Client url="/whisper"><Identity>alice</Identity><Parameter name="k" value="v"/></Client>
+            <Number sendDigits="ww1">+15550123</Number>
+        </Dial></Response>"#,
+    )
+    .unwrap();
+    let Verb::Dial(d) = &doc.verbs[0] else {
+        panic!("not a Dial: {:?}", doc.verbs)
+    };
+    assert!(doc.warnings.is_empty(), "{:?}", doc.warnings);
+    assert_eq!(d.action.as_deref(), Some("/after"));
+    assert_eq!(d.method, HttpMethod::Get);
+    assert_eq!(d.timeout_secs, 12);
+    assert_eq!(d.caller_id.as_deref(), Some("+15550100"));
+    assert_eq!(
+        d.record,
+        Some(crate::twiml::DialRecord {
+            from_ringing: false,
+            dual: true
+        })
+    );
+    assert!(d.recording_status_callback_events.in_progress);
+    assert_eq!(d.recording_track, crate::twiml::RecordingTrack::Inbound);
+    assert!(d.trim_silence && d.hangup_on_star && d.answer_on_bridge);
+    assert_eq!(d.time_limit_secs, 600);
+    assert_eq!(d.ring_tone, "gb");
+    use crate::twiml::DialTarget;
+    assert_eq!(
+        d.nouns[0].target,
+        DialTarget::Sip {
+            uri: "sip:agent@10.0.0.1:5070".into(),
+            username: Some("u".into()),
+            password: Some("p".into())
+        }
+    );
+    assert_eq!(
+        d.nouns[1].target,
+        DialTarget::Client {
+            identity: "alice".into(),
+            parameters: vec![("k".into(), "v".into())]
+        }
+    );
+    assert_eq!(d.nouns[1].url.as_deref(), Some("/whisper"));
+    assert_eq!(
+        d.nouns[2].target,
+        DialTarget::Number {
+            number: "+15550123".into(),
+            send_digits: Some("ww1".into())
+        }
+    );
+}
+
+#[test]
+fn dial_defaults_bare_number_and_errors() {
+    let doc = parse("<Response><Dial>+15550123</Dial></Response>").unwrap();
+    let Verb::Dial(d) = &doc.verbs[0] else {
+        panic!("not a Dial")
+    };
+    assert_eq!(d.timeout_secs, 30);
+    assert_eq!(d.record, None);
+    assert!(!d.trim_silence, "<Dial> does not trim by default");
+    assert_eq!(d.time_limit_secs, 14_400);
+    assert_eq!(d.nouns.len(), 1);
+    let err = parse("<Response><Dial/></Response>").unwrap_err();
+    assert_eq!(err.code(), 12200);
+    let err = parse("<Response><Dial><Say>x</Say></Dial></Response>").unwrap_err();
+    assert_eq!(err.code(), 12200);
+    let err = parse("<Response><Dial><Sip>tel:+1</Sip></Dial></Response>").unwrap_err();
+    assert_eq!(err.code(), 12200);
+    let doc = parse(
+        r#"<Response><Dial timeout="1" record="sometimes"><Client>bob</Client></Dial></Response>"#,
+    )
+    .unwrap();
+    let Verb::Dial(d) = &doc.verbs[0] else {
+        panic!("not a Dial")
+    };
+    assert_eq!(d.timeout_secs, 5, "raised to Twilio's minimum");
+    assert_eq!(d.record, None);
+    assert_eq!(doc.warnings.len(), 2);
 }

@@ -151,6 +151,7 @@ pub(crate) fn parse_verb(
         "Gather" => super::gather::parse_gather(tree, element, warnings).map(Verb::Gather),
         "Redirect" => parse_redirect(tree, element, warnings).map(Verb::Redirect),
         "Reject" => parse_reject(tree, element, warnings).map(Verb::Reject),
+        "Dial" => super::dial::parse_dial(tree, element, warnings).map(Verb::Dial),
         other => Err(TwimlError::UnknownVerb(other.to_string())),
     }
 }
@@ -272,7 +273,7 @@ fn parse_record(
 }
 
 /// Exactly the listed events; unknown tokens are warned about; nothing valid → `completed`.
-fn parse_status_events(a: &mut Attrs<'_>, value: &str) -> StatusEvents {
+pub(super) fn parse_status_events(a: &mut Attrs<'_>, value: &str) -> StatusEvents {
     const ATTR: &str = "recordingStatusCallbackEvent";
     let mut events = StatusEvents {
         in_progress: false,

@@ -1,0 +1,823 @@
+//! `<Dial>`: every noun rings at once on a leg of its own; the first to answer is bridged to
+//! the caller and the others are canceled. The bridge ends when either side hangs up, on
+//! `hangupOnStar`, at `timeLimit`, or when the call is stopped; then the recording (if any) is
+//! closed and the flow learns `DialCallStatus`.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use control::{DialResult, DialVerb};
+use media_engine::MediaItem;
+use record_engine::wav::WavStorage;
+use store::{
+    CallSid, RecordingRecord, RecordingSid, RecordingSource, RecordingStatus, StatusCallbackSpec,
+};
+
+use crate::call::{Activity, Call};
+use crate::conversation::{ConversationAudio, Layout};
+use crate::leg::{Leg, LegId, LegState, MediaKind};
+use crate::params::status_params;
+use crate::{
+    DialRequest, FetchResult, IoId, MediaCommand, MediaInput, Output, Persist, PlaybackId,
+    RecordingIo, SipCommand, SipInput,
+};
+
+/// One noun's leg.
+struct Dialled {
+    leg: LegId,
+    call_sid: CallSid,
+    outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ringing,
+    Answered,
+    /// Its final answer (486 busy, 480/408 no answer, others failed).
+    Refused(u16),
+    /// We canceled it (another answered, or the dial ended).
+    Canceled,
+}
+
+enum Phase {
+    Ringing {
+        deadline: Instant,
+    },
+    Bridged {
+        leg: LegId,
+        at: Instant,
+        limit: Instant,
+    },
+    /// Over: the recording is being closed; then the flow hears `result`.
+    Closing {
+        result: DialResult,
+    },
+}
+
+/// The conversation's recording and its row.
+struct Recording<S: WavStorage> {
+    sid: RecordingSid,
+    url: String,
+    row: RecordingRecord,
+    callback: Option<StatusCallbackSpec>,
+    audio: ConversationAudio<S>,
+    opening: Option<IoId>,
+    closing: Option<IoId>,
+    /// Frames in the closed file, once closed.
+    closed: Option<u64>,
+}
+
+pub(crate) struct Dial<S: WavStorage> {
+    verb: DialVerb,
+    dialled: Vec<Dialled>,
+    phase: Phase,
+    ringback: Option<PlaybackId>,
+    recording: Option<Recording<S>>,
+}
+
+impl<S: WavStorage> Dial<S> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Ringing { deadline } => Some(deadline),
+            Phase::Bridged { limit, .. } => Some(limit),
+            Phase::Closing { .. } => None,
+        }
+    }
+
+    pub(crate) fn bridged_leg(&self) -> Option<LegId> {
+        match self.phase {
+            Phase::Bridged { leg, .. } => Some(leg),
+            _ => None,
+        }
+    }
+}
+
+impl<S: WavStorage> Call<S> {
+    pub(crate) fn start_dial(&mut self, verb: DialVerb, now: Instant) -> Activity<S> {
+        let from = verb
+            .caller_id
+            .clone()
+            .unwrap_or_else(|| self.info.from.clone());
+        let timeout = Duration::from_secs(u64::from(verb.timeout_secs));
+        let mut dialled = Vec::with_capacity(verb.nouns.len());
+        for noun in &verb.nouns {
+            let leg = LegId(self.legs.iter().map(|l| l.id.0).max().unwrap_or(0) + 1);
+            self.legs.push(Leg::new(
+                leg,
+                MediaKind::G711Rtp,
+                self.config.record.pre_roll_ms,
+            ));
+            let call_sid = CallSid::from_bits((self.sids)());
+            tracing::info!(leg = leg.0, child = %call_sid, target = ?noun.target, "dialling");
+            self.push(Output::Sip {
+                leg,
+                command: SipCommand::Dial(DialRequest {
+                    target: noun.target.clone(),
+                    call_sid: call_sid.clone(),
+                    from: from.clone(),
+                    timeout,
+                }),
+            });
+            dialled.push(Dialled {
+                leg,
+                call_sid,
+                outcome: Outcome::Ringing,
+            });
+        }
+        let mut dial = Dial {
+            verb,
+            dialled,
+            phase: Phase::Ringing {
+                deadline: now + timeout,
+            },
+            ringback: None,
+            recording: None,
+        };
+        if self.caller().answered() {
+            let tone = ringback(&dial.verb.ring_tone);
+            dial.ringback = Some(self.play(tone, 0));
+        }
+        if dial.verb.record.is_some_and(|r| r.from_ringing) {
+            self.start_conversation_recording(&mut dial, now);
+        }
+        Activity::Dial(Box::new(dial))
+    }
+
+    /// Signalling of a dialled leg.
+    pub(crate) fn dial_sip(&mut self, now: Instant, index: usize, input: SipInput) {
+        let id = self.legs[index].id;
+        match input {
+            SipInput::Answered => {
+                if matches!(self.legs[index].state, LegState::Ringing) {
+                    self.legs[index].state = LegState::Answered { at: now };
+                }
+            }
+            SipInput::Refused { status } => {
+                if matches!(self.legs[index].state, LegState::Ringing) {
+                    self.legs[index].state = LegState::Rejected { status };
+                }
+            }
+            SipInput::Ended(reason) => {
+                tracing::info!(leg = id.0, %reason, "dialled party gone");
+                let leg = &mut self.legs[index];
+                leg.state = match leg.state {
+                    LegState::Ringing => LegState::Rejected { status: 480 },
+                    LegState::Rejected { status } => LegState::Rejected { status },
+                    _ => LegState::Gone {
+                        answered_at: leg.answered_at(),
+                    },
+                };
+            }
+            SipInput::Dtmf { digit, .. } => {
+                // The dialled party's INFO key goes to the caller.
+                if let Activity::Dial(d) = &self.activity {
+                    if d.bridged_leg() == Some(id) {
+                        let playback = self.next_playback();
+                        self.push(Output::Media {
+                            leg: LegId::CALLER,
+                            command: MediaCommand::PlayDigits {
+                                id: playback,
+                                digits: digit.to_string(),
+                            },
+                        });
+                    }
+                }
+            }
+            SipInput::MediaChanged(media) => {
+                self.push(Output::Media {
+                    leg: id,
+                    command: MediaCommand::Renegotiate(media),
+                });
+            }
+            SipInput::Confirmed => {}
+        }
+    }
+
+    /// Media of a dialled leg (`Item`s go through [`Call::dial_item`]).
+    pub(crate) fn dial_media(&mut self, index: usize, input: MediaInput) {
+        let leg = &mut self.legs[index];
+        match input {
+            MediaInput::Ready {
+                origin,
+                advertised,
+                sample_rate,
+            } => {
+                leg.origin = Some(origin);
+                leg.advertised = Some(advertised);
+                leg.sample_rate = sample_rate;
+            }
+            MediaInput::SampleRate(rate) => leg.sample_rate = rate,
+            MediaInput::RtpTimeout => {
+                if !leg.media_timed_out {
+                    tracing::warn!(leg = leg.id.0, "no RTP from the dialled party");
+                }
+                leg.media_timed_out = true;
+            }
+            MediaInput::SetupFailed { status, reason } => {
+                tracing::warn!(leg = leg.id.0, status, %reason, "no media for the dialled leg");
+                if matches!(leg.state, LegState::Ringing) {
+                    leg.state = LegState::Rejected { status };
+                }
+            }
+            MediaInput::Item(_) | MediaInput::PlayDone(_) => {}
+        }
+    }
+
+    /// Audio or a key of any leg while the dial runs.
+    pub(crate) fn dial_item(
+        &mut self,
+        mut d: Box<Dial<S>>,
+        index: usize,
+        item: MediaItem,
+        now: Instant,
+    ) -> Activity<S> {
+        let id = self.legs[index].id;
+        match item {
+            MediaItem::Audio(frame) => {
+                let origin = self.legs[index].origin;
+                self.legs[index].idle_audio(frame);
+                let slot = if id == LegId::CALLER {
+                    Some(0)
+                } else if d.bridged_leg() == Some(id) {
+                    Some(1)
+                } else {
+                    None
+                };
+                if let (Some(rec), Some(slot), Some(origin)) = (d.recording.as_mut(), slot, origin)
+                {
+                    rec.audio.push(slot, origin, &frame);
+                }
+            }
+            MediaItem::Dtmf(event) => {
+                let Some(bridged) = d.bridged_leg() else {
+                    return Activity::Dial(d);
+                };
+                if id == LegId::CALLER && d.verb.hangup_on_star && event.digit == '*' {
+                    tracing::info!("hangupOnStar: the caller leaves the bridge");
+                    self.leg_sip(bridged, SipCommand::Hangup);
+                    let result = self.dial_result(&d, "completed", false, now);
+                    return self.close_dial(d, result, now);
+                }
+                let to = if id == LegId::CALLER {
+                    bridged
+                } else if id == bridged {
+                    LegId::CALLER
+                } else {
+                    return Activity::Dial(d);
+                };
+                let playback = self.next_playback();
+                self.push(Output::Media {
+                    leg: to,
+                    command: MediaCommand::PlayDigits {
+                        id: playback,
+                        digits: event.digit.to_string(),
+                    },
+                });
+            }
+        }
+        Activity::Dial(d)
+    }
+
+    pub(crate) fn dial_step(&mut self, mut d: Box<Dial<S>>, now: Instant) -> (Activity<S>, bool) {
+        match d.phase {
+            Phase::Ringing { .. } => {
+                if self.gone() {
+                    self.cancel_ringing(&mut d, None);
+                    let hung_up = self.caller().hung_up();
+                    let result = self.dial_result(&d, "canceled", hung_up, now);
+                    return (self.close_dial(d, result, now), true);
+                }
+                // Legs that answered or failed since the last step.
+                let mut winner = None;
+                for i in 0..d.dialled.len() {
+                    if d.dialled[i].outcome != Outcome::Ringing {
+                        continue;
+                    }
+                    let Some(leg) = self.leg_index(d.dialled[i].leg) else {
+                        continue;
+                    };
+                    match self.legs[leg].state {
+                        LegState::Answered { .. } => {
+                            if winner.is_none() {
+                                d.dialled[i].outcome = Outcome::Answered;
+                                winner = Some(d.dialled[i].leg);
+                            } else {
+                                // Answered in the same instant as the winner: too late.
+                                d.dialled[i].outcome = Outcome::Canceled;
+                                self.leg_sip(d.dialled[i].leg, SipCommand::Hangup);
+                            }
+                        }
+                        LegState::Rejected { status } => {
+                            d.dialled[i].outcome = Outcome::Refused(status)
+                        }
+                        LegState::Gone { .. } => d.dialled[i].outcome = Outcome::Refused(480),
+                        LegState::Ringing => {}
+                    }
+                }
+                if let Some(leg) = winner {
+                    self.cancel_ringing(&mut d, Some(leg));
+                    self.bridge(&mut d, leg, now);
+                    return (Activity::Dial(d), true);
+                }
+                if d.dialled.iter().all(|x| x.outcome != Outcome::Ringing) {
+                    let status = unanswered_status(&d);
+                    tracing::info!(status, "nobody answered the dial");
+                    let result = self.dial_result(&d, status, false, now);
+                    return (self.close_dial(d, result, now), true);
+                }
+                (Activity::Dial(d), false)
+            }
+            Phase::Bridged { leg, at, .. } => {
+                let callee_gone = self.leg_index(leg).is_none_or(|i| self.legs[i].hung_up());
+                let caller_gone = self.caller().hung_up();
+                if !(callee_gone || caller_gone || self.stop.is_some()) {
+                    return (Activity::Dial(d), false);
+                }
+                if !callee_gone {
+                    self.leg_sip(leg, SipCommand::Hangup);
+                }
+                tracing::info!(
+                    caller_gone,
+                    callee_gone,
+                    secs = now.saturating_duration_since(at).as_secs(),
+                    "bridge ended"
+                );
+                let result = self.dial_result(&d, "completed", caller_gone, now);
+                (self.close_dial(d, result, now), true)
+            }
+            Phase::Closing { .. } => {
+                let done = d.recording.as_ref().is_none_or(|r| r.closed.is_some());
+                if !done {
+                    return (Activity::Dial(d), false);
+                }
+                let Phase::Closing { mut result } =
+                    std::mem::replace(&mut d.phase, Phase::Closing { result: empty() })
+                else {
+                    return (Activity::Dial(d), false);
+                };
+                if let Some(rec) = &d.recording {
+                    let secs = rec.row.duration_secs.unwrap_or(0);
+                    if rec.row.status == RecordingStatus::Completed {
+                        result.recording = Some((rec.sid.clone(), rec.url.clone(), secs));
+                    }
+                }
+                if self.stop.is_some() && !self.caller().hung_up() {
+                    // Stopped from our side (API, shutdown, live update): no action request.
+                    return (self.twiml_interrupted(now), true);
+                }
+                if let crate::Program::Twiml(flow) = self.program_mut() {
+                    flow.dial_finished(result);
+                }
+                (Activity::Idle, true)
+            }
+        }
+    }
+
+    /// The ring timeout or the time limit.
+    pub(crate) fn dial_timeout(&mut self, mut d: Box<Dial<S>>, now: Instant) -> Activity<S> {
+        match d.phase {
+            Phase::Ringing { deadline } if now >= deadline => {
+                tracing::info!("no answer within the dial timeout");
+                self.cancel_ringing(&mut d, None);
+                for x in &mut d.dialled {
+                    if x.outcome == Outcome::Canceled {
+                        x.outcome = Outcome::Refused(408);
+                    }
+                }
+                let result = self.dial_result(&d, "no-answer", false, now);
+                self.close_dial(d, result, now)
+            }
+            Phase::Bridged { leg, limit, .. } if now >= limit => {
+                tracing::info!("the dial's timeLimit is reached");
+                self.leg_sip(leg, SipCommand::Hangup);
+                let result = self.dial_result(&d, "completed", false, now);
+                self.close_dial(d, result, now)
+            }
+            _ => Activity::Dial(d),
+        }
+    }
+
+    pub(crate) fn dial_io(
+        &mut self,
+        mut d: Box<Dial<S>>,
+        id: IoId,
+        result: FetchResult<S>,
+        now: Instant,
+    ) -> Activity<S> {
+        let Some(rec) = d.recording.as_mut() else {
+            return Activity::Dial(d);
+        };
+        match result {
+            FetchResult::RecordingOpened(opened) if rec.opening == Some(id) => {
+                rec.opening = None;
+                match opened {
+                    Ok(writer) => {
+                        rec.audio.opened(writer);
+                        if let Some(cb) = rec.callback.as_ref().filter(|cb| cb.in_progress) {
+                            let params =
+                                status_params(&rec.row, RecordingStatus::InProgress, &rec.url);
+                            let (url, method) = (cb.url.clone(), cb.method);
+                            let group = rec.sid.to_string();
+                            self.push(Output::Callback {
+                                group,
+                                url,
+                                method,
+                                params,
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(recording = %rec.sid, error = %e, "cannot create the conversation's recording");
+                        rec.audio.io_error = Some(e);
+                    }
+                }
+                if matches!(d.phase, Phase::Closing { .. }) {
+                    self.close_recording(&mut d, now);
+                }
+            }
+            FetchResult::RecordingClosed(closed) if rec.closing == Some(id) => {
+                rec.closing = None;
+                let frames = match closed {
+                    Ok(frames) => frames,
+                    Err((e, repaired)) => {
+                        tracing::error!(recording = %rec.sid, error = %e, repaired, "closing the conversation's recording failed; kept what reached the disk");
+                        repaired
+                    }
+                };
+                self.recording_closed(&mut d, frames, now);
+            }
+            _ => {}
+        }
+        Activity::Dial(d)
+    }
+
+    // ---- inside ----
+
+    fn bridge(&mut self, d: &mut Dial<S>, leg: LegId, now: Instant) {
+        if let Some(playback) = d.ringback.take() {
+            let _ = playback;
+            self.push(Output::Media {
+                leg: LegId::CALLER,
+                command: MediaCommand::Stop,
+            });
+        }
+        // answerOnBridge: the caller is answered now, with the dialled party.
+        self.answer(now);
+        tracing::info!(leg = leg.0, "bridged");
+        self.push(Output::Media {
+            leg: LegId::CALLER,
+            command: MediaCommand::Bridge { peer: leg },
+        });
+        self.push(Output::Media {
+            leg,
+            command: MediaCommand::Bridge {
+                peer: LegId::CALLER,
+            },
+        });
+        d.phase = Phase::Bridged {
+            leg,
+            at: now,
+            limit: now + Duration::from_secs(u64::from(d.verb.time_limit_secs)),
+        };
+        if d.verb.record.is_some() && d.recording.is_none() {
+            self.start_conversation_recording(d, now);
+        }
+    }
+
+    fn cancel_ringing(&mut self, d: &mut Dial<S>, except: Option<LegId>) {
+        for i in 0..d.dialled.len() {
+            let x = &d.dialled[i];
+            if x.outcome != Outcome::Ringing || Some(x.leg) == except {
+                continue;
+            }
+            let leg = x.leg;
+            d.dialled[i].outcome = Outcome::Canceled;
+            // A leg that answered in the meantime gets a BYE; a ringing one a CANCEL.
+            let answered = self.leg_index(leg).is_some_and(|l| self.legs[l].answered());
+            let command = if answered {
+                SipCommand::Hangup
+            } else {
+                SipCommand::Cancel
+            };
+            self.leg_sip(leg, command);
+        }
+    }
+
+    fn dial_result(
+        &self,
+        d: &Dial<S>,
+        status: &str,
+        caller_hung_up: bool,
+        now: Instant,
+    ) -> DialResult {
+        let answered = d.dialled.iter().find(|x| x.outcome == Outcome::Answered);
+        let (duration_secs, bridged) = match d.phase {
+            Phase::Bridged { at, .. } => (
+                self.legs
+                    .iter()
+                    .find(|l| Some(l.id) == d.bridged_leg())
+                    .and_then(|l| l.answered_at())
+                    .unwrap_or(at)
+                    .elapsed_since_or_zero(now),
+                true,
+            ),
+            _ => (0, false),
+        };
+        DialResult {
+            status: status.to_string(),
+            call_sid: answered
+                .or(d.dialled.last())
+                .map(|x| x.call_sid.to_string()),
+            duration_secs,
+            bridged,
+            recording: None,
+            caller_hung_up,
+        }
+    }
+
+    fn close_dial(&mut self, mut d: Box<Dial<S>>, result: DialResult, now: Instant) -> Activity<S> {
+        if let Some(playback) = d.ringback.take() {
+            let _ = playback;
+            self.push(Output::Media {
+                leg: LegId::CALLER,
+                command: MediaCommand::Stop,
+            });
+        }
+        if let Phase::Bridged { leg, .. } = d.phase {
+            self.push(Output::Media {
+                leg: LegId::CALLER,
+                command: MediaCommand::Unbridge,
+            });
+            self.push(Output::Media {
+                leg,
+                command: MediaCommand::Unbridge,
+            });
+        }
+        d.phase = Phase::Closing { result };
+        self.close_recording(&mut d, now);
+        Activity::Dial(d)
+    }
+
+    fn start_conversation_recording(&mut self, d: &mut Dial<S>, now: Instant) {
+        let Some(record) = d.verb.record else { return };
+        let track = d.verb.recording_track;
+        let layout = Layout {
+            slots: [
+                track != control::twiml::RecordingTrack::Outbound,
+                track != control::twiml::RecordingTrack::Inbound,
+            ],
+            dual: record.dual,
+        };
+        let sid = self.new_recording_sid();
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Recordings/{}",
+            self.config.http_public_url, self.info.account_sid, sid
+        );
+        let verb = &d.verb;
+        let callback = verb
+            .recording_status_callback
+            .as_ref()
+            .map(|url| StatusCallbackSpec {
+                url: url.clone(),
+                method: verb.recording_status_callback_method,
+                in_progress: verb.recording_status_callback_events.in_progress,
+                completed: verb.recording_status_callback_events.completed,
+                absent: verb.recording_status_callback_events.absent,
+            });
+        let ms = self.unix_ms(now);
+        let row = RecordingRecord {
+            sid: sid.clone(),
+            account_sid: self.info.account_sid.clone(),
+            call_sid: self.info.call_sid.clone(),
+            status: RecordingStatus::InProgress,
+            source: RecordingSource::DialVerb,
+            channels: u32::from(layout.channels()),
+            sample_rate: media_engine::SAMPLE_RATE,
+            date_created_ms: ms,
+            date_updated_ms: ms,
+            start_time_ms: ms,
+            duration_secs: None,
+            error_code: None,
+            media_file: format!("{sid}.wav"),
+            transcribe: false,
+            transcribe_callback: None,
+            status_callback: callback.clone(),
+            deleted_at_ms: None,
+        };
+        // The row first: a crash after this point is recovered from it.
+        self.push(Output::Persist(Persist::InsertRecording(row.clone())));
+        let io = self.next_io();
+        self.push(Output::Recording {
+            id: io,
+            io: RecordingIo::Open {
+                sid: sid.clone(),
+                sample_rate: media_engine::SAMPLE_RATE,
+                channels: layout.channels(),
+            },
+        });
+        tracing::info!(recording = %sid, channels = layout.channels(), "recording the conversation");
+        d.recording = Some(Recording {
+            sid,
+            url,
+            row,
+            callback,
+            audio: ConversationAudio::new(layout, now),
+            opening: Some(io),
+            closing: None,
+            closed: None,
+        });
+    }
+
+    fn close_recording(&mut self, d: &mut Dial<S>, now: Instant) {
+        let padding = u64::from(self.config.record.trim_padding_ms) * 8;
+        let trim = d.verb.trim_silence;
+        let Some(rec) = d.recording.as_mut() else {
+            return;
+        };
+        if rec.opening.is_some() || rec.closing.is_some() || rec.closed.is_some() {
+            return;
+        }
+        match rec.audio.close(trim, padding) {
+            Some((writer, keep)) => {
+                let io = self.next_io();
+                rec.closing = Some(io);
+                let sid = rec.sid.clone();
+                self.push(Output::Recording {
+                    id: io,
+                    io: RecordingIo::Close { sid, writer, keep },
+                });
+            }
+            None => self.recording_closed(d, 0, now),
+        }
+    }
+
+    fn recording_closed(&mut self, d: &mut Dial<S>, frames: u64, now: Instant) {
+        let Some(rec) = d.recording.as_mut() else {
+            return;
+        };
+        rec.closed = Some(frames);
+        let rate = u64::from(media_engine::SAMPLE_RATE);
+        let secs = ((frames + rate / 2) / rate) as u32;
+        let absent = frames == 0;
+        rec.row.status = if absent {
+            RecordingStatus::Absent
+        } else {
+            RecordingStatus::Completed
+        };
+        rec.row.duration_secs = Some(secs);
+        rec.row.error_code = absent.then_some(16102);
+        rec.row.date_updated_ms = self.unix_ms(now);
+        let row = rec.row.clone();
+        tracing::info!(recording = %rec.sid, secs, frames, "conversation recording finished");
+        self.push(Output::Persist(Persist::UpdateRecording(row.clone())));
+        if let Some(cb) =
+            rec.callback
+                .as_ref()
+                .filter(|cb| if absent { cb.absent } else { cb.completed })
+        {
+            let params = status_params(&row, row.status, &rec.url);
+            let (url, method) = (cb.url.clone(), cb.method);
+            let group = rec.sid.to_string();
+            self.push(Output::Callback {
+                group,
+                url,
+                method,
+                params,
+            });
+        }
+    }
+
+    /// A command to a dialled leg; ending it from our side ends it for the core at once.
+    pub(crate) fn leg_sip(&mut self, leg: LegId, command: SipCommand) {
+        if let Some(i) = self.leg_index(leg) {
+            let l = &mut self.legs[i];
+            match command {
+                SipCommand::Hangup => {
+                    if l.remote_ended() {
+                        return;
+                    }
+                    l.state = LegState::Gone {
+                        answered_at: l.answered_at(),
+                    };
+                }
+                SipCommand::Cancel => {
+                    if !matches!(l.state, LegState::Ringing) {
+                        return;
+                    }
+                    l.state = LegState::Rejected { status: 487 };
+                }
+                _ => {}
+            }
+        }
+        self.push(Output::Sip { leg, command });
+    }
+
+    /// The call ends: dialled legs still up are hung up or canceled.
+    pub(crate) fn release_dialled(&mut self) {
+        let legs: Vec<(LegId, LegState)> =
+            self.legs.iter().skip(1).map(|l| (l.id, l.state)).collect();
+        for (leg, state) in legs {
+            match state {
+                LegState::Ringing => self.leg_sip(leg, SipCommand::Cancel),
+                LegState::Answered { .. } => self.leg_sip(leg, SipCommand::Hangup),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// `DialCallStatus` when nobody answered: busy if any callee said so, no-answer if they only
+/// rang out, failed otherwise.
+fn unanswered_status<S: WavStorage>(d: &Dial<S>) -> &'static str {
+    let refused: Vec<u16> = d
+        .dialled
+        .iter()
+        .filter_map(|x| match x.outcome {
+            Outcome::Refused(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    if refused.iter().any(|s| matches!(s, 486 | 600 | 603)) {
+        "busy"
+    } else if refused.iter().any(|s| matches!(s, 408 | 480 | 487)) {
+        "no-answer"
+    } else {
+        "failed"
+    }
+}
+
+fn empty() -> DialResult {
+    DialResult {
+        status: String::new(),
+        call_sid: None,
+        duration_secs: 0,
+        bridged: false,
+        recording: None,
+        caller_hung_up: false,
+    }
+}
+
+/// The ringback the caller hears while the nouns ring, per `ringTone` country (8 kHz, one
+/// cadence; played in a loop). Unknown countries hear the US tone.
+pub(crate) fn ringback(country: &str) -> Arc<[i16]> {
+    static US: OnceLock<Arc<[i16]>> = OnceLock::new();
+    static GB: OnceLock<Arc<[i16]>> = OnceLock::new();
+    static EU: OnceLock<Arc<[i16]>> = OnceLock::new();
+    static JP: OnceLock<Arc<[i16]>> = OnceLock::new();
+    match country {
+        // 400+450 Hz, 0.4 on 0.2 off 0.4 on 2.0 off.
+        "gb" | "uk" | "ie" | "au" | "nz" => GB
+            .get_or_init(|| {
+                cadence(
+                    &[400.0, 450.0],
+                    &[(400, true), (200, false), (400, true), (2000, false)],
+                )
+            })
+            .clone(),
+        // 425 Hz, 1 on 4 off.
+        "de" | "fr" | "it" | "es" | "nl" | "at" | "ch" | "be" | "pl" | "se" | "no" | "dk"
+        | "fi" | "pt" | "cz" | "ru" => EU
+            .get_or_init(|| cadence(&[425.0], &[(1000, true), (4000, false)]))
+            .clone(),
+        // 400 Hz, 1 on 2 off.
+        "jp" => JP
+            .get_or_init(|| cadence(&[400.0], &[(1000, true), (2000, false)]))
+            .clone(),
+        // 440+480 Hz, 2 on 4 off.
+        _ => US
+            .get_or_init(|| cadence(&[440.0, 480.0], &[(2000, true), (4000, false)]))
+            .clone(),
+    }
+}
+
+fn cadence(freqs: &[f32], parts: &[(u32, bool)]) -> Arc<[i16]> {
+    let rate = media_engine::SAMPLE_RATE as f32;
+    let amplitude = 4000.0 / freqs.len() as f32;
+    let mut out = Vec::new();
+    for &(ms, on) in parts {
+        let n = (ms * media_engine::SAMPLE_RATE / 1000) as usize;
+        for i in 0..n {
+            let v = if on {
+                let t = i as f32 / rate;
+                freqs
+                    .iter()
+                    .map(|f| (2.0 * std::f32::consts::PI * f * t).sin() * amplitude)
+                    .sum::<f32>()
+            } else {
+                0.0
+            };
+            out.push(v as i16);
+        }
+    }
+    out.into()
+}
+
+trait SecsSince {
+    fn elapsed_since_or_zero(self, now: Instant) -> u64;
+}
+
+impl SecsSince for Instant {
+    fn elapsed_since_or_zero(self, now: Instant) -> u64 {
+        now.saturating_duration_since(self).as_secs()
+    }
+}

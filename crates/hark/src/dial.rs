@@ -1,0 +1,352 @@
+//! `<Dial>` legs at the edge: one task per dialled party, speaking SIP as a UAC from a socket of
+//! its own (the sans-IO [`sip_core::uac::Uac`]), with its RTP set up when the party answers.
+//! The call task owns the legs' media sessions and wires bridges between them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use call_core::{DialRequest, LegId};
+use control::DialTarget;
+use sip_core::uac::{Uac, UacConfig, UacEvent, UacOutput};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::call_env::{media_addresses, CallEnv};
+use crate::media::{self, MediaCommand, MediaSession, RELAY_CAPACITY};
+
+/// What a dialled leg's task reports to the call task.
+pub(crate) enum LegEvent {
+    /// The party answered; its media runs in `session`.
+    Answered { session: MediaSession },
+    /// A final non-2xx, or why the party could not be called at all.
+    Refused { status: u16, reason: String },
+    /// The dialog is over (BYE either way).
+    Ended(String),
+}
+
+/// The call task's side of the dialled legs.
+pub(crate) struct DialLegs {
+    legs: HashMap<LegId, DialLeg>,
+    tx: mpsc::Sender<(LegId, LegEvent)>,
+    pub rx: mpsc::Receiver<(LegId, LegEvent)>,
+}
+
+struct DialLeg {
+    /// Dropping it (or sending) ends the leg: CANCEL before the answer, BYE after.
+    hangup: Option<oneshot::Sender<()>>,
+    media: Option<MediaSession>,
+}
+
+impl Drop for DialLeg {
+    fn drop(&mut self) {
+        if let Some(hangup) = self.hangup.take() {
+            let _ = hangup.send(());
+        }
+    }
+}
+
+impl Default for DialLegs {
+    fn default() -> Self {
+        // Each leg sends a handful of events in its life.
+        let (tx, rx) = mpsc::channel(64);
+        Self {
+            legs: HashMap::new(),
+            tx,
+            rx,
+        }
+    }
+}
+
+impl DialLegs {
+    pub fn start(&mut self, shared: Arc<CallEnv>, leg: LegId, request: DialRequest) {
+        let (hangup, hangup_rx) = oneshot::channel();
+        let events = self.tx.clone();
+        // Detached: a leg outlives the call only to see its BYE or CANCEL answered (bounded).
+        tokio::spawn(async move {
+            let outcome = run_leg(&shared, leg, request, hangup_rx, &events).await;
+            if let Err((status, reason)) = outcome {
+                tracing::info!(leg = leg.0, status, %reason, "the dialled party was not reached");
+                let _ = events
+                    .send((leg, LegEvent::Refused { status, reason }))
+                    .await;
+            }
+        });
+        self.legs.insert(
+            leg,
+            DialLeg {
+                hangup: Some(hangup),
+                media: None,
+            },
+        );
+    }
+
+    /// CANCEL or BYE, whichever fits.
+    pub fn hang_up(&mut self, leg: LegId) {
+        if let Some(l) = self.legs.get_mut(&leg) {
+            if let Some(hangup) = l.hangup.take() {
+                let _ = hangup.send(());
+            }
+        }
+    }
+
+    pub fn answered(&mut self, leg: LegId, session: MediaSession) {
+        if let Some(l) = self.legs.get_mut(&leg) {
+            l.media = Some(session);
+        }
+    }
+
+    /// The leg's task is over (its last event came): its media stops.
+    pub fn ended(&mut self, leg: LegId) {
+        if let Some(l) = self.legs.get_mut(&leg) {
+            l.media = None;
+        }
+    }
+
+    pub fn media(&self, leg: LegId) -> Option<&MediaSession> {
+        self.legs.get(&leg).and_then(|l| l.media.as_ref())
+    }
+
+    /// Every leg's media ring, for the call task's drain.
+    pub fn rings(&mut self) -> impl Iterator<Item = (LegId, &mut MediaSession)> {
+        self.legs
+            .iter_mut()
+            .filter_map(|(id, l)| l.media.as_mut().map(|m| (*id, m)))
+    }
+}
+
+/// Starts one direction of a bridge: what `from` receives, `to` sends.
+pub(crate) fn relay(from: &MediaSession, to: &MediaSession) {
+    let (tx, rx) = mpsc::channel(RELAY_CAPACITY);
+    from.send(MediaCommand::RelayOut(Some(tx)));
+    to.send(MediaCommand::RelayIn(Some(rx)));
+}
+
+pub(crate) fn unrelay(session: &MediaSession) {
+    session.send(MediaCommand::RelayOut(None));
+    session.send(MediaCommand::RelayIn(None));
+}
+
+/// Where one noun's INVITE goes.
+struct Route {
+    uri: String,
+    remote: SocketAddr,
+    from_user: String,
+    credentials: Option<(String, String)>,
+}
+
+async fn resolve(shared: &CallEnv, request: &DialRequest) -> Result<Route, (u16, String)> {
+    let from_user = request.from.trim_start_matches("sip:").to_string();
+    let from_user = from_user
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("client:")
+        .to_string();
+    match &request.target {
+        DialTarget::Sip {
+            uri,
+            username,
+            password,
+        } => {
+            let remote = host_of(uri).await?;
+            Ok(Route {
+                uri: uri.clone(),
+                remote,
+                from_user,
+                credentials: username.clone().zip(password.clone()),
+            })
+        }
+        DialTarget::Client { identity, .. } => {
+            let (reply, bindings) = oneshot::channel();
+            shared.sip.send(crate::sip_task::SipCommand::Lookup {
+                user: identity.clone(),
+                reply,
+            });
+            let bindings = bindings.await.unwrap_or_default();
+            // The most recent registration of the identity.
+            let Some(binding) = bindings.iter().max_by_key(|b| b.cseq) else {
+                return Err((480, format!("client {identity} is not registered")));
+            };
+            let remote = host_of(&binding.contact).await?;
+            Ok(Route {
+                uri: binding.contact.clone(),
+                remote,
+                from_user,
+                credentials: None,
+            })
+        }
+        DialTarget::Number { number, .. } => {
+            let Some(trunk) = shared.config.trunks.iter().find(|t| t.matches(number)) else {
+                return Err((404, format!("no [[trunk]] takes {number}")));
+            };
+            let from_user = trunk
+                .caller_id
+                .clone()
+                .unwrap_or(from_user)
+                .trim()
+                .to_string();
+            Ok(Route {
+                uri: trunk.uri(number),
+                remote: trunk.address,
+                from_user,
+                credentials: trunk.username.clone().zip(trunk.password.clone()),
+            })
+        }
+    }
+}
+
+/// The address a SIP URI's host and port name (IP literal or a name to look up; 5060 default).
+async fn host_of(uri: &str) -> Result<SocketAddr, (u16, String)> {
+    let Some((host, port)) = sip_core::message::uri_host_port(uri) else {
+        return Err((400, format!("{uri:?} is not a SIP URI")));
+    };
+    let port = port.unwrap_or(5060);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let found = tokio::net::lookup_host((host, port)).await;
+    found
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or((404, format!("cannot resolve {host}")))
+}
+
+/// How long the leg waits, after its end, for the BYE or CANCEL it sent to be answered.
+const LINGER: Duration = Duration::from_secs(32);
+
+async fn run_leg(
+    shared: &CallEnv,
+    leg: LegId,
+    request: DialRequest,
+    mut hangup: oneshot::Receiver<()>,
+    events: &mpsc::Sender<(LegId, LegEvent)>,
+) -> Result<(), (u16, String)> {
+    let route = resolve(shared, &request).await?;
+    let Some((bind_ip, advertised_ip)) = media_addresses(&shared.config, route.remote) else {
+        return Err((
+            488,
+            format!("no RTP address of the family of {}", route.remote),
+        ));
+    };
+    let rtp = shared
+        .ports
+        .bind(bind_ip)
+        .await
+        .map_err(|e| (503, format!("no RTP port: {e}")))?;
+    let rtp_port = rtp.local_addr().map(|a| a.port()).unwrap_or(0);
+    let sip_ip = match shared.config.sip_listen.ip() {
+        ip if ip.is_unspecified() => bind_ip,
+        ip => ip,
+    };
+    let socket = UdpSocket::bind(SocketAddr::new(sip_ip, 0))
+        .await
+        .map_err(|e| (503, format!("no SIP socket: {e}")))?;
+    let local_sip = socket
+        .local_addr()
+        .map_err(|e| (503, format!("no SIP socket: {e}")))?;
+    let seed: u64 = rand::random();
+    let offer = sip_core::sdp::build_offer(SocketAddr::new(advertised_ip, rtp_port), seed >> 16);
+    let mut config = UacConfig::new(local_sip, route.remote, route.uri.clone());
+    config.from_user = if route.from_user.is_empty() {
+        "hark".into()
+    } else {
+        route.from_user.clone()
+    };
+    config.seed = seed;
+    config.user_agent = concat!("Hark/", env!("CARGO_PKG_VERSION")).to_string();
+    tracing::info!(leg = leg.0, child = %request.call_sid, uri = %route.uri, remote = %route.remote, "INVITE to the dialled party");
+    let mut uac = Uac::invite(Instant::now().into_std(), config, offer);
+    if let Some((user, password)) = &route.credentials {
+        uac.set_credentials(user, password);
+    }
+    let mut rtp = Some(rtp);
+    let mut buf = vec![0u8; 65_536];
+    let mut hung_up = false;
+    let mut ended_at: Option<Instant> = None;
+    loop {
+        while let Some(output) = uac.poll_output() {
+            match output {
+                UacOutput::Transmit { to, bytes } => {
+                    if let Err(e) = socket.send_to(&bytes, to).await {
+                        tracing::warn!(to = %to, error = %e, "SIP send to the dialled party failed");
+                    }
+                }
+                UacOutput::Event(event) => {
+                    let report = match event {
+                        UacEvent::Answered {
+                            media: negotiated, ..
+                        } => {
+                            let Some(socket) = rtp.take() else { continue };
+                            match media::start(
+                                socket,
+                                negotiated,
+                                shared.config.rtp_timeout,
+                                shared.metrics.clone(),
+                            ) {
+                                Ok(session) => Some(LegEvent::Answered { session }),
+                                Err(e) => {
+                                    uac.hangup(Instant::now().into_std());
+                                    Some(LegEvent::Refused {
+                                        status: 503,
+                                        reason: format!("RTP socket unusable: {e}"),
+                                    })
+                                }
+                            }
+                        }
+                        UacEvent::UnusableAnswer { error, .. } => Some(LegEvent::Refused {
+                            status: 488,
+                            reason: error,
+                        }),
+                        UacEvent::Failed { status, reason } => {
+                            Some(LegEvent::Refused { status, reason })
+                        }
+                        UacEvent::Ended { reason } => Some(LegEvent::Ended(format!("{reason:?}"))),
+                        UacEvent::Provisional { status, .. } => {
+                            tracing::debug!(leg = leg.0, status, "dialled party progress");
+                            None
+                        }
+                        UacEvent::InfoAnswered { .. } => None,
+                        UacEvent::Ignored { reason } => {
+                            tracing::debug!(leg = leg.0, %reason, "SIP from the dialled party ignored");
+                            None
+                        }
+                    };
+                    if let Some(report) = report {
+                        if events.send((leg, report)).await.is_err() {
+                            // The call is gone: end the leg.
+                            uac.hangup(Instant::now().into_std());
+                        }
+                    }
+                }
+            }
+        }
+        if uac.is_ended() {
+            let linger = *ended_at.get_or_insert_with(|| Instant::now() + LINGER);
+            if uac.poll_timeout().is_none() || Instant::now() >= linger {
+                return Ok(());
+            }
+        }
+        let wake = uac
+            .poll_timeout()
+            .map(Instant::from_std)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => {
+                if let Ok((n, from)) = received {
+                    uac.handle_input(Instant::now().into_std(), from, &buf[..n]);
+                }
+            }
+            _ = &mut hangup, if !hung_up => {
+                hung_up = true;
+                uac.hangup(Instant::now().into_std());
+            }
+            _ = tokio::time::sleep_until(wake) => {
+                uac.handle_timeout(Instant::now().into_std());
+            }
+        }
+    }
+}
