@@ -1,0 +1,290 @@
+//! Issue 13: `<Dial>` bridges a caller (`hark call`, real SIP and RTP) to a dialled party (a
+//! SIPp phone) and records the conversation. Each side speaks its own sentence; the
+//! dual-channel WAV must hold the caller's sentence on channel 1 and the agent's on channel 2,
+//! sample for sample, and the caller must hear the agent through the bridge.
+
+mod common;
+
+use common::procs::sipp_messages;
+use common::*;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const BOB_PASSWORD: &str = "s3cret-bob";
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// The agent's sentence as SIPp plays it (pcap/agent_pcmu.pcap is this file's µ-law bytes).
+fn agent_samples() -> Vec<i16> {
+    decode_all(&read_ulaw_wav(&data("agent_8k_ulaw.wav")))
+}
+
+/// The two channels of a dual recording.
+fn read_dual(path: &std::path::Path) -> (Vec<i16>, Vec<i16>) {
+    let r = hound::WavReader::open(path)
+        .unwrap_or_else(|e| panic!("hound cannot open {}: {e}", path.display()));
+    let spec = r.spec();
+    assert_eq!(spec.channels, 2, "dual-channel recording");
+    assert_eq!(spec.sample_rate, 8000);
+    let s: Vec<i16> = r
+        .into_samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .collect();
+    (
+        s.iter().step_by(2).copied().collect(),
+        s.iter().skip(1).step_by(2).copied().collect(),
+    )
+}
+
+/// The part of `s` above -40 dBFS, which must be an exact copy of a stretch of `sent`.
+fn assert_holds(what: &str, s: &[i16], sent: &[i16]) -> usize {
+    let (a, b) = speech_span(s, -40.0).unwrap_or_else(|| panic!("{what}: no speech"));
+    let part = &s[a..b];
+    assert!(
+        part.len() > 8000,
+        "{what}: only {} samples of speech",
+        part.len()
+    );
+    let off = find_segment(part, sent).unwrap_or_else(|e| panic!("{what}: {e}"));
+    part.len() + off
+}
+
+/// A SIPp phone that answers as `scenario` on its own ports.
+fn agent(scenario: &str, d: &Daemon) -> (Sipp, TempDir) {
+    let dir = TempDir::new(scenario);
+    (Sipp::new(scenario, d.sip_addr()), dir)
+}
+
+#[test]
+fn a_registered_phone_is_dialled_as_client_and_the_conversation_is_recorded_dual() {
+    let wh = WebhookServer::start();
+    wh.route("/dialed", Reply::twiml("<Response><Hangup/></Response>"));
+    wh.route("/rec", Reply::empty());
+    let mut d = Daemon::prepare(
+        &[],
+        App::Twiml(format!(
+            r#"<Response><Dial action="{}" record="record-from-answer-dual" recordingStatusCallback="{}" timeout="20"><Client>bob</Client></Dial></Response>"#,
+            wh.url("/dialed"),
+            wh.url("/rec")
+        )),
+    );
+    d.append_config(&format!(
+        "\n[[user]]\nusername = \"bob\"\npassword = \"{BOB_PASSWORD}\"\n"
+    ));
+    d.launch();
+    // Bob's phone: its answering side listens, then it registers that contact.
+    let (uas, uas_dir) = agent("uas_agent.xml", &d);
+    let uas_port = uas.sip_port;
+    let phone = uas.spawn(&uas_dir);
+    let reg_dir = TempDir::new("register-bob");
+    Sipp::new("uac_register_contact.xml", d.sip_addr())
+        .arg("-s")
+        .arg("bob")
+        .arg("-au")
+        .arg("bob")
+        .arg("-ap")
+        .arg(BOB_PASSWORD)
+        .arg("-key")
+        .arg("contact_port")
+        .arg(&uas_port.to_string())
+        .run(&reg_dir, Duration::from_secs(20))
+        .assert_success();
+
+    let caller_wav = data("speech_8k_ulaw.wav");
+    let heard = d.tmp.join("heard.wav");
+    HarkCall::new(&d.uri("support"))
+        .play(&caller_wav)
+        .hangup_after(7.0)
+        .save_received(&heard)
+        .run(&d.tmp, Duration::from_secs(30))
+        .assert_success();
+    let phone_out = phone.wait(Duration::from_secs(20));
+    assert!(
+        phone_out.success(),
+        "the phone's SIPp: {}",
+        phone_out.stderr
+    );
+
+    let action = wh.wait_for("/dialed", 1, Duration::from_secs(10))[0].clone();
+    assert_eq!(action.param("DialCallStatus"), "completed");
+    assert_eq!(action.param("DialBridged"), "true");
+    assert!(is_sid(action.param("DialCallSid"), "CA"));
+    assert_ne!(action.param("DialCallSid"), action.param("CallSid"));
+    let bridged: u32 = action.param("DialCallDuration").parse().expect("duration");
+    assert!((5..=7).contains(&bridged), "bridged {bridged} s");
+
+    let status = wh.wait_for("/rec", 1, Duration::from_secs(10))[0].clone();
+    assert_eq!(status.param("RecordingChannels"), "2");
+    assert_eq!(status.param("RecordingSource"), "DialVerb");
+    assert_eq!(status.param("RecordingStatus"), "completed");
+    let sid = status.param("RecordingSid");
+    assert_eq!(action.param("RecordingSid"), sid);
+
+    let (caller, callee) = read_dual(&d.recording_path(sid));
+    let secs_recorded = caller.len() as f64 / 8000.0;
+    assert!(
+        (5.0..=7.5).contains(&secs_recorded),
+        "recorded {secs_recorded} s"
+    );
+    let caller_sent = decode_all(&read_ulaw_wav(&caller_wav));
+    let agent_sent = agent_samples();
+    assert_holds("channel 1 (the caller)", &caller, &caller_sent);
+    let agent_end = assert_holds("channel 2 (the agent)", &callee, &agent_sent);
+    assert!(
+        agent_end > agent_sent.len() - 8000,
+        "the agent's sentence is there to its last second (ends at {agent_end})"
+    );
+    // Neither sentence leaks into the other channel.
+    assert!(find_segment(&callee[8000..16000], &caller_sent).is_err());
+
+    // The caller heard the agent through the bridge: one second of the agent's sentence,
+    // sample for sample (G.711 to PCM and back is exact).
+    let heard = read_wav_any(&heard);
+    let (a, _) = speech_span(&callee, -40.0).expect("agent speech");
+    find_segment(&callee[a + 8000..a + 16000], &heard)
+        .unwrap_or_else(|e| panic!("the caller did not hear the agent: {e}"));
+    wh.assert_signatures_ok();
+    d.assert_alive();
+}
+
+#[test]
+fn a_sip_uri_that_hangs_up_returns_the_caller_to_the_next_verb_mixed_recording() {
+    let wh = WebhookServer::start();
+    wh.route("/rec", Reply::empty());
+    wh.route("/after", Reply::empty());
+    let (uas, uas_dir) = {
+        let dir = TempDir::new("agent-hangs-up");
+        (
+            Sipp::new("uas_agent_hangs_up.xml", "127.0.0.1:9".parse().unwrap()),
+            dir,
+        )
+    };
+    let target = format!("sip:agent@127.0.0.1:{}", uas.sip_port);
+    let mut d = Daemon::start(
+        &[],
+        App::Twiml(format!(
+            r#"<Response><Dial record="record-from-answer" recordingStatusCallback="{}"><Sip>{target}</Sip></Dial><Redirect>{}</Redirect></Response>"#,
+            wh.url("/rec"),
+            wh.url("/after"),
+        )),
+    );
+    let phone = uas.spawn(&uas_dir);
+    let caller_wav = data("speech_8k_ulaw.wav");
+    HarkCall::new(&d.uri("support"))
+        .play(&caller_wav)
+        .hangup_after(15.0)
+        .run(&d.tmp, Duration::from_secs(30))
+        .assert_success();
+    let phone_out = phone.wait(Duration::from_secs(20));
+    assert!(
+        phone_out.success(),
+        "the phone's SIPp: {}",
+        phone_out.stderr
+    );
+    // The agent's BYE ended only the bridge: the caller went on to the next verb.
+    let after = wh.wait_for("/after", 1, Duration::from_secs(10))[0].clone();
+    assert_eq!(after.param("CallStatus"), "in-progress");
+    let status = wh.wait_for("/rec", 1, Duration::from_secs(10))[0].clone();
+    assert_eq!(status.param("RecordingChannels"), "1");
+    let secs: u32 = status.param("RecordingDuration").parse().expect("duration");
+    assert!((6..=8).contains(&secs), "7 s bridge recorded as {secs} s");
+    let mixed = read_recording(&d.recording_path(status.param("RecordingSid")));
+    // Both voices are in the one channel: the mix is loud where either speaks.
+    assert!(rms(&mixed) > 300.0, "mixed recording level {}", rms(&mixed));
+    d.assert_alive();
+}
+
+#[test]
+fn busy_and_no_answer_reach_the_action() {
+    for (scenario, want, timeout) in [
+        ("uas_busy.xml", "busy", 10),
+        ("uas_ring_noanswer.xml", "no-answer", 5),
+    ] {
+        let wh = WebhookServer::start();
+        wh.route("/dialed", Reply::twiml("<Response><Hangup/></Response>"));
+        let dir = TempDir::new(scenario);
+        let uas = Sipp::new(scenario, "127.0.0.1:9".parse().unwrap());
+        let target = format!("sip:agent@127.0.0.1:{}", uas.sip_port);
+        let mut d = Daemon::start(
+            &[],
+            App::Twiml(format!(
+                r#"<Response><Dial action="{}" timeout="{timeout}"><Sip>{target}</Sip></Dial></Response>"#,
+                wh.url("/dialed"),
+            )),
+        );
+        let phone = uas.spawn(&dir);
+        let started = std::time::Instant::now();
+        HarkCall::new(&d.uri("support"))
+            .play(&data("speech_8k_ulaw.wav"))
+            .hangup_after(20.0)
+            .run(&d.tmp, Duration::from_secs(30))
+            .assert_success();
+        let action = wh.wait_for("/dialed", 1, Duration::from_secs(5))[0].clone();
+        assert_eq!(action.param("DialCallStatus"), want, "{scenario}");
+        assert_eq!(action.param("DialBridged"), "false");
+        if want == "no-answer" {
+            let waited = action.at.duration_since(started);
+            assert!(
+                waited >= Duration::from_secs(5) && waited < Duration::from_secs(8),
+                "no-answer after the 5 s timeout, not {waited:?}"
+            );
+        }
+        // The phone's scenario only passes if it got the ACK (busy) or the CANCEL (no answer).
+        let out = phone.wait(Duration::from_secs(15));
+        assert!(out.success(), "{scenario}: {}", out.stderr);
+        d.assert_alive();
+    }
+}
+
+/// Two nouns ring at once: the phone that answers takes the call, the one still ringing gets
+/// CANCEL; `<Number>` goes through the `[[trunk]]` with its dial prefix.
+#[test]
+fn simultaneous_ring_first_answer_wins_and_numbers_go_through_the_trunk() {
+    let wh = WebhookServer::start();
+    wh.route("/dialed", Reply::twiml("<Response><Hangup/></Response>"));
+    let ring_dir = TempDir::new("ringing");
+    let ringing = Sipp::new("uas_ring_noanswer.xml", "127.0.0.1:9".parse().unwrap());
+    let ring_target = format!("sip:desk@127.0.0.1:{}", ringing.sip_port);
+    let trunk_dir = TempDir::new("trunk");
+    let trunk = Sipp::new("uas_agent.xml", "127.0.0.1:9".parse().unwrap());
+    let mut d = Daemon::prepare(
+        &[],
+        App::Twiml(format!(
+            r#"<Response><Dial action="{}" timeout="15"><Sip>{ring_target}</Sip><Number>+15550123</Number></Dial></Response>"#,
+            wh.url("/dialed"),
+        )),
+    );
+    d.append_config(&format!(
+        "\n[[trunk]]\nname = \"pstn\"\naddress = \"127.0.0.1:{}\"\nprefixes = [\"+1\"]\nstrip_plus = true\ndial_prefix = \"9\"\n",
+        trunk.sip_port
+    ));
+    d.launch();
+    let ringing = ringing.spawn(&ring_dir);
+    let trunk = trunk.spawn(&trunk_dir);
+    HarkCall::new(&d.uri("support"))
+        .play(&data("speech_8k_ulaw.wav"))
+        .hangup_after(4.0)
+        .run(&d.tmp, Duration::from_secs(30))
+        .assert_success();
+    let action = wh.wait_for("/dialed", 1, Duration::from_secs(10))[0].clone();
+    assert_eq!(action.param("DialCallStatus"), "completed");
+    assert_eq!(action.param("DialBridged"), "true");
+    let out = ringing.wait(Duration::from_secs(15));
+    assert!(
+        out.success(),
+        "the ringing phone got CANCEL: {}",
+        out.stderr
+    );
+    let out = trunk.wait(Duration::from_secs(15));
+    assert!(out.success(), "the trunk: {}", out.stderr);
+    let msgs = sipp_messages(&trunk_dir, "uas_agent.xml");
+    assert!(
+        msgs.contains("INVITE sip:915550123@127.0.0.1:"),
+        "the trunk's Request-URI: {msgs}"
+    );
+    d.assert_alive();
+}
