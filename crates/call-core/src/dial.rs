@@ -6,27 +6,36 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use control::{CallInfo, CallStatus, HttpMethod};
 use control::{DialResult, DialVerb};
 use media_engine::MediaItem;
 use record_engine::wav::WavStorage;
 use store::{
-    CallSid, RecordingRecord, RecordingSid, RecordingSource, RecordingStatus, StatusCallbackSpec,
+    CallRecord, CallSid, Direction, RecordingRecord, RecordingSid, RecordingSource,
+    RecordingStatus, StatusCallbackSpec,
 };
 
 use crate::call::{Activity, Call};
 use crate::conversation::{ConversationAudio, Layout};
 use crate::leg::{Leg, LegId, LegState, MediaKind};
-use crate::params::status_params;
+use crate::params::{new_call_row, progress_params, status_params, ProgressEvent};
 use crate::{
     DialRequest, FetchResult, IoId, MediaCommand, MediaInput, Output, Persist, PlaybackId,
     RecordingIo, SipCommand, SipInput,
 };
 
-/// One noun's leg.
+/// One noun's leg: a child call of its own (`outbound-dial`, `ParentCallSid`).
 struct Dialled {
     leg: LegId,
     call_sid: CallSid,
     outcome: Outcome,
+    info: CallInfo,
+    row: CallRecord,
+    /// The noun's `statusCallback`, its method and events.
+    callback: Option<(String, HttpMethod, Vec<String>)>,
+    sequence: u32,
+    answered_at: Option<Instant>,
+    finished: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +118,41 @@ impl<S: WavStorage> Call<S> {
             ));
             let call_sid = CallSid::from_bits((self.sids)());
             tracing::info!(leg = leg.0, child = %call_sid, target = ?noun.target, "dialling");
+            let info = CallInfo {
+                call_sid: call_sid.clone(),
+                account_sid: self.info.account_sid.clone(),
+                from: from.clone(),
+                to: target_text(&noun.target),
+                forwarded_from: None,
+                caller_name: None,
+                client: None,
+                direction: Direction::OutboundDial,
+            };
+            let mut row = new_call_row(&info, self.unix_ms(now));
+            row.parent_call_sid = Some(self.info.call_sid.clone());
+            self.push(Output::Persist(Persist::InsertCall {
+                row: row.clone(),
+                request_id: None,
+            }));
+            let mut child = Dialled {
+                leg,
+                call_sid: call_sid.clone(),
+                outcome: Outcome::Ringing,
+                info,
+                row,
+                callback: noun.status_callback.clone().map(|url| {
+                    (
+                        url,
+                        noun.status_callback_method,
+                        noun.status_callback_events.clone(),
+                    )
+                }),
+                sequence: 0,
+                answered_at: None,
+                finished: false,
+            };
+            self.child_progress(&mut child, ProgressEvent::Initiated, now, None);
+            self.child_progress(&mut child, ProgressEvent::Ringing, now, None);
             self.push(Output::Sip {
                 leg,
                 command: SipCommand::Dial(DialRequest {
@@ -118,11 +162,7 @@ impl<S: WavStorage> Call<S> {
                     timeout,
                 }),
             });
-            dialled.push(Dialled {
-                leg,
-                call_sid,
-                outcome: Outcome::Ringing,
-            });
+            dialled.push(child);
         }
         let mut dial = Dial {
             verb,
@@ -282,7 +322,7 @@ impl<S: WavStorage> Call<S> {
         match d.phase {
             Phase::Ringing { .. } => {
                 if self.gone() {
-                    self.cancel_ringing(&mut d, None);
+                    self.cancel_ringing(&mut d, None, CallStatus::Canceled, now);
                     let hung_up = self.caller().hung_up();
                     let result = self.dial_result(&d, "canceled", hung_up, now);
                     return (self.close_dial(d, result, now), true);
@@ -301,21 +341,28 @@ impl<S: WavStorage> Call<S> {
                             if winner.is_none() {
                                 d.dialled[i].outcome = Outcome::Answered;
                                 winner = Some(d.dialled[i].leg);
+                                self.child_answered(&mut d.dialled[i], now);
                             } else {
                                 // Answered in the same instant as the winner: too late.
                                 d.dialled[i].outcome = Outcome::Canceled;
                                 self.leg_sip(d.dialled[i].leg, SipCommand::Hangup);
+                                self.child_finished(&mut d.dialled[i], CallStatus::Canceled, now);
                             }
                         }
                         LegState::Rejected { status } => {
-                            d.dialled[i].outcome = Outcome::Refused(status)
+                            d.dialled[i].outcome = Outcome::Refused(status);
+                            let status = refused_status(status);
+                            self.child_finished(&mut d.dialled[i], status, now);
                         }
-                        LegState::Gone { .. } => d.dialled[i].outcome = Outcome::Refused(480),
+                        LegState::Gone { .. } => {
+                            d.dialled[i].outcome = Outcome::Refused(480);
+                            self.child_finished(&mut d.dialled[i], CallStatus::NoAnswer, now);
+                        }
                         LegState::Ringing => {}
                     }
                 }
                 if let Some(leg) = winner {
-                    self.cancel_ringing(&mut d, Some(leg));
+                    self.cancel_ringing(&mut d, Some(leg), CallStatus::Canceled, now);
                     self.bridge(&mut d, leg, now);
                     return (Activity::Dial(d), true);
                 }
@@ -378,7 +425,7 @@ impl<S: WavStorage> Call<S> {
         match d.phase {
             Phase::Ringing { deadline } if now >= deadline => {
                 tracing::info!("no answer within the dial timeout");
-                self.cancel_ringing(&mut d, None);
+                self.cancel_ringing(&mut d, None, CallStatus::NoAnswer, now);
                 for x in &mut d.dialled {
                     if x.outcome == Outcome::Canceled {
                         x.outcome = Outcome::Refused(408);
@@ -484,7 +531,14 @@ impl<S: WavStorage> Call<S> {
         }
     }
 
-    fn cancel_ringing(&mut self, d: &mut Dial<S>, except: Option<LegId>) {
+    /// Stops every noun still ringing but `except`; their child calls end as `status`.
+    fn cancel_ringing(
+        &mut self,
+        d: &mut Dial<S>,
+        except: Option<LegId>,
+        status: CallStatus,
+        now: Instant,
+    ) {
         for i in 0..d.dialled.len() {
             let x = &d.dialled[i];
             if x.outcome != Outcome::Ringing || Some(x.leg) == except {
@@ -492,6 +546,7 @@ impl<S: WavStorage> Call<S> {
             }
             let leg = x.leg;
             d.dialled[i].outcome = Outcome::Canceled;
+            self.child_finished(&mut d.dialled[i], status, now);
             // A leg that answered in the meantime gets a BYE; a ringing one a CANCEL.
             let answered = self.leg_index(leg).is_some_and(|l| self.legs[l].answered());
             let command = if answered {
@@ -553,9 +608,71 @@ impl<S: WavStorage> Call<S> {
                 command: MediaCommand::Unbridge,
             });
         }
+        for i in 0..d.dialled.len() {
+            let status = match d.dialled[i].outcome {
+                Outcome::Answered => CallStatus::Completed,
+                Outcome::Refused(s) => refused_status(s),
+                Outcome::Ringing | Outcome::Canceled => CallStatus::Canceled,
+            };
+            self.child_finished(&mut d.dialled[i], status, now);
+        }
         d.phase = Phase::Closing { result };
         self.close_recording(&mut d, now);
         Activity::Dial(d)
+    }
+
+    // ---- child calls ----
+
+    fn child_progress(
+        &mut self,
+        x: &mut Dialled,
+        event: ProgressEvent,
+        now: Instant,
+        duration: Option<u64>,
+    ) {
+        let Some((url, method, events)) = &x.callback else {
+            return;
+        };
+        if !events.iter().any(|e| e == event.as_str()) {
+            return;
+        }
+        let mut params = progress_params(&x.info, event, x.sequence, self.unix_ms(now), duration);
+        params.push(("ParentCallSid".into(), self.info.call_sid.to_string()));
+        x.sequence += 1;
+        let (url, method) = (url.clone(), *method);
+        self.push(Output::Callback {
+            group: x.call_sid.to_string(),
+            url,
+            method,
+            params,
+        });
+    }
+
+    fn child_answered(&mut self, x: &mut Dialled, now: Instant) {
+        let ms = self.unix_ms(now);
+        x.answered_at = Some(now);
+        x.row.status = CallStatus::InProgress;
+        x.row.start_time_ms = Some(ms);
+        x.row.date_updated_ms = ms;
+        self.push(Output::Persist(Persist::UpdateCall(x.row.clone())));
+        self.child_progress(x, ProgressEvent::Answered, now, None);
+    }
+
+    fn child_finished(&mut self, x: &mut Dialled, status: CallStatus, now: Instant) {
+        if x.finished {
+            return;
+        }
+        x.finished = true;
+        let ms = self.unix_ms(now);
+        let duration = x
+            .answered_at
+            .map(|at| now.saturating_duration_since(at).as_secs());
+        x.row.status = status;
+        x.row.date_updated_ms = ms;
+        x.row.end_time_ms = Some(ms);
+        x.row.duration_secs = Some(duration.unwrap_or(0) as u32);
+        self.push(Output::Persist(Persist::UpdateCall(x.row.clone())));
+        self.child_progress(x, ProgressEvent::Completed(status), now, duration);
     }
 
     fn start_conversation_recording(&mut self, d: &mut Dial<S>, now: Instant) {
@@ -743,6 +860,24 @@ fn unanswered_status<S: WavStorage>(d: &Dial<S>) -> &'static str {
         "no-answer"
     } else {
         "failed"
+    }
+}
+
+/// A dialled party's final answer as its child call's status.
+fn refused_status(status: u16) -> CallStatus {
+    match status {
+        486 | 600 | 603 => CallStatus::Busy,
+        408 | 480 | 487 => CallStatus::NoAnswer,
+        _ => CallStatus::Failed,
+    }
+}
+
+/// The child call's `To`: the number, the SIP URI, or `client:identity`.
+fn target_text(target: &control::DialTarget) -> String {
+    match target {
+        control::DialTarget::Sip { uri, .. } => uri.clone(),
+        control::DialTarget::Client { identity, .. } => format!("client:{identity}"),
+        control::DialTarget::Number { number, .. } => number.clone(),
     }
 }
 

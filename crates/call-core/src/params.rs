@@ -124,6 +124,7 @@ pub fn new_call_row(info: &CallInfo, unix_ms: i64) -> CallRecord {
         start_time_ms: None,
         end_time_ms: None,
         duration_secs: None,
+        parent_call_sid: None,
     }
 }
 

@@ -1343,6 +1343,28 @@ fn dial_bridges_records_dual_and_reports_the_outcome() {
     );
     let row = sim.find("UpdateRecording");
     assert!(row.last().unwrap().1.contains("DialVerb"));
+    // The dialled leg is a child call: its own row, with the parent's sid, ended completed.
+    // (The simulation's SID source starts at 1, as the caller's own sid: rows are told apart
+    // by their direction.)
+    let rows = sim.find("OutboundDial");
+    assert!(rows[0].1.starts_with("Persist(InsertCall"), "{rows:?}");
+    assert!(
+        rows[0].1.contains("OutboundDial")
+            && rows[0]
+                .1
+                .contains("parent_call_sid: Some(CallSid(\"CA00000000000000000000000000000001\"))"),
+        "{rows:?}"
+    );
+    let last = rows
+        .iter()
+        .rev()
+        .find(|(_, l)| l.contains("UpdateCall"))
+        .unwrap();
+    assert_eq!(last.0, 4000);
+    assert!(
+        last.1.contains("status: Completed") && last.1.contains("duration_secs: Some(3)"),
+        "{last:?}"
+    );
 }
 
 /// Nobody answers within `timeout`: the leg is canceled and the action says no-answer; a busy

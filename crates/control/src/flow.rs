@@ -671,6 +671,8 @@ impl CallFlow {
         );
         for noun in &mut dial.nouns {
             noun.url = self.resolve_optional("Dial", "url", noun.url.take());
+            noun.status_callback =
+                self.resolve_optional("Dial", "statusCallback", noun.status_callback.take());
         }
         dial
     }

@@ -4,6 +4,8 @@
 //! sample for sample, and the caller must hear the agent through the bridge.
 
 mod common;
+mod twilio_app;
+mod twilio_client;
 
 use common::procs::sipp_messages;
 use common::*;
@@ -64,12 +66,14 @@ fn a_registered_phone_is_dialled_as_client_and_the_conversation_is_recorded_dual
     let wh = WebhookServer::start();
     wh.route("/dialed", Reply::twiml("<Response><Hangup/></Response>"));
     wh.route("/rec", Reply::empty());
+    wh.route("/child", Reply::empty());
     let mut d = Daemon::prepare(
         &[],
         App::Twiml(format!(
-            r#"<Response><Dial action="{}" record="record-from-answer-dual" recordingStatusCallback="{}" timeout="20"><Client>bob</Client></Dial></Response>"#,
+            r#"<Response><Dial action="{}" record="record-from-answer-dual" recordingStatusCallback="{}" timeout="20"><Client statusCallback="{}" statusCallbackEvent="initiated ringing answered completed">bob</Client></Dial></Response>"#,
             wh.url("/dialed"),
-            wh.url("/rec")
+            wh.url("/rec"),
+            wh.url("/child"),
         )),
     );
     d.append_config(&format!(
@@ -147,6 +151,45 @@ fn a_registered_phone_is_dialled_as_client_and_the_conversation_is_recorded_dual
     let (a, _) = speech_span(&callee, -40.0).expect("agent speech");
     find_segment(&callee[a + 8000..a + 16000], &heard)
         .unwrap_or_else(|e| panic!("the caller did not hear the agent: {e}"));
+    // The dialled leg is a child call: its progress went to the noun's statusCallback, and
+    // the official helper library lists it under the parent.
+    let child = action.param("DialCallSid");
+    let progress = wh.wait_for("/child", 4, Duration::from_secs(5));
+    let statuses: Vec<&str> = progress.iter().map(|r| r.param("CallStatus")).collect();
+    assert_eq!(
+        statuses,
+        ["initiated", "ringing", "in-progress", "completed"]
+    );
+    for r in &progress {
+        assert_eq!(r.param("CallSid"), child);
+        assert_eq!(r.param("ParentCallSid"), action.param("CallSid"));
+        assert_eq!(r.param("Direction"), "outbound-dial");
+        assert_eq!(r.param("To"), "client:bob");
+    }
+    let args: Vec<String> = [
+        "--base-url",
+        &d.public_url(),
+        "--account-sid",
+        ACCOUNT_SID,
+        "--auth-token",
+        AUTH_TOKEN,
+        "--parent",
+        action.param("CallSid"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let run = twilio_client::run_script("child_calls.py", &args, &d.tmp, Duration::from_secs(60));
+    run.assert_success();
+    let report: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("report");
+    let children = report["children"].as_array().expect("children");
+    assert_eq!(children.len(), 1, "{report}");
+    assert_eq!(children[0]["sid"], child);
+    assert_eq!(children[0]["parent_call_sid"], action.param("CallSid"));
+    assert_eq!(children[0]["direction"], "outbound-dial");
+    assert_eq!(children[0]["status"], "completed");
+    assert_eq!(children[0]["to"], "client:bob");
+    assert!(report["parent"]["parent_call_sid"].is_null());
     wh.assert_signatures_ok();
     d.assert_alive();
 }

@@ -44,6 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         start_time_ms: Some(t0),
         end_time_ms: Some(t0 + 60_000),
         duration_secs: Some(60),
+        parent_call_sid: None,
     })?;
     for i in 1..=3i64 {
         let sid = RecordingSid::from_bits(i as u128);

@@ -48,6 +48,8 @@ pub struct ListQuery {
     /// The filters name nothing that can exist, so the list is empty: `ConferenceSid` (Hark
     /// has no conferences) or a `CallSid` that is not a CallSid.
     pub matches_nothing: bool,
+    /// `Calls.json?ParentCallSid=`: the child calls a call's `<Dial>` placed.
+    pub parent_call_sid: Option<CallSid>,
     /// From a keyset `PageToken`: list the items after `(date_created_ms, sid)`.
     pub after: Option<(i64, String)>,
     /// The `PageToken` as received, repeated in `uri`.
@@ -64,6 +66,7 @@ impl ListQuery {
             page: 0,
             filter: RecordingFilter::default(),
             matches_nothing: false,
+            parent_call_sid: None,
             after: None,
             token: None,
             kept: String::new(),
@@ -110,6 +113,14 @@ impl ListQuery {
                 "CallSid" if kind == ListKind::Recordings => {
                     // The last one counts, as for every parameter.
                     call_sid = Some(value.parse().ok());
+                    q.keep(&key, value);
+                }
+                "ParentCallSid" if kind == ListKind::Calls => {
+                    match value.parse() {
+                        Ok(sid) => q.parent_call_sid = Some(sid),
+                        // Like an unknown call, a malformed one lists nothing.
+                        Err(_) => q.matches_nothing = true,
+                    }
                     q.keep(&key, value);
                 }
                 "ConferenceSid" if recordings => {

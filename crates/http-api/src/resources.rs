@@ -128,7 +128,7 @@ pub fn call_json(c: &CallRecord) -> Value {
         "subresource_uris": {
             "recordings": format!("{base}/Recordings.json"),
         },
-        "parent_call_sid": null,
+        "parent_call_sid": c.parent_call_sid,
         "phone_number_sid": null,
         "answered_by": null,
         "caller_name": null,
@@ -313,6 +313,7 @@ mod tests {
             start_time_ms: Some(T),
             end_time_ms: Some(T + 42_000),
             duration_secs: Some(42),
+            parent_call_sid: None,
         };
         let v = call_json(&c);
         assert_eq!(v["from"], "+15551230000");

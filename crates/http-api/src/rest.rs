@@ -228,7 +228,18 @@ async fn list_calls(inner: &Inner, path: &str, query: Option<&str>) -> Result<Re
     let q = ListQuery::parse(query, ListKind::Calls)?;
     let account = inner.api.account_sid.clone();
     let (size, n) = (q.page_size, q.page);
-    let page = db(inner, move |s| s.list_calls(&account, size, n)).await?;
+    let parent = q.parent_call_sid.clone();
+    let page = if q.matches_nothing {
+        store::Page {
+            items: Vec::new(),
+            has_more: false,
+        }
+    } else {
+        db(inner, move |s| {
+            s.list_calls(&account, parent.as_ref(), size, n)
+        })
+        .await?
+    };
     let next = page.has_more.then(|| q.next_token(None));
     let items = page.items.iter().map(call_json).collect();
     let body = q.envelope(path, "calls", items, next);

@@ -80,6 +80,7 @@ fn call(sid: &str, created: i64) -> CallRecord {
         start_time_ms: Some(created + 1_000),
         end_time_ms: Some(created + 43_000),
         duration_secs: Some(42),
+        parent_call_sid: None,
     }
 }
 

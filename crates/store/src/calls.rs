@@ -6,7 +6,7 @@ use crate::{into_page, query, to_u32, AccountSid, CallRecord, CallSid, Page, Sto
 
 const COLUMNS: &str =
     "sid, account_sid, from_addr, to_addr, direction, status, date_created, date_updated, \
-                       start_time, end_time, duration";
+                       start_time, end_time, duration, parent_call_sid";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CallRecord, StoreError>> {
     let duration: Option<i64> = r.get(10)?;
@@ -22,6 +22,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CallRecord, StoreError>> {
         start_time_ms: r.get(8)?,
         end_time_ms: r.get(9)?,
         duration_secs: None,
+        parent_call_sid: r.get(11)?,
     };
     Ok(
         match duration.map(|d| to_u32("calls.duration", d)).transpose() {
@@ -49,8 +50,8 @@ impl Store {
         let mut st = conn
             .prepare_cached(
                 "INSERT INTO calls (sid, account_sid, from_addr, to_addr, direction, status, date_created, \
-                 date_updated, start_time, end_time, duration, request_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 date_updated, start_time, end_time, duration, request_id, parent_call_sid) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )
             .map_err(query("insert call"))?;
         st.execute(params![
@@ -66,6 +67,7 @@ impl Store {
             call.end_time_ms,
             call.duration_secs,
             request_id,
+            call.parent_call_sid,
         ])
         .map_err(query("insert call"))?;
         Ok(())
@@ -169,22 +171,25 @@ impl Store {
     }
 
     /// Newest first; `page` is 0-based.
+    /// `parent`: only the child calls of that call (`ParentCallSid`).
     pub fn list_calls(
         &self,
         account_sid: &AccountSid,
+        parent: Option<&CallSid>,
         page_size: u32,
         page: u32,
     ) -> Result<Page<CallRecord>, StoreError> {
         let conn = self.conn();
         let sql = format!(
             "SELECT {COLUMNS} FROM calls WHERE account_sid = ?1 \
+             AND (?4 IS NULL OR parent_call_sid = ?4) \
              ORDER BY date_created DESC, sid DESC LIMIT ?2 OFFSET ?3"
         );
         let mut st = conn.prepare_cached(&sql).map_err(query("list calls"))?;
         let offset = i64::from(page) * i64::from(page_size);
         let rows = st
             .query_map(
-                params![account_sid, i64::from(page_size) + 1, offset],
+                params![account_sid, i64::from(page_size) + 1, offset, parent],
                 from_row,
             )
             .map_err(query("list calls"))?;
@@ -305,7 +310,7 @@ mod tests {
             .conn()
             .execute("UPDATE calls SET sid = 'CA1'", [])
             .unwrap();
-        let err = store.list_calls(&AC, 10, 0).unwrap_err();
+        let err = store.list_calls(&AC, None, 10, 0).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -332,17 +337,35 @@ mod tests {
         let sids = |p: &crate::Page<crate::CallRecord>| {
             p.items.iter().map(|c| c.sid.clone()).collect::<Vec<_>>()
         };
-        let p0 = store.list_calls(&AC, 2, 0).unwrap();
+        let p0 = store.list_calls(&AC, None, 2, 0).unwrap();
         assert_eq!(sids(&p0), [ca(3), ca(2)]);
         assert!(p0.has_more);
-        let p1 = store.list_calls(&AC, 2, 1).unwrap();
+        let p1 = store.list_calls(&AC, None, 2, 1).unwrap();
         assert_eq!(sids(&p1), [ca(1)]);
         assert!(!p1.has_more);
-        let p2 = store.list_calls(&AC, 2, 2).unwrap();
+        let p2 = store.list_calls(&AC, None, 2, 2).unwrap();
         assert!(p2.items.is_empty() && !p2.has_more);
-        let exact = store.list_calls(&AC, 3, 0).unwrap();
+        let exact = store.list_calls(&AC, None, 3, 0).unwrap();
         assert_eq!(exact.items.len(), 3);
         assert!(!exact.has_more, "exactly page_size rows left: no next page");
+    }
+
+    #[test]
+    fn child_calls_keep_their_parent_and_list_by_it() {
+        let (_d, store) = store();
+        store.insert_call(&call(ca(1), 1_000)).unwrap();
+        let mut child = call(ca(2), 2_000);
+        child.direction = crate::Direction::OutboundDial;
+        child.parent_call_sid = Some(ca(1));
+        store.insert_call(&child).unwrap();
+        store.insert_call(&call(ca(3), 3_000)).unwrap();
+        let got = store.get_call(&AC, &ca(2)).unwrap().unwrap();
+        assert_eq!(got.parent_call_sid, Some(ca(1)));
+        assert_eq!(got.direction, crate::Direction::OutboundDial);
+        let children = store.list_calls(&AC, Some(&ca(1)), 10, 0).unwrap();
+        assert_eq!(children.items.len(), 1);
+        assert_eq!(children.items[0].sid, ca(2));
+        assert_eq!(store.list_calls(&AC, None, 10, 0).unwrap().items.len(), 3);
     }
 }
 

@@ -82,6 +82,8 @@ pub struct CallRecord {
     pub end_time_ms: Option<i64>,
     /// Seconds from answer to end; `None` until the call ends.
     pub duration_secs: Option<u32>,
+    /// The call whose `<Dial>` placed this one (`outbound-dial`).
+    pub parent_call_sid: Option<CallSid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -414,6 +416,7 @@ pub(crate) mod testutil {
             start_time_ms: None,
             end_time_ms: None,
             duration_secs: None,
+            parent_call_sid: None,
         }
     }
 
@@ -504,7 +507,7 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert!(path.is_file());
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 4);
+        assert_eq!(SCHEMA_VERSION, 5);
         let conn = store.conn();
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -553,7 +556,7 @@ mod tests {
         );
         // Opening while another handle is live works too (WAL, busy timeout).
         let third = Store::open_in_dir(dir.path()).unwrap();
-        assert_eq!(third.list_calls(&AC, 10, 0).unwrap().items.len(), 1);
+        assert_eq!(third.list_calls(&AC, None, 10, 0).unwrap().items.len(), 1);
     }
 
     #[test]
@@ -712,7 +715,7 @@ mod tests {
         assert!(joined.is_err());
         assert!(store.conn.is_poisoned());
         store.insert_call(&call(ca(1), 1)).unwrap();
-        assert_eq!(store.list_calls(&AC, 10, 0).unwrap().items.len(), 1);
+        assert_eq!(store.list_calls(&AC, None, 10, 0).unwrap().items.len(), 1);
     }
 
     #[test]

@@ -146,7 +146,13 @@ const V4: &str = "
 ALTER TABLE recordings ADD COLUMN sample_rate INTEGER NOT NULL DEFAULT 8000;
 ";
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+/// Issue 13: a `<Dial>`'s legs are child calls of the call that dialled them.
+const V5: &str = "
+ALTER TABLE calls ADD COLUMN parent_call_sid TEXT;
+CREATE INDEX calls_by_parent ON calls(parent_call_sid) WHERE parent_call_sid IS NOT NULL;
+";
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -235,7 +241,7 @@ mod tests {
         let path = Store::path_in_dir(dir.path());
         v1_database(&path);
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 4);
+        assert_eq!(store.schema_version().unwrap(), crate::SCHEMA_VERSION);
 
         let mut want_call = call(ca(1), 1_000);
         want_call.status = crate::CallStatus::Completed;
@@ -284,7 +290,7 @@ mod tests {
         drop(store);
         // Reopening runs no migration again (v2 would fail on the existing columns).
         let again = Store::open(&path).unwrap();
-        assert_eq!(again.schema_version().unwrap(), 4);
+        assert_eq!(again.schema_version().unwrap(), crate::SCHEMA_VERSION);
         assert_eq!(again.utterances(&tr(1)).unwrap().len(), 1);
     }
 

@@ -70,6 +70,11 @@ pub struct DialNoun {
     /// As written (relative or absolute); resolved by the flow.
     pub url: Option<String>,
     pub method: HttpMethod,
+    /// The dialled leg's call progress (`statusCallback`, `statusCallbackMethod`).
+    pub status_callback: Option<String>,
+    pub status_callback_method: HttpMethod,
+    /// `statusCallbackEvent`: of `initiated`, `ringing`, `answered`, `completed` (the default).
+    pub status_callback_events: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +145,9 @@ pub(super) fn parse_dial(
             },
             url: None,
             method: HttpMethod::Post,
+            status_callback: None,
+            status_callback_method: HttpMethod::Post,
+            status_callback_events: vec!["completed".into()],
         });
     }
     for child in element.children.iter().filter_map(|&i| tree.get(i)) {
@@ -360,9 +368,31 @@ fn parse_noun(
     };
     let url = a.url("url");
     let method = a.method("method");
+    let status_callback = a.url("statusCallback");
+    let status_callback_method = a.method("statusCallbackMethod");
+    let mut status_callback_events: Vec<String> = Vec::new();
+    if let Some(v) = a.get("statusCallbackEvent") {
+        for token in v
+            .split([',', ' ', '\t', '\r', '\n'])
+            .filter(|t| !t.is_empty())
+        {
+            let t = token.to_ascii_lowercase();
+            if ["initiated", "ringing", "answered", "completed"].contains(&t.as_str()) {
+                status_callback_events.push(t);
+            } else {
+                a.warn("statusCallbackEvent", token, "unknown event; ignored");
+            }
+        }
+    }
+    if status_callback_events.is_empty() {
+        status_callback_events.push("completed".into());
+    }
     Ok(DialNoun {
         target,
         url,
         method,
+        status_callback,
+        status_callback_method,
+        status_callback_events,
     })
 }

@@ -108,6 +108,7 @@ pub fn call(sid: &str, account: &str, created: i64) -> CallRecord {
         start_time_ms: Some(created + 500),
         end_time_ms: Some(created + 60_000),
         duration_secs: Some(59),
+        parent_call_sid: None,
     }
 }
 
