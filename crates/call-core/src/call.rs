@@ -150,6 +150,12 @@ pub struct Call<S: WavStorage> {
     progress_sequence: u32,
     /// Set for a call we place (REST `Calls.json`): the leg is the party we call.
     outbound: Option<Outbound>,
+    /// Recordings started over the REST API, running beside whatever the program does.
+    pub(crate) api_recordings: Vec<crate::conversation::LiveRecording<S>>,
+    /// The leg bridged to the caller by `<Dial>`, while it is.
+    pub(crate) bridged: Option<LegId>,
+    /// The call is over but REST recordings are still being closed: it finishes when they are.
+    finish_waiting: bool,
     next_id: u64,
     pub(crate) sids: SidSource,
     out: VecDeque<Output<S>>,
@@ -228,6 +234,9 @@ impl<S: WavStorage> Call<S> {
             bot: BotState::default(),
             progress_sequence: 0,
             outbound,
+            api_recordings: Vec::new(),
+            bridged: None,
+            finish_waiting: false,
             next_id: 0,
             sids,
             out: VecDeque::new(),
@@ -467,6 +476,10 @@ impl<S: WavStorage> Call<S> {
             }
         }
         match input {
+            ControlInput::StartRecording(request) => return self.start_api_recording(request, now),
+            ControlInput::ChangeRecording { sid, change } => {
+                return self.change_api_recording(sid, change, now)
+            }
             ControlInput::HangUp => {
                 tracing::info!("hang-up requested over the API");
                 self.request_stop(StopCause::ApiHangup);
@@ -482,6 +495,20 @@ impl<S: WavStorage> Call<S> {
     }
 
     pub fn handle_fetch_result(&mut self, now: Instant, id: IoId, result: FetchResult<S>) {
+        if let Some(i) = self.api_recordings.iter().position(|r| r.owns(id)) {
+            if self.state == CallState::Done {
+                return;
+            }
+            let mut rec = self.api_recordings.remove(i);
+            let close = self.finish_waiting;
+            self.live_recording_io(&mut rec, id, result, now, close);
+            self.api_recordings.insert(i, rec);
+            if self.finish_waiting && !self.api_recordings_open() {
+                self.finish_waiting = false;
+                self.finish(now);
+            }
+            return self.run(now);
+        }
         if self.state != CallState::Running {
             return;
         }
@@ -691,6 +718,9 @@ impl<S: WavStorage> Call<S> {
     }
 
     fn step(&mut self, now: Instant) -> bool {
+        if self.finish_waiting {
+            return false;
+        }
         match self.state {
             CallState::Setup | CallState::Done => false,
             CallState::Ending { .. } => {
@@ -1064,6 +1094,10 @@ impl<S: WavStorage> Call<S> {
         self.row.date_updated_ms = ms;
         self.push(Output::Persist(Persist::UpdateCall(self.row.clone())));
         self.progress(ProgressEvent::Answered, now, None);
+        if !self.config.app.bot {
+            // A bot's call is established when the bot takes it (`bot_started`).
+            self.push(Output::Live(LiveUpdate::Established));
+        }
     }
 
     pub(crate) fn reject(&mut self, status: u16) {
@@ -1096,6 +1130,7 @@ impl<S: WavStorage> Call<S> {
             return self.finish(now);
         }
         self.release_dialled();
+        self.close_api_recordings(now);
         // From here on the API treats the call as ended: an update now is refused, not
         // accepted and dropped.
         self.push(Output::Live(LiveUpdate::Terminated));
@@ -1108,6 +1143,14 @@ impl<S: WavStorage> Call<S> {
 
     /// The call is over: the API, the bot, the row and the final progress event learn it.
     fn finish(&mut self, now: Instant) {
+        if self.api_recordings_open() {
+            // Their files are closed first; the call finishes when they are.
+            self.close_api_recordings(now);
+            if self.api_recordings_open() {
+                self.finish_waiting = true;
+                return;
+            }
+        }
         self.activity = Activity::Idle;
         self.release_dialled();
         if !matches!(self.state, CallState::Ending { .. }) {
@@ -1152,6 +1195,9 @@ impl<S: WavStorage> Call<S> {
         if let MediaItem::Dtmf(event) = &item {
             tracing::debug!(digit = %event.digit, position = event.position, source = ?event.source, "DTMF");
             self.bot_tone(event.digit);
+        }
+        if let (MediaItem::Audio(frame), false) = (&item, self.api_recordings.is_empty()) {
+            self.api_recording_audio(leg, frame);
         }
         let activity = std::mem::replace(&mut self.activity, Activity::Idle);
         self.activity = match activity {

@@ -12,6 +12,14 @@ use std::time::Instant;
 use media_engine::{AudioFrame, SAMPLE_RATE};
 use record_engine::wav::WavStorage;
 use record_engine::WavWriter;
+use store::{RecordingRecord, RecordingSid, RecordingSource, RecordingStatus, StatusCallbackSpec};
+
+use control::recording_control::{LiveRecordingRequest, RecordingChange};
+use control::twiml::RecordingTrack;
+
+use crate::call::Call;
+use crate::params::status_params;
+use crate::{FetchResult, IoId, Output, Persist, RecordingIo};
 
 /// How far one slot may run ahead of the other before the other is filled with silence.
 pub(crate) const MAX_SKEW: usize = SAMPLE_RATE as usize;
@@ -42,8 +50,19 @@ impl Layout {
     }
 }
 
+/// A pause of the recording (REST `Status=paused`) on the file's clock, in samples.
+#[derive(Debug, Clone, Copy)]
+struct Pause {
+    from: i64,
+    /// `None` while paused.
+    to: Option<i64>,
+    /// The paused time is kept as silence; else it is left out of the file.
+    silence: bool,
+}
+
 pub(crate) struct ConversationAudio<S: WavStorage> {
     layout: Layout,
+    pauses: Vec<Pause>,
     /// Frame 0 of the file is this instant.
     start: Instant,
     pending: [VecDeque<i16>; 2],
@@ -62,6 +81,7 @@ impl<S: WavStorage> ConversationAudio<S> {
     pub fn new(layout: Layout, start: Instant) -> Self {
         Self {
             layout,
+            pauses: Vec::new(),
             start,
             pending: [VecDeque::new(), VecDeque::new()],
             written: 0,
@@ -71,6 +91,53 @@ impl<S: WavStorage> ConversationAudio<S> {
             io_error: None,
             scratch: Vec::new(),
         }
+    }
+
+    /// The file's clock (samples since its start) at `at`.
+    fn clock(&self, at: Instant) -> i64 {
+        samples_between(self.start, at) as i64
+    }
+
+    pub fn pause(&mut self, at: Instant, silence: bool) {
+        if self.pauses.last().is_some_and(|p| p.to.is_none()) {
+            return;
+        }
+        let from = self.clock(at);
+        self.pauses.push(Pause {
+            from,
+            to: None,
+            silence,
+        });
+    }
+
+    pub fn resume(&mut self, at: Instant) {
+        let now = self.clock(at);
+        if let Some(p) = self.pauses.last_mut().filter(|p| p.to.is_none()) {
+            p.to = Some(now.max(p.from));
+        }
+    }
+
+    pub fn paused(&self) -> bool {
+        self.pauses.last().is_some_and(|p| p.to.is_none())
+    }
+
+    /// Where the sample at file-clock `p` goes: its position once skipped pauses are taken
+    /// out, and whether it is muted; `None` when a skipped pause drops it.
+    fn map(&self, p: i64) -> Option<(i64, bool)> {
+        let mut shift = 0;
+        for pause in &self.pauses {
+            if p < pause.from {
+                break;
+            }
+            let end = pause.to.unwrap_or(i64::MAX);
+            if p < end {
+                return pause.silence.then_some((p - shift, true));
+            }
+            if !pause.silence {
+                shift += end - pause.from;
+            }
+        }
+        Some((p - shift, false))
     }
 
     pub fn opened(&mut self, writer: WavWriter<S>) {
@@ -102,6 +169,22 @@ impl<S: WavStorage> ConversationAudio<S> {
         };
         // `len` counts timeline (8 kHz) samples; a wideband frame carries two per sample.
         let len = frame.len as usize;
+        if self.pauses.is_empty() {
+            self.place(slot, at, len, sample);
+        } else {
+            // Sample by sample through the pauses (rare: only after a REST pause).
+            for i in 0..len {
+                if let Some((p, mute)) = self.map(at + i as i64) {
+                    let v = if mute { 0 } else { sample(i) };
+                    self.place(slot, p, 1, |_| v);
+                }
+            }
+        }
+        self.flush(false);
+    }
+
+    /// `len` samples (`sample(i)`) of `slot` from file position `at`.
+    fn place(&mut self, slot: usize, at: i64, len: usize, sample: impl Fn(usize) -> i16) {
         let queue_start = self.written as i64;
         let end = queue_start + self.pending[slot].len() as i64;
         let mut i = 0usize;
@@ -127,7 +210,6 @@ impl<S: WavStorage> ConversationAudio<S> {
         for j in i..len {
             self.pending[slot].push_back(sample(j));
         }
-        self.flush(false);
     }
 
     /// Writes what both slots have; `all` fills the shorter slot with silence first (the end).
@@ -217,6 +299,319 @@ impl<S: WavStorage> ConversationAudio<S> {
             0..total
         };
         Some((writer, keep))
+    }
+}
+
+/// A recording of the conversation (a `<Dial record>`, or one started over the REST API): its
+/// row, its audio and the file's life (being created, open, being closed, closed).
+pub(crate) struct LiveRecording<S: WavStorage> {
+    pub sid: RecordingSid,
+    pub url: String,
+    pub row: RecordingRecord,
+    callback: Option<StatusCallbackSpec>,
+    pub audio: ConversationAudio<S>,
+    trim: bool,
+    opening: Option<IoId>,
+    closing: Option<IoId>,
+    /// Frames in the closed file, once closed.
+    pub closed: Option<u64>,
+    /// Stopped while its file was still being created: closed as soon as it is.
+    pub closing_wanted: bool,
+}
+
+impl<S: WavStorage> LiveRecording<S> {
+    /// Whether `id` is this recording's file being created or closed.
+    pub fn owns(&self, id: IoId) -> bool {
+        self.opening == Some(id) || self.closing == Some(id)
+    }
+
+    pub fn is_closing_or_closed(&self) -> bool {
+        self.closing.is_some() || self.closed.is_some()
+    }
+}
+
+impl<S: WavStorage> Call<S> {
+    /// Starts a recording now: its row first (crash recovery needs it), then its file.
+    pub(crate) fn open_live_recording(
+        &mut self,
+        sid: RecordingSid,
+        layout: Layout,
+        source: RecordingSource,
+        callback: Option<StatusCallbackSpec>,
+        trim: bool,
+        now: Instant,
+    ) -> LiveRecording<S> {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Recordings/{}",
+            self.config.http_public_url, self.info.account_sid, sid
+        );
+        let ms = self.unix_ms(now);
+        let row = RecordingRecord {
+            sid: sid.clone(),
+            account_sid: self.info.account_sid.clone(),
+            call_sid: self.info.call_sid.clone(),
+            status: RecordingStatus::InProgress,
+            source,
+            channels: u32::from(layout.channels()),
+            sample_rate: SAMPLE_RATE,
+            date_created_ms: ms,
+            date_updated_ms: ms,
+            start_time_ms: ms,
+            duration_secs: None,
+            error_code: None,
+            media_file: format!("{sid}.wav"),
+            transcribe: false,
+            transcribe_callback: None,
+            status_callback: callback.clone(),
+            deleted_at_ms: None,
+        };
+        self.push(Output::Persist(Persist::InsertRecording(row.clone())));
+        let io = self.next_io();
+        self.push(Output::Recording {
+            id: io,
+            io: RecordingIo::Open {
+                sid: sid.clone(),
+                sample_rate: SAMPLE_RATE,
+                channels: layout.channels(),
+            },
+        });
+        tracing::info!(recording = %sid, channels = layout.channels(), ?source, "recording the conversation");
+        LiveRecording {
+            sid,
+            url,
+            row,
+            callback,
+            audio: ConversationAudio::new(layout, now),
+            trim,
+            opening: Some(io),
+            closing: None,
+            closed: None,
+            closing_wanted: false,
+        }
+    }
+
+    /// The file was created or closed (`rec.owns(id)`).
+    pub(crate) fn live_recording_io(
+        &mut self,
+        rec: &mut LiveRecording<S>,
+        id: IoId,
+        result: FetchResult<S>,
+        now: Instant,
+        close_when_open: bool,
+    ) {
+        match result {
+            FetchResult::RecordingOpened(opened) if rec.opening == Some(id) => {
+                rec.opening = None;
+                match opened {
+                    Ok(writer) => {
+                        rec.audio.opened(writer);
+                        self.recording_callback(rec, RecordingStatus::InProgress);
+                    }
+                    Err(e) => {
+                        tracing::error!(recording = %rec.sid, error = %e, "cannot create the recording");
+                        rec.audio.io_error = Some(e);
+                    }
+                }
+                if close_when_open || rec.closing_wanted {
+                    self.close_live_recording(rec, now);
+                }
+            }
+            FetchResult::RecordingClosed(closed) if rec.closing == Some(id) => {
+                rec.closing = None;
+                let frames = match closed {
+                    Ok(frames) => frames,
+                    Err((e, repaired)) => {
+                        tracing::error!(recording = %rec.sid, error = %e, repaired, "closing the recording failed; kept what reached the disk");
+                        repaired
+                    }
+                };
+                self.live_recording_closed(rec, frames, now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends the recording: what is queued is written and the file closed (once it is open).
+    pub(crate) fn close_live_recording(&mut self, rec: &mut LiveRecording<S>, now: Instant) {
+        if rec.opening.is_some() {
+            rec.closing_wanted = true;
+            return;
+        }
+        if rec.is_closing_or_closed() {
+            return;
+        }
+        let padding = u64::from(self.config.record.trim_padding_ms) * 8;
+        match rec.audio.close(rec.trim, padding) {
+            Some((writer, keep)) => {
+                let io = self.next_io();
+                rec.closing = Some(io);
+                let sid = rec.sid.clone();
+                self.push(Output::Recording {
+                    id: io,
+                    io: RecordingIo::Close { sid, writer, keep },
+                });
+            }
+            None => self.live_recording_closed(rec, 0, now),
+        }
+    }
+
+    /// REST `Status=paused|in-progress`: the row says so.
+    pub(crate) fn set_live_recording_paused(
+        &mut self,
+        rec: &mut LiveRecording<S>,
+        paused: Option<bool>,
+        now: Instant,
+    ) {
+        match paused {
+            Some(silence) => rec.audio.pause(now, silence),
+            None => rec.audio.resume(now),
+        }
+        rec.row.status = if rec.audio.paused() {
+            RecordingStatus::Paused
+        } else {
+            RecordingStatus::InProgress
+        };
+        rec.row.date_updated_ms = self.unix_ms(now);
+        self.push(Output::Persist(Persist::UpdateRecording(rec.row.clone())));
+    }
+
+    fn live_recording_closed(&mut self, rec: &mut LiveRecording<S>, frames: u64, now: Instant) {
+        rec.closed = Some(frames);
+        let rate = u64::from(SAMPLE_RATE);
+        let secs = ((frames + rate / 2) / rate) as u32;
+        let absent = frames == 0;
+        rec.row.status = if absent {
+            RecordingStatus::Absent
+        } else {
+            RecordingStatus::Completed
+        };
+        rec.row.duration_secs = Some(secs);
+        rec.row.error_code = absent.then_some(16102);
+        rec.row.date_updated_ms = self.unix_ms(now);
+        tracing::info!(recording = %rec.sid, secs, frames, "conversation recording finished");
+        self.push(Output::Persist(Persist::UpdateRecording(rec.row.clone())));
+        let status = rec.row.status;
+        self.recording_callback(rec, status);
+    }
+
+    // ---- recordings started over the REST API ----
+
+    pub(crate) fn start_api_recording(&mut self, request: LiveRecordingRequest, now: Instant) {
+        if self.state() != crate::CallState::Running || !self.caller().answered() {
+            tracing::warn!(recording = %request.sid, "REST recording refused: the call is not in progress");
+            return;
+        }
+        let layout = Layout {
+            slots: [
+                request.track != RecordingTrack::Outbound,
+                request.track != RecordingTrack::Inbound,
+            ],
+            dual: request.dual,
+        };
+        let rec = self.open_live_recording(
+            request.sid,
+            layout,
+            RecordingSource::StartCallRecordingApi,
+            request.status_callback,
+            request.trim,
+            now,
+        );
+        self.api_recordings.push(rec);
+    }
+
+    /// Pause, resume or stop `sid` (`None`: the newest still running, a `<Dial>`'s included).
+    pub(crate) fn change_api_recording(
+        &mut self,
+        sid: Option<RecordingSid>,
+        change: RecordingChange,
+        now: Instant,
+    ) {
+        let running = |r: &LiveRecording<S>| !r.is_closing_or_closed() && !r.closing_wanted;
+        let found = self
+            .api_recordings
+            .iter()
+            .rposition(|r| sid.as_ref().map_or(running(r), |s| *s == r.sid));
+        let mut taken = match found {
+            Some(i) => Some((Some(i), self.api_recordings.remove(i))),
+            None => match &mut self.activity {
+                crate::call::Activity::Dial(d) => d
+                    .take_recording()
+                    .filter(|r| sid.as_ref().map_or(running(r), |s| *s == r.sid))
+                    .map(|r| (None, r)),
+                _ => None,
+            },
+        };
+        let Some((_, rec)) = taken.as_mut() else {
+            tracing::info!(?sid, "REST recording change for no running recording");
+            return;
+        };
+        tracing::info!(recording = %rec.sid, ?change, "recording changed over the API");
+        match change {
+            RecordingChange::Pause { silence } => {
+                self.set_live_recording_paused(rec, Some(silence), now)
+            }
+            RecordingChange::Resume => self.set_live_recording_paused(rec, None, now),
+            RecordingChange::Stop => self.close_live_recording(rec, now),
+        }
+        let Some((slot, rec)) = taken else { return };
+        match slot {
+            Some(i) => self.api_recordings.insert(i, rec),
+            None => {
+                if let crate::call::Activity::Dial(d) = &mut self.activity {
+                    d.put_recording(rec);
+                }
+            }
+        }
+    }
+
+    /// A frame of any leg: the caller goes to slot 0, the bridged party to slot 1.
+    pub(crate) fn api_recording_audio(&mut self, leg: usize, frame: &AudioFrame) {
+        let id = self.legs[leg].id;
+        let slot = if leg == 0 {
+            0
+        } else if self.bridged == Some(id) {
+            1
+        } else {
+            return;
+        };
+        let Some(origin) = self.legs[leg].origin else {
+            return;
+        };
+        for rec in &mut self.api_recordings {
+            if !rec.is_closing_or_closed() {
+                rec.audio.push(slot, origin, frame);
+            }
+        }
+    }
+
+    pub(crate) fn api_recordings_open(&self) -> bool {
+        self.api_recordings.iter().any(|r| r.closed.is_none())
+    }
+
+    pub(crate) fn close_api_recordings(&mut self, now: Instant) {
+        let mut recs = std::mem::take(&mut self.api_recordings);
+        for rec in &mut recs {
+            self.close_live_recording(rec, now);
+        }
+        self.api_recordings = recs;
+    }
+
+    fn recording_callback(&mut self, rec: &LiveRecording<S>, status: RecordingStatus) {
+        let Some(cb) = rec.callback.as_ref().filter(|cb| match status {
+            RecordingStatus::InProgress => cb.in_progress,
+            RecordingStatus::Absent => cb.absent,
+            _ => cb.completed,
+        }) else {
+            return;
+        };
+        let params = status_params(&rec.row, status, &rec.url);
+        let (url, method) = (cb.url.clone(), cb.method);
+        self.push(Output::Callback {
+            group: rec.sid.to_string(),
+            url,
+            method,
+            params,
+        });
     }
 }
 

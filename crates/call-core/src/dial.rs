@@ -10,18 +10,15 @@ use control::{CallInfo, CallStatus, HttpMethod};
 use control::{DialResult, DialVerb};
 use media_engine::MediaItem;
 use record_engine::wav::WavStorage;
-use store::{
-    CallRecord, CallSid, Direction, RecordingRecord, RecordingSid, RecordingSource,
-    RecordingStatus, StatusCallbackSpec,
-};
+use store::{CallRecord, CallSid, Direction, RecordingSource, RecordingStatus, StatusCallbackSpec};
 
 use crate::call::{Activity, Call};
-use crate::conversation::{ConversationAudio, Layout};
+use crate::conversation::{Layout, LiveRecording};
 use crate::leg::{Leg, LegId, LegState, MediaKind};
-use crate::params::{new_call_row, progress_params, status_params, ProgressEvent};
+use crate::params::{new_call_row, progress_params, ProgressEvent};
 use crate::{
     DialRequest, FetchResult, IoId, MediaCommand, MediaInput, Output, Persist, PlaybackId,
-    RecordingIo, SipCommand, SipInput,
+    SipCommand, SipInput,
 };
 
 /// One noun's leg: a child call of its own (`outbound-dial`, `ParentCallSid`).
@@ -63,25 +60,12 @@ enum Phase {
     },
 }
 
-/// The conversation's recording and its row.
-struct Recording<S: WavStorage> {
-    sid: RecordingSid,
-    url: String,
-    row: RecordingRecord,
-    callback: Option<StatusCallbackSpec>,
-    audio: ConversationAudio<S>,
-    opening: Option<IoId>,
-    closing: Option<IoId>,
-    /// Frames in the closed file, once closed.
-    closed: Option<u64>,
-}
-
 pub(crate) struct Dial<S: WavStorage> {
     verb: DialVerb,
     dialled: Vec<Dialled>,
     phase: Phase,
     ringback: Option<PlaybackId>,
-    recording: Option<Recording<S>>,
+    recording: Option<LiveRecording<S>>,
 }
 
 impl<S: WavStorage> Dial<S> {
@@ -91,6 +75,15 @@ impl<S: WavStorage> Dial<S> {
             Phase::Bridged { limit, .. } => Some(limit),
             Phase::Closing { .. } => None,
         }
+    }
+
+    /// The conversation's recording, lent to the REST API's pause/resume/stop.
+    pub(crate) fn take_recording(&mut self) -> Option<LiveRecording<S>> {
+        self.recording.take()
+    }
+
+    pub(crate) fn put_recording(&mut self, rec: LiveRecording<S>) {
+        self.recording = Some(rec);
     }
 
     pub(crate) fn bridged_leg(&self) -> Option<LegId> {
@@ -451,49 +444,9 @@ impl<S: WavStorage> Call<S> {
         result: FetchResult<S>,
         now: Instant,
     ) -> Activity<S> {
-        let Some(rec) = d.recording.as_mut() else {
-            return Activity::Dial(d);
-        };
-        match result {
-            FetchResult::RecordingOpened(opened) if rec.opening == Some(id) => {
-                rec.opening = None;
-                match opened {
-                    Ok(writer) => {
-                        rec.audio.opened(writer);
-                        if let Some(cb) = rec.callback.as_ref().filter(|cb| cb.in_progress) {
-                            let params =
-                                status_params(&rec.row, RecordingStatus::InProgress, &rec.url);
-                            let (url, method) = (cb.url.clone(), cb.method);
-                            let group = rec.sid.to_string();
-                            self.push(Output::Callback {
-                                group,
-                                url,
-                                method,
-                                params,
-                            });
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(recording = %rec.sid, error = %e, "cannot create the conversation's recording");
-                        rec.audio.io_error = Some(e);
-                    }
-                }
-                if matches!(d.phase, Phase::Closing { .. }) {
-                    self.close_recording(&mut d, now);
-                }
-            }
-            FetchResult::RecordingClosed(closed) if rec.closing == Some(id) => {
-                rec.closing = None;
-                let frames = match closed {
-                    Ok(frames) => frames,
-                    Err((e, repaired)) => {
-                        tracing::error!(recording = %rec.sid, error = %e, repaired, "closing the conversation's recording failed; kept what reached the disk");
-                        repaired
-                    }
-                };
-                self.recording_closed(&mut d, frames, now);
-            }
-            _ => {}
+        let closing = matches!(d.phase, Phase::Closing { .. });
+        if let Some(rec) = d.recording.as_mut().filter(|r| r.owns(id)) {
+            self.live_recording_io(rec, id, result, now, closing);
         }
         Activity::Dial(d)
     }
@@ -511,6 +464,7 @@ impl<S: WavStorage> Call<S> {
         // answerOnBridge: the caller is answered now, with the dialled party.
         self.answer(now);
         tracing::info!(leg = leg.0, "bridged");
+        self.bridged = Some(leg);
         self.push(Output::Media {
             leg: LegId::CALLER,
             command: MediaCommand::Bridge { peer: leg },
@@ -598,6 +552,7 @@ impl<S: WavStorage> Call<S> {
                 command: MediaCommand::Stop,
             });
         }
+        self.bridged = None;
         if let Phase::Bridged { leg, .. } = d.phase {
             self.push(Output::Media {
                 leg: LegId::CALLER,
@@ -685,11 +640,6 @@ impl<S: WavStorage> Call<S> {
             ],
             dual: record.dual,
         };
-        let sid = self.new_recording_sid();
-        let url = format!(
-            "{}/2010-04-01/Accounts/{}/Recordings/{}",
-            self.config.http_public_url, self.info.account_sid, sid
-        );
         let verb = &d.verb;
         let callback = verb
             .recording_status_callback
@@ -701,106 +651,16 @@ impl<S: WavStorage> Call<S> {
                 completed: verb.recording_status_callback_events.completed,
                 absent: verb.recording_status_callback_events.absent,
             });
-        let ms = self.unix_ms(now);
-        let row = RecordingRecord {
-            sid: sid.clone(),
-            account_sid: self.info.account_sid.clone(),
-            call_sid: self.info.call_sid.clone(),
-            status: RecordingStatus::InProgress,
-            source: RecordingSource::DialVerb,
-            channels: u32::from(layout.channels()),
-            sample_rate: media_engine::SAMPLE_RATE,
-            date_created_ms: ms,
-            date_updated_ms: ms,
-            start_time_ms: ms,
-            duration_secs: None,
-            error_code: None,
-            media_file: format!("{sid}.wav"),
-            transcribe: false,
-            transcribe_callback: None,
-            status_callback: callback.clone(),
-            deleted_at_ms: None,
-        };
-        // The row first: a crash after this point is recovered from it.
-        self.push(Output::Persist(Persist::InsertRecording(row.clone())));
-        let io = self.next_io();
-        self.push(Output::Recording {
-            id: io,
-            io: RecordingIo::Open {
-                sid: sid.clone(),
-                sample_rate: media_engine::SAMPLE_RATE,
-                channels: layout.channels(),
-            },
-        });
-        tracing::info!(recording = %sid, channels = layout.channels(), "recording the conversation");
-        d.recording = Some(Recording {
-            sid,
-            url,
-            row,
-            callback,
-            audio: ConversationAudio::new(layout, now),
-            opening: Some(io),
-            closing: None,
-            closed: None,
-        });
+        let trim = verb.trim_silence;
+        let sid = self.new_recording_sid();
+        let rec =
+            self.open_live_recording(sid, layout, RecordingSource::DialVerb, callback, trim, now);
+        d.recording = Some(rec);
     }
 
     fn close_recording(&mut self, d: &mut Dial<S>, now: Instant) {
-        let padding = u64::from(self.config.record.trim_padding_ms) * 8;
-        let trim = d.verb.trim_silence;
-        let Some(rec) = d.recording.as_mut() else {
-            return;
-        };
-        if rec.opening.is_some() || rec.closing.is_some() || rec.closed.is_some() {
-            return;
-        }
-        match rec.audio.close(trim, padding) {
-            Some((writer, keep)) => {
-                let io = self.next_io();
-                rec.closing = Some(io);
-                let sid = rec.sid.clone();
-                self.push(Output::Recording {
-                    id: io,
-                    io: RecordingIo::Close { sid, writer, keep },
-                });
-            }
-            None => self.recording_closed(d, 0, now),
-        }
-    }
-
-    fn recording_closed(&mut self, d: &mut Dial<S>, frames: u64, now: Instant) {
-        let Some(rec) = d.recording.as_mut() else {
-            return;
-        };
-        rec.closed = Some(frames);
-        let rate = u64::from(media_engine::SAMPLE_RATE);
-        let secs = ((frames + rate / 2) / rate) as u32;
-        let absent = frames == 0;
-        rec.row.status = if absent {
-            RecordingStatus::Absent
-        } else {
-            RecordingStatus::Completed
-        };
-        rec.row.duration_secs = Some(secs);
-        rec.row.error_code = absent.then_some(16102);
-        rec.row.date_updated_ms = self.unix_ms(now);
-        let row = rec.row.clone();
-        tracing::info!(recording = %rec.sid, secs, frames, "conversation recording finished");
-        self.push(Output::Persist(Persist::UpdateRecording(row.clone())));
-        if let Some(cb) =
-            rec.callback
-                .as_ref()
-                .filter(|cb| if absent { cb.absent } else { cb.completed })
-        {
-            let params = status_params(&row, row.status, &rec.url);
-            let (url, method) = (cb.url.clone(), cb.method);
-            let group = rec.sid.to_string();
-            self.push(Output::Callback {
-                group,
-                url,
-                method,
-                params,
-            });
+        if let Some(rec) = d.recording.as_mut() {
+            self.close_live_recording(rec, now);
         }
     }
 

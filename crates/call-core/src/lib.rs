@@ -164,6 +164,13 @@ pub enum ControlInput {
     },
     /// The daemon is stopping: end the call (503 if not answered yet).
     Shutdown,
+    /// REST: start recording the call (`Calls/{CallSid}/Recordings.json`).
+    StartRecording(control::recording_control::LiveRecordingRequest),
+    /// REST: pause, resume or stop a recording (`None`: `Twilio.CURRENT`).
+    ChangeRecording {
+        sid: Option<store::RecordingSid>,
+        change: control::recording_control::RecordingChange,
+    },
 }
 
 /// A webhook's answer, as far as the call needs it.

@@ -1431,3 +1431,100 @@ fn dial_first_answer_wins_and_caller_hangup_ends_the_bridge() {
     );
     sim.none("Speech");
 }
+
+// ---- Recording a live call over the REST API ----
+
+fn live_recording(sid: u128, dual: bool) -> ControlInput {
+    ControlInput::StartRecording(control::recording_control::LiveRecordingRequest {
+        sid: store::RecordingSid::from_bits(sid),
+        dual,
+        track: control::twiml::RecordingTrack::Both,
+        status_callback: Some(store::StatusCallbackSpec {
+            url: "http://app/rec".into(),
+            method: HttpMethod::Post,
+            in_progress: true,
+            completed: true,
+            absent: true,
+        }),
+        trim: false,
+    })
+}
+
+fn change(change: control::recording_control::RecordingChange) -> ControlInput {
+    ControlInput::ChangeRecording { sid: None, change }
+}
+
+/// Started at 1 s, paused at 2 s, resumed at 3 s, stopped at 4 s: `skip` leaves the paused
+/// second out (2 s of audio, continuous), `silence` keeps it as silence (3 s).
+#[test]
+fn rest_recording_pause_skip_and_silence() {
+    use control::recording_control::RecordingChange;
+    for silence in [false, true] {
+        let mut sim = Sim::new(app(r#"<Response><Pause length="10"/></Response>"#));
+        sim.caller_audio(ms(0), Duration::from_secs(6), true);
+        sim.control(ms(1000), live_recording(77, false));
+        sim.control(ms(2000), change(RecordingChange::Pause { silence }));
+        sim.control(ms(3000), change(RecordingChange::Resume));
+        sim.control(ms(4000), change(RecordingChange::Stop));
+        sim.run_until(Duration::from_secs(5));
+        let sid = format!("RE{:032x}", 77);
+        let (channels, samples) = sim.wav(&sid);
+        assert_eq!(channels, 1);
+        let want = if silence { 24_000 } else { 16_000 };
+        assert_eq!(samples.len(), want, "silence={silence}");
+        // The caller's speech from 1 s, sample for sample, up to the pause.
+        assert_eq!(
+            samples[..8000],
+            (8000..16_000).map(speech_sample).collect::<Vec<_>>()[..]
+        );
+        if silence {
+            assert!(samples[8000..16_000].iter().all(|&v| v == 0));
+            assert_eq!(
+                samples[16_000..],
+                (24_000..32_000).map(speech_sample).collect::<Vec<_>>()[..]
+            );
+        } else {
+            // After the skipped second the speech goes on from 3 s.
+            assert_eq!(
+                samples[8000..],
+                (24_000..32_000).map(speech_sample).collect::<Vec<_>>()[..]
+            );
+        }
+        let rows: Vec<&str> = sim
+            .find("UpdateRecording")
+            .iter()
+            .map(|(_, l)| *l)
+            .collect();
+        assert!(rows[0].contains("status: Paused") && rows[1].contains("status: InProgress"));
+        assert!(rows[2].contains("status: Completed") && rows[2].contains("StartCallRecordingApi"));
+        let cbs: Vec<(u64, &str)> = sim
+            .find("http://app/rec")
+            .into_iter()
+            .filter(|(_, l)| l.starts_with("Callback("))
+            .collect();
+        assert_eq!(cbs.len(), 2, "in-progress and completed");
+        assert_eq!(
+            param(cbs[1].1, "RecordingDuration"),
+            if silence { "3" } else { "2" }
+        );
+    }
+}
+
+/// A REST recording still running when the caller hangs up is closed before the call ends.
+#[test]
+fn rest_recording_is_closed_when_the_caller_hangs_up() {
+    let mut sim = Sim::new(app(r#"<Response><Pause length="10"/></Response>"#));
+    sim.caller_audio(ms(0), Duration::from_secs(3), true);
+    sim.control(ms(500), live_recording(78, true));
+    sim.bye(ms(2500));
+    sim.run();
+    let sid = format!("RE{:032x}", 78);
+    let (channels, samples) = sim.wav(&sid);
+    assert_eq!(channels, 2);
+    // Two channels (nobody is bridged: channel 2 is silent), 0.5 s to 2.5 s.
+    assert_eq!(samples.len(), 2 * 16_000);
+    assert!(samples.iter().skip(1).step_by(2).all(|&v| v == 0));
+    let completed = sim.first("\"completed\")");
+    let closed = sim.first("UpdateRecording");
+    assert!(closed.0 <= completed.0);
+}

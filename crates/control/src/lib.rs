@@ -12,6 +12,7 @@
 pub mod flow;
 pub mod graph;
 pub mod params;
+pub mod recording_control;
 pub mod signature;
 pub mod twiml;
 pub mod urls;

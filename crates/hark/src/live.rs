@@ -307,6 +307,45 @@ impl CallControl for DaemonControl {
         Box::pin(async move { found })
     }
 
+    fn start_recording(
+        &self,
+        call_sid: &str,
+        request: control::recording_control::LiveRecordingRequest,
+    ) -> BoxFuture<'_, Result<(), ControlError>> {
+        let entry = self.registry.upgrade().and_then(|r| r.get(call_sid));
+        Box::pin(async move {
+            let entry = entry
+                .filter(|e| !e.is_terminated())
+                .ok_or(ControlError::UnknownCall)?;
+            if lock(&entry.state).view.state != CallState::Established {
+                return Err(ControlError::Conflict(
+                    "the call is not in progress: it can be recorded once answered".into(),
+                ));
+            }
+            self.deliver(&entry, ControlMsg::StartRecording(request))
+                .await
+        })
+    }
+
+    fn change_recording(
+        &self,
+        call_sid: &str,
+        sid: store::RecordingSid,
+        change: control::recording_control::RecordingChange,
+    ) -> BoxFuture<'_, Result<(), ControlError>> {
+        let entry = self.registry.upgrade().and_then(|r| r.get(call_sid));
+        Box::pin(async move {
+            let entry = entry
+                .filter(|e| !e.is_terminated())
+                .ok_or(ControlError::UnknownCall)?;
+            let msg = ControlMsg::ChangeRecording {
+                sid: Some(sid),
+                change,
+            };
+            self.deliver(&entry, msg).await
+        })
+    }
+
     fn update(
         &self,
         call_sid: &str,

@@ -331,3 +331,131 @@ fn simultaneous_ring_first_answer_wins_and_numbers_go_through_the_trunk() {
     );
     d.assert_alive();
 }
+
+/// Recording control on a live call, with the official helper library: start (dual), pause,
+/// resume through `Twilio.CURRENT`, stop. With `skip` the paused two seconds are left out; with
+/// `silence` they are two seconds of silence. Around them, the caller's sentence, exactly.
+#[test]
+fn live_call_recording_pause_resume_stop_with_twilio_python() {
+    for behavior in ["skip", "silence"] {
+        let wh = WebhookServer::start();
+        wh.route(
+            "/voice",
+            Reply::twiml(r#"<Response><Pause length="20"/></Response>"#),
+        );
+        wh.route("/rec", Reply::empty());
+        let mut d = Daemon::start(
+            &[],
+            App::VoiceUrl {
+                url: wh.url("/voice"),
+                method: "POST",
+            },
+        );
+        let caller_wav = data("speech_8k_ulaw.wav");
+        let caller = HarkCall::new(&d.uri("support"))
+            .play(&caller_wav)
+            .hangup_after(9.0)
+            .spawn(&d.tmp);
+        let voice = wh.wait_for("/voice", 1, Duration::from_secs(10))[0].clone();
+        let call_sid = voice.param("CallSid").to_string();
+        std::thread::sleep(Duration::from_millis(500));
+        let args: Vec<String> = [
+            "--base-url",
+            &d.public_url(),
+            "--account-sid",
+            ACCOUNT_SID,
+            "--auth-token",
+            AUTH_TOKEN,
+            "--call",
+            &call_sid,
+            "--pause-behavior",
+            behavior,
+            "--callback",
+            &wh.url("/rec"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let run =
+            twilio_client::run_script("live_recording.py", &args, &d.tmp, Duration::from_secs(60));
+        run.assert_success();
+        let report: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("report");
+        let steps = report["steps"].as_array().expect("steps");
+        let statuses: Vec<&str> = steps
+            .iter()
+            .map(|s| s["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            statuses,
+            ["in-progress", "paused", "in-progress", "stopped"],
+            "{report}"
+        );
+        assert_eq!(steps[0]["source"], "StartCallRecordingAPI");
+        assert_eq!(steps[0]["channels"], 2);
+        assert_eq!(report["final"]["status"], "completed", "{report}");
+        let out = caller.wait(Duration::from_secs(20));
+        assert!(out.success(), "{}", out.stderr);
+
+        let sid = steps[0]["sid"].as_str().unwrap();
+        let callbacks = wh.wait_for("/rec", 2, Duration::from_secs(5));
+        assert_eq!(callbacks[1].param("RecordingStatus"), "completed");
+        assert_eq!(
+            callbacks[1].param("RecordingSource"),
+            "StartCallRecordingAPI"
+        );
+        let (caller_ch, other) = read_dual(&d.recording_path(sid));
+        assert!(
+            other.iter().all(|&v| v == 0),
+            "nobody bridged: channel 2 silent"
+        );
+        let sent = decode_all(&read_ulaw_wav(&caller_wav));
+        // Wall times from the script: the pause lasted from its answer to the resume's.
+        let at = |i: usize| steps[i]["at"].as_f64().unwrap();
+        let paused = at(2) - at(1);
+        let recorded = at(3) - at(0);
+        let secs = caller_ch.len() as f64 / 8000.0;
+        // The longest run of exact zeros: the pause (silence) or nothing (skip).
+        let (mut run, mut longest, mut longest_end) = (0usize, 0usize, 0usize);
+        for (i, &v) in caller_ch.iter().enumerate() {
+            run = if v == 0 { run + 1 } else { 0 };
+            if run > longest {
+                longest = run;
+                longest_end = i + 1;
+            }
+        }
+        let gap = longest as f64 / 8000.0;
+        if behavior == "skip" {
+            assert!(
+                (secs - (recorded - paused)).abs() < 0.4,
+                "skip: {secs:.2} s recorded of {recorded:.2} s with {paused:.2} s paused"
+            );
+            assert!(gap < 0.2, "skip leaves no silence ({gap:.2} s)");
+            // The speech before and after the cut, each exact; the source jumps by the pause.
+            let cut = (at(1) - at(0)) * 8000.0;
+            // (The frame under way when the recording started may be cut: skip 40 ms.)
+            let before = &caller_ch[320..(cut as usize).saturating_sub(1600)];
+            let after = &caller_ch[(cut as usize + 1600).min(caller_ch.len())..];
+            let a = find_segment(before, &sent).expect("speech before the pause");
+            let b = find_segment(after, &sent).expect("speech after the pause");
+            let jump = (b as f64 - (a - 320 + before.len() + 320 + 3200) as f64) / 8000.0;
+            assert!(
+                (jump - paused).abs() < 0.4,
+                "the source jumps {jump:.2} s over a {paused:.2} s pause"
+            );
+        } else {
+            assert!(
+                (secs - recorded).abs() < 0.4,
+                "silence: {secs:.2} s recorded over {recorded:.2} s"
+            );
+            assert!(
+                (gap - paused).abs() < 0.4,
+                "silence of {gap:.2} s for a {paused:.2} s pause"
+            );
+            let before = &caller_ch[..longest_end - longest];
+            let after = &caller_ch[longest_end..];
+            find_segment(&before[before.len().saturating_sub(8000)..], &sent).expect("before");
+            find_segment(&after[..after.len().min(8000)], &sent).expect("after");
+        }
+        d.assert_alive();
+    }
+}

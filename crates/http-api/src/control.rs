@@ -115,6 +115,25 @@ pub trait CallControl: Send + Sync + 'static {
     /// Twilio live update of `call_sid` (TwiML or bot call).
     fn update(&self, call_sid: &str, update: CallUpdate)
         -> BoxFuture<'_, Result<(), ControlError>>;
+    /// Starts recording a live call (REST `Calls/{CallSid}/Recordings.json`).
+    fn start_recording(
+        &self,
+        call_sid: &str,
+        request: control::recording_control::LiveRecordingRequest,
+    ) -> BoxFuture<'_, Result<(), ControlError>> {
+        let _ = (call_sid, request);
+        Box::pin(async { Err(ControlError::UnknownCall) })
+    }
+    /// Pauses, resumes or stops recording `sid` of a live call.
+    fn change_recording(
+        &self,
+        call_sid: &str,
+        sid: store::RecordingSid,
+        change: control::recording_control::RecordingChange,
+    ) -> BoxFuture<'_, Result<(), ControlError>> {
+        let _ = (call_sid, sid, change);
+        Box::pin(async { Err(ControlError::UnknownCall) })
+    }
     /// Places a call; answers its row once written (status `queued`).
     fn create_call(&self, call: NewCall) -> BoxFuture<'_, Result<store::CallRecord, CreateError>> {
         let _ = call;

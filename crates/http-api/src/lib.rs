@@ -21,6 +21,7 @@ use axum::routing::{any, get};
 
 mod auth;
 mod call_create;
+mod call_recordings;
 mod call_update;
 pub mod control;
 mod error;

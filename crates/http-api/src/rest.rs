@@ -70,6 +70,16 @@ async fn handle(
             call_update::update(inner, &sid, body).await
         }
         Route::CallList if *method == Method::POST => crate::call_create::create(inner, body).await,
+        Route::CallRecordingList { call_sid } if *method == Method::POST => {
+            crate::call_recordings::start(inner, &call_sid, body).await
+        }
+        Route::CallRecording { call_sid, sid } if *method == Method::POST => {
+            crate::call_recordings::change(inner, &call_sid, Some(sid), body).await
+        }
+        Route::CallRecordingCurrent { call_sid } if *method == Method::POST => {
+            crate::call_recordings::change(inner, &call_sid, None, body).await
+        }
+        Route::CallRecordingCurrent { .. } => Err(ApiError::method_not_allowed("POST")),
         _ if !(read || delete && route.deletable()) => {
             Err(ApiError::method_not_allowed(if route.deletable() {
                 "GET, HEAD, DELETE"

@@ -33,6 +33,9 @@ pub enum Route {
         call_sid: CallSid,
         sid: RecordingSid,
     },
+    /// `Accounts/{AC}/Calls/{CA}/Recordings/Twilio.CURRENT.json` (POST only: the recording in
+    /// progress)
+    CallRecordingCurrent { call_sid: CallSid },
     /// `Accounts/{AC}/Transcriptions.json`
     TranscriptionList,
     /// `Accounts/{AC}/Transcriptions/{TR}.json` (`text: false`) or `.txt` (`text: true`)
@@ -92,6 +95,10 @@ pub fn parse(path: &str) -> (Option<&str>, Route) {
         },
         ["Calls", call, "Recordings.json"] => match sid(call) {
             Some(call_sid) => Route::CallRecordingList { call_sid },
+            None => Route::Unknown,
+        },
+        ["Calls", call, "Recordings", "Twilio.CURRENT.json"] => match sid(call) {
+            Some(call_sid) => Route::CallRecordingCurrent { call_sid },
             None => Route::Unknown,
         },
         ["Calls", call, "Recordings", file] => {

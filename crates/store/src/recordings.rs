@@ -213,6 +213,28 @@ impl Store {
         Ok(found.filter(|r| include_deleted || r.deleted_at_ms.is_none()))
     }
 
+    /// The call's newest recording still being written (`in-progress` or `paused`): Twilio's
+    /// `Twilio.CURRENT`.
+    pub fn current_recording(
+        &self,
+        account_sid: &AccountSid,
+        call_sid: &CallSid,
+    ) -> Result<Option<RecordingRecord>, StoreError> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM recordings WHERE call_sid = ?1 AND account_sid = ?2 \
+             AND status IN ('in-progress', 'paused') AND deleted_at IS NULL \
+             ORDER BY date_created DESC, sid DESC LIMIT 1"
+        );
+        let mut st = conn
+            .prepare_cached(&sql)
+            .map_err(query("current recording"))?;
+        st.query_row(params![call_sid, account_sid], from_row)
+            .optional()
+            .map_err(query("current recording"))?
+            .transpose()
+    }
+
     /// Newest first (`date_created` descending, then sid descending); `page` is 0-based.
     /// Cost grows with `page` (OFFSET); prefer [`Store::list_recordings_after`] for deep pages.
     pub fn list_recordings(
