@@ -12,7 +12,10 @@ use std::time::Instant;
 use media_engine::{AudioFrame, SAMPLE_RATE};
 use record_engine::wav::WavStorage;
 use record_engine::WavWriter;
-use store::{RecordingRecord, RecordingSid, RecordingSource, RecordingStatus, StatusCallbackSpec};
+use store::{
+    RecordingRecord, RecordingSid, RecordingSource, RecordingStatus, StatusCallbackSpec,
+    TranscriptionRecord, TranscriptionStatus,
+};
 
 use control::recording_control::{LiveRecordingRequest, RecordingChange};
 use control::twiml::RecordingTrack;
@@ -302,6 +305,16 @@ impl<S: WavStorage> ConversationAudio<S> {
     }
 }
 
+/// What a conversation's recording is to be.
+pub(crate) struct RecordingPlan {
+    pub layout: Layout,
+    pub source: RecordingSource,
+    pub callback: Option<StatusCallbackSpec>,
+    pub trim: bool,
+    /// Transcribe it once closed: its `transcribeCallback` and language.
+    pub transcription: Option<(Option<String>, String)>,
+}
+
 /// A recording of the conversation (a `<Dial record>`, or one started over the REST API): its
 /// row, its audio and the file's life (being created, open, being closed, closed).
 pub(crate) struct LiveRecording<S: WavStorage> {
@@ -317,6 +330,8 @@ pub(crate) struct LiveRecording<S: WavStorage> {
     pub closed: Option<u64>,
     /// Stopped while its file was still being created: closed as soon as it is.
     pub closing_wanted: bool,
+    /// Transcribe it once closed: its `transcribeCallback` and language.
+    pub transcription: Option<(Option<String>, String)>,
 }
 
 impl<S: WavStorage> LiveRecording<S> {
@@ -335,12 +350,16 @@ impl<S: WavStorage> Call<S> {
     pub(crate) fn open_live_recording(
         &mut self,
         sid: RecordingSid,
-        layout: Layout,
-        source: RecordingSource,
-        callback: Option<StatusCallbackSpec>,
-        trim: bool,
+        plan: RecordingPlan,
         now: Instant,
     ) -> LiveRecording<S> {
+        let RecordingPlan {
+            layout,
+            source,
+            callback,
+            trim,
+            transcription,
+        } = plan;
         let url = format!(
             "{}/2010-04-01/Accounts/{}/Recordings/{}",
             self.config.http_public_url, self.info.account_sid, sid
@@ -360,8 +379,8 @@ impl<S: WavStorage> Call<S> {
             duration_secs: None,
             error_code: None,
             media_file: format!("{sid}.wav"),
-            transcribe: false,
-            transcribe_callback: None,
+            transcribe: transcription.is_some(),
+            transcribe_callback: transcription.as_ref().and_then(|(cb, _)| cb.clone()),
             status_callback: callback.clone(),
             deleted_at_ms: None,
         };
@@ -387,6 +406,7 @@ impl<S: WavStorage> Call<S> {
             closing: None,
             closed: None,
             closing_wanted: false,
+            transcription,
         }
     }
 
@@ -492,6 +512,28 @@ impl<S: WavStorage> Call<S> {
         self.push(Output::Persist(Persist::UpdateRecording(rec.row.clone())));
         let status = rec.row.status;
         self.recording_callback(rec, status);
+        if let (Some((callback, language)), false) = (rec.transcription.clone(), absent) {
+            let ms = self.unix_ms(now);
+            let job = TranscriptionRecord {
+                sid: self.new_transcription_sid(),
+                account_sid: rec.row.account_sid.clone(),
+                recording_sid: rec.sid.clone(),
+                call_sid: rec.row.call_sid.clone(),
+                status: TranscriptionStatus::Queued,
+                text: None,
+                language: Some(language),
+                engine: None,
+                error: None,
+                audio_secs: None,
+                processing_secs: None,
+                duration_secs: Some(secs),
+                kind: TranscriptionRecord::FAST.into(),
+                transcribe_callback: callback,
+                date_created_ms: ms,
+                date_updated_ms: ms,
+            };
+            self.push(Output::Persist(Persist::QueueTranscription(job)));
+        }
     }
 
     // ---- recordings started over the REST API ----
@@ -508,14 +550,14 @@ impl<S: WavStorage> Call<S> {
             ],
             dual: request.dual,
         };
-        let rec = self.open_live_recording(
-            request.sid,
+        let plan = RecordingPlan {
             layout,
-            RecordingSource::StartCallRecordingApi,
-            request.status_callback,
-            request.trim,
-            now,
-        );
+            source: RecordingSource::StartCallRecordingApi,
+            callback: request.status_callback,
+            trim: request.trim,
+            transcription: None,
+        };
+        let rec = self.open_live_recording(request.sid, plan, now);
         self.api_recordings.push(rec);
     }
 

@@ -13,7 +13,7 @@ use record_engine::wav::WavStorage;
 use store::{CallRecord, CallSid, Direction, RecordingSource, RecordingStatus, StatusCallbackSpec};
 
 use crate::call::{Activity, Call};
-use crate::conversation::{Layout, LiveRecording};
+use crate::conversation::{Layout, LiveRecording, RecordingPlan};
 use crate::leg::{Leg, LegId, LegState, MediaKind};
 use crate::params::{new_call_row, progress_params, ProgressEvent};
 use crate::{
@@ -652,9 +652,22 @@ impl<S: WavStorage> Call<S> {
                 absent: verb.recording_status_callback_events.absent,
             });
         let trim = verb.trim_silence;
+        let transcription = verb.transcribe.then(|| {
+            let language = verb
+                .transcribe_language
+                .clone()
+                .unwrap_or_else(|| self.config.transcription_language.clone());
+            (verb.transcribe_callback.clone(), language)
+        });
         let sid = self.new_recording_sid();
-        let rec =
-            self.open_live_recording(sid, layout, RecordingSource::DialVerb, callback, trim, now);
+        let plan = RecordingPlan {
+            layout,
+            source: RecordingSource::DialVerb,
+            callback,
+            trim,
+            transcription,
+        };
+        let rec = self.open_live_recording(sid, plan, now);
         d.recording = Some(rec);
     }
 

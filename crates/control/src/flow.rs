@@ -669,6 +669,11 @@ impl CallFlow {
             "recordingStatusCallback",
             dial.recording_status_callback.take(),
         );
+        dial.transcribe_callback = self.resolve_optional(
+            "Dial",
+            "transcribeCallback",
+            dial.transcribe_callback.take(),
+        );
         for noun in &mut dial.nouns {
             noun.url = self.resolve_optional("Dial", "url", noun.url.take());
             noun.status_callback =

@@ -210,6 +210,18 @@ struct RawTranscription {
     assemblyai_api_key: String,
     #[serde(default = "default_assemblyai_poll_ms")]
     assemblyai_poll_ms: u64,
+    #[serde(default = "default_caller_label")]
+    caller_label: String,
+    #[serde(default = "default_callee_label")]
+    callee_label: String,
+}
+
+fn default_caller_label() -> String {
+    "customer".into()
+}
+
+fn default_callee_label() -> String {
+    "operator".into()
 }
 
 fn default_beam_size() -> u32 {
@@ -570,6 +582,9 @@ pub struct TranscriptionSettings {
     /// Expected sentences, one per line: the offline engine then recognises only these (a JSGF
     /// grammar), as IVR prompts with a known answer set want.
     pub phrases: Option<Vec<String>>,
+    /// Speakers of a dual-channel recording's channels: the caller, the dialled party.
+    pub caller_label: String,
+    pub callee_label: String,
 }
 
 #[derive(Debug, Clone)]
@@ -901,7 +916,17 @@ impl Config {
                 Some(lines)
             }
         };
+        for (key, label) in [
+            ("transcription.caller_label", &t.caller_label),
+            ("transcription.callee_label", &t.callee_label),
+        ] {
+            if label.trim().is_empty() {
+                return Err(invalid(key, "must not be empty"));
+            }
+        }
         let transcription = TranscriptionSettings {
+            caller_label: t.caller_label.trim().to_string(),
+            callee_label: t.callee_label.trim().to_string(),
             phrases,
             engine,
             language: t.language.trim().to_string(),

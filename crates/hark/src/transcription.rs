@@ -148,33 +148,49 @@ impl Transcriber {
         }
         let path = shared.files.path_of(&recording.media_file);
         let read_path = path.clone();
-        let speech = tokio::task::spawn_blocking(move || -> Result<Vec<(f64, f64)>, String> {
-            let bytes =
-                std::fs::read(&read_path).map_err(|e| format!("{}: {e}", read_path.display()))?;
-            let wav = record_engine::wav::Wav::parse(&bytes).map_err(|e| e.to_string())?;
-            let pcm: Vec<i16> = wav.mono().collect();
-            Ok(transcribe::speech_spans(&pcm, wav.header.sample_rate))
-        })
-        .await
-        .map_err(|e| e.to_string())??;
-        let mut request = transcribe::Job::new(path, job.language.clone().unwrap_or_default());
-        request.speech = speech;
-        request.grammar = shared.config.transcription.phrases.clone();
-        let transcript = engine
-            .transcribe(&request)
+        let channels = tokio::task::spawn_blocking(move || read_channels(&read_path))
             .await
-            .map_err(|e| e.to_string())?;
-        let utterances = transcribe::utterances(&transcript, "caller")
-            .into_iter()
-            .map(|u| Utterance {
-                order: u.order,
-                start_sec: u.start_sec,
-                duration_sec: u.duration_sec,
-                speaker: u.speaker,
-                text: u.text,
-            })
-            .collect();
-        Ok((transcript, utterances))
+            .map_err(|e| e.to_string())??;
+        let settings = &shared.config.transcription;
+        let language = job.language.clone().unwrap_or_default();
+        let Some(split) = channels.split else {
+            // One channel (a `<Record>`, a mixed conversation): the caller's words.
+            let mut request = transcribe::Job::new(path, language);
+            request.speech = channels.speech[0].clone();
+            request.grammar = settings.phrases.clone();
+            let transcript = engine
+                .transcribe(&request)
+                .await
+                .map_err(|e| e.to_string())?;
+            let utterances = to_rows(transcribe::utterances(&transcript, "caller"));
+            return Ok((transcript, utterances));
+        };
+        // Two parties: each channel on its own, merged in time order by speaker.
+        let labels = [
+            settings.caller_label.as_str(),
+            settings.callee_label.as_str(),
+        ];
+        let mut parts = Vec::with_capacity(2);
+        let mut failure = None;
+        for (i, channel) in split.iter().enumerate() {
+            let mut request = transcribe::Job::new(channel, language.clone());
+            request.speech = channels.speech[i].clone();
+            request.grammar = settings.phrases.clone();
+            match engine.transcribe(&request).await {
+                Ok(t) => {
+                    tracing::info!(transcription = %job.sid, channel = i + 1, speaker = labels[i], segments = t.segments.len(), spans = request.speech.len(), text = %t.text, "channel transcribed");
+                    parts.push((labels[i], t))
+                }
+                Err(e) => failure = Some(format!("channel {}: {e}", i + 1)),
+            }
+        }
+        for channel in &split {
+            let _ = std::fs::remove_file(channel);
+        }
+        if let Some(reason) = failure {
+            return Err(reason);
+        }
+        Ok(merge_speakers(parts))
     }
 
     /// `transcribeCallback` (always POST, SPEC §3.7) with the call's standard parameters.
@@ -237,6 +253,98 @@ impl Transcriber {
             .enqueue(job.recording_sid.as_str(), &url, HttpMethod::Post, params)
             .await;
     }
+}
+
+fn to_rows(utterances: Vec<transcribe::Utterance>) -> Vec<Utterance> {
+    utterances
+        .into_iter()
+        .map(|u| Utterance {
+            order: u.order,
+            start_sec: u.start_sec,
+            duration_sec: u.duration_sec,
+            speaker: u.speaker,
+            text: u.text,
+        })
+        .collect()
+}
+
+/// A recording's channels as the engines take them.
+struct Channels {
+    /// Speech spans of each channel (one for a mono file).
+    speech: Vec<Vec<(f64, f64)>>,
+    /// A two-channel file: each channel as a mono WAV beside it (removed after).
+    split: Option<[std::path::PathBuf; 2]>,
+}
+
+/// Reads the recording; a two-channel one is written out as two mono WAVs.
+fn read_channels(path: &std::path::Path) -> Result<Channels, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let wav = record_engine::wav::Wav::parse(&bytes).map_err(|e| e.to_string())?;
+    let rate = wav.header.sample_rate;
+    if wav.header.channels != 2 {
+        let pcm: Vec<i16> = wav.mono().collect();
+        return Ok(Channels {
+            speech: vec![transcribe::speech_spans(&pcm, rate)],
+            split: None,
+        });
+    }
+    let all = wav.samples();
+    let mut speech = Vec::with_capacity(2);
+    let mut files = Vec::with_capacity(2);
+    for ch in 0..2 {
+        let pcm: Vec<i16> = all.iter().skip(ch).step_by(2).copied().collect();
+        speech.push(transcribe::speech_spans(&pcm, rate));
+        let file = path.with_extension(format!("ch{}.wav", ch + 1));
+        std::fs::write(&file, transcribe::wav::pcm16_wav(rate, &pcm))
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        files.push(file);
+    }
+    let [a, b]: [std::path::PathBuf; 2] = files
+        .try_into()
+        .map_err(|_| "two channels expected".to_string())?;
+    Ok(Channels {
+        speech,
+        split: Some([a, b]),
+    })
+}
+
+/// Each speaker's transcript merged into one: utterances in time order (renumbered), the text
+/// one `speaker: words` line per utterance.
+fn merge_speakers(
+    parts: Vec<(&str, transcribe::Transcript)>,
+) -> (transcribe::Transcript, Vec<Utterance>) {
+    let mut all: Vec<transcribe::Utterance> = parts
+        .iter()
+        .flat_map(|(label, t)| transcribe::utterances(t, label))
+        .collect();
+    all.sort_by(|a, b| a.start_sec.total_cmp(&b.start_sec));
+    for (i, u) in all.iter_mut().enumerate() {
+        u.order = i as u32 + 1;
+    }
+    let text = all
+        .iter()
+        .map(|u| format!("{}: {}", u.speaker, u.text))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut merged =
+        parts
+            .first()
+            .map(|(_, t)| t.clone())
+            .unwrap_or_else(|| transcribe::Transcript {
+                text: String::new(),
+                segments: Vec::new(),
+                language: String::new(),
+                engine: String::new(),
+                audio_secs: 0.0,
+                processing_secs: 0.0,
+                chunks: 0,
+            });
+    merged.text = text;
+    merged.segments = parts.iter().flat_map(|(_, t)| t.segments.clone()).collect();
+    merged.audio_secs = parts.iter().map(|(_, t)| t.audio_secs).fold(0.0, f64::max);
+    merged.processing_secs = parts.iter().map(|(_, t)| t.processing_secs).sum();
+    merged.chunks = parts.iter().map(|(_, t)| t.chunks).sum();
+    (merged, to_rows(all))
 }
 
 /// How often a transcription engine that is not ready is tried again (an operator may install
@@ -348,5 +456,86 @@ pub fn install_command() -> String {
 async fn refresh_counts(shared: &Services) {
     if let Some(counts) = shared.db(|s| s.transcription_counts()).await {
         shared.metrics.set_transcriptions(&counts);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transcript(
+        segments: &[(f64, f64, &str)],
+        audio: f64,
+        processing: f64,
+    ) -> transcribe::Transcript {
+        transcribe::Transcript {
+            text: segments.iter().map(|s| s.2).collect::<Vec<_>>().join(" "),
+            segments: segments
+                .iter()
+                .map(|&(start_sec, end_sec, text)| transcribe::Segment {
+                    start_sec,
+                    end_sec,
+                    text: text.into(),
+                })
+                .collect(),
+            language: "en-US".into(),
+            engine: "pocketsphinx".into(),
+            audio_secs: audio,
+            processing_secs: processing,
+            chunks: 1,
+        }
+    }
+
+    /// Two channels' words interleave by start time, each with its speaker.
+    #[test]
+    fn speakers_merge_in_time_order() {
+        let customer = transcript(&[(0.5, 2.0, "hello"), (6.0, 7.0, "thanks")], 8.0, 1.0);
+        let operator = transcript(&[(2.5, 5.0, "how can i help")], 8.0, 0.5);
+        let (merged, rows) = merge_speakers(vec![("customer", customer), ("operator", operator)]);
+        let seen: Vec<(u32, &str, &str)> = rows
+            .iter()
+            .map(|u| (u.order, u.speaker.as_str(), u.text.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, "customer", "hello"),
+                (2, "operator", "how can i help"),
+                (3, "customer", "thanks")
+            ]
+        );
+        assert_eq!(
+            merged.text,
+            "customer: hello\noperator: how can i help\ncustomer: thanks"
+        );
+        assert_eq!(merged.audio_secs, 8.0);
+        assert_eq!(merged.processing_secs, 1.5);
+    }
+
+    #[test]
+    fn a_stereo_file_is_split_into_its_channels() {
+        let dir = std::env::temp_dir().join(format!("hark-split-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("RE1.wav");
+        let mut w = record_engine::WavWriter::create_channels(
+            std::fs::File::create(&path).unwrap(),
+            8000,
+            record_engine::WavEncoding::Pcm16,
+            2,
+        )
+        .unwrap();
+        let frames: Vec<i16> = (0..8000).flat_map(|i| [i as i16, -(i as i16)]).collect();
+        w.write(&frames).unwrap();
+        w.finalize(0..8000).unwrap();
+        let channels = read_channels(&path).unwrap();
+        let [a, b] = channels.split.expect("split");
+        let left = std::fs::read(&a).unwrap();
+        let right = std::fs::read(&b).unwrap();
+        let wl = record_engine::wav::Wav::parse(&left).unwrap();
+        let wr = record_engine::wav::Wav::parse(&right).unwrap();
+        assert_eq!(wl.header.channels, 1);
+        assert_eq!(wl.samples()[..3], [0, 1, 2]);
+        assert_eq!(wr.samples()[..3], [0, -1, -2]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -459,3 +459,104 @@ fn live_call_recording_pause_resume_stop_with_twilio_python() {
         d.assert_alive();
     }
 }
+
+/// Each channel of the conversation is transcribed on its own and the utterances are merged in
+/// time order by speaker: the agent (channel 2, `operator`) speaks first, then the caller
+/// (channel 1, `customer`). voice_log (text and JSON) and the Transcription resource say so.
+#[test]
+fn the_conversation_is_transcribed_per_speaker() {
+    const CALLER: &str = "please call me back tomorrow morning";
+    const AGENT: &str = "thank you for calling support this is the agent speaking";
+    const TOKEN: &str = "vl-token-dial-7";
+    assert_engine_installed();
+    let tmp = TempDir::new("dial-transcript");
+    let phrases = tmp.join("phrases.txt");
+    std::fs::write(
+        &phrases,
+        format!("{CALLER}\n{AGENT}\nthe meeting moved to next thursday\nplease send the invoice again\n"),
+    )
+    .expect("phrases");
+    let phrases = phrases.display().to_string();
+    let wh = WebhookServer::start();
+    wh.route("/tcb", Reply::empty());
+    let (uas, uas_dir) = {
+        let dir = TempDir::new("agent-transcript");
+        (
+            Sipp::new("uas_agent.xml", "127.0.0.1:9".parse().unwrap()),
+            dir,
+        )
+    };
+    let target = format!("sip:agent@127.0.0.1:{}", uas.sip_port);
+    let mut d = Daemon::start(
+        &[
+            ("transcription.engine", "offline"),
+            ("transcription.phrases_file", &phrases),
+            ("transcripts.api_token", TOKEN),
+        ],
+        App::Twiml(format!(
+            r#"<Response><Dial record="record-from-answer-dual" transcribeCallback="{}"><Sip>{target}</Sip></Dial></Response>"#,
+            wh.url("/tcb"),
+        )),
+    );
+    let phone = uas.spawn(&uas_dir);
+    // The caller waits for the agent's sentence (0.7 s to 5.2 s after answer) before speaking.
+    let caller_wav = espeak_ulaw_wav(&tmp.path, "caller", CALLER, 5.5, 1.0);
+    HarkCall::new(&d.uri("support"))
+        .play(&caller_wav)
+        .hangup_after(10.5)
+        .run(&d.tmp, Duration::from_secs(30))
+        .assert_success();
+    assert!(phone.wait(Duration::from_secs(20)).success());
+    let tcb = wh.wait_for("/tcb", 1, Duration::from_secs(120))[0].clone();
+    assert_eq!(tcb.param("TranscriptionStatus"), "completed");
+    assert_eq!(
+        tcb.param("TranscriptionText"),
+        format!("operator: {AGENT}\ncustomer: {CALLER}")
+    );
+    let call_sid = tcb.param("CallSid").to_string();
+    let http = twilio_client::Http::new();
+    let auth = format!("Token {TOKEN}");
+    let url = format!(
+        "{}/public/api/v1/monitor/voice_log/{call_sid}",
+        d.public_url()
+    );
+    let r = http.request(
+        "GET",
+        &format!("{url}?format=json"),
+        twilio_client::Auth::None,
+        &[("Authorization", &auth)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    let u = body["utterances"].as_array().expect("utterances");
+    let seen: Vec<(&str, &str)> = u
+        .iter()
+        .map(|x| {
+            (
+                x["speaker_type"].as_str().unwrap(),
+                x["text"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, [("operator", AGENT), ("customer", CALLER)], "{body}");
+    let start = |i: usize| u[i]["speak_start_sec"].as_f64().unwrap();
+    assert!(start(0) < 1.5, "the agent speaks first: {}", start(0));
+    assert!(
+        (5.0..=6.5).contains(&start(1)),
+        "the caller at 5.5 s: {}",
+        start(1)
+    );
+    let r = http.request(
+        "GET",
+        &url,
+        twilio_client::Auth::None,
+        &[("Authorization", &auth)],
+    );
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let op = text.find(AGENT).expect("agent line");
+    let cu = text.find(CALLER).expect("caller line");
+    assert!(op < cu, "{text}");
+    assert!(text.contains("operator"), "{text}");
+    d.assert_alive();
+}

@@ -101,6 +101,12 @@ pub struct DialVerb {
     pub answer_on_bridge: bool,
     /// `ringTone`: a country code for the ringback the caller hears (`us` by default).
     pub ring_tone: String,
+    /// Hark's extension, as on `<Record>`: transcribe the conversation's recording, each
+    /// channel on its own (`transcribeCallback` implies it).
+    pub transcribe: bool,
+    pub transcribe_callback: Option<String>,
+    /// BCP-47; `None` = the configured default.
+    pub transcribe_language: Option<String>,
     pub nouns: Vec<DialNoun>,
 }
 
@@ -125,6 +131,9 @@ impl Default for DialVerb {
             hangup_on_star: false,
             answer_on_bridge: false,
             ring_tone: "us".into(),
+            transcribe: false,
+            transcribe_callback: None,
+            transcribe_language: None,
             nouns: Vec::new(),
         }
     }
@@ -258,6 +267,28 @@ pub(super) fn parse_dial(
     }
     d.hangup_on_star = a.boolean("hangupOnStar", false);
     d.answer_on_bridge = a.boolean("answerOnBridge", false);
+    d.transcribe = a.boolean("transcribe", false);
+    d.transcribe_callback = a.url("transcribeCallback");
+    if d.transcribe_callback.is_some() {
+        d.transcribe = true;
+    }
+    if let Some(v) = a.get("transcribeLanguage") {
+        let t = xml_trim(v);
+        if !t.is_empty()
+            && t.len() <= 35
+            && t.split('-').all(|p| {
+                !p.is_empty() && p.len() <= 8 && p.chars().all(|c| c.is_ascii_alphanumeric())
+            })
+        {
+            d.transcribe_language = Some(t.to_string());
+        } else {
+            a.warn(
+                "transcribeLanguage",
+                v,
+                "is not a BCP-47 language tag; using the configured default",
+            );
+        }
+    }
     if let Some(v) = a.get("ringTone") {
         let t = xml_trim(v).to_ascii_lowercase();
         if t.len() == 2 && t.chars().all(|c| c.is_ascii_alphabetic()) {
