@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::call_env::{media_addresses, CallEnv};
+use crate::client_call::{ClientCommand, ClientEvent};
 use crate::media::{self, MediaCommand, MediaSession, RELAY_CAPACITY};
 
 /// What a dialled leg's task reports to the call task.
@@ -137,7 +138,45 @@ struct Route {
     credentials: Option<(String, String)>,
 }
 
-async fn resolve(shared: &CallEnv, request: &DialRequest) -> Result<Route, (u16, String)> {
+/// How a noun is reached: a SIP INVITE, or the Voice SDK clients registered as an identity.
+enum Reach {
+    Sip(Route),
+    Browser {
+        identity: String,
+        parameters: Vec<(String, String)>,
+        devices: Vec<(u64, mpsc::Sender<ClientCommand>)>,
+    },
+}
+
+async fn resolve(shared: &CallEnv, request: &DialRequest) -> Result<Reach, (u16, String)> {
+    if let DialTarget::Client {
+        identity,
+        parameters,
+    } = &request.target
+    {
+        // A phone that registered the identity (SIP) first, else its browsers.
+        let (reply, bindings) = oneshot::channel();
+        shared.sip.send(crate::sip_task::SipCommand::Lookup {
+            user: identity.clone(),
+            reply,
+        });
+        let bindings = bindings.await.unwrap_or_default();
+        if bindings.is_empty() {
+            let devices = shared.clients.connections(identity);
+            if devices.is_empty() {
+                return Err((480, format!("client {identity} is not registered")));
+            }
+            return Ok(Reach::Browser {
+                identity: identity.clone(),
+                parameters: parameters.clone(),
+                devices,
+            });
+        }
+    }
+    resolve_sip(shared, request).await.map(Reach::Sip)
+}
+
+async fn resolve_sip(shared: &CallEnv, request: &DialRequest) -> Result<Route, (u16, String)> {
     let from_user = request.from.trim_start_matches("sip:").to_string();
     let from_user = from_user
         .split('@')
@@ -222,10 +261,195 @@ async fn run_leg(
     shared: &CallEnv,
     leg: LegId,
     request: DialRequest,
+    hangup: oneshot::Receiver<()>,
+    events: &mpsc::Sender<(LegId, LegEvent)>,
+) -> Result<(), (u16, String)> {
+    match resolve(shared, &request).await? {
+        Reach::Sip(route) => run_sip_leg(shared, leg, request, route, hangup, events).await,
+        Reach::Browser {
+            identity,
+            parameters,
+            devices,
+        } => {
+            let browser = Browser {
+                identity,
+                parameters,
+                devices,
+            };
+            run_browser_leg(shared, leg, request, browser, hangup, events).await
+        }
+    }
+}
+
+/// The Voice SDK clients a `<Client>` noun rings.
+struct Browser {
+    identity: String,
+    parameters: Vec<(String, String)>,
+    devices: Vec<(u64, mpsc::Sender<ClientCommand>)>,
+}
+
+/// Rings every device of the identity with our WebRTC offer; the first to accept takes the leg
+/// (the others are canceled), as Twilio's `<Dial><Client>` does.
+async fn run_browser_leg(
+    shared: &CallEnv,
+    leg: LegId,
+    request: DialRequest,
+    browser: Browser,
     mut hangup: oneshot::Receiver<()>,
     events: &mpsc::Sender<(LegId, LegEvent)>,
 ) -> Result<(), (u16, String)> {
-    let route = resolve(shared, &request).await?;
+    let Browser {
+        identity,
+        parameters,
+        devices,
+    } = browser;
+    let peer = shared.clients.peer(&identity);
+    let Some((bind_ip, advertised_ip)) = media_addresses(&shared.config, peer) else {
+        return Err((488, format!("no media address of the family of {peer}")));
+    };
+    let socket = shared
+        .ports
+        .bind(bind_ip)
+        .await
+        .map_err(|e| (503, format!("no RTP port: {e}")))?;
+    let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+    let (session, offer) = crate::webrtc_media::start(
+        socket,
+        SocketAddr::new(advertised_ip, port),
+        &shared.webrtc,
+        crate::webrtc_media::Negotiation::Offer,
+        shared.config.rtp_timeout,
+        shared.metrics.clone(),
+    )
+    .map_err(|reason| (488, reason))?;
+    let call_sid = request.call_sid.to_string();
+    let reconnect = crate::signal::reconnect_token();
+    let (client_events, mut from_client) = mpsc::channel(64);
+    shared
+        .clients
+        .track_call(&call_sid, &reconnect, client_events.clone());
+    let incoming = client_signal::IncomingParameters {
+        call_sid: call_sid.clone(),
+        account_sid: shared.config.account_sid.to_string(),
+        from: request.from.clone(),
+        to: format!("client:{identity}"),
+        params: parameters,
+    };
+    tracing::info!(leg = leg.0, child = %call_sid, %identity, devices = devices.len(), "ringing the browser client");
+    let mut ringing = devices;
+    for (_, device) in &ringing {
+        let _ = device.try_send(ClientCommand::Invite {
+            call_sid: call_sid.clone(),
+            sdp: offer.clone(),
+            parameters: incoming.clone(),
+            events: client_events.clone(),
+            reconnect: reconnect.clone(),
+        });
+    }
+    drop(client_events);
+    let cancel = |devices: &mut Vec<(u64, mpsc::Sender<ClientCommand>)>, except: Option<u64>| {
+        for (id, device) in devices.drain(..) {
+            if Some(id) != except {
+                let _ = device.try_send(ClientCommand::Cancel {
+                    call_sid: call_sid.clone(),
+                });
+            }
+        }
+    };
+    let mut session = Some(session);
+    let mut answered: Option<(u64, mpsc::Sender<ClientCommand>)> = None;
+    let outcome = loop {
+        tokio::select! {
+            event = from_client.recv() => match event {
+                Some(ClientEvent::Answered { connection, sdp }) if answered.is_none() => {
+                    let Some(at) = ringing.iter().position(|(id, _)| *id == connection) else {
+                        continue;
+                    };
+                    let device = ringing.remove(at);
+                    cancel(&mut ringing, None);
+                    let (result, accepted) = oneshot::channel();
+                    if let Some(media) = session.as_ref() {
+                        media.send(MediaCommand::AcceptAnswer { sdp, result });
+                    }
+                    match accepted.await {
+                        Ok(Ok(rate)) => {
+                            tracing::info!(leg = leg.0, connection, rate, "the browser client answered");
+                            answered = Some(device);
+                            if let Some(mut media) = session.take() {
+                                media.sample_rate = rate;
+                                let _ = events.send((leg, LegEvent::Answered { session: media })).await;
+                            }
+                        }
+                        other => {
+                            let reason = match other {
+                                Ok(Err(e)) => e,
+                                _ => "the media task is gone".into(),
+                            };
+                            let _ = device.1.try_send(ClientCommand::Hangup { call_sid: call_sid.clone() });
+                            break Err((488, format!("the browser's answer is unusable: {reason}")));
+                        }
+                    }
+                }
+                Some(ClientEvent::Rejected { connection }) if answered.is_none() => {
+                    if ringing.iter().any(|(id, _)| *id == connection) {
+                        cancel(&mut ringing, Some(connection));
+                        break Err((486, "the browser client declined".into()));
+                    }
+                }
+                Some(
+                    ClientEvent::HungUp { connection }
+                    | ClientEvent::Gone { connection }
+                    | ClientEvent::SignallingLost { connection },
+                ) => {
+                    if answered.as_ref().is_some_and(|(id, _)| *id == connection) {
+                        let _ = events.send((leg, LegEvent::Ended("the browser client hung up".into()))).await;
+                        break Ok(());
+                    }
+                    ringing.retain(|(id, _)| *id != connection);
+                    if ringing.is_empty() && answered.is_none() {
+                        break Err((480, "no browser device answered".into()));
+                    }
+                }
+                Some(ClientEvent::Rebound { connection, commands }) => {
+                    if answered.is_some() {
+                        answered = Some((connection, commands));
+                    }
+                }
+                Some(ClientEvent::Input(call_core::SipInput::Ended(reason))) if answered.is_some() => {
+                    let _ = events.send((leg, LegEvent::Ended(reason))).await;
+                    break Ok(());
+                }
+                Some(_) => {}
+                None => {
+                    if answered.is_some() {
+                        let _ = events.send((leg, LegEvent::Ended("signalling gone".into()))).await;
+                    }
+                    break Ok(());
+                }
+            },
+            _ = &mut hangup => {
+                match &answered {
+                    Some((_, device)) => {
+                        let _ = device.try_send(ClientCommand::Hangup { call_sid: call_sid.clone() });
+                    }
+                    None => cancel(&mut ringing, None),
+                }
+                break Ok(());
+            }
+        }
+    };
+    shared.clients.forget_call(&call_sid);
+    outcome
+}
+
+async fn run_sip_leg(
+    shared: &CallEnv,
+    leg: LegId,
+    request: DialRequest,
+    route: Route,
+    mut hangup: oneshot::Receiver<()>,
+    events: &mpsc::Sender<(LegId, LegEvent)>,
+) -> Result<(), (u16, String)> {
     let Some((bind_ip, advertised_ip)) = media_addresses(&shared.config, route.remote) else {
         return Err((
             488,
