@@ -33,6 +33,8 @@ struct Dialled {
     sequence: u32,
     answered_at: Option<Instant>,
     finished: bool,
+    /// `<Number sendDigits>`: keys sent to the party once it answers.
+    send_digits: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +145,10 @@ impl<S: WavStorage> Call<S> {
                 sequence: 0,
                 answered_at: None,
                 finished: false,
+                send_digits: match &noun.target {
+                    control::DialTarget::Number { send_digits, .. } => send_digits.clone(),
+                    _ => None,
+                },
             };
             self.child_progress(&mut child, ProgressEvent::Initiated, now, None);
             self.child_progress(&mut child, ProgressEvent::Ringing, now, None);
@@ -475,6 +481,18 @@ impl<S: WavStorage> Call<S> {
                 peer: LegId::CALLER,
             },
         });
+        if let Some(digits) = d
+            .dialled
+            .iter()
+            .find(|x| x.leg == leg)
+            .and_then(|x| x.send_digits.clone())
+        {
+            let id = self.next_playback();
+            self.push(Output::Media {
+                leg,
+                command: MediaCommand::PlayDigits { id, digits },
+            });
+        }
         d.phase = Phase::Bridged {
             leg,
             at: now,

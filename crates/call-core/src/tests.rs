@@ -1528,3 +1528,41 @@ fn rest_recording_is_closed_when_the_caller_hangs_up() {
     let closed = sim.first("UpdateRecording");
     assert!(closed.0 <= completed.0);
 }
+
+/// `<Number sendDigits>`: the keys go to the dialled party when it answers; its INFO key and
+/// the caller's RFC 4733 key are relayed to the other side.
+#[test]
+fn dial_sends_digits_and_relays_keys_both_ways() {
+    let mut sim = Sim::new(app(
+        r#"<Response><Dial><Number sendDigits="w12">+15550123</Number></Dial></Response>"#,
+    ));
+    sim.callee(LegId(1), ms(500), Some(Duration::from_secs(3)), 100);
+    sim.key(ms(1000), '7');
+    sim.schedule(
+        ms(1500),
+        Scripted::LegSip(
+            LegId(1),
+            SipInput::Dtmf {
+                digit: '9',
+                duration_ms: 100,
+            },
+        ),
+    );
+    sim.run();
+    let (t, digits) = sim.first("Media(LegId(1), PlayDigits");
+    assert_eq!(t, 500);
+    assert!(digits.contains("\"w12\""), "{digits}");
+    let relayed = sim.find("PlayDigits");
+    assert!(
+        relayed
+            .iter()
+            .any(|(t, l)| *t == 1020 && l.contains("LegId(1)") && l.contains("\"7\"")),
+        "{relayed:?}"
+    );
+    assert!(
+        relayed
+            .iter()
+            .any(|(t, l)| *t == 1500 && l.contains("LegId(0)") && l.contains("\"9\"")),
+        "{relayed:?}"
+    );
+}

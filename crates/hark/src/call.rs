@@ -431,6 +431,12 @@ impl Driver {
                 self.dial.ended(leg);
                 core.handle_sip(now, leg, SipInput::Ended(reason));
             }
+            LegEvent::Dtmf { digit, duration_ms } => {
+                core.handle_sip(now, leg, SipInput::Dtmf { digit, duration_ms })
+            }
+            LegEvent::MediaChanged(media) => {
+                core.handle_sip(now, leg, SipInput::MediaChanged(media))
+            }
         }
     }
 

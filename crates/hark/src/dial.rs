@@ -26,6 +26,10 @@ pub(crate) enum LegEvent {
     Refused { status: u16, reason: String },
     /// The dialog is over (BYE either way).
     Ended(String),
+    /// A key by SIP INFO.
+    Dtmf { digit: char, duration_ms: u32 },
+    /// The party re-INVITEd (hold, a new address); answered already.
+    MediaChanged(sip_core::sdp::Negotiated),
 }
 
 /// The call task's side of the dialled legs.
@@ -481,6 +485,7 @@ async fn run_sip_leg(
         route.from_user.clone()
     };
     config.seed = seed;
+    config.local_rtp = Some(SocketAddr::new(advertised_ip, rtp_port));
     config.user_agent = concat!("Hark/", env!("CARGO_PKG_VERSION")).to_string();
     tracing::info!(leg = leg.0, child = %request.call_sid, uri = %route.uri, remote = %route.remote, "INVITE to the dialled party");
     let mut uac = Uac::invite(Instant::now().into_std(), config, offer);
@@ -534,6 +539,10 @@ async fn run_sip_leg(
                             None
                         }
                         UacEvent::InfoAnswered { .. } => None,
+                        UacEvent::Dtmf { digit, duration_ms } => {
+                            Some(LegEvent::Dtmf { digit, duration_ms })
+                        }
+                        UacEvent::MediaChanged(media) => Some(LegEvent::MediaChanged(media)),
                         UacEvent::Ignored { reason } => {
                             tracing::debug!(leg = leg.0, %reason, "SIP from the dialled party ignored");
                             None

@@ -1,7 +1,7 @@
 //! The UAS endpoint: transactions (RFC 3261 §17) and dialogs (§12) for calls into Hark.
 
 mod build;
-mod dtmf;
+pub(crate) mod dtmf;
 mod state;
 mod uas;
 

@@ -30,6 +30,9 @@ pub struct UacConfig {
     pub seed: u64,
     pub t1: Duration,
     pub t2: Duration,
+    /// Our media address: with it a re-INVITE (hold, a new address) is answered 200 with our
+    /// SDP and reported as [`UacEvent::MediaChanged`]; without it, 488.
+    pub local_rtp: Option<SocketAddr>,
 }
 
 impl UacConfig {
@@ -47,6 +50,7 @@ impl UacConfig {
             seed: 0,
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
+            local_rtp: None,
         }
     }
 }
@@ -82,6 +86,10 @@ pub enum UacEvent {
     Ended { reason: UacEndReason },
     /// Input that was malformed or matched nothing (for the log).
     Ignored { reason: String },
+    /// A key by SIP INFO in the dialog (answered 200).
+    Dtmf { digit: char, duration_ms: u32 },
+    /// A re-INVITE was answered 200 with our SDP: the far end's media is now this.
+    MediaChanged(Negotiated),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +175,8 @@ pub struct Uac {
     /// Digest credentials for a 401/407; used once per call.
     credentials: Option<(String, String)>,
     authenticated: bool,
+    /// `o=` version of the SDP we answer re-INVITEs with.
+    sdp_version: u64,
 }
 
 impl Uac {
@@ -199,6 +209,7 @@ impl Uac {
             invite_cseq: 1,
             credentials: None,
             authenticated: false,
+            sdp_version: 1,
         };
         uac.send_invite(None);
         uac
@@ -564,9 +575,18 @@ impl Uac {
         }
         let ours = req.headers.get("Call-ID").map(str::trim) == Some(self.call_id.as_str());
         let in_dialog = ours && self.dialog.is_some();
+        // A re-INVITE we can answer: its offer negotiated against what we support.
+        let reoffer = match (&req.method, self.config.local_rtp, in_dialog && !self.ended) {
+            (Method::Invite, Some(local), true) => sdp::parse_offer(&req.body)
+                .and_then(|o| sdp::negotiate(&o))
+                .ok()
+                .map(|neg| (neg, local)),
+            _ => None,
+        };
         let status = match &req.method {
             _ if !in_dialog => 481,
             Method::Bye | Method::Info | Method::Options => 200,
+            Method::Invite if reoffer.is_some() => 200,
             Method::Invite => 488,
             Method::Cancel => 481,
             _ => 405,
@@ -592,7 +612,34 @@ impl Uac {
         }
         resp.headers
             .push("User-Agent", self.config.user_agent.as_str());
+        if let (200, Some((neg, local))) = (status, reoffer) {
+            self.sdp_version += 1;
+            resp.headers.push("Contact", self.contact());
+            resp.headers.push("Content-Type", "application/sdp");
+            resp.body = sdp::build_answer(&neg, local, self.config.seed >> 16, self.sdp_version)
+                .into_bytes();
+            self.transmit(from, resp.to_bytes());
+            self.event(UacEvent::MediaChanged(neg));
+            return;
+        }
         self.transmit(from, resp.to_bytes());
+        if req.method == Method::Info && in_dialog {
+            let kind = req
+                .headers
+                .get("Content-Type")
+                .and_then(|c| c.split(';').next())
+                .map(|c| c.trim().to_ascii_lowercase());
+            let dtmf = match kind.as_deref() {
+                Some("application/dtmf-relay") => {
+                    crate::endpoint::dtmf::parse_dtmf_relay(&req.body)
+                }
+                Some("application/dtmf") => crate::endpoint::dtmf::parse_dtmf(&req.body),
+                _ => None,
+            };
+            if let Some((digit, duration_ms)) = dtmf {
+                self.event(UacEvent::Dtmf { digit, duration_ms });
+            }
+        }
         if req.method == Method::Bye && in_dialog && !self.ended {
             self.terminate();
             self.event(UacEvent::Ended {
@@ -1175,6 +1222,124 @@ mod tests {
             uac.local_tag
         )
         .into_bytes()
+    }
+
+    /// A server request of the dialog with a body.
+    fn with_body(req: Vec<u8>, content_type: &str, body: &str) -> Vec<u8> {
+        let text = String::from_utf8(req).unwrap();
+        let text = text.replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        );
+        text.into_bytes()
+    }
+
+    /// A 401 is answered once: ACK, then the INVITE again (CSeq 2, a new branch) with a digest
+    /// response the server can check; a second 401 fails the call.
+    #[test]
+    fn a_digest_challenge_is_answered_once() {
+        use md5::{Digest, Md5};
+        let t0 = Instant::now();
+        let (mut uac, invite) = start(t0);
+        uac.set_credentials("trunkuser", "trunkpass");
+        let challenge = "WWW-Authenticate: Digest realm=\"pstn\", nonce=\"n0nce\", qop=\"auth\", algorithm=MD5\r\n";
+        uac.handle_input(t0, server(), &reply(&invite, 401, challenge, ""));
+        let (tx, ev) = drain(&mut uac);
+        assert!(ev.is_empty(), "{ev:?}");
+        assert_eq!(tx.len(), 2, "ACK and the new INVITE");
+        let ack = req_of(&tx[0].1);
+        assert_eq!(ack.method, Method::Ack);
+        assert_eq!(ack.headers.get("CSeq"), Some("1 ACK"));
+        let again = req_of(&tx[1].1);
+        assert_eq!(again.method, Method::Invite);
+        assert_eq!(again.headers.get("CSeq"), Some("2 INVITE"));
+        assert_ne!(branch(&again), branch(&invite));
+        assert_eq!(again.headers.get("Call-ID"), invite.headers.get("Call-ID"));
+        let auth = again.headers.get("Authorization").expect("Authorization");
+        let field = |name: &str| {
+            let at = auth.find(&format!("{name}=")).unwrap() + name.len() + 1;
+            auth[at..]
+                .trim_start_matches('"')
+                .split(['"', ','])
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let ha1 = hex(&Md5::digest(b"trunkuser:pstn:trunkpass"));
+        let ha2 = hex(&Md5::digest(b"INVITE:sip:record@127.0.0.1:5060"));
+        let want = hex(&Md5::digest(
+            format!("{ha1}:n0nce:00000001:{}:auth:{ha2}", field("cnonce")).as_bytes(),
+        ));
+        assert_eq!(field("response"), want, "{auth}");
+        assert_eq!(field("username"), "trunkuser");
+        // Refused again: no third try.
+        uac.handle_input(t0, server(), &reply(&again, 401, challenge, ""));
+        let (_, ev) = drain(&mut uac);
+        assert_eq!(
+            ev,
+            vec![UacEvent::Failed {
+                status: 401,
+                reason: "Unauthorized".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn info_keys_are_reported_and_a_reinvite_is_answered_with_our_media() {
+        let t0 = Instant::now();
+        let (mut uac, _, _) = answered(t0);
+        let call_id = uac.call_id().to_string();
+        let from: SocketAddr = "127.0.0.1:5999".parse().unwrap();
+        let info = with_body(
+            server_request(&uac, "INFO", 3, &call_id),
+            "application/dtmf-relay",
+            "Signal=5\r\nDuration=160\r\n",
+        );
+        uac.handle_input(t0, from, &info);
+        let (tx, ev) = drain(&mut uac);
+        assert_eq!(resp_of(&tx[0].1).status, 200);
+        assert_eq!(
+            ev,
+            vec![UacEvent::Dtmf {
+                digit: '5',
+                duration_ms: 160
+            }]
+        );
+        // Without our media address a re-INVITE is still 488.
+        let hold = ANSWER.replace("a=fmtp:101 0-16\r\n", "a=fmtp:101 0-16\r\na=sendonly\r\n");
+        let reinvite = with_body(
+            server_request(&uac, "INVITE", 4, &call_id),
+            "application/sdp",
+            &hold,
+        );
+        uac.handle_input(t0, from, &reinvite);
+        let (tx, ev) = drain(&mut uac);
+        assert_eq!(resp_of(&tx[0].1).status, 488);
+        assert!(ev.is_empty());
+        uac.config.local_rtp = Some("127.0.0.1:30000".parse().unwrap());
+        let reinvite = with_body(
+            server_request(&uac, "INVITE", 5, &call_id),
+            "application/sdp",
+            &hold,
+        );
+        uac.handle_input(t0, from, &reinvite);
+        let (tx, ev) = drain(&mut uac);
+        let ok = resp_of(&tx[0].1);
+        assert_eq!(ok.status, 200);
+        let body = String::from_utf8(ok.body.clone()).unwrap();
+        assert!(body.contains("m=audio 30000 RTP/AVP 8 101"), "{body}");
+        assert!(body.contains("a=recvonly"), "hold is mirrored: {body}");
+        match &ev[..] {
+            [UacEvent::MediaChanged(neg)] => {
+                assert_eq!(neg.codec, AudioCodec::Pcma);
+                assert_eq!(neg.remote_direction, Direction::SendOnly);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
