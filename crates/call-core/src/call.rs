@@ -121,7 +121,7 @@ enum GatherPhase {
 }
 
 /// The outcome of fetching a document.
-enum Fetched {
+pub(crate) enum Fetched {
     Twiml(Document, String),
     Text(String, String),
     Audio(String),
@@ -992,7 +992,7 @@ impl<S: WavStorage> Call<S> {
     }
 
     /// Classifies a webhook's answer (SPEC §2.1, §2.2).
-    fn classify(&self, answer: Result<HttpAnswer, String>, url: &str) -> Fetched {
+    pub(crate) fn classify(&self, answer: Result<HttpAnswer, String>, url: &str) -> Fetched {
         let answer = match answer {
             Ok(answer) => answer,
             Err(e) => {
@@ -1237,6 +1237,10 @@ impl<S: WavStorage> Call<S> {
                 Activity::Gather(g)
             }
             Activity::Capture(c) => self.capture_play_done(c, id, now),
+            Activity::Dial(mut d) => {
+                d.play_done(id);
+                Activity::Dial(d)
+            }
             other => other,
         };
     }

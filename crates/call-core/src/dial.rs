@@ -35,6 +35,35 @@ struct Dialled {
     finished: bool,
     /// `<Number sendDigits>`: keys sent to the party once it answers.
     send_digits: Option<String>,
+    /// The noun's `url` and `method`: TwiML the party hears before the bridge.
+    whisper: Option<(String, HttpMethod)>,
+}
+
+/// A whisper: a small TwiML program run on the answered party (`<Say>`, `<Play>`, `<Pause>`,
+/// `<Gather>`, `<Redirect>`, `<Hangup>`/`<Reject>`); when it ends, the party is bridged.
+struct Whisper {
+    leg: LegId,
+    /// `None` until the first document arrives.
+    flow: Option<Box<control::CallFlow>>,
+    activity: WhisperActivity,
+    /// Keys the party pressed, for a `<Gather>`.
+    keys: std::collections::VecDeque<char>,
+}
+
+enum WhisperActivity {
+    Idle,
+    Fetch {
+        io: IoId,
+        url: String,
+        initial: bool,
+    },
+    Prompt(Box<crate::prompt::PromptRun>),
+    Gather {
+        step: control::GatherStep,
+        prompts: Option<Box<crate::prompt::PromptRun>>,
+        digits: String,
+        deadline: Option<Instant>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +80,8 @@ enum Phase {
     Ringing {
         deadline: Instant,
     },
+    /// The party answered and hears its noun's `url` TwiML before the bridge.
+    Whisper(Box<Whisper>),
     Bridged {
         leg: LegId,
         at: Instant,
@@ -72,10 +103,27 @@ pub(crate) struct Dial<S: WavStorage> {
 
 impl<S: WavStorage> Dial<S> {
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        match self.phase {
-            Phase::Ringing { deadline } => Some(deadline),
-            Phase::Bridged { limit, .. } => Some(limit),
+        match &self.phase {
+            Phase::Ringing { deadline } => Some(*deadline),
+            Phase::Bridged { limit, .. } => Some(*limit),
+            Phase::Whisper(w) => match &w.activity {
+                WhisperActivity::Gather { deadline, .. } => *deadline,
+                _ => None,
+            },
             Phase::Closing { .. } => None,
+        }
+    }
+
+    /// A playback ended: the whisper's prompt moves on.
+    pub(crate) fn play_done(&mut self, id: PlaybackId) {
+        if let Phase::Whisper(w) = &mut self.phase {
+            match &mut w.activity {
+                WhisperActivity::Prompt(run) => run.play_done(id),
+                WhisperActivity::Gather {
+                    prompts: Some(run), ..
+                } => run.play_done(id),
+                _ => {}
+            }
         }
     }
 
@@ -145,6 +193,7 @@ impl<S: WavStorage> Call<S> {
                 sequence: 0,
                 answered_at: None,
                 finished: false,
+                whisper: noun.url.clone().map(|u| (u, noun.method)),
                 send_digits: match &noun.target {
                     control::DialTarget::Number { send_digits, .. } => send_digits.clone(),
                     _ => None,
@@ -288,6 +337,12 @@ impl<S: WavStorage> Call<S> {
                 }
             }
             MediaItem::Dtmf(event) => {
+                if let Phase::Whisper(w) = &mut d.phase {
+                    if w.leg == id {
+                        w.keys.push_back(event.digit);
+                    }
+                    return Activity::Dial(d);
+                }
                 let Some(bridged) = d.bridged_leg() else {
                     return Activity::Dial(d);
                 };
@@ -362,7 +417,15 @@ impl<S: WavStorage> Call<S> {
                 }
                 if let Some(leg) = winner {
                     self.cancel_ringing(&mut d, Some(leg), CallStatus::Canceled, now);
-                    self.bridge(&mut d, leg, now);
+                    let whisper = d
+                        .dialled
+                        .iter()
+                        .find(|x| x.leg == leg)
+                        .and_then(|x| x.whisper.clone());
+                    match whisper {
+                        Some((url, method)) => self.start_whisper(&mut d, leg, url, method),
+                        None => self.bridge(&mut d, leg, now),
+                    }
                     return (Activity::Dial(d), true);
                 }
                 if d.dialled.iter().all(|x| x.outcome != Outcome::Ringing) {
@@ -372,6 +435,10 @@ impl<S: WavStorage> Call<S> {
                     return (self.close_dial(d, result, now), true);
                 }
                 (Activity::Dial(d), false)
+            }
+            Phase::Whisper(_) => {
+                let progressed = self.whisper_step(&mut d, now);
+                (Activity::Dial(d), progressed)
             }
             Phase::Bridged { leg, at, .. } => {
                 let callee_gone = self.leg_index(leg).is_none_or(|i| self.legs[i].hung_up());
@@ -421,6 +488,23 @@ impl<S: WavStorage> Call<S> {
 
     /// The ring timeout or the time limit.
     pub(crate) fn dial_timeout(&mut self, mut d: Box<Dial<S>>, now: Instant) -> Activity<S> {
+        if let Phase::Whisper(w) = &mut d.phase {
+            if let WhisperActivity::Gather {
+                digits,
+                deadline: Some(at),
+                ..
+            } = &mut w.activity
+            {
+                if now >= *at {
+                    let digits = std::mem::take(digits);
+                    if let Some(flow) = w.flow.as_mut() {
+                        flow.gather_finished(digits, None);
+                    }
+                    w.activity = WhisperActivity::Idle;
+                }
+            }
+            return Activity::Dial(d);
+        }
         match d.phase {
             Phase::Ringing { deadline } if now >= deadline => {
                 tracing::info!("no answer within the dial timeout");
@@ -453,6 +537,10 @@ impl<S: WavStorage> Call<S> {
         let closing = matches!(d.phase, Phase::Closing { .. });
         if let Some(rec) = d.recording.as_mut().filter(|r| r.owns(id)) {
             self.live_recording_io(rec, id, result, now, closing);
+            return Activity::Dial(d);
+        }
+        if let Phase::Whisper(w) = &mut d.phase {
+            self.whisper_io(w, id, result, now);
         }
         Activity::Dial(d)
     }
@@ -592,6 +680,269 @@ impl<S: WavStorage> Call<S> {
         d.phase = Phase::Closing { result };
         self.close_recording(&mut d, now);
         Activity::Dial(d)
+    }
+
+    // ---- whisper ----
+
+    fn start_whisper(&mut self, d: &mut Dial<S>, leg: LegId, url: String, method: HttpMethod) {
+        tracing::info!(leg = leg.0, %url, "whisper to the dialled party");
+        let io = self.whisper_fetch(d, leg, url.clone(), method, Vec::new());
+        d.phase = Phase::Whisper(Box::new(Whisper {
+            leg,
+            flow: None,
+            activity: WhisperActivity::Fetch {
+                io,
+                url,
+                initial: true,
+            },
+            keys: std::collections::VecDeque::new(),
+        }));
+    }
+
+    /// A whisper document request: the dialled leg's own call parameters (Twilio's).
+    fn whisper_fetch(
+        &mut self,
+        d: &Dial<S>,
+        leg: LegId,
+        url: String,
+        method: HttpMethod,
+        extra: Vec<(String, String)>,
+    ) -> IoId {
+        let mut params = match d.dialled.iter().find(|x| x.leg == leg) {
+            Some(x) => control::params::standard_params(&x.info, CallStatus::InProgress),
+            None => Vec::new(),
+        };
+        params.push(("ParentCallSid".into(), self.info.call_sid.to_string()));
+        params.extend(extra);
+        self.fetch(crate::FetchRequest::Twiml {
+            url,
+            method,
+            params,
+        })
+    }
+
+    fn whisper_io(&mut self, w: &mut Whisper, id: IoId, result: FetchResult<S>, now: Instant) {
+        match &mut w.activity {
+            WhisperActivity::Fetch { io, url, initial } if *io == id => {
+                let FetchResult::Twiml(answer) = result else {
+                    return;
+                };
+                let fetched = self.classify(answer, url);
+                let options = control::flow::FlowOptions::default();
+                use crate::call::Fetched;
+                if *initial {
+                    let flow = match fetched {
+                        Fetched::Twiml(doc, url) => {
+                            control::CallFlow::with_options(doc, Some(url), options)
+                        }
+                        Fetched::Text(text, url) => control::CallFlow::with_options(
+                            control::Document::say_then_hangup(&text),
+                            Some(url),
+                            options,
+                        ),
+                        Fetched::Audio(url) => control::CallFlow::with_options(
+                            control::Document::play_then_hangup(&url),
+                            Some(url.clone()),
+                            options,
+                        ),
+                        Fetched::Failed { code, url } => {
+                            control::CallFlow::initial_failure(code, &url, options)
+                        }
+                    };
+                    w.flow = Some(Box::new(flow));
+                } else if let Some(flow) = w.flow.as_mut() {
+                    match fetched {
+                        Fetched::Twiml(doc, url) => flow.document_fetched(doc, url),
+                        Fetched::Text(text, url) => flow.text_fetched(&text, url),
+                        Fetched::Audio(url) => flow.audio_fetched(url),
+                        Fetched::Failed { code, url } => flow.fetch_failed(code, &url),
+                    }
+                }
+                w.activity = WhisperActivity::Idle;
+            }
+            WhisperActivity::Prompt(run) => {
+                if self.prompt_loaded(run, id, result, now).is_some() {
+                    w.activity = WhisperActivity::Idle;
+                }
+            }
+            WhisperActivity::Gather {
+                prompts: Some(run), ..
+            } => {
+                let _ = self.prompt_loaded(run, id, result, now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Runs the whisper as far as it goes now; when it ends the party is bridged (or, if it
+    /// hung up, the dial ends unbridged).
+    fn whisper_step(&mut self, d: &mut Box<Dial<S>>, now: Instant) -> bool {
+        let Phase::Whisper(w) = &mut d.phase else {
+            return false;
+        };
+        let leg = w.leg;
+        let callee_gone = self.leg_index(leg).is_none_or(|i| self.legs[i].hung_up());
+        if self.gone() || callee_gone {
+            if let WhisperActivity::Prompt(run) = &mut w.activity {
+                self.interrupt_prompt(run);
+            }
+            if !callee_gone {
+                self.leg_sip(leg, SipCommand::Hangup);
+            }
+            let caller_gone = self.caller().hung_up();
+            let status = if callee_gone { "completed" } else { "canceled" };
+            let result = self.dial_result(d, status, caller_gone, now);
+            let taken = std::mem::replace(d, Box::new(placeholder()));
+            **d = *match self.close_dial(taken, result, now) {
+                Activity::Dial(b) => b,
+                _ => return true,
+            };
+            return true;
+        }
+        match &mut w.activity {
+            WhisperActivity::Fetch { .. } => false,
+            WhisperActivity::Prompt(run) => {
+                if self.prompt_advance(run, now).is_some() {
+                    w.activity = WhisperActivity::Idle;
+                    return true;
+                }
+                false
+            }
+            WhisperActivity::Gather {
+                step,
+                prompts,
+                digits,
+                deadline,
+            } => {
+                let timeout = std::time::Duration::from_secs(u64::from(step.timeout_secs.max(1)));
+                if let Some(run) = prompts {
+                    if !w.keys.is_empty() {
+                        self.interrupt_prompt(run);
+                    } else if self.prompt_advance(run, now).is_none() {
+                        return false;
+                    }
+                    *prompts = None;
+                    *deadline = Some(now + timeout);
+                }
+                let mut finished: Option<Option<char>> = None;
+                while let Some(key) = w.keys.pop_front() {
+                    if Some(key) == step.finish_on_key {
+                        if !digits.is_empty() {
+                            finished = Some(Some(key));
+                            break;
+                        }
+                        continue;
+                    }
+                    digits.push(key);
+                    *deadline = Some(now + timeout);
+                    if step
+                        .num_digits
+                        .is_some_and(|n| digits.chars().count() >= n as usize)
+                    {
+                        finished = Some(None);
+                        break;
+                    }
+                }
+                let Some(key) = finished else {
+                    return false;
+                };
+                let digits = std::mem::take(digits);
+                if let Some(flow) = w.flow.as_mut() {
+                    flow.gather_finished(digits, key);
+                }
+                w.activity = WhisperActivity::Idle;
+                true
+            }
+            WhisperActivity::Idle => {
+                let Some(flow) = w.flow.as_mut() else {
+                    return false;
+                };
+                let step = flow.next_step();
+                tracing::debug!(leg = leg.0, ?step, "whisper step");
+                use control::Step;
+                let prompt = |items: Vec<crate::prompt::PromptItem>| {
+                    WhisperActivity::Prompt(Box::new(crate::prompt::PromptRun::on_leg(
+                        items,
+                        crate::prompt::LoadErrorPolicy::Skip,
+                        leg,
+                    )))
+                };
+                use crate::prompt::PromptItem;
+                w.activity = match step {
+                    Step::Play { url, loops, digits } => {
+                        prompt(vec![PromptItem::play(url, loops, digits)])
+                    }
+                    Step::Pause { secs } => prompt(vec![PromptItem::Pause { secs }]),
+                    Step::Say {
+                        text,
+                        voice,
+                        language,
+                        loops,
+                    } => prompt(vec![PromptItem::Say {
+                        text,
+                        voice,
+                        language,
+                        loops,
+                    }]),
+                    Step::Gather(step) => {
+                        let items = step.prompts.iter().map(PromptItem::from_step).collect();
+                        WhisperActivity::Gather {
+                            step,
+                            prompts: Some(Box::new(crate::prompt::PromptRun::on_leg(
+                                items,
+                                crate::prompt::LoadErrorPolicy::Skip,
+                                leg,
+                            ))),
+                            digits: String::new(),
+                            deadline: None,
+                        }
+                    }
+                    Step::Fetch {
+                        url,
+                        method,
+                        extra,
+                        discard_answer: _,
+                    } => {
+                        let io = self.whisper_fetch(d, leg, url.clone(), method, extra);
+                        let Phase::Whisper(w) = &mut d.phase else {
+                            return true;
+                        };
+                        w.activity = WhisperActivity::Fetch {
+                            io,
+                            url,
+                            initial: false,
+                        };
+                        return true;
+                    }
+                    Step::End => {
+                        self.bridge(d, leg, now);
+                        return true;
+                    }
+                    Step::Record(_) | Step::Dial(_) => {
+                        tracing::warn!(
+                            leg = leg.0,
+                            "a whisper cannot <Record> or <Dial>; bridging now"
+                        );
+                        self.bridge(d, leg, now);
+                        return true;
+                    }
+                    Step::Hangup | Step::Reject { .. } | Step::AppError { .. } => {
+                        // The party refused the call in its whisper: no bridge.
+                        tracing::info!(leg = leg.0, "the whisper hung up: not bridged");
+                        self.leg_sip(leg, SipCommand::Hangup);
+                        let caller_gone = self.caller().hung_up();
+                        let result = self.dial_result(d, "completed", caller_gone, now);
+                        let taken = std::mem::replace(d, Box::new(placeholder()));
+                        **d = *match self.close_dial(taken, result, now) {
+                            Activity::Dial(b) => b,
+                            _ => return true,
+                        };
+                        return true;
+                    }
+                };
+                true
+            }
+        }
     }
 
     // ---- child calls ----
@@ -769,6 +1120,17 @@ fn target_text(target: &control::DialTarget) -> String {
         control::DialTarget::Sip { uri, .. } => uri.clone(),
         control::DialTarget::Client { identity, .. } => format!("client:{identity}"),
         control::DialTarget::Number { number, .. } => number.clone(),
+    }
+}
+
+/// A dial with nothing in it, held for a moment while the real one is moved.
+fn placeholder<S: WavStorage>() -> Dial<S> {
+    Dial {
+        verb: DialVerb::default(),
+        dialled: Vec::new(),
+        phase: Phase::Closing { result: empty() },
+        ringback: None,
+        recording: None,
     }
 }
 

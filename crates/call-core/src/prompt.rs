@@ -10,6 +10,7 @@ use control::PromptStep;
 use record_engine::wav::WavStorage;
 
 use crate::call::{Activity, Call, RETRIEVAL_FAILURE};
+use crate::leg::LegId;
 use crate::{FetchRequest, FetchResult, IoId, MediaCommand, Output, Persist, PlaybackId};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -97,14 +98,21 @@ pub(crate) struct PromptRun {
     items: VecDeque<PromptItem>,
     phase: Phase,
     policy: LoadErrorPolicy,
+    /// Who hears it: the caller, or a dialled party (a `<Dial>` noun's whisper).
+    leg: LegId,
 }
 
 impl PromptRun {
     pub(crate) fn new(items: Vec<PromptItem>, policy: LoadErrorPolicy) -> PromptRun {
+        Self::on_leg(items, policy, LegId::CALLER)
+    }
+
+    pub(crate) fn on_leg(items: Vec<PromptItem>, policy: LoadErrorPolicy, leg: LegId) -> PromptRun {
         PromptRun {
             items: items.into(),
             phase: Phase::Next,
             policy,
+            leg,
         }
     }
 
@@ -149,21 +157,29 @@ impl<S: WavStorage> Call<S> {
             }
             PromptItem::Digits(digits) => {
                 let id = self.next_playback();
-                self.media(MediaCommand::PlayDigits { id, digits });
+                self.leg_media(run.leg, MediaCommand::PlayDigits { id, digits });
                 Phase::Playing(id)
             }
             PromptItem::Pause { secs } => {
                 let second = self.config.silence_second.clone();
-                Phase::Playing(self.play(second, secs.max(1)))
+                Phase::Playing(self.play_on(run.leg, second, secs.max(1)))
             }
         };
         None
     }
 
     pub(crate) fn play(&mut self, audio: Arc<[i16]>, loops: u32) -> PlaybackId {
+        self.play_on(LegId::CALLER, audio, loops)
+    }
+
+    pub(crate) fn play_on(&mut self, leg: LegId, audio: Arc<[i16]>, loops: u32) -> PlaybackId {
         let id = self.next_playback();
-        self.media(MediaCommand::Play { id, audio, loops });
+        self.leg_media(leg, MediaCommand::Play { id, audio, loops });
         id
+    }
+
+    pub(crate) fn leg_media(&mut self, leg: LegId, command: MediaCommand) {
+        self.push(Output::Media { leg, command });
     }
 
     /// The audio of the item loading arrived (or could not be had).
@@ -205,7 +221,7 @@ impl<S: WavStorage> Call<S> {
                     PromptItem::Url { loops, .. } => *loops,
                     _ => 1,
                 };
-                run.phase = Phase::Playing(self.play(samples, loops));
+                run.phase = Phase::Playing(self.play_on(run.leg, samples, loops));
                 None
             }
             Err(e) => match run.policy {
@@ -228,7 +244,7 @@ impl<S: WavStorage> Call<S> {
                 LoadErrorPolicy::ErrorTones => {
                     tracing::warn!(error = %e, "error prompt could not be rendered; playing tones");
                     let tones: Arc<[i16]> = media_engine::tone::error_tones().into();
-                    run.phase = Phase::Playing(self.play(tones, 1));
+                    run.phase = Phase::Playing(self.play_on(run.leg, tones, 1));
                     None
                 }
             },
@@ -239,7 +255,7 @@ impl<S: WavStorage> Call<S> {
     pub(crate) fn interrupt_prompt(&mut self, run: &mut PromptRun) {
         match std::mem::replace(&mut run.phase, Phase::Next) {
             Phase::Loading { io, .. } => self.push(Output::CancelFetch(io)),
-            Phase::Playing(_) => self.media(MediaCommand::Stop),
+            Phase::Playing(_) => self.leg_media(run.leg, MediaCommand::Stop),
             Phase::Next => {}
         }
         run.items.clear();

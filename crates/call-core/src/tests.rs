@@ -1566,3 +1566,78 @@ fn dial_sends_digits_and_relays_keys_both_ways() {
         "{relayed:?}"
     );
 }
+
+impl Sim {
+    fn callee_key(&mut self, leg: LegId, at: Duration, digit: char) {
+        let event = DtmfEvent {
+            digit,
+            position: at.as_millis() as u64 * 8,
+            source: DtmfSource::Rfc4733,
+        };
+        self.schedule(
+            at,
+            Scripted::LegMedia(leg, MediaInput::Item(MediaItem::Dtmf(event))),
+        );
+    }
+}
+
+/// A noun's `url` runs on the answered party before the bridge: it hears the prompt, presses 1
+/// (its `<Gather>` action answers more TwiML), then it is bridged. Another run: the party
+/// presses nothing, the whisper hangs up, and the caller is never bridged.
+#[test]
+fn whisper_runs_on_the_party_before_the_bridge() {
+    for accept in [true, false] {
+        let mut sim = Sim::new(app(
+            r#"<Response><Dial action="http://app/dialed"><Sip url="http://app/whisper">sip:agent@127.0.0.1</Sip></Dial></Response>"#,
+        ));
+        sim.web.insert(
+            "http://app/whisper".into(),
+            r#"<Response><Gather numDigits="1" timeout="3" action="http://app/accept"><Say>Press one</Say></Gather><Hangup/></Response>"#.into(),
+        );
+        sim.web.insert(
+            "http://app/accept".into(),
+            "<Response><Say>Connecting</Say></Response>".into(),
+        );
+        sim.web.insert(
+            "http://app/dialed".into(),
+            "<Response><Hangup/></Response>".into(),
+        );
+        sim.callee(LegId(1), ms(500), Some(Duration::from_secs(10)), 100);
+        if accept {
+            sim.callee_key(LegId(1), ms(2000), '1');
+        }
+        sim.run();
+        let (t, whisper) = sim.first("http://app/whisper");
+        assert_eq!(t, 500, "fetched when the party answers");
+        assert_eq!(
+            param(whisper, "ParentCallSid"),
+            "CA00000000000000000000000000000001"
+        );
+        assert_eq!(param(whisper, "Direction"), "outbound-dial");
+        let says = sim.find("Speech");
+        assert!(says[0].1.contains("Press one"));
+        let prompt = sim.find("Media(LegId(1), Play(");
+        assert_eq!(
+            prompt[0].0, 560,
+            "the prompt plays to the party, not the caller"
+        );
+        let (_, action) = sim.first("http://app/dialed");
+        if accept {
+            let (t, accepted) = sim.first("http://app/accept");
+            assert_eq!(t, 2000);
+            assert_eq!(param(accepted, "Digits"), "1");
+            // "Connecting" renders in 10 ms and plays 1 s: the bridge follows.
+            let (t, _) = sim.first("Bridge { peer: LegId(1) }");
+            assert!((3000..=3200).contains(&t), "bridged at {t}");
+            assert_eq!(param(action, "DialBridged"), "true");
+        } else {
+            sim.none("Bridge {");
+            sim.none("http://app/accept");
+            assert_eq!(param(action, "DialBridged"), "false");
+            assert_eq!(
+                sim.first("Sip(LegId(1), Hangup)").0,
+                sim.first("http://app/dialed").0
+            );
+        }
+    }
+}
