@@ -761,7 +761,8 @@ impl<S: WavStorage> Call<S> {
                 w.activity = WhisperActivity::Idle;
             }
             WhisperActivity::Prompt(run) => {
-                if self.prompt_loaded(run, id, result, now).is_some() {
+                let finished = self.prompt_loaded(run, id, result, now).is_some();
+                if finished {
                     w.activity = WhisperActivity::Idle;
                 }
             }
