@@ -7,8 +7,10 @@ helpers.
 Checks: the callers' SIPp (attempted = succeeded = N, 0 failed) and the agents' SIPp (N calls
 answered and hung up by Hark); Hark's CPU (% of one core) while all N calls are up and its
 peak RSS; every recording: N WAVs of 2 channels, each within 300 ms of the reference call's
-length, its database row `completed`, and each channel's 100 ms RMS envelope correlating
->= 0.90 with the same channel of the reference (the caller's speech on 1, the agent's on 2).
+length, its database row `completed` (2 channels, DialVerb), and each channel complete and
+exact: from its first to its last 20 ms frame above the gate, a sample-identical copy of what
+that side sent (channel 1: ../load/speech20s.ulaw, the callers; channel 2: agent20s.ulaw, the
+agents), as long as the reference call's span (within 40 ms).
 """
 import audioop
 import csv
@@ -20,21 +22,32 @@ import sys
 import wave
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "load"))
-from loadtool import TCK, env_similarity, load_stat, stat_epoch  # noqa: E402
+from loadtool import TCK, load_stat, stat_epoch  # noqa: E402
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# What each side sent, as 16-bit PCM (G.711 decodes the same everywhere).
+SOURCES = [
+    audioop.ulaw2lin(open(os.path.join(HERE, "..", "load", "speech20s.ulaw"), "rb").read(), 2),
+    audioop.ulaw2lin(open(os.path.join(HERE, "agent20s.ulaw"), "rb").read(), 2),
+]
+GATE = 300
 
 
 def channels(path):
-    """(seconds, [envelope of channel 1, envelope of channel 2]) of a 2-channel 16-bit WAV."""
+    """(seconds, [channel 1 PCM, channel 2 PCM]) of a 2-channel 16-bit WAV."""
     with wave.open(path, "rb") as w:
         assert w.getnchannels() == 2, f"{path}: {w.getnchannels()} channels"
         rate, n = w.getframerate(), w.getnframes()
         pcm = w.readframes(n)
-    block = rate // 10 * 2
-    envs = []
-    for ch in (0, 1):
-        mono = audioop.tomono(pcm, 2, 1 - ch, ch)
-        envs.append([audioop.rms(mono[i:i + block], 2) for i in range(0, len(mono) - block + 1, block)])
-    return n / rate, envs
+    return n / rate, [audioop.tomono(pcm, 2, 1, 0), audioop.tomono(pcm, 2, 0, 1)]
+
+
+def speech(pcm):
+    """The bytes from the first to the last 20 ms frame above the gate."""
+    fr = 320
+    loud = [i for i in range(0, len(pcm) - fr + 1, fr) if audioop.rms(pcm[i:i + fr], 2) > GATE]
+    return pcm[loud[0]:loud[-1] + fr] if loud else b""
 
 
 def report(d, n):
@@ -87,7 +100,8 @@ def report(d, n):
     print(f"Hark CPU % of one core while all {n} calls are up ({span:.0f} s): max {fmt(hmax)}, mean {fmt(hmean)}")
     print(f"Hark peak RSS {rss:.1f} MiB, {fds} fds, {thr} threads")
 
-    ref_dur, ref_env = channels(meta["reference_wav"])
+    ref_dur, ref_pcm = channels(meta["reference_wav"])
+    ref_span = [len(speech(p)) / 16000 for p in ref_pcm]
     wavs = sorted(glob.glob(os.path.join(d, "recordings", "*.wav")))
     db = os.path.join(d, "recordings", "hark.db")
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -97,11 +111,11 @@ def report(d, n):
     finally:
         con.close()
     bad = []
-    worst = [1.0, 1.0]
+    exact = [0, 0]
     for w in wavs:
         sid = os.path.basename(w)[:-4]
         try:
-            dur, env = channels(w)
+            dur, pcm = channels(w)
         except Exception as e:  # noqa: BLE001 - report any broken file
             bad.append(f"{sid}: {e}")
             continue
@@ -111,12 +125,17 @@ def report(d, n):
         if abs(dur - ref_dur) > 0.3:
             bad.append(f"{sid}: {dur:.3f} s vs reference {ref_dur:.3f} s")
         for ch in (0, 1):
-            sim = env_similarity(env[ch], ref_env[ch])
-            worst[ch] = min(worst[ch], sim)
-            if sim < 0.90:
-                bad.append(f"{sid}: channel {ch + 1} envelope similarity {sim:.3f}")
-    print(f"recordings: {len(wavs)} WAVs (want {n}), reference {ref_dur:.3f} s; "
-          f"worst envelope similarity: channel 1 {worst[0]:.3f}, channel 2 {worst[1]:.3f}")
+            part = speech(pcm[ch])
+            secs = len(part) / 16000
+            if abs(secs - ref_span[ch]) > 0.04:
+                bad.append(f"{sid}: channel {ch + 1} speech lasts {secs:.3f} s, reference {ref_span[ch]:.3f} s")
+            elif SOURCES[ch].find(part) < 0:
+                bad.append(f"{sid}: channel {ch + 1} is not an exact copy of what was sent")
+            else:
+                exact[ch] += 1
+    print(f"recordings: {len(wavs)} WAVs (want {n}), reference {ref_dur:.3f} s, speech "
+          f"{ref_span[0]:.2f} s (caller) / {ref_span[1]:.2f} s (agent); complete and sample-exact: "
+          f"channel 1 {exact[0]}/{n}, channel 2 {exact[1]}/{n}")
     if len(wavs) != n or bad:
         ok = False
     for b in bad[:10]:

@@ -493,7 +493,9 @@ async fn run_sip_leg(
         uac.set_credentials(user, password);
     }
     let mut rtp = Some(rtp);
-    let mut buf = vec![0u8; 65_536];
+    // SIP over UDP from one party: 16 KiB is ample (RFC 3261 §18.1.1 keeps UDP requests under
+    // 1300 bytes unless they must not be), and a thousand legs stay small.
+    let mut buf = vec![0u8; 16 * 1024];
     let mut hung_up = false;
     let mut ended_at: Option<Instant> = None;
     loop {
