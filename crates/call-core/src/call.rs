@@ -128,6 +128,32 @@ pub(crate) enum Fetched {
     Failed { code: u32, url: String },
 }
 
+impl Fetched {
+    /// The program a first document starts (a failure: the fallback or the error prompt).
+    pub(crate) fn into_flow(self, options: FlowOptions) -> CallFlow {
+        match self {
+            Fetched::Twiml(doc, url) => CallFlow::with_options(doc, Some(url), options),
+            Fetched::Text(text, url) => {
+                CallFlow::with_options(Document::say_then_hangup(&text), Some(url), options)
+            }
+            Fetched::Audio(url) => {
+                CallFlow::with_options(Document::play_then_hangup(&url), Some(url), options)
+            }
+            Fetched::Failed { code, url } => CallFlow::initial_failure(code, &url, options),
+        }
+    }
+
+    /// A step's document (action, `<Redirect>`) handed to the running program.
+    pub(crate) fn feed(self, flow: &mut CallFlow) {
+        match self {
+            Fetched::Twiml(doc, url) => flow.document_fetched(doc, url),
+            Fetched::Text(text, url) => flow.text_fetched(&text, url),
+            Fetched::Audio(url) => flow.audio_fetched(url),
+            Fetched::Failed { code, url } => flow.fetch_failed(code, &url),
+        }
+    }
+}
+
 /// Ringing the party of an outbound call.
 #[derive(Debug, Clone, Copy)]
 struct Outbound {
@@ -1045,27 +1071,12 @@ impl<S: WavStorage> Call<S> {
         let _ = now;
         match purpose {
             FetchPurpose::Initial | FetchPurpose::LiveRedirect => {
-                let options = self.flow_options();
-                let flow = match fetched {
-                    Fetched::Twiml(doc, url) => CallFlow::with_options(doc, Some(url), options),
-                    Fetched::Text(text, url) => {
-                        CallFlow::with_options(Document::say_then_hangup(&text), Some(url), options)
-                    }
-                    Fetched::Audio(url) => {
-                        CallFlow::with_options(Document::play_then_hangup(&url), Some(url), options)
-                    }
-                    Fetched::Failed { code, url } => CallFlow::initial_failure(code, &url, options),
-                };
+                let flow = fetched.into_flow(self.flow_options());
                 self.program = Program::Twiml(Box::new(flow));
             }
             FetchPurpose::Step { discard_answer } => {
                 if let (false, Program::Twiml(flow)) = (discard_answer, &mut self.program) {
-                    match fetched {
-                        Fetched::Twiml(doc, url) => flow.document_fetched(doc, url),
-                        Fetched::Text(text, url) => flow.text_fetched(&text, url),
-                        Fetched::Audio(url) => flow.audio_fetched(url),
-                        Fetched::Failed { code, url } => flow.fetch_failed(code, &url),
-                    }
+                    fetched.feed(flow);
                 }
             }
         }

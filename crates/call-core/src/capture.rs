@@ -275,16 +275,10 @@ impl<S: WavStorage> Call<S> {
         let leg = &mut self.legs[c.leg];
         leg.timeline_end = capture_start.max(leg.timeline_end);
         let verb = &c.verb;
-        c.callback = verb
-            .recording_status_callback
-            .as_ref()
-            .map(|url| StatusCallbackSpec {
-                url: url.clone(),
-                method: verb.recording_status_callback_method,
-                in_progress: verb.recording_status_callback_events.in_progress,
-                completed: verb.recording_status_callback_events.completed,
-                absent: verb.recording_status_callback_events.absent,
-            });
+        c.callback = verb.recording_status_callback_events.callback(
+            verb.recording_status_callback.as_ref(),
+            verb.recording_status_callback_method,
+        );
         c.sample_rate = self.legs[c.leg].sample_rate;
         let ms = self.unix_ms(now);
         let row = RecordingRecord {

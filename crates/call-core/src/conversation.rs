@@ -734,32 +734,25 @@ mod tests {
 
     #[test]
     fn mixed_and_one_sided_layouts() {
-        let start = Instant::now();
-        let mut mixed = opened(
-            Layout {
-                slots: [true, true],
-                dual: false,
-            },
-            start,
+        // One frame of 100 from the caller, one of 200 from the other party.
+        let file = |slots, dual| {
+            let start = Instant::now();
+            let mut c = opened(Layout { slots, dual }, start);
+            c.push(0, start, &frame(0, 100));
+            c.push(1, start, &frame(0, 200));
+            samples(&mut c, false)
+        };
+        assert_eq!(file([true, true], false), (1, vec![300; 160]), "mixed");
+        assert_eq!(
+            file([true, false], true),
+            (1, vec![100; 160]),
+            "inbound only"
         );
-        mixed.push(0, start, &frame(0, 100));
-        mixed.push(1, start, &frame(0, 200));
-        let (channels, s) = samples(&mut mixed, false);
-        assert_eq!(channels, 1);
-        assert_eq!(s, vec![300; 160]);
-
-        let mut inbound = opened(
-            Layout {
-                slots: [true, false],
-                dual: true,
-            },
-            start,
+        assert_eq!(
+            file([false, true], true),
+            (1, vec![200; 160]),
+            "outbound only"
         );
-        inbound.push(0, start, &frame(0, 100));
-        inbound.push(1, start, &frame(0, 200));
-        let (channels, s) = samples(&mut inbound, false);
-        assert_eq!(channels, 1);
-        assert_eq!(s, vec![100; 160]);
     }
 
     /// A slot nobody feeds (a leg on hold) is filled with silence once the other is a second

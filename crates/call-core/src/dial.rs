@@ -10,7 +10,7 @@ use control::{CallInfo, CallStatus, HttpMethod};
 use control::{DialResult, DialVerb};
 use media_engine::MediaItem;
 use record_engine::wav::WavStorage;
-use store::{CallRecord, CallSid, Direction, RecordingSource, RecordingStatus, StatusCallbackSpec};
+use store::{CallRecord, CallSid, Direction, RecordingSource, RecordingStatus};
 
 use crate::call::{Activity, Call};
 use crate::conversation::{Layout, LiveRecording, RecordingPlan};
@@ -728,35 +728,11 @@ impl<S: WavStorage> Call<S> {
                     return;
                 };
                 let fetched = self.classify(answer, url);
-                let options = control::flow::FlowOptions::default();
-                use crate::call::Fetched;
                 if *initial {
-                    let flow = match fetched {
-                        Fetched::Twiml(doc, url) => {
-                            control::CallFlow::with_options(doc, Some(url), options)
-                        }
-                        Fetched::Text(text, url) => control::CallFlow::with_options(
-                            control::Document::say_then_hangup(&text),
-                            Some(url),
-                            options,
-                        ),
-                        Fetched::Audio(url) => control::CallFlow::with_options(
-                            control::Document::play_then_hangup(&url),
-                            Some(url.clone()),
-                            options,
-                        ),
-                        Fetched::Failed { code, url } => {
-                            control::CallFlow::initial_failure(code, &url, options)
-                        }
-                    };
+                    let flow = fetched.into_flow(control::flow::FlowOptions::default());
                     w.flow = Some(Box::new(flow));
                 } else if let Some(flow) = w.flow.as_mut() {
-                    match fetched {
-                        Fetched::Twiml(doc, url) => flow.document_fetched(doc, url),
-                        Fetched::Text(text, url) => flow.text_fetched(&text, url),
-                        Fetched::Audio(url) => flow.audio_fetched(url),
-                        Fetched::Failed { code, url } => flow.fetch_failed(code, &url),
-                    }
+                    fetched.feed(flow);
                 }
                 w.activity = WhisperActivity::Idle;
             }
@@ -1011,16 +987,10 @@ impl<S: WavStorage> Call<S> {
             dual: record.dual,
         };
         let verb = &d.verb;
-        let callback = verb
-            .recording_status_callback
-            .as_ref()
-            .map(|url| StatusCallbackSpec {
-                url: url.clone(),
-                method: verb.recording_status_callback_method,
-                in_progress: verb.recording_status_callback_events.in_progress,
-                completed: verb.recording_status_callback_events.completed,
-                absent: verb.recording_status_callback_events.absent,
-            });
+        let callback = verb.recording_status_callback_events.callback(
+            verb.recording_status_callback.as_ref(),
+            verb.recording_status_callback_method,
+        );
         let trim = verb.trim_silence;
         let transcription = verb.transcribe.then(|| {
             let language = verb

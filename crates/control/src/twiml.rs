@@ -48,6 +48,23 @@ pub struct StatusEvents {
     pub absent: bool,
 }
 
+impl StatusEvents {
+    /// The subscription a recording keeps: `url` (if any) with `method` and these events.
+    pub fn callback(
+        &self,
+        url: Option<&String>,
+        method: HttpMethod,
+    ) -> Option<store::StatusCallbackSpec> {
+        url.map(|url| store::StatusCallbackSpec {
+            url: url.clone(),
+            method,
+            in_progress: self.in_progress,
+            completed: self.completed,
+            absent: self.absent,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordVerb {
     /// As written (relative or absolute); `None` = the document's own URL.

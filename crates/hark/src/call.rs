@@ -568,30 +568,21 @@ impl Driver {
                 }
                 return core.handle_media(Instant::now().into_std(), LegId::CALLER, input);
             }
-            C::Play { id, audio, loops } => MediaCommand::Play {
-                audio,
-                loops,
-                done: self.on_played(id),
+            other => match self.media_task_command(other) {
+                Some(command) => command,
+                None => return,
             },
-            C::PlayDigits { id, digits } => MediaCommand::PlayDigits {
-                digits,
-                done: self.on_played(id),
-            },
-            C::Stop => MediaCommand::Stop,
-            C::InjectDtmf(digit) => MediaCommand::InjectDtmf(digit),
-            C::Renegotiate(media) => MediaCommand::Renegotiate(media),
-            // Handled in `execute`, with both legs' sessions at hand.
-            C::Bridge { .. } | C::Unbridge => return,
         };
         if let Some(media) = &self.media {
             media.send(command);
         }
     }
 
-    /// Prompts and keys on a dialled leg (ringback and whispers are the caller's).
-    fn leg_media_command(&mut self, leg: LegId, command: call_core::MediaCommand) {
+    /// What the media task of a leg is told; `None` for what is not the task's (allocation,
+    /// bridges: `execute` handles those with both legs' sessions at hand).
+    fn media_task_command(&mut self, command: call_core::MediaCommand) -> Option<MediaCommand> {
         use call_core::MediaCommand as C;
-        let command = match command {
+        Some(match command {
             C::Play { id, audio, loops } => MediaCommand::Play {
                 audio,
                 loops,
@@ -604,7 +595,14 @@ impl Driver {
             C::Stop => MediaCommand::Stop,
             C::InjectDtmf(digit) => MediaCommand::InjectDtmf(digit),
             C::Renegotiate(media) => MediaCommand::Renegotiate(media),
-            C::Allocate { .. } | C::Bridge { .. } | C::Unbridge => return,
+            C::Allocate { .. } | C::Bridge { .. } | C::Unbridge => return None,
+        })
+    }
+
+    /// Prompts and keys on a dialled leg (its whisper, relayed keys).
+    fn leg_media_command(&mut self, leg: LegId, command: call_core::MediaCommand) {
+        let Some(command) = self.media_task_command(command) else {
+            return;
         };
         if let Some(media) = self.dial.media(leg) {
             media.send(command);

@@ -55,6 +55,24 @@ fn assert_holds(what: &str, s: &[i16], sent: &[i16]) -> usize {
     part.len() + off
 }
 
+/// A script of the official helper library against `d`'s REST API, with `extra` arguments.
+fn helper_script(d: &Daemon, script: &str, extra: &[&str]) -> Output {
+    let base = d.public_url();
+    let mut args: Vec<String> = [
+        "--base-url",
+        base.as_str(),
+        "--account-sid",
+        ACCOUNT_SID,
+        "--auth-token",
+        AUTH_TOKEN,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    twilio_client::run_script(script, &args, &d.tmp, Duration::from_secs(60))
+}
+
 /// A SIPp phone that answers as `scenario` on its own ports.
 fn agent(scenario: &str, d: &Daemon) -> (Sipp, TempDir) {
     let dir = TempDir::new(scenario);
@@ -166,20 +184,7 @@ fn a_registered_phone_is_dialled_as_client_and_the_conversation_is_recorded_dual
         assert_eq!(r.param("Direction"), "outbound-dial");
         assert_eq!(r.param("To"), "client:bob");
     }
-    let args: Vec<String> = [
-        "--base-url",
-        &d.public_url(),
-        "--account-sid",
-        ACCOUNT_SID,
-        "--auth-token",
-        AUTH_TOKEN,
-        "--parent",
-        action.param("CallSid"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let run = twilio_client::run_script("child_calls.py", &args, &d.tmp, Duration::from_secs(60));
+    let run = helper_script(&d, "child_calls.py", &["--parent", action.param("CallSid")]);
     run.assert_success();
     let report: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("report");
     let children = report["children"].as_array().expect("children");
@@ -359,25 +364,18 @@ fn live_call_recording_pause_resume_stop_with_twilio_python() {
         let voice = wh.wait_for("/voice", 1, Duration::from_secs(10))[0].clone();
         let call_sid = voice.param("CallSid").to_string();
         std::thread::sleep(Duration::from_millis(500));
-        let args: Vec<String> = [
-            "--base-url",
-            &d.public_url(),
-            "--account-sid",
-            ACCOUNT_SID,
-            "--auth-token",
-            AUTH_TOKEN,
-            "--call",
-            &call_sid,
-            "--pause-behavior",
-            behavior,
-            "--callback",
-            &wh.url("/rec"),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let run =
-            twilio_client::run_script("live_recording.py", &args, &d.tmp, Duration::from_secs(60));
+        let run = helper_script(
+            &d,
+            "live_recording.py",
+            &[
+                "--call",
+                &call_sid,
+                "--pause-behavior",
+                behavior,
+                "--callback",
+                &wh.url("/rec"),
+            ],
+        );
         run.assert_success();
         let report: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("report");
         let steps = report["steps"].as_array().expect("steps");

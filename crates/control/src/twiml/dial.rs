@@ -237,21 +237,7 @@ pub(super) fn parse_dial(
             RecordingTrack::Both
         });
     }
-    if let Some(v) = a.get("trim") {
-        let t = xml_trim(v);
-        d.trim_silence = if t.eq_ignore_ascii_case("trim-silence") {
-            true
-        } else if t.eq_ignore_ascii_case("do-not-trim") {
-            false
-        } else {
-            a.warn(
-                "trim",
-                v,
-                "must be trim-silence or do-not-trim; using do-not-trim",
-            );
-            false
-        };
-    }
+    d.trim_silence = a.trim(false);
     if let Some(v) = a.get("timeLimit") {
         d.time_limit_secs = match parse_int(v) {
             Some(n) if n >= 1 && n <= i64::from(MAX_TIME_LIMIT) => to_u32(n),
@@ -272,23 +258,7 @@ pub(super) fn parse_dial(
     if d.transcribe_callback.is_some() {
         d.transcribe = true;
     }
-    if let Some(v) = a.get("transcribeLanguage") {
-        let t = xml_trim(v);
-        if !t.is_empty()
-            && t.len() <= 35
-            && t.split('-').all(|p| {
-                !p.is_empty() && p.len() <= 8 && p.chars().all(|c| c.is_ascii_alphanumeric())
-            })
-        {
-            d.transcribe_language = Some(t.to_string());
-        } else {
-            a.warn(
-                "transcribeLanguage",
-                v,
-                "is not a BCP-47 language tag; using the configured default",
-            );
-        }
-    }
+    d.transcribe_language = a.language();
     if let Some(v) = a.get("ringTone") {
         let t = xml_trim(v).to_ascii_lowercase();
         if t.len() == 2 && t.chars().all(|c| c.is_ascii_alphabetic()) {

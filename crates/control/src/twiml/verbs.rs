@@ -72,6 +72,52 @@ impl<'a> Attrs<'a> {
         }
     }
 
+    /// `trim`: `trim-silence` or `do-not-trim`; anything else warns and keeps `default`.
+    pub fn trim(&mut self, default: bool) -> bool {
+        let Some(v) = self.get("trim") else {
+            return default;
+        };
+        let t = xml_trim(v);
+        if t.eq_ignore_ascii_case("trim-silence") {
+            true
+        } else if t.eq_ignore_ascii_case("do-not-trim") {
+            false
+        } else {
+            let using = if default {
+                "trim-silence"
+            } else {
+                "do-not-trim"
+            };
+            self.warn(
+                "trim",
+                v,
+                format!("must be trim-silence or do-not-trim; using {using}"),
+            );
+            default
+        }
+    }
+
+    /// `transcribeLanguage` (Hark's extension, SPEC §3.7): a BCP-47 tag such as `en-US`;
+    /// anything else warns and leaves the configured default.
+    pub fn language(&mut self) -> Option<String> {
+        let v = self.get("transcribeLanguage")?;
+        let t = xml_trim(v);
+        let bcp47 = !t.is_empty()
+            && t.len() <= 35
+            && t.split('-').all(|p| {
+                !p.is_empty() && p.len() <= 8 && p.chars().all(|c| c.is_ascii_alphanumeric())
+            });
+        if bcp47 {
+            return Some(t.to_string());
+        }
+        self.warn(
+            "transcribeLanguage",
+            v,
+            "is not a BCP-47 language tag; using the configured default",
+        );
+        None
+    }
+
     /// `loop`: 0 = until hangup, capped at [`MAX_LOOPS`], default 1.
     pub fn loop_count(&mut self) -> u32 {
         let Some(v) = self.get("loop") else {
@@ -226,21 +272,7 @@ fn parse_record(
         };
     }
     r.play_beep = a.boolean("playBeep", true);
-    if let Some(v) = a.get("trim") {
-        let t = xml_trim(v);
-        r.trim_silence = if t.eq_ignore_ascii_case("trim-silence") {
-            true
-        } else if t.eq_ignore_ascii_case("do-not-trim") {
-            false
-        } else {
-            a.warn(
-                "trim",
-                v,
-                "must be trim-silence or do-not-trim; using trim-silence",
-            );
-            true
-        };
-    }
+    r.trim_silence = a.trim(true);
     r.recording_status_callback = a.url("recordingStatusCallback");
     r.recording_status_callback_method = a.method("recordingStatusCallbackMethod");
     if let Some(v) = a.get("recordingStatusCallbackEvent") {
@@ -251,24 +283,7 @@ fn parse_record(
     if r.transcribe_callback.is_some() {
         r.transcribe = true;
     }
-    // Hark's extension (SPEC §3.7): a BCP-47 tag such as `en-US` or `ja-JP`.
-    if let Some(v) = a.get("transcribeLanguage") {
-        let t = xml_trim(v);
-        let bcp47 = !t.is_empty()
-            && t.len() <= 35
-            && t.split('-').all(|p| {
-                !p.is_empty() && p.len() <= 8 && p.chars().all(|c| c.is_ascii_alphanumeric())
-            });
-        if bcp47 {
-            r.transcribe_language = Some(t.to_string());
-        } else {
-            a.warn(
-                "transcribeLanguage",
-                v,
-                "is not a BCP-47 language tag; using the configured default",
-            );
-        }
-    }
+    r.transcribe_language = a.language();
     Ok(r)
 }
 
