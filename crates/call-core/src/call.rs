@@ -899,24 +899,14 @@ impl<S: WavStorage> Call<S> {
     }
 
     fn start_step(&mut self, step: Step, now: Instant) -> Activity<S> {
-        let prompt = |items: Vec<PromptItem>| Activity::Prompt {
-            run: Box::new(PromptRun::new(items, LoadErrorPolicy::Skip)),
-            then: AfterPrompt::NextStep,
-        };
+        if let Some(item) = PromptItem::of_step(&step) {
+            return Activity::Prompt {
+                run: Box::new(PromptRun::new(vec![item], LoadErrorPolicy::Skip)),
+                then: AfterPrompt::NextStep,
+            };
+        }
         match step {
-            Step::Play { url, loops, digits } => prompt(vec![PromptItem::play(url, loops, digits)]),
-            Step::Pause { secs } => prompt(vec![PromptItem::Pause { secs }]),
-            Step::Say {
-                text,
-                voice,
-                language,
-                loops,
-            } => prompt(vec![PromptItem::Say {
-                text,
-                voice,
-                language,
-                loops,
-            }]),
+            Step::Play { .. } | Step::Pause { .. } | Step::Say { .. } => Activity::Idle,
             Step::Record(verb) => {
                 self.start_capture(verb, CaptureOptions::default(), AfterCapture::Twiml, now)
             }

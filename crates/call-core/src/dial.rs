@@ -836,31 +836,17 @@ impl<S: WavStorage> Call<S> {
                 };
                 let step = flow.next_step();
                 tracing::debug!(leg = leg.0, ?step, "whisper step");
+                use crate::prompt::{LoadErrorPolicy, PromptItem, PromptRun};
                 use control::Step;
-                let prompt = |items: Vec<crate::prompt::PromptItem>| {
-                    WhisperActivity::Prompt(Box::new(crate::prompt::PromptRun::on_leg(
-                        items,
-                        crate::prompt::LoadErrorPolicy::Skip,
-                        leg,
-                    )))
-                };
-                use crate::prompt::PromptItem;
+                if let Some(item) = PromptItem::of_step(&step) {
+                    let run = PromptRun::on_leg(vec![item], LoadErrorPolicy::Skip, leg);
+                    w.activity = WhisperActivity::Prompt(Box::new(run));
+                    return true;
+                }
                 w.activity = match step {
-                    Step::Play { url, loops, digits } => {
-                        prompt(vec![PromptItem::play(url, loops, digits)])
+                    Step::Play { .. } | Step::Pause { .. } | Step::Say { .. } => {
+                        WhisperActivity::Idle
                     }
-                    Step::Pause { secs } => prompt(vec![PromptItem::Pause { secs }]),
-                    Step::Say {
-                        text,
-                        voice,
-                        language,
-                        loops,
-                    } => prompt(vec![PromptItem::Say {
-                        text,
-                        voice,
-                        language,
-                        loops,
-                    }]),
                     Step::Gather(step) => {
                         let items = step.prompts.iter().map(PromptItem::from_step).collect();
                         WhisperActivity::Gather {

@@ -41,6 +41,29 @@ impl PromptItem {
         }
     }
 
+    /// The prompt a `<Play>`, `<Pause>` or `<Say>` step plays (once per verb: cloned).
+    pub(crate) fn of_step(step: &control::Step) -> Option<PromptItem> {
+        use control::Step;
+        match step {
+            Step::Play { url, loops, digits } => {
+                Some(PromptItem::play(url.clone(), *loops, digits.clone()))
+            }
+            Step::Pause { secs } => Some(PromptItem::Pause { secs: *secs }),
+            Step::Say {
+                text,
+                voice,
+                language,
+                loops,
+            } => Some(PromptItem::Say {
+                text: text.clone(),
+                voice: voice.clone(),
+                language: language.clone(),
+                loops: *loops,
+            }),
+            _ => None,
+        }
+    }
+
     pub(crate) fn from_step(step: &PromptStep) -> PromptItem {
         match step {
             PromptStep::Say {

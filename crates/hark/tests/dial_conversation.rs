@@ -73,6 +73,12 @@ fn helper_script(d: &Daemon, script: &str, extra: &[&str]) -> Output {
     twilio_client::run_script(script, &args, &d.tmp, Duration::from_secs(60))
 }
 
+/// The phone's SIPp run passed (its scenario saw every message it waits for).
+fn phone_done(phone: common::procs::Running) {
+    let out = phone.wait(Duration::from_secs(20));
+    assert!(out.success(), "the phone's SIPp: {}", out.stderr);
+}
+
 /// A SIPp phone that answers as `scenario` on its own ports.
 fn agent(scenario: &str, d: &Daemon) -> (Sipp, TempDir) {
     let dir = TempDir::new(scenario);
@@ -124,12 +130,7 @@ fn a_registered_phone_is_dialled_as_client_and_the_conversation_is_recorded_dual
         .save_received(&heard)
         .run(&d.tmp, Duration::from_secs(30))
         .assert_success();
-    let phone_out = phone.wait(Duration::from_secs(20));
-    assert!(
-        phone_out.success(),
-        "the phone's SIPp: {}",
-        phone_out.stderr
-    );
+    phone_done(phone);
 
     let action = wh.wait_for("/dialed", 1, Duration::from_secs(10))[0].clone();
     assert_eq!(action.param("DialCallStatus"), "completed");
@@ -227,12 +228,7 @@ fn a_sip_uri_that_hangs_up_returns_the_caller_to_the_next_verb_mixed_recording()
         .hangup_after(15.0)
         .run(&d.tmp, Duration::from_secs(30))
         .assert_success();
-    let phone_out = phone.wait(Duration::from_secs(20));
-    assert!(
-        phone_out.success(),
-        "the phone's SIPp: {}",
-        phone_out.stderr
-    );
+    phone_done(phone);
     // The agent's BYE ended only the bridge: the caller went on to the next verb.
     let after = wh.wait_for("/after", 1, Duration::from_secs(10))[0].clone();
     assert_eq!(after.param("CallStatus"), "in-progress");
