@@ -97,7 +97,8 @@ pub(crate) struct Dial<S: WavStorage> {
     verb: DialVerb,
     dialled: Vec<Dialled>,
     phase: Phase,
-    ringback: Option<PlaybackId>,
+    /// The caller hears ringback (it stops at the bridge or the end).
+    ringback: bool,
     recording: Option<LiveRecording<S>>,
 }
 
@@ -218,12 +219,13 @@ impl<S: WavStorage> Call<S> {
             phase: Phase::Ringing {
                 deadline: now + timeout,
             },
-            ringback: None,
+            ringback: false,
             recording: None,
         };
         if self.caller().answered() {
             let tone = ringback(&dial.verb.ring_tone);
-            dial.ringback = Some(self.play(tone, 0));
+            self.play(tone, 0);
+            dial.ringback = true;
         }
         if dial.verb.record.is_some_and(|r| r.from_ringing) {
             self.start_conversation_recording(&mut dial, now);
@@ -350,7 +352,8 @@ impl<S: WavStorage> Call<S> {
                     tracing::info!("hangupOnStar: the caller leaves the bridge");
                     self.leg_sip(bridged, SipCommand::Hangup);
                     let result = self.dial_result(&d, "completed", false, now);
-                    return self.close_dial(d, result, now);
+                    self.close_dial(&mut d, result, now);
+                    return Activity::Dial(d);
                 }
                 let to = if id == LegId::CALLER {
                     bridged
@@ -379,7 +382,8 @@ impl<S: WavStorage> Call<S> {
                     self.cancel_ringing(&mut d, None, CallStatus::Canceled, now);
                     let hung_up = self.caller().hung_up();
                     let result = self.dial_result(&d, "canceled", hung_up, now);
-                    return (self.close_dial(d, result, now), true);
+                    self.close_dial(&mut d, result, now);
+                    return (Activity::Dial(d), true);
                 }
                 // Legs that answered or failed since the last step.
                 let mut winner = None;
@@ -432,7 +436,8 @@ impl<S: WavStorage> Call<S> {
                     let status = unanswered_status(&d);
                     tracing::info!(status, "nobody answered the dial");
                     let result = self.dial_result(&d, status, false, now);
-                    return (self.close_dial(d, result, now), true);
+                    self.close_dial(&mut d, result, now);
+                    return (Activity::Dial(d), true);
                 }
                 (Activity::Dial(d), false)
             }
@@ -456,7 +461,8 @@ impl<S: WavStorage> Call<S> {
                     "bridge ended"
                 );
                 let result = self.dial_result(&d, "completed", caller_gone, now);
-                (self.close_dial(d, result, now), true)
+                self.close_dial(&mut d, result, now);
+                (Activity::Dial(d), true)
             }
             Phase::Closing { .. } => {
                 let done = d.recording.as_ref().is_none_or(|r| r.closed.is_some());
@@ -515,13 +521,15 @@ impl<S: WavStorage> Call<S> {
                     }
                 }
                 let result = self.dial_result(&d, "no-answer", false, now);
-                self.close_dial(d, result, now)
+                self.close_dial(&mut d, result, now);
+                Activity::Dial(d)
             }
             Phase::Bridged { leg, limit, .. } if now >= limit => {
                 tracing::info!("the dial's timeLimit is reached");
                 self.leg_sip(leg, SipCommand::Hangup);
                 let result = self.dial_result(&d, "completed", false, now);
-                self.close_dial(d, result, now)
+                self.close_dial(&mut d, result, now);
+                Activity::Dial(d)
             }
             _ => Activity::Dial(d),
         }
@@ -548,8 +556,7 @@ impl<S: WavStorage> Call<S> {
     // ---- inside ----
 
     fn bridge(&mut self, d: &mut Dial<S>, leg: LegId, now: Instant) {
-        if let Some(playback) = d.ringback.take() {
-            let _ = playback;
+        if std::mem::take(&mut d.ringback) {
             self.push(Output::Media {
                 leg: LegId::CALLER,
                 command: MediaCommand::Stop,
@@ -626,18 +633,12 @@ impl<S: WavStorage> Call<S> {
         now: Instant,
     ) -> DialResult {
         let answered = d.dialled.iter().find(|x| x.outcome == Outcome::Answered);
-        let (duration_secs, bridged) = match d.phase {
-            Phase::Bridged { at, .. } => (
-                self.legs
-                    .iter()
-                    .find(|l| Some(l.id) == d.bridged_leg())
-                    .and_then(|l| l.answered_at())
-                    .unwrap_or(at)
-                    .elapsed_since_or_zero(now),
-                true,
-            ),
-            _ => (0, false),
-        };
+        let bridged = matches!(d.phase, Phase::Bridged { .. });
+        // From the party's answer (a whisper included), as Twilio counts DialCallDuration.
+        let duration_secs = answered
+            .and_then(|x| x.answered_at)
+            .filter(|_| bridged)
+            .map_or(0, |at| now.saturating_duration_since(at).as_secs());
         DialResult {
             status: status.to_string(),
             call_sid: answered
@@ -650,9 +651,10 @@ impl<S: WavStorage> Call<S> {
         }
     }
 
-    fn close_dial(&mut self, mut d: Box<Dial<S>>, result: DialResult, now: Instant) -> Activity<S> {
-        if let Some(playback) = d.ringback.take() {
-            let _ = playback;
+    /// The dial is over: ringback and relay stop, every child call ends, the recording closes;
+    /// the flow hears `result` once it has.
+    fn close_dial(&mut self, d: &mut Dial<S>, result: DialResult, now: Instant) {
+        if std::mem::take(&mut d.ringback) {
             self.push(Output::Media {
                 leg: LegId::CALLER,
                 command: MediaCommand::Stop,
@@ -678,8 +680,7 @@ impl<S: WavStorage> Call<S> {
             self.child_finished(&mut d.dialled[i], status, now);
         }
         d.phase = Phase::Closing { result };
-        self.close_recording(&mut d, now);
-        Activity::Dial(d)
+        self.close_recording(d, now);
     }
 
     // ---- whisper ----
@@ -769,11 +770,7 @@ impl<S: WavStorage> Call<S> {
             let caller_gone = self.caller().hung_up();
             let status = if callee_gone { "completed" } else { "canceled" };
             let result = self.dial_result(d, status, caller_gone, now);
-            let taken = std::mem::replace(d, Box::new(placeholder()));
-            **d = *match self.close_dial(taken, result, now) {
-                Activity::Dial(b) => b,
-                _ => return true,
-            };
+            self.close_dial(d, result, now);
             return true;
         }
         match &mut w.activity {
@@ -895,11 +892,7 @@ impl<S: WavStorage> Call<S> {
                         self.leg_sip(leg, SipCommand::Hangup);
                         let caller_gone = self.caller().hung_up();
                         let result = self.dial_result(d, "completed", caller_gone, now);
-                        let taken = std::mem::replace(d, Box::new(placeholder()));
-                        **d = *match self.close_dial(taken, result, now) {
-                            Activity::Dial(b) => b,
-                            _ => return true,
-                        };
+                        self.close_dial(d, result, now);
                         return true;
                     }
                 };
@@ -1080,17 +1073,6 @@ fn target_text(target: &control::DialTarget) -> String {
     }
 }
 
-/// A dial with nothing in it, held for a moment while the real one is moved.
-fn placeholder<S: WavStorage>() -> Dial<S> {
-    Dial {
-        verb: DialVerb::default(),
-        dialled: Vec::new(),
-        phase: Phase::Closing { result: empty() },
-        ringback: None,
-        recording: None,
-    }
-}
-
 fn empty() -> DialResult {
     DialResult {
         status: String::new(),
@@ -1155,14 +1137,4 @@ fn cadence(freqs: &[f32], parts: &[(u32, bool)]) -> Arc<[i16]> {
         }
     }
     out.into()
-}
-
-trait SecsSince {
-    fn elapsed_since_or_zero(self, now: Instant) -> u64;
-}
-
-impl SecsSince for Instant {
-    fn elapsed_since_or_zero(self, now: Instant) -> u64 {
-        now.saturating_duration_since(self).as_secs()
-    }
 }
