@@ -152,74 +152,54 @@ enum Reach {
     },
 }
 
+/// Who the noun is reached as: a SIP URI, the newest phone registered as the identity (else its
+/// browsers), or a number through the first `[[trunk]]` that takes it.
 async fn resolve(shared: &CallEnv, request: &DialRequest) -> Result<Reach, (u16, String)> {
-    if let DialTarget::Client {
-        identity,
-        parameters,
-    } = &request.target
-    {
-        // A phone that registered the identity (SIP) first, else its browsers.
-        let (reply, bindings) = oneshot::channel();
-        shared.sip.send(crate::sip_task::SipCommand::Lookup {
-            user: identity.clone(),
-            reply,
-        });
-        let bindings = bindings.await.unwrap_or_default();
-        if bindings.is_empty() {
-            let devices = shared.clients.connections(identity);
-            if devices.is_empty() {
-                return Err((480, format!("client {identity} is not registered")));
-            }
-            return Ok(Reach::Browser {
-                identity: identity.clone(),
-                parameters: parameters.clone(),
-                devices,
-            });
-        }
-    }
-    resolve_sip(shared, request).await.map(Reach::Sip)
-}
-
-async fn resolve_sip(shared: &CallEnv, request: &DialRequest) -> Result<Route, (u16, String)> {
-    let from_user = request.from.trim_start_matches("sip:").to_string();
+    let from_user = request.from.trim_start_matches("sip:");
     let from_user = from_user
         .split('@')
         .next()
         .unwrap_or_default()
         .trim_start_matches("client:")
         .to_string();
-    match &request.target {
+    let route = match &request.target {
         DialTarget::Sip {
             uri,
             username,
             password,
+        } => Route {
+            uri: uri.clone(),
+            remote: host_of(uri).await?,
+            from_user,
+            credentials: username.clone().zip(password.clone()),
+        },
+        DialTarget::Client {
+            identity,
+            parameters,
         } => {
-            let remote = host_of(uri).await?;
-            Ok(Route {
-                uri: uri.clone(),
-                remote,
-                from_user,
-                credentials: username.clone().zip(password.clone()),
-            })
-        }
-        DialTarget::Client { identity, .. } => {
             let (reply, bindings) = oneshot::channel();
             shared.sip.send(crate::sip_task::SipCommand::Lookup {
                 user: identity.clone(),
                 reply,
             });
             let bindings = bindings.await.unwrap_or_default();
-            // The most recent registration of the identity.
             let Some(binding) = bindings.iter().max_by_key(|b| b.cseq) else {
-                return Err((480, format!("client {identity} is not registered")));
+                let devices = shared.clients.connections(identity);
+                if devices.is_empty() {
+                    return Err((480, format!("client {identity} is not registered")));
+                }
+                return Ok(Reach::Browser {
+                    identity: identity.clone(),
+                    parameters: parameters.clone(),
+                    devices,
+                });
             };
-            let remote = host_of(&binding.contact).await?;
-            Ok(Route {
+            Route {
                 uri: binding.contact.clone(),
-                remote,
+                remote: host_of(&binding.contact).await?,
                 from_user,
                 credentials: None,
-            })
+            }
         }
         DialTarget::Number { number, .. } => {
             let Some(trunk) = shared.config.trunks.iter().find(|t| t.matches(number)) else {
@@ -231,14 +211,15 @@ async fn resolve_sip(shared: &CallEnv, request: &DialRequest) -> Result<Route, (
                 .unwrap_or(from_user)
                 .trim()
                 .to_string();
-            Ok(Route {
+            Route {
                 uri: trunk.uri(number),
                 remote: trunk.address,
                 from_user,
                 credentials: trunk.username.clone().zip(trunk.password.clone()),
-            })
+            }
         }
-    }
+    };
+    Ok(Reach::Sip(route))
 }
 
 /// The address a SIP URI's host and port name (IP literal or a name to look up; 5060 default).

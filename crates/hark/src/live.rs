@@ -187,6 +187,16 @@ impl DaemonControl {
         })
     }
 
+    /// The call `id` while it runs (not yet terminated): what a live update or a recording
+    /// change may act on.
+    fn running(&self, id: &str) -> Result<Arc<CallEntry>, ControlError> {
+        self.registry
+            .upgrade()
+            .and_then(|r| r.get(id))
+            .filter(|e| !e.is_terminated())
+            .ok_or(ControlError::UnknownCall)
+    }
+
     /// Queues `msg` for the call. A full queue is backpressure: the request waits (counted) up
     /// to [`CONTROL_WAIT`] for the call to take a message, then is refused.
     async fn deliver(&self, entry: &CallEntry, msg: ControlMsg) -> Result<(), ControlError> {
@@ -312,11 +322,9 @@ impl CallControl for DaemonControl {
         call_sid: &str,
         request: control::recording_control::LiveRecordingRequest,
     ) -> BoxFuture<'_, Result<(), ControlError>> {
-        let entry = self.registry.upgrade().and_then(|r| r.get(call_sid));
+        let entry = self.running(call_sid);
         Box::pin(async move {
-            let entry = entry
-                .filter(|e| !e.is_terminated())
-                .ok_or(ControlError::UnknownCall)?;
+            let entry = entry?;
             if lock(&entry.state).view.state != CallState::Established {
                 return Err(ControlError::Conflict(
                     "the call is not in progress: it can be recorded once answered".into(),
@@ -333,11 +341,9 @@ impl CallControl for DaemonControl {
         sid: store::RecordingSid,
         change: control::recording_control::RecordingChange,
     ) -> BoxFuture<'_, Result<(), ControlError>> {
-        let entry = self.registry.upgrade().and_then(|r| r.get(call_sid));
+        let entry = self.running(call_sid);
         Box::pin(async move {
-            let entry = entry
-                .filter(|e| !e.is_terminated())
-                .ok_or(ControlError::UnknownCall)?;
+            let entry = entry?;
             let msg = ControlMsg::ChangeRecording {
                 sid: Some(sid),
                 change,
@@ -351,11 +357,9 @@ impl CallControl for DaemonControl {
         call_sid: &str,
         update: CallUpdate,
     ) -> BoxFuture<'_, Result<(), ControlError>> {
-        let entry = self.registry.upgrade().and_then(|r| r.get(call_sid));
+        let entry = self.running(call_sid);
         Box::pin(async move {
-            let entry = entry
-                .filter(|e| !e.is_terminated())
-                .ok_or(ControlError::UnknownCall)?;
+            let entry = entry?;
             let msg = match (&update.status, &update.twiml, &update.url) {
                 (Some(CallStatus::Completed | CallStatus::Canceled), _, _) => ControlMsg::HangUp,
                 (Some(s), _, _) => {

@@ -247,6 +247,14 @@ pub fn start(
 /// (the other side's sender stalled); it never waits.
 pub const RELAY_CAPACITY: usize = 16;
 
+/// A received audio frame goes to the bridged leg too; a full queue drops it (that leg's task
+/// is stalled), never waits.
+pub(crate) fn relay_frame(to: Option<&mpsc::Sender<AudioFrame>>, item: &MediaItem) {
+    if let (Some(tx), MediaItem::Audio(frame)) = (to, item) {
+        let _ = tx.try_send(*frame);
+    }
+}
+
 /// The next frame of a bridge's other leg (pending forever when not bridged).
 async fn relayed(relay: &mut Option<mpsc::Receiver<AudioFrame>>) -> Option<AudioFrame> {
     match relay {
@@ -414,10 +422,7 @@ async fn run(
                     let now = std::time::Instant::now();
                     let relay = relay_out.as_ref();
                     let on_item = |item: MediaItem| {
-                        if let (Some(tx), MediaItem::Audio(frame)) = (relay, &item) {
-                            // A full queue drops the frame: the other leg is stalled.
-                            let _ = tx.try_send(*frame);
-                        }
+                        relay_frame(relay, &item);
                         producer.push(item);
                     };
                     match receiver.handle_packet(now, from, &buf[..n], on_item) {
@@ -539,9 +544,7 @@ async fn run(
                 armed = None;
                 let relay = relay_out.as_ref();
                 receiver.handle_timeout(std::time::Instant::now(), |item| {
-                    if let (Some(tx), MediaItem::Audio(frame)) = (relay, &item) {
-                        let _ = tx.try_send(*frame);
-                    }
+                    relay_frame(relay, &item);
                     producer.push(item);
                 });
             },

@@ -229,11 +229,7 @@ async fn run(task: Task) {
                     if let Some(receiver) = receiver.as_mut() {
                         let relay = relay_out.as_ref();
                         let _ = receiver.handle_packet(now, BROWSER, &rtp, |item| {
-                            if let (Some(tx), media_engine::MediaItem::Audio(frame)) =
-                                (relay, &item)
-                            {
-                                let _ = tx.try_send(*frame);
-                            }
+                            crate::media::relay_frame(relay, &item);
                             producer.push(item);
                         });
                     }
