@@ -18,6 +18,8 @@ N="${1:?usage: run.sh N [RATE]}"
 RATE="${2:-$(( N / 10 > 10 ? N / 10 : 10 ))}"
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
+# shellcheck source=../load/lib.sh
+source "$here/../load/lib.sh"
 SIP_PORT="${SIP_PORT:-25360}"
 CALLER_PORT=$((SIP_PORT + 1))
 AGENT_PORT=$((SIP_PORT + 2))
@@ -37,31 +39,13 @@ echo "open-files limit: $(ulimit -n)"
 
 OUT="${OUT:-$(mktemp -d "/tmp/hark-dial-load-$N.XXXX")}"
 mkdir -p "$OUT/recordings" "$OUT/reference"
-cat >"$OUT/hark.toml" <<CONF
-[sip]
-listen = "127.0.0.1:$SIP_PORT"
-[rtp]
-port_min = $RTP_MIN
-port_max = $RTP_MAX
-[http]
-listen = "127.0.0.1:$HTTP_PORT"
-public_url = "http://127.0.0.1:$HTTP_PORT"
-[storage]
-dir = "$OUT/recordings"
-[log]
-level = "warn"
+hark_base_config "$OUT/hark.toml"
+cat >>"$OUT/hark.toml" <<CONF
 [app]
 twiml = '<Response><Dial record="record-from-answer-dual" timeout="20"><Sip>sip:agent@127.0.0.1:$AGENT_PORT</Sip></Dial></Response>'
 CONF
 
 HARK_PID="" CALLER_PID="" AGENT_PID="" SAMPLER_PID=""
-stop_pid() { # pid [grace seconds]
-    local pid="$1" grace="${2:-5}" i
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for ((i = 0; i < grace * 10; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-}
 cleanup() { stop_pid "$SAMPLER_PID" 2; stop_pid "$CALLER_PID" 2; stop_pid "$AGENT_PID" 2; stop_pid "$HARK_PID" 10; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -73,13 +57,7 @@ limit=$(( N / RATE + 90 ))
     -timeout "$((limit + 60))s" >"$OUT/agent.out" 2>&1) &
 AGENT_PID=$!
 
-env -u HARK_BIN "$HARK_BIN" serve --config "$OUT/hark.toml" >"$OUT/hark.log" 2>&1 &
-HARK_PID=$!
-for ((i = 0; i < 100; i++)); do
-    ss -Hlun "sport = :$SIP_PORT" 2>/dev/null | grep -q . && break
-    kill -0 "$HARK_PID" 2>/dev/null || { echo "hark exited:"; cat "$OUT/hark.log"; exit 2; }
-    sleep 0.1
-done
+start_hark
 echo "hark pid $HARK_PID on 127.0.0.1:$SIP_PORT, agents' SIPp pid $AGENT_PID on $AGENT_PORT, run dir $OUT"
 
 caller=(-sf "$here/uac_caller_rtpstream.xml" -s support -i 127.0.0.1 -p "$CALLER_PORT"

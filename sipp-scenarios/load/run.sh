@@ -34,6 +34,8 @@ WEBHOOK_PORT="${WEBHOOK_PORT:-28290}"
 AUTH_TOKEN="load-run-token"
 SCENARIO="${SCENARIO:-pcap}"
 py() { python3 -W ignore "$here/loadtool.py" "$@"; }
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 
 HARK_BIN="${HARK_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/hark}"
 if [[ ! -x "$HARK_BIN" ]]; then
@@ -48,20 +50,7 @@ echo "open-files limit: $(ulimit -n)"
 
 OUT="${OUT:-$(mktemp -d "/tmp/hark-load-$N.XXXX")}"
 mkdir -p "$OUT/recordings" "$OUT/reference"
-cat >"$OUT/hark.toml" <<EOF
-[sip]
-listen = "127.0.0.1:$SIP_PORT"
-[rtp]
-port_min = $RTP_MIN
-port_max = $RTP_MAX
-[http]
-listen = "127.0.0.1:$HTTP_PORT"
-public_url = "http://127.0.0.1:$HTTP_PORT"
-[storage]
-dir = "$OUT/recordings"
-[log]
-level = "warn"
-EOF
+hark_base_config "$OUT/hark.toml"
 if [[ "$SCENARIO" == ivr ]]; then
     # espeak-ng through a wrapper that logs each start, to count <Say> renders (cache misses).
     espeak="$(command -v espeak-ng)" || { echo "espeak-ng not installed" >&2; exit 2; }
@@ -78,13 +67,6 @@ EOF
 fi
 
 HARK_PID="" SIPP_PID="" SAMPLER_PID="" WEBHOOK_PID=""
-stop_pid() { # pid [grace seconds]
-    local pid="$1" grace="${2:-5}" i
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for ((i = 0; i < grace * 10; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-}
 cleanup() { stop_pid "$SAMPLER_PID" 2; stop_pid "$SIPP_PID" 2; stop_pid "$HARK_PID" 10; stop_pid "$WEBHOOK_PID" 2; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -100,15 +82,7 @@ if [[ "$SCENARIO" == ivr ]]; then
     echo "IVR webhook server pid $WEBHOOK_PID on 127.0.0.1:$WEBHOOK_PORT"
 fi
 
-# Hark reads every HARK_* variable as a config override and rejects unknown ones, HARK_BIN included.
-env -u HARK_BIN "$HARK_BIN" serve --config "$OUT/hark.toml" >"$OUT/hark.log" 2>&1 &
-HARK_PID=$!
-for ((i = 0; i < 100; i++)); do
-    ss -Hlun "sport = :$SIP_PORT" 2>/dev/null | grep -q . && break
-    kill -0 "$HARK_PID" 2>/dev/null || { echo "hark exited:"; cat "$OUT/hark.log"; exit 2; }
-    sleep 0.1
-done
-ss -Hlun "sport = :$SIP_PORT" | grep -q . || { echo "hark not listening on $SIP_PORT"; exit 2; }
+start_hark
 echo "hark pid $HARK_PID on 127.0.0.1:$SIP_PORT, run dir $OUT"
 
 case "$SCENARIO" in
