@@ -22,7 +22,7 @@ import sys
 import wave
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "load"))
-from loadtool import TCK, load_stat, stat_epoch  # noqa: E402
+from loadtool import cpu_in_window, load_stat, stat_epoch  # noqa: E402
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -79,20 +79,12 @@ def report(d, n):
     t = [float(r["t"]) for r in s]
     hk = [int(r["hark_ticks"]) for r in s]
 
-    def window_cpu(lo, hi):
-        idx = [i for i in range(len(t)) if lo <= t[i] <= hi]
-        if len(idx) < 2:
-            return None, None, 0
-        per = [(hk[i] - hk[i - 1]) / TCK / (t[i] - t[i - 1]) * 100 for i in idx[1:]]
-        mean = (hk[idx[-1]] - hk[idx[0]]) / TCK / (t[idx[-1]] - t[idx[0]]) * 100
-        return max(per), mean, t[idx[-1]] - t[idx[0]]
-
     if full:
         lo, hi = min(full), max(full)
     else:
         lo, hi = meta["sipp_start"], meta["sipp_end"]
         ok = False
-    hmax, hmean, span = window_cpu(lo, hi)
+    hmax, hmean, span = cpu_in_window(t, hk, lo, hi)
     rss = max(int(r["hark_rss_kb"]) for r in s if r["hark_rss_kb"]) / 1024
     fds = max(int(r["hark_fds"]) for r in s if r["hark_fds"])
     thr = max(int(r["hark_threads"]) for r in s if r["hark_threads"])

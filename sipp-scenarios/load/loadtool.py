@@ -152,6 +152,18 @@ def env_similarity(a, b, max_shift=3):
     return best
 
 
+def cpu_in_window(t, ticks, lo, hi):
+    """CPU % of one core from 1 Hz samples (times `t`, cumulative `ticks`) within [lo, hi]:
+    (max per second, mean over the window, window seconds); (None, None, 0) without 2 samples."""
+    idx = [i for i in range(len(t)) if lo <= t[i] <= hi and ticks[i] is not None]
+    per = [(ticks[i] - ticks[i - 1]) / TCK / (t[i] - t[i - 1]) * 100
+           for i in idx[1:] if ticks[i - 1] is not None]
+    if len(idx) < 2:
+        return None, None, 0
+    mean = (ticks[idx[-1]] - ticks[idx[0]]) / TCK / (t[idx[-1]] - t[idx[0]]) * 100
+    return max(per) if per else None, mean, t[idx[-1]] - t[idx[0]]
+
+
 def load_stat(path):
     """SIPp -trace_stat rows as dicts (';'-separated, one header line)."""
     with open(path, newline="") as f:
@@ -228,13 +240,7 @@ def report(d, n):
     wk = [int(r["webhook_ticks"]) if r.get("webhook_ticks") else None for r in s]
 
     def window_cpu(lo, hi, ticks):
-        idx = [i for i in range(len(t)) if lo <= t[i] <= hi and ticks[i] is not None]
-        per = [(ticks[i] - ticks[i - 1]) / TCK / (t[i] - t[i - 1]) * 100
-               for i in idx[1:] if ticks[i - 1] is not None]
-        if len(idx) < 2:
-            return None, None, 0
-        mean = (ticks[idx[-1]] - ticks[idx[0]]) / TCK / (t[idx[-1]] - t[idx[0]]) * 100
-        return max(per) if per else None, mean, t[idx[-1]] - t[idx[0]]
+        return cpu_in_window(t, ticks, lo, hi)
 
     if full:
         lo, hi = min(full), max(full)
