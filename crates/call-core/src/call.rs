@@ -449,9 +449,7 @@ impl<S: WavStorage> Call<S> {
                 if self.state != CallState::Setup {
                     return;
                 }
-                self.legs[index].origin = Some(origin);
-                self.legs[index].advertised = Some(advertised);
-                self.legs[index].sample_rate = sample_rate;
+                self.legs[index].media_ready(origin, advertised, sample_rate);
                 if self.outbound.is_some() {
                     self.invite(now);
                     return;

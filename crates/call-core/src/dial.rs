@@ -291,11 +291,7 @@ impl<S: WavStorage> Call<S> {
                 origin,
                 advertised,
                 sample_rate,
-            } => {
-                leg.origin = Some(origin);
-                leg.advertised = Some(advertised);
-                leg.sample_rate = sample_rate;
-            }
+            } => leg.media_ready(origin, advertised, sample_rate),
             MediaInput::SampleRate(rate) => leg.sample_rate = rate,
             MediaInput::RtpTimeout => {
                 if !leg.media_timed_out {

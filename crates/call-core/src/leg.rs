@@ -83,6 +83,18 @@ impl Leg {
         }
     }
 
+    /// Media is set up: where its timeline starts, the address our SDP gives, its rate.
+    pub(crate) fn media_ready(
+        &mut self,
+        origin: Instant,
+        advertised: SocketAddr,
+        sample_rate: u32,
+    ) {
+        self.origin = Some(origin);
+        self.advertised = Some(advertised);
+        self.sample_rate = sample_rate;
+    }
+
     pub fn answered(&self) -> bool {
         matches!(
             self.state,
