@@ -6,11 +6,12 @@ mod state;
 mod uas;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use crate::access::{self, AccessConfig, CallAdmission, CallRefusal, RateGuard, Screen};
 use crate::message::{parse_lenient, Headers, Message, NameAddr, Response, Via};
 use crate::sdp::Negotiated;
 
@@ -53,6 +54,8 @@ pub struct EndpointConfig {
     pub media_ipv6: bool,
     /// Opus is accepted in offers (answered at the caller's payload type, recorded wideband).
     pub opus: bool,
+    /// Who may call, the rate limit and the call caps ([`AccessConfig::open`] by default).
+    pub access: AccessConfig,
 }
 
 impl EndpointConfig {
@@ -67,6 +70,7 @@ impl EndpointConfig {
             media_ipv4: true,
             media_ipv6: true,
             opus: false,
+            access: AccessConfig::open(),
         }
     }
 }
@@ -83,6 +87,30 @@ pub enum Output {
         from: Peer,
         reason: String,
     },
+    /// A source was refused or banned (for the log lines fail2ban reads, and metrics).
+    Security(SecurityEvent),
+}
+
+/// Who was kept out, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecurityEvent {
+    /// The source went over the rate limit: everything from it is dropped until `until`.
+    Banned {
+        source: IpAddr,
+        until: Instant,
+        requests: u32,
+    },
+    /// A request from a source outside `trusted` that no `[[user]]` authenticated: 403 (or
+    /// nothing, in drop mode).
+    Untrusted { source: IpAddr, method: String },
+    /// A digest that names an unknown user or is wrong (403).
+    AuthFailed {
+        source: IpAddr,
+        user: String,
+        method: String,
+    },
+    /// An INVITE over a call cap: 503 with Retry-After.
+    CallRefused { source: IpAddr, reason: CallRefusal },
 }
 
 #[derive(Debug, Clone)]
@@ -160,7 +188,18 @@ pub struct Endpoint {
     next_call: u64,
     /// REGISTER is answered when set ([`Endpoint::set_registrar`]); its clock starts here.
     registrar: Option<(crate::registrar::Registrar, Instant)>,
+    /// Per-source request counts and bans.
+    guard: RateGuard,
+    /// Calls up and new-call rates, for the caps.
+    admission: CallAdmission,
+    /// Messages dropped unparsed (banned or untrusted sources).
+    dropped: u64,
+    /// When stale rate-limit state is next swept (only while there is some).
+    next_sweep: Option<Instant>,
 }
+
+/// How often stale rate-limit and call-rate entries are forgotten.
+const ACCESS_SWEEP: Duration = Duration::from_secs(10);
 
 impl Endpoint {
     pub fn new(config: EndpointConfig) -> Self {
@@ -176,6 +215,10 @@ impl Endpoint {
             counter: 0,
             next_call: 1,
             registrar: None,
+            guard: RateGuard::default(),
+            admission: CallAdmission::default(),
+            dropped: 0,
+            next_sweep: None,
         }
     }
 
@@ -196,8 +239,36 @@ impl Endpoint {
         &self.config
     }
 
-    /// One datagram (UDP) or one framed message (TCP).
+    /// One datagram (UDP) or one framed message (TCP). Its source is screened before it is
+    /// parsed ([`access::screen`]).
     pub fn handle_input(&mut self, now: Instant, from: Peer, bytes: &[u8]) {
+        let can_authenticate = self.registrar.as_ref().is_some_and(|(r, _)| r.enabled());
+        let source = access::canonical(from.addr.ip());
+        let trusted = match access::screen(
+            &self.config.access,
+            &mut self.guard,
+            now,
+            source,
+            can_authenticate,
+        ) {
+            Screen::Pass { trusted } => trusted,
+            Screen::Banned { until, requests } => {
+                self.dropped += 1;
+                self.out.push_back(Output::Security(SecurityEvent::Banned {
+                    source,
+                    until,
+                    requests,
+                }));
+                return;
+            }
+            Screen::Drop => {
+                self.dropped += 1;
+                return;
+            }
+        };
+        if !trusted && self.next_sweep.is_none() {
+            self.next_sweep = Some(now + ACCESS_SWEEP);
+        }
         let parsed = match parse_lenient(bytes) {
             Ok(p) => p,
             Err(e) => {
@@ -212,12 +283,33 @@ impl Endpoint {
                     self.on_response(now, resp);
                 }
             }
-            Message::Request(req) => self.on_request(now, from, req, parsed.error),
+            Message::Request(req) => self.on_request(now, from, req, parsed.error, trusted),
         }
+    }
+
+    /// Messages dropped unparsed so far (banned sources; untrusted ones in drop mode).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Calls admitted and not ended (the figure `max_calls` caps).
+    pub fn admitted_calls(&self) -> usize {
+        self.admission.active()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.nist.retain(|_, s| s.forget_at > now);
+        if self.next_sweep.is_some_and(|at| at <= now) {
+            let window = self
+                .config
+                .access
+                .rate_limit
+                .map_or(Duration::ZERO, |l| l.window);
+            self.guard.expire(now, window);
+            self.admission.expire(now, &self.config.access.calls);
+            let idle = self.guard.size() == (0, 0) && self.admission.size().1 == 0;
+            self.next_sweep = (!idle).then_some(now + ACCESS_SWEEP);
+        }
         let due: Vec<CallKey> = self
             .calls
             .iter()
@@ -248,6 +340,7 @@ impl Endpoint {
         for n in self.nist.values() {
             s.consider(Some(n.forget_at), TimerReason::ForgetTransaction);
         }
+        s.consider(self.next_sweep, TimerReason::ForgetSources);
         s.0
     }
 
@@ -323,6 +416,14 @@ impl Endpoint {
         (self.calls.len(), self.nist.len())
     }
 
+    /// Sources tracked by the rate limit, sources banned, sources with calls up, sources with
+    /// a call-rate bucket; for leak checks.
+    pub fn access_state_size(&self) -> [usize; 4] {
+        let (windows, bans) = self.guard.size();
+        let (up, rates) = self.admission.size();
+        [windows, bans, up, rates]
+    }
+
     // ---- internals shared by the submodules ----
 
     /// The call exists, has not ended, and its initial INVITE has no final response yet.
@@ -356,6 +457,9 @@ impl Endpoint {
     /// Marks the call ended and reports it once.
     fn end(&mut self, call: CallKey, reason: EndReason) {
         if let Some(c) = self.calls.get_mut(&call) {
+            if let Some(source) = c.admitted_from.take() {
+                self.admission.release(source);
+            }
             if !c.ended {
                 c.ended = true;
                 self.out
@@ -537,6 +641,9 @@ impl Endpoint {
         let Some(c) = self.calls.remove(&call) else {
             return;
         };
+        if let Some(source) = c.admitted_from {
+            self.admission.release(source);
+        }
         self.by_dialog
             .remove(&(c.call_id.clone(), c.local_tag.clone()));
         self.by_invite.remove(&c.initial_key);

@@ -13,6 +13,7 @@
 //! [`Endpoint::handle_timeout`] with the current `Instant`, then drains [`Endpoint::poll_output`]
 //! until it returns `None`, and sleeps until [`Endpoint::poll_timeout`].
 
+pub mod access;
 pub mod endpoint;
 pub mod framing;
 pub mod message;

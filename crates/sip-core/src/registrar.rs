@@ -82,6 +82,22 @@ impl RegisterReply {
     }
 }
 
+/// The outcome of [`Registrar::authenticate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authn {
+    /// The digest proves this user.
+    User(String),
+    /// Answer with this 401 and wait for the retry.
+    Challenge(RegisterReply),
+    /// Wrong credentials for the user named (unknown user, wrong password, other realm).
+    Forbidden(String),
+}
+
+/// Compares without an early exit, so timing does not reveal how much of a digest was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Algorithm {
     Md5,
@@ -169,15 +185,12 @@ impl Registrar {
         reply
     }
 
-    /// Answers one REGISTER: 401 with a challenge until its digest is right, then the
-    /// bindings (RFC 3261 §10.3): add, refresh, remove (`Expires: 0`, `Contact: *`), and 200
-    /// listing every current contact with its remaining expiry.
-    pub fn handle(&mut self, now: Instant, unix_now: u64, req: &Request) -> RegisterReply {
-        let Some(user) = to_user(req) else {
-            return RegisterReply::new(400, "Bad Request");
-        };
+    /// Checks a request's `Authorization` against the `[[user]]`s (RFC 3261 §22.4, RFC 8760):
+    /// the user it proves, or the 401 challenge to send (none yet, an unknown or stale nonce),
+    /// or `Forbidden` (an unknown user, a wrong password, another realm).
+    pub fn authenticate(&self, unix_now: u64, req: &Request) -> Authn {
         let Some(auth) = req.headers.get("Authorization").and_then(parse_digest) else {
-            return self.challenge(unix_now, false);
+            return Authn::Challenge(self.challenge(unix_now, false));
         };
         let Some(creds) = self
             .config
@@ -185,39 +198,55 @@ impl Registrar {
             .iter()
             .find(|u| u.username == auth.username)
         else {
-            return RegisterReply::new(403, "Forbidden");
+            return Authn::Forbidden(auth.username);
         };
-        if auth.username != user {
-            // An account registers its own address only.
-            return RegisterReply::new(403, "Forbidden");
-        }
         match self.check_nonce(&auth.nonce, unix_now) {
-            None => return self.challenge(unix_now, false),
-            Some(false) => return self.challenge(unix_now, true),
+            None => return Authn::Challenge(self.challenge(unix_now, false)),
+            Some(false) => return Authn::Challenge(self.challenge(unix_now, true)),
             Some(true) => {}
         }
         let algorithm = match auth.algorithm.to_ascii_uppercase().as_str() {
             "" | "MD5" => Algorithm::Md5,
             "SHA-256" => Algorithm::Sha256,
-            _ => return self.challenge(unix_now, false),
+            _ => return Authn::Challenge(self.challenge(unix_now, false)),
         };
         let ha1 = algorithm.hash(&format!(
             "{}:{}:{}",
             creds.username, self.config.realm, creds.password
         ));
-        let ha2 = algorithm.hash(&format!("REGISTER:{}", auth.uri));
+        let ha2 = algorithm.hash(&format!("{}:{}", req.method, auth.uri));
         let expected = match auth.qop.as_str() {
             "auth" => algorithm.hash(&format!(
                 "{ha1}:{}:{}:{}:auth:{ha2}",
                 auth.nonce, auth.nc, auth.cnonce
             )),
             "" => algorithm.hash(&format!("{ha1}:{}:{ha2}", auth.nonce)),
-            _ => return self.challenge(unix_now, false),
+            _ => return Authn::Challenge(self.challenge(unix_now, false)),
         };
-        if !expected.eq_ignore_ascii_case(&auth.response) || auth.realm != self.config.realm {
-            return RegisterReply::new(403, "Forbidden");
+        if !constant_time_eq(
+            expected.as_bytes(),
+            auth.response.to_ascii_lowercase().as_bytes(),
+        ) || auth.realm != self.config.realm
+        {
+            return Authn::Forbidden(auth.username);
         }
-        self.update(now, &user, req)
+        Authn::User(auth.username)
+    }
+
+    /// Answers one REGISTER: 401 with a challenge until its digest is right, then the
+    /// bindings (RFC 3261 §10.3): add, refresh, remove (`Expires: 0`, `Contact: *`), and 200
+    /// listing every current contact with its remaining expiry.
+    pub fn handle(&mut self, now: Instant, unix_now: u64, req: &Request) -> RegisterReply {
+        let Some(user) = to_user(req) else {
+            return RegisterReply::new(400, "Bad Request");
+        };
+        match self.authenticate(unix_now, req) {
+            Authn::Challenge(reply) => reply,
+            Authn::Forbidden(_) => RegisterReply::new(403, "Forbidden"),
+            // An account registers its own address only.
+            Authn::User(name) if name != user => RegisterReply::new(403, "Forbidden"),
+            Authn::User(_) => self.update(now, &user, req),
+        }
     }
 
     fn update(&mut self, now: Instant, user: &str, req: &Request) -> RegisterReply {

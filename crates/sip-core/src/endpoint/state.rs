@@ -180,6 +180,8 @@ pub(crate) struct Call {
     pub ended: bool,
     /// Set once nothing is pending; the record is kept this long to absorb stray retransmissions.
     pub linger_until: Option<Instant>,
+    /// The source this call counts against in the call caps, until it ends.
+    pub admitted_from: Option<std::net::IpAddr>,
 }
 
 impl Call {
@@ -224,6 +226,8 @@ pub enum TimerReason {
     ForgetTransaction,
     /// Drop the record of a finished call.
     ForgetCall,
+    /// Forget stale rate-limit counts and ended bans.
+    ForgetSources,
 }
 
 /// The earliest deadline and why.

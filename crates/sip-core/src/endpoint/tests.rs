@@ -1,5 +1,6 @@
 //! Endpoint behaviour under simulated time: no sockets, no sleeping.
 
+mod access;
 mod flows;
 mod robustness;
 
@@ -34,6 +35,7 @@ pub(super) struct Out {
     pub sent: Vec<(Duration, Peer, Message)>,
     pub events: Vec<CallEvent>,
     pub rejected: Vec<String>,
+    pub security: Vec<SecurityEvent>,
 }
 
 impl Out {
@@ -124,6 +126,7 @@ impl Sim {
                 }
                 Output::Event(e) => out.events.push(e),
                 Output::Rejected { reason, .. } => out.rejected.push(reason),
+                Output::Security(e) => out.security.push(e),
             }
         }
     }

@@ -8,7 +8,9 @@ use crate::sdp::{negotiate_with, parse_offer, Negotiated, SdpError};
 use super::build::{response_to, warning, ACCEPT, ALLOW};
 use super::dtmf::{parse_dtmf, parse_dtmf_relay};
 use super::state::{Call, Ctx, InviteTx, StoredResponse};
-use super::{CallEvent, CallKey, EndReason, Endpoint, IncomingCall, Peer};
+use super::{CallEvent, CallKey, EndReason, Endpoint, IncomingCall, Peer, SecurityEvent};
+use crate::access::Untrusted;
+use crate::registrar::Authn;
 
 /// A final response explaining why an offer (or INVITE) is refused.
 struct Refusal {
@@ -42,14 +44,21 @@ impl Endpoint {
         from: Peer,
         req: Request,
         error: Option<ParseError>,
+        trusted: bool,
     ) {
         let ctx = match Ctx::read(&req) {
             Ok(c) => c,
             Err(e) => {
-                self.rejected(from, format!("dropped {} request: {e}", req.method));
+                if trusted {
+                    self.rejected(from, format!("dropped {} request: {e}", req.method));
+                }
                 return;
             }
         };
+        if !trusted && !self.untrusted_may_send(&req, &ctx) {
+            self.refuse_untrusted(now, from, &req, &ctx);
+            return;
+        }
         if req.method == Method::Ack {
             // ACK never gets a response; a broken one is only logged.
             match error {
@@ -108,7 +117,7 @@ impl Endpoint {
             }
         }
         match req.method {
-            Method::Invite => self.on_invite(now, from, req, ctx),
+            Method::Invite => self.on_invite(now, from, req, ctx, trusted),
             Method::Cancel => self.on_cancel(now, from, &req, &ctx),
             Method::Bye => self.on_bye(now, from, &req, &ctx),
             Method::Info => self.on_info(now, from, &req, &ctx),
@@ -140,6 +149,34 @@ impl Endpoint {
                 let headers = vec![("Allow", ALLOW.to_string())];
                 self.reply_stateless(now, from, &req, &ctx, 405, reason_phrase(405), headers);
             }
+        }
+    }
+
+    /// What a source outside `sip.trusted` may send: requests within a dialog or transaction it
+    /// was admitted to (ACK, CANCEL, BYE, INFO, re-INVITE), and, when `[[user]]`s exist,
+    /// REGISTER and a new INVITE, which must then authenticate.
+    fn untrusted_may_send(&self, req: &Request, ctx: &Ctx) -> bool {
+        let users = self.registrar.as_ref().is_some_and(|(r, _)| r.enabled());
+        match req.method {
+            Method::Ack => true,
+            Method::Cancel => self
+                .by_invite
+                .contains_key(&ctx.key.with_method(&Method::Invite)),
+            Method::Invite if ctx.to.tag.is_none() => users,
+            Method::Other(ref m) if m == "REGISTER" => users,
+            _ => ctx.to.tag.is_some() && self.dialog_of(ctx).is_some(),
+        }
+    }
+
+    fn refuse_untrusted(&mut self, now: Instant, from: Peer, req: &Request, ctx: &Ctx) {
+        let source = crate::access::canonical(from.addr.ip());
+        self.out
+            .push_back(super::Output::Security(SecurityEvent::Untrusted {
+                source,
+                method: req.method.as_str().chars().take(32).collect(),
+            }));
+        if self.config.access.untrusted == Untrusted::Reject {
+            self.reply_stateless(now, from, req, ctx, 403, reason_phrase(403), vec![]);
         }
     }
 
@@ -249,7 +286,7 @@ impl Endpoint {
         false
     }
 
-    fn on_invite(&mut self, now: Instant, from: Peer, req: Request, ctx: Ctx) {
+    fn on_invite(&mut self, now: Instant, from: Peer, req: Request, ctx: Ctx, trusted: bool) {
         if let Some(&call) = self.by_invite.get(&ctx.key) {
             self.resend_invite_response(call, |t| t.key == ctx.key);
             return;
@@ -273,7 +310,71 @@ impl Endpoint {
             self.resend_invite_response(call, |t| !t.reinvite);
             return;
         }
-        self.new_call(now, from, req, ctx, origin);
+        if !trusted && !self.authenticated(now, from, &req, &ctx) {
+            return;
+        }
+        let source = crate::access::canonical(from.addr.ip());
+        if let Err(reason) = self.admission.admit(&self.config.access.calls, now, source) {
+            // Stateless, like the 401/403: an overload must not cost a transaction per INVITE.
+            let retry = match reason {
+                crate::access::CallRefusal::TooFast
+                | crate::access::CallRefusal::TooFastFromSource => 1,
+                _ => self.config.access.calls.retry_after_secs.max(1),
+            };
+            self.out
+                .push_back(super::Output::Security(SecurityEvent::CallRefused {
+                    source,
+                    reason,
+                }));
+            let phrase = format!("Service Unavailable ({})", reason.label());
+            self.reply_stateless(
+                now,
+                from,
+                &req,
+                &ctx,
+                503,
+                &phrase,
+                vec![("Retry-After", retry.to_string())],
+            );
+            return;
+        }
+        self.new_call(now, from, req, ctx, origin, source);
+    }
+
+    /// Digest authentication of an INVITE from an untrusted source against the `[[user]]`s;
+    /// false when it was answered 401 (challenge) or 403 (wrong credentials).
+    fn authenticated(&mut self, now: Instant, from: Peer, req: &Request, ctx: &Ctx) -> bool {
+        let Some((registrar, epoch)) = self.registrar.as_ref() else {
+            self.refuse_untrusted(now, from, req, ctx);
+            return false;
+        };
+        let clock = now.saturating_duration_since(*epoch).as_secs();
+        match registrar.authenticate(clock, req) {
+            Authn::User(_) => true,
+            Authn::Challenge(reply) => {
+                self.reply_stateless(
+                    now,
+                    from,
+                    req,
+                    ctx,
+                    reply.status,
+                    reply.reason,
+                    reply.headers,
+                );
+                false
+            }
+            Authn::Forbidden(user) => {
+                let source = crate::access::canonical(from.addr.ip());
+                self.out
+                    .push_back(super::Output::Security(SecurityEvent::AuthFailed {
+                        source,
+                        user: user.chars().take(64).collect(),
+                        method: req.method.as_str().to_string(),
+                    }));
+                self.reply_stateless(now, from, req, ctx, 403, reason_phrase(403), vec![]);
+                false
+            }
+        }
     }
 
     fn resend_invite_response(&mut self, call: CallKey, which: impl Fn(&InviteTx) -> bool) {
@@ -296,6 +397,7 @@ impl Endpoint {
         req: Request,
         ctx: Ctx,
         origin: (String, String, u32),
+        source: std::net::IpAddr,
     ) {
         let key = CallKey(self.next_call);
         self.next_call += 1;
@@ -333,6 +435,7 @@ impl Endpoint {
             confirmed: false,
             ended: false,
             linger_until: None,
+            admitted_from: Some(source),
         };
         self.calls.insert(key, call);
         self.by_dialog.insert((ctx.call_id.clone(), local_tag), key);
@@ -385,6 +488,9 @@ impl Endpoint {
                 // Refused by us: the application never sees this call.
                 if let Some(c) = self.calls.get_mut(&key) {
                     c.ended = true;
+                    if let Some(source) = c.admitted_from.take() {
+                        self.admission.release(source);
+                    }
                 }
                 self.refuse(now, key, refusal);
             }
