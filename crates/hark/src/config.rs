@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -298,6 +299,53 @@ struct RawSip {
     tcp_idle_timeout_secs: u64,
     #[serde(default = "default_realm")]
     realm: String,
+    /// Source networks that may call without authenticating (a list, or comma-separated text
+    /// from the environment).
+    #[serde(default)]
+    trusted: Option<ListOrText>,
+    #[serde(default)]
+    untrusted: String,
+    #[serde(default)]
+    rate_limit_requests: u32,
+    #[serde(default)]
+    rate_limit_window_secs: u64,
+    #[serde(default)]
+    ban_secs: u64,
+    #[serde(default)]
+    max_calls: u32,
+    #[serde(default)]
+    max_calls_per_source: u32,
+    #[serde(default)]
+    max_new_calls_per_sec: u32,
+    #[serde(default)]
+    max_new_calls_per_sec_per_source: u32,
+    #[serde(default)]
+    retry_after_secs: u32,
+}
+
+/// A list key as TOML writes it, or as an environment variable can: `"a, b"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ListOrText {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl ListOrText {
+    fn items(&self) -> Vec<String> {
+        match self {
+            ListOrText::List(l) => l.iter().map(|s| s.trim().to_string()).collect(),
+            // `a, b`, or a TOML-style `["a", "b"]` written into a variable.
+            ListOrText::Text(t) => t
+                .trim()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .split(',')
+                .map(|s| s.trim().trim_matches(['"', '\'']).trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        }
+    }
 }
 
 fn default_realm() -> String {
@@ -405,6 +453,9 @@ pub struct Config {
     pub sip_t1: Duration,
     /// Caps and idle timeout of SIP over TCP (`sip.tcp_*`).
     pub sip_tcp: TcpLimits,
+    /// Who may call, the per-source rate limit and the call caps (`sip.trusted`,
+    /// `sip.untrusted`, `sip.rate_limit_*`, `sip.ban_secs`, `sip.max_*`).
+    pub sip_access: sip_core::access::AccessConfig,
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
     pub rtp_timeout: Duration,
@@ -692,6 +743,7 @@ impl Config {
             ));
         }
         let sip_tcp = validate_tcp_limits(&raw.sip)?;
+        let sip_access = validate_access(&raw.sip)?;
         if raw.rtp.port_min == 0 || raw.rtp.port_min > raw.rtp.port_max {
             return Err(invalid(
                 "rtp.port_min",
@@ -1054,6 +1106,7 @@ impl Config {
             sip_public_ip,
             sip_t1: Duration::from_millis(raw.sip.t1_ms),
             sip_tcp,
+            sip_access,
             rtp_port_min: raw.rtp.port_min,
             rtp_port_max: raw.rtp.port_max,
             rtp_timeout: Duration::from_secs(raw.rtp.timeout),
@@ -1147,6 +1200,86 @@ fn validate_tcp_limits(raw: &RawSip) -> Result<TcpLimits, ConfigError> {
         max_connections: raw.tcp_max_connections as usize,
         max_per_source: raw.tcp_max_connections_per_source as usize,
         idle_timeout: Duration::from_secs(raw.tcp_idle_timeout_secs),
+    })
+}
+
+/// `sip.trusted`, `sip.untrusted`, the rate limit and the call caps.
+fn validate_access(raw: &RawSip) -> Result<sip_core::access::AccessConfig, ConfigError> {
+    use sip_core::access::{AccessConfig, CallLimits, Cidr, RateLimit, Untrusted};
+    let trusted = match &raw.trusted {
+        // Absent: loopback only, so a daemon on 0.0.0.0 records no stranger by default.
+        None => vec![
+            Cidr::from_str("127.0.0.0/8").map_err(|e| invalid("sip.trusted", e.to_string()))?,
+            Cidr::from_str("::1").map_err(|e| invalid("sip.trusted", e.to_string()))?,
+        ],
+        Some(list) => list
+            .items()
+            .iter()
+            .map(|t| {
+                t.parse::<Cidr>()
+                    .map_err(|e| invalid("sip.trusted", e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let untrusted = match raw.untrusted.trim().to_ascii_lowercase().as_str() {
+        "" | "reject" => Untrusted::Reject,
+        "drop" => Untrusted::Drop,
+        other => {
+            return Err(invalid(
+                "sip.untrusted",
+                format!("{other:?} is not \"reject\" (403) or \"drop\""),
+            ))
+        }
+    };
+    let rate_limit = match raw.rate_limit_requests {
+        0 => None,
+        requests => {
+            if !(1..=3600).contains(&raw.rate_limit_window_secs) {
+                return Err(invalid(
+                    "sip.rate_limit_window_secs",
+                    format!("{} is outside 1..=3600", raw.rate_limit_window_secs),
+                ));
+            }
+            if !(1..=604_800).contains(&raw.ban_secs) {
+                return Err(invalid(
+                    "sip.ban_secs",
+                    format!("{} is outside 1..=604800 (a week)", raw.ban_secs),
+                ));
+            }
+            Some(RateLimit {
+                requests,
+                window: Duration::from_secs(raw.rate_limit_window_secs),
+                ban: Duration::from_secs(raw.ban_secs),
+            })
+        }
+    };
+    if raw.max_calls_per_source > 0 && raw.max_calls > 0 && raw.max_calls_per_source > raw.max_calls
+    {
+        return Err(invalid(
+            "sip.max_calls_per_source",
+            format!(
+                "{} is over sip.max_calls ({})",
+                raw.max_calls_per_source, raw.max_calls
+            ),
+        ));
+    }
+    if raw.retry_after_secs > 3600 {
+        return Err(invalid(
+            "sip.retry_after_secs",
+            format!("{} is over 3600", raw.retry_after_secs),
+        ));
+    }
+    Ok(AccessConfig {
+        trusted,
+        untrusted,
+        rate_limit,
+        calls: CallLimits {
+            max_calls: raw.max_calls,
+            max_calls_per_source: raw.max_calls_per_source,
+            max_new_per_sec: raw.max_new_calls_per_sec,
+            max_new_per_sec_per_source: raw.max_new_calls_per_sec_per_source,
+            retry_after_secs: raw.retry_after_secs.max(1),
+        },
     })
 }
 
@@ -1659,6 +1792,89 @@ mod tests {
         assert_eq!(
             kept.get("HARK_SIP__LISTEN").map(String::as_str),
             Some("127.0.0.1:1")
+        );
+    }
+
+    /// Loads the defaults with environment-style variables layered on top.
+    fn load_env(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars = vars.iter().map(|(n, v)| (n.to_string(), v.to_string()));
+        let builder = config::Config::builder()
+            .add_source(config::File::from_str(
+                DEFAULT_CONFIG,
+                config::FileFormat::Toml,
+            ))
+            .add_source(
+                config::Environment::with_prefix("HARK")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(false)
+                    .source(Some(section_variables(vars))),
+            );
+        Config::built(builder)
+    }
+
+    #[test]
+    fn by_default_only_loopback_may_call_and_strangers_are_rate_limited() {
+        let c = load_with("").expect("default is valid");
+        let a = &c.sip_access;
+        assert!(a.is_trusted("127.0.0.1".parse().unwrap()));
+        assert!(a.is_trusted("::1".parse().unwrap()));
+        assert!(!a.is_trusted("192.0.2.1".parse().unwrap()));
+        assert_eq!(a.untrusted, sip_core::access::Untrusted::Reject);
+        let limit = a.rate_limit.expect("a rate limit by default");
+        assert_eq!(
+            (limit.requests, limit.window.as_secs(), limit.ban.as_secs()),
+            (50, 2, 300)
+        );
+        assert_eq!(a.calls.max_calls, 5000);
+        assert_eq!(a.calls.retry_after_secs, 5);
+    }
+
+    #[test]
+    fn trusted_networks_come_from_toml_or_a_comma_separated_variable() {
+        let c = load_with(
+            "[sip]\ntrusted = [\"10.0.0.0/8\", \"192.0.2.7\"]\nuntrusted = \"drop\"\nrate_limit_requests = 0\n",
+        )
+        .expect("valid");
+        assert!(c.sip_access.is_trusted("10.9.9.9".parse().unwrap()));
+        assert!(!c.sip_access.is_trusted("127.0.0.1".parse().unwrap()));
+        assert_eq!(c.sip_access.untrusted, sip_core::access::Untrusted::Drop);
+        assert!(c.sip_access.rate_limit.is_none());
+        let e = load_env(&[
+            ("HARK_SIP__TRUSTED", "[\"10.0.0.0/8\", '2001:db8::/32']"),
+            ("HARK_SIP__MAX_CALLS_PER_SOURCE", "20"),
+        ])
+        .expect("valid");
+        assert_eq!(e.sip_access.trusted.len(), 2);
+        assert!(e.sip_access.is_trusted("2001:db8::1".parse().unwrap()));
+        assert_eq!(e.sip_access.calls.max_calls_per_source, 20);
+        let nobody = load_with("[sip]\ntrusted = []\n").expect("valid");
+        assert!(!nobody.sip_access.is_trusted("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_access_settings_name_the_key() {
+        fails(
+            "[sip]\ntrusted = [\"10.0.0.1/8\"]\n",
+            "sip.trusted",
+            "host bits",
+        );
+        fails(
+            "[sip]\ntrusted = [\"example.com\"]\n",
+            "sip.trusted",
+            "not an IP",
+        );
+        fails("[sip]\nuntrusted = \"ignore\"\n", "sip.untrusted", "reject");
+        fails(
+            "[sip]\nrate_limit_window_secs = 0\n",
+            "sip.rate_limit_window_secs",
+            "outside",
+        );
+        fails("[sip]\nban_secs = 0\n", "sip.ban_secs", "outside");
+        fails(
+            "[sip]\nmax_calls = 10\nmax_calls_per_source = 11\n",
+            "sip.max_calls_per_source",
+            "over sip.max_calls",
         );
     }
 }

@@ -254,6 +254,7 @@ pub async fn serve_with(
         }
         ip => ip.is_some(),
     };
+    endpoint_config.access = config.sip_access.clone();
     endpoint_config.t1 = config.sip_t1;
     endpoint_config.t2 = (config.sip_t1 * 8)
         .min(Duration::from_secs(4))

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_api::Metrics;
+use sip_core::endpoint::SecurityEvent;
 use sip_core::framing::StreamFramer;
 use sip_core::{
     CallEvent, CallKey, Endpoint, EndpointConfig, IncomingCall, Output, Peer, Transport,
@@ -152,6 +153,8 @@ struct TcpConnHandle {
     /// Calls whose INVITE came over this connection and have not ended; while any does, the
     /// idle timeout does not close it.
     calls: Arc<AtomicUsize>,
+    /// The peer's address (a banned source's connections are closed).
+    source: IpAddr,
 }
 
 pub fn channel(metrics: Arc<Metrics>) -> (SipHandle, mpsc::Receiver<SipCommand>) {
@@ -188,6 +191,14 @@ pub async fn run(
         tcp,
         tcp_limits,
     } = sockets;
+    let screen = AcceptScreen {
+        access: config.access.clone(),
+        can_authenticate: registrar.as_ref().is_some_and(|r| r.enabled()),
+        bans: Arc::new(Mutex::new(HashMap::new())),
+    };
+    for reason in REFUSAL_LABELS {
+        metrics.sip_refused.declare(reason);
+    }
     let mut endpoint = Endpoint::new(config);
     if let Some(registrar) = registrar {
         endpoint.set_registrar(Instant::now().into_std(), registrar);
@@ -199,7 +210,9 @@ pub async fn run(
         tcp_tx,
         tcp_limits,
         metrics.clone(),
+        screen.clone(),
     )));
+    let mut log = SecurityLog::default();
     let mut router = Router {
         calls: HashMap::new(),
         tcp: HashMap::new(),
@@ -264,13 +277,197 @@ pub async fn run(
                     Transport::Tcp => router.send_tcp(to, bytes),
                 },
                 Output::Rejected { from, reason } => {
-                    // Bounded: the reason may quote attacker-sized input.
-                    let reason: String = reason.chars().take(200).collect();
-                    tracing::warn!(from = %from.addr, transport = ?from.transport, reason, "bad SIP input");
+                    if log.allow(LogKind::BadInput) {
+                        // Bounded: the reason may quote attacker-sized input.
+                        let reason: String = reason.chars().take(200).collect();
+                        tracing::warn!(from = %from.addr, transport = ?from.transport, reason, "bad SIP input");
+                    }
+                }
+                Output::Security(event) => {
+                    if let SecurityEvent::Banned { source, until, .. } = &event {
+                        screen.ban(*source, *until);
+                        router.close_source(*source);
+                    }
+                    log_security(&event, &mut log, &router.metrics);
                 }
                 Output::Event(event) => router.dispatch(event, &spawn_call),
             }
         }
+        router
+            .metrics
+            .sip_refused
+            .set("dropped", endpoint.dropped());
+        log.summarize();
+    }
+}
+
+/// `hark_sip_refused_total` reasons, declared at start so they show at 0.
+const REFUSAL_LABELS: [&str; 8] = [
+    "untrusted",
+    "auth_failed",
+    "dropped",
+    "banned",
+    "max_calls",
+    "max_calls_per_source",
+    "max_new_calls_per_sec",
+    "max_new_calls_per_sec_per_source",
+];
+
+/// Logs one access refusal (fail2ban matches `source=<ip>` in these lines) within the log
+/// budget, and counts it.
+fn log_security(event: &SecurityEvent, log: &mut SecurityLog, metrics: &Metrics) {
+    match event {
+        SecurityEvent::Banned {
+            source,
+            until,
+            requests,
+        } => {
+            Metrics::add(&metrics.sip_bans, 1);
+            metrics.sip_refused.count("banned");
+            if log.allow(LogKind::Ban) {
+                let ban_secs = until
+                    .saturating_duration_since(std::time::Instant::now())
+                    .as_secs();
+                tracing::warn!(
+                    "SIP source banned source={source} requests={requests} ban_secs={ban_secs}: over sip.rate_limit_requests; everything from it is dropped"
+                );
+            }
+        }
+        SecurityEvent::Untrusted { source, method } => {
+            metrics.sip_refused.count("untrusted");
+            if log.allow(LogKind::Untrusted) {
+                tracing::warn!(
+                    "SIP request refused source={source} method={method}: not in sip.trusted and not an authenticated [[user]]"
+                );
+            }
+        }
+        SecurityEvent::AuthFailed {
+            source,
+            user,
+            method,
+        } => {
+            metrics.sip_refused.count("auth_failed");
+            if log.allow(LogKind::AuthFailed) {
+                tracing::warn!(
+                    "SIP authentication failed source={source} user={user:?} method={method}"
+                );
+            }
+        }
+        SecurityEvent::CallRefused { source, reason } => {
+            metrics.sip_refused.count(reason.label());
+            if log.allow(LogKind::CallRefused) {
+                tracing::warn!(
+                    "SIP call refused with 503 source={source} cap=sip.{}",
+                    reason.label()
+                );
+            }
+        }
+    }
+}
+
+/// Kinds of warning whose lines are budgeted separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum LogKind {
+    BadInput,
+    Ban,
+    Untrusted,
+    AuthFailed,
+    CallRefused,
+}
+
+/// Lines of one kind allowed per [`LOG_WINDOW`]; the rest are counted and summarized, so a
+/// flood of bad input cannot fill the disk with log.
+const LOG_LINES_PER_WINDOW: u32 = 20;
+const LOG_WINDOW: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct SecurityLog {
+    window_start: Option<Instant>,
+    lines: HashMap<LogKind, u32>,
+    suppressed: HashMap<LogKind, u64>,
+}
+
+impl SecurityLog {
+    fn roll(&mut self) {
+        let now = Instant::now();
+        if self
+            .window_start
+            .is_none_or(|t| now.duration_since(t) >= LOG_WINDOW)
+        {
+            if self.window_start.is_some() {
+                self.flush();
+            }
+            self.window_start = Some(now);
+            self.lines.clear();
+        }
+    }
+
+    fn allow(&mut self, kind: LogKind) -> bool {
+        self.roll();
+        let n = self.lines.entry(kind).or_insert(0);
+        if *n < LOG_LINES_PER_WINDOW {
+            *n += 1;
+            true
+        } else {
+            *self.suppressed.entry(kind).or_insert(0) += 1;
+            false
+        }
+    }
+
+    /// Logs what was suppressed once its window is over.
+    fn summarize(&mut self) {
+        if self.suppressed.is_empty() {
+            return;
+        }
+        self.roll();
+    }
+
+    fn flush(&mut self) {
+        for (kind, n) in self.suppressed.drain() {
+            tracing::warn!(
+                kind = ?kind,
+                suppressed = n,
+                window_secs = LOG_WINDOW.as_secs(),
+                "more SIP warnings of this kind than the log budget; not logged one by one"
+            );
+        }
+    }
+}
+
+/// What the TCP acceptor checks before a connection may send anything: banned sources, and
+/// untrusted ones when they would be dropped unparsed anyway.
+#[derive(Clone)]
+struct AcceptScreen {
+    access: sip_core::access::AccessConfig,
+    can_authenticate: bool,
+    bans: Arc<Mutex<HashMap<IpAddr, Instant>>>,
+}
+
+impl AcceptScreen {
+    fn ban(&self, source: IpAddr, until: std::time::Instant) {
+        let mut bans = self.bans.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        bans.retain(|_, u| *u > now);
+        bans.insert(source, Instant::from_std(until));
+    }
+
+    /// Why a connection from `source` is closed on accept, if it is.
+    fn refuses(&self, source: IpAddr) -> Option<&'static str> {
+        let source = sip_core::access::canonical(source);
+        if self.access.is_trusted(source) {
+            return None;
+        }
+        let banned = self
+            .bans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&source)
+            .is_some_and(|u| *u > Instant::now());
+        if banned {
+            return Some("banned");
+        }
+        (self.access.untrusted == sip_core::access::Untrusted::Drop && !self.can_authenticate)
+            .then_some("untrusted")
     }
 }
 
@@ -292,6 +489,17 @@ struct Router {
 }
 
 impl Router {
+    /// Closes every connection from a banned source.
+    fn close_source(&mut self, source: IpAddr) {
+        self.tcp.retain(|_, conn| {
+            let keep = conn.source != source;
+            if !keep {
+                conn.close.notify_one();
+            }
+            keep
+        });
+    }
+
     fn send_tcp(&mut self, to: Peer, bytes: Vec<u8>) {
         let Some(conn) = self.tcp.get(&to.conn) else {
             tracing::warn!(to = %to.addr, "SIP TCP connection gone; message dropped");
@@ -454,6 +662,7 @@ async fn accept_tcp(
     events: mpsc::Sender<TcpEvent>,
     limits: TcpLimits,
     metrics: Arc<Metrics>,
+    screen: AcceptScreen,
 ) {
     let counts = Arc::new(Mutex::new(ConnCounts::default()));
     let mut next_conn: u64 = 1;
@@ -461,6 +670,21 @@ async fn accept_tcp(
     let mut unlogged_rejects: u64 = 0;
     loop {
         match listener.accept().await {
+            Ok((stream, _))
+                if stream
+                    .peer_addr()
+                    .is_ok_and(|a| screen.refuses(a.ip()).is_some()) =>
+            {
+                // Closed before a byte is read; counted, not logged (the ban was).
+                if let Some(reason) = stream.peer_addr().ok().and_then(|a| screen.refuses(a.ip())) {
+                    metrics.sip_refused.count(if reason == "banned" {
+                        "banned"
+                    } else {
+                        "untrusted"
+                    });
+                }
+                drop(stream);
+            }
             Ok((stream, from)) => match take_slot(&counts, &limits, from.ip(), &metrics) {
                 Ok(slot) => {
                     let conn = next_conn;
@@ -544,6 +768,7 @@ async fn serve_tcp(
             writer: write_tx,
             close: close.clone(),
             calls: calls.clone(),
+            source: sip_core::access::canonical(from.ip()),
         },
     };
     if send_event(&events, opened, &settings.metrics)

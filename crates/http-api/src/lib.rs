@@ -39,7 +39,7 @@ pub mod voice_log;
 
 pub use auth::{constant_time_eq, ApiKey};
 pub use error::ApiError;
-pub use metrics::{ChannelOverflows, Metrics};
+pub use metrics::{LabelledCounts, Metrics};
 pub use mp3::{encode_wav, Mp3Error};
 pub use voice_log::{VoiceLogConfig, VoiceLogToken};
 

@@ -47,28 +47,38 @@ pub struct Metrics {
     pub sip_tcp_idle_closed: AtomicU64,
     /// Messages that found their bounded channel full, by channel
     /// (`hark_channel_overflow_total{channel=…}`).
-    pub channel_overflows: ChannelOverflows,
+    pub channel_overflows: LabelledCounts,
+    /// SIP messages refused or dropped by the access checks, by reason
+    /// (`hark_sip_refused_total{reason=…}`: untrusted, auth_failed, banned, dropped, the call caps).
+    pub sip_refused: LabelledCounts,
+    /// Sources banned by the SIP rate limit since start (`hark_sip_bans_total`).
+    pub sip_bans: AtomicU64,
 }
 
-/// Counts of full bounded channels, by channel name. A channel shows in `/metrics` (at 0) once
-/// declared; overflows are rare, so one lock is cheap.
+/// Counts by a label (a channel's name, a reason). A label shows in `/metrics` (at 0) once
+/// declared; the events counted are rare next to packets, so one lock is cheap.
 #[derive(Debug, Default)]
-pub struct ChannelOverflows {
+pub struct LabelledCounts {
     counts: Mutex<BTreeMap<&'static str, u64>>,
 }
 
-impl ChannelOverflows {
-    /// Makes `channel` appear in `/metrics` before its first overflow.
-    pub fn declare(&self, channel: &'static str) {
-        self.lock().entry(channel).or_insert(0);
+impl LabelledCounts {
+    /// Makes `label` appear in `/metrics` (at 0) before it is first counted.
+    pub fn declare(&self, label: &'static str) {
+        self.lock().entry(label).or_insert(0);
     }
 
-    /// Counts one message that found `channel` full; returns the count so far.
-    pub fn count(&self, channel: &'static str) -> u64 {
+    /// Counts one under `label`; returns the count so far.
+    pub fn count(&self, label: &'static str) -> u64 {
         let mut counts = self.lock();
-        let n = counts.entry(channel).or_insert(0);
+        let n = counts.entry(label).or_insert(0);
         *n += 1;
         *n
+    }
+
+    /// Sets `label`'s count (for a total kept elsewhere).
+    pub fn set(&self, label: &'static str, n: u64) {
+        self.lock().insert(label, n);
     }
 
     pub fn get(&self, channel: &str) -> u64 {
@@ -222,6 +232,12 @@ impl Metrics {
             "SIP TCP connections closed for carrying no traffic for sip.tcp_idle_timeout_secs.",
             get(&self.sip_tcp_idle_closed),
         );
+        one(
+            "hark_sip_bans_total",
+            "counter",
+            "SIP sources banned for going over sip.rate_limit_requests in sip.rate_limit_window_secs.",
+            get(&self.sip_bans),
+        );
         let _ = write!(
             out,
             "# HELP hark_sip_tcp_rejected_total SIP TCP connections closed on accept, by the cap reached (sip.tcp_max_connections, sip.tcp_max_connections_per_source).\n\
@@ -247,6 +263,14 @@ impl Metrics {
                 out,
                 "hark_channel_overflow_total{{channel=\"{channel}\"}} {n}"
             );
+        }
+        let _ = write!(
+            out,
+            "# HELP hark_sip_refused_total SIP messages refused (403, 401 then 403, 503) or dropped unparsed, by reason.\n\
+             # TYPE hark_sip_refused_total counter\n"
+        );
+        for (reason, n) in self.sip_refused.lock().iter() {
+            let _ = writeln!(out, "hark_sip_refused_total{{reason=\"{reason}\"}} {n}");
         }
         let _ = write!(
             out,
@@ -353,6 +377,26 @@ mod tests {
     }
 
     #[test]
+    fn sip_refusals_are_counted_by_reason() {
+        let m = Metrics::default();
+        m.sip_refused.declare("untrusted");
+        m.sip_refused.count("max_calls");
+        m.sip_refused.set("dropped", 41);
+        Metrics::add(&m.sip_bans, 2);
+        let text = m.render();
+        assert!(text.contains("# TYPE hark_sip_bans_total counter\nhark_sip_bans_total 2\n"));
+        assert!(
+            text.contains(
+                "# TYPE hark_sip_refused_total counter\n\
+                 hark_sip_refused_total{reason=\"dropped\"} 41\n\
+                 hark_sip_refused_total{reason=\"max_calls\"} 1\n\
+                 hark_sip_refused_total{reason=\"untrusted\"} 0\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn render_is_prometheus_text_with_help_and_type() {
         let m = Metrics::default();
         Metrics::add(&m.active_calls, 3);
@@ -377,7 +421,7 @@ mod tests {
             "no jobs yet: 0"
         );
         // One TYPE line per metric family, each sample line `name[{labels}] value`.
-        assert_eq!(text.matches("# TYPE ").count(), 21);
+        assert_eq!(text.matches("# TYPE ").count(), 23);
         assert!(text
             .contains("# TYPE hark_rtp_send_errors_total counter\nhark_rtp_send_errors_total 0\n"));
         assert!(text.contains(

@@ -315,9 +315,15 @@ pub struct RawUac {
 
 impl RawUac {
     pub fn new(target: SocketAddr) -> RawUac {
-        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind sip");
+        RawUac::new_on("127.0.0.1", target)
+    }
+
+    /// A caller whose SIP and RTP sockets are bound on `ip` (another loopback address, to be
+    /// another source).
+    pub fn new_on(ip: &str, target: SocketAddr) -> RawUac {
+        let sock = UdpSocket::bind((ip, 0)).expect("bind sip");
         let local = sock.local_addr().expect("local");
-        let rtp = UdpSocket::bind("127.0.0.1:0").expect("bind rtp");
+        let rtp = UdpSocket::bind((ip, 0)).expect("bind rtp");
         let rtp_port = rtp.local_addr().expect("rtp local").port();
         let inbox = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
