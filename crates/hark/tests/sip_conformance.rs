@@ -1,5 +1,5 @@
 //! SIP behaviour seen from the wire, with hand-written messages (no SIP library): OPTIONS,
-//! 405 + Allow, INVITE retransmissions, CANCEL (SIPp), 488, malformed input over UDP and TCP,
+//! 405 (501 for unknown methods) + Allow, INVITE retransmissions, CANCEL (SIPp), 488, malformed input over UDP and TCP,
 //! and a recorded call over TCP (SIPp -t t1).
 
 mod common;
@@ -63,9 +63,9 @@ fn options_over_udp_gets_200_with_allow_and_echoed_headers() {
 }
 
 #[test]
-fn register_and_other_methods_get_405_with_allow() {
+fn register_and_other_methods_get_405_and_unknown_ones_501_with_allow() {
     let d = plain_daemon();
-    for method in ["REGISTER", "SUBSCRIBE", "MESSAGE", "PUBLISH"] {
+    for method in ["REGISTER", "SUBSCRIBE", "MESSAGE", "PUBLISH", "FROBNICATE"] {
         let rs = udp_exchange(
             d.sip_addr(),
             |local| {
@@ -78,7 +78,9 @@ fn register_and_other_methods_get_405_with_allow() {
         );
         let finals: Vec<&SipMsg> = rs.iter().filter(|m| m.status() >= Some(200)).collect();
         assert_eq!(finals.len(), 1, "{method}: {rs:?}");
-        assert_eq!(finals[0].status(), Some(405), "{method}");
+        // RFC 3261 §8.2.1 / §21.5.2: known and not served 405, unknown 501 (RFC 4475 intmeth).
+        let expected = if method == "FROBNICATE" { 501 } else { 405 };
+        assert_eq!(finals[0].status(), Some(expected), "{method}");
         let allow = allow_set(finals[0]);
         assert!(
             allow.contains(&"INVITE".to_string()),
@@ -305,7 +307,7 @@ fn corpus() -> Vec<Case> {
             }
             b
         }),
-        edited("SIP/3.0", &[400, 505], |s| {
+        edited("SIP/3.0", &[505], |s| {
             s.replacen("SIP/2.0\r\n", "SIP/3.0\r\n", 1)
         }),
         edited("garbage Request-URI", &[400, 416], |s| match s.find(" SIP/2.0\r\n") {

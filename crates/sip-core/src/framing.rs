@@ -82,7 +82,7 @@ fn content_length(head: &[u8]) -> Option<usize> {
         let name = name.trim_ascii();
         if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
             let value = std::str::from_utf8(value.get(1..)?).ok()?.trim();
-            let n: usize = value.parse().ok()?;
+            let n: usize = crate::message::parse_digits(value)?;
             if found.is_some_and(|f| f != n) {
                 return None;
             }

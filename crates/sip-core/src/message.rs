@@ -256,6 +256,8 @@ pub enum ParseError {
     Version(String),
     #[error("header section is not ended by an empty line")]
     Unterminated,
+    #[error("header {0} appears more than once")]
+    Repeated(&'static str),
 }
 
 impl ParseError {
@@ -271,6 +273,7 @@ impl ParseError {
             ParseError::TooLarge(_) => "Message Too Large".into(),
             ParseError::Version(_) => "Unsupported SIP Version".into(),
             ParseError::Unterminated => "Header Section Not Terminated".into(),
+            ParseError::Repeated(h) => format!("Multiple {h}"),
         }
     }
 }
@@ -280,6 +283,18 @@ impl ParseError {
 enum StartLine {
     Request { method: Method, uri: String },
     Response { status: u16, reason: String },
+}
+
+/// A request start line that is wrong but names a method and a URI, so the request can be
+/// answered (400, or 505 for another SIP version) instead of dropped.
+fn salvage_request_line(line: &str) -> Option<StartLine> {
+    let mut parts = line.split_ascii_whitespace();
+    let method = parts.next()?;
+    let uri = parts.next()?;
+    (is_token(method) && !method.starts_with("SIP/")).then(|| StartLine::Request {
+        method: Method::parse(method),
+        uri: uri.to_string(),
+    })
 }
 
 /// A message parsed as far as possible, with the first problem found.
@@ -308,6 +323,15 @@ fn next_line(bytes: &[u8]) -> (&[u8], &[u8], bool) {
         }
         None => (bytes, &[], false),
     }
+}
+
+/// A number written in digits only: RFC 3261's `1*DIGIT` (Rust's `parse` would take `+5`).
+pub fn parse_digits<T: std::str::FromStr>(s: &str) -> Option<T> {
+    let s = s.trim();
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 fn is_token(s: &str) -> bool {
@@ -383,14 +407,24 @@ pub(crate) fn parse_lenient(bytes: &[u8]) -> Result<Lenient, ParseError> {
     let (line, after, _) = next_line(rest);
     rest = after;
     let line = std::str::from_utf8(line).map_err(|_| ParseError::NotUtf8)?;
-    let start = parse_start_line(line)?;
-
     let mut error: Option<ParseError> = None;
     fn note(e: ParseError, error: &mut Option<ParseError>) {
         if error.is_none() {
             *error = Some(e);
         }
     }
+    let start = match parse_start_line(line) {
+        Ok(start) => start,
+        // A request with a broken start line is answered 400 (505 for a version) if its
+        // headers let us; responses and garbage are dropped.
+        Err(e) => match salvage_request_line(line) {
+            Some(start) => {
+                note(e, &mut error);
+                start
+            }
+            None => return Err(e),
+        },
+    };
     let mut headers = Headers::new();
     let mut terminated = false;
     while !rest.is_empty() {
@@ -404,7 +438,7 @@ pub(crate) fn parse_lenient(bytes: &[u8]) -> Result<Lenient, ParseError> {
             note(ParseError::NotUtf8, &mut error);
             continue;
         };
-        if text.chars().any(|c| c.is_control() && c != '\t') {
+        if !controls_are_quoted_pairs(text) {
             note(ParseError::HeaderLine(clip(text)), &mut error);
             continue;
         }
@@ -435,11 +469,22 @@ pub(crate) fn parse_lenient(bytes: &[u8]) -> Result<Lenient, ParseError> {
     if !terminated {
         note(ParseError::Unterminated, &mut error);
     }
+    for (name, shown) in SINGLE_INSTANCE {
+        if headers
+            .fields
+            .iter()
+            .filter(|(n, _)| same_header(n, name))
+            .count()
+            > 1
+        {
+            note(ParseError::Repeated(shown), &mut error);
+        }
+    }
 
     let mut body: &[u8] = rest;
     if let Some(cl) = headers.get("content-length") {
-        match cl.trim().parse::<usize>() {
-            Ok(declared) if declared <= MAX_MESSAGE => {
+        match parse_digits::<usize>(cl) {
+            Some(declared) if declared <= MAX_MESSAGE => {
                 if declared > body.len() {
                     note(
                         ParseError::Truncated {
@@ -479,6 +524,42 @@ pub(crate) fn parse_lenient(bytes: &[u8]) -> Result<Lenient, ParseError> {
     };
     Ok(Lenient { message, error })
 }
+
+/// Control characters (other than HTAB) may appear in a header line only as a quoted-pair
+/// inside a quoted string (RFC 3261 §25.1: `"\" (%x00-09 / %x0B-0C / %x0E-7F)`), as RFC 4475's
+/// `intmeth` has them.
+fn controls_are_quoted_pairs(line: &str) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    for c in line.chars() {
+        if escaped {
+            escaped = false;
+            if c == '\r' || c == '\n' {
+                return false;
+            }
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '\t' => {}
+            c if c.is_control() => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Headers that carry one value: a second instance makes the request ambiguous (RFC 4475
+/// `multi01`, `mcl01`).
+const SINGLE_INSTANCE: [(&str, &str); 7] = [
+    ("call-id", "Call-ID"),
+    ("cseq", "CSeq"),
+    ("from", "From"),
+    ("to", "To"),
+    ("max-forwards", "Max-Forwards"),
+    ("content-length", "Content-Length"),
+    ("content-type", "Content-Type"),
+];
 
 fn clip(s: &str) -> String {
     s.chars().take(80).collect()

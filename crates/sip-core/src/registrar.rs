@@ -255,12 +255,12 @@ impl Registrar {
             .headers
             .get("CSeq")
             .and_then(|c| c.split_whitespace().next())
-            .and_then(|n| n.parse::<u32>().ok())
+            .and_then(crate::message::parse_digits::<u32>)
             .unwrap_or(0);
         let header_expires = req
             .headers
             .get("Expires")
-            .and_then(|e| e.trim().parse::<u32>().ok());
+            .and_then(crate::message::parse_digits::<u32>);
         let contacts = req.headers.get_all("Contact");
         let bindings = self.bindings.entry(user.to_string()).or_default();
         bindings.retain(|b| b.expires_at > now);
@@ -277,7 +277,7 @@ impl Registrar {
                 return RegisterReply::new(400, "Bad Request");
             };
             let requested = param(params, "expires")
-                .and_then(|e| e.parse::<u32>().ok())
+                .and_then(crate::message::parse_digits::<u32>)
                 .or(header_expires)
                 .unwrap_or(self.config.default_expires);
             if requested != 0 && requested < self.config.min_expires {

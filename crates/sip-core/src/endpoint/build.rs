@@ -11,6 +11,20 @@ use super::state::{Call, Ctx};
 use super::{CallKey, Endpoint, EndpointConfig, Peer, Transport};
 
 pub(super) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+
+/// Methods of the IANA SIP registry Hark knows and does not serve: 405 with Allow (RFC 3261
+/// §8.2.1). Any other method is unknown: 501 (§21.5.2, RFC 4475 `intmeth`).
+pub(super) const KNOWN_UNSUPPORTED: [&str; 9] = [
+    "REGISTER",
+    "PRACK",
+    "UPDATE",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "REFER",
+    "MESSAGE",
+    "PUBLISH",
+    "PING",
+];
 pub(super) const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf";
 
 /// SplitMix64: a good spread from a counter without global state.
@@ -134,6 +148,46 @@ pub(super) fn response_to(
     r.headers.push("CSeq", ctx.cseq.to_string());
     r.headers.push("Server", cfg.user_agent.as_str());
     r
+}
+
+/// A 400 (or 505) for a request whose own Via/From/To/Call-ID/CSeq could not be read (RFC 4475
+/// `insuf`, `quotbal`, `scalar02`): those headers are copied as they came, the To gets a tag
+/// when it has none. `None` without any Via (there is no transaction to answer).
+pub(super) fn raw_bad_request(
+    cfg: &EndpointConfig,
+    req: &Request,
+    status: u16,
+    reason: &str,
+) -> Option<Response> {
+    let vias = req.headers.get_all("Via");
+    vias.first()?;
+    let mut r = Response::new(status, reason);
+    for v in vias {
+        r.headers.push("Via", v);
+    }
+    for name in ["From", "Call-ID", "CSeq"] {
+        if let Some(v) = req.headers.get(name) {
+            r.headers.push(name, v);
+        }
+    }
+    if let Some(to) = req.headers.get("To") {
+        let tagged = to.to_ascii_lowercase().contains(";tag=");
+        let mut h = DefaultHasher::new();
+        (
+            cfg.seed,
+            req.headers.get("Call-ID"),
+            req.headers.get("From"),
+        )
+            .hash(&mut h);
+        let to = if tagged {
+            to.to_string()
+        } else {
+            format!("{to};tag={:016x}", mix(h.finish()))
+        };
+        r.headers.push("To", to);
+    }
+    r.headers.push("Server", cfg.user_agent.as_str());
+    Some(r)
 }
 
 /// `"text"` for a Warning header: quotes and control characters would break the header.

@@ -78,7 +78,8 @@ impl Ctx {
             ref m => m.as_str().to_string(),
         };
         let key = match top_via.branch() {
-            Some(b) if b.starts_with("z9hG4bK") => TxKey::Branch {
+            // A bare magic cookie is no unique branch (RFC 4475 `badbranch`): RFC 2543 matching.
+            Some(b) if b.starts_with("z9hG4bK") && b.len() > "z9hG4bK".len() => TxKey::Branch {
                 branch: b.to_string(),
                 sent_by: top_via.sent_by.to_ascii_lowercase(),
                 method,

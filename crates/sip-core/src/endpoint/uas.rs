@@ -5,7 +5,7 @@ use std::time::Instant;
 use crate::message::{reason_phrase, Method, NameAddr, ParseError, Request, Response};
 use crate::sdp::{negotiate_with, parse_offer, Negotiated, SdpError};
 
-use super::build::{response_to, warning, ACCEPT, ALLOW};
+use super::build::{raw_bad_request, response_to, warning, ACCEPT, ALLOW, KNOWN_UNSUPPORTED};
 use super::dtmf::{parse_dtmf, parse_dtmf_relay};
 use super::state::{Call, Ctx, InviteTx, StoredResponse};
 use super::{CallEvent, CallKey, EndReason, Endpoint, IncomingCall, Peer, SecurityEvent};
@@ -24,6 +24,23 @@ fn family_name(ip: std::net::IpAddr) -> &'static str {
         "IP4"
     } else {
         "IP6"
+    }
+}
+
+/// The Request-URI: a scheme we serve (`sip`, `sips`, `tel`; else 416, RFC 3261 §8.2.2.1) and,
+/// for SIP URIs, a host we can read (`sip:2001:db8::10` without brackets is 400, RFC 5118 §4.2).
+fn check_request_uri(uri: &str) -> Option<(u16, &'static str)> {
+    let scheme = uri
+        .split_once(':')
+        .map_or("", |(s, _)| s)
+        .to_ascii_lowercase();
+    match scheme.as_str() {
+        "tel" => None,
+        "sip" | "sips" => match crate::message::uri_host_port(uri) {
+            Some(_) => None,
+            None => Some((400, "Bad Request (Invalid Request-URI)")),
+        },
+        _ => Some((416, "Unsupported URI Scheme")),
     }
 }
 
@@ -49,8 +66,21 @@ impl Endpoint {
         let ctx = match Ctx::read(&req) {
             Ok(c) => c,
             Err(e) => {
-                if trusted {
-                    self.rejected(from, format!("dropped {} request: {e}", req.method));
+                if !trusted {
+                    return;
+                }
+                // Answerable when a Via names where to; never an ACK (RFC 3261 §17.2.3). Another
+                // SIP version is 505 even when its Via is unreadable too (RFC 4475 `badvers`).
+                let (status, reason) = match &error {
+                    Some(ParseError::Version(_)) => (505, reason_phrase(505).to_string()),
+                    _ => (400, format!("Bad Request ({})", e.reason_phrase())),
+                };
+                match raw_bad_request(&self.config, &req, status, &reason) {
+                    Some(r) if req.method != Method::Ack => {
+                        self.transmit(from, r.to_bytes());
+                        self.rejected(from, format!("{status} to {}: {e}", req.method));
+                    }
+                    _ => self.rejected(from, format!("dropped {} request: {e}", req.method)),
                 }
                 return;
             }
@@ -71,9 +101,39 @@ impl Endpoint {
             return;
         }
         if let Some(e) = error {
-            let reason = format!("Bad Request ({})", e.reason_phrase());
-            self.reply_stateless(now, from, &req, &ctx, 400, &reason, vec![]);
-            self.rejected(from, format!("400 to {}: {e}", req.method));
+            let (status, reason) = match e {
+                ParseError::Version(_) => (505, reason_phrase(505).to_string()),
+                _ => (400, format!("Bad Request ({})", e.reason_phrase())),
+            };
+            self.reply_stateless(now, from, &req, &ctx, status, &reason, vec![]);
+            self.rejected(from, format!("{status} to {}: {e}", req.method));
+            return;
+        }
+        if let Method::Other(m) = &req.method {
+            if !(m == "REGISTER" && self.registrar.is_some()) {
+                // RFC 3261 §8.2.1: a method we know and do not serve is 405, one we do not
+                // know 501; both list what we do.
+                let status = if KNOWN_UNSUPPORTED.contains(&m.as_str()) {
+                    405
+                } else {
+                    501
+                };
+                let headers = vec![("Allow", ALLOW.to_string())];
+                self.reply_stateless(
+                    now,
+                    from,
+                    &req,
+                    &ctx,
+                    status,
+                    reason_phrase(status),
+                    headers,
+                );
+                return;
+            }
+        }
+        if let Some((status, reason)) = check_request_uri(&req.uri) {
+            self.reply_stateless(now, from, &req, &ctx, status, reason, vec![]);
+            self.rejected(from, format!("{status} to {}: {reason}", req.method));
             return;
         }
         if ctx.cseq.method != req.method {
@@ -404,11 +464,12 @@ impl Endpoint {
         let local_tag = self.new_tag();
         let session_id = self.next_id() >> 2;
         let h = &req.headers;
-        let remote_target = h
-            .get_all("Contact")
-            .first()
-            .and_then(|v| NameAddr::parse(v).ok())
-            .map(|n| n.uri);
+        // An RFC 2543 INVITE may have no Contact: the From URI is the target then (RFC 4475
+        // `inv2543`).
+        let remote_target = match h.get_all("Contact").first() {
+            Some(v) => NameAddr::parse(v).ok().map(|n| n.uri),
+            None => Some(ctx.from.uri.clone()),
+        };
         let call = Call {
             peer: from,
             call_id: ctx.call_id.clone(),
@@ -508,6 +569,32 @@ impl Endpoint {
 
     /// The SDP offer of an INVITE, negotiated; or the response that refuses it.
     fn read_offer(&self, req: &Request) -> Result<Negotiated, Refusal> {
+        if let Some(accept) = req.headers.get("Accept") {
+            // Our answer is SDP: a caller that accepts none cannot read it (RFC 4475 `sdp01`).
+            let takes_sdp = accept.split(',').any(|t| {
+                let t = t
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                matches!(t.as_str(), "application/sdp" | "application/*" | "*/*")
+            });
+            if !takes_sdp && !accept.trim().is_empty() {
+                return Err(Refusal {
+                    status: 406,
+                    reason: reason_phrase(406).into(),
+                    headers: vec![(
+                        "Warning",
+                        warning(
+                            &self.config,
+                            399,
+                            "the answer is application/sdp, not in Accept",
+                        ),
+                    )],
+                });
+            }
+        }
         if req.body.is_empty() {
             return Err(Refusal {
                 status: 400,

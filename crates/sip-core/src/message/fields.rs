@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::{clip, is_token, Method, ParseError};
+use super::{clip, is_token, parse_digits, Method, ParseError};
 
 /// `"Display Name" <sip:user@host;params>;tag=x` or a bare URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +57,16 @@ impl NameAddr {
         };
         let uri = uri.trim();
         if uri.is_empty() || !uri.contains(':') || uri.contains(char::is_whitespace) {
+            return Err(bad());
+        }
+        // `;;` or a trailing `;`: an empty parameter (RFC 4475 `badinv01`).
+        let mut segments = params.split(';');
+        let before_first = segments.next().unwrap_or("");
+        let addr_spec = !v.starts_with('"') && !v.contains('<');
+        if (!addr_spec && !before_first.trim().is_empty())
+            || (addr_spec && !params.is_empty() && before_first.trim().is_empty())
+            || segments.any(|p| p.trim().is_empty())
+        {
             return Err(bad());
         }
         let tag = params
@@ -156,7 +166,7 @@ pub fn host_port(s: &str) -> Option<(&str, Option<u16>)> {
         return None;
     }
     let port = match port {
-        Some(p) => Some(p.parse::<u16>().ok()?),
+        Some(p) => Some(parse_digits::<u16>(p)?),
         None => None,
     };
     Some((host, port))
@@ -181,14 +191,13 @@ impl Via {
         };
         let mut parts = value.split(';');
         let head = parts.next().unwrap_or("").trim();
-        let (proto, sent_by) = head.split_once([' ', '\t']).ok_or_else(bad)?;
-        let proto: String = proto.chars().filter(|c| !c.is_whitespace()).collect();
-        let mut pieces = proto.split('/');
-        let (Some(name), Some(version), Some(transport), None) =
-            (pieces.next(), pieces.next(), pieces.next(), pieces.next())
-        else {
-            return Err(bad());
-        };
+        // sent-protocol: `SIP / 2.0 / UDP`, LWS allowed around each `/` (RFC 4475 `wsinv`).
+        let (name, rest) = head.split_once('/').ok_or_else(bad)?;
+        let (version, rest) = rest.split_once('/').ok_or_else(bad)?;
+        let rest = rest.trim_start();
+        let split = rest.find([' ', '\t']).ok_or_else(bad)?;
+        let (transport, sent_by) = rest.split_at(split);
+        let (name, version) = (name.trim(), version.trim());
         if !name.eq_ignore_ascii_case("SIP") || version != "2.0" || !is_token(transport) {
             return Err(bad());
         }
@@ -198,7 +207,7 @@ impl Via {
         for p in parts {
             let p = p.trim();
             if p.is_empty() {
-                continue;
+                return Err(bad());
             }
             match p.split_once('=') {
                 Some((k, v)) => params.push((k.trim().to_string(), Some(v.trim().to_string()))),
@@ -270,7 +279,7 @@ impl CSeq {
             return Err(bad());
         };
         // RFC 3261 §8.1.1.5: less than 2**31.
-        let seq: u32 = num.parse().map_err(|_| bad())?;
+        let seq: u32 = parse_digits(num).ok_or_else(bad)?;
         if seq >= 1 << 31 || !is_token(method) {
             return Err(bad());
         }

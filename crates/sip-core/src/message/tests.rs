@@ -339,3 +339,87 @@ fn rfc3261_request_uri_needs_a_scheme_and_a_rest() {
         );
     }
 }
+
+fn options_with(extra: &str) -> String {
+    format!("OPTIONS sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n{extra}\r\n")
+}
+
+#[test]
+fn numbers_are_digits_only_without_a_sign() {
+    assert!(matches!(
+        parse_message(options_with("Content-Length: +0\r\n").as_bytes()),
+        Err(ParseError::InvalidHeader {
+            name: "Content-Length",
+            ..
+        })
+    ));
+    assert!(parse_message(options_with("Content-Length: 0\r\n").as_bytes()).is_ok());
+    assert!(CSeq::parse("+1 INVITE").is_err());
+    assert!(CSeq::parse("1 INVITE").is_ok());
+    assert_eq!(host_port("h:+5060"), None);
+    assert_eq!(host_port("h:5060"), Some(("h", Some(5060))));
+    assert_eq!(parse_digits::<u32>("0042"), Some(42));
+    assert_eq!(parse_digits::<u32>("-1"), None);
+    assert_eq!(parse_digits::<u32>(""), None);
+}
+
+#[test]
+fn via_takes_whitespace_around_slashes_but_not_empty_parameters() {
+    let v = Via::parse("SIP  /   2.0 /UDP 192.0.2.2;branch=390skdjuw").expect("RFC 4475 wsinv");
+    assert_eq!(
+        (v.transport.as_str(), v.sent_by.as_str()),
+        ("UDP", "192.0.2.2")
+    );
+    assert_eq!(v.branch(), Some("390skdjuw"));
+    assert!(Via::parse("SIP/2.0/UDP 192.0.2.15;;").is_err());
+    assert!(Via::parse("SIP/2.0/UDP 192.0.2.15;branch=z9hG4bK1;").is_err());
+    assert!(Via::parse("SIP/2.0/UDP").is_err());
+    assert!(NameAddr::parse("\"Joe\" <sip:joe@example.org>;;;;").is_err());
+    assert!(NameAddr::parse("sip:joe@example.org;;tag=1").is_err());
+    assert_eq!(
+        NameAddr::parse("sip:caller@example.net;tag=2")
+            .expect("addr-spec with a tag")
+            .tag
+            .as_deref(),
+        Some("2")
+    );
+}
+
+#[test]
+fn control_characters_only_as_quoted_pairs() {
+    let quoted = options_with("X-Name: \"BEL:\\\u{7} NUL:\\\u{0} DEL:\\\u{7f}\"\r\n");
+    assert!(parse_message(quoted.as_bytes()).is_ok(), "RFC 4475 intmeth");
+    for bare in [
+        "X-Name: a\u{7}b\r\n",
+        "X-Name: \"a\u{0}b\"\r\n",
+        "X-Name: \\\u{7}\r\n",
+    ] {
+        assert!(
+            parse_message(options_with(bare).as_bytes()).is_err(),
+            "{bare:?} accepted"
+        );
+    }
+}
+
+#[test]
+fn single_instance_headers_may_not_repeat() {
+    for (extra, name) in [
+        ("Call-ID: other\r\n", "Call-ID"),
+        ("CSeq: 2 OPTIONS\r\n", "CSeq"),
+        ("t: <sip:c@h>\r\n", "To"),
+        ("Content-Length: 0\r\nl: 0\r\n", "Content-Length"),
+        ("Max-Forwards: 70\r\nMax-Forwards: 5\r\n", "Max-Forwards"),
+    ] {
+        assert_eq!(
+            parse_message(options_with(extra).as_bytes()),
+            Err(ParseError::Repeated(name)),
+            "{extra:?}"
+        );
+    }
+    // List headers may repeat.
+    assert!(parse_message(
+        options_with("Via: SIP/2.0/UDP h2;branch=z9hG4bK2\r\nSupported: a\r\nSupported: b\r\n")
+            .as_bytes()
+    )
+    .is_ok());
+}

@@ -417,7 +417,7 @@ fn info_dtmf_variants_give_200_and_dtmf() {
 }
 
 #[test]
-fn unsupported_methods_get_405_with_allow() {
+fn unsupported_methods_get_405_and_unknown_ones_501_with_allow() {
     let mut s = Sim::new();
     for method in [
         "REGISTER",
@@ -430,6 +430,7 @@ fn unsupported_methods_get_405_with_allow() {
         "PUBLISH",
         "FOO",
     ] {
+        let known = method != "FOO";
         let req = with_length(
             &format!(
                 "{method} sip:127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-{method}\r\n\
@@ -439,11 +440,13 @@ fn unsupported_methods_get_405_with_allow() {
         );
         let out = s.send_str(&req);
         let r = out.last_response();
-        assert_eq!(
-            (r.status, r.reason.as_str()),
-            (405, "Method Not Allowed"),
-            "{method}"
-        );
+        // Known methods Hark does not serve are 405; unknown ones 501 (RFC 3261 §8.2.1).
+        let expected = if known {
+            (405, "Method Not Allowed")
+        } else {
+            (501, "Not Implemented")
+        };
+        assert_eq!((r.status, r.reason.as_str()), expected, "{method}");
         assert_eq!(
             r.headers.get("Allow"),
             Some("INVITE, ACK, BYE, CANCEL, OPTIONS, INFO")

@@ -1,4 +1,5 @@
-//! Malformed input: a 400 naming the problem or a silent drop, never a panic.
+//! Malformed input: a 400 naming the problem (505 for another SIP version) or, when nothing
+//! says where an answer would go, a silent drop; never a panic.
 
 use super::*;
 
@@ -9,7 +10,7 @@ fn msg(start: &str, extra: &str, body: &str) -> Vec<u8> {
     format!("{start}\r\n{GOOD_HEAD}{extra}\r\n{body}").into_bytes()
 }
 
-/// (name, bytes, expected: Some(400 reason) or None for a drop).
+/// (name, bytes, expected: Some(the final response's reason) or None for a drop).
 fn corpus() -> Vec<(&'static str, Vec<u8>, Option<&'static str>)> {
     let inv = "INVITE sip:rec@127.0.0.1 SIP/2.0";
     let bye = "BYE sip:rec@127.0.0.1 SIP/2.0";
@@ -24,17 +25,17 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, Option<&'static str>)> {
         ("70 KB", huge, None),
         ("two-token request line", b"INVITE sip:rec@127.0.0.1\r\n\r\n".to_vec(), None),
         ("one token", b"HELLO\r\n\r\n".to_vec(), None),
-        ("wrong version", msg("INVITE sip:rec@127.0.0.1 SIP/3.0", "CSeq: 1 INVITE\r\n", ""), None),
+        ("wrong version", msg("INVITE sip:rec@127.0.0.1 SIP/3.0", "CSeq: 1 INVITE\r\n", ""), Some("Version Not Supported")),
         ("lowercase junk", b"hello world how are you\r\n\r\n".to_vec(), None),
         ("http", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), None),
         ("missing via", b"BYE sip:a@b SIP/2.0\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@c>\r\nCall-ID: x\r\nCSeq: 1 BYE\r\n\r\n".to_vec(), None),
-        ("missing call-id", b"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@c>\r\nCSeq: 1 BYE\r\n\r\n".to_vec(), None),
-        ("missing cseq", msg(bye, "", ""), None),
-        ("missing from", b"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:b@c>\r\nCall-ID: x\r\nCSeq: 1 BYE\r\n\r\n".to_vec(), None),
-        ("bad via", b"BYE sip:a@b SIP/2.0\r\nVia: nonsense\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@c>\r\nCall-ID: x\r\nCSeq: 1 BYE\r\n\r\n".to_vec(), None),
-        ("bad cseq number", msg(bye, "CSeq: abc BYE\r\n", ""), None),
-        ("cseq without method", msg(bye, "CSeq: 1\r\n", ""), None),
-        ("bad from", b"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: garbage\r\nTo: <sip:b@c>\r\nCall-ID: x\r\nCSeq: 1 BYE\r\n\r\n".to_vec(), None),
+        ("missing call-id", b"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@c>\r\nCSeq: 1 BYE\r\n\r\n".to_vec(), Some("Bad Request (Missing Call-ID)")),
+        ("missing cseq", msg(bye, "", ""), Some("Bad Request (Missing CSeq)")),
+        ("missing from", b"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:b@c>\r\nCall-ID: x\r\nCSeq: 1 BYE\r\n\r\n".to_vec(), Some("Bad Request (Missing From)")),
+        ("bad via", b"BYE sip:a@b SIP/2.0\r\nVia: nonsense\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@c>\r\nCall-ID: x\r\nCSeq: 1 BYE\r\n\r\n".to_vec(), Some("Bad Request (Invalid Via)")),
+        ("bad cseq number", msg(bye, "CSeq: abc BYE\r\n", ""), Some("Bad Request (Invalid CSeq)")),
+        ("cseq without method", msg(bye, "CSeq: 1\r\n", ""), Some("Bad Request (Invalid CSeq)")),
+        ("bad from", b"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: garbage\r\nTo: <sip:b@c>\r\nCall-ID: x\r\nCSeq: 1 BYE\r\n\r\n".to_vec(), Some("Bad Request (Invalid From)")),
         ("cseq method mismatch", msg(bye, "CSeq: 1 INVITE\r\n", ""), Some("Bad Request (CSeq Method Mismatch)")),
         ("negative content-length", msg(bye, "CSeq: 1 BYE\r\nContent-Length: -5\r\n", ""), Some("Bad Request (Invalid Content-Length)")),
         ("huge content-length", msg(bye, "CSeq: 1 BYE\r\nContent-Length: 99999999999999999999999\r\n", ""), Some("Bad Request (Invalid Content-Length)")),
@@ -63,9 +64,14 @@ fn malformed_corpus_gets_400_or_is_dropped() {
         match expected {
             Some(reason) => {
                 assert_eq!(finals.len(), 1, "{name}: {:?}", out.statuses());
+                let status = if reason == "Version Not Supported" {
+                    505
+                } else {
+                    400
+                };
                 assert_eq!(
                     (finals[0].status, finals[0].reason.as_str()),
-                    (400, reason),
+                    (status, reason),
                     "{name}"
                 );
             }
