@@ -184,6 +184,7 @@ mod tests {
             String::new(),
             Duration::from_secs(5),
             Duration::from_secs(60),
+            Arc::new(crate::egress::Egress::allow_all()),
         )
         .expect("client");
         let app = AppConfig {

@@ -32,6 +32,8 @@ pub struct CallEnv {
     pub bot_token_secret: Vec<u8>,
     pub sip: SipHandle,
     pub ports: PortAllocator,
+    /// Where `<Play>` may fetch from (the SSRF guard; the audio client resolves through it).
+    pub egress: Arc<crate::egress::Egress>,
     /// Prompt audio and speech.
     pub audio: Arc<AudioCache>,
     pub tts: Arc<prompts::Tts>,
@@ -188,9 +190,15 @@ impl CallEnv {
                     })
                     .map_err(|e| e.to_string()),
             ),
-            FetchRequest::Audio { url } => {
-                FetchResult::Audio(self.audio.load(&url).await.map_err(|e| e.to_string()))
-            }
+            FetchRequest::Audio { url } => match self.egress.check_url(&url) {
+                Ok(()) => {
+                    FetchResult::Audio(self.audio.load(&url).await.map_err(|e| e.to_string()))
+                }
+                Err(refused) => {
+                    tracing::warn!(%refused, "<Play> refused");
+                    FetchResult::Audio(Err(refused.to_string()))
+                }
+            },
             FetchRequest::Speech {
                 text,
                 voice,

@@ -385,7 +385,10 @@ struct RawHttp {
 #[serde(deny_unknown_fields)]
 struct RawAccount {
     sid: String,
+    #[serde(default)]
     auth_token: String,
+    #[serde(default)]
+    auth_token_file: String,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -437,6 +440,9 @@ struct RawRecord {
 struct RawWebhook {
     connect_timeout_ms: u64,
     timeout_ms: u64,
+    /// Private networks Hark may fetch from although no config URL names them.
+    #[serde(default)]
+    allow_private: Option<ListOrText>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -480,7 +486,10 @@ pub struct Config {
     /// Recording media needs Basic auth like the rest of the API (`http.media_auth`).
     pub media_auth: http_api::MediaAuth,
     pub account_sid: AccountSid,
+    /// Empty until `secrets::settle` fills it from `auth_token_file` (generated on first start).
     pub auth_token: String,
+    /// `account.auth_token_file`; `None`: `{storage.dir}/auth_token`.
+    pub auth_token_file: Option<PathBuf>,
     /// `[[api_key]]`s of the account: REST Basic auth as `SK…:secret`, access-token signing.
     pub api_keys: Vec<http_api::ApiKey>,
     /// `[[application]]`s: TwiML applications named by SID (client calls run them).
@@ -510,6 +519,9 @@ pub struct Config {
     pub record: RecordConfig,
     pub webhook_connect_timeout: Duration,
     pub webhook_timeout: Duration,
+    /// `webhook.allow_private`: private networks that webhooks and `<Play>` may reach although
+    /// no configured URL names them (the SSRF guard, `crate::egress`).
+    pub webhook_allow_private: Vec<sip_core::access::Cidr>,
     pub log_level: String,
 }
 
@@ -529,6 +541,19 @@ pub struct AppConfig {
 }
 
 impl AppConfig {
+    /// The URLs and static TwiML of this application, as the operator wrote them.
+    fn urls(&self) -> impl Iterator<Item = &str> {
+        [
+            self.voice_url.as_deref(),
+            Some(self.twiml.as_str()),
+            self.fallback_url.as_deref(),
+            self.status_callback.as_deref(),
+            self.bot_callback_uri.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
     /// Something decides what a call does: TwiML (fetched or static) or a bot, which runs no
     /// TwiML at all.
     fn has_call_logic(&self) -> bool {
@@ -657,6 +682,15 @@ pub struct RecordConfig {
 }
 
 impl Config {
+    /// Every URL and static TwiML document the operator configured (applications, routes,
+    /// TwiML apps): their hosts are trusted destinations of the SSRF guard.
+    pub fn operator_urls(&self) -> Vec<&str> {
+        let apps = std::iter::once(&self.app)
+            .chain(self.routes.iter().map(|r| &r.app))
+            .chain(self.applications.iter().map(|a| &a.app));
+        apps.flat_map(AppConfig::urls).collect()
+    }
+
     /// Embedded defaults, then `file`, then the process environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut builder = config::Config::builder().add_source(config::File::from_str(
@@ -1101,6 +1135,18 @@ impl Config {
         if raw.webhook.connect_timeout_ms == 0 || raw.webhook.timeout_ms == 0 {
             return Err(invalid("webhook.timeout_ms", "timeouts must be positive"));
         }
+        let webhook_allow_private = raw
+            .webhook
+            .allow_private
+            .as_ref()
+            .map(ListOrText::items)
+            .unwrap_or_default()
+            .iter()
+            .map(|t| {
+                t.parse::<sip_core::access::Cidr>()
+                    .map_err(|e| invalid("webhook.allow_private", e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
             sip_listen,
             sip_public_ip,
@@ -1120,7 +1166,10 @@ impl Config {
             http_public_url: public_url,
             http_tls,
             account_sid: sid,
-            auth_token: raw.account.auth_token,
+            auth_token: raw.account.auth_token.trim().to_string(),
+            auth_token_file: Some(raw.account.auth_token_file.trim())
+                .filter(|f| !f.is_empty())
+                .map(PathBuf::from),
             api_keys,
             applications,
             client: ClientSettings {
@@ -1149,6 +1198,7 @@ impl Config {
             },
             webhook_connect_timeout: Duration::from_millis(raw.webhook.connect_timeout_ms),
             webhook_timeout: Duration::from_millis(raw.webhook.timeout_ms),
+            webhook_allow_private,
             log_level: raw.log.level,
         })
     }

@@ -152,6 +152,8 @@ pub struct DaemonControl {
     pub metrics: Arc<http_api::Metrics>,
     /// Registered clients and, once up, the call machinery: for calls the API places.
     pub signal: Arc<crate::signal::SignalState>,
+    /// URLs in authenticated requests are the operator's: their hosts become fetchable.
+    pub egress: Arc<crate::egress::Egress>,
 }
 
 /// Twilio's "Invalid ApplicationSid".
@@ -278,6 +280,8 @@ impl CallControl for DaemonControl {
         id: &str,
         request: OperationRequest,
     ) -> BoxFuture<'_, Result<OperationView, ControlError>> {
+        // A bot's prompt URIs come from the authenticated bot API.
+        self.egress.trust_urls_in(&format!("{request:?}"), true);
         let entry = self.registry.upgrade().and_then(|r| r.get(id));
         let call_id = id.to_string();
         Box::pin(async move {
@@ -322,6 +326,9 @@ impl CallControl for DaemonControl {
         call_sid: &str,
         request: control::recording_control::LiveRecordingRequest,
     ) -> BoxFuture<'_, Result<(), ControlError>> {
+        if let Some(callback) = &request.status_callback {
+            self.egress.trust_urls_in(&callback.url, true);
+        }
         let entry = self.running(call_sid);
         Box::pin(async move {
             let entry = entry?;
@@ -357,6 +364,9 @@ impl CallControl for DaemonControl {
         call_sid: &str,
         update: CallUpdate,
     ) -> BoxFuture<'_, Result<(), ControlError>> {
+        for text in [&update.url, &update.twiml].into_iter().flatten() {
+            self.egress.trust_urls_in(text, true);
+        }
         let entry = self.running(call_sid);
         Box::pin(async move {
             let entry = entry?;
@@ -382,6 +392,17 @@ impl CallControl for DaemonControl {
     }
 
     fn create_call(&self, call: NewCall) -> BoxFuture<'_, Result<store::CallRecord, CreateError>> {
+        for text in [
+            &call.url,
+            &call.twiml,
+            &call.fallback_url,
+            &call.status_callback,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.egress.trust_urls_in(text, true);
+        }
         Box::pin(async move {
             let unavailable = |message: &str| CreateError {
                 code: 20500,

@@ -39,6 +39,8 @@ pub enum ServeError {
     Database(store::StoreError),
     #[error("HTTP client: {0}")]
     Client(String),
+    #[error("{0}")]
+    Secrets(#[from] crate::secrets::SecretsError),
 }
 
 /// The daemon's listening sockets, bound by the caller of [`serve_with`].
@@ -98,7 +100,9 @@ impl Listeners {
 }
 
 /// `hark serve`: binds the configured addresses and runs until SIGTERM or SIGINT.
-pub async fn serve(config: Config) -> Result<(), ServeError> {
+pub async fn serve(mut config: Config) -> Result<(), ServeError> {
+    // Before binding: a weak token beyond loopback never listens at all.
+    crate::secrets::settle(&mut config)?;
     let listeners = Listeners::bind(&config).await?;
     serve_with(config, listeners, wait_for_signal()).await
 }
@@ -110,6 +114,10 @@ pub async fn serve_with(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    if config.auth_token.is_empty() {
+        // Callers other than `serve` (embedders, tests) get the same token handling.
+        crate::secrets::settle(&mut config)?;
+    }
     let Listeners {
         sip_udp: udp,
         sip_tcp: tcp,
@@ -175,10 +183,18 @@ pub async fn serve_with(
         metrics.channel_overflows.declare(channel);
     }
     let outbox = Outbox::new(store.clone(), metrics.clone());
+    // The SSRF guard: private destinations only where the operator named them.
+    let egress = Arc::new(crate::egress::Egress::new(
+        config.webhook_allow_private.clone(),
+    ));
+    for text in config.operator_urls() {
+        egress.trust_urls_in(text, false);
+    }
     let webhooks = Webhooks::new(
         config.auth_token.clone(),
         config.webhook_connect_timeout,
         config.webhook_timeout,
+        egress.clone(),
     )
     .map_err(|e| ServeError::Client(e.to_string()))?;
 
@@ -198,6 +214,7 @@ pub async fn serve_with(
             account_sid: config.account_sid.clone(),
             metrics: metrics.clone(),
             signal: signal.clone(),
+            egress: egress.clone(),
         }),
     };
     let readiness = http_api::Readiness::default();
@@ -323,9 +340,12 @@ pub async fn serve_with(
         webhooks,
         sip,
         ports: PortAllocator::new(config.rtp_port_min, config.rtp_port_max),
+        egress: egress.clone(),
         audio: Arc::new(AudioCache::new(
             reqwest::Client::builder()
                 .connect_timeout(config.webhook_connect_timeout)
+                .redirect(egress.redirect_policy(10))
+                .dns_resolver(egress.resolver())
                 .user_agent(concat!("Hark/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .map_err(|e| ServeError::Client(e.to_string()))?,

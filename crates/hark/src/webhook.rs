@@ -75,19 +75,23 @@ pub struct Answer {
 #[derive(Clone)]
 pub struct Webhooks {
     client: reqwest::Client,
+    /// Where requests may go (the SSRF guard); also the clients' resolver and redirects.
+    egress: Arc<crate::egress::Egress>,
     /// Clients for connection overrides, by (connect, read) timeout in ms.
     clients: Arc<Mutex<HashMap<(u32, u32), reqwest::Client>>>,
     auth_token: String,
 }
 
 fn build_client(
+    egress: &Arc<crate::egress::Egress>,
     connect_timeout: Duration,
     read_timeout: Option<Duration>,
     total_timeout: Option<Duration>,
 ) -> Result<reqwest::Client, WebhookError> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(connect_timeout)
-        .redirect(reqwest::redirect::Policy::limited(10))
+        .redirect(egress.redirect_policy(10))
+        .dns_resolver(egress.resolver())
         .user_agent(USER_AGENT);
     if let Some(t) = read_timeout {
         builder = builder.read_timeout(t);
@@ -106,12 +110,24 @@ impl Webhooks {
         auth_token: String,
         connect_timeout: Duration,
         timeout: Duration,
+        egress: Arc<crate::egress::Egress>,
     ) -> Result<Self, WebhookError> {
         Ok(Self {
-            client: build_client(connect_timeout, None, Some(timeout))?,
+            client: build_client(&egress, connect_timeout, None, Some(timeout))?,
             clients: Arc::default(),
             auth_token,
+            egress,
         })
+    }
+
+    /// The URL may be requested (an IP literal is checked here; names when they resolve).
+    fn check(&self, url: &str) -> Result<(), WebhookError> {
+        self.egress
+            .check_url(url)
+            .map_err(|e| WebhookError::Transport {
+                url: url.to_string(),
+                message: e.to_string(),
+            })
     }
 
     /// One signed request; the answer must be 2xx.
@@ -127,6 +143,7 @@ impl Webhooks {
 
     /// A JSON POST (bot notifications); the answer must be 2xx.
     pub async fn post_json(&self, url: &str, body: &serde_json::Value) -> Result<(), WebhookError> {
+        self.check(url)?;
         let request = self
             .client
             .post(url)
@@ -145,6 +162,7 @@ impl Webhooks {
         idempotency_key: &str,
     ) -> Result<Answer, WebhookError> {
         let url = strip_fragment(url);
+        self.check(url)?;
         let request = self.build(&self.client, url, method, params, idempotency_key);
         send(url, request).await
     }
@@ -161,6 +179,7 @@ impl Webhooks {
         for w in warnings {
             tracing::warn!(url = %clean, warning = %w, "connection override ignored");
         }
+        self.check(&clean)?;
         let client = self.client_for(&overrides)?;
         let total = Duration::from_millis(u64::from(overrides.total_timeout_ms));
         let started = tokio::time::Instant::now();
@@ -194,6 +213,7 @@ impl Webhooks {
             return Ok(c.clone());
         }
         let client = build_client(
+            &self.egress,
             Duration::from_millis(u64::from(o.connect_timeout_ms)),
             Some(Duration::from_millis(u64::from(o.read_timeout_ms))),
             None,

@@ -93,5 +93,59 @@ fn embedded_default_records_a_voicemail_and_hangs_up() {
     );
     assert!(options_ok(sip), "still answering after the call");
     assert!(daemon.is_running());
+
+    // No auth token in the default: one was generated, kept private, and the API takes it.
+    let token_file = storage.join("auth_token");
+    let token = std::fs::read_to_string(&token_file).expect("generated auth token file");
+    let token = token.trim();
+    assert!(
+        token.len() == 32 && token.chars().all(|c| c.is_ascii_hexdigit()),
+        "{token:?}"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file)
+            .expect("token file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert!(
+        log.contains(&token_file.display().to_string()),
+        "the log says where the token is:\n{log}"
+    );
+    assert!(!log.contains(token), "the token itself is never logged");
+    let http = listening.http;
+    let account = "AC00000000000000000000000000000000";
+    let path = format!("/2010-04-01/Accounts/{account}/Recordings.json");
+    let (status, _) = http_get_basic(http, &path, account, token).expect("REST answered");
+    assert_eq!(status, 200, "the generated token authenticates");
+    let (status, _) = http_get_basic(http, &path, account, "changeme").expect("REST answered");
+    assert_eq!(status, 401, "the old default does not");
     drop(daemon.kill());
+}
+
+/// GET with HTTP Basic credentials; (status, body).
+fn http_get_basic(
+    addr: std::net::SocketAddr,
+    path: &str,
+    user: &str,
+    password: &str,
+) -> Option<(u16, String)> {
+    use base64::Engine;
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
 }
