@@ -321,6 +321,12 @@ struct RawSip {
     max_new_calls_per_sec_per_source: u32,
     #[serde(default)]
     retry_after_secs: u32,
+    #[serde(default)]
+    tls_listen: String,
+    #[serde(default)]
+    tls_cert: String,
+    #[serde(default)]
+    tls_key: String,
 }
 
 /// A list key as TOML writes it, or as an environment variable can: `"a, b"`.
@@ -462,6 +468,8 @@ pub struct Config {
     /// Who may call, the per-source rate limit and the call caps (`sip.trusted`,
     /// `sip.untrusted`, `sip.rate_limit_*`, `sip.ban_secs`, `sip.max_*`).
     pub sip_access: sip_core::access::AccessConfig,
+    /// SIP over TLS (`sip.tls_listen`, `sip.tls_cert`, `sip.tls_key`); `None`: off.
+    pub sip_tls: Option<SipTls>,
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
     pub rtp_timeout: Duration,
@@ -573,6 +581,13 @@ pub struct Application {
 pub struct ClientSettings {
     /// `client.dev_tokens`: the demo page's access-token endpoint is open (development only).
     pub dev_tokens: bool,
+}
+
+/// SIP over TLS: where it listens and its rustls config.
+#[derive(Debug, Clone)]
+pub struct SipTls {
+    pub listen: SocketAddr,
+    pub server_config: Arc<rustls::ServerConfig>,
 }
 
 /// HTTPS on the HTTP listener: the PEM files, checked and loaded at start-up.
@@ -778,6 +793,7 @@ impl Config {
         }
         let sip_tcp = validate_tcp_limits(&raw.sip)?;
         let sip_access = validate_access(&raw.sip)?;
+        let sip_tls = validate_sip_tls(&raw.sip, &raw.http)?;
         if raw.rtp.port_min == 0 || raw.rtp.port_min > raw.rtp.port_max {
             return Err(invalid(
                 "rtp.port_min",
@@ -1153,6 +1169,7 @@ impl Config {
             sip_t1: Duration::from_millis(raw.sip.t1_ms),
             sip_tcp,
             sip_access,
+            sip_tls,
             rtp_port_min: raw.rtp.port_min,
             rtp_port_max: raw.rtp.port_max,
             rtp_timeout: Duration::from_secs(raw.rtp.timeout),
@@ -1331,6 +1348,31 @@ fn validate_access(raw: &RawSip) -> Result<sip_core::access::AccessConfig, Confi
             retry_after_secs: raw.retry_after_secs.max(1),
         },
     })
+}
+
+/// `sip.tls_listen` with `sip.tls_cert`/`sip.tls_key` (else `http.tls_cert`/`http.tls_key`).
+fn validate_sip_tls(raw: &RawSip, http: &RawHttp) -> Result<Option<SipTls>, ConfigError> {
+    let listen = raw.tls_listen.trim();
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let listen = parse_addr("sip.tls_listen", listen)?;
+    let (cert, key) = match (raw.tls_cert.trim(), raw.tls_key.trim()) {
+        ("", "") => (http.tls_cert.trim(), http.tls_key.trim()),
+        pair => pair,
+    };
+    if cert.is_empty() || key.is_empty() {
+        return Err(invalid(
+            "sip.tls_cert",
+            "sip.tls_listen needs a certificate and key: sip.tls_cert and sip.tls_key (or http.tls_cert and http.tls_key)",
+        ));
+    }
+    let server_config = crate::tls::sip_server_config(Path::new(cert), Path::new(key))
+        .map_err(|e| invalid(e.key, e.message))?;
+    Ok(Some(SipTls {
+        listen,
+        server_config,
+    }))
 }
 
 /// `http.tls_cert` and `http.tls_key`: both or neither; both name readable PEM files of a

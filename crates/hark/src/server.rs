@@ -272,6 +272,30 @@ pub async fn serve_with(
         ip => ip.is_some(),
     };
     endpoint_config.access = config.sip_access.clone();
+    // SIP over TLS listens beside UDP/TCP (bound here: `Listeners` carries what every
+    // daemon binds).
+    let sip_tls = match &config.sip_tls {
+        Some(tls) => {
+            let listener =
+                TcpListener::bind(tls.listen)
+                    .await
+                    .map_err(|source| ServeError::Bind {
+                        key: "sip.tls_listen",
+                        addr: tls.listen,
+                        source,
+                    })?;
+            let bound = listener.local_addr().map_err(|source| ServeError::Bind {
+                key: "sip.tls_listen",
+                addr: tls.listen,
+                source,
+            })?;
+            endpoint_config.tls_addr =
+                Some(SocketAddr::new(advertised_sip_ip(&config), bound.port()));
+            tracing::info!(sip_tls = %bound, "SIP over TLS listening");
+            Some((listener, tls.server_config.clone()))
+        }
+        None => None,
+    };
     endpoint_config.t1 = config.sip_t1;
     endpoint_config.t2 = (config.sip_t1 * 8)
         .min(Duration::from_secs(4))
@@ -394,6 +418,7 @@ pub async fn serve_with(
             udp,
             tcp,
             tcp_limits: shared.config.sip_tcp,
+            tls: sip_tls,
         },
         endpoint_config,
         sip_commands,

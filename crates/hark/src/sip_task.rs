@@ -19,7 +19,7 @@ use sip_core::{
     CallEvent, CallKey, Endpoint, EndpointConfig, IncomingCall, Output, Peer, Transport,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
@@ -138,6 +138,7 @@ enum TcpEvent {
     Message {
         conn: u64,
         from: SocketAddr,
+        transport: Transport,
         bytes: Vec<u8>,
     },
     Closed {
@@ -175,6 +176,8 @@ pub struct SipSockets {
     pub udp: UdpSocket,
     pub tcp: TcpListener,
     pub tcp_limits: TcpLimits,
+    /// SIP over TLS: its listener and rustls config (connections count against the TCP caps).
+    pub tls: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
 }
 
 /// Runs until the command channel closes.
@@ -190,6 +193,7 @@ pub async fn run(
         udp,
         tcp,
         tcp_limits,
+        tls,
     } = sockets;
     let screen = AcceptScreen {
         access: config.access.clone(),
@@ -205,13 +209,22 @@ pub async fn run(
     }
     let (tcp_tx, mut tcp_rx) = mpsc::channel::<TcpEvent>(TCP_EVENTS_CAPACITY);
     // Stopped with this task, also when it is aborted, so the listener closes.
-    let _accept = AbortOnDrop(tokio::spawn(accept_tcp(
-        tcp,
-        tcp_tx,
-        tcp_limits,
-        metrics.clone(),
-        screen.clone(),
-    )));
+    let accepting = Accepting {
+        events: tcp_tx,
+        limits: tcp_limits,
+        metrics: metrics.clone(),
+        screen: screen.clone(),
+        counts: Arc::new(Mutex::new(ConnCounts::default())),
+        next_conn: Arc::new(AtomicU64::new(1)),
+    };
+    let _accept_tls = tls.map(|(listener, config)| {
+        AbortOnDrop(tokio::spawn(accept_tls(
+            listener,
+            tokio_rustls::TlsAcceptor::from(config),
+            accepting.clone(),
+        )))
+    });
+    let _accept = AbortOnDrop(tokio::spawn(accept_tcp(tcp, accepting)));
     let mut log = SecurityLog::default();
     let mut router = Router {
         calls: HashMap::new(),
@@ -239,8 +252,8 @@ pub async fn run(
             Some(event) = tcp_rx.recv() => match event {
                 TcpEvent::Opened { conn, handle } => { router.tcp.insert(conn, handle); }
                 TcpEvent::Closed { conn } => { router.tcp.remove(&conn); }
-                TcpEvent::Message { conn, from, bytes } => {
-                    let peer = Peer { transport: Transport::Tcp, addr: from, conn };
+                TcpEvent::Message { conn, from, transport, bytes } => {
+                    let peer = Peer { transport, addr: from, conn };
                     endpoint.handle_input(std::time::Instant::now(), peer, &bytes);
                 }
             },
@@ -274,7 +287,7 @@ pub async fn run(
                             tracing::warn!(to = %to.addr, error = %e, "SIP UDP send failed");
                         }
                     }
-                    Transport::Tcp => router.send_tcp(to, bytes),
+                    Transport::Tcp | Transport::Tls => router.send_tcp(to, bytes),
                 },
                 Output::Rejected { from, reason } => {
                     if log.allow(LogKind::BadInput) {
@@ -529,7 +542,7 @@ impl Router {
             let (tx, rx) = mpsc::channel(CALL_EVENTS_CAPACITY);
             let key = incoming.call;
             self.calls.insert(key, tx);
-            if incoming.peer.transport == Transport::Tcp {
+            if incoming.peer.transport != Transport::Udp {
                 if let Some(conn) = self.tcp.get(&incoming.peer.conn) {
                     conn.calls.fetch_add(1, Ordering::Relaxed);
                     self.call_conns.insert(key, incoming.peer.conn);
@@ -657,85 +670,143 @@ fn take_slot(
 /// A flood of refused connections logs one line per this interval, with the count since.
 const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
 
-async fn accept_tcp(
-    listener: TcpListener,
+/// What both acceptors (TCP and TLS) share: the SIP task's queue, the connection caps and
+/// counts, the access screen and the connection numbering.
+#[derive(Clone)]
+struct Accepting {
     events: mpsc::Sender<TcpEvent>,
     limits: TcpLimits,
     metrics: Arc<Metrics>,
     screen: AcceptScreen,
-) {
-    let counts = Arc::new(Mutex::new(ConnCounts::default()));
-    let mut next_conn: u64 = 1;
-    let mut last_reject_log: Option<Instant> = None;
-    let mut unlogged_rejects: u64 = 0;
+    counts: Arc<Mutex<ConnCounts>>,
+    next_conn: Arc<AtomicU64>,
+}
+
+/// Throttles the "cap reached" warning: one line per [`REJECT_LOG_EVERY`] with the count.
+#[derive(Default)]
+struct RejectLog {
+    last: Option<Instant>,
+    unlogged: u64,
+}
+
+impl Accepting {
+    /// The screen and the caps for a new connection: its slot and number, or `None` (closed).
+    fn admit(&self, from: SocketAddr, log: &mut RejectLog) -> Option<(ConnSlot, u64)> {
+        if let Some(reason) = self.screen.refuses(from.ip()) {
+            // Closed before a byte is read; counted, not logged (the ban was).
+            self.metrics.sip_refused.count(if reason == "banned" {
+                "banned"
+            } else {
+                "untrusted"
+            });
+            return None;
+        }
+        match take_slot(&self.counts, &self.limits, from.ip(), &self.metrics) {
+            Ok(slot) => Some((slot, self.next_conn.fetch_add(1, Ordering::Relaxed))),
+            Err(cap) => {
+                // Accept and close at once: the peer learns now instead of waiting in the
+                // backlog (as Kamailio does at tcp_max_connections).
+                let (counter, key, value) = match cap {
+                    CapReached::Total => (
+                        &self.metrics.sip_tcp_rejected_total,
+                        "sip.tcp_max_connections",
+                        self.limits.max_connections,
+                    ),
+                    CapReached::PerSource => (
+                        &self.metrics.sip_tcp_rejected_per_source,
+                        "sip.tcp_max_connections_per_source",
+                        self.limits.max_per_source,
+                    ),
+                };
+                Metrics::add(counter, 1);
+                log.unlogged += 1;
+                let now = Instant::now();
+                if log.last.is_none_or(|t| now >= t + REJECT_LOG_EVERY) {
+                    tracing::warn!(
+                        from = %from,
+                        cap = key,
+                        limit = value,
+                        refused_since_last_line = log.unlogged,
+                        "SIP TCP connection refused: cap reached"
+                    );
+                    log.last = Some(now);
+                    log.unlogged = 0;
+                }
+                None
+            }
+        }
+    }
+
+    fn settings(&self) -> ConnSettings {
+        ConnSettings {
+            idle_timeout: self.limits.idle_timeout,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+async fn accept_tcp(listener: TcpListener, accepting: Accepting) {
+    let mut log = RejectLog::default();
     loop {
         match listener.accept().await {
-            Ok((stream, _))
-                if stream
-                    .peer_addr()
-                    .is_ok_and(|a| screen.refuses(a.ip()).is_some()) =>
-            {
-                // Closed before a byte is read; counted, not logged (the ban was).
-                if let Some(reason) = stream.peer_addr().ok().and_then(|a| screen.refuses(a.ip())) {
-                    metrics.sip_refused.count(if reason == "banned" {
-                        "banned"
-                    } else {
-                        "untrusted"
-                    });
-                }
-                drop(stream);
+            Ok((stream, from)) => {
+                let Some((slot, conn)) = accepting.admit(from, &mut log) else {
+                    continue;
+                };
+                tokio::spawn(serve_conn(
+                    stream,
+                    from,
+                    conn,
+                    Transport::Tcp,
+                    accepting.events.clone(),
+                    accepting.settings(),
+                    slot,
+                ));
             }
-            Ok((stream, from)) => match take_slot(&counts, &limits, from.ip(), &metrics) {
-                Ok(slot) => {
-                    let conn = next_conn;
-                    next_conn += 1;
-                    let settings = ConnSettings {
-                        idle_timeout: limits.idle_timeout,
-                        metrics: metrics.clone(),
-                    };
-                    tokio::spawn(serve_tcp(
-                        stream,
-                        from,
-                        conn,
-                        events.clone(),
-                        settings,
-                        slot,
-                    ));
-                }
-                Err(cap) => {
-                    // Accept and close at once: the peer learns now instead of waiting in the
-                    // backlog (as Kamailio does at tcp_max_connections).
-                    drop(stream);
-                    let (counter, key, value) = match cap {
-                        CapReached::Total => (
-                            &metrics.sip_tcp_rejected_total,
-                            "sip.tcp_max_connections",
-                            limits.max_connections,
-                        ),
-                        CapReached::PerSource => (
-                            &metrics.sip_tcp_rejected_per_source,
-                            "sip.tcp_max_connections_per_source",
-                            limits.max_per_source,
-                        ),
-                    };
-                    Metrics::add(counter, 1);
-                    unlogged_rejects += 1;
-                    let now = Instant::now();
-                    if last_reject_log.is_none_or(|t| now >= t + REJECT_LOG_EVERY) {
-                        tracing::warn!(
-                            from = %from,
-                            cap = key,
-                            limit = value,
-                            refused_since_last_line = unlogged_rejects,
-                            "SIP TCP connection refused: cap reached"
-                        );
-                        last_reject_log = Some(now);
-                        unlogged_rejects = 0;
-                    }
-                }
-            },
             Err(e) => {
                 tracing::warn!(error = %e, "SIP TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// A TLS client that has not finished its handshake by then is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// SIP over TLS: screened and capped like TCP before the handshake, which runs in the
+/// connection's own task (a slow client holds up no one).
+async fn accept_tls(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    accepting: Accepting,
+) {
+    let mut log = RejectLog::default();
+    loop {
+        match listener.accept().await {
+            Ok((stream, from)) => {
+                let Some((slot, conn)) = accepting.admit(from, &mut log) else {
+                    continue;
+                };
+                let (acceptor, events, settings) = (
+                    acceptor.clone(),
+                    accepting.events.clone(),
+                    accepting.settings(),
+                );
+                tokio::spawn(async move {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls)) => {
+                            serve_conn(tls, from, conn, Transport::Tls, events, settings, slot)
+                                .await
+                        }
+                        Ok(Err(e)) => tracing::info!(%from, error = %e, "SIP TLS handshake failed"),
+                        Err(_) => tracing::info!(%from, "SIP TLS handshake timed out"),
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "SIP TLS accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -747,18 +818,21 @@ struct ConnSettings {
     metrics: Arc<Metrics>,
 }
 
-/// Reads and frames one connection, hands its messages to the SIP task, and writes what the SIP
-/// task queues for it. Ends on EOF, a read error, an unframeable stream, the idle timeout or
-/// the SIP task's word (its write queue overflowed).
-async fn serve_tcp(
-    stream: TcpStream,
+/// Reads and frames one connection (TCP, or TLS over it), hands its messages to the SIP task,
+/// and writes what the SIP task queues for it. Ends on EOF, a read error, an unframeable stream,
+/// the idle timeout or the SIP task's word (its write queue overflowed).
+async fn serve_conn<S>(
+    stream: S,
     from: SocketAddr,
     conn: u64,
+    transport: Transport,
     events: mpsc::Sender<TcpEvent>,
     settings: ConnSettings,
     _slot: ConnSlot,
-) {
-    let (mut reader, mut writer) = stream.into_split();
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let (write_tx, mut write_rx) = mpsc::channel::<Vec<u8>>(TCP_WRITE_CAPACITY);
     let close = Arc::new(Notify::new());
     let calls = Arc::new(AtomicUsize::new(0));
@@ -826,7 +900,12 @@ async fn serve_tcp(
         loop {
             match framer.next_message() {
                 Ok(Some(bytes)) => {
-                    let message = TcpEvent::Message { conn, from, bytes };
+                    let message = TcpEvent::Message {
+                        conn,
+                        from,
+                        transport,
+                        bytes,
+                    };
                     if send_event(&events, message, &settings.metrics)
                         .await
                         .is_err()

@@ -35,29 +35,48 @@ fn error(key: &'static str, message: String) -> TlsConfigError {
 /// A rustls server config (ring, TLS 1.2 and 1.3, HTTP/1.1 by ALPN) for the certificate chain
 /// in `cert` and the private key in `key`, both PEM files.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsConfigError> {
-    const CERT: &str = "http.tls_cert";
-    const KEY: &str = "http.tls_key";
+    let mut config = rustls_config(cert, key, ("http.tls_cert", "http.tls_key"))?;
+    // The router speaks HTTP/1.1 only (axum built without http2); WebSocket needs it anyway.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The same for SIP over TLS (`sip.tls_cert`, `sip.tls_key`): no ALPN, SIP has none.
+pub fn sip_server_config(
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<rustls::ServerConfig>, TlsConfigError> {
+    rustls_config(cert, key, ("sip.tls_cert", "sip.tls_key")).map(Arc::new)
+}
+
+fn rustls_config(
+    cert: &Path,
+    key: &Path,
+    keys: (&'static str, &'static str),
+) -> Result<rustls::ServerConfig, TlsConfigError> {
+    let (cert_key, key_key) = keys;
     // Read first so a missing file says so, not "no items found".
     let cert_pem =
-        std::fs::read(cert).map_err(|e| error(CERT, format!("{}: {e}", cert.display())))?;
-    let key_pem = std::fs::read(key).map_err(|e| error(KEY, format!("{}: {e}", key.display())))?;
+        std::fs::read(cert).map_err(|e| error(cert_key, format!("{}: {e}", cert.display())))?;
+    let key_pem =
+        std::fs::read(key).map_err(|e| error(key_key, format!("{}: {e}", key.display())))?;
     let chain = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| {
             error(
-                CERT,
+                cert_key,
                 format!("{}: not a PEM certificate: {e}", cert.display()),
             )
         })?;
     if chain.is_empty() {
         return Err(error(
-            CERT,
+            cert_key,
             format!("{}: no PEM CERTIFICATE in the file", cert.display()),
         ));
     }
     let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
         error(
-            KEY,
+            key_key,
             format!(
                 "{}: no usable PEM private key (PKCS#8, PKCS#1 or SEC1): {e}",
                 key.display()
@@ -65,24 +84,21 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
         )
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| error(CERT, format!("TLS set-up: {e}")))?
+        .map_err(|e| error(cert_key, format!("TLS set-up: {e}")))?
         .with_no_client_auth()
         .with_single_cert(chain, private)
         .map_err(|e| {
             error(
-                KEY,
+                key_key,
                 format!(
                     "{} does not go with the certificate in {}: {e}",
                     key.display(),
                     cert.display()
                 ),
             )
-        })?;
-    // The router speaks HTTP/1.1 only (axum built without http2); WebSocket needs it anyway.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+        })
 }
 
 /// A client that has not finished its handshake by then is dropped.

@@ -22,6 +22,8 @@ use state::{ByeTx, Call, Retrans, Soonest, StoredResponse, TxKey};
 pub enum Transport {
     Udp,
     Tcp,
+    /// SIP over TLS (RFC 3261 §26.2, `sips:`): a TCP connection under TLS.
+    Tls,
 }
 
 /// Where a message came from / goes to. `conn` names the TCP connection (0 for UDP) so a
@@ -41,6 +43,8 @@ pub struct CallKey(pub u64);
 pub struct EndpointConfig {
     /// Address advertised in Via and Contact (the SIP listen address).
     pub local_addr: SocketAddr,
+    /// The SIP-over-TLS listen address as advertised, when there is one (Contact of TLS calls).
+    pub tls_addr: Option<SocketAddr>,
     pub user_agent: String,
     /// Seeds tags, branches and SDP session ids.
     pub seed: u64,
@@ -62,6 +66,7 @@ impl EndpointConfig {
     pub fn new(local_addr: SocketAddr) -> Self {
         Self {
             local_addr,
+            tls_addr: None,
             user_agent: concat!("Hark/", env!("CARGO_PKG_VERSION")).to_string(),
             seed: 0,
             t1: Duration::from_millis(500),
@@ -469,7 +474,7 @@ impl Endpoint {
     }
 
     fn reliable(peer: Peer) -> bool {
-        peer.transport == Transport::Tcp
+        matches!(peer.transport, Transport::Tcp | Transport::Tls)
     }
 
     fn timer_64t1(&self) -> Duration {

@@ -44,3 +44,81 @@ pub fn self_signed_cert(dir: &TempDir, name: &str) -> (PathBuf, PathBuf) {
     );
     (cert, key)
 }
+
+/// A throw-away CA and a server certificate it signed for `127.0.0.1`:
+/// `(ca.pem, cert.pem, key.pem)` in `dir`. Clients trust the CA only, as with a real trunk.
+pub fn ca_signed_cert(dir: &TempDir, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = dir.join(&format!("{name}-ca-key.pem"));
+    let ca = dir.join(&format!("{name}-ca.pem"));
+    let key = dir.join(&format!("{name}-key.pem"));
+    let csr = dir.join(&format!("{name}.csr"));
+    let cert = dir.join(&format!("{name}-cert.pem"));
+    let ext = dir.join(&format!("{name}-ext.cnf"));
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write extensions");
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let p = |p: &PathBuf| p.display().to_string();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        "/CN=Hark test CA",
+        "-days",
+        "1",
+        "-keyout",
+        &p(&ca_key),
+        "-out",
+        &p(&ca),
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &p(&key),
+        "-out",
+        &p(&csr),
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &p(&csr),
+        "-CA",
+        &p(&ca),
+        "-CAkey",
+        &p(&ca_key),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &p(&ext),
+        "-out",
+        &p(&cert),
+    ]);
+    (ca, cert, key)
+}

@@ -84,8 +84,10 @@ impl Endpoint {
                     r.headers.push("Record-Route", rr);
                 }
             }
-            r.headers
-                .push("Contact", contact(&self.config, ist.peer.transport));
+            r.headers.push(
+                "Contact",
+                contact(&self.config, ist.peer.transport, &ist.req.uri),
+            );
         }
         if (200..300).contains(&status) {
             r.headers.push("Allow", ALLOW);
@@ -98,10 +100,23 @@ impl Endpoint {
     }
 }
 
-pub(super) fn contact(cfg: &EndpointConfig, transport: Transport) -> String {
+/// Our Contact for a dialog whose request came over `transport` to `request_uri`: over TLS a
+/// `sips:` URI when the request was `sips:` (RFC 3261 §8.1.1.8), else `transport=tls`.
+pub(super) fn contact(cfg: &EndpointConfig, transport: Transport, request_uri: &str) -> String {
     match transport {
         Transport::Udp => format!("<sip:hark@{}>", cfg.local_addr),
         Transport::Tcp => format!("<sip:hark@{};transport=tcp>", cfg.local_addr),
+        Transport::Tls => {
+            let addr = cfg.tls_addr.unwrap_or(cfg.local_addr);
+            if request_uri
+                .get(..5)
+                .is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
+            {
+                format!("<sips:hark@{addr}>")
+            } else {
+                format!("<sip:hark@{addr};transport=tls>")
+            }
+        }
     }
 }
 
@@ -222,16 +237,14 @@ pub(super) fn bye(cfg: &EndpointConfig, c: &Call, branch: &str) -> Request {
         c.remote_target.clone()
     };
     let mut r = Request::new(Method::Bye, uri);
-    let transport = match c.peer.transport {
-        Transport::Udp => "UDP",
-        Transport::Tcp => "TCP",
+    let (transport, sent_by) = match c.peer.transport {
+        Transport::Udp => ("UDP", cfg.local_addr),
+        Transport::Tcp => ("TCP", cfg.local_addr),
+        Transport::Tls => ("TLS", cfg.tls_addr.unwrap_or(cfg.local_addr)),
     };
     r.headers.push(
         "Via",
-        format!(
-            "SIP/2.0/{transport} {};branch={branch};rport",
-            cfg.local_addr
-        ),
+        format!("SIP/2.0/{transport} {sent_by};branch={branch};rport"),
     );
     r.headers.push("Max-Forwards", "70");
     for route in routes {

@@ -103,7 +103,7 @@ impl Sim {
             peer: Peer {
                 transport,
                 addr: CALLER.parse().unwrap(),
-                conn: if transport == Transport::Tcp { 9 } else { 0 },
+                conn: if transport == Transport::Udp { 0 } else { 9 },
             },
             to_tag: None,
         }

@@ -629,6 +629,37 @@ fn tcp_has_no_retransmissions_but_keeps_timer_h() {
 }
 
 #[test]
+fn tls_is_reliable_with_a_tls_contact_and_via_on_its_own_port() {
+    for (ruri, contact) in [
+        (
+            "sip:rec@127.0.0.1:5071",
+            "<sip:hark@127.0.0.1:5071;transport=tls>",
+        ),
+        ("sips:rec@127.0.0.1:5071", "<sips:hark@127.0.0.1:5071>"),
+    ] {
+        let mut s = Sim::with_config(Transport::Tls, |c| {
+            c.tls_addr = Some(addr("127.0.0.1:5071"));
+        });
+        let inv = invite("z9hG4bK-inv", SIPP_SDP)
+            .replace("SIP/2.0/UDP", "SIP/2.0/TLS")
+            .replace("INVITE sip:rec@127.0.0.1:5070", &format!("INVITE {ruri}"));
+        let call = s.send_str(&inv).incoming()[0].call;
+        let ok = s.call_op(|ep, now| ep.answer(now, call, addr("127.0.0.1:30000")).unwrap());
+        assert_eq!(ok.last_response().headers.get("Contact"), Some(contact));
+        let h = s.advance_to(33.0);
+        assert_eq!(h.requests().len(), 1, "only the BYE, no 2xx retransmission");
+        assert!(h.requests()[0]
+            .headers
+            .get("Via")
+            .unwrap()
+            .starts_with("SIP/2.0/TLS 127.0.0.1:5071;"));
+        let f = s.advance_to(70.0);
+        assert!(f.sent.is_empty(), "no BYE retransmission on TLS");
+        assert_eq!(s.ep.state_size(), (0, 0));
+    }
+}
+
+#[test]
 fn unsupported_require_is_420() {
     let mut s = Sim::new();
     let inv =
