@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{alloc_port_block, options_ok, TempDir, ACCOUNT_SID, AUTH_TOKEN};
+use super::{alloc_port_block, options_ok_from, TempDir, ACCOUNT_SID, AUTH_TOKEN};
 
 /// Where the call logic comes from.
 #[derive(Debug, Clone)]
@@ -38,6 +38,8 @@ pub struct Daemon {
     /// The `hark` binary and working directory of the next launches (`set_binary`); the build's
     /// binary and `tmp` by default.
     binary: Option<(PathBuf, PathBuf)>,
+    /// Where the readiness OPTIONS comes from (a loopback address in `sip.trusted`).
+    probe_ip: &'static str,
 }
 
 /// A TOML value: numbers and booleans stay bare, the rest becomes a basic string.
@@ -93,9 +95,16 @@ impl Daemon {
             starts: 0,
             env: Vec::new(),
             binary: None,
+            probe_ip: "127.0.0.1",
         };
         d.write_config(overrides, &app);
         d
+    }
+
+    /// Readiness is probed with OPTIONS from `ip` (for a config whose `sip.trusted` leaves
+    /// 127.0.0.1 out).
+    pub fn set_probe_ip(&mut self, ip: &'static str) {
+        self.probe_ip = ip;
     }
 
     /// Runs `binary` from `cwd` on the next launches (an installed copy, not the build tree's).
@@ -226,7 +235,7 @@ impl Daemon {
                     );
                 }
             }
-            if options_ok(self.sip_addr()) {
+            if options_ok_from(self.probe_ip, self.sip_addr()) {
                 return;
             }
             if Instant::now() >= deadline {
@@ -270,7 +279,7 @@ impl Daemon {
     pub fn assert_alive(&mut self) {
         assert!(self.is_running(), "hark serve died:\n{}", self.log());
         assert!(
-            options_ok(self.sip_addr()),
+            options_ok_from(self.probe_ip, self.sip_addr()),
             "hark serve stopped answering OPTIONS:\n{}",
             self.log()
         );

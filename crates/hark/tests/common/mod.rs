@@ -19,7 +19,7 @@ pub use daemon::{App, Daemon};
 pub use procs::{require_sipp, HarkCall, Output, Running, Sipp};
 pub use rtp::{RtpPlan, RtpSender};
 pub use server::LocalServer;
-pub use sip::{options_ok, RawUac, SipMsg};
+pub use sip::{options_ok, options_ok_from, RawUac, SipMsg};
 pub use webhook::{Recorded, Reply, WebhookServer};
 
 use std::net::{TcpListener, UdpSocket};

@@ -213,7 +213,12 @@ fn collect(sock: &UdpSocket, wait: Duration) -> Vec<SipMsg> {
 
 /// OPTIONS over UDP answered by 200 within 1 s.
 pub fn options_ok(target: SocketAddr) -> bool {
-    let sock = match UdpSocket::bind("127.0.0.1:0") {
+    options_ok_from("127.0.0.1", target)
+}
+
+/// [`options_ok`] from the loopback address `ip`.
+pub fn options_ok_from(ip: &str, target: SocketAddr) -> bool {
+    let sock = match UdpSocket::bind((ip, 0)) {
         Ok(s) => s,
         Err(_) => return false,
     };
