@@ -11,11 +11,13 @@ stop_pid() {
 }
 
 # hark_base_config FILE: Hark on loopback only (SIP $SIP_PORT, HTTP $HTTP_PORT, RTP
-# $RTP_MIN..$RTP_MAX), recordings in $OUT/recordings, log level warn. Callers append [app] etc.
+# $RTP_MIN..$RTP_MAX), recordings in $OUT/recordings, log level warn; $SIP_EXTRA (lines) goes into
+# its [sip] table. Callers append [app] etc.
 hark_base_config() {
     cat >"$1" <<CONF
 [sip]
 listen = "127.0.0.1:$SIP_PORT"
+${SIP_EXTRA:-}
 [rtp]
 port_min = $RTP_MIN
 port_max = $RTP_MAX

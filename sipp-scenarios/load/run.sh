@@ -14,6 +14,10 @@
 #      OUT (run directory, default a new /tmp/hark-load-N.XXXX), KEEP=1 keeps the WAVs,
 #      SIP_PORT (Hark, default 25260; SIPp uses +1), SIPP_MEDIA_PORT (26200), HTTP_PORT (28280),
 #      RTP_MIN/RTP_MAX (20000/29999), WEBHOOK_PORT (ivr only, 28290).
+# FLOOD=SECONDS: once all calls are up, flood.py floods Hark for SECONDS from three strangers
+#   (INVITEs from 127.0.0.2, malformed SIP and RFC 4475 torture messages from 127.0.0.3, junk
+#   RTP to every port of the range from 127.0.0.4); Hark trusts only 127.0.0.1 (the caller). The
+#   report then also needs every recording exact despite the flood; flood.json, metrics.txt.
 # Steps: start Hark (loopback, temp config) -> one reference call (its recording's duration is
 # the reference) -> SIPp -m N -l N -r RATE while a 1 Hz sampler reads /proc for Hark and SIPp ->
 # stop Hark -> loadtool.py report (calls, CPU, RSS, every WAV and sidecar). Exit 0 = all checks pass.
@@ -50,6 +54,9 @@ echo "open-files limit: $(ulimit -n)"
 
 OUT="${OUT:-$(mktemp -d "/tmp/hark-load-$N.XXXX")}"
 mkdir -p "$OUT/recordings" "$OUT/reference"
+if [[ -n "${FLOOD:-}" ]]; then
+    SIP_EXTRA='trusted = ["127.0.0.1/32"]'
+fi
 hark_base_config "$OUT/hark.toml"
 if [[ "$SCENARIO" == ivr ]]; then
     # espeak-ng through a wrapper that logs each start, to count <Say> renders (cache misses).
@@ -66,8 +73,12 @@ espeak_path = "$OUT/espeak-ng"
 EOF
 fi
 
-HARK_PID="" SIPP_PID="" SAMPLER_PID="" WEBHOOK_PID=""
-cleanup() { stop_pid "$SAMPLER_PID" 2; stop_pid "$SIPP_PID" 2; stop_pid "$HARK_PID" 10; stop_pid "$WEBHOOK_PID" 2; }
+HARK_PID="" SIPP_PID="" SAMPLER_PID="" WEBHOOK_PID="" FLOOD_PIDS=()
+cleanup() {
+    local p
+    for p in "${FLOOD_PIDS[@]}"; do stop_pid "$p" 2; done
+    stop_pid "$SAMPLER_PID" 2; stop_pid "$SIPP_PID" 2; stop_pid "$HARK_PID" 10; stop_pid "$WEBHOOK_PID" 2
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -124,6 +135,19 @@ sipp_start="$(date +%s.%N)"
 SIPP_PID=$!
 python3 -W ignore "$here/loadtool.py" sample "$OUT/samples.csv" "$HARK_PID" "$SIPP_PID" $WEBHOOK_PID &
 SAMPLER_PID=$!
+if [[ -n "${FLOOD:-}" ]]; then
+    # Every call is up after N/RATE s; the 20 s calls leave room for FLOOD ≤ ~15 s.
+    sleep $(( N / RATE + 2 ))
+    for kind in invite junk rtp; do
+        python3 -W ignore "$here/flood.py" "$kind" "127.0.0.1:$SIP_PORT" "$FLOOD" "$RTP_MIN" "$RTP_MAX" \
+            "$OUT/flood_$kind.json" >>"$OUT/flood.log" 2>&1 &
+        FLOOD_PIDS+=($!)
+    done
+    for p in "${FLOOD_PIDS[@]}"; do wait "$p"; done
+    FLOOD_PIDS=()
+    cat "$OUT/flood.log"
+    curl -s "http://127.0.0.1:$HTTP_PORT/metrics" >"$OUT/metrics_after_flood.txt"
+fi
 # The subshell execs sipp, so SIPP_PID is SIPp itself. Watchdog: global timeout + 30 s.
 deadline=$(( $(date +%s) + sipp_limit + 30 ))
 while kill -0 "$SIPP_PID" 2>/dev/null && (( $(date +%s) < deadline )); do sleep 0.5; done
@@ -140,6 +164,11 @@ for ((i = 0; i < 20; i++)); do
     sleep 0.5
 done
 sleep 2
+curl -s "http://127.0.0.1:$HTTP_PORT/metrics" >"$OUT/metrics.txt"
+if [[ -n "${FLOOD:-}" ]]; then
+    echo "hark during the flood: $(grep -E '^hark_sip_(refused_total|bans_total)' "$OUT/metrics.txt" | tr '\n' ' ')"
+    echo "hark log: $(wc -l <"$OUT/hark.log") lines, $(wc -c <"$OUT/hark.log") bytes"
+fi
 stop_pid "$SAMPLER_PID" 2; SAMPLER_PID=""
 stop_pid "$HARK_PID" 10; wait "$HARK_PID" 2>/dev/null; HARK_PID=""
 if [[ -n "$WEBHOOK_PID" ]]; then
