@@ -149,6 +149,7 @@ impl Sim {
             telephone_event_clock: 8000,
             remote_rtp: "127.0.0.1:40000".parse().unwrap(),
             remote_direction: Direction::SendRecv,
+            srtp: None,
         };
         let call = Call::new(start, config, info, LegOffer::Rtp(offer), None, sim_sids());
         Sim::with_call(call, start)

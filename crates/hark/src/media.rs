@@ -12,6 +12,7 @@ use media_engine::playout::{AudioPlayout, DigitSender, DigitTick, EVENT_PACKET_B
 use media_engine::receiver::{MediaReceiver, PacketVerdict, ReceiverConfig};
 use media_engine::ring::{media_ring, MediaConsumer};
 use media_engine::sender::{RtpSender, PACKET_BYTES};
+use media_engine::srtp::{SrtpContext, SrtpKey, SrtpSuite};
 use media_engine::{AudioFrame, Codec, MediaItem, FRAME_SAMPLES};
 use sip_core::sdp::{AudioCodec, Direction, Negotiated};
 use tokio::net::UdpSocket;
@@ -339,15 +340,63 @@ struct DigitPlayback {
     done: Option<oneshot::Sender<()>>,
 }
 
-/// Sends one RTP datagram. A refused send is never silent: it is counted in
-/// `hark_rtp_send_errors_total`, and the call's first one is logged with the address.
+/// SRTP of a call keyed by SDES (RFC 4568): the caller's key opens what it sends, ours
+/// protects what we send. `scratch` holds an outgoing packet and its tag (allocated once).
+struct Srtp {
+    keys: sip_core::sdp::Sdes,
+    inbound: SrtpContext,
+    outbound: SrtpContext,
+    scratch: Vec<u8>,
+}
+
+impl Srtp {
+    fn of(media: &Negotiated) -> Option<Srtp> {
+        let sdes = media.srtp?;
+        let suite = match sdes.suite {
+            sip_core::sdp::SdesSuite::AesCm128HmacSha1_80 => SrtpSuite::AesCm128HmacSha1_80,
+            sip_core::sdp::SdesSuite::AesCm128HmacSha1_32 => SrtpSuite::AesCm128HmacSha1_32,
+        };
+        let key = |bytes: &[u8; 30]| {
+            let mut k = SrtpKey {
+                master_key: [0; 16],
+                master_salt: [0; 14],
+            };
+            k.master_key.copy_from_slice(&bytes[..16]);
+            k.master_salt.copy_from_slice(&bytes[16..]);
+            k
+        };
+        Some(Srtp {
+            keys: sdes,
+            inbound: SrtpContext::new(suite, &key(&sdes.remote_key)),
+            outbound: SrtpContext::new(suite, &key(&sdes.local_key)),
+            scratch: Vec::with_capacity(PACKET_BYTES + media_engine::srtp::PROTECT_HEADROOM),
+        })
+    }
+}
+
+/// Sends one RTP datagram (protected first on an SRTP call). A refused send is never silent:
+/// it is counted in `hark_rtp_send_errors_total`, and the call's first one is logged with the
+/// address.
 async fn send_rtp(
     socket: &UdpSocket,
     datagram: &[u8],
     to: SocketAddr,
     metrics: &http_api::Metrics,
     failures: &mut u64,
+    srtp: &mut Option<Srtp>,
 ) {
+    let datagram = match srtp.as_mut() {
+        Some(s) => {
+            s.scratch.clear();
+            s.scratch.extend_from_slice(datagram);
+            if let Err(e) = s.outbound.protect_rtp(&mut s.scratch) {
+                tracing::warn!(error = %e, "SRTP protect failed; packet not sent");
+                return;
+            }
+            &s.scratch[..]
+        }
+        None => datagram,
+    };
     if let Err(e) = socket.send_to(datagram, to).await {
         http_api::Metrics::add(&metrics.rtp_send_errors, 1);
         if *failures == 0 {
@@ -384,6 +433,8 @@ async fn run(
         rand::random(),
     );
     configure_sender(&mut sender, &media);
+    let mut srtp = Srtp::of(&media);
+    let mut srtp_refused: u64 = 0;
     let mut samples_accounted: u64 = 0;
     let mut playback: Option<Playback> = None;
     let mut digit_playback: Option<DigitPlayback> = None;
@@ -419,6 +470,21 @@ async fn run(
             received = socket.recv_from(&mut buf) => match received {
                 Ok((n, from)) => {
                     bytes += n as u64;
+                    // SRTP authenticates before anything is parsed: a forged or replayed
+                    // packet never reaches the receiver.
+                    let n = match srtp.as_mut() {
+                        Some(s) => match s.inbound.unprotect_rtp(&mut buf[..n]) {
+                            Ok(len) => len,
+                            Err(e) => {
+                                if srtp_refused == 0 {
+                                    tracing::info!(from = %from, error = %e, "SRTP packet refused; counting further ones");
+                                }
+                                srtp_refused += 1;
+                                continue;
+                            }
+                        },
+                        None => n,
+                    };
                     let now = std::time::Instant::now();
                     let relay = relay_out.as_ref();
                     let on_item = |item: MediaItem| {
@@ -472,6 +538,11 @@ async fn run(
                     receiver.inject_dtmf(digit, std::time::Instant::now(), |item| { producer.push(item); });
                 }
                 Some(MediaCommand::Renegotiate(new_media)) => {
+                    // New keys (or SRTP starting or ending) restart the contexts; the same
+                    // keys keep their rollover counters.
+                    if new_media.srtp != srtp.as_ref().map(|s| s.keys) {
+                        srtp = Srtp::of(&new_media);
+                    }
                     media = new_media;
                     receiver.renegotiate(receiver_config(&media));
                     configure_sender(&mut sender, &media);
@@ -499,7 +570,7 @@ async fn run(
                         samples_accounted += n as u64;
                         if may_send && len > 0 {
                             let to = receiver.latched().unwrap_or(media.remote_rtp);
-                            send_rtp(&socket, &packet[..len], to, &metrics, &mut send_failures).await;
+                            send_rtp(&socket, &packet[..len], to, &metrics, &mut send_failures, &mut srtp).await;
                         }
                     }
                 }
@@ -513,7 +584,7 @@ async fn run(
                     match digits.keys.next(&mut sender, &mut event) {
                         DigitTick::Event { packet, .. } => {
                             if may_send {
-                                send_rtp(&socket, packet, to, &metrics, &mut send_failures).await;
+                                send_rtp(&socket, packet, to, &metrics, &mut send_failures, &mut srtp).await;
                             }
                         }
                         DigitTick::Gap => sender.skip(FRAME_SAMPLES as u32),
@@ -529,7 +600,7 @@ async fn run(
                             let len = sender.packetize(frame, &mut packet);
                             samples_accounted += FRAME_SAMPLES as u64;
                             if may_send && len > 0 {
-                                send_rtp(&socket, &packet[..len], to, &metrics, &mut send_failures).await;
+                                send_rtp(&socket, &packet[..len], to, &metrics, &mut send_failures, &mut srtp).await;
                             }
                             false
                         }
@@ -645,13 +716,37 @@ mod tests {
         let metrics = http_api::Metrics::default();
         let mut failures = 0;
         let to: SocketAddr = "[::1]:9".parse().expect("addr");
-        send_rtp(&socket, &[0x80; 172], to, &metrics, &mut failures).await;
-        send_rtp(&socket, &[0x80; 172], to, &metrics, &mut failures).await;
+        send_rtp(
+            &socket,
+            &[0x80; 172],
+            to,
+            &metrics,
+            &mut failures,
+            &mut None,
+        )
+        .await;
+        send_rtp(
+            &socket,
+            &[0x80; 172],
+            to,
+            &metrics,
+            &mut failures,
+            &mut None,
+        )
+        .await;
         assert_eq!(failures, 2);
         assert_eq!(metrics.rtp_send_errors.load(Ordering::Relaxed), 2);
         let peer = UdpSocket::bind("127.0.0.1:0").await.expect("bind peer");
         let to = peer.local_addr().expect("addr");
-        send_rtp(&socket, &[0x80; 172], to, &metrics, &mut failures).await;
+        send_rtp(
+            &socket,
+            &[0x80; 172],
+            to,
+            &metrics,
+            &mut failures,
+            &mut None,
+        )
+        .await;
         assert_eq!(failures, 2, "a send that works is no failure");
     }
 }

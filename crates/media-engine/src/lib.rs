@@ -13,6 +13,7 @@
 //!   in-band tones.
 //! - [`tone`]: generated audio (the beep).
 //! - [`pcap`]: reads RTP out of capture files (tests, benches, replay tools).
+//! - [`srtp`]: SRTP/SRTCP (RFC 3711, AES-CM + HMAC-SHA1-80/32) for SDES-keyed trunks (RFC 4568).
 //!
 //! Per packet: no allocation, no locks, no clock reads (time is an argument).
 
@@ -25,6 +26,7 @@ pub mod rfc4733;
 pub mod ring;
 pub mod rtp;
 pub mod sender;
+pub mod srtp;
 pub mod tone;
 
 /// Samples in one 20 ms frame at 8 kHz: the call timeline's unit is an 8 kHz sample.

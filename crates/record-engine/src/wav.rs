@@ -358,7 +358,7 @@ pub fn check_layout(h: &[u8; 44]) -> Result<(WavEncoding, u16), WavError> {
             "fmt block align does not fit the format",
         ));
     }
-    if header.byte_rate != header.sample_rate.wrapping_mul(u32::from(block)) {
+    if Some(header.byte_rate) != header.sample_rate.checked_mul(u32::from(block)) {
         return Err(WavError::NotOurWav(
             "fmt byte rate is not sample rate * block align",
         ));
@@ -402,9 +402,31 @@ pub fn repair_wav_file(path: &Path) -> Result<RepairOutcome, WavError> {
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
     use audio_codec_algorithms::decode_ulaw;
     use std::io::Cursor;
+
+    /// cargo-fuzz `wav_repair`: a sample rate whose byte rate overflows u32 wrapped to a match,
+    /// and the "repaired" file was one no WAV reader takes.
+    #[test]
+    fn a_byte_rate_that_overflows_is_not_our_layout() {
+        let mut h = [0u8; 44];
+        h[..4].copy_from_slice(b"RIFF");
+        h[8..16].copy_from_slice(b"WAVEfmt ");
+        h[16..20].copy_from_slice(&16u32.to_le_bytes());
+        h[20..22].copy_from_slice(&1u16.to_le_bytes());
+        h[22..24].copy_from_slice(&1u16.to_le_bytes());
+        h[24..28].copy_from_slice(&0x8000_1F40u32.to_le_bytes());
+        h[28..32].copy_from_slice(&0x0000_3E80u32.to_le_bytes());
+        h[32..34].copy_from_slice(&2u16.to_le_bytes());
+        h[34..36].copy_from_slice(&16u16.to_le_bytes());
+        h[36..40].copy_from_slice(b"data");
+        assert!(check_layout(&h).is_err());
+        // The same layout at 8 kHz is ours.
+        h[24..28].copy_from_slice(&8000u32.to_le_bytes());
+        assert!(check_layout(&h).is_ok());
+    }
 
     fn ramp(start: i32, len: usize) -> Vec<i16> {
         (0..len as i32)

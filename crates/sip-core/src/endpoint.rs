@@ -60,6 +60,9 @@ pub struct EndpointConfig {
     pub opus: bool,
     /// Who may call, the rate limit and the call caps ([`AccessConfig::open`] by default).
     pub access: AccessConfig,
+    /// SRTP answer keys from `seed` instead of the OS's randomness: reproducible runs for
+    /// tests and fuzzing only (such keys are predictable).
+    pub deterministic_keys: bool,
 }
 
 impl EndpointConfig {
@@ -76,6 +79,7 @@ impl EndpointConfig {
             media_ipv6: true,
             opus: false,
             access: AccessConfig::open(),
+            deterministic_keys: false,
         }
     }
 }
@@ -259,6 +263,7 @@ impl Endpoint {
             Screen::Pass { trusted } => trusted,
             Screen::Banned { until, requests } => {
                 self.dropped += 1;
+                self.schedule_sweep(now);
                 self.out.push_back(Output::Security(SecurityEvent::Banned {
                     source,
                     until,
@@ -268,12 +273,10 @@ impl Endpoint {
             }
             Screen::Drop => {
                 self.dropped += 1;
+                self.schedule_sweep(now);
                 return;
             }
         };
-        if !trusted && self.next_sweep.is_none() {
-            self.next_sweep = Some(now + ACCESS_SWEEP);
-        }
         let parsed = match parse_lenient(bytes) {
             Ok(p) => p,
             Err(e) => {
@@ -289,6 +292,16 @@ impl Endpoint {
                 }
             }
             Message::Request(req) => self.on_request(now, from, req, parsed.error, trusted),
+        }
+        self.schedule_sweep(now);
+    }
+
+    /// Arms the sweep of rate-limit and call-rate state when there is some to forget.
+    fn schedule_sweep(&mut self, now: Instant) {
+        if self.next_sweep.is_none()
+            && (self.guard.size() != (0, 0) || self.admission.size().1 != 0)
+        {
+            self.next_sweep = Some(now + ACCESS_SWEEP);
         }
     }
 

@@ -38,13 +38,12 @@ impl StreamFramer {
         if skip > 0 {
             self.buf.drain(..skip);
         }
-        let Some(head_end) = find(&self.buf, b"\r\n\r\n") else {
+        let Some((head_end, body_start)) = header_end(&self.buf) else {
             if self.buf.len() > MAX_MESSAGE {
                 return Err(FramingError::TooLarge);
             }
             return Ok(None);
         };
-        let body_start = head_end + 4;
         let head = self.buf.get(..head_end).unwrap_or(&[]);
         let length = content_length(head).ok_or(FramingError::BadContentLength)?;
         let total = body_start
@@ -65,8 +64,20 @@ impl StreamFramer {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+/// Where the header section ends and the body starts: at the first empty line, with lines
+/// split at LF and an optional CR before it — exactly where the parser ends it
+/// (`message::parse_lenient`), so framing and parsing never disagree on the body.
+fn header_end(buf: &[u8]) -> Option<(usize, usize)> {
+    let mut start = 0;
+    while let Some(lf) = buf.get(start..)?.iter().position(|&b| b == b'\n') {
+        let end = start + lf;
+        let line = buf.get(start..end)?;
+        if line.is_empty() || line == b"\r" {
+            return Some((start, end + 1));
+        }
+        start = end + 1;
+    }
+    None
 }
 
 /// The Content-Length (or compact `l`) of a header block; `None` if missing, repeated with
@@ -146,5 +157,28 @@ mod tests {
         let mut g = StreamFramer::new();
         g.push(&vec![b'a'; MAX_MESSAGE + 1]);
         assert_eq!(g.next_message(), Err(FramingError::TooLarge));
+    }
+
+    /// cargo-fuzz `sip_framer` found the framer ending the header section later than the
+    /// parser (only at CRLFCRLF): a bare-LF empty line ends it for both.
+    #[test]
+    fn a_bare_lf_empty_line_ends_the_headers_as_the_parser_says() {
+        let msg = b"INVITE sip:a@b SIP/2.0\r\nX: y\n\r\nContent-Length: 4\r\n\r\nbody";
+        let mut f = StreamFramer::new();
+        f.push(msg);
+        let framed = f.next_message();
+        // No Content-Length before the empty line: on a stream that is unframeable.
+        assert_eq!(framed, Err(FramingError::BadContentLength));
+        let lf_only = b"OPTIONS sip:a@b SIP/2.0\nl: 2\n\nokMORE";
+        let mut f = StreamFramer::new();
+        f.push(lf_only);
+        let one = f.next_message().expect("framed").expect("whole");
+        assert_eq!(one, b"OPTIONS sip:a@b SIP/2.0\nl: 2\n\nok".to_vec());
+        let parsed = crate::message::parse_message(&one).expect("parses");
+        match parsed {
+            crate::message::Message::Request(r) => assert_eq!(r.body, b"ok".to_vec()),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(f.buffered(), 4);
     }
 }

@@ -571,12 +571,14 @@ fn print(start: &str, headers: &Headers, body: &[u8]) -> Vec<u8> {
     out.extend_from_slice(b"\r\n");
     let mut wrote_length = false;
     for (name, value) in headers.iter() {
+        let length = same_header(name, "content-length");
+        if length && wrote_length {
+            // One Content-Length, from the body; a second would contradict it.
+            continue;
+        }
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
-        if same_header(name, "content-length") {
-            if wrote_length {
-                continue;
-            }
+        if length {
             wrote_length = true;
             out.extend_from_slice(body.len().to_string().as_bytes());
         } else {

@@ -76,6 +76,76 @@ impl Direction {
     }
 }
 
+/// SDES crypto suites (RFC 4568 §6.2) Hark answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SdesSuite {
+    AesCm128HmacSha1_80,
+    AesCm128HmacSha1_32,
+}
+
+impl SdesSuite {
+    pub fn name(self) -> &'static str {
+        match self {
+            SdesSuite::AesCm128HmacSha1_80 => "AES_CM_128_HMAC_SHA1_80",
+            SdesSuite::AesCm128HmacSha1_32 => "AES_CM_128_HMAC_SHA1_32",
+        }
+    }
+    fn from_name(name: &str) -> Option<SdesSuite> {
+        match name {
+            "AES_CM_128_HMAC_SHA1_80" => Some(SdesSuite::AesCm128HmacSha1_80),
+            "AES_CM_128_HMAC_SHA1_32" => Some(SdesSuite::AesCm128HmacSha1_32),
+            _ => None,
+        }
+    }
+}
+
+/// An `a=crypto` line of an offer that Hark can use: its tag, suite and master key + salt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdesCrypto {
+    pub tag: u32,
+    pub suite: SdesSuite,
+    /// 16-byte master key then 14-byte master salt (the `inline:` value, decoded).
+    pub key: [u8; 30],
+}
+
+impl SdesCrypto {
+    /// `a=crypto:<tag> <suite> inline:<base64 key||salt>[|lifetime][|MKI:len] [params]`: `None`
+    /// for a suite or key form we do not take (MKI, session parameters, several keys).
+    fn parse(value: &str) -> Option<SdesCrypto> {
+        let mut it = value.split_whitespace();
+        let tag: u32 = crate::message::parse_digits(it.next()?)?;
+        let suite = SdesSuite::from_name(it.next()?)?;
+        let key_params = it.next()?;
+        if it.next().is_some() || key_params.contains(';') {
+            return None;
+        }
+        let inline = key_params.strip_prefix("inline:")?;
+        let mut parts = inline.split('|');
+        let b64 = parts.next()?;
+        for extra in parts {
+            // A lifetime is fine; an MKI (`n:len`) is not supported.
+            if extra.contains(':') {
+                return None;
+            }
+        }
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+        let key: [u8; 30] = bytes.try_into().ok()?;
+        Some(SdesCrypto { tag, suite, key })
+    }
+}
+
+/// SRTP keyed by SDES for this call: the caller's choice and our own key for what we send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sdes {
+    pub tag: u32,
+    pub suite: SdesSuite,
+    /// The caller's master key + salt: what it protects its RTP with.
+    pub remote_key: [u8; 30],
+    /// Ours (random per call): what we protect ours with.
+    pub local_key: [u8; 30],
+}
+
 /// The first audio stream of an offer, as the caller described it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudioOffer {
@@ -88,6 +158,9 @@ pub struct AudioOffer {
     pub rtpmaps: Vec<(u8, String, u32)>,
     pub direction: Direction,
     pub ptime_ms: Option<u32>,
+    /// `RTP/SAVP` (SRTP): the usable `a=crypto` lines in the caller's order.
+    pub secure: bool,
+    pub crypto: Vec<SdesCrypto>,
 }
 
 /// What both sides agreed on.
@@ -103,6 +176,8 @@ pub struct Negotiated {
     pub remote_rtp: SocketAddr,
     /// The caller's direction (sendonly = we are on hold).
     pub remote_direction: Direction,
+    /// SRTP (an `RTP/SAVP` offer): the crypto suite and keys; `None` for plain RTP.
+    pub srtp: Option<Sdes>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -117,12 +192,16 @@ pub enum SdpError {
     NoConnection,
     #[error("no common codec: offer has payload types {0:?}, Hark accepts PCMU/0, PCMA/8 and opus/48000 (when enabled)")]
     NoCommonCodec(Vec<u8>),
+    #[error("RTP/SAVP offer without a usable a=crypto line: Hark takes AES_CM_128_HMAC_SHA1_80 and _32 with an inline key and no MKI (RFC 4568)")]
+    NoCrypto,
 }
 
 /// Audio m= section being collected.
 struct Section {
     port: u16,
     rtp: bool,
+    secure: bool,
+    crypto: Vec<SdesCrypto>,
     formats: Vec<u8>,
     connection: Option<IpAddr>,
     rtpmaps: Vec<(u8, String, u32)>,
@@ -171,8 +250,11 @@ pub fn parse_offer(body: &[u8]) -> Result<AudioOffer, SdpError> {
                 }
                 let port_str = port_field.split('/').next().unwrap_or("");
                 let port: u16 = port_str.parse().map_err(|_| malformed())?;
-                let rtp =
-                    proto.eq_ignore_ascii_case("RTP/AVP") || proto.eq_ignore_ascii_case("RTP/AVPF");
+                let secure = proto.eq_ignore_ascii_case("RTP/SAVP")
+                    || proto.eq_ignore_ascii_case("RTP/SAVPF");
+                let rtp = secure
+                    || proto.eq_ignore_ascii_case("RTP/AVP")
+                    || proto.eq_ignore_ascii_case("RTP/AVPF");
                 let mut formats = Vec::new();
                 for f in it {
                     match f.parse::<u8>() {
@@ -184,6 +266,8 @@ pub fn parse_offer(body: &[u8]) -> Result<AudioOffer, SdpError> {
                 sections.push(Some(Section {
                     port,
                     rtp,
+                    secure,
+                    crypto: Vec::new(),
                     formats,
                     connection: None,
                     rtpmaps: Vec::new(),
@@ -226,6 +310,12 @@ pub fn parse_offer(body: &[u8]) -> Result<AudioOffer, SdpError> {
                             .ok_or_else(malformed)?;
                         section.rtpmaps.push((pt, name, rate));
                     }
+                    ("crypto", Some(v)) => {
+                        // Lines we cannot use are skipped: another may do (RFC 4568 §7.1.1).
+                        if let Some(c) = SdesCrypto::parse(v.trim()) {
+                            section.crypto.push(c);
+                        }
+                    }
                     ("ptime", Some(v)) => {
                         // Some UAs write fractional ptime ("20.0"); keep the integer part.
                         let whole = v.trim().split('.').next().unwrap_or("");
@@ -250,7 +340,7 @@ pub fn parse_offer(body: &[u8]) -> Result<AudioOffer, SdpError> {
     }
     let mut first_unusable: Option<Vec<u8>> = None;
     for s in sections.into_iter().flatten() {
-        // Port 0 is a rejected/disabled stream (RFC 3264 §5.1); SRTP profiles we cannot answer.
+        // Port 0 is a rejected/disabled stream (RFC 3264 §5.1); other profiles we cannot answer.
         if s.port == 0 {
             continue;
         }
@@ -266,6 +356,8 @@ pub fn parse_offer(body: &[u8]) -> Result<AudioOffer, SdpError> {
             rtpmaps: s.rtpmaps,
             direction: s.direction.or(session_dir).unwrap_or(Direction::SendRecv),
             ptime_ms: s.ptime_ms,
+            secure: s.secure,
+            crypto: s.crypto,
         });
     }
     match first_unusable {
@@ -323,14 +415,27 @@ pub fn negotiate_with(offer: &AudioOffer, opus: bool) -> Result<Negotiated, SdpE
         .iter()
         .find_map(|&pt| codec_of(pt).map(|c| (c, pt)))
         .ok_or_else(|| SdpError::NoCommonCodec(offer.formats.clone()))?;
+    // Never the codec's own payload type, whatever a confused rtpmap says.
     let event_at = |clock: u32| {
         offer.formats.iter().copied().find(|&pt| {
-            matches!(rtpmap(pt), Some((_, name, c)) if *c == clock && name.eq_ignore_ascii_case("telephone-event"))
+            pt != codec_pt
+                && matches!(rtpmap(pt), Some((_, name, c)) if *c == clock && name.eq_ignore_ascii_case("telephone-event"))
         })
     };
     let (telephone_event_pt, telephone_event_clock) = match event_at(codec.clock_rate()) {
         Some(pt) => (Some(pt), codec.clock_rate()),
         None => (event_at(8000), 8000),
+    };
+    let srtp = match (offer.secure, offer.crypto.first()) {
+        (false, _) => None,
+        (true, None) => return Err(SdpError::NoCrypto),
+        // Our key is filled in by whoever answers (it must be random); zero until then.
+        (true, Some(c)) => Some(Sdes {
+            tag: c.tag,
+            suite: c.suite,
+            remote_key: c.key,
+            local_key: [0; 30],
+        }),
     };
     Ok(Negotiated {
         codec,
@@ -339,6 +444,7 @@ pub fn negotiate_with(offer: &AudioOffer, opus: bool) -> Result<Negotiated, SdpE
         telephone_event_clock,
         remote_rtp: SocketAddr::new(offer.connection, offer.port),
         remote_direction: offer.direction,
+        srtp,
     })
 }
 
@@ -364,7 +470,12 @@ pub fn build_answer(
         s,
         "v=0\r\no=Hark {session_id} {version} IN {fam} {ip}\r\ns=Hark\r\nc=IN {fam} {ip}\r\nt=0 0\r\n"
     );
-    let _ = write!(s, "m=audio {} RTP/AVP {}", local_rtp.port(), neg.codec_pt);
+    let profile = if neg.srtp.is_some() {
+        "RTP/SAVP"
+    } else {
+        "RTP/AVP"
+    };
+    let _ = write!(s, "m=audio {} {profile} {}", local_rtp.port(), neg.codec_pt);
     if let Some(te) = neg.telephone_event_pt {
         let _ = write!(s, " {te}");
     }
@@ -383,6 +494,16 @@ pub fn build_answer(
             s,
             "a=rtpmap:{te} telephone-event/{}\r\na=fmtp:{te} 0-16\r\n",
             neg.telephone_event_clock
+        );
+    }
+    if let Some(sdes) = &neg.srtp {
+        use base64::Engine;
+        let key = base64::engine::general_purpose::STANDARD.encode(sdes.local_key);
+        let _ = write!(
+            s,
+            "a=crypto:{} {} inline:{key}\r\n",
+            sdes.tag,
+            sdes.suite.name()
         );
     }
     let _ = write!(
@@ -416,6 +537,61 @@ mod tests {
 
     fn offer(body: &str) -> AudioOffer {
         parse_offer(body.as_bytes()).expect("offer parses")
+    }
+
+    /// cargo-fuzz `sdp`: an rtpmap naming the codec's payload type telephone-event made the
+    /// answer map one payload type twice.
+    #[test]
+    fn telephone_event_never_takes_the_codecs_payload_type() {
+        let o = offer(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 telephone-event/8000\r\n",
+        );
+        let n = negotiate(&o).expect("PCMU by its static type");
+        assert_eq!(
+            (n.codec, n.codec_pt, n.telephone_event_pt),
+            (AudioCodec::Pcmu, 0, None)
+        );
+    }
+
+    const SRTP_OFFER: &str = "v=0\r\no=trunk 1 1 IN IP4 192.0.2.5\r\ns=-\r\nc=IN IP4 192.0.2.5\r\n\
+        t=0 0\r\nm=audio 49170 RTP/SAVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+        a=rtpmap:101 telephone-event/8000\r\n\
+        a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4\r\n\
+        a=crypto:2 AES_CM_256_HMAC_SHA1_80 inline:d0RmdmcmVCspeEc3QGZiNWpVLFJhQX1cfHAwJSoj\r\n\
+        a=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj|2^20\r\n";
+
+    #[test]
+    fn an_savp_offer_takes_the_first_usable_crypto_line_and_the_answer_says_savp() {
+        let o = offer(SRTP_OFFER);
+        assert!(o.secure);
+        // Tag 1 has an MKI and tag 2 a suite Hark lacks: tag 3 is the one.
+        assert_eq!(o.crypto.len(), 1);
+        let mut n = negotiate(&o).expect("negotiated");
+        let sdes = n.srtp.expect("SRTP");
+        assert_eq!((sdes.tag, sdes.suite), (3, SdesSuite::AesCm128HmacSha1_32));
+        use base64::Engine;
+        let expected = base64::engine::general_purpose::STANDARD
+            .decode("NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj")
+            .expect("b64");
+        assert_eq!(sdes.remote_key.to_vec(), expected);
+        if let Some(s) = n.srtp.as_mut() {
+            s.local_key = [7; 30];
+        }
+        let a = build_answer(&n, "192.0.2.10:30000".parse().unwrap(), 1, 1);
+        assert!(a.contains("m=audio 30000 RTP/SAVP 0 101\r\n"), "{a}");
+        let key = base64::engine::general_purpose::STANDARD.encode([7u8; 30]);
+        assert!(
+            a.contains(&format!(
+                "a=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:{key}\r\n"
+            )),
+            "{a}"
+        );
+        // Without any usable line an SAVP offer cannot be answered.
+        let none = SRTP_OFFER.replace("a=crypto:3", "a=crypto-off:3");
+        assert_eq!(negotiate(&offer(&none)), Err(SdpError::NoCrypto));
+        // A plain offer stays plain.
+        assert_eq!(negotiate(&offer(SIPP_OFFER)).expect("plain").srtp, None);
     }
 
     #[test]

@@ -1031,6 +1031,7 @@ mod tests {
             telephone_event_clock: 8000,
             remote_rtp: "127.0.0.1:40000".parse().unwrap(),
             remote_direction: Direction::SendRecv,
+            srtp: None,
         };
         assert_eq!(ev, vec![UacEvent::Answered { status: 200, media }]);
         assert_eq!(uac.state(), UacState::Confirmed);

@@ -44,7 +44,12 @@ struct Ctl {
     clock: AtomicU64,
     sock: Mutex<UdpSocket>,
     dest: Mutex<SocketAddr>,
+    /// Applied to each packet before it is sent (SRTP protection).
+    transform: Mutex<Option<PacketTransform>>,
 }
+
+/// Rewrites a packet before it leaves (e.g. SRTP's protect).
+pub type PacketTransform = Box<dyn FnMut(&mut Vec<u8>) + Send>;
 
 pub struct RtpSender {
     ctl: Arc<Ctl>,
@@ -61,6 +66,17 @@ impl RtpSender {
         plan: Vec<RtpPlan>,
         then_silence: bool,
     ) -> Self {
+        Self::spawn_with(sock, dest, plan, then_silence, None)
+    }
+
+    /// [`RtpSender::spawn`] with every packet passed through `transform` before it is sent.
+    pub fn spawn_with(
+        sock: &UdpSocket,
+        dest: SocketAddr,
+        plan: Vec<RtpPlan>,
+        then_silence: bool,
+        transform: Option<PacketTransform>,
+    ) -> Self {
         let ssrc = 0x5EED_0000 | (std::process::id() & 0xFFFF);
         let ctl = Arc::new(Ctl {
             stop: AtomicBool::new(false),
@@ -69,6 +85,7 @@ impl RtpSender {
             clock: AtomicU64::new(0),
             sock: Mutex::new(sock.try_clone().expect("clone rtp socket")),
             dest: Mutex::new(dest),
+            transform: Mutex::new(transform),
         });
         let handle = {
             let ctl = ctl.clone();
@@ -156,7 +173,11 @@ fn run(ctl: Arc<Ctl>, plan: Vec<RtpPlan>, then_silence: bool, ssrc: u32) -> Sent
     };
     let send = |buf: &[u8]| {
         let dest = *ctl.dest.lock().expect("dest");
-        let _ = ctl.sock.lock().expect("sock").send_to(buf, dest);
+        let mut packet = buf.to_vec();
+        if let Some(t) = ctl.transform.lock().expect("transform").as_mut() {
+            t(&mut packet);
+        }
+        let _ = ctl.sock.lock().expect("sock").send_to(&packet, dest);
         ctl.sent.fetch_add(1, Ordering::SeqCst);
     };
     'outer: loop {

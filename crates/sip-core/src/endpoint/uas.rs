@@ -611,7 +611,10 @@ impl Endpoint {
                 });
             }
         }
-        match parse_offer(&req.body).and_then(|o| negotiate_with(&o, self.config.opus)) {
+        match parse_offer(&req.body)
+            .and_then(|o| negotiate_with(&o, self.config.opus))
+            .map(|n| self.with_local_key(n))
+        {
             Ok(n) if !self.media_family_available(n.remote_rtp.ip()) => Err(self.not_acceptable(
                 301,
                 &format!(
@@ -623,12 +626,34 @@ impl Endpoint {
             Err(e @ (SdpError::NoCommonCodec(_) | SdpError::NoAudio)) => {
                 Err(self.not_acceptable(305, &format!("Incompatible media format: {e}")))
             }
+            Err(e @ SdpError::NoCrypto) => {
+                Err(self.not_acceptable(306, &format!("Attribute not understood: {e}")))
+            }
             Err(e) => Err(Refusal {
                 status: 400,
                 reason: "Bad Request (Invalid SDP)".into(),
                 headers: vec![("Warning", warning(&self.config, 399, &e.to_string()))],
             }),
         }
+    }
+
+    /// SRTP answers carry a key of our own, fresh and random for each call.
+    fn with_local_key(&self, mut n: Negotiated) -> Negotiated {
+        if let Some(sdes) = n.srtp.as_mut() {
+            sdes.local_key = if self.config.deterministic_keys {
+                let mut key = [0u8; 30];
+                let mut x = super::build::mix(self.config.seed ^ n.remote_rtp.port() as u64);
+                for chunk in key.chunks_mut(8) {
+                    x = super::build::mix(x);
+                    let bytes = x.to_le_bytes();
+                    chunk.copy_from_slice(&bytes[..chunk.len()]);
+                }
+                key
+            } else {
+                rand::random()
+            };
+        }
+        n
     }
 
     /// A re-offer keeps the call's address family: its media socket is of one family, and an
@@ -728,8 +753,17 @@ impl Endpoint {
                 let ok = self.dialog_response(call, 200, None);
                 self.ist_send(now, call, ok);
             }
-            Some(Ok(media)) => {
+            Some(Ok(mut media)) => {
                 if let Some(c) = self.calls.get_mut(&call) {
+                    // The same crypto suite and tag keep our key (RFC 4568 §7.1.4): the
+                    // stream goes on without a rekey.
+                    if let (Some(new), Some(old)) =
+                        (media.srtp.as_mut(), c.media.and_then(|m| m.srtp))
+                    {
+                        if new.tag == old.tag && new.suite == old.suite {
+                            new.local_key = old.local_key;
+                        }
+                    }
                     c.media = Some(media);
                     c.sdp_version += 1;
                 }

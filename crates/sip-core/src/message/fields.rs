@@ -56,7 +56,11 @@ impl NameAddr {
             }
         };
         let uri = uri.trim();
-        if uri.is_empty() || !uri.contains(':') || uri.contains(char::is_whitespace) {
+        if uri.is_empty()
+            || !uri.contains(':')
+            || uri.contains(char::is_whitespace)
+            || uri.contains(['<', '>', '"'])
+        {
             return Err(bad());
         }
         // `;;` or a trailing `;`: an empty parameter (RFC 4475 `badinv01`).

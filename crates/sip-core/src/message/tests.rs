@@ -423,3 +423,30 @@ fn single_instance_headers_may_not_repeat() {
     )
     .is_ok());
 }
+
+/// cargo-fuzz `sip_parse`: an addr-spec with `>` parsed, printed as `<…>` and no longer parsed.
+#[test]
+fn an_addr_spec_with_angle_brackets_or_quotes_is_refused() {
+    for bad in ["sip:x>y@h;tag=1", "sip:x<y@h", "sip:\"x\"@h"] {
+        assert!(NameAddr::parse(bad).is_err(), "{bad}");
+    }
+    let ok = NameAddr::parse("sip:x@h;tag=1").expect("plain addr-spec");
+    assert_eq!(NameAddr::parse(&ok.to_string()), Ok(ok));
+}
+
+/// cargo-fuzz: a second Content-Length header printed its name without value or line end.
+#[test]
+fn printing_keeps_one_content_length_from_the_body() {
+    let mut r = Request::new(Method::Options, "sip:a@h");
+    r.headers.push("Content-Length", "99");
+    r.headers.push("l", "7");
+    r.headers.push("X-After", "kept");
+    r.body = b"abc".to_vec();
+    let text = String::from_utf8(r.to_bytes()).expect("utf-8");
+    assert_eq!(text.matches("Content-Length").count(), 1, "{text}");
+    assert!(
+        text.contains("Content-Length: 3\r\nX-After: kept\r\n\r\nabc"),
+        "{text}"
+    );
+    assert!(parse_message(text.as_bytes()).is_ok());
+}

@@ -280,3 +280,39 @@ fn a_refused_offer_gives_its_call_slot_back() {
     let good = sim.send_str(&invite_with("z9hG4bK-g", "g@127.0.0.1", 1, None, SIPP_SDP));
     assert_eq!(good.incoming().len(), 1);
 }
+
+/// cargo-fuzz `sip_endpoint`: state added by a ban, a drop or a trusted source's call-rate
+/// bucket never got its sweep, so it stayed forever (bounded, but a leak).
+#[test]
+fn ban_drop_and_call_rate_state_is_forgotten_once_quiet() {
+    let mut dropped = Sim::with_config(Transport::Udp, |c| {
+        c.access = AccessConfig {
+            trusted: vec![],
+            untrusted: Untrusted::Drop,
+            rate_limit: Some(RateLimit {
+                requests: 3,
+                window: Duration::from_secs(2),
+                ban: Duration::from_secs(30),
+            }),
+            calls: CallLimits::default(),
+        }
+    });
+    for i in 0..10 {
+        dropped.send_str(&invite(&format!("z9hG4bK-d{i}"), SIPP_SDP));
+    }
+    assert_ne!(dropped.ep.access_state_size(), [0, 0, 0, 0]);
+    dropped.advance_to(600.0);
+    assert_eq!(dropped.ep.access_state_size(), [0, 0, 0, 0]);
+
+    let mut rated = Sim::with_config(Transport::Udp, |c| {
+        c.access.calls = CallLimits {
+            max_new_per_sec_per_source: 1,
+            ..CallLimits::default()
+        }
+    });
+    let call = rated.send_str(&invite("z9hG4bK-r", SIPP_SDP)).incoming()[0].call;
+    rated.call_op(|ep, now| ep.reject(now, call, 486).unwrap());
+    rated.advance_to(600.0);
+    assert_eq!(rated.ep.access_state_size(), [0, 0, 0, 0]);
+    assert_eq!(rated.ep.state_size(), (0, 0));
+}
