@@ -277,6 +277,8 @@ impl Endpoint {
                 return;
             }
         };
+        // Before parsing: a message that fails to parse has been counted all the same.
+        self.schedule_sweep(now);
         let parsed = match parse_lenient(bytes) {
             Ok(p) => p,
             Err(e) => {
@@ -293,6 +295,7 @@ impl Endpoint {
             }
             Message::Request(req) => self.on_request(now, from, req, parsed.error, trusted),
         }
+        // Admission may have started a call-rate bucket.
         self.schedule_sweep(now);
     }
 

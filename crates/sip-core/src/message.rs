@@ -438,10 +438,6 @@ pub(crate) fn parse_lenient(bytes: &[u8]) -> Result<Lenient, ParseError> {
             note(ParseError::NotUtf8, &mut error);
             continue;
         };
-        if !controls_are_quoted_pairs(text) {
-            note(ParseError::HeaderLine(clip(text)), &mut error);
-            continue;
-        }
         if text.starts_with([' ', '\t']) {
             // Folded continuation of the previous header (RFC 3261 §7.3.1).
             match headers.fields.last_mut() {
@@ -469,6 +465,19 @@ pub(crate) fn parse_lenient(bytes: &[u8]) -> Result<Lenient, ParseError> {
     if !terminated {
         note(ParseError::Unterminated, &mut error);
     }
+    // Control characters are judged on the whole (unfolded) value: a quote opened on one line
+    // of a folded header is still open on the next.
+    // A header with bare control characters is left out, so no answer ever echoes one.
+    headers.fields.retain(|(name, value)| {
+        let clean = controls_are_quoted_pairs(value);
+        if !clean {
+            note(
+                ParseError::HeaderLine(clip(&format!("{name}: {value}"))),
+                &mut error,
+            );
+        }
+        clean
+    });
     for (name, shown) in SINGLE_INSTANCE {
         if headers
             .fields

@@ -450,3 +450,16 @@ fn printing_keeps_one_content_length_from_the_body() {
     );
     assert!(parse_message(text.as_bytes()).is_ok());
 }
+
+/// cargo-fuzz `sip_parse`: a quote opened on one line of a folded header is still open on the
+/// next, so a NUL "quoted" on the continuation line alone is bare in the unfolded value.
+#[test]
+fn control_characters_are_judged_on_the_unfolded_value() {
+    let folded = options_with("X-Name: \"a\r\n \"\\\u{0}b\"\r\n");
+    assert!(parse_message(folded.as_bytes()).is_err());
+    let fine = options_with("X-Name: \"a\\\u{0}\r\n b\"\r\n");
+    let m = parse_message(fine.as_bytes()).expect("a quoted-pair NUL, folded after");
+    let again = parse_message(&m.to_bytes()).expect("printed form parses");
+    assert_eq!(again.headers().get("X-Name"), m.headers().get("X-Name"));
+    assert_eq!(m.headers().get("X-Name"), Some("\"a\\\u{0} b\""));
+}
