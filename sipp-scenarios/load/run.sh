@@ -17,7 +17,8 @@
 # FLOOD=SECONDS: once all calls are up, flood.py floods Hark for SECONDS from three strangers
 #   (INVITEs from 127.0.0.2, malformed SIP and RFC 4475 torture messages from 127.0.0.3, junk
 #   RTP to every port of the range from 127.0.0.4); Hark trusts only 127.0.0.1 (the caller). The
-#   report then also needs every recording exact despite the flood; flood.json, metrics.txt.
+#   report then also needs every recording exact despite the flood; flood_*.json, metrics.txt.
+#   FLOOD_PARSE=1 trusts the malformed sender (127.0.0.3), so its flood reaches the parser.
 # Steps: start Hark (loopback, temp config) -> one reference call (its recording's duration is
 # the reference) -> SIPp -m N -l N -r RATE while a 1 Hz sampler reads /proc for Hark and SIPp ->
 # stop Hark -> loadtool.py report (calls, CPU, RSS, every WAV and sidecar). Exit 0 = all checks pass.
@@ -56,6 +57,9 @@ OUT="${OUT:-$(mktemp -d "/tmp/hark-load-$N.XXXX")}"
 mkdir -p "$OUT/recordings" "$OUT/reference"
 if [[ -n "${FLOOD:-}" ]]; then
     SIP_EXTRA='trusted = ["127.0.0.1/32"]'
+    # FLOOD_PARSE=1: the malformed sender is trusted too, so every message of it is parsed and
+    # answered (400…) instead of banned: the parser under flood rather than the screen.
+    [[ "${FLOOD_PARSE:-0}" == 1 ]] && SIP_EXTRA='trusted = ["127.0.0.1/32", "127.0.0.3/32"]'
 fi
 hark_base_config "$OUT/hark.toml"
 if [[ "$SCENARIO" == ivr ]]; then

@@ -716,24 +716,17 @@ mod tests {
         let metrics = http_api::Metrics::default();
         let mut failures = 0;
         let to: SocketAddr = "[::1]:9".parse().expect("addr");
-        send_rtp(
-            &socket,
-            &[0x80; 172],
-            to,
-            &metrics,
-            &mut failures,
-            &mut None,
-        )
-        .await;
-        send_rtp(
-            &socket,
-            &[0x80; 172],
-            to,
-            &metrics,
-            &mut failures,
-            &mut None,
-        )
-        .await;
+        for _ in 0..2 {
+            send_rtp(
+                &socket,
+                &[0x80; 172],
+                to,
+                &metrics,
+                &mut failures,
+                &mut None,
+            )
+            .await;
+        }
         assert_eq!(failures, 2);
         assert_eq!(metrics.rtp_send_errors.load(Ordering::Relaxed), 2);
         let peer = UdpSocket::bind("127.0.0.1:0").await.expect("bind peer");

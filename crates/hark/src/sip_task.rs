@@ -218,13 +218,14 @@ pub async fn run(
         next_conn: Arc::new(AtomicU64::new(1)),
     };
     let _accept_tls = tls.map(|(listener, config)| {
-        AbortOnDrop(tokio::spawn(accept_tls(
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        AbortOnDrop(tokio::spawn(accept_sip(
             listener,
-            tokio_rustls::TlsAcceptor::from(config),
+            Some(acceptor),
             accepting.clone(),
         )))
     });
-    let _accept = AbortOnDrop(tokio::spawn(accept_tcp(tcp, accepting)));
+    let _accept = AbortOnDrop(tokio::spawn(accept_sip(tcp, None, accepting)));
     let mut log = SecurityLog::default();
     let mut router = Router {
         calls: HashMap::new(),
@@ -290,6 +291,7 @@ pub async fn run(
                     Transport::Tcp | Transport::Tls => router.send_tcp(to, bytes),
                 },
                 Output::Rejected { from, reason } => {
+                    router.metrics.sip_refused.count("malformed");
                     if log.allow(LogKind::BadInput) {
                         // Bounded: the reason may quote attacker-sized input.
                         let reason: String = reason.chars().take(200).collect();
@@ -315,7 +317,8 @@ pub async fn run(
 }
 
 /// `hark_sip_refused_total` reasons, declared at start so they show at 0.
-const REFUSAL_LABELS: [&str; 8] = [
+const REFUSAL_LABELS: [&str; 9] = [
+    "malformed",
     "untrusted",
     "auth_failed",
     "dropped",
@@ -745,42 +748,21 @@ impl Accepting {
     }
 }
 
-async fn accept_tcp(listener: TcpListener, accepting: Accepting) {
-    let mut log = RejectLog::default();
-    loop {
-        match listener.accept().await {
-            Ok((stream, from)) => {
-                let Some((slot, conn)) = accepting.admit(from, &mut log) else {
-                    continue;
-                };
-                tokio::spawn(serve_conn(
-                    stream,
-                    from,
-                    conn,
-                    Transport::Tcp,
-                    accepting.events.clone(),
-                    accepting.settings(),
-                    slot,
-                ));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "SIP TCP accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
 /// A TLS client that has not finished its handshake by then is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// SIP over TLS: screened and capped like TCP before the handshake, which runs in the
-/// connection's own task (a slow client holds up no one).
-async fn accept_tls(
+/// Accepts SIP over TCP, or over TLS with `tls`: each connection is screened and capped before
+/// a byte is read; a TLS handshake runs in the connection's own task (a slow client holds up
+/// no one).
+async fn accept_sip(
     listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     accepting: Accepting,
 ) {
+    let (transport, name) = match tls {
+        Some(_) => (Transport::Tls, "SIP TLS"),
+        None => (Transport::Tcp, "SIP TCP"),
+    };
     let mut log = RejectLog::default();
     loop {
         match listener.accept().await {
@@ -788,17 +770,18 @@ async fn accept_tls(
                 let Some((slot, conn)) = accepting.admit(from, &mut log) else {
                     continue;
                 };
-                let (acceptor, events, settings) = (
-                    acceptor.clone(),
-                    accepting.events.clone(),
-                    accepting.settings(),
-                );
+                let (events, settings) = (accepting.events.clone(), accepting.settings());
+                let Some(acceptor) = tls.clone() else {
+                    tokio::spawn(serve_conn(
+                        stream, from, conn, transport, events, settings, slot,
+                    ));
+                    continue;
+                };
                 tokio::spawn(async move {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
                         Ok(Ok(tls)) => {
-                            serve_conn(tls, from, conn, Transport::Tls, events, settings, slot)
-                                .await
+                            serve_conn(tls, from, conn, transport, events, settings, slot).await
                         }
                         Ok(Err(e)) => tracing::info!(%from, error = %e, "SIP TLS handshake failed"),
                         Err(_) => tracing::info!(%from, "SIP TLS handshake timed out"),
@@ -806,7 +789,7 @@ async fn accept_tls(
                 });
             }
             Err(e) => {
-                tracing::warn!(error = %e, "SIP TLS accept failed");
+                tracing::warn!(error = %e, "{name} accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }

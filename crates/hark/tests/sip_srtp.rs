@@ -8,7 +8,7 @@
 mod common;
 
 use base64::Engine;
-use common::rtp::{dtmf_event, rtp_packet};
+use common::rtp::rtp_packet;
 use common::sip::{RawUac, SipMsg};
 use common::*;
 use media_engine::srtp::{SrtpContext, SrtpKey, SrtpSuite};
@@ -137,22 +137,7 @@ fn an_sdes_srtp_call_is_recorded_exactly_and_hark_answers_in_srtp() {
     let protect: common::rtp::PacketTransform = Box::new(move |p: &mut Vec<u8>| {
         ours.protect_rtp(p).expect("protect");
     });
-    let mut sender = RtpSender::spawn_with(
-        &uac.rtp,
-        hark_rtp,
-        vec![
-            RtpPlan::Audio(audio.clone()),
-            RtpPlan::Dtmf(dtmf_event('#')),
-        ],
-        true,
-        Some(protect),
-    );
-    let bye = uac.wait_request("BYE", Duration::from_secs(20));
-    sender.stop();
-    assert!(
-        bye.is_some(),
-        "the SRTP '#' ends the recording and Hark hangs up"
-    );
+    talk_then_pound_with(&d, &uac, &uac.rtp, hark_rtp, &audio, Some(protect));
     let actions = wh.wait_for("/action", 1, Duration::from_secs(5));
     assert_eq!(actions[0].param("Digits"), "#");
     let rec = check_recording(&d, &actions[0], &decode_all(&audio), true);

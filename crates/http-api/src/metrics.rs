@@ -49,7 +49,8 @@ pub struct Metrics {
     /// (`hark_channel_overflow_total{channel=…}`).
     pub channel_overflows: LabelledCounts,
     /// SIP messages refused or dropped by the access checks, by reason
-    /// (`hark_sip_refused_total{reason=…}`: untrusted, auth_failed, banned, dropped, the call caps).
+    /// (`hark_sip_refused_total{reason=…}`: malformed (answered 400… or dropped), untrusted,
+    /// auth_failed, banned, dropped (unparsed), the call caps).
     pub sip_refused: LabelledCounts,
     /// Sources banned by the SIP rate limit since start (`hark_sip_bans_total`).
     pub sip_bans: AtomicU64,

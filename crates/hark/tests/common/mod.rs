@@ -169,7 +169,19 @@ pub fn talk_then_pound(
     to: std::net::SocketAddr,
     ulaw: &[u8],
 ) {
-    let mut rtp = RtpSender::spawn(
+    talk_then_pound_with(d, uac, from, to, ulaw, None);
+}
+
+/// [`talk_then_pound`] with every RTP packet passed through `transform` (SRTP's protect).
+pub fn talk_then_pound_with(
+    d: &Daemon,
+    uac: &RawUac,
+    from: &UdpSocket,
+    to: std::net::SocketAddr,
+    ulaw: &[u8],
+    transform: Option<rtp::PacketTransform>,
+) {
+    let mut rtp = RtpSender::spawn_with(
         from,
         to,
         vec![
@@ -177,6 +189,7 @@ pub fn talk_then_pound(
             RtpPlan::Dtmf(rtp::dtmf_event('#')),
         ],
         true,
+        transform,
     );
     let bye = uac.wait_request("BYE", Duration::from_secs(20));
     rtp.stop();

@@ -12,37 +12,42 @@ use super::TempDir;
 pub fn self_signed_cert(dir: &TempDir, name: &str) -> (PathBuf, PathBuf) {
     let cert = dir.join(&format!("{name}-cert.pem"));
     let key = dir.join(&format!("{name}-key.pem"));
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-days",
+        "1",
+        "-keyout",
+        &key.display().to_string(),
+        "-out",
+        &cert.display().to_string(),
+    ]);
+    (cert, key)
+}
+
+/// Runs the `openssl` CLI (which makes the test certificates); panics with its stderr.
+fn openssl(args: &[&str]) {
     let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-            "-days",
-            "1",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
+        .args(args)
         .stdin(Stdio::null())
         .output()
-        .expect("run openssl (the openssl CLI makes the test certificate)");
+        .expect("run openssl (the openssl CLI makes the test certificates)");
     assert!(
         out.status.success(),
-        "openssl req failed: {}",
+        "openssl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (cert, key)
 }
 
 /// A throw-away CA and a server certificate it signed for `127.0.0.1`:
@@ -59,20 +64,8 @@ pub fn ca_signed_cert(dir: &TempDir, name: &str) -> (PathBuf, PathBuf, PathBuf) 
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
     )
     .expect("write extensions");
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     let p = |p: &PathBuf| p.display().to_string();
-    run(&[
+    openssl(&[
         "req",
         "-x509",
         "-newkey",
@@ -89,7 +82,7 @@ pub fn ca_signed_cert(dir: &TempDir, name: &str) -> (PathBuf, PathBuf, PathBuf) 
         "-out",
         &p(&ca),
     ]);
-    run(&[
+    openssl(&[
         "req",
         "-newkey",
         "ec",
@@ -103,7 +96,7 @@ pub fn ca_signed_cert(dir: &TempDir, name: &str) -> (PathBuf, PathBuf, PathBuf) 
         "-out",
         &p(&csr),
     ]);
-    run(&[
+    openssl(&[
         "x509",
         "-req",
         "-in",
