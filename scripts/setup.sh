@@ -5,7 +5,8 @@
 # the test virtualenv (python-venv.sh), the offline transcription engine (install-asr.sh), and for
 # the browser tests headless Chromium (Debian chromium-headless-shell), Node.js with npm and the
 # pinned playwright-core of tests/browser/package-lock.json (browser-deps.sh); libopus-dev for the
-# Opus codec. Idempotent: installs only what is missing.
+# Opus codec; PostgreSQL, Kamailio and s3s-fs for the scale-out tests. Idempotent: installs only
+# what is missing.
 set -euo pipefail
 
 need=()
@@ -30,8 +31,22 @@ command -v npm >/dev/null 2>&1 || need+=(npm)
 # Opus (WebRTC and SIP callers): audiopus links the system libopus through pkg-config.
 dpkg-query -W -f='${Status}' libopus-dev 2>/dev/null | grep -q 'install ok installed' ||
   need+=(libopus-dev)
+# Scale-out (issue 15): the store's suite also runs on PostgreSQL (a private server per test
+# process, started with initdb as the postgres user), and sipp-scenarios/cluster/ puts Kamailio's
+# dispatcher in front of several nodes.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
+
+# The S3 server of the tests (object storage): s3s-fs, pinned (newer ones need a newer rustc).
+s3s() {
+  if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" ]; then
+    echo "setup.sh: installing s3s-fs 0.14.1 (cargo install)"
+    cargo install s3s-fs@0.14.1 --features binary --locked --quiet
+  fi
+}
 
 venv() {
+  s3s
   "$(dirname "${BASH_SOURCE[0]}")/python-venv.sh"
   "$(dirname "${BASH_SOURCE[0]}")/install-asr.sh"
   "$(dirname "${BASH_SOURCE[0]}")/browser-deps.sh"
@@ -48,6 +63,12 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo=(sudo)
 fi
 echo "setup.sh: installing ${need[*]}"
+# Only the binaries: no system-wide PostgreSQL cluster is created or started (tests run their
+# own), and Kamailio's service stays stopped (the cluster script runs it in the foreground).
+if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+  "${sudo[@]}" mkdir -p /etc/postgresql-common
+  echo 'create_main_cluster = false' | "${sudo[@]}" tee /etc/postgresql-common/createcluster.conf >/dev/null
+fi
 "${sudo[@]}" apt-get update
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
   apt-get install -y --no-install-recommends "${need[@]}"

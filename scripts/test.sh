@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The project's test command: system tools (setup.sh), then every crate's unit and end-to-end tests
-# in the debug profile. Extra arguments go to `cargo test` (e.g. `-- --nocapture`).
+# in the debug profile, then the store's suite again on PostgreSQL (the same tests; a private
+# server, see crates/store/src/testing.rs). Extra arguments go to `cargo test` (e.g.
+# `-- --nocapture`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ./scripts/setup.sh
-exec cargo test --workspace --locked "$@"
+cargo test --workspace --locked "$@"
+HARK_TEST_STORE=postgres exec cargo test -p store --locked "$@"

@@ -336,6 +336,8 @@ impl CallEnv {
         self.metrics
             .recordings_in_progress
             .fetch_sub(1, Ordering::Relaxed);
+        // Before the result reaches the call: its action request follows it.
+        self.services.recording_written(&sid).await;
         FetchResult::RecordingClosed(closed)
     }
 
@@ -350,6 +352,8 @@ impl CallEnv {
         let finished =
             tokio::task::spawn_blocking(move || files.finish_or_repair(name.as_str(), recorder))
                 .await;
+        // Before the result reaches the call: its action request follows it.
+        self.services.recording_written(&sid).await;
         let (summary, repaired_samples) = match finished {
             Ok(Ok(summary)) => (Some(summary), 0),
             Ok(Err((e, samples))) => {

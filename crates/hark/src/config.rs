@@ -77,6 +77,30 @@ struct RawConfig {
     user: Vec<RawUser>,
     #[serde(default)]
     trunk: Vec<RawTrunk>,
+    #[serde(default)]
+    cluster: RawCluster,
+}
+
+/// `[cluster]`: this node among several sharing one PostgreSQL database.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    #[serde(default)]
+    node_id: String,
+    #[serde(default)]
+    api_url: String,
+    #[serde(default = "default_drain_timeout_secs")]
+    drain_timeout_secs: u32,
+    #[serde(default = "default_lease_secs")]
+    lease_secs: u32,
+}
+
+fn default_lease_secs() -> u32 {
+    60
+}
+
+fn default_drain_timeout_secs() -> u32 {
+    3600
 }
 
 /// `[[trunk]]`: where `<Dial><Number>` goes.
@@ -426,6 +450,37 @@ struct RawStorage {
     database: String,
     #[serde(default)]
     retention_days: u32,
+    #[serde(default)]
+    backend: String,
+    #[serde(default)]
+    database_url: String,
+    #[serde(default)]
+    s3: RawS3,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawS3 {
+    #[serde(default)]
+    endpoint: String,
+    #[serde(default)]
+    bucket: String,
+    #[serde(default)]
+    region: String,
+    #[serde(default)]
+    access_key_id: String,
+    #[serde(default)]
+    secret_access_key: String,
+    // Text as well as a boolean: `HARK_STORAGE__S3__PATH_STYLE=true` arrives as a string.
+    #[serde(default)]
+    path_style: Option<BoolOrText>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum BoolOrText {
+    Bool(bool),
+    Text(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -524,6 +579,23 @@ pub struct Config {
     pub retention: Option<Duration>,
     /// The SQLite file (`storage.database`, default `{storage.dir}/hark.db`).
     pub database: PathBuf,
+    /// `storage.database_url`: a PostgreSQL database shared by several nodes; `None` = the
+    /// SQLite file.
+    pub database_url: Option<String>,
+    /// `storage.backend`: where finished recordings live.
+    pub storage_backend: StorageBackend,
+    /// `cluster.node_id`: this node's name in the shared database (the calls it owns, the
+    /// uploads only its disk can do). Default: the host name and the SIP port.
+    pub node_id: String,
+    /// `cluster.api_url`: where other nodes reach this node's HTTP API (live call control of a
+    /// call it runs). Default: `http.public_url`.
+    pub cluster_api_url: String,
+    /// `cluster.drain_timeout_secs`: on SIGTERM, how long calls up may go on (no new calls are
+    /// taken meanwhile) before they are hung up; 0 = hang up at once.
+    pub drain_timeout: Duration,
+    /// `cluster.lease_secs`: a callback a node claimed is its own this long; a node that dies
+    /// holding it leaves it to the others after that.
+    pub cluster_lease: Duration,
     pub record: RecordConfig,
     pub webhook_connect_timeout: Duration,
     pub webhook_timeout: Duration,
@@ -1093,6 +1165,45 @@ impl Config {
             "" => storage_dir.join("hark.db"),
             path => PathBuf::from(path),
         };
+        let database_url = match raw.storage.database_url.trim() {
+            "" => None,
+            url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Some(url.to_owned())
+            }
+            _ => {
+                return Err(invalid(
+                    "storage.database_url",
+                    "must be a postgres:// or postgresql:// URL (or empty for SQLite)",
+                ))
+            }
+        };
+        let storage_backend = storage_backend(&raw.storage)?;
+        let node_id = match raw.cluster.node_id.trim() {
+            "" => format!("{}:{}", host_name(), sip_listen.port()),
+            id if id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) =>
+            {
+                id.to_owned()
+            }
+            id => {
+                return Err(invalid(
+                    "cluster.node_id",
+                    format!("{id:?}: up to 64 letters, digits, '-', '_', '.' or ':'"),
+                ))
+            }
+        };
+        let cluster_api_url = match raw.cluster.api_url.trim() {
+            "" => String::new(),
+            url if is_http_url(url) => url.trim_end_matches('/').to_owned(),
+            url => {
+                return Err(invalid(
+                    "cluster.api_url",
+                    format!("{url:?} is not an http:// or https:// URL"),
+                ))
+            }
+        };
         if raw.record.vad_mode > 3 {
             return Err(invalid(
                 "record.vad_mode",
@@ -1202,6 +1313,12 @@ impl Config {
             bot_recording_retention,
             media_auth,
             storage_dir,
+            database_url,
+            storage_backend,
+            node_id,
+            cluster_api_url,
+            drain_timeout: Duration::from_secs(u64::from(raw.cluster.drain_timeout_secs)),
+            cluster_lease: Duration::from_secs(u64::from(raw.cluster.lease_secs.max(1))),
             retention,
             database,
             record: RecordConfig {
@@ -1640,6 +1757,92 @@ fn parse_addr(key: &'static str, text: &str) -> Result<SocketAddr, ConfigError> 
     })
 }
 
+/// This machine's name (Linux), for the default `cluster.node_id`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "hark".to_owned())
+}
+
+/// `storage.backend` and its `[storage.s3]` keys.
+fn storage_backend(raw: &RawStorage) -> Result<StorageBackend, ConfigError> {
+    let s3 = &raw.s3;
+    match raw.backend.trim() {
+        "" | "local" => Ok(StorageBackend::Local),
+        "s3" => {
+            let path_style = match &s3.path_style {
+                None => false,
+                Some(BoolOrText::Bool(b)) => *b,
+                Some(BoolOrText::Text(t)) => match t.trim() {
+                    "true" | "1" => true,
+                    "false" | "0" | "" => false,
+                    other => {
+                        return Err(invalid(
+                            "storage.s3.path_style",
+                            format!("{other:?} is not true or false"),
+                        ))
+                    }
+                },
+            };
+            let endpoint = s3.endpoint.trim().to_owned();
+            if !endpoint.is_empty() {
+                let ok = url::Url::parse(&endpoint)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+                if !ok {
+                    return Err(invalid(
+                        "storage.s3.endpoint",
+                        format!("{endpoint:?} is not an http:// or https:// URL"),
+                    ));
+                }
+            }
+            if s3.bucket.trim().is_empty() {
+                return Err(invalid(
+                    "storage.s3.bucket",
+                    "must be set when storage.backend = \"s3\"",
+                ));
+            }
+            let (key, secret) = (s3.access_key_id.trim(), s3.secret_access_key.trim());
+            if key.is_empty() != secret.is_empty() {
+                let missing = if key.is_empty() {
+                    "storage.s3.access_key_id"
+                } else {
+                    "storage.s3.secret_access_key"
+                };
+                return Err(invalid(
+                    missing,
+                    "access_key_id and secret_access_key are set together",
+                ));
+            }
+            Ok(StorageBackend::S3(media_store::S3Settings {
+                endpoint,
+                bucket: s3.bucket.trim().to_owned(),
+                region: match s3.region.trim() {
+                    "" => "us-east-1".to_owned(),
+                    r => r.to_owned(),
+                },
+                access_key_id: key.to_owned(),
+                secret_access_key: secret.to_owned(),
+                path_style,
+            }))
+        }
+        other => Err(invalid(
+            "storage.backend",
+            format!("{other:?} is not \"local\" or \"s3\""),
+        )),
+    }
+}
+
+/// Where finished recordings live (`storage.backend`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageBackend {
+    /// `{storage.dir}` on this node.
+    Local,
+    /// Uploaded to this bucket when the recording ends; the local copy is then removed.
+    S3(media_store::S3Settings),
+}
+
 /// Only `HARK_<SECTION>__<KEY>` variables configure Hark; others that merely start with `HARK_`
 /// (a script's `HARK_BIN`, say) are not ours and must not stop the daemon.
 fn section_variables(vars: impl Iterator<Item = (String, String)>) -> config::Map<String, String> {
@@ -1967,6 +2170,115 @@ mod tests {
             "[sip]\nmax_calls = 10\nmax_calls_per_source = 11\n",
             "sip.max_calls_per_source",
             "over sip.max_calls",
+        );
+    }
+
+    #[test]
+    fn scale_out_keys_default_to_one_node_with_local_files() {
+        let c = load_with("").unwrap();
+        assert_eq!(c.storage_backend, StorageBackend::Local);
+        assert_eq!(c.database_url, None);
+        assert_eq!(c.node_id, format!("{}:5060", host_name()));
+        assert_eq!(c.cluster_api_url, "");
+        assert_eq!(c.drain_timeout, Duration::from_secs(3600));
+        assert_eq!(c.cluster_lease, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn s3_backend_and_postgres_come_from_the_file_or_the_environment() {
+        let c = load_with(
+            r#"
+            [storage]
+            backend = "s3"
+            database_url = "postgres://hark:pw@127.0.0.1:5432/hark"
+            [storage.s3]
+            endpoint = "http://127.0.0.1:9000"
+            bucket = "recordings"
+            access_key_id = "k"
+            secret_access_key = "s"
+            path_style = true
+            [cluster]
+            node_id = "hark-1"
+            api_url = "http://10.0.0.5:8080/"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.storage_backend,
+            StorageBackend::S3(media_store::S3Settings {
+                endpoint: "http://127.0.0.1:9000".into(),
+                bucket: "recordings".into(),
+                region: "us-east-1".into(),
+                access_key_id: "k".into(),
+                secret_access_key: "s".into(),
+                path_style: true,
+            })
+        );
+        assert_eq!(
+            c.database_url.as_deref(),
+            Some("postgres://hark:pw@127.0.0.1:5432/hark")
+        );
+        assert_eq!(c.node_id, "hark-1");
+        assert_eq!(c.cluster_api_url, "http://10.0.0.5:8080");
+
+        let c = load_env(&[
+            ("HARK_STORAGE__BACKEND", "s3"),
+            ("HARK_STORAGE__DATABASE_URL", "postgresql://h@db/hark"),
+            ("HARK_STORAGE__S3__ENDPOINT", "http://127.0.0.1:9100"),
+            ("HARK_STORAGE__S3__BUCKET", "b2"),
+            ("HARK_STORAGE__S3__REGION", "eu-west-1"),
+            ("HARK_STORAGE__S3__ACCESS_KEY_ID", "ak"),
+            ("HARK_STORAGE__S3__SECRET_ACCESS_KEY", "sk"),
+            ("HARK_STORAGE__S3__PATH_STYLE", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.storage_backend,
+            StorageBackend::S3(media_store::S3Settings {
+                endpoint: "http://127.0.0.1:9100".into(),
+                bucket: "b2".into(),
+                region: "eu-west-1".into(),
+                access_key_id: "ak".into(),
+                secret_access_key: "sk".into(),
+                path_style: true,
+            })
+        );
+        assert_eq!(c.database_url.as_deref(), Some("postgresql://h@db/hark"));
+    }
+
+    #[test]
+    fn bad_scale_out_keys_are_named() {
+        fails("[storage]\nbackend = \"ftp\"", "storage.backend", "ftp");
+        fails(
+            "[storage]\nbackend = \"s3\"",
+            "storage.s3.bucket",
+            "must be set",
+        );
+        fails(
+            "[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"b\"\nendpoint = \"127.0.0.1:9000\"",
+            "storage.s3.endpoint",
+            "not an http",
+        );
+        fails(
+            "[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"b\"\naccess_key_id = \"k\"",
+            "storage.s3.secret_access_key",
+            "together",
+        );
+        fails(
+            "[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"b\"\npath_style = \"yes\"",
+            "storage.s3.path_style",
+            "yes",
+        );
+        fails(
+            "[storage]\ndatabase_url = \"mysql://x\"",
+            "storage.database_url",
+            "postgres://",
+        );
+        fails("[cluster]\nnode_id = \"a b\"", "cluster.node_id", "a b");
+        fails(
+            "[cluster]\napi_url = \"ftp://x\"",
+            "cluster.api_url",
+            "ftp://x",
         );
     }
 }

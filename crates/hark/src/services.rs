@@ -21,9 +21,20 @@ pub struct Services {
     pub metrics: Arc<http_api::Metrics>,
     /// Deletes recordings as the REST API does (retention, bot recordings).
     pub recording_deleter: http_api::RecordingDeleter,
+    /// `storage.backend = "s3"`: copies finished recordings to the bucket.
+    pub uploader: Option<Arc<crate::uploads::Uploader>>,
 }
 
 impl Services {
+    /// A recording's WAV is complete: with the S3 backend, upload it now (queued on failure).
+    pub(crate) async fn recording_written(&self, sid: &store::RecordingSid) {
+        if let Some(uploader) = &self.uploader {
+            uploader
+                .finished(self, &RecordingFiles::wav_name(sid.as_str()))
+                .await;
+        }
+    }
+
     /// Runs a store operation on a blocking thread; failures are logged and counted, never
     /// fatal to the caller (for a call, the audio on disk is what matters).
     pub(crate) async fn db<T, F>(&self, op: F) -> Option<T>

@@ -68,6 +68,8 @@ pub enum SipCommand {
         user: String,
         reply: tokio::sync::oneshot::Sender<Vec<sip_core::registrar::Binding>>,
     },
+    /// Draining: new INVITEs and OPTIONS get 503 (a load balancer moves on); `false` ends it.
+    Drain(bool),
 }
 
 impl SipCommand {
@@ -264,6 +266,13 @@ pub async fn run(
                 let (key, result) = match command {
                     SipCommand::Lookup { user, reply } => {
                         let _ = reply.send(endpoint.registered(now, &user));
+                        continue;
+                    }
+                    SipCommand::Drain(on) => {
+                        if endpoint.draining() != on {
+                            tracing::warn!(draining = on, calls = endpoint.call_count(), "SIP: {}", if on { "draining: new calls and OPTIONS answered 503" } else { "taking new calls again" });
+                        }
+                        endpoint.set_draining(on);
                         continue;
                     }
                     SipCommand::Ring(k) => (k, endpoint.ring(now, k)),

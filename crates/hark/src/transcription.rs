@@ -146,7 +146,25 @@ impl Transcriber {
                 "the recording is {duration} s, over transcription.max_seconds = {max}"
             ));
         }
-        let path = shared.files.path_of(&recording.media_file);
+        let local = shared.files.path_of(&recording.media_file);
+        // Uploaded and gone from this disk (or recorded by another node): fetched from the
+        // object storage for the engine, removed after.
+        let fetched = match &shared.uploader {
+            Some(uploader) if !local.exists() => {
+                let tmp = shared
+                    .files
+                    .path_of(&format!("{}.fetched.wav", recording.sid));
+                uploader
+                    .storage()
+                    .download(&recording.media_file, &tmp)
+                    .await
+                    .map_err(|e| format!("fetching the recording: {e}"))?;
+                Some(tmp)
+            }
+            _ => None,
+        };
+        let path = fetched.clone().unwrap_or(local);
+        let _remove_fetched = RemoveOnDrop(fetched);
         let read_path = path.clone();
         let channels = tokio::task::spawn_blocking(move || read_channels(&read_path))
             .await
@@ -456,6 +474,17 @@ pub fn install_command() -> String {
 async fn refresh_counts(shared: &Services) {
     if let Some(counts) = shared.db(|s| s.transcription_counts()).await {
         shared.metrics.set_transcriptions(&counts);
+    }
+}
+
+/// Deletes a temporary file when the job is done with it, however it ends.
+struct RemoveOnDrop(Option<std::path::PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 

@@ -20,8 +20,8 @@ use store::RecordingSid;
 use crate::auth::constant_time_eq;
 use crate::control::{self, BotApi, ControlError, OperationRequest, OperationView};
 use crate::graph_body::{self, BodyError};
-use crate::media::{serve_file, ServeError};
-use crate::rest::{find_recording, json, media_paths};
+use crate::media::ServeError;
+use crate::rest::{find_recording, json, media_paths, serve_recording_wav};
 use crate::route::is_sid;
 use crate::{Inner, Metrics};
 
@@ -327,12 +327,16 @@ async fn recording(inner: &Inner, sid: &str, headers: &HeaderMap) -> Result<Resp
         return Err(not_found());
     }
     let (wav, _) = media_paths(&inner.api.storage_dir, &rec).ok_or_else(not_found)?;
-    match serve_file(&wav, "application/octet-stream", headers).await {
+    match serve_recording_wav(inner, &rec, &wav, "application/octet-stream", headers).await {
         Ok(r) => Ok(r),
         Err(ServeError::NotFound) => Err(not_found()),
         Err(ServeError::Io(e)) => {
             Metrics::add(&inner.api.metrics.disk_errors, 1);
             tracing::error!(path = %wav.display(), error = %e, "reading recording media");
+            Err(GraphError::internal("recording media unreadable"))
+        }
+        Err(ServeError::Remote(e)) => {
+            tracing::error!(recording = %rec.sid, error = %e, "reading recording media from object storage");
             Err(GraphError::internal("recording media unreadable"))
         }
     }

@@ -19,6 +19,7 @@ use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
+mod admin;
 mod auth;
 mod call_create;
 mod call_recordings;
@@ -37,6 +38,7 @@ mod route;
 mod transcriptions;
 pub mod voice_log;
 
+pub use admin::DrainSwitch;
 pub use auth::{constant_time_eq, ApiKey};
 pub use error::ApiError;
 pub use metrics::{LabelledCounts, Metrics};
@@ -59,6 +61,9 @@ pub struct ApiState {
     pub store: Arc<store::Store>,
     /// Where `RecordingRecord::media_file` lives; MP3s are cached beside the WAVs.
     pub storage_dir: PathBuf,
+    /// `storage.backend = "s3"`: finished recordings not on this node's disk are read from
+    /// here (object key = `media_file`).
+    pub remote_media: Option<media_store::ObjectStorage>,
     pub metrics: Arc<Metrics>,
     /// `http.public_url` without a trailing slash, e.g. `https://hark.example.com`: the base of
     /// the absolute `media_url` in recording JSON.
@@ -70,6 +75,34 @@ pub struct ApiState {
     pub bot: Option<control::BotApi>,
     /// Engines `/healthz` reports on besides the database.
     pub readiness: Readiness,
+    /// `/admin/drain` and SIGTERM: the node stops taking calls.
+    pub drain: DrainSwitch,
+    /// `cluster.node_id`, shown by `/admin/drain` and `/healthz`.
+    pub node_id: String,
+    /// Several nodes: live call control of a call another node runs is sent there.
+    pub forwarder: Option<Arc<dyn CallForwarder>>,
+}
+
+/// Set on a request one node forwards to another, which then never forwards it again.
+pub const FORWARDED_HEADER: &str = "x-hark-forwarded-by";
+
+/// A live-call request (`POST …/Calls/{Sid}…`) for a call this node does not run.
+pub struct ForwardRequest {
+    pub method: axum::http::Method,
+    /// Path and query, e.g. `/2010-04-01/Accounts/AC…/Calls/CA….json`.
+    pub path_and_query: String,
+    pub headers: axum::http::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+/// Sends live call control to the node running the call (the daemon looks it up in the
+/// shared database). `None`: no other node runs it; the request is answered here.
+pub trait CallForwarder: Send + Sync {
+    fn forward<'a>(
+        &'a self,
+        call: &'a store::CallSid,
+        request: ForwardRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Response>> + Send + 'a>>;
 }
 
 /// Whether the daemon's engines (transcription, …) can do their work, as `/healthz` shows it.
@@ -140,6 +173,7 @@ pub fn router_and_deleter(state: Arc<ApiState>) -> (axum::Router, RecordingDelet
     let router = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
+        .route(admin::PATH, any(admin::handler))
         .route("/2010-04-01", any(api))
         .route("/2010-04-01/{*rest}", any(api))
         .route(graph::PREFIX, any(graph::handler))
@@ -178,7 +212,16 @@ async fn healthz(State(inner): State<Arc<Inner>>) -> Response {
         (Ok(()), true) => "ok",
         (Ok(()), false) => "degraded",
     };
+    let draining = inner.api.drain.is_draining();
+    // A draining node is healthy but takes no new work: 503 makes HTTP balancers agree with
+    // the SIP one.
+    let status = if draining && database.is_ok() {
+        "draining"
+    } else {
+        status
+    };
     body.insert("status".into(), status.into());
+    body.insert("node_id".into(), inner.api.node_id.clone().into());
     body.insert(
         "database".into(),
         match database {
@@ -188,7 +231,7 @@ async fn healthz(State(inner): State<Arc<Inner>>) -> Response {
         .into(),
     );
     body.extend(engines);
-    let code = if database.is_ok() {
+    let code = if database.is_ok() && !draining {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -64,6 +64,89 @@ pub fn parse_range(value: Option<&str>, total: u64) -> RangeRequest {
 pub enum ServeError {
     NotFound,
     Io(std::io::Error),
+    /// The object storage failed (not a missing object).
+    Remote(media_store::StorageError),
+}
+
+/// Status, first byte and length of the answer; `None` for 416.
+fn range_head(total: u64, headers: &HeaderMap) -> Option<(StatusCode, u64, u64)> {
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    match parse_range(range, total) {
+        RangeRequest::Full => Some((StatusCode::OK, 0, total)),
+        RangeRequest::Partial(s, e) => Some((StatusCode::PARTIAL_CONTENT, s, e - s + 1)),
+        RangeRequest::Unsatisfiable => None,
+    }
+}
+
+fn unsatisfiable(total: u64) -> Response {
+    (
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        [
+            (header::CONTENT_RANGE, format!("bytes */{total}")),
+            (header::ACCEPT_RANGES, "bytes".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+fn media_response(
+    body: Body,
+    status: StatusCode,
+    content_type: &'static str,
+    (start, len, total): (u64, u64, u64),
+) -> Response {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if status == StatusCode::PARTIAL_CONTENT {
+        let cr = format!("bytes {start}-{}/{total}", start + len - 1);
+        if let Ok(v) = HeaderValue::from_str(&cr) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    resp
+}
+
+/// 200 / 206 / 416 for object `key` of the object storage: the same answers as
+/// [`serve_file`], read with one ranged GET.
+pub async fn serve_object(
+    storage: &media_store::ObjectStorage,
+    key: &str,
+    content_type: &'static str,
+    headers: &HeaderMap,
+) -> Result<Response, ServeError> {
+    let total = match storage.size(key).await {
+        Ok(Some(total)) => total,
+        Ok(None) => return Err(ServeError::NotFound),
+        Err(e) => return Err(ServeError::Remote(e)),
+    };
+    let Some((status, start, len)) = range_head(total, headers) else {
+        return Ok(unsatisfiable(total));
+    };
+    let bytes = if len == 0 {
+        bytes::Bytes::new()
+    } else {
+        match storage.read_range(key, start..start + len).await {
+            Ok(b) => b,
+            Err(media_store::StorageError::NotFound { .. }) => return Err(ServeError::NotFound),
+            Err(e) => return Err(ServeError::Remote(e)),
+        }
+    };
+    if bytes.len() as u64 != len {
+        // Replaced between HEAD and GET: the length we promised is no longer the object's.
+        return Err(ServeError::Io(std::io::Error::other(format!(
+            "object {key} changed while read"
+        ))));
+    }
+    Ok(media_response(
+        Body::from(bytes),
+        status,
+        content_type,
+        (start, len, total),
+    ))
 }
 
 /// 200 / 206 / 416 for `path`, streamed in chunks.
@@ -78,20 +161,8 @@ pub async fn serve_file(
         Err(e) => return Err(ServeError::Io(e)),
     };
     let total = file.metadata().await.map_err(ServeError::Io)?.len();
-    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let (status, start, len) = match parse_range(range, total) {
-        RangeRequest::Full => (StatusCode::OK, 0, total),
-        RangeRequest::Partial(s, e) => (StatusCode::PARTIAL_CONTENT, s, e - s + 1),
-        RangeRequest::Unsatisfiable => {
-            return Ok((
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                [
-                    (header::CONTENT_RANGE, format!("bytes */{total}")),
-                    (header::ACCEPT_RANGES, "bytes".to_string()),
-                ],
-            )
-                .into_response());
-        }
+    let Some((status, start, len)) = range_head(total, headers) else {
+        return Ok(unsatisfiable(total));
     };
     if start > 0 {
         file.seek(SeekFrom::Start(start))
@@ -100,19 +171,12 @@ pub async fn serve_file(
     }
     // `take` keeps a file that grows meanwhile from overrunning Content-Length.
     let body = Body::from_stream(ReaderStream::with_capacity(file.take(len), 64 * 1024));
-    let mut resp = Response::new(body);
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    if status == StatusCode::PARTIAL_CONTENT {
-        let cr = format!("bytes {start}-{}/{total}", start + len - 1);
-        if let Ok(v) = HeaderValue::from_str(&cr) {
-            h.insert(header::CONTENT_RANGE, v);
-        }
-    }
-    Ok(resp)
+    Ok(media_response(
+        body,
+        status,
+        content_type,
+        (start, len, total),
+    ))
 }
 
 #[cfg(test)]

@@ -54,6 +54,10 @@ pub struct Metrics {
     pub sip_refused: LabelledCounts,
     /// Sources banned by the SIP rate limit since start (`hark_sip_bans_total`).
     pub sip_bans: AtomicU64,
+    /// Recordings copied to the object storage and checked (`storage.backend = "s3"`).
+    pub uploads: AtomicU64,
+    /// Upload attempts that failed (each is retried from the queue).
+    pub upload_failures: AtomicU64,
 }
 
 /// Counts by a label (a channel's name, a reason). A label shows in `/metrics` (at 0) once
@@ -239,6 +243,18 @@ impl Metrics {
             "SIP sources banned for going over sip.rate_limit_requests in sip.rate_limit_window_secs.",
             get(&self.sip_bans),
         );
+        one(
+            "hark_uploads_total",
+            "counter",
+            "Recordings uploaded to the object storage and verified (storage.backend = s3).",
+            get(&self.uploads),
+        );
+        one(
+            "hark_upload_failures_total",
+            "counter",
+            "Recording upload attempts that failed; each is retried from the queue.",
+            get(&self.upload_failures),
+        );
         let _ = write!(
             out,
             "# HELP hark_sip_tcp_rejected_total SIP TCP connections closed on accept, by the cap reached (sip.tcp_max_connections, sip.tcp_max_connections_per_source).\n\
@@ -422,7 +438,10 @@ mod tests {
             "no jobs yet: 0"
         );
         // One TYPE line per metric family, each sample line `name[{labels}] value`.
-        assert_eq!(text.matches("# TYPE ").count(), 23);
+        assert_eq!(text.matches("# TYPE ").count(), 25);
+        assert!(text.contains("# TYPE hark_uploads_total counter\nhark_uploads_total 0\n"));
+        assert!(text
+            .contains("# TYPE hark_upload_failures_total counter\nhark_upload_failures_total 0\n"));
         assert!(text
             .contains("# TYPE hark_rtp_send_errors_total counter\nhark_rtp_send_errors_total 0\n"));
         assert!(text.contains(

@@ -9,7 +9,7 @@ use serde_json::Value;
 use store::{CallSid, Page, RecordingSid, Store, StoreError};
 
 use crate::error::ApiError;
-use crate::media::{serve_file, ServeError};
+use crate::media::{serve_file, serve_object, ServeError};
 use crate::mp3::Mp3Failure;
 use crate::paging::{ListKind, ListQuery};
 use crate::resources::{call_json, recording_json};
@@ -63,6 +63,16 @@ async fn handle(
     let read = *method == Method::GET || *method == Method::HEAD;
     let delete = *method == Method::DELETE;
     let query = uri.query();
+    let mut body = body;
+    if *method == Method::POST {
+        if let Some(call_sid) = route.live_call() {
+            let bytes = call_update::read_form(body).await?;
+            if let Some(answer) = elsewhere(inner, call_sid, method, uri, headers, &bytes).await {
+                return Ok(answer);
+            }
+            body = Body::from(bytes);
+        }
+    }
     match route {
         Route::Unknown => Err(ApiError::not_found(path)),
         // Live call update (issue 6); without call control it does not exist.
@@ -333,6 +343,11 @@ pub(crate) async fn remove_recording(
     .await?;
     // An encode that already read the WAV would otherwise leave an orphan MP3 behind.
     inner.mp3.wait_idle(rec.sid.as_str()).await;
+    if let Some(storage) = &inner.api.remote_media {
+        if let Err(e) = storage.delete(&rec.media_file).await {
+            tracing::error!(recording = %rec.sid, error = %e, "deleting recording media from object storage");
+        }
+    }
     if let Some((wav, mp3)) = media_paths(&inner.api.storage_dir, rec) {
         for file in [wav, mp3] {
             match tokio::fs::remove_file(&file).await {
@@ -346,6 +361,35 @@ pub(crate) async fn remove_recording(
         }
     }
     Ok(true)
+}
+
+/// The answer of the node that runs `call`, when that is another node of the cluster.
+async fn elsewhere(
+    inner: &Inner,
+    call: &CallSid,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &axum::body::Bytes,
+) -> Option<Response> {
+    let forwarder = inner.api.forwarder.as_ref()?;
+    if headers.contains_key(crate::FORWARDED_HEADER) {
+        return None;
+    }
+    if let Some(bot) = &inner.api.bot {
+        if bot.control.call(call.as_str()).await.is_some() {
+            return None;
+        }
+    }
+    let request = crate::ForwardRequest {
+        method: method.clone(),
+        path_and_query: uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned()),
+        headers: headers.clone(),
+        body: body.clone(),
+    };
+    forwarder.forward(call, request).await
 }
 
 /// WAV and MP3 paths, if the stored file name stays inside the storage directory.
@@ -375,24 +419,81 @@ async fn media(
     }
     let (wav, mp3) =
         media_paths(&inner.api.storage_dir, &rec).ok_or_else(|| ApiError::not_found(sid))?;
-    let (file, content_type) = match format {
+    let served = match format {
         Format::Mp3 => {
             let metrics = inner.api.metrics.clone();
-            match inner.mp3.ensure(sid, wav, mp3.clone(), metrics).await {
+            let fetched = fetch_remote_wav(inner, &rec, &wav).await?;
+            let source = fetched.clone().unwrap_or_else(|| wav.clone());
+            let encoded = inner.mp3.ensure(sid, source, mp3.clone(), metrics).await;
+            if let Some(tmp) = fetched {
+                let _ = tokio::fs::remove_file(tmp).await;
+            }
+            match encoded {
                 Ok(()) => {}
                 Err(Mp3Failure::WavMissing) => return Err(ApiError::not_found(sid)),
                 Err(Mp3Failure::Failed) => return Err(ApiError::internal("MP3 encoding failed")),
             }
-            (mp3, "audio/mpeg")
+            serve_file(&mp3, "audio/mpeg", headers).await
         }
-        Format::Wav | Format::Json => (wav, "audio/x-wav"),
+        Format::Wav | Format::Json => {
+            serve_recording_wav(inner, &rec, &wav, "audio/x-wav", headers).await
+        }
     };
-    match serve_file(&file, content_type, headers).await {
+    match served {
         Ok(r) => Ok(r),
         Err(ServeError::NotFound) => Err(ApiError::not_found(sid)),
         Err(ServeError::Io(e)) => {
             Metrics::add(&inner.api.metrics.disk_errors, 1);
-            tracing::error!(path = %file.display(), error = %e, "reading recording media");
+            tracing::error!(recording = %sid, error = %e, "reading recording media");
+            Err(ApiError::internal("recording media unreadable"))
+        }
+        Err(ServeError::Remote(e)) => {
+            tracing::error!(recording = %sid, error = %e, "reading recording media from object storage");
+            Err(ApiError::internal("recording media unreadable"))
+        }
+    }
+}
+
+/// The recording's WAV from this node's disk (still there while its upload is pending, or
+/// with the local backend), or else from the object storage.
+pub(crate) async fn serve_recording_wav(
+    inner: &Inner,
+    rec: &store::RecordingRecord,
+    wav: &Path,
+    content_type: &'static str,
+    headers: &HeaderMap,
+) -> Result<Response, ServeError> {
+    match serve_file(wav, content_type, headers).await {
+        Err(ServeError::NotFound) => match &inner.api.remote_media {
+            Some(storage) => serve_object(storage, &rec.media_file, content_type, headers).await,
+            None => Err(ServeError::NotFound),
+        },
+        other => other,
+    }
+}
+
+/// For an MP3 of a recording whose WAV is only in the object storage: the WAV downloaded to a
+/// temporary file beside where it would be (`None` when the local WAV is there, or there is
+/// no object storage).
+async fn fetch_remote_wav(
+    inner: &Inner,
+    rec: &store::RecordingRecord,
+    wav: &Path,
+) -> Result<Option<PathBuf>, ApiError> {
+    let Some(storage) = &inner.api.remote_media else {
+        return Ok(None);
+    };
+    if tokio::fs::try_exists(wav).await.unwrap_or(false) {
+        return Ok(None);
+    }
+    let tmp = wav.with_file_name(format!("{}.fetched.wav", rec.sid));
+    match storage.download(&rec.media_file, &tmp).await {
+        Ok(_) => Ok(Some(tmp)),
+        Err(media_store::StorageError::NotFound { .. }) => {
+            Err(ApiError::not_found(rec.sid.as_str()))
+        }
+        Err(e) => {
+            tracing::error!(recording = %rec.sid, error = %e, "fetching recording media from object storage");
             Err(ApiError::internal("recording media unreadable"))
         }
     }

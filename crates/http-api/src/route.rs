@@ -62,6 +62,18 @@ impl Route {
             }
         )
     }
+
+    /// The call a POST to this route acts on while it is up (update, recordings): the routes
+    /// a cluster sends to the call's node.
+    pub fn live_call(&self) -> Option<&CallSid> {
+        match self {
+            Route::Call { sid } => Some(sid),
+            Route::CallRecordingList { call_sid }
+            | Route::CallRecording { call_sid, .. }
+            | Route::CallRecordingCurrent { call_sid } => Some(call_sid),
+            _ => None,
+        }
+    }
 }
 
 /// `PREFIX` + 32 hex digits (SPEC §0); defined with the SID types in `store`.

@@ -203,6 +203,9 @@ pub struct Endpoint {
     admission: CallAdmission,
     /// Messages dropped unparsed (banned or untrusted sources).
     dropped: u64,
+    /// Draining ([`Endpoint::set_draining`]): new calls and OPTIONS get 503, so a load
+    /// balancer's probe takes this node out while its calls finish.
+    draining: bool,
     /// When stale rate-limit state is next swept (only while there is some).
     next_sweep: Option<Instant>,
 }
@@ -228,7 +231,18 @@ impl Endpoint {
             admission: CallAdmission::default(),
             dropped: 0,
             next_sweep: None,
+            draining: false,
         }
+    }
+
+    /// Stops taking new calls (503 with Retry-After to INVITEs outside a dialog, 503 to
+    /// OPTIONS) or, with `false`, takes them again. Calls up carry on either way.
+    pub fn set_draining(&mut self, draining: bool) {
+        self.draining = draining;
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining
     }
 
     /// Answers REGISTER (digest-authenticated) from now on; `now` starts its nonce clock.

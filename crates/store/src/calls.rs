@@ -1,16 +1,15 @@
 //! The `calls` table.
 
-use rusqlite::{params, OptionalExtension, Row};
-
-use crate::{into_page, query, to_u32, AccountSid, CallRecord, CallSid, Page, Store, StoreError};
+use crate::db::{params, Row};
+use crate::{into_page, to_u32, AccountSid, CallRecord, CallSid, Page, Store, StoreError};
 
 const COLUMNS: &str =
     "sid, account_sid, from_addr, to_addr, direction, status, date_created, date_updated, \
                        start_time, end_time, duration, parent_call_sid";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CallRecord, StoreError>> {
+fn from_row(r: &Row) -> Result<CallRecord, StoreError> {
     let duration: Option<i64> = r.get(10)?;
-    let call = CallRecord {
+    Ok(CallRecord {
         sid: r.get(0)?,
         account_sid: r.get(1)?,
         from: r.get(2)?,
@@ -21,18 +20,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CallRecord, StoreError>> {
         date_updated_ms: r.get(7)?,
         start_time_ms: r.get(8)?,
         end_time_ms: r.get(9)?,
-        duration_secs: None,
+        duration_secs: duration.map(|d| to_u32("calls.duration", d)).transpose()?,
         parent_call_sid: r.get(11)?,
-    };
-    Ok(
-        match duration.map(|d| to_u32("calls.duration", d)).transpose() {
-            Ok(duration_secs) => Ok(CallRecord {
-                duration_secs,
-                ..call
-            }),
-            Err(e) => Err(e),
-        },
-    )
+    })
 }
 
 impl Store {
@@ -46,30 +36,30 @@ impl Store {
         call: &CallRecord,
         request_id: Option<&str>,
     ) -> Result<(), StoreError> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare_cached(
+        self.with_db(|db| {
+            db.execute(
+                "insert call",
                 "INSERT INTO calls (sid, account_sid, from_addr, to_addr, direction, status, date_created, \
-                 date_updated, start_time, end_time, duration, request_id, parent_call_sid) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 date_updated, start_time, end_time, duration, request_id, parent_call_sid, node_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                params![
+                    call.sid,
+                    call.account_sid,
+                    call.from,
+                    call.to,
+                    call.direction,
+                    call.status,
+                    call.date_created_ms,
+                    call.date_updated_ms,
+                    call.start_time_ms,
+                    call.end_time_ms,
+                    call.duration_secs,
+                    request_id,
+                    call.parent_call_sid,
+                    self.node(),
+                ],
             )
-            .map_err(query("insert call"))?;
-        st.execute(params![
-            call.sid,
-            call.account_sid,
-            call.from,
-            call.to,
-            call.direction,
-            call.status,
-            call.date_created_ms,
-            call.date_updated_ms,
-            call.start_time_ms,
-            call.end_time_ms,
-            call.duration_secs,
-            request_id,
-            call.parent_call_sid,
-        ])
-        .map_err(query("insert call"))?;
+        })?;
         Ok(())
     }
 
@@ -79,23 +69,21 @@ impl Store {
     /// the stored value (a call never loses its start time); sid, account, from, to and
     /// direction never change. Unknown sid → [`StoreError::NotFound`].
     pub fn update_call(&self, call: &CallRecord) -> Result<(), StoreError> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare_cached(
+        let n = self.with_db(|db| {
+            db.execute(
+                "update call",
                 "UPDATE calls SET status = ?2, date_updated = ?3, start_time = COALESCE(?4, start_time), \
                  end_time = COALESCE(?5, end_time), duration = COALESCE(?6, duration) WHERE sid = ?1",
+                params![
+                    call.sid,
+                    call.status,
+                    call.date_updated_ms,
+                    call.start_time_ms,
+                    call.end_time_ms,
+                    call.duration_secs,
+                ],
             )
-            .map_err(query("update call"))?;
-        let n = st
-            .execute(params![
-                call.sid,
-                call.status,
-                call.date_updated_ms,
-                call.start_time_ms,
-                call.end_time_ms,
-                call.duration_secs,
-            ])
-            .map_err(query("update call"))?;
+        })?;
         if n == 0 {
             return Err(StoreError::NotFound {
                 what: "call",
@@ -110,39 +98,34 @@ impl Store {
         account_sid: &AccountSid,
         sid: &CallSid,
     ) -> Result<Option<CallRecord>, StoreError> {
-        let conn = self.conn();
         let sql = format!("SELECT {COLUMNS} FROM calls WHERE sid = ?1 AND account_sid = ?2");
-        let mut st = conn.prepare_cached(&sql).map_err(query("get call"))?;
-        st.query_row(params![sid, account_sid], from_row)
-            .optional()
-            .map_err(query("get call"))?
-            .transpose()
+        self.with_db(|db| {
+            db.query_opt("get call", &sql, params![sid, account_sid])?
+                .as_ref()
+                .map(from_row)
+                .transpose()
+        })
     }
 
     /// Calls that never ended (`ringing` or `in-progress`): after a crash, start-up recovery
-    /// ends them.
+    /// ends them. In a cluster, only this node's (and calls of no node).
     pub fn open_calls(&self) -> Result<Vec<CallRecord>, StoreError> {
-        let conn = self.conn();
         let sql = format!(
-            "SELECT {COLUMNS} FROM calls WHERE status IN ('ringing', 'in-progress') ORDER BY date_created"
+            "SELECT {COLUMNS} FROM calls WHERE status IN ('ringing', 'in-progress') \
+             AND (CAST(?1 AS TEXT) IS NULL OR node_id IS NULL OR node_id = ?1) ORDER BY date_created"
         );
-        let mut st = conn.prepare_cached(&sql).map_err(query("open calls"))?;
-        let rows = st
-            .query_map([], from_row)
-            .map_err(query("open calls"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(query("open calls"))?;
-        rows.into_iter().collect()
+        self.with_db(|db| db.query_map("open calls", &sql, params![self.node()], from_row))
     }
 
     /// Stores the client-supplied id of a call. Unknown sid → [`StoreError::NotFound`].
     pub fn set_call_request_id(&self, sid: &CallSid, request_id: &str) -> Result<(), StoreError> {
-        let conn = self.conn();
-        let n = conn
-            .prepare_cached("UPDATE calls SET request_id = ?2 WHERE sid = ?1")
-            .map_err(query("set call request id"))?
-            .execute(params![sid, request_id])
-            .map_err(query("set call request id"))?;
+        let n = self.with_db(|db| {
+            db.execute(
+                "set call request id",
+                "UPDATE calls SET request_id = ?2 WHERE sid = ?1",
+                params![sid, request_id],
+            )
+        })?;
         if n == 0 {
             return Err(StoreError::NotFound {
                 what: "call",
@@ -157,17 +140,15 @@ impl Store {
         &self,
         request_id: &str,
     ) -> Result<Option<CallRecord>, StoreError> {
-        let conn = self.conn();
         let sql = format!(
             "SELECT {COLUMNS} FROM calls WHERE request_id = ?1 ORDER BY date_created DESC LIMIT 1"
         );
-        let mut st = conn
-            .prepare_cached(&sql)
-            .map_err(query("find call by request id"))?;
-        st.query_row(params![request_id], from_row)
-            .optional()
-            .map_err(query("find call by request id"))?
-            .transpose()
+        self.with_db(|db| {
+            db.query_opt("find call by request id", &sql, params![request_id])?
+                .as_ref()
+                .map(from_row)
+                .transpose()
+        })
     }
 
     /// Newest first; `page` is 0-based.
@@ -179,24 +160,20 @@ impl Store {
         page_size: u32,
         page: u32,
     ) -> Result<Page<CallRecord>, StoreError> {
-        let conn = self.conn();
         let sql = format!(
             "SELECT {COLUMNS} FROM calls WHERE account_sid = ?1 \
-             AND (?4 IS NULL OR parent_call_sid = ?4) \
+             AND (CAST(?4 AS TEXT) IS NULL OR parent_call_sid = ?4) \
              ORDER BY date_created DESC, sid DESC LIMIT ?2 OFFSET ?3"
         );
-        let mut st = conn.prepare_cached(&sql).map_err(query("list calls"))?;
         let offset = i64::from(page) * i64::from(page_size);
-        let rows = st
-            .query_map(
+        let items = self.with_db(|db| {
+            db.query_map(
+                "list calls",
+                &sql,
                 params![account_sid, i64::from(page_size) + 1, offset, parent],
                 from_row,
             )
-            .map_err(query("list calls"))?;
-        let mut items = Vec::new();
-        for row in rows {
-            items.push(row.map_err(query("list calls"))??);
-        }
+        })?;
         Ok(into_page(items, page_size))
     }
 }
@@ -306,18 +283,15 @@ mod tests {
         let (_d, store) = store();
         store.insert_call(&call(ca(1), 1_000)).unwrap();
         // Only Hark writes rows, so this is a damaged file: the read fails, the daemon goes on.
-        store
-            .conn()
-            .execute("UPDATE calls SET sid = 'CA1'", [])
-            .unwrap();
+        store.exec_raw("UPDATE calls SET sid = 'CA1'");
         let err = store.list_calls(&AC, None, 10, 0).unwrap_err();
         assert!(
             matches!(
                 err,
-                StoreError::Query {
+                StoreError::Corrupt {
                     what: "list calls",
-                    ..
-                }
+                    ref value,
+                } if value.contains("CA1")
             ),
             "{err:?}"
         );
@@ -406,8 +380,10 @@ mod request_id_tests {
 
     #[test]
     fn request_id_lookup_uses_its_index() {
-        let (_d, store) = store();
-        let conn = store.conn();
+        let Some((_d, store)) = sqlite_only() else {
+            return;
+        };
+        let conn = &store.sqlite_conn().conn;
         let plan: String = conn
             .prepare(
                 "EXPLAIN QUERY PLAN SELECT sid FROM calls WHERE request_id = ?1 \

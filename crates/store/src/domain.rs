@@ -6,8 +6,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use thiserror::Error;
+
+use crate::db::{FromValue, Param, ToParam, Value};
 
 /// A string that is not one of a domain type's values.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -23,18 +24,18 @@ pub struct ParseError {
 /// and sent.
 macro_rules! text_codec {
     ($name:ident) => {
-        impl ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(ToSqlOutput::from(self.as_str()))
+        impl ToParam for $name {
+            fn to_param(&self) -> Param<'_> {
+                Param::Text(self.as_str())
             }
         }
 
-        impl FromSql for $name {
-            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-                value
-                    .as_str()?
-                    .parse()
-                    .map_err(|e: ParseError| FromSqlError::Other(Box::new(e)))
+        impl FromValue for $name {
+            fn from_value(value: &Value) -> Result<Self, String> {
+                match value {
+                    Value::Text(s) => s.parse().map_err(|e: ParseError| e.to_string()),
+                    other => Err(format!("{other} is not text")),
+                }
             }
         }
 
@@ -54,7 +55,7 @@ macro_rules! text_codec {
 }
 
 /// An enum whose every variant is one fixed string: `as_str`, `Display`, `FromStr`,
-/// `TryFrom<&str>`, rusqlite and serde, all as that string.
+/// `TryFrom<&str>`, SQL and serde, all as that string.
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+ }) => {
         $(#[$meta])*
@@ -350,19 +351,25 @@ sid_type!(
 mod tests {
     use super::*;
 
+    /// The value as a column holds it.
+    fn stored(v: &impl ToParam) -> Value {
+        match v.to_param() {
+            Param::Text(s) => Value::Text(s.to_owned()),
+            other => panic!("stored as {other:?}"),
+        }
+    }
+
     fn round_trips<T>(all: &[T])
     where
-        T: Copy + PartialEq + fmt::Debug + fmt::Display + FromStr<Err = ParseError> + ToSql,
-        T: FromSql + serde::Serialize + serde::de::DeserializeOwned,
+        T: Copy + PartialEq + fmt::Debug + fmt::Display + FromStr<Err = ParseError> + ToParam,
+        T: FromValue + serde::Serialize + serde::de::DeserializeOwned,
     {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
         for v in all {
             let text = v.to_string();
             assert_eq!(text.parse::<T>().unwrap(), *v);
-            let back: T = conn.query_row("SELECT ?1", [v], |r| r.get(0)).unwrap();
-            assert_eq!(back, *v);
-            let stored: String = conn.query_row("SELECT ?1", [v], |r| r.get(0)).unwrap();
-            assert_eq!(stored, text);
+            let stored = stored(v);
+            assert_eq!(stored, Value::Text(text.clone()));
+            assert_eq!(T::from_value(&stored).unwrap(), *v);
             let json = serde_json::to_string(v).unwrap();
             assert_eq!(json, format!("\"{text}\""));
             assert_eq!(serde_json::from_str::<T>(&json).unwrap(), *v);
@@ -444,9 +451,9 @@ mod tests {
         assert!("".parse::<TranscriptionStatus>().is_err());
         assert!("PUT".parse::<HttpMethod>().is_err());
         assert_eq!("get".parse::<HttpMethod>().unwrap(), HttpMethod::Get);
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        let bad = conn.query_row("SELECT 'gone'", [], |r| r.get::<_, RecordingStatus>(0));
-        assert!(bad.is_err());
+        let bad = RecordingStatus::from_value(&Value::Text("gone".into()));
+        assert_eq!(bad, Err("invalid recording status: \"gone\"".to_owned()));
+        assert!(CallStatus::from_value(&Value::Int(1)).is_err());
         assert!(serde_json::from_str::<Direction>("\"sideways\"").is_err());
     }
 
@@ -464,12 +471,8 @@ mod tests {
         assert_eq!(minted.as_str().parse::<TranscriptionSid>().unwrap(), minted);
         assert_ne!(TranscriptionSid::new_random(), minted);
         assert_eq!(AccountSid::PREFIX, "AC");
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        let back: CallSid = conn.query_row("SELECT ?1", [&sid], |r| r.get(0)).unwrap();
-        assert_eq!(back, sid);
-        assert!(conn
-            .query_row("SELECT 'CA1'", [], |r| r.get::<_, CallSid>(0))
-            .is_err());
+        assert_eq!(CallSid::from_value(&stored(&sid)).unwrap(), sid);
+        assert!(CallSid::from_value(&Value::Text("CA1".into())).is_err());
         assert_eq!(serde_json::to_string(&sid).unwrap(), format!("\"{text}\""));
         assert!(serde_json::from_str::<RecordingSid>(&format!("\"{text}\"")).is_err());
         // Upper-case hex parses (configured account SIDs, REST paths); minted SIDs are lower.

@@ -1,5 +1,6 @@
-//! Durable metadata for Hark in one SQLite file (`{storage.dir}/hark.db`): calls, recordings,
-//! transcriptions and the outbox of status callbacks. Plain synchronous code: the daemon calls it
+//! Durable metadata for Hark: calls, recordings, transcriptions and the outbox of status
+//! callbacks, in one SQLite file (`{storage.dir}/hark.db`, one node) or a PostgreSQL database
+//! that several nodes share (`storage.database_url`). Plain synchronous code: the daemon calls it
 //! from blocking threads. Nothing about Hark lives only in memory.
 //!
 //! Times are stored as Unix milliseconds (UTC); formatting (RFC 2822) is the API layer's job.
@@ -11,15 +12,27 @@ use std::time::Duration;
 use rusqlite::Connection;
 use thiserror::Error;
 
+use db::{params, Db};
+use pg::PgPool;
+use sqlite::SqliteDb;
+
 mod calls;
+mod cluster;
+mod db;
 mod domain;
 mod outbox;
+mod pg;
 mod recordings;
 mod schema;
+mod schema_pg;
+mod sqlite;
+pub mod testing;
 mod token_use;
 mod transcript;
 mod transcriptions;
 
+pub use cluster::{NodeRecord, UploadItem, UploadState};
+pub use db::{DbError, Dialect};
 pub use domain::{
     is_sid, AccountSid, ApiKeySid, ApplicationSid, CallSid, CallStatus, Direction, HttpMethod,
     ParseError, RecordingSid, RecordingSource, RecordingStatus, TranscriptionSid,
@@ -33,20 +46,11 @@ pub const DEFAULT_FILE_NAME: &str = "hark.db";
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("database {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
+    Open { path: String, source: DbError },
     #[error("database query {what}: {source}")]
-    Query {
-        what: &'static str,
-        source: rusqlite::Error,
-    },
+    Query { what: &'static str, source: DbError },
     #[error("database migration to version {version}: {source}")]
-    Migration {
-        version: u32,
-        source: rusqlite::Error,
-    },
+    Migration { version: u32, source: DbError },
     #[error("stored value of {what} is invalid: {value}")]
     Corrupt { what: &'static str, value: String },
     /// The parent directory of the database could not be created.
@@ -244,14 +248,34 @@ pub struct OutboxItem {
 }
 
 pub struct Store {
+    backend: Backend,
+    /// The node this process is in a shared database ([`Store::with_node`]); `None` for a
+    /// node alone (its rows carry no node).
+    node: Option<String>,
+    /// How long a claimed callback is this node's before another node may take it over.
+    lease_ms: i64,
+    /// The same for a transcription job (longer: the engine's time limit).
+    job_lease_ms: i64,
+}
+
+/// Default [`Store::with_node`] lease: longer than any webhook delivery with its retries
+/// within one attempt, and than a transcription's time limit.
+pub const DEFAULT_LEASE_MS: i64 = 15 * 60 * 1000;
+
+enum Backend {
     // One connection is enough: WAL keeps readers of other processes unblocked, and our
     // statements are short. Cached statements live in the connection.
-    conn: Mutex<Connection>,
+    Sqlite(Mutex<SqliteDb>),
+    Postgres(Box<PgPool>),
 }
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// 16 list-filter shapes × 2 paging styles plus the fixed statements.
 const STATEMENT_CACHE: usize = 64;
+/// Connections per node to a shared PostgreSQL: the daemon's blocking threads that touch the
+/// store at once (webhooks, API, recorders) rarely exceed this; more would only queue in the
+/// server.
+pub const POSTGRES_POOL_SIZE: usize = 8;
 
 impl Store {
     /// Opens (creating and migrating) the database at `path`.
@@ -265,7 +289,7 @@ impl Store {
         }
         let conn = Connection::open(path).map_err(|source| StoreError::Open {
             path: shown.clone(),
-            source,
+            source: source.into(),
         })?;
         Self::configure(conn, &shown)
     }
@@ -284,15 +308,51 @@ impl Store {
     pub fn open_in_memory() -> Result<Store, StoreError> {
         let conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
             path: ":memory:".to_owned(),
-            source,
+            source: source.into(),
         })?;
         Self::configure(conn, ":memory:")
     }
 
+    /// Connects to a PostgreSQL database (`postgres://user:password@host:port/dbname`) shared
+    /// by several nodes, creating or migrating its tables (one node at a time).
+    pub fn connect_postgres(url: &str, pool_size: usize) -> Result<Store, StoreError> {
+        let pool = PgPool::connect(url, pool_size)?;
+        let shown = pool.shown().to_owned();
+        pool.with(|db| schema_pg::migrate(db, &shown))?;
+        Ok(Store {
+            node: None,
+            lease_ms: DEFAULT_LEASE_MS,
+            job_lease_ms: DEFAULT_LEASE_MS,
+            backend: Backend::Postgres(Box::new(pool)),
+        })
+    }
+
+    /// `storage.database_url`: a `postgres://` or `postgresql://` URL, or empty for the SQLite
+    /// file in `dir`.
+    pub fn open_configured(database_url: &str, dir: &Path) -> Result<Store, StoreError> {
+        let url = database_url.trim();
+        if url.is_empty() {
+            return Self::open_in_dir(dir);
+        }
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            return Self::open(Path::new(path));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Self::connect_postgres(url, POSTGRES_POOL_SIZE);
+        }
+        Err(StoreError::Open {
+            path: pg::redact(url),
+            source: DbError::Pool(
+                "storage.database_url must start with postgres://, postgresql:// or sqlite://"
+                    .to_owned(),
+            ),
+        })
+    }
+
     fn configure(mut conn: Connection, path: &str) -> Result<Store, StoreError> {
-        let err = |source| StoreError::Open {
+        let err = |source: rusqlite::Error| StoreError::Open {
             path: path.to_owned(),
-            source,
+            source: source.into(),
         };
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         // Before any pragma that writes to the file: leave a newer database untouched.
@@ -314,20 +374,92 @@ impl Store {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::migrate(&mut conn, path)?;
         Ok(Store {
-            conn: Mutex::new(conn),
+            node: None,
+            lease_ms: DEFAULT_LEASE_MS,
+            job_lease_ms: DEFAULT_LEASE_MS,
+            backend: Backend::Sqlite(Mutex::new(SqliteDb { conn })),
         })
     }
 
-    pub fn schema_version(&self) -> Result<u32, StoreError> {
-        schema::user_version(&self.conn()).map_err(query("schema version"))
+    /// Which database this store is in.
+    pub fn dialect(&self) -> Dialect {
+        match self.backend {
+            Backend::Sqlite(_) => Dialect::Sqlite,
+            Backend::Postgres(_) => Dialect::Postgres,
+        }
     }
 
-    /// The connection; a panic in another thread while holding it does not make the store
-    /// unusable (an open transaction was rolled back when its guard dropped).
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                schema::user_version(&sqlite(db).conn).map_err(|e| StoreError::Query {
+                    what: "schema version",
+                    source: e.into(),
+                })
+            }
+            Backend::Postgres(pool) => pool.with(|db| schema_pg::version(db)),
+        }
+    }
+
+    /// Runs `f` on a connection (SQLite's one, or one of the pool's).
+    fn with_db<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Db) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => f(&mut *sqlite(db)),
+            Backend::Postgres(pool) => pool.with(|db| f(db)),
+        }
+    }
+
+    /// Runs `f` in one transaction: committed if it returns `Ok`, rolled back on an error or a
+    /// panic. SQLite takes the write lock at once (no upgrade deadlocks between readers).
+    fn tx<T>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&mut dyn Db) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.transaction(what, "BEGIN IMMEDIATE", "BEGIN", f)
+    }
+
+    /// Runs `f`'s reads on one snapshot (PostgreSQL's default isolation would take a new one
+    /// per statement); SQLite takes no write lock.
+    fn read_tx<T>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&mut dyn Db) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.transaction(
+            what,
+            "BEGIN DEFERRED",
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            f,
+        )
+    }
+
+    fn transaction<T>(
+        &self,
+        what: &'static str,
+        sqlite_begin: &str,
+        postgres_begin: &str,
+        f: impl FnOnce(&mut dyn Db) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_db(|db| {
+            let begin = match db.dialect() {
+                Dialect::Sqlite => sqlite_begin,
+                Dialect::Postgres => postgres_begin,
+            };
+            db.batch(what, begin)?;
+            let mut guard = RollbackOnDrop {
+                db,
+                what,
+                done: false,
+            };
+            let value = f(&mut *guard.db)?;
+            guard.db.batch(what, "COMMIT")?;
+            guard.done = true;
+            Ok(value)
+        })
     }
 
     /// Runs `sql` (a DELETE taking `?1` = `arg`, `?2` = batch size) until it deletes less than
@@ -338,25 +470,37 @@ impl Store {
         arg: i64,
         what: &'static str,
     ) -> Result<usize, StoreError> {
-        const BATCH: usize = 1000;
+        const BATCH: i64 = 1000;
         let mut total = 0;
         loop {
-            let n = {
-                let conn = self.conn();
-                let mut st = conn.prepare_cached(sql).map_err(query(what))?;
-                st.execute(rusqlite::params![arg, BATCH as i64])
-                    .map_err(query(what))?
-            };
-            total += n;
-            if n < BATCH {
+            let n = self.with_db(|db| db.execute(what, sql, params![arg, BATCH]))?;
+            total += n as usize;
+            if n < BATCH as u64 {
                 return Ok(total);
             }
         }
     }
 }
 
-fn query(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
-    move |source| StoreError::Query { what, source }
+/// The SQLite connection; a panic in another thread while holding it does not make the store
+/// unusable (its open transaction was rolled back by [`RollbackOnDrop`]).
+fn sqlite(db: &Mutex<SqliteDb>) -> MutexGuard<'_, SqliteDb> {
+    db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+struct RollbackOnDrop<'a, 'b> {
+    db: &'a mut (dyn Db + 'b),
+    what: &'static str,
+    done: bool,
+}
+
+impl Drop for RollbackOnDrop<'_, '_> {
+    fn drop(&mut self) {
+        if !self.done {
+            // Nothing to do if it fails: the connection's next BEGIN would report it.
+            let _ = self.db.batch(self.what, "ROLLBACK");
+        }
+    }
 }
 
 /// Reads an integer column that must fit in `u32`.
@@ -396,11 +540,74 @@ pub(crate) mod testutil {
         TranscriptionSid::from_bits(n)
     }
 
-    /// A fresh store in its own temporary directory (kept alive by the returned guard).
+    /// `HARK_TEST_STORE=postgres`: the suite runs against PostgreSQL (a private server for
+    /// this test process, one schema per test) instead of SQLite files.
+    pub fn on_postgres() -> bool {
+        std::env::var("HARK_TEST_STORE").is_ok_and(|v| v == "postgres")
+    }
+
+    fn postgres() -> &'static crate::testing::PostgresServer {
+        static SERVER: std::sync::OnceLock<crate::testing::PostgresServer> =
+            std::sync::OnceLock::new();
+        SERVER.get_or_init(|| {
+            crate::testing::PostgresServer::start().expect("start the test PostgreSQL")
+        })
+    }
+
+    /// A fresh, empty store (kept alive by the returned guard): a SQLite file in its own
+    /// temporary directory, or a new schema in the test PostgreSQL (see [`on_postgres`]).
     pub fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open_in_dir(dir.path()).expect("open");
+        let store = if on_postgres() {
+            let url = fresh_postgres_url();
+            // Kept with the directory, so `reopen` finds the same database.
+            std::fs::write(dir.path().join(POSTGRES_URL_FILE), &url).expect("write URL");
+            Store::connect_postgres(&url, 4).expect("connect")
+        } else {
+            Store::open_in_dir(dir.path()).expect("open")
+        };
         (dir, store)
+    }
+
+    const POSTGRES_URL_FILE: &str = "postgres-url";
+
+    /// A URL of a new, empty schema in the test PostgreSQL.
+    pub fn fresh_postgres_url() -> String {
+        postgres().fresh_schema_url().expect("test schema")
+    }
+
+    /// Opens (again) the store that [`store`] made in `dir`: the SQLite file, or a new
+    /// connection to the same PostgreSQL schema.
+    pub fn reopen(dir: &Path) -> Store {
+        match std::fs::read_to_string(dir.join(POSTGRES_URL_FILE)) {
+            Ok(url) => Store::connect_postgres(&url, 4).expect("reconnect"),
+            Err(_) => Store::open_in_dir(dir).expect("reopen"),
+        }
+    }
+
+    /// A SQLite store, for tests of SQLite itself (query plans, files, pragmas); `None` in a
+    /// PostgreSQL run, where those tests have nothing to check.
+    pub fn sqlite_only() -> Option<(tempfile::TempDir, Store)> {
+        if on_postgres() {
+            return None;
+        }
+        Some(store())
+    }
+
+    impl Store {
+        /// Raw SQL on the store's database (damaging rows on purpose).
+        pub(crate) fn exec_raw(&self, sql: &str) {
+            self.with_db(|db| db.batch("raw test SQL", sql))
+                .expect("raw test SQL");
+        }
+
+        /// The SQLite connection; panics on PostgreSQL.
+        pub(crate) fn sqlite_conn(&self) -> MutexGuard<'_, SqliteDb> {
+            match &self.backend {
+                Backend::Sqlite(db) => sqlite(db),
+                Backend::Postgres(_) => panic!("not a SQLite store"),
+            }
+        }
     }
 
     pub fn call(sid: CallSid, created: i64) -> CallRecord {
@@ -502,13 +709,16 @@ mod tests {
 
     #[test]
     fn open_creates_missing_dirs_and_migrates_empty_file_to_latest() {
+        if on_postgres() {
+            return; // SQLite's file and pragmas; see `postgres_connect_creates_every_table`
+        }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a/b/hark.db");
         let store = Store::open(&path).unwrap();
         assert!(path.is_file());
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 5);
-        let conn = store.conn();
+        assert_eq!(SCHEMA_VERSION, 6);
+        let conn = &store.sqlite_conn().conn;
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
@@ -529,18 +739,44 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         tables.sort();
-        assert_eq!(
-            tables,
-            [
-                "call_events",
-                "calls",
-                "outbox",
-                "recordings",
-                "token_use",
-                "transcriptions",
-                "utterances"
-            ]
-        );
+        assert_eq!(tables, TABLES);
+    }
+
+    const TABLES: [&str; 9] = [
+        "call_events",
+        "calls",
+        "nodes",
+        "outbox",
+        "recordings",
+        "token_use",
+        "transcriptions",
+        "uploads",
+        "utterances",
+    ];
+
+    /// The tables of the store's PostgreSQL schema.
+    fn postgres_tables(db: &mut dyn Db) -> Result<Vec<String>, StoreError> {
+        db.query_map(
+            "tables",
+            "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
+             WHERE table_schema = current_schema() ORDER BY table_name",
+            params![],
+            |r| r.get(0),
+        )
+    }
+
+    #[test]
+    fn postgres_connect_creates_every_table_at_the_latest_version() {
+        if !on_postgres() {
+            return;
+        }
+        let (_d, store) = store();
+        assert_eq!(store.dialect(), Dialect::Postgres);
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let mut want = TABLES.to_vec();
+        want.push("hark_schema");
+        want.sort();
+        assert_eq!(store.with_db(postgres_tables).unwrap(), want);
     }
 
     #[test]
@@ -548,19 +784,53 @@ mod tests {
         let (dir, store) = store();
         store.insert_call(&call(ca(1), 1_000)).unwrap();
         drop(store);
-        let again = Store::open_in_dir(dir.path()).unwrap();
+        let again = reopen(dir.path());
         assert_eq!(again.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(
             again.get_call(&AC, &ca(1)).unwrap(),
             Some(call(ca(1), 1_000))
         );
-        // Opening while another handle is live works too (WAL, busy timeout).
-        let third = Store::open_in_dir(dir.path()).unwrap();
+        // Opening while another handle is live works too (WAL and busy timeout on SQLite,
+        // another node on PostgreSQL).
+        let third = reopen(dir.path());
         assert_eq!(third.list_calls(&AC, None, 10, 0).unwrap().items.len(), 1);
     }
 
     #[test]
+    fn postgres_nodes_connecting_at_once_migrate_once() {
+        if !on_postgres() {
+            return;
+        }
+        let url = fresh_postgres_url();
+        let nodes: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                std::thread::spawn(move || Store::connect_postgres(&url, 2))
+            })
+            .collect();
+        let stores: Vec<Store> = nodes
+            .into_iter()
+            .map(|n| n.join().unwrap().unwrap())
+            .collect();
+        stores[0].insert_call(&call(ca(1), 1_000)).unwrap();
+        for s in &stores {
+            assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+            assert!(s.get_call(&AC, &ca(1)).unwrap().is_some());
+        }
+        let versions: i64 = stores[1]
+            .with_db(|db| {
+                db.query_one("versions", "SELECT COUNT(*) FROM hark_schema", params![])?
+                    .get(0)
+            })
+            .unwrap();
+        assert_eq!(versions, 1);
+    }
+
+    #[test]
     fn newer_database_is_refused_and_not_modified() {
+        if on_postgres() {
+            return; // SQLite's file; see `newer_postgres_database_is_refused_and_not_modified`
+        }
         let dir = tempfile::tempdir().unwrap();
         let path = Store::path_in_dir(dir.path());
         {
@@ -590,7 +860,48 @@ mod tests {
     }
 
     #[test]
+    fn newer_postgres_database_is_refused_and_not_modified() {
+        if !on_postgres() {
+            return;
+        }
+        let url = fresh_postgres_url();
+        let admin = PgPool::connect(&url, 1).unwrap();
+        admin
+            .with(|db| {
+                db.batch(
+                    "newer",
+                    &format!(
+                        "CREATE TABLE hark_schema (version BIGINT NOT NULL); \
+                         INSERT INTO hark_schema VALUES ({})",
+                        SCHEMA_VERSION + 1
+                    ),
+                )
+            })
+            .unwrap();
+        match Store::connect_postgres(&url, 1) {
+            Err(StoreError::TooNew {
+                found, supported, ..
+            }) => {
+                assert_eq!(found, SCHEMA_VERSION + 1);
+                assert_eq!(supported, SCHEMA_VERSION);
+            }
+            other => panic!("expected TooNew, got {:?}", other.map(|_| ())),
+        }
+        assert_eq!(
+            admin.with(|db| schema_pg::version(db)).unwrap(),
+            SCHEMA_VERSION + 1
+        );
+        assert_eq!(
+            admin.with(|db| postgres_tables(db)).unwrap(),
+            ["hark_schema"]
+        );
+    }
+
+    #[test]
     fn failed_migration_rolls_back_completely() {
+        if on_postgres() {
+            return; // SQLite's file; see `failed_postgres_migration_rolls_back_completely`
+        }
         let dir = tempfile::tempdir().unwrap();
         let path = Store::path_in_dir(dir.path());
         {
@@ -617,13 +928,56 @@ mod tests {
     }
 
     #[test]
+    fn failed_postgres_migration_rolls_back_completely() {
+        if !on_postgres() {
+            return;
+        }
+        let url = fresh_postgres_url();
+        let admin = PgPool::connect(&url, 1).unwrap();
+        // A stray table makes the step fail halfway (after `calls` was created).
+        admin
+            .with(|db| db.batch("stray", "CREATE TABLE outbox (x BIGINT)"))
+            .unwrap();
+        let err = Store::connect_postgres(&url, 1)
+            .err()
+            .expect("migration must fail");
+        assert!(
+            matches!(err, StoreError::Migration { version: 5, .. }),
+            "{err:?}"
+        );
+        assert_eq!(
+            admin.with(|db| postgres_tables(db)).unwrap(),
+            ["outbox"],
+            "nothing of the failed step is left, not even a version"
+        );
+    }
+
+    #[test]
     fn non_database_file_is_an_open_error_naming_the_path() {
+        if on_postgres() {
+            return; // SQLite's file
+        }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hark.db");
         std::fs::write(&path, vec![0x42u8; 4096]).unwrap();
         let err = Store::open(&path).err().expect("garbage must not open");
         assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
         assert!(err.to_string().contains("hark.db"), "{err}");
+    }
+
+    #[test]
+    fn unreachable_postgres_is_an_open_error_naming_the_server_not_the_password() {
+        // Port 1: nothing listens there.
+        let err = Store::open_configured(
+            "postgres://hark:s3cret@127.0.0.1:1/hark?connect_timeout=2",
+            Path::new("/nonexistent"),
+        )
+        .err()
+        .expect("nothing listens on port 1");
+        assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+        let shown = err.to_string();
+        assert!(shown.contains("127.0.0.1:1/hark"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 
     #[test]
@@ -634,9 +988,10 @@ mod tests {
             .insert_recording(&recording(re(1), ca(1), 1_000))
             .unwrap();
         let id = store.enqueue(&outbox_item("k1", re(1).as_str())).unwrap();
-        // Leak it: no Drop, no checkpoint, the WAL is all there is.
+        // Leak it: no Drop, no checkpoint, the WAL is all there is (on PostgreSQL: its
+        // connections are never closed).
         std::mem::forget(store);
-        let again = Store::open_in_dir(dir.path()).unwrap();
+        let again = reopen(dir.path());
         assert_eq!(
             again.get_call(&AC, &ca(1)).unwrap(),
             Some(call(ca(1), 1_000))
@@ -665,7 +1020,8 @@ mod tests {
         let Some(dir) = std::env::var_os(CRASH_DIR_ENV) else {
             return;
         };
-        let store = Store::open_in_dir(Path::new(&dir)).unwrap();
+        // The parent's PostgreSQL schema, or the SQLite file (created here).
+        let store = reopen(Path::new(&dir));
         store.insert_call(&call(ca(1), 1_000)).unwrap();
         store
             .insert_recording(&recording(re(1), ca(1), 1_000))
@@ -676,7 +1032,12 @@ mod tests {
 
     #[test]
     fn everything_survives_a_process_abort() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = if on_postgres() {
+            // The child writes into this schema of the parent's server.
+            store().0
+        } else {
+            tempfile::tempdir().unwrap()
+        };
         let status = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -690,7 +1051,7 @@ mod tests {
             .status()
             .unwrap();
         assert!(!status.success(), "child must have aborted");
-        let store = Store::open_in_dir(dir.path()).unwrap();
+        let store = reopen(dir.path());
         assert_eq!(
             store.get_call(&AC, &ca(1)).unwrap(),
             Some(call(ca(1), 1_000))
@@ -706,16 +1067,43 @@ mod tests {
     fn store_stays_usable_after_a_panic_while_locked() {
         let (_dir, store) = store();
         let store = std::sync::Arc::new(store);
+        // More panics than the test pool has connections: none may be lost for good.
+        for _ in 0..5 {
+            let s2 = store.clone();
+            let joined = std::thread::spawn(move || {
+                s2.with_db(|_db| -> Result<(), StoreError> { panic!("poison the lock") })
+            })
+            .join();
+            assert!(joined.is_err());
+        }
+        if let Backend::Sqlite(db) = &store.backend {
+            assert!(db.is_poisoned());
+        }
+        store.insert_call(&call(ca(1), 1)).unwrap();
+        assert_eq!(store.list_calls(&AC, None, 10, 0).unwrap().items.len(), 1);
+    }
+
+    #[test]
+    fn a_panic_inside_a_transaction_rolls_it_back() {
+        let (_dir, store) = store();
+        let store = std::sync::Arc::new(store);
         let s2 = store.clone();
         let joined = std::thread::spawn(move || {
-            let _guard = s2.conn();
-            panic!("poison the mutex");
+            s2.tx("panicking", |db| -> Result<(), StoreError> {
+                db.execute(
+                    "insert call",
+                    "INSERT INTO calls (sid, account_sid, from_addr, to_addr, direction, status, \
+                     date_created, date_updated) VALUES (?1, ?2, 'a', 'b', 'inbound', 'ringing', 1, 1)",
+                    params![ca(1), *AC],
+                )?;
+                panic!("halfway");
+            })
         })
         .join();
         assert!(joined.is_err());
-        assert!(store.conn.is_poisoned());
+        assert_eq!(store.get_call(&AC, &ca(1)).unwrap(), None);
         store.insert_call(&call(ca(1), 1)).unwrap();
-        assert_eq!(store.list_calls(&AC, None, 10, 0).unwrap().items.len(), 1);
+        assert!(store.get_call(&AC, &ca(1)).unwrap().is_some());
     }
 
     #[test]

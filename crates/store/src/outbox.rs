@@ -4,36 +4,31 @@
 //! `pending`, so a redelivery can be told apart from a new callback by its idempotency key,
 //! until [`Store::prune_outbox`] drops the old ones.
 
-use rusqlite::{params, OptionalExtension, Row};
+use crate::db::{params, Row};
+use crate::{to_u32, OutboxItem, Store, StoreError};
 
-use crate::{query, to_u32, OutboxItem, Store, StoreError};
-
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<OutboxItem, StoreError>> {
+fn from_row(r: &Row) -> Result<OutboxItem, StoreError> {
     let params_json: String = r.get(5)?;
     let attempts: i64 = r.get(6)?;
     let params = match serde_json::from_str::<Vec<(String, String)>>(&params_json) {
         Ok(p) => p,
         Err(_) => {
-            return Ok(Err(StoreError::Corrupt {
+            return Err(StoreError::Corrupt {
                 what: "outbox.params",
                 value: params_json,
-            }))
+            })
         }
     };
-    let attempts = match to_u32("outbox.attempts", attempts) {
-        Ok(a) => a,
-        Err(e) => return Ok(Err(e)),
-    };
-    Ok(Ok(OutboxItem {
+    Ok(OutboxItem {
         id: r.get(0)?,
         idempotency_key: r.get(1)?,
         group_key: r.get(2)?,
         url: r.get(3)?,
         method: r.get(4)?,
         params,
-        attempts,
+        attempts: to_u32("outbox.attempts", attempts)?,
         next_attempt_ms: r.get(7)?,
-    }))
+    })
 }
 
 impl Store {
@@ -47,16 +42,12 @@ impl Store {
             what: "outbox.params",
             value: e.to_string(),
         })?;
-        let conn = self.conn();
-        let mut insert = conn
-            .prepare_cached(
+        self.with_db(|db| {
+            let inserted = db.query_opt(
+                "enqueue callback",
                 "INSERT INTO outbox (idempotency_key, group_key, url, method, params, attempts, next_attempt_ms, state) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending') ON CONFLICT (idempotency_key) DO NOTHING \
                  RETURNING id",
-            )
-            .map_err(query("enqueue callback"))?;
-        let id: Option<i64> = insert
-            .query_row(
                 params![
                     item.idempotency_key,
                     item.group_key,
@@ -66,19 +57,17 @@ impl Store {
                     item.attempts,
                     item.next_attempt_ms,
                 ],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(query("enqueue callback"))?;
-        if let Some(id) = id {
-            return Ok(id);
-        }
-        let mut existing = conn
-            .prepare_cached("SELECT id FROM outbox WHERE idempotency_key = ?1")
-            .map_err(query("enqueue callback"))?;
-        existing
-            .query_row(params![item.idempotency_key], |r| r.get(0))
-            .map_err(query("enqueue callback"))
+            )?;
+            if let Some(row) = inserted {
+                return row.get(0);
+            }
+            db.query_one(
+                "enqueue callback",
+                "SELECT id FROM outbox WHERE idempotency_key = ?1",
+                params![item.idempotency_key],
+            )?
+            .get(0)
+        })
     }
 
     /// Items due at `now_ms`, oldest first, at most one per `group_key` (the head of each group,
@@ -87,22 +76,54 @@ impl Store {
     /// The head is the pending item with the lowest id; if it is not due yet (backing off),
     /// nothing of its group is returned — later items wait behind it.
     pub fn due(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare_cached(
+        self.with_db(|db| {
+            db.query_map(
+                "due callbacks",
                 "SELECT id, idempotency_key, group_key, url, method, params, attempts, next_attempt_ms \
                  FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox WHERE state = 'pending' GROUP BY group_key) \
                  AND next_attempt_ms <= ?1 ORDER BY id LIMIT ?2",
+                params![now_ms, limit],
+                from_row,
             )
-            .map_err(query("due callbacks"))?;
-        let rows = st
-            .query_map(params![now_ms, limit], from_row)
-            .map_err(query("due callbacks"))?;
-        let mut items = Vec::new();
-        for row in rows {
-            items.push(row.map_err(query("due callbacks"))??);
-        }
+        })
+    }
+
+    /// Like [`Store::due`], for one node of several: the items are leased to this node
+    /// ([`Store::with_node`]) so no other node delivers them meanwhile; an item whose lease ran
+    /// out (its node died mid-delivery) is due again to any node. Oldest first.
+    pub fn claim_due(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
+        let (owner, until) = (self.owner(), now_ms.saturating_add(self.lease_ms()));
+        let mut items = self.tx("claim callbacks", |db| {
+            let sql = format!(
+                "UPDATE outbox SET lease_owner = ?3, lease_until = ?4 WHERE id IN (\
+                 SELECT id FROM outbox WHERE id IN \
+                 (SELECT MIN(id) FROM outbox WHERE state = 'pending' GROUP BY group_key) \
+                 AND next_attempt_ms <= ?1 AND lease_until <= ?1 ORDER BY id LIMIT ?2{}) \
+                 RETURNING id, idempotency_key, group_key, url, method, params, attempts, next_attempt_ms",
+                db.dialect().skip_locked()
+            );
+            db.query_map(
+                "claim callbacks",
+                &sql,
+                params![now_ms, limit, owner, until],
+                from_row,
+            )
+        })?;
+        items.sort_by_key(|i| i.id);
         Ok(items)
+    }
+
+    /// Gives back this node's claims (at start-up: the deliveries it had running died with
+    /// it); returns how many.
+    pub fn release_own_claims(&self) -> Result<u64, StoreError> {
+        self.with_db(|db| {
+            db.execute(
+                "release callback claims",
+                "UPDATE outbox SET lease_owner = NULL, lease_until = 0 \
+                 WHERE state = 'pending' AND lease_owner = ?1",
+                params![self.owner()],
+            )
+        })
     }
 
     /// Marks an item delivered. Only a pending item changes; repeating the call is harmless.
@@ -114,14 +135,14 @@ impl Store {
     ///
     /// Only a pending item changes.
     pub fn retry_at(&self, id: i64, next_attempt_ms: i64) -> Result<(), StoreError> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare_cached(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2 WHERE id = ?1 AND state = 'pending'",
+        self.with_db(|db| {
+            db.execute(
+                "retry callback",
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2, lease_owner = NULL, \
+                 lease_until = 0 WHERE id = ?1 AND state = 'pending'",
+                params![id, next_attempt_ms],
             )
-            .map_err(query("retry callback"))?;
-        st.execute(params![id, next_attempt_ms])
-            .map_err(query("retry callback"))?;
+        })?;
         Ok(())
     }
 
@@ -131,13 +152,13 @@ impl Store {
     }
 
     fn finish(&self, id: i64, state: &'static str, what: &'static str) -> Result<(), StoreError> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare_cached(
+        self.with_db(|db| {
+            db.execute(
+                what,
                 "UPDATE outbox SET state = ?2, attempts = attempts + 1 WHERE id = ?1 AND state = 'pending'",
+                params![id, state],
             )
-            .map_err(query(what))?;
-        st.execute(params![id, state]).map_err(query(what))?;
+        })?;
         Ok(())
     }
 
@@ -154,13 +175,14 @@ impl Store {
 
     /// Items not yet delivered or given up.
     pub fn pending_count(&self) -> Result<u64, StoreError> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare_cached("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
-            .map_err(query("pending count"))?;
-        let n: i64 = st
-            .query_row([], |r| r.get(0))
-            .map_err(query("pending count"))?;
+        let n: i64 = self.with_db(|db| {
+            db.query_one(
+                "pending count",
+                "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
+                params![],
+            )?
+            .get(0)
+        })?;
         u64::try_from(n).map_err(|_| StoreError::Corrupt {
             what: "outbox pending count",
             value: n.to_string(),
@@ -170,6 +192,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use crate::db::params;
     use crate::testutil::*;
     use crate::Store;
 
@@ -184,8 +207,14 @@ mod tests {
 
     fn state(store: &Store, id: i64) -> String {
         store
-            .conn()
-            .query_row("SELECT state FROM outbox WHERE id = ?1", [id], |r| r.get(0))
+            .with_db(|db| {
+                db.query_one(
+                    "outbox state",
+                    "SELECT state FROM outbox WHERE id = ?1",
+                    params![id],
+                )?
+                .get(0)
+            })
             .unwrap()
     }
 
@@ -301,13 +330,15 @@ mod tests {
         store.delivered(ids[3]).unwrap();
         assert_eq!(store.prune_outbox(500).unwrap(), 2);
         let left: Vec<i64> = store
-            .conn()
-            .prepare("SELECT id FROM outbox ORDER BY id")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+            .with_db(|db| {
+                db.query_map(
+                    "outbox ids",
+                    "SELECT id FROM outbox ORDER BY id",
+                    params![],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap();
         assert_eq!(left, [ids[2], ids[3]]);
         assert_eq!(store.prune_outbox(500).unwrap(), 0);
         assert_eq!(due_keys(&store, 1_000), ["old-pending"]);
@@ -320,7 +351,7 @@ mod tests {
         store.enqueue(&outbox_item("a2", "REa")).unwrap();
         store.retry_at(a1, 2_000).unwrap();
         drop(store);
-        let store = Store::open_in_dir(dir.path()).unwrap();
+        let store = reopen(dir.path());
         assert_eq!(store.pending_count().unwrap(), 2);
         assert!(due_keys(&store, 1_999).is_empty());
         let due = store.due(2_000, 10).unwrap();

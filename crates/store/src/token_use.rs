@@ -1,9 +1,8 @@
 //! Requests per API token and calendar month, persisted so a restart does not reset a
 //! monthly quota (SPEC §8).
 
-use rusqlite::{params, OptionalExtension};
-
-use crate::{query, Store, StoreError};
+use crate::db::params;
+use crate::{Store, StoreError};
 
 fn to_u64(v: i64) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt {
@@ -15,13 +14,15 @@ fn to_u64(v: i64) -> Result<u64, StoreError> {
 impl Store {
     /// Requests counted for `token_id` in `month` (`YYYY-MM`, UTC); 0 if none.
     pub fn count_token_use(&self, token_id: &str, month: &str) -> Result<u64, StoreError> {
-        let conn = self.conn();
-        let n: Option<i64> = conn
-            .prepare_cached("SELECT count FROM token_use WHERE token_id = ?1 AND month = ?2")
-            .map_err(query("count token use"))?
-            .query_row(params![token_id, month], |r| r.get(0))
-            .optional()
-            .map_err(query("count token use"))?;
+        let n: Option<i64> = self.with_db(|db| {
+            db.query_opt(
+                "count token use",
+                "SELECT count FROM token_use WHERE token_id = ?1 AND month = ?2",
+                params![token_id, month],
+            )?
+            .map(|r| r.get(0))
+            .transpose()
+        })?;
         n.map_or(Ok(0), to_u64)
     }
 
@@ -44,17 +45,19 @@ impl Store {
             return Ok(None);
         }
         let quota = i64::try_from(quota).unwrap_or(i64::MAX);
-        let conn = self.conn();
-        let n: Option<i64> = conn
-            .prepare_cached(
+        // Qualified: PostgreSQL finds a bare `count` ambiguous with `excluded.count`.
+        let n: Option<i64> = self.with_db(|db| {
+            db.query_opt(
+                "record token use",
                 "INSERT INTO token_use (token_id, month, count) VALUES (?1, ?2, 1) \
-                 ON CONFLICT (token_id, month) DO UPDATE SET count = count + 1 WHERE count < ?3 \
+                 ON CONFLICT (token_id, month) DO UPDATE SET count = token_use.count + 1 \
+                 WHERE token_use.count < ?3 \
                  RETURNING count",
-            )
-            .map_err(query("record token use"))?
-            .query_row(params![token_id, month, quota], |r| r.get(0))
-            .optional()
-            .map_err(query("record token use"))?;
+                params![token_id, month, quota],
+            )?
+            .map(|r| r.get(0))
+            .transpose()
+        })?;
         n.map(to_u64).transpose()
     }
 }
@@ -62,7 +65,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::testutil::*;
-    use crate::Store;
 
     #[test]
     fn token_use_counts_per_token_and_month_and_survives_reopen() {
@@ -73,7 +75,7 @@ mod tests {
         assert_eq!(store.record_token_use("a", "2024-04").unwrap(), 1);
         assert_eq!(store.record_token_use("b", "2024-03").unwrap(), 1);
         drop(store);
-        let again = Store::open_in_dir(dir.path()).unwrap();
+        let again = reopen(dir.path());
         assert_eq!(again.count_token_use("a", "2024-03").unwrap(), 2);
         assert_eq!(again.count_token_use("a", "2024-04").unwrap(), 1);
         assert_eq!(again.count_token_use("c", "2024-03").unwrap(), 0);

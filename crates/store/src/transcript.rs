@@ -1,93 +1,75 @@
 //! Utterances of transcriptions, what Hark said on a call, and the per-call transcript they
 //! make together (SPEC §8).
 
-use rusqlite::{params, Connection, OptionalExtension};
-
+use crate::db::{params, Db};
 use crate::transcriptions::{exists, update};
 use crate::{
-    query, to_u32, AccountSid, CallEvent, CallSid, CallTranscript, Store, StoreError,
-    TimedUtterance, TranscriptionRecord, TranscriptionSid, TranscriptionStatus, Utterance,
+    to_u32, AccountSid, CallEvent, CallSid, CallTranscript, Store, StoreError, TimedUtterance,
+    TranscriptionRecord, TranscriptionSid, TranscriptionStatus, Utterance,
 };
 
 fn insert_utterances(
-    conn: &Connection,
+    db: &mut dyn Db,
     transcription_sid: &TranscriptionSid,
     utterances: &[Utterance],
 ) -> Result<(), StoreError> {
-    if !exists(conn, transcription_sid)? {
+    if !exists(db, transcription_sid)? {
         return Err(StoreError::NotFound {
             what: "transcription",
             sid: transcription_sid.to_string(),
         });
     }
-    conn.prepare_cached("DELETE FROM utterances WHERE transcription_sid = ?1")
-        .map_err(query("replace utterances"))?
-        .execute(params![transcription_sid])
-        .map_err(query("replace utterances"))?;
-    let mut st = conn
-        .prepare_cached(
+    db.execute(
+        "replace utterances",
+        "DELETE FROM utterances WHERE transcription_sid = ?1",
+        params![transcription_sid],
+    )?;
+    for u in utterances {
+        db.execute(
+            "replace utterances",
             "INSERT INTO utterances (transcription_sid, ord, start_sec, duration_sec, speaker, text) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .map_err(query("replace utterances"))?;
-    for u in utterances {
-        st.execute(params![
-            transcription_sid,
-            u.order,
-            u.start_sec,
-            u.duration_sec,
-            u.speaker,
-            u.text
-        ])
-        .map_err(query("replace utterances"))?;
+            params![
+                transcription_sid,
+                u.order,
+                u.start_sec,
+                u.duration_sec,
+                u.speaker,
+                u.text
+            ],
+        )?;
     }
     Ok(())
 }
 
 fn read_utterances(
-    conn: &Connection,
+    db: &mut dyn Db,
     transcription_sid: &TranscriptionSid,
 ) -> Result<Vec<Utterance>, StoreError> {
-    let mut st = conn
-        .prepare_cached(
-            "SELECT ord, start_sec, duration_sec, speaker, text FROM utterances \
-             WHERE transcription_sid = ?1 ORDER BY ord",
-        )
-        .map_err(query("utterances"))?;
-    let rows = st
-        .query_map(params![transcription_sid], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, f64>(1)?,
-                r.get::<_, f64>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })
-        .map_err(query("utterances"))?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (ord, start_sec, duration_sec, speaker, text) = row.map_err(query("utterances"))?;
-        out.push(Utterance {
-            order: to_u32("utterances.ord", ord)?,
-            start_sec,
-            duration_sec,
-            speaker,
-            text,
-        });
-    }
-    Ok(out)
+    db.query_map(
+        "utterances",
+        "SELECT ord, start_sec, duration_sec, speaker, text FROM utterances \
+         WHERE transcription_sid = ?1 ORDER BY ord",
+        params![transcription_sid],
+        |r| {
+            Ok(Utterance {
+                order: to_u32("utterances.ord", r.get(0)?)?,
+                start_sec: r.get(1)?,
+                duration_sec: r.get(2)?,
+                speaker: r.get(3)?,
+                text: r.get(4)?,
+            })
+        },
+    )
 }
 
-fn read_call_events(conn: &Connection, call_sid: &CallSid) -> Result<Vec<CallEvent>, StoreError> {
-    let mut st = conn
-        .prepare_cached(
-            "SELECT call_sid, at_ms, speaker, text, duration_sec FROM call_events \
-             WHERE call_sid = ?1 ORDER BY at_ms, id",
-        )
-        .map_err(query("call events"))?;
-    let rows = st
-        .query_map(params![call_sid], |r| {
+fn read_call_events(db: &mut dyn Db, call_sid: &CallSid) -> Result<Vec<CallEvent>, StoreError> {
+    db.query_map(
+        "call events",
+        "SELECT call_sid, at_ms, speaker, text, duration_sec FROM call_events \
+         WHERE call_sid = ?1 ORDER BY at_ms, id",
+        params![call_sid],
+        |r| {
             Ok(CallEvent {
                 call_sid: r.get(0)?,
                 at_ms: r.get(1)?,
@@ -95,42 +77,44 @@ fn read_call_events(conn: &Connection, call_sid: &CallSid) -> Result<Vec<CallEve
                 text: r.get(3)?,
                 duration_sec: r.get(4)?,
             })
-        })
-        .map_err(query("call events"))?;
-    rows.collect::<Result<_, _>>().map_err(query("call events"))
+        },
+    )
 }
 
 /// `(call_sid, account_sid, reference ms)` of a request id; the reference (answer time, else
 /// creation) is `None` when the call row is missing (recordings may outlive it).
 type Resolved = (CallSid, AccountSid, Option<i64>);
 
-fn call_by(conn: &Connection, sql: &str, id: &str) -> Result<Option<Resolved>, StoreError> {
-    conn.prepare_cached(sql)
-        .map_err(query("resolve request id"))?
-        .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()
-        .map_err(query("resolve request id"))
+fn call_by(db: &mut dyn Db, sql: &str, id: &str) -> Result<Option<Resolved>, StoreError> {
+    db.query_opt("resolve request id", sql, params![id])?
+        .map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .transpose()
 }
 
 /// A CallSid first, then a RecordingSid (not deleted), then a client-supplied request id (the
 /// newest call carrying it), then a call known only by its recordings.
-fn resolve(conn: &Connection, id: &str) -> Result<Option<Resolved>, StoreError> {
+fn resolve(db: &mut dyn Db, id: &str) -> Result<Option<Resolved>, StoreError> {
     const CALL: &str =
         "SELECT sid, account_sid, COALESCE(start_time, date_created) FROM calls WHERE sid = ?1";
-    if let Some(found) = call_by(conn, CALL, id)? {
+    // A typed NULL: PostgreSQL would otherwise return it as text.
+    const NO_TIME: &str = "CAST(NULL AS BIGINT)";
+    if let Some(found) = call_by(db, CALL, id)? {
         return Ok(Some(found));
     }
     let by_recording = call_by(
-        conn,
-        "SELECT call_sid, account_sid, NULL FROM recordings WHERE sid = ?1 AND deleted_at IS NULL",
+        db,
+        &format!(
+            "SELECT call_sid, account_sid, {NO_TIME} FROM recordings \
+             WHERE sid = ?1 AND deleted_at IS NULL"
+        ),
         id,
     )?;
     if let Some((call_sid, account_sid, _)) = by_recording {
-        let reference = call_by(conn, CALL, call_sid.as_str())?.and_then(|c| c.2);
+        let reference = call_by(db, CALL, call_sid.as_str())?.and_then(|c| c.2);
         return Ok(Some((call_sid, account_sid, reference)));
     }
     if let Some(found) = call_by(
-        conn,
+        db,
         "SELECT sid, account_sid, COALESCE(start_time, date_created) FROM calls \
          WHERE request_id = ?1 ORDER BY date_created DESC LIMIT 1",
         id,
@@ -138,8 +122,11 @@ fn resolve(conn: &Connection, id: &str) -> Result<Option<Resolved>, StoreError> 
         return Ok(Some(found));
     }
     call_by(
-        conn,
-        "SELECT call_sid, account_sid, NULL FROM recordings WHERE call_sid = ?1 AND deleted_at IS NULL LIMIT 1",
+        db,
+        &format!(
+            "SELECT call_sid, account_sid, {NO_TIME} FROM recordings \
+             WHERE call_sid = ?1 AND deleted_at IS NULL LIMIT 1"
+        ),
         id,
     )
 }
@@ -147,21 +134,17 @@ fn resolve(conn: &Connection, id: &str) -> Result<Option<Resolved>, StoreError> 
 /// `(transcription sid, status, recording start ms)` of every transcription of the call's
 /// visible recordings.
 fn call_transcriptions(
-    conn: &Connection,
+    db: &mut dyn Db,
     call_sid: &CallSid,
 ) -> Result<Vec<(TranscriptionSid, TranscriptionStatus, i64)>, StoreError> {
-    let mut st = conn
-        .prepare_cached(
-            "SELECT t.sid, t.status, r.start_time FROM recordings r \
-             JOIN transcriptions t ON t.recording_sid = r.sid \
-             WHERE r.call_sid = ?1 AND r.deleted_at IS NULL ORDER BY r.start_time, t.sid",
-        )
-        .map_err(query("call transcriptions"))?;
-    let rows = st
-        .query_map(params![call_sid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .map_err(query("call transcriptions"))?;
-    rows.collect::<Result<_, _>>()
-        .map_err(query("call transcriptions"))
+    db.query_map(
+        "call transcriptions",
+        "SELECT t.sid, t.status, r.start_time FROM recordings r \
+         JOIN transcriptions t ON t.recording_sid = r.sid \
+         WHERE r.call_sid = ?1 AND r.deleted_at IS NULL ORDER BY r.start_time, t.sid",
+        params![call_sid],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
 }
 
 /// The caller's utterances and Hark's own, merged by absolute start time, relative to
@@ -224,10 +207,9 @@ impl Store {
         transcription_sid: &TranscriptionSid,
         utterances: &[Utterance],
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(query("replace utterances"))?;
-        insert_utterances(&tx, transcription_sid, utterances)?;
-        tx.commit().map_err(query("replace utterances"))
+        self.tx("replace utterances", |db| {
+            insert_utterances(db, transcription_sid, utterances)
+        })
     }
 
     /// Stores the finished transcription and its utterances together, so a `completed` row is
@@ -237,11 +219,10 @@ impl Store {
         t: &TranscriptionRecord,
         utterances: &[Utterance],
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(query("finish transcription"))?;
-        update(&tx, t)?;
-        insert_utterances(&tx, &t.sid, utterances)?;
-        tx.commit().map_err(query("finish transcription"))
+        self.tx("finish transcription", |db| {
+            update(db, t)?;
+            insert_utterances(db, &t.sid, utterances)
+        })
     }
 
     /// The utterances of a transcription in order (empty if it has none or is unknown).
@@ -249,31 +230,31 @@ impl Store {
         &self,
         transcription_sid: &TranscriptionSid,
     ) -> Result<Vec<Utterance>, StoreError> {
-        read_utterances(&self.conn(), transcription_sid)
+        self.with_db(|db| read_utterances(db, transcription_sid))
     }
 
     /// Records something Hark said on a call (`<Say>`, speaker `system`).
     pub fn insert_call_event(&self, event: &CallEvent) -> Result<(), StoreError> {
-        let conn = self.conn();
-        conn.prepare_cached(
-            "INSERT INTO call_events (call_sid, at_ms, speaker, text, duration_sec) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .map_err(query("insert call event"))?
-        .execute(params![
-            event.call_sid,
-            event.at_ms,
-            event.speaker,
-            event.text,
-            event.duration_sec
-        ])
-        .map_err(query("insert call event"))?;
+        self.with_db(|db| {
+            db.execute(
+                "insert call event",
+                "INSERT INTO call_events (call_sid, at_ms, speaker, text, duration_sec) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    event.call_sid,
+                    event.at_ms,
+                    event.speaker,
+                    event.text,
+                    event.duration_sec
+                ],
+            )
+        })?;
         Ok(())
     }
 
     /// What Hark said on a call, by time.
     pub fn call_events(&self, call_sid: &CallSid) -> Result<Vec<CallEvent>, StoreError> {
-        read_call_events(&self.conn(), call_sid)
+        self.with_db(|db| read_call_events(db, call_sid))
     }
 
     /// The transcript of the call that `request_id` names (a CallSid, a RecordingSid or a
@@ -284,45 +265,45 @@ impl Store {
         &self,
         request_id: &str,
     ) -> Result<Option<CallTranscript>, StoreError> {
-        let mut conn = self.conn();
         // One read transaction: a consistent snapshot across the queries.
-        let tx = conn.transaction().map_err(query("call transcript"))?;
-        let Some((call_sid, account_sid, reference)) = resolve(&tx, request_id)? else {
-            return Ok(None);
-        };
-        let jobs = call_transcriptions(&tx, &call_sid)?;
-        let pending = jobs.iter().any(|(_, s, _)| {
-            matches!(
-                s,
-                TranscriptionStatus::Queued | TranscriptionStatus::InProgress
-            )
-        });
-        let completed: Vec<_> = jobs
-            .into_iter()
-            .filter(|(_, s, _)| *s == TranscriptionStatus::Completed)
-            .collect();
-        if pending || completed.is_empty() {
-            return Ok(Some(CallTranscript {
+        self.read_tx("call transcript", |db| {
+            let Some((call_sid, account_sid, reference)) = resolve(db, request_id)? else {
+                return Ok(None);
+            };
+            let jobs = call_transcriptions(db, &call_sid)?;
+            let pending = jobs.iter().any(|(_, s, _)| {
+                matches!(
+                    s,
+                    TranscriptionStatus::Queued | TranscriptionStatus::InProgress
+                )
+            });
+            let completed: Vec<_> = jobs
+                .into_iter()
+                .filter(|(_, s, _)| *s == TranscriptionStatus::Completed)
+                .collect();
+            if pending || completed.is_empty() {
+                return Ok(Some(CallTranscript {
+                    call_sid,
+                    account_sid,
+                    utterances: None,
+                }));
+            }
+            let mut caller = Vec::new();
+            for (sid, _, rec_start_ms) in &completed {
+                for u in read_utterances(db, sid)? {
+                    caller.push((*rec_start_ms, u));
+                }
+            }
+            let events = read_call_events(db, &call_sid)?;
+            // Without a call row, the first recording's start is the origin.
+            let reference = reference.or_else(|| completed.iter().map(|c| c.2).min());
+            let utterances = merge(caller, events, reference);
+            Ok(Some(CallTranscript {
                 call_sid,
                 account_sid,
-                utterances: None,
-            }));
-        }
-        let mut caller = Vec::new();
-        for (sid, _, rec_start_ms) in &completed {
-            for u in read_utterances(&tx, sid)? {
-                caller.push((*rec_start_ms, u));
-            }
-        }
-        let events = read_call_events(&tx, &call_sid)?;
-        // Without a call row, the first recording's start is the origin.
-        let reference = reference.or_else(|| completed.iter().map(|c| c.2).min());
-        let utterances = merge(caller, events, reference);
-        Ok(Some(CallTranscript {
-            call_sid,
-            account_sid,
-            utterances: Some(utterances),
-        }))
+                utterances: Some(utterances),
+            }))
+        })
     }
 
     /// [`Store::call_transcript_of`]'s utterances: `None` if the id is unknown or the

@@ -3,26 +3,18 @@
 //! A job is its row: `queued` → `in-progress` → `completed` | `failed`. Rows left
 //! `in-progress` by a crash are put back in the queue at start-up.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
-
+use crate::db::{params, Db, Dialect, Row, ToParam};
 use crate::{
-    into_page, query, to_u32, AccountSid, Page, RecordingSid, Store, StoreError,
-    TranscriptionCounts, TranscriptionRecord, TranscriptionSid, TranscriptionStatus,
+    into_page, to_u32, AccountSid, Page, RecordingSid, Store, StoreError, TranscriptionCounts,
+    TranscriptionRecord, TranscriptionSid, TranscriptionStatus,
 };
 
 const COLUMNS: &str = "sid, account_sid, recording_sid, call_sid, status, text, language, engine, error, \
                        audio_secs, processing_secs, duration, type, transcribe_callback, date_created, date_updated";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<TranscriptionRecord, StoreError>> {
+fn from_row(r: &Row) -> Result<TranscriptionRecord, StoreError> {
     let duration: Option<i64> = r.get(11)?;
-    let duration_secs = match duration
-        .map(|d| to_u32("transcriptions.duration", d))
-        .transpose()
-    {
-        Ok(d) => d,
-        Err(e) => return Ok(Err(e)),
-    };
-    Ok(Ok(TranscriptionRecord {
+    Ok(TranscriptionRecord {
         sid: r.get(0)?,
         account_sid: r.get(1)?,
         recording_sid: r.get(2)?,
@@ -34,41 +26,34 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<TranscriptionRecord, StoreEr
         error: r.get(8)?,
         audio_secs: r.get(9)?,
         processing_secs: r.get(10)?,
-        duration_secs,
+        duration_secs: duration
+            .map(|d| to_u32("transcriptions.duration", d))
+            .transpose()?,
         kind: r.get(12)?,
         transcribe_callback: r.get(13)?,
         date_created_ms: r.get(14)?,
         date_updated_ms: r.get(15)?,
-    }))
+    })
 }
 
 /// Runs a SELECT of [`COLUMNS`] and collects the rows.
 fn select(
-    conn: &Connection,
+    db: &mut dyn Db,
     what: &'static str,
     sql: &str,
-    args: impl rusqlite::Params,
+    args: &[&dyn ToParam],
 ) -> Result<Vec<TranscriptionRecord>, StoreError> {
-    let mut st = conn.prepare_cached(sql).map_err(query(what))?;
-    let rows = st.query_map(args, from_row).map_err(query(what))?;
-    let mut items = Vec::new();
-    for row in rows {
-        items.push(row.map_err(query(what))??);
-    }
-    Ok(items)
+    db.query_map(what, sql, args, from_row)
 }
 
 /// Updates every mutable field; immutable: sid, account, recording, call, type, date_created.
-pub(crate) fn update(conn: &Connection, t: &TranscriptionRecord) -> Result<(), StoreError> {
-    let mut st = conn
-        .prepare_cached(
-            "UPDATE transcriptions SET status = ?2, text = ?3, language = ?4, engine = ?5, error = ?6, \
-             audio_secs = ?7, processing_secs = ?8, duration = ?9, transcribe_callback = ?10, \
-             date_updated = ?11 WHERE sid = ?1",
-        )
-        .map_err(query("update transcription"))?;
-    let n = st
-        .execute(params![
+pub(crate) fn update(db: &mut dyn Db, t: &TranscriptionRecord) -> Result<(), StoreError> {
+    let n = db.execute(
+        "update transcription",
+        "UPDATE transcriptions SET status = ?2, text = ?3, language = ?4, engine = ?5, error = ?6, \
+         audio_secs = ?7, processing_secs = ?8, duration = ?9, transcribe_callback = ?10, \
+         date_updated = ?11 WHERE sid = ?1",
+        params![
             t.sid,
             t.status,
             t.text,
@@ -80,8 +65,8 @@ pub(crate) fn update(conn: &Connection, t: &TranscriptionRecord) -> Result<(), S
             t.duration_secs,
             t.transcribe_callback,
             t.date_updated_ms,
-        ])
-        .map_err(query("update transcription"))?;
+        ],
+    )?;
     if n == 0 {
         return Err(StoreError::NotFound {
             what: "transcription",
@@ -92,11 +77,13 @@ pub(crate) fn update(conn: &Connection, t: &TranscriptionRecord) -> Result<(), S
 }
 
 /// One list shape; parameters: ?1 account, ?2 recording, ?3/?4 keyset, ?5 limit, ?6 offset.
-fn list_sql(by_recording: bool, keyset: bool) -> String {
+fn list_sql(dialect: Dialect, by_recording: bool, keyset: bool) -> String {
     let mut sql = format!("SELECT {COLUMNS} FROM transcriptions WHERE ");
     if by_recording {
-        // `+`: stay on the recording index (few rows, already ordered).
-        sql.push_str("recording_sid = ?2 AND +account_sid = ?1");
+        // Stay on the recording index (few rows, already ordered).
+        sql.push_str("recording_sid = ?2 AND ");
+        sql.push_str(&dialect.no_index("account_sid"));
+        sql.push_str(" = ?1");
     } else {
         sql.push_str("account_sid = ?1");
     }
@@ -110,32 +97,34 @@ fn list_sql(by_recording: bool, keyset: bool) -> String {
 impl Store {
     /// A new transcription (usually `queued`). Its recording must exist (foreign key).
     pub fn insert_transcription(&self, t: &TranscriptionRecord) -> Result<(), StoreError> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare_cached(&format!(
-                "INSERT INTO transcriptions ({COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
-            ))
-            .map_err(query("insert transcription"))?;
-        st.execute(params![
-            t.sid,
-            t.account_sid,
-            t.recording_sid,
-            t.call_sid,
-            t.status,
-            t.text,
-            t.language,
-            t.engine,
-            t.error,
-            t.audio_secs,
-            t.processing_secs,
-            t.duration_secs,
-            t.kind,
-            t.transcribe_callback,
-            t.date_created_ms,
-            t.date_updated_ms,
-        ])
-        .map_err(query("insert transcription"))?;
+        let sql = format!(
+            "INSERT INTO transcriptions ({COLUMNS}) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+        );
+        self.with_db(|db| {
+            db.execute(
+                "insert transcription",
+                &sql,
+                params![
+                    t.sid,
+                    t.account_sid,
+                    t.recording_sid,
+                    t.call_sid,
+                    t.status,
+                    t.text,
+                    t.language,
+                    t.engine,
+                    t.error,
+                    t.audio_secs,
+                    t.processing_secs,
+                    t.duration_secs,
+                    t.kind,
+                    t.transcribe_callback,
+                    t.date_created_ms,
+                    t.date_updated_ms,
+                ],
+            )
+        })?;
         Ok(())
     }
 
@@ -143,7 +132,7 @@ impl Store {
     /// seconds, duration, callback, `date_updated`). Unknown sid (e.g. deleted through the API
     /// while running) → [`StoreError::NotFound`].
     pub fn update_transcription(&self, t: &TranscriptionRecord) -> Result<(), StoreError> {
-        update(&self.conn(), t)
+        self.with_db(|db| update(db, t))
     }
 
     /// Claims a queued job: `queued` → `in-progress`. False if it is not queued (any more).
@@ -152,16 +141,19 @@ impl Store {
         sid: &TranscriptionSid,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare_cached(
-                "UPDATE transcriptions SET status = 'in-progress', date_updated = ?2 \
-                 WHERE sid = ?1 AND status = 'queued'",
+        let n = self.with_db(|db| {
+            db.execute(
+                "start transcription",
+                "UPDATE transcriptions SET status = 'in-progress', date_updated = ?2, \
+                 lease_owner = ?3, lease_until = ?4 WHERE sid = ?1 AND status = 'queued'",
+                params![
+                    sid,
+                    now_ms,
+                    self.owner(),
+                    now_ms.saturating_add(self.job_lease_ms())
+                ],
             )
-            .map_err(query("start transcription"))?;
-        let n = st
-            .execute(params![sid, now_ms])
-            .map_err(query("start transcription"))?;
+        })?;
         Ok(n == 1)
     }
 
@@ -174,7 +166,7 @@ impl Store {
             "SELECT {COLUMNS} FROM transcriptions WHERE status = 'queued' \
              ORDER BY date_created, sid LIMIT ?1"
         );
-        select(&self.conn(), "queued transcriptions", &sql, params![limit])
+        self.with_db(|db| select(db, "queued transcriptions", &sql, params![limit]))
     }
 
     /// Jobs left running (by a crash, at start-up), oldest first.
@@ -183,21 +175,35 @@ impl Store {
             "SELECT {COLUMNS} FROM transcriptions WHERE status = 'in-progress' \
              ORDER BY date_created, sid"
         );
-        select(&self.conn(), "transcriptions in progress", &sql, [])
+        self.with_db(|db| select(db, "transcriptions in progress", &sql, params![]))
     }
 
-    /// Puts every `in-progress` job back in the queue (start-up: a restart resumes them);
-    /// returns how many.
+    /// Puts the `in-progress` jobs this node left back in the queue (start-up: a restart
+    /// resumes them), with those whose node's lease ran out; returns how many. Another live
+    /// node's running jobs are left alone.
     pub fn requeue_transcriptions_in_progress(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let conn = self.conn();
-        let n = conn
-            .execute(
-                "UPDATE transcriptions SET status = 'queued', date_updated = ?1 \
-                 WHERE status = 'in-progress'",
+        self.with_db(|db| {
+            db.execute(
+                "requeue transcriptions",
+                "UPDATE transcriptions SET status = 'queued', date_updated = ?1, lease_owner = NULL, \
+                 lease_until = 0 WHERE status = 'in-progress' \
+                 AND (lease_owner IS NULL OR lease_owner = ?2 OR lease_until <= ?1)",
+                params![now_ms, self.owner()],
+            )
+        })
+    }
+
+    /// Puts back in the queue the jobs whose node's lease ran out (a node died mid-job), for
+    /// any node to take; returns how many.
+    pub fn requeue_expired_transcriptions(&self, now_ms: i64) -> Result<u64, StoreError> {
+        self.with_db(|db| {
+            db.execute(
+                "requeue expired transcriptions",
+                "UPDATE transcriptions SET status = 'queued', date_updated = ?1, lease_owner = NULL, \
+                 lease_until = 0 WHERE status = 'in-progress' AND lease_until > 0 AND lease_until <= ?1",
                 params![now_ms],
             )
-            .map_err(query("requeue transcriptions"))?;
-        Ok(n as u64)
+        })
     }
 
     pub fn get_transcription(
@@ -207,13 +213,9 @@ impl Store {
     ) -> Result<Option<TranscriptionRecord>, StoreError> {
         let sql =
             format!("SELECT {COLUMNS} FROM transcriptions WHERE sid = ?1 AND account_sid = ?2");
-        Ok(select(
-            &self.conn(),
-            "get transcription",
-            &sql,
-            params![sid, account_sid],
-        )?
-        .pop())
+        Ok(self
+            .with_db(|db| select(db, "get transcription", &sql, params![sid, account_sid]))?
+            .pop())
     }
 
     /// Keyset paging, newest first (`date_created` then sid, descending), optionally only one
@@ -248,20 +250,22 @@ impl Store {
         offset: i64,
         after: Option<(i64, &str)>,
     ) -> Result<Page<TranscriptionRecord>, StoreError> {
-        let sql = list_sql(recording_sid.is_some(), after.is_some());
-        let items = select(
-            &self.conn(),
-            "list transcriptions",
-            &sql,
-            params![
-                account_sid,
-                recording_sid,
-                after.map(|a| a.0),
-                after.map(|a| a.1),
-                i64::from(page_size) + 1,
-                offset,
-            ],
-        )?;
+        let items = self.with_db(|db| {
+            let sql = list_sql(db.dialect(), recording_sid.is_some(), after.is_some());
+            select(
+                db,
+                "list transcriptions",
+                &sql,
+                params![
+                    account_sid,
+                    recording_sid,
+                    after.map(|a| a.0),
+                    after.map(|a| a.1),
+                    i64::from(page_size) + 1,
+                    offset,
+                ],
+            )
+        })?;
         Ok(into_page(items, page_size))
     }
 
@@ -271,13 +275,13 @@ impl Store {
         account_sid: &AccountSid,
         sid: &TranscriptionSid,
     ) -> Result<bool, StoreError> {
-        let conn = self.conn();
-        let n = conn
-            .execute(
+        let n = self.with_db(|db| {
+            db.execute(
+                "delete transcription",
                 "DELETE FROM transcriptions WHERE sid = ?1 AND account_sid = ?2",
                 params![sid, account_sid],
             )
-            .map_err(query("delete transcription"))?;
+        })?;
         Ok(n == 1)
     }
 
@@ -288,28 +292,27 @@ impl Store {
         account_sid: &AccountSid,
         recording_sid: &RecordingSid,
     ) -> Result<u64, StoreError> {
-        let conn = self.conn();
-        let n = conn
-            .execute(
+        self.with_db(|db| {
+            db.execute(
+                "delete transcriptions of recording",
                 "DELETE FROM transcriptions WHERE recording_sid = ?1 AND account_sid = ?2",
                 params![recording_sid, account_sid],
             )
-            .map_err(query("delete transcriptions of recording"))?;
-        Ok(n as u64)
+        })
     }
 
     /// How many transcriptions are in each state (all accounts).
     pub fn transcription_counts(&self) -> Result<TranscriptionCounts, StoreError> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare_cached("SELECT status, COUNT(*) FROM transcriptions GROUP BY status")
-            .map_err(query("count transcriptions"))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(query("count transcriptions"))?;
+        let rows = self.with_db(|db| {
+            db.query_map(
+                "count transcriptions",
+                "SELECT status, COUNT(*) FROM transcriptions GROUP BY status",
+                params![],
+                |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)),
+            )
+        })?;
         let mut counts = TranscriptionCounts::default();
-        for row in rows {
-            let (status, n) = row.map_err(query("count transcriptions"))?;
+        for (status, n) in rows {
             let n = u64::try_from(n).unwrap_or(0);
             // A status this build does not know is not counted.
             match status.parse() {
@@ -325,21 +328,23 @@ impl Store {
 }
 
 /// Whether a transcription sid exists in any account (used inside transactions).
-pub(crate) fn exists(conn: &Connection, sid: &TranscriptionSid) -> Result<bool, StoreError> {
-    conn.prepare_cached("SELECT 1 FROM transcriptions WHERE sid = ?1")
-        .map_err(query("find transcription"))?
-        .query_row(params![sid], |_| Ok(()))
-        .optional()
-        .map_err(query("find transcription"))
-        .map(|o| o.is_some())
+pub(crate) fn exists(db: &mut dyn Db, sid: &TranscriptionSid) -> Result<bool, StoreError> {
+    Ok(db
+        .query_opt(
+            "find transcription",
+            "SELECT 1 FROM transcriptions WHERE sid = ?1",
+            params![sid],
+        )?
+        .is_some())
 }
 
 #[cfg(test)]
 mod tests {
     use super::list_sql;
+    use crate::db::params;
     use crate::testutil::*;
     use crate::{
-        Page, StoreError, TranscriptionCounts, TranscriptionRecord, TranscriptionSid,
+        Dialect, Page, StoreError, TranscriptionCounts, TranscriptionRecord, TranscriptionSid,
         TranscriptionStatus,
     };
 
@@ -563,8 +568,14 @@ mod tests {
         assert_eq!(store.get_transcription(&AC, &tr(1)).unwrap(), None);
         assert!(store.utterances(&tr(1)).unwrap().is_empty());
         let left: i64 = store
-            .conn()
-            .query_row("SELECT COUNT(*) FROM utterances", [], |r| r.get(0))
+            .with_db(|db| {
+                db.query_one(
+                    "count utterances",
+                    "SELECT COUNT(*) FROM utterances",
+                    params![],
+                )?
+                .get(0)
+            })
             .unwrap();
         assert_eq!(left, 0);
         assert!(store.get_transcription(&AC, &tr(2)).unwrap().is_some());
@@ -572,8 +583,10 @@ mod tests {
 
     #[test]
     fn every_list_shape_and_the_queue_use_an_index_without_sorting() {
-        let (_d, store) = store();
-        let conn = store.conn();
+        let Some((_d, store)) = sqlite_only() else {
+            return;
+        };
+        let conn = &store.sqlite_conn().conn;
         let plan = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> String {
             conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .unwrap()
@@ -585,7 +598,7 @@ mod tests {
         };
         for (by_rec, keyset) in [(false, false), (false, true), (true, false), (true, true)] {
             let p = plan(
-                &list_sql(by_rec, keyset),
+                &list_sql(Dialect::Sqlite, by_rec, keyset),
                 rusqlite::params!["AC", "RE", 1, "TR", 51, 0],
             );
             let index = if by_rec {

@@ -181,6 +181,21 @@ impl Endpoint {
             Method::Cancel => self.on_cancel(now, from, &req, &ctx),
             Method::Bye => self.on_bye(now, from, &req, &ctx),
             Method::Info => self.on_info(now, from, &req, &ctx),
+            Method::Options if self.draining => {
+                let headers = vec![
+                    ("Allow", ALLOW.to_string()),
+                    ("Retry-After", self.drain_retry_after().to_string()),
+                ];
+                self.reply_stateless(
+                    now,
+                    from,
+                    &req,
+                    &ctx,
+                    503,
+                    "Service Unavailable (draining)",
+                    headers,
+                );
+            }
             Method::Options => {
                 let headers = vec![("Allow", ALLOW.to_string()), ("Accept", ACCEPT.to_string())];
                 self.reply_stateless(now, from, &req, &ctx, 200, "OK", headers);
@@ -210,6 +225,11 @@ impl Endpoint {
                 self.reply_stateless(now, from, &req, &ctx, 405, reason_phrase(405), headers);
             }
         }
+    }
+
+    /// Retry-After of a draining node's 503s.
+    fn drain_retry_after(&self) -> u32 {
+        self.config.access.calls.retry_after_secs.max(1)
     }
 
     /// What a source outside `sip.trusted` may send: requests within a dialog or transaction it
@@ -371,6 +391,20 @@ impl Endpoint {
             return;
         }
         if !trusted && !self.authenticated(now, from, &req, &ctx) {
+            return;
+        }
+        if self.draining {
+            // Stateless: a load balancer fails over to another node on this 503.
+            let retry = self.drain_retry_after().to_string();
+            self.reply_stateless(
+                now,
+                from,
+                &req,
+                &ctx,
+                503,
+                "Service Unavailable (draining)",
+                vec![("Retry-After", retry)],
+            );
             return;
         }
         let source = crate::access::canonical(from.addr.ip());

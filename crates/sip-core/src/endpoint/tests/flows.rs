@@ -779,3 +779,51 @@ fn reinvite_to_the_other_address_family_is_488_and_hold_to_0000_is_not() {
     assert_eq!(out.statuses(), vec![100, 200]);
     assert_eq!(s.ep.call_count(), 1);
 }
+
+#[test]
+fn a_draining_node_refuses_new_calls_and_probes_but_keeps_its_calls() {
+    let mut s = Sim::new();
+    let out = s.send_str(&invite("z9hG4bK-up", SIPP_SDP));
+    let call = out.incoming()[0].call;
+    s.call_op(|ep, now| ep.answer(now, call, addr("127.0.0.1:30000")).unwrap());
+    let tag = s.tag().to_string();
+    s.send_str(&ack("z9hG4bK-ack", &tag, 1));
+
+    s.ep.set_draining(true);
+    assert!(s.ep.draining());
+    let probe = s.send_str(&with_length(
+        "OPTIONS sip:127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-o1\r\n\
+         From: <sip:lb@127.0.0.1>;tag=p1\r\nTo: <sip:127.0.0.1:5070>\r\nCall-ID: probe-1\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n",
+        "",
+    ));
+    assert_eq!(probe.statuses(), vec![503]);
+    assert_eq!(probe.last_response().headers.get("Retry-After"), Some("1"));
+    let refused = s.send_str(&invite_with(
+        "z9hG4bK-new",
+        "2-42@127.0.0.1",
+        1,
+        None,
+        SIPP_SDP,
+    ));
+    assert_eq!(refused.statuses(), vec![503]);
+    assert!(refused.incoming().is_empty(), "no call for a draining node");
+    assert_eq!(
+        refused.last_response().reason,
+        "Service Unavailable (draining)"
+    );
+
+    // The call that was up goes on to its BYE.
+    let bye_out = s.send_str(&bye("z9hG4bK-bye", &tag, 2));
+    assert_eq!(bye_out.statuses(), vec![200]);
+    assert_eq!(bye_out.ended(), vec![EndReason::RemoteBye]);
+
+    s.ep.set_draining(false);
+    let probe = s.send_str(&with_length(
+        "OPTIONS sip:127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-o2\r\n\
+         From: <sip:lb@127.0.0.1>;tag=p2\r\nTo: <sip:127.0.0.1:5070>\r\nCall-ID: probe-2\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n",
+        "",
+    ));
+    assert_eq!(probe.statuses(), vec![200]);
+}
