@@ -377,7 +377,9 @@ async fn elsewhere(
         return None;
     }
     if let Some(bot) = &inner.api.bot {
-        if bot.control.call(call.as_str()).await.is_some() {
+        // Known here as `terminated` is only the database speaking: not a call of ours.
+        let here = bot.control.call(call.as_str()).await;
+        if here.is_some_and(|v| v.state != crate::control::CallState::Terminated) {
             return None;
         }
     }

@@ -39,13 +39,18 @@ impl S3Server {
     /// Starts the server with bucket `bucket` (a directory under its root) and waits until it
     /// accepts connections.
     pub fn start(root: &Path, bucket: &str) -> Result<S3Server, String> {
-        let bin = s3s_fs_binary().ok_or("s3s-fs is not installed; run scripts/setup.sh")?;
-        std::fs::create_dir_all(root.join(bucket))
-            .map_err(|e| format!("{}: {e}", root.display()))?;
         let port = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .map_err(|e| format!("free port: {e}"))?;
+        Self::start_on(root, bucket, port)
+    }
+
+    /// [`S3Server::start`] on a given port (a server that comes back where it was).
+    pub fn start_on(root: &Path, bucket: &str, port: u16) -> Result<S3Server, String> {
+        let bin = s3s_fs_binary().ok_or("s3s-fs is not installed; run scripts/setup.sh")?;
+        std::fs::create_dir_all(root.join(bucket))
+            .map_err(|e| format!("{}: {e}", root.display()))?;
         let child = Command::new(bin)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
@@ -73,6 +78,10 @@ impl S3Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(server)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn endpoint(&self) -> String {

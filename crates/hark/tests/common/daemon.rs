@@ -297,6 +297,10 @@ impl Daemon {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.http_port))
+    }
+
     pub fn recording_url(&self, sid: &str) -> String {
         format!(
             "{}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{sid}",
