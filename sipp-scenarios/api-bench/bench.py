@@ -10,8 +10,15 @@ crates/store/src/schema.rs), starts a release `hark serve` on that storage dir a
     and 4 concurrent first requests sharing one encode;
   * the daemon's RSS (VmRSS, VmHWM) at start and after the run, and the database size.
 
-Stdlib only (sqlite3, http.client, threads) plus `curl` for the throughput clients.
+With --postgres (issue 15) the same store is a PostgreSQL database instead: a private server
+(Debian's initdb/postgres, as the `postgres` user when run as root) that hark reaches through
+storage.database_url, seeded with psql (INSERT … SELECT FROM generate_series) after hark created
+its tables.
+
+Stdlib only (sqlite3, http.client, threads) plus `curl` for the throughput clients (and `psql`
+with --postgres).
 Usage: bench.py [--hark PATH] [--rows 100000] [--dir /tmp/hark-api-bench] [--json out.json]
+                [--postgres]
 """
 
 import argparse
@@ -37,12 +44,12 @@ AUTH = "Basic " + base64.b64encode(f"{ACCOUNT}:{TOKEN}".encode()).decode()
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SPEECH = os.path.join(REPO, "crates/hark/tests/data/speech_8k_ulaw.wav")
 
-# crates/store/src/schema.rs, table `recordings` (migration V1).
+# crates/store/src/schema.rs, table `recordings` (migrations V1, V4, V6).
 COLUMNS = [
     "sid", "account_sid", "call_sid", "status", "source", "channels", "date_created",
     "date_updated", "start_time", "duration", "error_code", "media_file", "transcribe",
     "transcribe_callback", "sc_url", "sc_method", "sc_in_progress", "sc_completed", "sc_absent",
-    "deleted_at",
+    "deleted_at", "sample_rate", "node_id",
 ]
 
 
@@ -58,7 +65,7 @@ def free_ports(n):
     return ports
 
 
-def write_config(path, storage, sip, http_port, rtp):
+def write_config(path, storage, sip, http_port, rtp, database_url=""):
     path_toml = f"""[sip]
 listen = "127.0.0.1:{sip}"
 
@@ -76,6 +83,7 @@ auth_token = "{TOKEN}"
 
 [storage]
 dir = "{storage}"
+database_url = "{database_url}"
 
 [log]
 level = "warn"
@@ -146,12 +154,76 @@ def seed(db, rows, now_ms):
             created = now_ms - (rows - i) * 1000
             s = sid("RE", i)
             yield (s, ACCOUNT, sid("CA", i), "completed", "RecordVerb", 1, created, created + 61000,
-                   created - 60000, 60, None, f"{s}.wav", 0, None, None, None, None, None, None, None)
+                   created - 60000, 60, None, f"{s}.wav", 0, None, None, None, None, None, None, None,
+                   8000, None)
     with con:
-        con.executemany(f"INSERT INTO recordings ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * 20)})", gen())
+        con.executemany(f"INSERT INTO recordings ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", gen())
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.close()
     return version, time.monotonic() - t0
+
+
+class Postgres:
+    """A private PostgreSQL server on 127.0.0.1 (trust auth, superuser `hark`)."""
+
+    def __init__(self, root):
+        bins = sorted(d for d in os.listdir("/usr/lib/postgresql") if d.isdigit())
+        if not bins:
+            sys.exit("PostgreSQL is not installed; run scripts/setup.sh")
+        self.bin = f"/usr/lib/postgresql/{bins[-1]}/bin"
+        self.root = root
+        self.as_pg = (["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+                      if os.geteuid() == 0 else [])
+        os.makedirs(root)
+        if self.as_pg:
+            shutil.chown(root, "postgres", "postgres")
+        data = os.path.join(root, "data")
+        subprocess.run(self.as_pg + [f"{self.bin}/initdb", "-U", "hark", "--auth=trust",
+                                     "-E", "UTF8", "--no-sync", "-D", data],
+                       check=True, stdout=subprocess.DEVNULL)
+        (self.port,) = free_ports(1)
+        self.log = open(os.path.join(os.path.dirname(root), "postgres.log"), "a")
+        self.proc = subprocess.Popen(
+            self.as_pg + [f"{self.bin}/postgres", "-D", data, "-h", "127.0.0.1",
+                          "-p", str(self.port), "-k", root, "-c", "fsync=off"],
+            stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+        t0 = time.monotonic()
+        while self.psql("SELECT 1", check=False).returncode != 0:
+            if time.monotonic() - t0 > 30 or self.proc.poll() is not None:
+                sys.exit("PostgreSQL did not start")
+            time.sleep(0.1)
+        self.url = f"postgres://hark@127.0.0.1:{self.port}/postgres"
+
+    def psql(self, sql, check=True):
+        return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "hark",
+                               "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql],
+                              capture_output=True, text=True, check=check)
+
+    def seed(self, rows, now_ms):
+        cols = self.psql("SELECT string_agg(column_name, ',' ORDER BY ordinal_position) "
+                         "FROM information_schema.columns WHERE table_name = 'recordings'").stdout.strip()
+        if cols.split(",") != COLUMNS:
+            sys.exit(f"schema changed: recordings columns are {cols}; update COLUMNS in bench.py")
+        version = int(self.psql("SELECT version FROM hark_schema").stdout.strip())
+        t0 = time.monotonic()
+        sid_of = lambda p: f"'{p}' || lpad(to_hex(i), 32, '0')"
+        created = f"({now_ms} - ({rows} - i) * 1000::bigint)"
+        self.psql(
+            f"INSERT INTO recordings ({', '.join(COLUMNS)}) SELECT {sid_of('RE')}, '{ACCOUNT}', "
+            f"{sid_of('CA')}, 'completed', 'RecordVerb', 1, {created}, {created} + 61000, "
+            f"{created} - 60000, 60, NULL, {sid_of('RE')} || '.wav', 0, NULL, NULL, NULL, NULL, "
+            f"NULL, NULL, NULL, 8000, NULL FROM generate_series(0, {rows - 1}) AS i")
+        self.psql("VACUUM ANALYZE recordings")
+        size = int(self.psql("SELECT pg_total_relation_size('recordings')").stdout.strip())
+        return version, time.monotonic() - t0, size
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def write_60s_wav(path):
@@ -232,7 +304,7 @@ def markdown(r):
         f"cached {p['cached_median_ms']} ms; {p['mp3_bytes']} B; 4 concurrent first requests: "
         f"{p['concurrent_first']['encodes']} encode, {p['concurrent_first']['wall_ms']} ms",
         f"* RSS: {r['mem_start_kib']['VmRSS'] / 1024:.1f} MiB after start, {r['mem_end_kib']['VmRSS'] / 1024:.1f} MiB "
-        f"after the run (peak {r['mem_end_kib']['VmHWM'] / 1024:.1f} MiB); hark.db {r['db_bytes'] / 1e6:.1f} MB; "
+        f"after the run (peak {r['mem_end_kib']['VmHWM'] / 1024:.1f} MiB); {r['database']} recordings {r['db_bytes'] / 1e6:.1f} MB; "
         f"healthy {r['ready_s'] * 1000:.0f} ms after exec",
         f"* load average during the run: {' '.join(r['loadavg'])} on {r['cpus']} CPUs",
     ]
@@ -245,25 +317,32 @@ def main():
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--dir", default="/tmp/hark-api-bench")
     ap.add_argument("--json")
+    ap.add_argument("--postgres", action="store_true",
+                    help="the store in a private PostgreSQL server instead of hark.db")
     a = ap.parse_args()
-    res = {"rows": a.rows}
+    res = {"rows": a.rows, "database": "postgres" if a.postgres else "sqlite"}
 
     shutil.rmtree(a.dir, ignore_errors=True)
     storage = os.path.join(a.dir, "recordings")
     os.makedirs(storage)
     sip, http_port, rtp = free_ports(3)
     cfg = os.path.join(a.dir, "hark.toml")
-    write_config(cfg, storage, sip, http_port, rtp)
+    pg = Postgres(os.path.join(a.dir, "pg")) if a.postgres else None
+    write_config(cfg, storage, sip, http_port, rtp, pg.url if pg else "")
     log = os.path.join(a.dir, "hark.log")
 
-    # First start creates and migrates hark.db; then seed it while hark is down.
+    # First start creates and migrates the database; then seed it while hark is down.
     Hark(a.hark, cfg, log, http_port).stop()
-    db = os.path.join(storage, "hark.db")
     now_ms = int(time.time() * 1000)
-    version, seed_s = seed(db, a.rows, now_ms)
+    if pg:
+        version, seed_s, db_bytes = pg.seed(a.rows, now_ms)
+    else:
+        db = os.path.join(storage, "hark.db")
+        version, seed_s = seed(db, a.rows, now_ms)
+        db_bytes = os.path.getsize(db)
     res["schema_version"] = version
     res["seed_s"] = round(seed_s, 2)
-    res["db_bytes"] = os.path.getsize(db)
+    res["db_bytes"] = db_bytes
     newest = [sid("RE", i) for i in range(a.rows - 1, a.rows - 8, -1)]
     for s in newest:
         write_60s_wav(os.path.join(storage, f"{s}.wav"))
@@ -366,6 +445,8 @@ def main():
     }
     res["mem_end_kib"] = h.mem()
     h.stop()
+    if pg:
+        pg.stop()
     res["loadavg"] = open("/proc/loadavg").read().split()[:3]
     res["cpus"] = os.cpu_count()
 
