@@ -55,6 +55,11 @@ pub async fn recover(shared: &Services) {
             continue;
         }
         tracing::warn!(recording = %row.sid, samples, status = %row.status, "recovered a recording left open by a crash");
+        if row.transcribe && !absent {
+            // The call that asked for it is gone; its transcript is still due (in the
+            // configured language: the verb's transcribeLanguage was not stored).
+            queue_transcription(shared, &row).await;
+        }
         let Some(cb) = row.status_callback.clone() else {
             continue;
         };
@@ -71,6 +76,36 @@ pub async fn recover(shared: &Services) {
         }
     }
     end_open_calls(shared, &call_ends).await;
+}
+
+async fn queue_transcription(shared: &Services, row: &store::RecordingRecord) {
+    let now = now_ms();
+    let job = store::TranscriptionRecord {
+        sid: store::TranscriptionSid::new_random(),
+        account_sid: row.account_sid.clone(),
+        recording_sid: row.sid.clone(),
+        call_sid: row.call_sid.clone(),
+        status: store::TranscriptionStatus::Queued,
+        text: None,
+        language: Some(shared.config.transcription.language.clone()),
+        engine: None,
+        error: None,
+        audio_secs: None,
+        processing_secs: None,
+        duration_secs: row.duration_secs,
+        kind: store::TranscriptionRecord::FAST.into(),
+        transcribe_callback: row.transcribe_callback.clone(),
+        date_created_ms: now,
+        date_updated_ms: now,
+    };
+    let sid = job.sid.clone();
+    if shared
+        .db(move |s| s.insert_transcription(&job))
+        .await
+        .is_some()
+    {
+        tracing::info!(recording = %row.sid, transcription = %sid, "transcription of a recovered recording queued");
+    }
 }
 
 /// Ends the calls that were up when the daemon died: answered ones as `completed` at the last

@@ -20,12 +20,21 @@ const MAX_BATCHES: usize = 500;
 /// `bot.recording_retention = "call"`.
 pub const BOT_DISCARD_GRACE: Duration = Duration::from_secs(10);
 
-/// Sweeps now and every [`SWEEP_EVERY`], until the process ends.
+/// Sweeps now and every [`SWEEP_EVERY`], until the process ends. Nodes sharing a database
+/// take turns: the sweep runs where the `retention` lease is (kept by renewing it each pass;
+/// another node takes it over when the holder stops).
 pub async fn run(shared: Arc<Services>) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
+    let lease_ms = 2 * SWEEP_EVERY.as_millis() as i64;
     loop {
         tick.tick().await;
-        sweep(&shared, now_ms()).await;
+        let ours = shared
+            .db(move |s| s.claim_job("retention", now_ms(), lease_ms))
+            .await
+            .unwrap_or(false);
+        if ours {
+            sweep(&shared, now_ms()).await;
+        }
     }
 }
 

@@ -450,6 +450,14 @@ pub async fn serve_with(
             }
         });
     }
+    // Copies fetched from the bucket by a transcription or an MP3 encode that a crash cut off.
+    let stale = services.files.remove_fetched();
+    if stale > 0 {
+        tracing::info!(
+            files = stale,
+            "removed temporary recording copies left by a crash"
+        );
+    }
     recovery::recover(&services).await;
     if shared_database {
         let api_url = if config.cluster_api_url.is_empty() {

@@ -4,6 +4,16 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// How temporary copies of recordings from the object storage end.
+pub const FETCHED_SUFFIX: &str = ".fetched.wav";
+
+/// `{sid}.{unique}.fetched.wav` (http-api's MP3 encoder names its copies the same way).
+pub fn fetched_name(sid: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{sid}.{}-{n}{FETCHED_SUFFIX}", std::process::id())
+}
+
 #[derive(Debug, Clone)]
 pub struct RecordingFiles {
     dir: PathBuf,
@@ -32,6 +42,24 @@ impl RecordingFiles {
 
     pub fn path_of(&self, file_name: &str) -> PathBuf {
         self.dir.join(file_name)
+    }
+
+    /// A new name for a temporary copy of recording `sid` fetched from the object storage:
+    /// `{sid}.{unique}.fetched.wav`, never shared by two fetches.
+    pub fn fetched_path(&self, sid: &str) -> PathBuf {
+        self.dir.join(fetched_name(sid))
+    }
+
+    /// Removes the temporary copies a crash left (at start-up); returns how many.
+    pub fn remove_fetched(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(FETCHED_SUFFIX))
+            .filter(|e| std::fs::remove_file(e.path()).is_ok())
+            .count()
     }
 
     /// A new recording's WAV. Read access too: finalizing moves the kept audio to the front of

@@ -151,9 +151,7 @@ impl Transcriber {
         // object storage for the engine, removed after.
         let fetched = match &shared.uploader {
             Some(uploader) if !local.exists() => {
-                let tmp = shared
-                    .files
-                    .path_of(&format!("{}.fetched.wav", recording.sid));
+                let tmp = shared.files.fetched_path(recording.sid.as_str());
                 uploader
                     .storage()
                     .download(&recording.media_file, &tmp)

@@ -203,7 +203,11 @@ fn local_wavs(dir: &Path) -> Vec<String> {
     };
     entries
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with("RE") && n.ends_with(".wav") && !n.ends_with(".fetched.wav"))
+        .filter(|n| {
+            n.starts_with("RE")
+                && n.ends_with(".wav")
+                && !n.ends_with(crate::storage::FETCHED_SUFFIX)
+        })
         .collect()
 }
 
@@ -226,7 +230,7 @@ mod tests {
         for name in [
             "RE0123456789abcdef0123456789abcdef.wav",
             "RE0123456789abcdef0123456789abcdef.mp3",
-            "RE0123456789abcdef0123456789abcde0.fetched.wav",
+            "RE0123456789abcdef0123456789abcde0.7-1.fetched.wav",
             "hark.db",
             "notes.wav",
         ] {

@@ -16,6 +16,7 @@ use media_store::testing::S3Server;
 use store::testing::PostgresServer;
 
 const BUCKET: &str = "recordings";
+const BOT_TOKEN: &str = "scale-out-bot-token-7f3k";
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -153,7 +154,13 @@ fn a_recording_is_in_the_bucket_before_the_action_and_served_from_it_with_range(
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "audio/mpeg");
     assert!(mp3.len() > 1000, "an MP3 of {} bytes", mp3.len());
-    assert!(!d.storage.join(format!("{sid}.fetched.wav")).exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&d.storage)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".fetched.wav"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary copies left: {leftovers:?}");
 
     let metrics = http_get(d.http_addr(), "/metrics").expect("metrics").1;
     assert_eq!(metric(&metrics, "hark_uploads_total"), Some(1.0));
@@ -221,7 +228,12 @@ fn a_crash_mid_recording_is_repaired_and_uploaded_on_restart() {
     let dir = TempDir::new("s3-crash");
     let s3 = S3Server::start(&dir.join("s3"), BUCKET).expect("s3s-fs");
     let wh = WebhookServer::start();
-    let mut d = Daemon::start(&borrowed(&s3_overrides(&s3)), record_app(&wh));
+    wh.route("/done", Reply::twiml("<Response/>"));
+    let app = App::Twiml(format!(
+        r##"<Response><Record action="{}" maxLength="30" timeout="10" playBeep="false" transcribe="true"/></Response>"##,
+        wh.url("/done")
+    ));
+    let mut d = Daemon::start(&borrowed(&s3_overrides(&s3)), app);
     let (wav, _) = speech_wav(&d);
     let caller = HarkCall::new(&d.uri("rec")).play(&wav).spawn(&d.tmp);
     // Three seconds in, the node dies.
@@ -252,6 +264,22 @@ fn a_crash_mid_recording_is_repaired_and_uploaded_on_restart() {
         (!d.storage.join(&name).exists()).then_some(())
     })
     .expect("local copy removed after the upload");
+    // transcribe="true": the recovered recording's transcription is queued too.
+    let sid = name.trim_end_matches(".wav");
+    let (status, _, body) = get(
+        &format!(
+            "{}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{sid}/Transcriptions.json",
+            d.public_url()
+        ),
+        None,
+    );
+    assert_eq!(status, 200);
+    let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        page["transcriptions"].as_array().map(Vec::len),
+        Some(1),
+        "{page}"
+    );
 }
 
 /// Two nodes on one PostgreSQL database and one bucket.
@@ -272,6 +300,7 @@ fn two_nodes(dir: &TempDir, app: impl Fn(&WebhookServer) -> App) -> TwoNodes {
         let mut o = s3_overrides(&s3);
         o.push(("storage.database_url".into(), url.clone()));
         o.push(("cluster.node_id".into(), id.into()));
+        o.push(("bot.api_token".into(), BOT_TOKEN.into()));
         o
     };
     let a = Daemon::start(&borrowed(&node("node-a")), app(&wh));
@@ -404,6 +433,45 @@ fn live_call_control_sent_to_another_node_reaches_the_call() {
         &n.s3.bucket_dir().join(format!("{sid}.wav")),
         Duration::from_secs(10),
     );
+
+    // The Graph-style API too: DELETE of a call node A runs, sent to node B, hangs it up.
+    let caller = HarkCall::new(&n.a.uri("rec"))
+        .play(&wav)
+        .hangup_after(30.0)
+        .spawn(&n.a.tmp);
+    let second = wait_until(Duration::from_secs(10), || {
+        let (_, _, body) = get(
+            &format!(
+                "{}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json",
+                n.b.public_url()
+            ),
+            None,
+        );
+        let page: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        let call = page["calls"]
+            .as_array()?
+            .iter()
+            .find(|c| c["status"] == "in-progress")?
+            .clone();
+        Some(call["sid"].as_str().unwrap().to_owned())
+    })
+    .expect("the second call is up");
+    std::thread::sleep(Duration::from_secs(1));
+    let status = rt().block_on(async {
+        reqwest::Client::new()
+            .delete(format!(
+                "{}/v1.0/communications/calls/{second}",
+                n.b.public_url()
+            ))
+            .bearer_auth(BOT_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 204);
+    assert!(caller.wait(Duration::from_secs(10)).success());
 }
 
 #[test]

@@ -218,6 +218,18 @@ async fn handle(inner: &Inner, req: Request) -> Result<Response, GraphError> {
     let m = &parts.method;
     let read = *m == Method::GET || *m == Method::HEAD;
     let ctl = &bot.control;
+    let mut body = body;
+    if let GraphRoute::Call(id) | GraphRoute::Action(id, _) | GraphRoute::Operation(id, _) = route {
+        if let Ok(sid) = id.parse::<store::CallSid>() {
+            let bytes = read_body(body).await?;
+            if let Some(answer) =
+                crate::rest::elsewhere(inner, &sid, m, &parts.uri, &parts.headers, &bytes).await
+            {
+                return Ok(answer);
+            }
+            body = Body::from(bytes);
+        }
+    }
     match route {
         GraphRoute::Unknown => Err(GraphError::not_found(path)),
         GraphRoute::Call(id) if read => match known(id) {

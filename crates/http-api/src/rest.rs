@@ -364,7 +364,7 @@ pub(crate) async fn remove_recording(
 }
 
 /// The answer of the node that runs `call`, when that is another node of the cluster.
-async fn elsewhere(
+pub(crate) async fn elsewhere(
     inner: &Inner,
     call: &CallSid,
     method: &Method,
@@ -488,7 +488,14 @@ async fn fetch_remote_wav(
     if tokio::fs::try_exists(wav).await.unwrap_or(false) {
         return Ok(None);
     }
-    let tmp = wav.with_file_name(format!("{}.fetched.wav", rec.sid));
+    // Unique per request: a transcription or another encode may be fetching the same one.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = wav.with_file_name(format!(
+        "{}.api{}-{n}.fetched.wav",
+        rec.sid,
+        std::process::id()
+    ));
     match storage.download(&rec.media_file, &tmp).await {
         Ok(_) => Ok(Some(tmp)),
         Err(media_store::StorageError::NotFound { .. }) => {

@@ -853,8 +853,15 @@ async fn healthz_and_metrics_need_no_credentials() {
     let health: serde_json::Value = serde_json::from_slice(&body(resp).await).unwrap();
     assert_eq!(
         health,
-        serde_json::json!({"status": "ok", "database": "ok"})
+        serde_json::json!({"status": "ok", "database": "ok", "node_id": "test"})
     );
+    // A draining node (hark drain): healthy, but 503 so HTTP balancers move on too.
+    f.state.drain.set(true);
+    let resp = f.send(Method::GET, "/healthz", None, None).await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let health: serde_json::Value = serde_json::from_slice(&body(resp).await).unwrap();
+    assert_eq!(health["status"], "draining");
+    f.state.drain.set(false);
     // An engine that is not ready degrades the status, not the code.
     f.state.readiness.set(
         "transcription",

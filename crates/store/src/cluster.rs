@@ -300,6 +300,22 @@ impl Store {
         })
     }
 
+    /// Takes (or renews) the lease of the job `name` for this node until `now_ms + ttl_ms`:
+    /// true when this node may run it now. Another node's lease is taken only once it ran out
+    /// (that node died or stopped renewing).
+    pub fn claim_job(&self, name: &str, now_ms: i64, ttl_ms: i64) -> Result<bool, StoreError> {
+        let rows = self.with_db(|db| {
+            db.query(
+                "claim job",
+                "INSERT INTO leases (name, owner, until_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (name) DO UPDATE SET owner = ?2, until_ms = ?3 \
+                 WHERE leases.until_ms <= ?4 OR leases.owner = ?2 RETURNING owner",
+                params![name, self.owner(), now_ms.saturating_add(ttl_ms), now_ms],
+            )
+        })?;
+        Ok(!rows.is_empty())
+    }
+
     /// A recording by SID alone (any account): the node's own bookkeeping, not the API.
     pub fn recording_by_sid(
         &self,
@@ -497,5 +513,26 @@ mod tests {
         assert_eq!(n2.requeue_expired_transcriptions(62_000).unwrap(), 1);
         assert_eq!(status(&n2, tr(1)), crate::TranscriptionStatus::Queued);
         assert!(n2.start_transcription(&tr(1), 62_001).unwrap());
+    }
+
+    #[test]
+    fn a_job_lease_is_one_nodes_until_it_runs_out() {
+        let (dir, store) = store();
+        let n1 = store.with_node("n1", 10_000);
+        let n2 = reopen(dir.path()).with_node("n2", 10_000);
+        assert!(n1.claim_job("retention", 1_000, 3_600_000).unwrap());
+        assert!(!n2.claim_job("retention", 2_000, 3_600_000).unwrap());
+        assert!(
+            n1.claim_job("retention", 2_000, 3_600_000).unwrap(),
+            "renewed"
+        );
+        assert!(
+            n2.claim_job("other", 2_000, 1_000).unwrap(),
+            "leases are per job"
+        );
+        // n1 stops renewing: the lease is n2's once it ran out.
+        assert!(!n2.claim_job("retention", 3_601_999, 3_600_000).unwrap());
+        assert!(n2.claim_job("retention", 3_602_000, 3_600_000).unwrap());
+        assert!(!n1.claim_job("retention", 3_602_001, 3_600_000).unwrap());
     }
 }

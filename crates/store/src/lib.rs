@@ -742,9 +742,10 @@ mod tests {
         assert_eq!(tables, TABLES);
     }
 
-    const TABLES: [&str; 9] = [
+    const TABLES: [&str; 10] = [
         "call_events",
         "calls",
+        "leases",
         "nodes",
         "outbox",
         "recordings",

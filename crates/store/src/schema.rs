@@ -182,6 +182,12 @@ CREATE TABLE nodes (
     heartbeat_ms INTEGER NOT NULL,
     draining     INTEGER NOT NULL DEFAULT 0
 );
+-- Work one node at a time does for all (retention): whoever holds the lease.
+CREATE TABLE leases (
+    name     TEXT PRIMARY KEY NOT NULL,
+    owner    TEXT NOT NULL,
+    until_ms INTEGER NOT NULL
+);
 ";
 
 pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];

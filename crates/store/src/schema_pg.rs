@@ -147,6 +147,11 @@ CREATE TABLE nodes (
     heartbeat_ms BIGINT NOT NULL,
     draining     BIGINT NOT NULL DEFAULT 0
 );
+CREATE TABLE leases (
+    name     TEXT PRIMARY KEY NOT NULL,
+    owner    TEXT NOT NULL,
+    until_ms BIGINT NOT NULL
+);
 "#;
 
 const MIGRATIONS: &[(u32, &str)] = &[(5, V5), (6, V6)];
