@@ -81,15 +81,16 @@ fn header_end(buf: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// The Content-Length (or compact `l`) of a header block; `None` if missing, repeated with
-/// different values, or not a number.
+/// different values, or not a number. Headers are read as the parser reads them: a line that
+/// starts with SP or HTAB continues the header before it (RFC 3261 §7.3.1), so ` l: 0` there is
+/// not a Content-Length, and `Content-Length:` folded onto the next line is one.
 fn content_length(head: &[u8]) -> Option<usize> {
     let mut found: Option<usize> = None;
-    for line in head.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
+    let mut check = |header: &[u8]| -> Option<()> {
+        let Some(colon) = header.iter().position(|&b| b == b':') else {
+            return Some(());
         };
-        let (name, value) = line.split_at(colon);
+        let (name, value) = header.split_at(colon);
         let name = name.trim_ascii();
         if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
             let value = std::str::from_utf8(value.get(1..)?).ok()?.trim();
@@ -99,7 +100,25 @@ fn content_length(head: &[u8]) -> Option<usize> {
             }
             found = Some(n);
         }
+        Some(())
+    };
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line));
+    // The start line is no header.
+    lines.next();
+    let mut header: Vec<u8> = Vec::new();
+    for line in lines {
+        if line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
+            header.push(b' ');
+            header.extend_from_slice(line.trim_ascii_start());
+            continue;
+        }
+        check(&header)?;
+        header.clear();
+        header.extend_from_slice(line);
     }
+    check(&header)?;
     found
 }
 
@@ -161,6 +180,22 @@ mod tests {
 
     /// cargo-fuzz `sip_framer` found the framer ending the header section later than the
     /// parser (only at CRLFCRLF): a bare-LF empty line ends it for both.
+    #[test]
+    fn folded_lines_belong_to_the_header_before_them() {
+        // ` l:0` continues CSeq (the parser's reading): no Content-Length on a stream.
+        let mut f = StreamFramer::new();
+        f.push(b"OPTIONS sip:a@b SIP/2.0\r\nCSeq: 8 OPTIONS\r\n l:0\r\n\r\n");
+        assert!(matches!(
+            f.next_message(),
+            Err(FramingError::BadContentLength)
+        ));
+        // A Content-Length whose value is folded onto the next line is one.
+        let msg = b"BYE sip:a@b SIP/2.0\r\nContent-Length:\r\n  4\r\n\r\nbody";
+        let mut f = StreamFramer::new();
+        f.push(msg);
+        assert_eq!(f.next_message().unwrap(), Some(msg.to_vec()));
+    }
+
     #[test]
     fn a_bare_lf_empty_line_ends_the_headers_as_the_parser_says() {
         let msg = b"INVITE sip:a@b SIP/2.0\r\nX: y\n\r\nContent-Length: 4\r\n\r\nbody";

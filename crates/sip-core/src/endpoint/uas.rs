@@ -44,6 +44,13 @@ fn check_request_uri(uri: &str) -> Option<(u16, &'static str)> {
     }
 }
 
+/// A remote target we can send in-dialog requests to: a sip/sips URI with a host.
+fn usable_target(uri: &str) -> bool {
+    let scheme = uri.split_once(':').map_or("", |(s, _)| s);
+    (scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips"))
+        && crate::message::uri_host_port(uri).is_some()
+}
+
 fn content_type(req: &Request) -> Option<String> {
     req.headers.get("Content-Type").map(|v| {
         v.split(';')
@@ -503,7 +510,9 @@ impl Endpoint {
         let remote_target = match h.get_all("Contact").first() {
             Some(v) => NameAddr::parse(v).ok().map(|n| n.uri),
             None => Some(ctx.from.uri.clone()),
-        };
+        }
+        // Where our BYE and re-INVITE go: it must be a SIP URI we can send to.
+        .filter(|uri| usable_target(uri));
         let call = Call {
             peer: from,
             call_id: ctx.call_id.clone(),
@@ -539,7 +548,7 @@ impl Endpoint {
         let offer = match remote_target {
             None => Err(Refusal {
                 status: 400,
-                reason: "Bad Request (Missing Contact)".into(),
+                reason: "Bad Request (Missing or Invalid Contact)".into(),
                 headers: vec![],
             }),
             Some(_) => self.read_offer(&req),
@@ -758,6 +767,7 @@ impl Endpoint {
             .get_all("Contact")
             .first()
             .and_then(|v| NameAddr::parse(v).ok())
+            .filter(|t| usable_target(&t.uri))
         {
             c.remote_target = target.uri;
         }

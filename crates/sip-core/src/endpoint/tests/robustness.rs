@@ -126,3 +126,39 @@ fn stray_ack_and_responses_are_silent() {
     let out = s.send_str(resp);
     assert!(out.sent.is_empty() && out.events.is_empty() && out.rejected.is_empty());
 }
+
+#[test]
+fn an_invite_whose_target_is_no_sip_uri_is_400_and_makes_no_call() {
+    // Found by fuzzing: an RFC 2543 INVITE (no Contact) whose From URI was `1sip:…` became a
+    // call whose BYE had that as its Request-URI, which no parser reads.
+    for (contact, from) in [
+        ("", "1sip:caller@example.net"),
+        (
+            "Contact: <1sip:caller@example.net>\r\n",
+            "sip:caller@example.net",
+        ),
+        ("Contact: <tel:+15550100>\r\n", "sip:caller@example.net"),
+    ] {
+        let mut s = Sim::new();
+        let invite = with_length(
+            &format!(
+                "INVITE sip:rec@127.0.0.1:5070 SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-t1\r\n\
+                 From: <{from}>;tag=f1\r\nTo: <sip:rec@127.0.0.1:5070>\r\n\
+                 Call-ID: target-1\r\nCSeq: 1 INVITE\r\n{contact}Max-Forwards: 70\r\n\
+                 Content-Type: application/sdp\r\n"
+            ),
+            SIPP_SDP,
+        );
+        let out = s.send_str(&invite);
+        assert!(out.incoming().is_empty(), "{contact:?} {from:?}");
+        assert_eq!(out.statuses().last(), Some(&400), "{contact:?} {from:?}");
+        assert_eq!(
+            out.last_response().reason,
+            "Bad Request (Missing or Invalid Contact)"
+        );
+        let later = s.advance_to(60.0);
+        assert!(later.events.is_empty());
+        assert_eq!(s.ep.call_count(), 0);
+    }
+}
