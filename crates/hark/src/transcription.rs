@@ -147,19 +147,26 @@ impl Transcriber {
             ));
         }
         let local = shared.files.path_of(&recording.media_file);
-        // Uploaded and gone from this disk (or recorded by another node): fetched from the
-        // object storage for the engine, removed after.
+        // With object storage the local file goes once its upload is checked, possibly while
+        // this job reads it: the job reads its own hard link to it (same bytes, no copy), or
+        // a copy fetched from the bucket when the file is already gone (or another node
+        // recorded it). Either is removed when the job ends.
         let fetched = match &shared.uploader {
-            Some(uploader) if !local.exists() => {
+            Some(uploader) => {
                 let tmp = shared.files.fetched_path(recording.sid.as_str());
-                uploader
-                    .storage()
-                    .download(&recording.media_file, &tmp)
-                    .await
-                    .map_err(|e| format!("fetching the recording: {e}"))?;
-                Some(tmp)
+                match std::fs::hard_link(&local, &tmp) {
+                    Ok(()) => Some(tmp),
+                    Err(_) => {
+                        uploader
+                            .storage()
+                            .download(&recording.media_file, &tmp)
+                            .await
+                            .map_err(|e| format!("fetching the recording: {e}"))?;
+                        Some(tmp)
+                    }
+                }
             }
-            _ => None,
+            None => None,
         };
         let path = fetched.clone().unwrap_or(local);
         let _remove_fetched = RemoveOnDrop(fetched);

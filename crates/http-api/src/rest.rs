@@ -426,9 +426,23 @@ async fn media(
             let metrics = inner.api.metrics.clone();
             let fetched = fetch_remote_wav(inner, &rec, &wav).await?;
             let source = fetched.clone().unwrap_or_else(|| wav.clone());
-            let encoded = inner.mp3.ensure(sid, source, mp3.clone(), metrics).await;
+            let mut encoded = inner
+                .mp3
+                .ensure(sid, source, mp3.clone(), metrics.clone())
+                .await;
             if let Some(tmp) = fetched {
                 let _ = tokio::fs::remove_file(tmp).await;
+            } else if matches!(encoded, Err(Mp3Failure::WavMissing))
+                && inner.api.remote_media.is_some()
+            {
+                // The local WAV went (its upload was checked) between the look and the read.
+                if let Some(tmp) = fetch_remote_wav(inner, &rec, &wav).await? {
+                    encoded = inner
+                        .mp3
+                        .ensure(sid, tmp.clone(), mp3.clone(), metrics)
+                        .await;
+                    let _ = tokio::fs::remove_file(tmp).await;
+                }
             }
             match encoded {
                 Ok(()) => {}
