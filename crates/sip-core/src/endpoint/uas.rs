@@ -513,6 +513,18 @@ impl Endpoint {
         }
         // Where our BYE and re-INVITE go: it must be a SIP URI we can send to.
         .filter(|uri| usable_target(uri));
+        // So must every hop of the route set (a strict router's URI becomes our BYE's
+        // Request-URI).
+        let route_set: Option<Vec<String>> = h
+            .get_all("Record-Route")
+            .into_iter()
+            .map(|v| {
+                NameAddr::parse(v)
+                    .ok()
+                    .filter(|n| usable_target(&n.uri))
+                    .map(|_| v.to_string())
+            })
+            .collect();
         let call = Call {
             peer: from,
             call_id: ctx.call_id.clone(),
@@ -520,11 +532,7 @@ impl Endpoint {
             remote_from: h.get("From").unwrap_or_default().to_string(),
             remote_to: h.get("To").unwrap_or_default().to_string(),
             remote_target: remote_target.clone().unwrap_or_default(),
-            route_set: h
-                .get_all("Record-Route")
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
+            route_set: route_set.clone().unwrap_or_default(),
             remote_cseq: ctx.cseq.seq,
             local_cseq: 0,
             origin: origin.clone(),
@@ -545,13 +553,18 @@ impl Endpoint {
         self.by_dialog.insert((ctx.call_id.clone(), local_tag), key);
         self.by_invite.insert(ctx.key.clone(), key);
         self.by_origin.insert(origin, key);
-        let offer = match remote_target {
-            None => Err(Refusal {
+        let offer = match (remote_target, route_set) {
+            (None, _) => Err(Refusal {
                 status: 400,
                 reason: "Bad Request (Missing or Invalid Contact)".into(),
                 headers: vec![],
             }),
-            Some(_) => self.read_offer(&req),
+            (_, None) => Err(Refusal {
+                status: 400,
+                reason: "Bad Request (Invalid Record-Route)".into(),
+                headers: vec![],
+            }),
+            (Some(_), Some(_)) => self.read_offer(&req),
         };
         let incoming = offer.as_ref().ok().map(|media| IncomingCall {
             call: key,

@@ -162,3 +162,45 @@ fn an_invite_whose_target_is_no_sip_uri_is_400_and_makes_no_call() {
         assert_eq!(s.ep.call_count(), 0);
     }
 }
+
+#[test]
+fn an_invite_with_a_record_route_that_is_no_sip_uri_is_400() {
+    // Found by fuzzing: a strict router's Record-Route (no `lr`) whose URI was junk became our
+    // BYE's Request-URI.
+    for rr in [
+        "Record-Route: mmmmmmmample.com>\r\n",
+        "Record-Route: <sip:proxy.example.com;lr>, <1sip:x@y>\r\n",
+        "Record-Route: <tel:+15550100>\r\n",
+    ] {
+        let mut s = Sim::new();
+        let invite = with_length(
+            &format!(
+                "INVITE sip:rec@127.0.0.1:5070 SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-rr1\r\n\
+                 From: <sip:caller@example.net>;tag=f1\r\nTo: <sip:rec@127.0.0.1:5070>\r\n\
+                 Call-ID: rr-1\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@127.0.0.1:5061>\r\n\
+                 {rr}Max-Forwards: 70\r\nContent-Type: application/sdp\r\n"
+            ),
+            SIPP_SDP,
+        );
+        let out = s.send_str(&invite);
+        assert!(out.incoming().is_empty(), "{rr:?}");
+        assert_eq!(out.statuses().last(), Some(&400), "{rr:?}");
+        assert_eq!(
+            out.last_response().reason,
+            "Bad Request (Invalid Record-Route)"
+        );
+    }
+    // A well-formed route set still makes a call.
+    let mut s = Sim::new();
+    let invite = with_length(
+        "INVITE sip:rec@127.0.0.1:5070 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-rr2\r\n\
+         From: <sip:caller@example.net>;tag=f1\r\nTo: <sip:rec@127.0.0.1:5070>\r\n\
+         Call-ID: rr-2\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@127.0.0.1:5061>\r\n\
+         Record-Route: <sip:127.0.0.1:25060;lr>\r\nMax-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\n",
+        SIPP_SDP,
+    );
+    assert_eq!(s.send_str(&invite).incoming().len(), 1);
+}
