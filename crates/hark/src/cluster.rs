@@ -10,16 +10,13 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 
+use crate::outbox::now_ms;
 use crate::services::Services;
 
 /// How often a node announces itself.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// A node silent this long is taken for dead: its calls are not forwarded to.
 pub const NODE_STALE: Duration = Duration::from_secs(30);
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 /// Announces the node until `shutdown`, and puts back in the queue the transcription jobs of
 /// nodes that stopped renewing them.

@@ -4,15 +4,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// How temporary copies of recordings from the object storage end.
-pub const FETCHED_SUFFIX: &str = ".fetched.wav";
-
-/// `{sid}.{unique}.fetched.wav` (http-api's MP3 encoder names its copies the same way).
-pub fn fetched_name(sid: &str) -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{sid}.{}-{n}{FETCHED_SUFFIX}", std::process::id())
-}
+use media_store::{fetched_name, FETCHED_SUFFIX};
 
 #[derive(Debug, Clone)]
 pub struct RecordingFiles {

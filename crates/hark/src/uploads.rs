@@ -14,6 +14,7 @@ use std::time::Duration;
 use media_store::{ObjectStorage, StorageError};
 use tokio::sync::{watch, Notify};
 
+use crate::outbox::now_ms;
 use crate::services::Services;
 
 /// The longest wait between two attempts at one upload.
@@ -26,10 +27,6 @@ pub struct Uploader {
     storage: ObjectStorage,
     node: String,
     wake: Notify,
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// Seconds to wait after `attempts` failures: 1, 2, 4, … up to [`MAX_BACKOFF`].
@@ -204,9 +201,7 @@ fn local_wavs(dir: &Path) -> Vec<String> {
     entries
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| {
-            n.starts_with("RE")
-                && n.ends_with(".wav")
-                && !n.ends_with(crate::storage::FETCHED_SUFFIX)
+            n.starts_with("RE") && n.ends_with(".wav") && !n.ends_with(media_store::FETCHED_SUFFIX)
         })
         .collect()
 }

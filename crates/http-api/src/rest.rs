@@ -502,14 +502,7 @@ async fn fetch_remote_wav(
     if tokio::fs::try_exists(wav).await.unwrap_or(false) {
         return Ok(None);
     }
-    // Unique per request: a transcription or another encode may be fetching the same one.
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = wav.with_file_name(format!(
-        "{}.api{}-{n}.fetched.wav",
-        rec.sid,
-        std::process::id()
-    ));
+    let tmp = wav.with_file_name(media_store::fetched_name(rec.sid.as_str()));
     match storage.download(&rec.media_file, &tmp).await {
         Ok(_) => Ok(Some(tmp)),
         Err(media_store::StorageError::NotFound { .. }) => {

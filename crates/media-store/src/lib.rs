@@ -290,6 +290,18 @@ impl ObjectStorage {
     }
 }
 
+/// How the names of temporary local copies of objects end (`{key stem}.{unique}.fetched.wav`):
+/// a node removes any such file at start-up, a crash having cut off the job that used it.
+pub const FETCHED_SUFFIX: &str = ".fetched.wav";
+
+/// A file name for a temporary local copy of recording `sid`, never shared by two copies (a
+/// transcription and an MP3 encode may fetch the same recording at once).
+pub fn fetched_name(sid: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{sid}.{}-{n}{FETCHED_SUFFIX}", std::process::id())
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

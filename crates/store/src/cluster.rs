@@ -315,14 +315,6 @@ impl Store {
         })?;
         Ok(!rows.is_empty())
     }
-
-    /// A recording by SID alone (any account): the node's own bookkeeping, not the API.
-    pub fn recording_by_sid(
-        &self,
-        sid: &crate::RecordingSid,
-    ) -> Result<Option<crate::RecordingRecord>, StoreError> {
-        self.recording_any_account(sid)
-    }
 }
 
 #[cfg(test)]

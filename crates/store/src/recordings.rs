@@ -299,8 +299,8 @@ impl Store {
         )
     }
 
-    /// A recording by SID in any account (the daemon's own bookkeeping).
-    pub(crate) fn recording_any_account(
+    /// A recording by SID in any account: the daemon's own bookkeeping, not the API.
+    pub fn recording_by_sid(
         &self,
         sid: &RecordingSid,
     ) -> Result<Option<RecordingRecord>, StoreError> {
