@@ -19,9 +19,9 @@ use crate::leg::{Leg, LegId, LegState};
 use crate::params::{final_status, new_call_row, progress_params, ProgressEvent};
 use crate::prompt::{AfterPrompt, LoadErrorPolicy, PromptItem, PromptRun};
 use crate::{
-    CallConfig, ControlInput, FetchRequest, FetchResult, HttpAnswer, IoId, LegOffer, LiveUpdate,
-    MediaCommand, MediaInput, Output, Persist, PlaybackId, Redirect, SidSource, SipCommand,
-    SipInput, TimerReason, BYE_GRACE,
+    CallConfig, ControlInput, FetchRequest, FetchResult, HttpAnswer, IoId, LegOffer, LiveActivity,
+    LiveRecordingState, LiveUpdate, MediaCommand, MediaInput, Output, Persist, PlaybackId,
+    Redirect, SidSource, SipCommand, SipInput, TimerReason, BYE_GRACE,
 };
 
 /// Twilio's codes for the failures of SPEC §2.2.
@@ -182,6 +182,8 @@ pub struct Call<S: WavStorage> {
     pub(crate) bridged: Option<LegId>,
     /// The call is over but REST recordings are still being closed: it finishes when they are.
     finish_waiting: bool,
+    /// What the live view was last told.
+    shown: LiveActivity,
     next_id: u64,
     pub(crate) sids: SidSource,
     out: VecDeque<Output<S>>,
@@ -261,6 +263,7 @@ impl<S: WavStorage> Call<S> {
             progress_sequence: 0,
             outbound,
             api_recordings: Vec::new(),
+            shown: LiveActivity::default(),
             bridged: None,
             finish_waiting: false,
             next_id: 0,
@@ -339,7 +342,66 @@ impl<S: WavStorage> Call<S> {
     }
 
     pub fn poll_output(&mut self) -> Option<Output<S>> {
-        self.out.pop_front()
+        if let Some(out) = self.out.pop_front() {
+            return Some(out);
+        }
+        // Once everything else is out: what a supervisor sees, when it changed.
+        if self.state == CallState::Done {
+            return None;
+        }
+        let now = self.live_activity();
+        if now == self.shown {
+            return None;
+        }
+        self.shown = now;
+        Some(Output::Live(LiveUpdate::Activity(now)))
+    }
+
+    /// The verb running, the legs up and whether anything records.
+    pub fn live_activity(&self) -> LiveActivity {
+        let mut recording = LiveRecordingState::Off;
+        let mut mark = |paused: bool| {
+            recording = match (recording, paused) {
+                (LiveRecordingState::On, _) | (_, false) => LiveRecordingState::On,
+                _ => LiveRecordingState::Paused,
+            }
+        };
+        for rec in &self.api_recordings {
+            if !rec.is_closing_or_closed() {
+                mark(rec.audio.paused());
+            }
+        }
+        let verb = match (&self.program, &self.activity) {
+            (Program::Bot, Activity::Capture(_)) => {
+                mark(false);
+                "Bot"
+            }
+            (Program::Bot, _) => "Bot",
+            (_, Activity::Idle) => "",
+            (_, Activity::Fetch { .. }) => "Fetch",
+            (_, Activity::Prompt { run, .. }) => run.verb(),
+            (_, Activity::Gather(_)) => "Gather",
+            (_, Activity::Capture(_)) => {
+                mark(false);
+                "Record"
+            }
+            (_, Activity::Dial(d)) => {
+                if let Some(paused) = d.recording_paused() {
+                    mark(paused);
+                }
+                "Dial"
+            }
+        };
+        let legs = self
+            .legs
+            .iter()
+            .filter(|l| matches!(l.state, LegState::Ringing | LegState::Answered { .. }))
+            .count();
+        LiveActivity {
+            verb,
+            legs: u32::try_from(legs).unwrap_or(u32::MAX),
+            recording,
+        }
     }
 
     /// The next instant the call must be woken at, and why.

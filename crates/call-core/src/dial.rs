@@ -128,6 +128,14 @@ impl<S: WavStorage> Dial<S> {
         }
     }
 
+    /// Whether the conversation is being recorded: `Some(paused)` while it is.
+    pub(crate) fn recording_paused(&self) -> Option<bool> {
+        self.recording
+            .as_ref()
+            .filter(|r| !r.is_closing_or_closed())
+            .map(|r| r.audio.paused())
+    }
+
     /// The conversation's recording, lent to the REST API's pause/resume/stop.
     pub(crate) fn take_recording(&mut self) -> Option<LiveRecording<S>> {
         self.recording.take()

@@ -346,6 +346,38 @@ pub enum LiveUpdate {
     Established,
     /// From here on the API treats the call as ended.
     Terminated,
+    /// What the call is doing now (sent when it changes): the console's live view.
+    Activity(LiveActivity),
+}
+
+/// What a running call is doing, as a supervisor sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LiveActivity {
+    /// The TwiML verb running (`Say`, `Play`, `Pause`, `Gather`, `Record`, `Dial`), `Fetch`
+    /// while a document is fetched, `Bot` for a bot-driven call, "" between steps.
+    pub verb: &'static str,
+    /// Legs with a live dialog (the caller and any dialled party).
+    pub legs: u32,
+    pub recording: LiveRecordingState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LiveRecordingState {
+    #[default]
+    Off,
+    On,
+    /// Only paused recordings (REST `Status=paused`).
+    Paused,
+}
+
+impl LiveRecordingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LiveRecordingState::Off => "off",
+            LiveRecordingState::On => "on",
+            LiveRecordingState::Paused => "paused",
+        }
+    }
 }
 
 /// Defined once, with the other Graph operation types.

@@ -123,6 +123,7 @@ pub(crate) struct PromptRun {
     policy: LoadErrorPolicy,
     /// Who hears it: the caller, or a dialled party (a `<Dial>` noun's whisper).
     leg: LegId,
+    verb: &'static str,
 }
 
 impl PromptRun {
@@ -131,12 +132,23 @@ impl PromptRun {
     }
 
     pub(crate) fn on_leg(items: Vec<PromptItem>, policy: LoadErrorPolicy, leg: LegId) -> PromptRun {
+        let verb = match items.first() {
+            Some(PromptItem::Say { .. }) => "Say",
+            Some(PromptItem::Pause { .. }) => "Pause",
+            _ => "Play",
+        };
         PromptRun {
             items: items.into(),
             phase: Phase::Next,
             policy,
             leg,
+            verb,
         }
+    }
+
+    /// The verb this run plays for, as the live view names it.
+    pub(crate) fn verb(&self) -> &'static str {
+        self.verb
     }
 
     pub(crate) fn play_done(&mut self, id: PlaybackId) {

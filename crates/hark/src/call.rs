@@ -251,13 +251,16 @@ async fn run(shared: Arc<CallEnv>, call_sid: CallSid, origin: Origin) {
         app,
         request_id,
     } = setup;
-    let (registration, mut control) = shared.registry.register(CallView {
-        id: call_sid.to_string(),
-        state: CallState::Establishing,
-        from: info.from.clone(),
-        to: info.to.clone(),
-        bot: app.bot_callback_uri.is_some(),
-    });
+    let (registration, mut control) = shared.registry.register(
+        CallView {
+            id: call_sid.to_string(),
+            state: CallState::Establishing,
+            from: info.from.clone(),
+            to: info.to.clone(),
+            bot: app.bot_callback_uri.is_some(),
+        },
+        info.direction.as_str(),
+    );
     let (from, to) = (info.from.as_str(), info.to.as_str());
     let (env, secret) = (&shared.config, &shared.bot_token_secret);
     let bot = BotNotifier::new(

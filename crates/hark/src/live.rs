@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use control::{CallStatus, HttpMethod};
 use http_api::control::{
-    BoxFuture, CallControl, CallState, CallUpdate, CallView, ControlError, CreateError, NewCall,
-    OperationRequest, OperationStatus, OperationView,
+    BoxFuture, CallControl, CallState, CallUpdate, CallView, ControlError, CreateError,
+    LiveCallView, NewCall, OperationRequest, OperationStatus, OperationView,
 };
-use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
+use tokio::sync::{mpsc, watch};
 
 /// What the API asks of a running call: the call core's control input.
 pub use call_core::{ControlInput as ControlMsg, Redirect};
@@ -30,11 +30,15 @@ const KEPT_OPERATIONS: usize = 200;
 /// A running call as the API sees it.
 pub struct CallEntry {
     tx: mpsc::Sender<ControlMsg>,
+    changes: Arc<watch::Sender<u64>>,
     state: Mutex<EntryState>,
 }
 
 struct EntryState {
     view: CallView,
+    direction: &'static str,
+    started_ms: i64,
+    activity: call_core::LiveActivity,
     operations: HashMap<String, OperationView>,
     order: VecDeque<String>,
 }
@@ -46,6 +50,28 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl CallEntry {
     pub fn set_state(&self, state: CallState) {
         lock(&self.state).view.state = state;
+        self.changed();
+    }
+
+    /// The live view changed: wake its watchers.
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn live_view(&self) -> LiveCallView {
+        let st = lock(&self.state);
+        LiveCallView {
+            sid: st.view.id.clone(),
+            from: st.view.from.clone(),
+            to: st.view.to.clone(),
+            direction: st.direction.to_string(),
+            state: st.view.state,
+            started_ms: st.started_ms,
+            legs: st.activity.legs,
+            verb: st.activity.verb.to_string(),
+            recording: st.activity.recording.as_str().to_string(),
+            bot: st.view.bot,
+        }
     }
 
     /// The call has ended (its task may still be reporting): nothing can be sent to it.
@@ -55,6 +81,7 @@ impl CallEntry {
 
     pub fn set_bot(&self, bot: bool) {
         lock(&self.state).view.bot = bot;
+        self.changed();
     }
 
     /// What the call core says the API should now show.
@@ -63,6 +90,10 @@ impl CallEntry {
             call_core::LiveUpdate::BotMode => self.set_bot(true),
             call_core::LiveUpdate::Established => self.set_state(CallState::Established),
             call_core::LiveUpdate::Terminated => self.set_state(CallState::Terminated),
+            call_core::LiveUpdate::Activity(activity) => {
+                lock(&self.state).activity = activity;
+                self.changed();
+            }
         }
     }
 
@@ -86,9 +117,19 @@ impl CallEntry {
 }
 
 /// Running calls by CallSid.
-#[derive(Default)]
 pub struct Registry {
     calls: Mutex<HashMap<String, Arc<CallEntry>>>,
+    /// Bumped on every change of what the live view shows.
+    changes: Arc<watch::Sender<u64>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            calls: Mutex::default(),
+            changes: Arc::new(watch::channel(0).0),
+        }
+    }
 }
 
 /// A call's place in the [`Registry`], for as long as its task holds this.
@@ -110,9 +151,10 @@ impl Registry {
     pub fn register(
         self: &Arc<Self>,
         view: CallView,
+        direction: &'static str,
     ) -> (Registration, mpsc::Receiver<ControlMsg>) {
         let id = view.id.clone();
-        let (entry, rx) = self.insert(view);
+        let (entry, rx) = self.insert(view, direction);
         let registration = Registration {
             registry: self.clone(),
             entry,
@@ -121,22 +163,52 @@ impl Registry {
         (registration, rx)
     }
 
-    fn insert(&self, view: CallView) -> (Arc<CallEntry>, mpsc::Receiver<ControlMsg>) {
+    fn insert(
+        &self,
+        view: CallView,
+        direction: &'static str,
+    ) -> (Arc<CallEntry>, mpsc::Receiver<ControlMsg>) {
         let (tx, rx) = mpsc::channel(CONTROL_CAPACITY);
         let entry = Arc::new(CallEntry {
             tx,
+            changes: self.changes.clone(),
             state: Mutex::new(EntryState {
                 view: view.clone(),
+                direction,
+                started_ms: crate::outbox::now_ms(),
+                activity: call_core::LiveActivity {
+                    legs: 1,
+                    ..Default::default()
+                },
                 operations: HashMap::new(),
                 order: VecDeque::new(),
             }),
         });
         lock(&self.calls).insert(view.id, entry.clone());
+        entry.changed();
         (entry, rx)
     }
 
     pub fn remove(&self, id: &str) {
-        lock(&self.calls).remove(id);
+        if lock(&self.calls).remove(id).is_some() {
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// Every call in the registry, oldest first (terminated ones are leaving).
+    pub fn live_calls(&self) -> Vec<LiveCallView> {
+        let entries: Vec<Arc<CallEntry>> = lock(&self.calls).values().cloned().collect();
+        let mut calls: Vec<LiveCallView> = entries
+            .iter()
+            .map(|e| e.live_view())
+            .filter(|v| v.state != CallState::Terminated)
+            .collect();
+        calls.sort_by(|a, b| (a.started_ms, &a.sid).cmp(&(b.started_ms, &b.sid)));
+        calls
+    }
+
+    pub fn live_changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<CallEntry>> {
@@ -240,6 +312,17 @@ fn client_context(request: &OperationRequest) -> Option<String> {
 }
 
 impl CallControl for DaemonControl {
+    fn live_calls(&self) -> Vec<LiveCallView> {
+        self.registry
+            .upgrade()
+            .map(|r| r.live_calls())
+            .unwrap_or_default()
+    }
+
+    fn live_changes(&self) -> Option<watch::Receiver<u64>> {
+        self.registry.upgrade().map(|r| r.live_changes())
+    }
+
     fn call(&self, id: &str) -> BoxFuture<'_, Option<CallView>> {
         let id = id.to_string();
         Box::pin(async move {

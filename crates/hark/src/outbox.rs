@@ -187,9 +187,21 @@ impl Outbox {
         } else {
             HttpMethod::Post
         };
+        let started_ms = now_ms();
+        let started = std::time::Instant::now();
         let result = webhooks
             .request_with_key(&item.url, method, &item.params, &item.idempotency_key)
             .await;
+        let attempt = store::DeliveryAttempt {
+            at_ms: started_ms,
+            status: match &result {
+                Ok(answer) => Some(answer.status),
+                Err(WebhookError::Status { status, .. }) => Some(*status),
+                Err(_) => None,
+            },
+            error: result.as_ref().err().map(|e| e.to_string()),
+            duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        };
         let store = self.store.clone();
         let id = item.id;
         let outcome = match &result {
@@ -214,12 +226,13 @@ impl Outbox {
                 }
             }
         };
-        let saved = tokio::task::spawn_blocking(move || match outcome {
-            Outcome::Delivered => store.delivered(id),
-            Outcome::Retry(at) => store.retry_at(id, at),
-            Outcome::GiveUp => store.give_up(id),
-        })
-        .await;
+        let next = match outcome {
+            Outcome::Delivered => store::AttemptNext::Delivered,
+            Outcome::Retry(at) => store::AttemptNext::RetryAt(at),
+            Outcome::GiveUp => store::AttemptNext::GiveUp,
+        };
+        let saved =
+            tokio::task::spawn_blocking(move || store.attempt_finished(id, &attempt, next)).await;
         if !matches!(saved, Ok(Ok(()))) {
             http_api::Metrics::add(&self.metrics.db_errors, 1);
             tracing::error!(

@@ -62,13 +62,28 @@ pub fn authenticated(
     let Some((user, pass)) = basic_credentials(headers) else {
         return false;
     };
+    credentials_match(&user, &pass, account_sid, auth_token, api_keys)
+}
+
+/// Whether `user:pass` is `AccountSid:AuthToken` or `ApiKeySid:secret` of one of `api_keys`
+/// (Basic auth, and the console's sign-in).
+pub fn credentials_match(
+    user: &str,
+    pass: &str,
+    account_sid: &str,
+    auth_token: &str,
+    api_keys: &[ApiKey],
+) -> bool {
     // `&` and `|` not `&&` and `||`: every comparison always runs, so the time taken says
     // nothing about which part (or which key) was wrong.
+    // An empty token or secret never matches, even an empty password.
     let mut ok = constant_time_eq(user.as_bytes(), account_sid.as_bytes())
-        & constant_time_eq(pass.as_bytes(), auth_token.as_bytes());
+        & constant_time_eq(pass.as_bytes(), auth_token.as_bytes())
+        & !auth_token.is_empty();
     for key in api_keys {
         ok |= constant_time_eq(user.as_bytes(), key.sid.as_str().as_bytes())
-            & constant_time_eq(pass.as_bytes(), key.secret.as_bytes());
+            & constant_time_eq(pass.as_bytes(), key.secret.as_bytes())
+            & !key.secret.is_empty();
     }
     ok
 }

@@ -45,6 +45,25 @@ pub struct OperationView {
     pub client_context: Option<String>,
 }
 
+/// A running call as the console's live view shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveCallView {
+    pub sid: String,
+    pub from: String,
+    pub to: String,
+    /// `inbound`, `outbound-api`, `outbound-dial`.
+    pub direction: String,
+    pub state: CallState,
+    /// When the call reached Hark, Unix ms.
+    pub started_ms: i64,
+    pub legs: u32,
+    /// The verb running ("" between steps).
+    pub verb: String,
+    /// `off`, `on` or `paused`.
+    pub recording: String,
+    pub bot: bool,
+}
+
 /// Twilio's live call update (`POST …/Calls/{CallSid}.json`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallUpdate {
@@ -133,6 +152,14 @@ pub trait CallControl: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<(), ControlError>> {
         let _ = (call_sid, sid, change);
         Box::pin(async { Err(ControlError::UnknownCall) })
+    }
+    /// Every running call, oldest first.
+    fn live_calls(&self) -> Vec<LiveCallView> {
+        Vec::new()
+    }
+    /// Changes whenever anything [`CallControl::live_calls`] shows changes (a counter).
+    fn live_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
     }
     /// Places a call; answers its row once written (status `queued`).
     fn create_call(&self, call: NewCall) -> BoxFuture<'_, Result<store::CallRecord, CreateError>> {

@@ -24,6 +24,7 @@ mod auth;
 mod call_create;
 mod call_recordings;
 mod call_update;
+mod console;
 pub mod control;
 mod error;
 mod graph;
@@ -137,6 +138,8 @@ struct Inner {
     api: Arc<ApiState>,
     mp3: mp3::Mp3Cache,
     voice_log_rate: voice_log::RateLimiter,
+    /// Signed-in console sessions.
+    console: console::Sessions,
 }
 
 /// Every route of the API.
@@ -165,6 +168,7 @@ pub fn router_and_deleter(state: Arc<ApiState>) -> (axum::Router, RecordingDelet
         api: state,
         mp3: mp3::Mp3Cache::default(),
         voice_log_rate: voice_log::RateLimiter::default(),
+        console: console::Sessions::default(),
     });
     let deleter = RecordingDeleter {
         inner: inner.clone(),
@@ -181,6 +185,7 @@ pub fn router_and_deleter(state: Arc<ApiState>) -> (axum::Router, RecordingDelet
         .route(vl, any(voice_log::handler))
         .route(&format!("{vl}/"), any(voice_log::handler))
         .route(&format!("{vl}/{{*request_id}}"), any(voice_log::handler))
+        .merge(console::router())
         .fallback(|uri: Uri| async move { ApiError::not_found(uri.path()) })
         .with_state(inner);
     (router, deleter)
@@ -195,6 +200,17 @@ async fn api(State(inner): State<Arc<Inner>>, req: Request) -> Response {
 /// when an engine is not ready (calls are still answered and recorded); each engine's entry says
 /// why. Load balancers look at the status code, people at the body.
 async fn healthz(State(inner): State<Arc<Inner>>) -> Response {
+    let (code, body) = health(&inner).await;
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::Value::Object(body).to_string(),
+    )
+        .into_response()
+}
+
+/// `/healthz`'s status code and body (the console's system page shows it too).
+async fn health(inner: &Inner) -> (StatusCode, serde_json::Map<String, serde_json::Value>) {
     let store = inner.api.store.clone();
     let database = match tokio::task::spawn_blocking(move || store.schema_version()).await {
         Ok(Ok(_)) => Ok(()),
@@ -236,12 +252,7 @@ async fn healthz(State(inner): State<Arc<Inner>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        code,
-        [(header::CONTENT_TYPE, "application/json")],
-        serde_json::Value::Object(body).to_string(),
-    )
-        .into_response()
+    (code, body)
 }
 
 async fn metrics_text(State(inner): State<Arc<Inner>>) -> Response {

@@ -35,7 +35,7 @@ impl ListKind {
         match self {
             ListKind::Recordings | ListKind::CallRecordings => Some("RE"),
             ListKind::Transcriptions | ListKind::RecordingTranscriptions => Some("TR"),
-            ListKind::Calls => None,
+            ListKind::Calls => Some("CA"),
         }
     }
 }
@@ -50,6 +50,10 @@ pub struct ListQuery {
     pub matches_nothing: bool,
     /// `Calls.json?ParentCallSid=`: the child calls a call's `<Dial>` placed.
     pub parent_call_sid: Option<CallSid>,
+    /// `Calls.json`'s `From`, `To`, `Status` (exact).
+    pub call_from: Option<String>,
+    pub call_to: Option<String>,
+    pub call_status: Option<store::CallStatus>,
     /// From a keyset `PageToken`: list the items after `(date_created_ms, sid)`.
     pub after: Option<(i64, String)>,
     /// The `PageToken` as received, repeated in `uri`.
@@ -67,6 +71,9 @@ impl ListQuery {
             filter: RecordingFilter::default(),
             matches_nothing: false,
             parent_call_sid: None,
+            call_from: None,
+            call_to: None,
+            call_status: None,
             after: None,
             token: None,
             kept: String::new(),
@@ -76,9 +83,54 @@ impl ListQuery {
         let mut before: Option<i64> = None;
         let mut call_sid: Option<Option<CallSid>> = None;
         let recordings = matches!(kind, ListKind::Recordings | ListKind::CallRecordings);
+        let calls = kind == ListKind::Calls;
         for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             let value = value.trim();
-            match &*key {
+            // Calls are filtered by `StartTime` as recordings by `DateCreated` (both on the
+            // row's creation, the list's order).
+            let dated = recordings || calls;
+            let name: &str = match (&*key, calls) {
+                ("StartTime", true) => "DateCreated",
+                ("StartTime<", true) => "DateCreated<",
+                ("StartTime>", true) => "DateCreated>",
+                ("DateCreated" | "DateCreated<" | "DateCreated>", true) => "",
+                (k, _) => k,
+            };
+            match name {
+                "From" if calls || recordings => {
+                    if calls {
+                        q.call_from = Some(value.to_string());
+                    } else {
+                        q.filter.from = Some(value.to_string());
+                    }
+                    q.keep(&key, value);
+                }
+                "To" if calls || recordings => {
+                    if calls {
+                        q.call_to = Some(value.to_string());
+                    } else {
+                        q.filter.to = Some(value.to_string());
+                    }
+                    q.keep(&key, value);
+                }
+                "Status" if calls => {
+                    q.call_status = Some(value.parse().map_err(|_| {
+                        ApiError::invalid_param(
+                            "Status",
+                            "must be queued, ringing, in-progress, completed, busy, failed, no-answer or canceled",
+                        )
+                    })?);
+                    q.keep(&key, value);
+                }
+                "Status" if recordings => {
+                    q.filter.status = Some(value.parse().map_err(|_| {
+                        ApiError::invalid_param(
+                            "Status",
+                            "must be in-progress, paused, stopped, processing, completed, absent or deleted",
+                        )
+                    })?);
+                    q.keep(&key, value);
+                }
                 "PageSize" => {
                     q.page_size = value
                         .parse()
@@ -127,9 +179,9 @@ impl ListQuery {
                     q.matches_nothing = true;
                     q.keep(&key, value);
                 }
-                "DateCreated" if recordings => {
+                "DateCreated" if dated => {
                     let day = parse_filter_time(value)
-                        .ok_or_else(|| bad_date("DateCreated"))?
+                        .ok_or_else(|| bad_date(&key))?
                         .day_start_ms();
                     after = Some(after.map_or(day, |a| a.max(day)));
                     let end = day.saturating_add(DAY_MS);
@@ -138,14 +190,14 @@ impl ListQuery {
                 }
                 // `DateCreated<` / `DateCreated>`: the operator is part of the NAME
                 // (`DateCreated%3C=…`; `DateCreated<=…` parses the same way).
-                "DateCreated<" if recordings => {
-                    let t = parse_filter_time(value).ok_or_else(|| bad_date("DateCreated<"))?;
+                "DateCreated<" if dated => {
+                    let t = parse_filter_time(value).ok_or_else(|| bad_date(&key))?;
                     let t = t.instant_ms();
                     before = Some(before.map_or(t, |b| b.min(t)));
                     q.keep(&key, value);
                 }
-                "DateCreated>" if recordings => {
-                    let t = parse_filter_time(value).ok_or_else(|| bad_date("DateCreated>"))?;
+                "DateCreated>" if dated => {
+                    let t = parse_filter_time(value).ok_or_else(|| bad_date(&key))?;
                     let t = t.instant_ms();
                     after = Some(after.map_or(t, |a| a.max(t)));
                     q.keep(&key, value);
@@ -198,7 +250,7 @@ impl ListQuery {
     /// The token of the page after this one, for a list whose last item is `last`.
     pub fn next_token(&self, last: Option<(i64, &str)>) -> String {
         match last {
-            Some((ms, sid)) if is_sid(sid, "RE") || is_sid(sid, "TR") => {
+            Some((ms, sid)) if is_sid(sid, "RE") || is_sid(sid, "TR") || is_sid(sid, "CA") => {
                 format!("{AFTER_TOKEN}{ms}_{sid}")
             }
             _ => format!("{PAGE_TOKEN}{}", self.page.saturating_add(1)),

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use store::{CallSid, Page, RecordingSid, Store, StoreError};
 
+use crate::console::CookieAuth;
 use crate::error::ApiError;
 use crate::media::{serve_file, serve_object, ServeError};
 use crate::mp3::Mp3Failure;
@@ -39,6 +40,7 @@ async fn handle(
     let api = &inner.api;
     let path = uri.path();
     let (path_account, route) = route::parse(path);
+    let mut by_cookie = false;
     // Nothing below may run for an unauthenticated client, so that no answer depends on
     // whether a SID exists.
     if route.is_media() && api.media_auth == MediaAuth::None {
@@ -46,13 +48,20 @@ async fn handle(
             return Err(ApiError::not_found(path));
         }
     } else {
-        if !auth::authenticated(
+        let basic = auth::authenticated(
             headers,
             api.account_sid.as_str(),
             &api.auth_token,
             &api.api_keys,
-        ) {
-            return Err(ApiError::unauthorized());
+        );
+        // The console's session cookie authenticates too; its state changes need the
+        // session's CSRF token.
+        if !basic {
+            match inner.console.cookie_auth(headers, method) {
+                CookieAuth::Ok(_) => by_cookie = true,
+                CookieAuth::CsrfRefused => return Ok(crate::console::csrf_refused()),
+                CookieAuth::None => return Err(ApiError::unauthorized()),
+            }
         }
         match path_account {
             Some(a) if api.account_sid == a => {}
@@ -67,6 +76,15 @@ async fn handle(
     if *method == Method::POST {
         if let Some(call_sid) = route.live_call() {
             let bytes = call_update::read_form(body).await?;
+            // Another node knows no console session of ours: forward with the account's
+            // credentials instead.
+            let forwarded_headers;
+            let headers = if by_cookie {
+                forwarded_headers = with_account_credentials(headers, api);
+                &forwarded_headers
+            } else {
+                headers
+            };
             if let Some(answer) = elsewhere(inner, call_sid, method, uri, headers, &bytes).await {
                 return Ok(answer);
             }
@@ -247,8 +265,15 @@ async fn list_recordings(
 async fn list_calls(inner: &Inner, path: &str, query: Option<&str>) -> Result<Response, ApiError> {
     let q = ListQuery::parse(query, ListKind::Calls)?;
     let account = inner.api.account_sid.clone();
-    let (size, n) = (q.page_size, q.page);
-    let parent = q.parent_call_sid.clone();
+    let (size, n, after) = (q.page_size, q.page, q.after.clone());
+    let filter = store::CallFilter {
+        parent: q.parent_call_sid.clone(),
+        from: q.call_from.clone(),
+        to: q.call_to.clone(),
+        status: q.call_status,
+        created_on_or_after_ms: q.filter.created_on_or_after_ms,
+        created_before_ms: q.filter.created_before_ms,
+    };
     let page = if q.matches_nothing {
         store::Page {
             items: Vec::new(),
@@ -256,11 +281,15 @@ async fn list_calls(inner: &Inner, path: &str, query: Option<&str>) -> Result<Re
         }
     } else {
         db(inner, move |s| {
-            s.list_calls(&account, parent.as_ref(), size, n)
+            let after = after.as_ref().map(|(ms, sid)| (*ms, sid.as_str()));
+            s.list_calls_filtered(&account, &filter, size, n, after)
         })
         .await?
     };
-    let next = page.has_more.then(|| q.next_token(None));
+    let next = page.has_more.then(|| {
+        let last = page.items.last();
+        q.next_token(last.map(|c| (c.date_created_ms, c.sid.as_str())))
+    });
     let items = page.items.iter().map(call_json).collect();
     let body = q.envelope(path, "calls", items, next);
     Ok(json(StatusCode::OK, &body))
@@ -364,6 +393,24 @@ pub(crate) async fn remove_recording(
 }
 
 /// The answer of the node that runs `call`, when that is another node of the cluster.
+/// `headers` with the session cookie and CSRF token replaced by the account's Basic
+/// credentials.
+fn with_account_credentials(headers: &HeaderMap, api: &crate::ApiState) -> HeaderMap {
+    use base64::Engine;
+    let mut h = headers.clone();
+    h.remove(header::COOKIE);
+    h.remove(crate::console::CSRF_HEADER);
+    let raw = format!("{}:{}", api.account_sid, api.auth_token);
+    let value = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+        h.insert(header::AUTHORIZATION, v);
+    }
+    h
+}
+
 pub(crate) async fn elsewhere(
     inner: &Inner,
     call: &CallSid,

@@ -112,7 +112,13 @@ fn fixture(media_auth: MediaAuth) -> Fixture {
     let dir = tmp.path().to_path_buf();
     let store = Store::open(&dir.join("hark.db")).unwrap();
     store.insert_call(&call(CA1, D14)).unwrap();
-    store.insert_call(&call(CA2, D14 + DAY)).unwrap();
+    store
+        .insert_call(&CallRecord {
+            from: "+15550000002".into(),
+            status: store::CallStatus::Busy,
+            ..call(CA2, D14 + DAY)
+        })
+        .unwrap();
     let recs = [
         recording(RE1, CA1, D14 + 10 * HOUR, "completed"),
         recording(RE2, CA1, D14 + DAY + HOUR, "completed"),
@@ -614,13 +620,50 @@ async fn calls_list_and_fetch() {
     );
     assert_eq!(v["calls"][0]["sid"], CA2);
     let next = v["next_page_uri"].as_str().unwrap().to_string();
+    // Keyset paging, as for recordings: the token carries the last call's key.
     assert_eq!(
         next,
-        format!("{BASE}/Calls.json?PageSize=1&Page=1&PageToken=PT1")
+        format!("{BASE}/Calls.json?PageSize=1&Page=1&PageToken=PA1476489600000_{CA2}")
     );
     let (_, v) = f.get_json(&next).await;
     assert_eq!(v["calls"][0]["sid"], CA1);
     assert!(v["next_page_uri"].is_null());
+
+    // Twilio's filters: exact From / To / Status, StartTime bounds.
+    let one = |q: &str| format!("{BASE}/Calls.json?{q}");
+    let (_, v) = f.get_json(&one("From=%2B15551230001")).await;
+    let sids: Vec<&str> = v["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["sid"].as_str().unwrap())
+        .collect();
+    assert_eq!(sids, [CA1]);
+    assert_eq!(
+        v["uri"],
+        format!("{BASE}/Calls.json?From=%2B15551230001&PageSize=50&Page=0")
+    );
+    let (_, v) = f.get_json(&one("To=%2B15559870002&Status=completed")).await;
+    assert_eq!(v["calls"].as_array().unwrap().len(), 1);
+    let (_, v) = f.get_json(&one("Status=busy")).await;
+    assert_eq!(v["calls"][0]["sid"], CA2);
+    assert_eq!(v["calls"].as_array().unwrap().len(), 1);
+    let (_, v) = f.get_json(&one("From=%2B19990000000")).await;
+    assert!(v["calls"].as_array().unwrap().is_empty());
+    // `StartTime>=` parses as the name `StartTime>`: on or after; `StartTime<`: before.
+    let (_, v) = f.get_json(&one("StartTime%3E=2016-10-15")).await;
+    assert_eq!(v["calls"].as_array().unwrap().len(), 1);
+    assert_eq!(v["calls"][0]["sid"], CA2);
+    let (_, v) = f.get_json(&one("StartTime%3C=2016-10-15")).await;
+    assert_eq!(v["calls"].as_array().unwrap().len(), 1);
+    assert_eq!(v["calls"][0]["sid"], CA1);
+    let (_, v) = f.get_json(&one("StartTime=2016-10-14")).await;
+    assert_eq!(v["calls"][0]["sid"], CA1);
+    let (status, v) = f.get_json(&one("Status=sideways")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(v["message"].as_str().unwrap().contains("Status"), "{v}");
+    let (status, _) = f.get_json(&one("StartTime=yesterday")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let (status, c) = f.get_json(&format!("{BASE}/Calls/{CA1}.json")).await;
     assert_eq!(status, StatusCode::OK);

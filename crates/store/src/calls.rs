@@ -160,22 +160,93 @@ impl Store {
         page_size: u32,
         page: u32,
     ) -> Result<Page<CallRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM calls WHERE account_sid = ?1 \
-             AND (CAST(?4 AS TEXT) IS NULL OR parent_call_sid = ?4) \
-             ORDER BY date_created DESC, sid DESC LIMIT ?2 OFFSET ?3"
-        );
-        let offset = i64::from(page) * i64::from(page_size);
+        let filter = CallFilter {
+            parent: parent.cloned(),
+            ..CallFilter::default()
+        };
+        self.list_calls_filtered(account_sid, &filter, page_size, page, None)
+    }
+
+    /// Newest first, the calls `filter` lets through: page `page` (0-based, offset paging), or
+    /// with `after` the page after the call keyed `(date_created_ms, sid)` (keyset paging:
+    /// constant cost at any depth; `page` is then ignored).
+    pub fn list_calls_filtered(
+        &self,
+        account_sid: &AccountSid,
+        filter: &CallFilter,
+        page_size: u32,
+        page: u32,
+        after: Option<(i64, &str)>,
+    ) -> Result<Page<CallRecord>, StoreError> {
+        let offset = if after.is_some() {
+            0
+        } else {
+            i64::from(page) * i64::from(page_size)
+        };
+        let sql = list_sql(filter, after.is_some());
         let items = self.with_db(|db| {
             db.query_map(
                 "list calls",
                 &sql,
-                params![account_sid, i64::from(page_size) + 1, offset, parent],
+                params![
+                    account_sid,
+                    filter.parent,
+                    filter.from,
+                    filter.to,
+                    filter.status,
+                    filter.created_on_or_after_ms,
+                    filter.created_before_ms,
+                    after.map(|a| a.0),
+                    after.map(|a| a.1),
+                    i64::from(page_size) + 1,
+                    offset
+                ],
                 from_row,
             )
         })?;
         Ok(into_page(items, page_size))
     }
+}
+
+/// Filters of `GET …/Calls.json`: Twilio's `ParentCallSid`, `From`, `To`, `Status`,
+/// `StartTime` (on `date_created`, which is when the call reached Hark).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallFilter {
+    pub parent: Option<CallSid>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub status: Option<crate::CallStatus>,
+    pub created_on_or_after_ms: Option<i64>,
+    pub created_before_ms: Option<i64>,
+}
+
+/// Only the terms that filter, so the planner can pick the index of the one that narrows
+/// (number, status, parent) and still read it in list order.
+fn list_sql(filter: &CallFilter, keyset: bool) -> String {
+    let mut sql = format!("SELECT {COLUMNS} FROM calls WHERE account_sid = ?1");
+    if filter.parent.is_some() {
+        sql.push_str(" AND parent_call_sid = ?2");
+    }
+    if filter.from.is_some() {
+        sql.push_str(" AND from_addr = ?3");
+    }
+    if filter.to.is_some() {
+        sql.push_str(" AND to_addr = ?4");
+    }
+    if filter.status.is_some() {
+        sql.push_str(" AND status = ?5");
+    }
+    if filter.created_on_or_after_ms.is_some() {
+        sql.push_str(" AND date_created >= ?6");
+    }
+    if filter.created_before_ms.is_some() {
+        sql.push_str(" AND date_created < ?7");
+    }
+    if keyset {
+        sql.push_str(" AND (date_created, sid) < (?8, ?9)");
+    }
+    sql.push_str(" ORDER BY date_created DESC, sid DESC LIMIT ?10 OFFSET ?11");
+    sql
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ mod token_use;
 mod transcript;
 mod transcriptions;
 
+pub use calls::CallFilter;
 pub use cluster::{NodeRecord, UploadItem, UploadState};
 pub use db::{DbError, Dialect};
 pub use domain::{
@@ -38,6 +39,7 @@ pub use domain::{
     ParseError, RecordingSid, RecordingSource, RecordingStatus, TranscriptionSid,
     TranscriptionStatus,
 };
+pub use outbox::{AttemptNext, Delivery, DeliveryAttempt};
 pub use schema::SCHEMA_VERSION;
 
 /// File name of the database inside `storage.dir`.
@@ -223,6 +225,11 @@ pub struct RecordingFilter {
     pub created_on_or_after_ms: Option<i64>,
     pub created_before_ms: Option<i64>,
     pub include_soft_deleted: bool,
+    /// Hark's own filters (the console's): the recording's status, and the number the
+    /// recorded call came from or went to.
+    pub status: Option<RecordingStatus>,
+    pub from: Option<String>,
+    pub to: Option<String>,
 }
 
 /// One page, newest first (`date_created` descending, then sid descending for ties).
@@ -717,7 +724,7 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert!(path.is_file());
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 6);
+        assert_eq!(SCHEMA_VERSION, 7);
         let conn = &store.sqlite_conn().conn;
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))

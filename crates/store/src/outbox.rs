@@ -7,6 +7,45 @@
 use crate::db::{params, Row};
 use crate::{to_u32, OutboxItem, Store, StoreError};
 
+/// What one delivery attempt got (the console's webhooks page shows the last one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    /// When it started, Unix ms.
+    pub at_ms: i64,
+    /// The HTTP status, if an answer came.
+    pub status: Option<u16>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+/// What comes after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptNext {
+    Delivered,
+    RetryAt(i64),
+    GiveUp,
+}
+
+/// A callback as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: i64,
+    pub group_key: String,
+    pub url: String,
+    pub method: String,
+    pub params: Vec<(String, String)>,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    pub attempts: u32,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_ms: i64,
+    pub last_attempt_ms: Option<i64>,
+    pub last_duration_ms: Option<i64>,
+    pub next_attempt_ms: i64,
+}
+
 fn from_row(r: &Row) -> Result<OutboxItem, StoreError> {
     let params_json: String = r.get(5)?;
     let attempts: i64 = r.get(6)?;
@@ -45,8 +84,8 @@ impl Store {
         self.with_db(|db| {
             let inserted = db.query_opt(
                 "enqueue callback",
-                "INSERT INTO outbox (idempotency_key, group_key, url, method, params, attempts, next_attempt_ms, state) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending') ON CONFLICT (idempotency_key) DO NOTHING \
+                "INSERT INTO outbox (idempotency_key, group_key, url, method, params, attempts, next_attempt_ms, state, created_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?7) ON CONFLICT (idempotency_key) DO NOTHING \
                  RETURNING id",
                 params![
                     item.idempotency_key,
@@ -171,6 +210,82 @@ impl Store {
             before_ms,
             "prune outbox",
         )
+    }
+
+    /// Ends one delivery attempt: what it got (`attempt`), then delivered, another attempt at
+    /// a time, or given up. Only a pending item changes.
+    pub fn attempt_finished(
+        &self,
+        id: i64,
+        attempt: &DeliveryAttempt,
+        next: AttemptNext,
+    ) -> Result<(), StoreError> {
+        let (state, next_ms) = match next {
+            AttemptNext::Delivered => ("delivered", None),
+            AttemptNext::RetryAt(at) => ("pending", Some(at)),
+            AttemptNext::GiveUp => ("failed", None),
+        };
+        self.with_db(|db| {
+            db.execute(
+                "finish callback attempt",
+                "UPDATE outbox SET state = ?2, attempts = attempts + 1, \
+                 next_attempt_ms = COALESCE(?3, next_attempt_ms), lease_owner = NULL, lease_until = 0, \
+                 last_attempt_ms = ?4, last_status = ?5, last_error = ?6, last_duration_ms = ?7 \
+                 WHERE id = ?1 AND state = 'pending'",
+                params![
+                    id,
+                    state,
+                    next_ms,
+                    attempt.at_ms,
+                    attempt.status.map(i64::from),
+                    attempt.error,
+                    attempt.duration_ms
+                ],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Deliveries newest first (`id` descending), `state` if given, ids below `before` if
+    /// given, at most `limit`: the console's webhooks page.
+    pub fn list_deliveries(
+        &self,
+        state: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.with_db(|db| {
+            db.query_map(
+                "list deliveries",
+                "SELECT id, group_key, url, method, params, state, attempts, last_status, last_error, \
+                 created_ms, last_attempt_ms, last_duration_ms, next_attempt_ms FROM outbox \
+                 WHERE (CAST(?1 AS TEXT) IS NULL OR state = ?1) AND (CAST(?2 AS BIGINT) IS NULL OR id < ?2) \
+                 ORDER BY id DESC LIMIT ?3",
+                params![state, before, limit],
+                |r| {
+                    let params_json: String = r.get(4)?;
+                    let params: Vec<(String, String)> =
+                        serde_json::from_str(&params_json).unwrap_or_default();
+                    let status: Option<i64> = r.get(7)?;
+                    let attempts: i64 = r.get(6)?;
+                    Ok(Delivery {
+                        id: r.get(0)?,
+                        group_key: r.get(1)?,
+                        url: r.get(2)?,
+                        method: r.get(3)?,
+                        params,
+                        state: r.get(5)?,
+                        attempts: to_u32("outbox.attempts", attempts)?,
+                        last_status: status.and_then(|s| u16::try_from(s).ok()),
+                        last_error: r.get(8)?,
+                        created_ms: r.get(9)?,
+                        last_attempt_ms: r.get(10)?,
+                        last_duration_ms: r.get(11)?,
+                        next_attempt_ms: r.get(12)?,
+                    })
+                },
+            )
+        })
     }
 
     /// Items not yet delivered or given up.

@@ -113,10 +113,23 @@ fn list_sql(dialect: Dialect, filter: &RecordingFilter, keyset: bool) -> String 
     if !filter.include_soft_deleted {
         sql.push_str(" AND deleted_at IS NULL");
     }
+    if filter.status.is_some() {
+        sql.push_str(" AND status = ?7");
+    }
+    if filter.from.is_some() || filter.to.is_some() {
+        sql.push_str(" AND call_sid IN (SELECT sid FROM calls WHERE account_sid = ?1");
+        if filter.from.is_some() {
+            sql.push_str(" AND from_addr = ?8");
+        }
+        if filter.to.is_some() {
+            sql.push_str(" AND to_addr = ?9");
+        }
+        sql.push(')');
+    }
     if keyset {
         sql.push_str(" AND (date_created, sid) < (?5, ?6)");
     }
-    sql.push_str(" ORDER BY date_created DESC, sid DESC LIMIT ?7 OFFSET ?8");
+    sql.push_str(" ORDER BY date_created DESC, sid DESC LIMIT ?10 OFFSET ?11");
     sql
 }
 
@@ -275,6 +288,9 @@ impl Store {
                     filter.created_before_ms,
                     after.map(|a| a.0),
                     after.map(|a| a.1),
+                    filter.status,
+                    filter.from,
+                    filter.to,
                     i64::from(page_size) + 1,
                     offset,
                 ],
@@ -765,6 +781,7 @@ mod tests {
                 created_on_or_after_ms: (bits & 2 != 0).then_some(1),
                 created_before_ms: (bits & 4 != 0).then_some(2),
                 include_soft_deleted: bits & 8 != 0,
+                ..Default::default()
             };
             let keyset = bits & 16 != 0;
             if keyset && f.created_before_ms.is_some() {
@@ -778,7 +795,19 @@ mod tests {
                 .prepare(&sql)
                 .unwrap()
                 .query_map(
-                    rusqlite::params!["AC", ca(1).as_str(), 1, 2, 3, "RE", 51, 0],
+                    rusqlite::params![
+                        "AC",
+                        ca(1).as_str(),
+                        1,
+                        2,
+                        3,
+                        "RE",
+                        "completed",
+                        "a",
+                        "b",
+                        51,
+                        0
+                    ],
                     |r| r.get::<_, String>(3),
                 )
                 .unwrap()
