@@ -305,6 +305,184 @@ impl PageRun {
     }
 }
 
+/// One page driven step by step (`tests/browser/drive.mjs`): for tests whose browser steps
+/// interleave with calls. Each step waits for its answer (bounded); Chromium is killed by its
+/// process group when this is dropped.
+pub struct Drive {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    answers: mpsc::Receiver<String>,
+    chromium_pid: Arc<Mutex<Option<u32>>>,
+    tmp: PathBuf,
+}
+
+/// A step's answer: its value and when it completed (the browser's wall clock, Unix ms).
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub value: serde_json::Value,
+    pub at_ms: u64,
+}
+
+impl Drive {
+    pub fn start(width: u32, height: u32) -> Drive {
+        require_browser();
+        static RUNS: AtomicU32 = AtomicU32::new(0);
+        let tmp = std::env::temp_dir().join(format!(
+            "hark-drive-{}-{}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&tmp).expect("browser temp dir");
+        let cfg = serde_json::json!({
+            "viewport": {"width": width, "height": height},
+            "executablePath": HEADLESS_SHELL,
+        });
+        let dir = browser_dir();
+        let mut child = Command::new("node")
+            .arg(dir.join("drive.mjs"))
+            .arg(cfg.to_string())
+            .current_dir(&dir)
+            .env("TMPDIR", &tmp)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start node drive.mjs: {e}"));
+        let chromium_pid = Arc::new(Mutex::new(None::<u32>));
+        let err = child.stderr.take().expect("stderr");
+        {
+            let chromium_pid = chromium_pid.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().take(100_000) {
+                    let Ok(line) = line else { break };
+                    if let Some(pid) = line.strip_prefix("drive: chromium pid ") {
+                        *chromium_pid.lock().unwrap() = pid.trim().parse().ok();
+                    }
+                    eprintln!("[browser] {line}");
+                }
+            });
+        }
+        let out = child.stdout.take().expect("stdout");
+        let (tx, answers) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().take(100_000) {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take().expect("stdin");
+        Drive {
+            child,
+            stdin,
+            answers,
+            chromium_pid,
+            tmp,
+        }
+    }
+
+    /// Sends a step without waiting for it (its answer comes with [`Drive::answer`]).
+    pub fn send(&mut self, cmd: serde_json::Value) {
+        writeln!(self.stdin, "{cmd}").expect("drive.mjs stdin");
+        self.stdin.flush().expect("drive.mjs stdin");
+    }
+
+    /// The answer to the oldest step sent and not yet answered.
+    pub fn answer(&mut self) -> Result<Step, String> {
+        // Steps bound themselves to 60 s; launching Chromium may take a while on a busy box.
+        let line = self
+            .answers
+            .recv_timeout(Duration::from_secs(90))
+            .map_err(|e| format!("no answer from drive.mjs: {e}"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&line).map_err(|e| format!("bad answer {line:?}: {e}"))?;
+        let at_ms = v["at_ms"].as_u64().unwrap_or(0);
+        if v["ok"] == true {
+            Ok(Step {
+                value: v["value"].clone(),
+                at_ms,
+            })
+        } else {
+            Err(v["error"].as_str().unwrap_or("no error text").to_string())
+        }
+    }
+
+    pub fn step(&mut self, cmd: serde_json::Value) -> Result<Step, String> {
+        self.send(cmd);
+        self.answer()
+    }
+
+    /// [`Drive::step`] that must succeed.
+    pub fn must(&mut self, cmd: serde_json::Value) -> Step {
+        let shown = cmd.to_string();
+        self.step(cmd)
+            .unwrap_or_else(|e| panic!("browser step {shown} failed: {e}"))
+    }
+
+    pub fn goto(&mut self, url: &str) {
+        self.must(serde_json::json!({"cmd": "goto", "url": url}));
+    }
+
+    pub fn fill(&mut self, selector: &str, value: &str) {
+        self.must(serde_json::json!({"cmd": "fill", "selector": selector, "value": value}));
+    }
+
+    pub fn click(&mut self, selector: &str) {
+        self.must(serde_json::json!({"cmd": "click", "selector": selector}));
+    }
+
+    /// Waits until `selector` is in `state` (`visible`, `attached`, `hidden`, `detached`).
+    pub fn wait(&mut self, selector: &str, state: &str, timeout: Duration) -> Step {
+        self.must(serde_json::json!({
+            "cmd": "wait", "selector": selector, "state": state,
+            "timeoutMs": timeout.as_millis() as u64,
+        }))
+    }
+
+    pub fn eval(&mut self, expr: &str) -> serde_json::Value {
+        self.must(serde_json::json!({"cmd": "eval", "expr": expr}))
+            .value
+    }
+
+    /// Polls `expr` in the page until it is truthy; its value.
+    pub fn wait_for(&mut self, expr: &str, timeout: Duration) -> Step {
+        self.must(serde_json::json!({
+            "cmd": "waitFor", "expr": expr, "timeoutMs": timeout.as_millis() as u64,
+        }))
+    }
+
+    pub fn screenshot(&mut self, path: &Path) {
+        self.must(serde_json::json!({
+            "cmd": "screenshot", "path": path.display().to_string(), "fullPage": true,
+        }));
+    }
+
+    pub fn viewport(&mut self, width: u32, height: u32) {
+        self.must(serde_json::json!({"cmd": "viewport", "width": width, "height": height}));
+    }
+}
+
+impl Drop for Drive {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "{}", serde_json::json!({"cmd": "quit"}));
+        let _ = self.stdin.flush();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(pid) = *self.chromium_pid.lock().unwrap() {
+            kill_chromium_group(pid);
+        }
+        let _ = std::fs::remove_dir_all(&self.tmp);
+    }
+}
+
 /// SIGKILL to Chromium's process group (Playwright starts it as a group leader), if that PID
 /// still is Chromium.
 fn kill_chromium_group(pid: u32) {
