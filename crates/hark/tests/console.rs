@@ -546,11 +546,14 @@ fn the_call_page_plays_the_recording_draws_its_waveform_and_seeks_from_the_trans
 
 #[test]
 fn lists_filter_and_page_and_every_page_renders_on_a_phone_sized_screen() {
+    let wh = WebhookServer::start();
+    wh.route("/status", Reply::empty().status(204));
     let mut d = Daemon::start(
         &[],
-        App::Twiml(
-            r#"<Response><Record maxLength="30" playBeep="false"/><Hangup/></Response>"#.into(),
-        ),
+        App::Twiml(format!(
+            r#"<Response><Record maxLength="30" playBeep="false" recordingStatusCallback="{}"/><Hangup/></Response>"#,
+            wh.url("/status")
+        )),
     );
     let http = Http::new(&d);
     // Three calls: enough for paging with PageSize tests and filters.
@@ -597,13 +600,30 @@ fn lists_filter_and_page_and_every_page_renders_on_a_phone_sized_screen() {
     );
     b.screenshot(&artifacts().join("recordings.png"));
 
+    // Each recording's callback: delivered, its URL, 204, one attempt.
+    wh.wait_for("/status", 3, Duration::from_secs(15));
     b.click("nav#main-nav a[href=\"#/webhooks\"]");
     b.wait(
         "body[data-page=webhooks]",
         "attached",
         Duration::from_secs(10),
     );
-    b.wait("#webhooks-table", "visible", Duration::from_secs(5));
+    b.wait_for(
+        "document.querySelectorAll('#webhooks-table tr[data-delivery-id]').length === 3",
+        Duration::from_secs(5),
+    );
+    let rows = b.eval("[...document.querySelectorAll('#webhooks-table tr[data-delivery-id]')].map(r => r.textContent)");
+    for row in rows.as_array().unwrap() {
+        let row = row.as_str().unwrap();
+        for want in [
+            wh.url("/status").as_str(),
+            "204",
+            "delivered",
+            "recording completed",
+        ] {
+            assert!(row.contains(want), "{want} not in {row}");
+        }
+    }
     b.screenshot(&artifacts().join("webhooks.png"));
 
     b.click("nav#main-nav a[href=\"#/system\"]");

@@ -282,7 +282,12 @@ fn content_type(name: &str) -> &'static str {
 /// rebuild), else the copy embedded at build time.
 fn asset(name: &str) -> Response {
     if let Some(dir) = std::env::var_os("HARK_CONSOLE_DIR") {
-        let safe = !name.is_empty()
+        // The same kinds of file the build embeds, and nothing above the directory.
+        let served = matches!(
+            name.rsplit_once('.').map(|(_, e)| e),
+            Some("html" | "js" | "css" | "svg" | "txt")
+        );
+        let safe = served
             && name
                 .split('/')
                 .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\\'));

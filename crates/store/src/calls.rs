@@ -287,6 +287,88 @@ mod tests {
     }
 
     #[test]
+    fn filtered_list_matches_number_status_and_dates_and_keyset_pages_it() {
+        let (_d, store) = store();
+        for i in 1..=6u128 {
+            let mut c = call(ca(i), i as i64 * 1_000);
+            c.from = if i % 2 == 0 {
+                "+15550000002"
+            } else {
+                "+15550000001"
+            }
+            .into();
+            c.to = if i == 3 {
+                "sip:other@hark"
+            } else {
+                "sip:+15550100@hark"
+            }
+            .into();
+            c.status = if i == 5 {
+                CallStatus::Busy
+            } else {
+                CallStatus::Completed
+            };
+            store.insert_call(&c).unwrap();
+        }
+        let sids = |f: &crate::CallFilter, size: u32, after: Option<(i64, &str)>| -> Vec<u128> {
+            store
+                .list_calls_filtered(&AC, f, size, 0, after)
+                .unwrap()
+                .items
+                .iter()
+                .map(|c| (1..=6u128).find(|i| ca(*i) == c.sid).unwrap())
+                .collect()
+        };
+        let f =
+            |from: Option<&str>, to: Option<&str>, status: Option<CallStatus>| crate::CallFilter {
+                from: from.map(str::to_owned),
+                to: to.map(str::to_owned),
+                status,
+                ..Default::default()
+            };
+        assert_eq!(sids(&f(None, None, None), 50, None), [6, 5, 4, 3, 2, 1]);
+        assert_eq!(
+            sids(&f(Some("+15550000001"), None, None), 50, None),
+            [5, 3, 1]
+        );
+        assert_eq!(sids(&f(None, Some("sip:other@hark"), None), 50, None), [3]);
+        assert_eq!(sids(&f(None, None, Some(CallStatus::Busy)), 50, None), [5]);
+        assert_eq!(
+            sids(
+                &f(Some("+15550000001"), None, Some(CallStatus::Completed)),
+                50,
+                None
+            ),
+            [3, 1]
+        );
+        assert!(sids(&f(Some("+1999"), None, None), 50, None).is_empty());
+        let dated = crate::CallFilter {
+            created_on_or_after_ms: Some(2_000),
+            created_before_ms: Some(5_000),
+            ..Default::default()
+        };
+        assert_eq!(sids(&dated, 50, None), [4, 3, 2]);
+        // Keyset: the page after call 4 (its key), two at a time, filters kept.
+        let key = ca(4);
+        assert_eq!(
+            sids(&f(None, None, None), 2, Some((4_000, key.as_str()))),
+            [3, 2]
+        );
+        let odd = f(Some("+15550000001"), None, None);
+        assert_eq!(sids(&odd, 1, Some((5_000, ca(5).as_str()))), [3]);
+        let page = store
+            .list_calls_filtered(&AC, &odd, 1, 0, Some((3_000, ca(3).as_str())))
+            .unwrap();
+        assert!(!page.has_more);
+        // Another account's calls never show.
+        assert!(store
+            .list_calls_filtered(&AC2, &f(None, None, None), 50, 0, None)
+            .unwrap()
+            .items
+            .is_empty());
+    }
+
+    #[test]
     fn duplicate_call_sid_is_rejected() {
         let (_d, store) = store();
         store.insert_call(&call(ca(1), 1_000)).unwrap();

@@ -347,6 +347,98 @@ mod tests {
     }
 
     #[test]
+    fn attempts_are_kept_and_deliveries_list_newest_first_by_state() {
+        let (_d, store) = store();
+        let mut ids = Vec::new();
+        for k in 0..4 {
+            let mut item = outbox_item(&format!("k{k}"), &format!("RE{k}"));
+            item.next_attempt_ms = 1_000 + k;
+            item.params = vec![("RecordingStatus".into(), "completed".into())];
+            ids.push(store.enqueue(&item).unwrap());
+        }
+        let ok = crate::DeliveryAttempt {
+            at_ms: 2_000,
+            status: Some(204),
+            error: None,
+            duration_ms: 7,
+        };
+        store
+            .attempt_finished(ids[0], &ok, crate::AttemptNext::Delivered)
+            .unwrap();
+        let busy = crate::DeliveryAttempt {
+            at_ms: 2_100,
+            status: Some(503),
+            error: Some("status 503".into()),
+            duration_ms: 9,
+        };
+        store
+            .attempt_finished(ids[1], &busy, crate::AttemptNext::RetryAt(9_000))
+            .unwrap();
+        store
+            .attempt_finished(ids[2], &busy, crate::AttemptNext::GiveUp)
+            .unwrap();
+        // A second report for a finished item changes nothing.
+        store
+            .attempt_finished(ids[0], &busy, crate::AttemptNext::GiveUp)
+            .unwrap();
+
+        let all = store.list_deliveries(None, None, 10).unwrap();
+        assert_eq!(
+            all.iter().map(|d| d.id).collect::<Vec<_>>(),
+            [ids[3], ids[2], ids[1], ids[0]]
+        );
+        let first = &all[3];
+        assert_eq!(
+            (
+                first.state.as_str(),
+                first.attempts,
+                first.last_status,
+                first.last_duration_ms
+            ),
+            ("delivered", 1, Some(204), Some(7))
+        );
+        assert_eq!(
+            (first.created_ms, first.last_attempt_ms),
+            (1_000, Some(2_000))
+        );
+        assert_eq!(
+            first.params,
+            [("RecordingStatus".to_string(), "completed".to_string())]
+        );
+        let retry = &all[2];
+        assert_eq!(
+            (
+                retry.state.as_str(),
+                retry.attempts,
+                retry.next_attempt_ms,
+                retry.last_error.as_deref()
+            ),
+            ("pending", 1, 9_000, Some("status 503"))
+        );
+        assert_eq!(state(&store, ids[2]), "failed");
+        let untried = &all[0];
+        assert_eq!(
+            (
+                untried.attempts,
+                untried.last_attempt_ms,
+                untried.last_status
+            ),
+            (0, None, None)
+        );
+        let failed = store.list_deliveries(Some("failed"), None, 10).unwrap();
+        assert_eq!(failed.iter().map(|d| d.id).collect::<Vec<_>>(), [ids[2]]);
+        let older = store.list_deliveries(None, Some(ids[2]), 10).unwrap();
+        assert_eq!(
+            older.iter().map(|d| d.id).collect::<Vec<_>>(),
+            [ids[1], ids[0]]
+        );
+        assert_eq!(store.list_deliveries(None, None, 1).unwrap().len(), 1);
+        // The retried item is due again at its new time.
+        assert!(store.due(8_999, 10).unwrap().iter().all(|i| i.id != ids[1]));
+        assert!(store.due(9_000, 10).unwrap().iter().any(|i| i.id == ids[1]));
+    }
+
+    #[test]
     fn same_idempotency_key_is_queued_once() {
         let (_d, store) = store();
         let a = store.enqueue(&outbox_item("k1", "RE1")).unwrap();
