@@ -277,6 +277,17 @@ pub async fn serve_with(
     }));
     let router = router
         .merge(crate::signal::router(signal.clone()))
+        // The API sees the client's address (the console limits failed sign-ins by it).
+        .layer(axum::middleware::from_fn(
+            |axum::extract::ConnectInfo(crate::signal::PeerAddr(peer)): axum::extract::ConnectInfo<
+                crate::signal::PeerAddr,
+            >,
+             mut request: axum::extract::Request,
+             next: axum::middleware::Next| async move {
+                request.extensions_mut().insert(http_api::ClientAddr(peer));
+                next.run(request).await
+            },
+        ))
         .into_make_service_with_connect_info::<crate::signal::PeerAddr>();
     match config.http_tls.as_ref() {
         Some(tls) => {

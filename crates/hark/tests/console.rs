@@ -180,6 +180,15 @@ fn signing_in_is_refused_without_the_right_credentials_and_state_changes_need_th
     assert!(wrong.headers.get("set-cookie").is_none());
     assert!(wrong.json()["error"].as_str().is_some(), "{}", wrong.body);
     assert_eq!(http.sign_in("", "").status, 401);
+    // Each failure is logged with its source, for fail2ban.
+    assert!(
+        wait_until(Duration::from_secs(5), || d
+            .log()
+            .contains("console sign-in failed source=127.0.0.1")
+            .then_some(()))
+        .is_some(),
+        "no fail2ban line in the log"
+    );
     // Not JSON: refused before any credential check.
     let form = http.send(
         http.client

@@ -5,6 +5,7 @@
 //! Twilio's REST API, which accepts the session cookie too (see [`Sessions::cookie_auth`]).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -67,9 +68,17 @@ struct Session {
 #[derive(Default)]
 pub struct Sessions {
     by_id: Mutex<HashMap<String, Session>>,
-    /// `(window start, failures in it)`.
-    failures: Mutex<Option<(Instant, u32)>>,
+    /// Per client address (`None`: the address is not known), `(window start, failures in it)`.
+    failures: Mutex<HashMap<Option<IpAddr>, (Instant, u32)>>,
 }
+
+/// Addresses whose failures are remembered at most: beyond, the oldest windows go.
+const MAX_FAILURE_SOURCES: usize = 10_000;
+
+/// The client's address, when the daemon puts it in the request's extensions (the HTTP API
+/// alone does not know how the connection was accepted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::SocketAddr);
 
 /// What a signed-in request knows.
 #[derive(Debug, Clone)]
@@ -206,17 +215,32 @@ impl Sessions {
         }
     }
 
-    /// Counts a failed sign-in; true while sign-in is refused (too many failures lately).
-    fn too_many_failures(&self, add: bool) -> bool {
+    /// Counts a failed sign-in from `source` (`add`); true while sign-in from there is refused
+    /// (too many failures lately).
+    fn too_many_failures(&self, source: Option<IpAddr>, add: bool) -> bool {
         let now = Instant::now();
         let mut f = lock(&self.failures);
-        let (start, n) = match *f {
-            Some((start, n)) if now.duration_since(start) < FAILURE_WINDOW => (start, n),
-            _ => (now, 0),
-        };
-        let n = if add { n.saturating_add(1) } else { n };
-        *f = Some((start, n));
-        n > MAX_FAILURES
+        if f.len() >= MAX_FAILURE_SOURCES && !f.contains_key(&source) {
+            f.retain(|_, (start, _)| now.duration_since(*start) < FAILURE_WINDOW);
+            while f.len() >= MAX_FAILURE_SOURCES {
+                let Some(oldest) = f
+                    .iter()
+                    .min_by_key(|(_, (start, _))| *start)
+                    .map(|(k, _)| *k)
+                else {
+                    break;
+                };
+                f.remove(&oldest);
+            }
+        }
+        let entry = f.entry(source).or_insert((now, 0));
+        if now.duration_since(entry.0) >= FAILURE_WINDOW {
+            *entry = (now, 0);
+        }
+        if add {
+            entry.1 = entry.1.saturating_add(1);
+        }
+        entry.1 > MAX_FAILURES
     }
 }
 
@@ -378,11 +402,14 @@ struct SignIn {
 
 async fn session(
     State(inner): State<Arc<Inner>>,
+    client: Option<axum::Extension<ClientAddr>>,
     method: Method,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let sessions = &inner.console;
+    let source = client.map(|c| c.0 .0.ip());
+    let shown_source = source.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
     match method {
         Method::GET | Method::HEAD => match sessions.session(&headers) {
             Some(s) => json_response(StatusCode::OK, session_body(&inner, &s)),
@@ -405,7 +432,7 @@ async fn session(
                     "sign-in needs JSON with string fields username and password",
                 );
             };
-            if sessions.too_many_failures(false) {
+            if sessions.too_many_failures(source, false) {
                 return error(
                     StatusCode::TOO_MANY_REQUESTS,
                     "too many failed sign-ins; wait a minute",
@@ -420,12 +447,16 @@ async fn session(
                 &api.api_keys,
             );
             if !ok {
-                sessions.too_many_failures(true);
-                tracing::warn!(username = %form.username, "console sign-in failed: wrong credentials");
+                sessions.too_many_failures(source, true);
+                // One line per failure, in the fail2ban-friendly form of the SIP ones.
+                tracing::warn!(
+                    username = %form.username,
+                    "console sign-in failed source={shown_source}"
+                );
                 return error(StatusCode::UNAUTHORIZED, "wrong credentials");
             }
             let s = sessions.start(form.username);
-            tracing::info!(username = %s.username, "console sign-in");
+            tracing::info!(username = %s.username, source = %shown_source, "console sign-in");
             let mut response = json_response(StatusCode::OK, session_body(&inner, &s));
             response.headers_mut().insert(
                 header::SET_COOKIE,
@@ -826,13 +857,18 @@ mod tests {
     }
 
     #[test]
-    fn failed_sign_ins_are_refused_after_the_limit_within_the_window() {
+    fn failed_sign_ins_are_refused_after_the_limit_within_the_window_per_source() {
         let sessions = Sessions::default();
+        let a = Some(IpAddr::from([192, 0, 2, 1]));
+        let b = Some(IpAddr::from([192, 0, 2, 2]));
         for _ in 0..MAX_FAILURES {
-            assert!(!sessions.too_many_failures(true));
+            assert!(!sessions.too_many_failures(a, true));
         }
-        assert!(sessions.too_many_failures(true));
-        assert!(sessions.too_many_failures(false));
+        assert!(sessions.too_many_failures(a, true));
+        assert!(sessions.too_many_failures(a, false));
+        // Another address is not locked out by the first one's failures.
+        assert!(!sessions.too_many_failures(b, false));
+        assert!(!sessions.too_many_failures(None, true));
     }
 
     #[test]

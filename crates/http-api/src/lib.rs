@@ -41,6 +41,7 @@ pub mod voice_log;
 
 pub use admin::DrainSwitch;
 pub use auth::{constant_time_eq, ApiKey};
+pub use console::ClientAddr;
 pub use error::ApiError;
 pub use metrics::{LabelledCounts, Metrics};
 pub use mp3::{encode_wav, Mp3Error};
