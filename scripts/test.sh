@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ./scripts/setup.sh
+# The console's vendored files are the pinned release's (VENDOR.md).
+./scripts/console-vendor.sh --check
 cargo test --workspace --locked "$@"
 HARK_TEST_STORE=postgres cargo test -p store --locked "$@"
 HARK_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/hark" sipp-scenarios/cluster/run.sh 2 30
