@@ -1,4 +1,4 @@
-//! Embeds the web console (`console/`: html, js, css) in the binary: a table of every such file,
+//! Embeds the web console (`console/`: html, js, css; the vendored licences) in the binary: a table of every such file,
 //! so a new module or vendored file needs no code change.
 
 use std::fmt::Write as _;
@@ -17,7 +17,7 @@ fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) {
         }
         let served = matches!(
             path.extension().and_then(|e| e.to_str()),
-            Some("html" | "js" | "css" | "svg" | "txt")
+            Some("html" | "js" | "css" | "svg" | "txt" | "md")
         ) || path.file_name().and_then(|n| n.to_str()) == Some("LICENSE");
         if !served {
             continue;

@@ -180,6 +180,9 @@ fn signing_in_is_refused_without_the_right_credentials_and_state_changes_need_th
     assert!(wrong.headers.get("set-cookie").is_none());
     assert!(wrong.json()["error"].as_str().is_some(), "{}", wrong.body);
     assert_eq!(http.sign_in("", "").status, 401);
+    // A username cannot forge a log line (it is quoted, newlines escaped).
+    let forged = "x\nFORGED console sign-in failed source=10.9.9.9";
+    assert_eq!(http.sign_in(forged, "nope").status, 401);
     // Each failure is logged with its source, for fail2ban.
     assert!(
         wait_until(Duration::from_secs(5), || d
@@ -188,6 +191,14 @@ fn signing_in_is_refused_without_the_right_credentials_and_state_changes_need_th
             .then_some(()))
         .is_some(),
         "no fail2ban line in the log"
+    );
+    assert!(
+        !d.log().lines().any(|l| l.starts_with("FORGED")),
+        "a forged log line"
+    );
+    assert!(
+        d.log().contains(r#"username="x\nFORGED"#),
+        "quoted username"
     );
     // Not JSON: refused before any credential check.
     let form = http.send(
@@ -536,14 +547,30 @@ fn the_call_page_plays_the_recording_draws_its_waveform_and_seeks_from_the_trans
         Duration::from_secs(5),
     );
     eprintln!("console: played to {} s", playing.value);
-    // Park the player near the end, then click the last utterance: it seeks there.
-    b.eval(&format!(
-        "{player}.pause(), {player}.setTime({player}.getDuration() - 0.2)"
-    ));
+    // Park the player away from the last utterance's start (near the end, or at 0 when the
+    // utterance starts near the end), then click it: it seeks there.
     let target = *starts.last().unwrap();
+    let park = if target + 0.8 < wav_secs {
+        wav_secs - 0.1
+    } else {
+        0.0
+    };
+    let parked = b.eval(&format!(
+        "{player}.pause(), {player}.setTime({park}), {player}.getCurrentTime()"
+    ));
+    let parked = parked.as_f64().unwrap();
+    assert!(
+        !(target - 0.05..target + 0.6).contains(&parked),
+        "parked at {parked} s, inside the window of {target} s"
+    );
     b.click("ol.transcript li.utterance:last-of-type button");
     let at = b.wait_for(
         &format!("(() => {{ const t = {player}.getCurrentTime(); return t >= {target} - 0.05 && t < {target} + 0.6 ? t : null; }})()"),
+        Duration::from_secs(3),
+    );
+    // While it plays, that utterance is the current one.
+    b.wait_for(
+        "document.querySelector('ol.transcript li.utterance:last-of-type')?.getAttribute('aria-current') === 'true'",
         Duration::from_secs(3),
     );
     eprintln!(
@@ -596,6 +623,64 @@ fn lists_filter_and_page_and_every_page_renders_on_a_phone_sized_screen() {
     // Newest first, as the REST API lists them.
     let shown = b.eval("[...document.querySelectorAll('#calls-table tr[data-call-sid]')].map(r => r.dataset.callSid)");
     assert_eq!(shown, serde_json::json!(all));
+
+    // Paging: 30 older calls written straight into the daemon's database make 33, two pages
+    // of 25; Next shows the rest, Previous the first page again.
+    let db = store::Store::open(&d.storage.join("hark.db")).expect("the daemon's database");
+    let oldest = (now_ms() - 3_600_000) as i64;
+    for i in 0..30u128 {
+        let created = oldest + i as i64 * 1000;
+        db.insert_call(&store::CallRecord {
+            sid: store::CallSid::from_bits(0xc0de_0000 + i),
+            account_sid: ACCOUNT_SID.parse().unwrap(),
+            from: format!("+1555000{i:04}"),
+            to: "+15559990000".into(),
+            direction: store::Direction::Inbound,
+            status: store::CallStatus::Completed,
+            date_created_ms: created,
+            date_updated_ms: created,
+            start_time_ms: Some(created),
+            end_time_ms: Some(created + 5000),
+            duration_secs: Some(5),
+            parent_call_sid: None,
+        })
+        .unwrap();
+    }
+    b.goto(&format!("{}#/calls", console_url(&d)));
+    let rows = "document.querySelectorAll('#calls-table tr[data-call-sid]').length";
+    b.wait_for(&format!("{rows} === 25"), Duration::from_secs(10));
+    assert_eq!(
+        b.eval("document.querySelector('#prev-page').disabled"),
+        true
+    );
+    b.click("#next-page");
+    b.wait_for(&format!("{rows} === 8"), Duration::from_secs(5));
+    let last = b.eval(
+        "[...document.querySelectorAll('#calls-table tr[data-call-sid]')].pop().dataset.callSid",
+    );
+    assert_eq!(
+        last,
+        store::CallSid::from_bits(0xc0de_0000).to_string(),
+        "oldest last"
+    );
+    assert_eq!(
+        b.eval("document.querySelector('#next-page').disabled"),
+        true
+    );
+    b.click("#prev-page");
+    b.wait_for(&format!("{rows} === 25"), Duration::from_secs(5));
+    let first = b.eval("document.querySelector('#calls-table tr[data-call-sid]').dataset.callSid");
+    assert_eq!(first, all[0].as_str());
+    // The From filter from the form: exactly that caller's call.
+    b.fill("#calls-filter input[name=from]", "+15550000017");
+    b.click("#calls-filter button[type=submit]");
+    b.wait_for(&format!("{rows} === 1"), Duration::from_secs(5));
+    let only = b.eval("document.querySelector('#calls-table tr[data-call-sid]').dataset.callSid");
+    assert_eq!(
+        only,
+        store::CallSid::from_bits(0xc0de_0000 + 17).to_string()
+    );
+    b.screenshot(&artifacts().join("calls-filtered.png"));
 
     b.click("nav#main-nav a[href=\"#/recordings\"]");
     b.wait(

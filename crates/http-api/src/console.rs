@@ -28,8 +28,10 @@ mod assets {
 }
 
 pub const PREFIX: &str = "/console";
-/// The session cookie's name.
+/// The session cookie's name over HTTP…
 pub const COOKIE: &str = "hark_console";
+/// …and over HTTPS.
+pub const SECURE_COOKIE: &str = "__Host-hark_console";
 /// The header carrying the session's CSRF token on POST and DELETE.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// A session ends this long after sign-in whatever happens…
@@ -67,6 +69,9 @@ struct Session {
 /// Signed-in console sessions (in memory: a restart signs everyone out).
 #[derive(Default)]
 pub struct Sessions {
+    /// The API is reached over HTTPS: the cookie is `Secure` and named `__Host-…` (a sibling
+    /// subdomain cannot plant one).
+    secure: bool,
     by_id: Mutex<HashMap<String, Session>>,
     /// Per client address (`None`: the address is not known), `(window start, failures in it)`.
     failures: Mutex<HashMap<Option<IpAddr>, (Instant, u32)>>,
@@ -127,6 +132,22 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 impl Sessions {
+    pub fn new(secure: bool) -> Sessions {
+        Sessions {
+            secure,
+            ..Sessions::default()
+        }
+    }
+
+    /// The cookie's name: `__Host-` prefixed when it is `Secure`.
+    fn cookie_name(&self) -> &'static str {
+        if self.secure {
+            SECURE_COOKIE
+        } else {
+            COOKIE
+        }
+    }
+
     fn start(&self, username: String) -> SessionInfo {
         let id = random_token();
         let csrf = random_token();
@@ -169,11 +190,13 @@ impl Sessions {
 
     /// The live session the request's cookie names (and marks it used).
     pub fn session(&self, headers: &HeaderMap) -> Option<SessionInfo> {
-        let id = cookie(headers, COOKIE)?;
-        self.by_id(id)
+        let id = cookie(headers, self.cookie_name())?;
+        self.by_id(id, true)
     }
 
-    fn by_id(&self, id: &str) -> Option<SessionInfo> {
+    /// The session `id` if it is live; `touch`: it counts as used now (a request), not a
+    /// stream's own check.
+    fn by_id(&self, id: &str, touch: bool) -> Option<SessionInfo> {
         let now = Instant::now();
         let mut map = lock(&self.by_id);
         let s = map.get_mut(id)?;
@@ -181,7 +204,9 @@ impl Sessions {
             map.remove(id);
             return None;
         }
-        s.last_seen = now;
+        if touch {
+            s.last_seen = now;
+        }
         Some(SessionInfo {
             id: id.to_string(),
             username: s.username.clone(),
@@ -241,6 +266,20 @@ impl Sessions {
             entry.1 = entry.1.saturating_add(1);
         }
         entry.1 > MAX_FAILURES
+    }
+}
+
+/// Whose failures count together: an IPv4 address, or an IPv6 /64 (one site's addresses).
+fn failure_source(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
     }
 }
 
@@ -309,7 +348,7 @@ fn asset(name: &str) -> Response {
         // The same kinds of file the build embeds, and nothing above the directory.
         let served = matches!(
             name.rsplit_once('.').map(|(_, e)| e),
-            Some("html" | "js" | "css" | "svg" | "txt")
+            Some("html" | "js" | "css" | "svg" | "txt" | "md")
         );
         let safe = served
             && name
@@ -382,15 +421,13 @@ fn session_body(inner: &Inner, s: &SessionInfo) -> Value {
     })
 }
 
-/// `Set-Cookie` for `value` (empty: cleared). `Secure` when the API's public URL is HTTPS.
+/// `Set-Cookie` for `value` (empty: cleared); `Secure` over HTTPS.
 fn set_cookie(inner: &Inner, value: &str, max_age: u64) -> HeaderValue {
-    let secure = if inner.api.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
+    let sessions = &inner.console;
+    let secure = if sessions.secure { "; Secure" } else { "" };
+    let name = sessions.cookie_name();
     let text =
-        format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+        format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
@@ -408,7 +445,7 @@ async fn session(
     body: axum::body::Bytes,
 ) -> Response {
     let sessions = &inner.console;
-    let source = client.map(|c| c.0 .0.ip());
+    let source = client.map(|c| failure_source(c.0 .0.ip()));
     let shown_source = source.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
     match method {
         Method::GET | Method::HEAD => match sessions.session(&headers) {
@@ -449,14 +486,16 @@ async fn session(
             if !ok {
                 sessions.too_many_failures(source, true);
                 // One line per failure, in the fail2ban-friendly form of the SIP ones.
+                // Debug-quoted and cut: a username cannot forge another log line.
+                let shown: String = form.username.chars().take(64).collect();
                 tracing::warn!(
-                    username = %form.username,
+                    username = ?shown,
                     "console sign-in failed source={shown_source}"
                 );
                 return error(StatusCode::UNAUTHORIZED, "wrong credentials");
             }
             let s = sessions.start(form.username);
-            tracing::info!(username = %s.username, source = %shown_source, "console sign-in");
+            tracing::info!(username = ?s.username, source = %shown_source, "console sign-in");
             let mut response = json_response(StatusCode::OK, session_body(&inner, &s));
             response.headers_mut().insert(
                 header::SET_COOKIE,
@@ -467,7 +506,7 @@ async fn session(
         Method::DELETE => match sessions.cookie_auth(&headers, &method) {
             CookieAuth::Ok(s) => {
                 sessions.end(&s.id);
-                tracing::info!(username = %s.username, "console sign-out");
+                tracing::info!(username = ?s.username, "console sign-out");
                 let mut response = secured(StatusCode::NO_CONTENT.into_response());
                 response
                     .headers_mut()
@@ -575,7 +614,8 @@ async fn live_stream(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Res
             }
         }
         // A signed-out session's stream ends with its next event.
-        st.inner.console.by_id(&st.session_id)?;
+        // An open page alone does not keep the session from its idle end.
+        st.inner.console.by_id(&st.session_id, false)?;
         let mut event = Event::default()
             .event("calls")
             .data(live_json(&live_calls(&st.inner)).to_string());
@@ -869,6 +909,27 @@ mod tests {
         // Another address is not locked out by the first one's failures.
         assert!(!sessions.too_many_failures(b, false));
         assert!(!sessions.too_many_failures(None, true));
+    }
+
+    #[test]
+    fn failures_count_per_ipv4_address_and_per_ipv6_64() {
+        let v6 = |s: &str| failure_source(s.parse().unwrap());
+        assert_eq!(v6("2001:db8:1:2:aaaa::1"), v6("2001:db8:1:2:bbbb::9"));
+        assert_ne!(v6("2001:db8:1:2::1"), v6("2001:db8:1:3::1"));
+        assert_eq!(v6("::ffff:192.0.2.7"), v6("192.0.2.7"));
+        assert_ne!(v6("192.0.2.7"), v6("192.0.2.8"));
+    }
+
+    #[test]
+    fn over_https_the_cookie_is_host_prefixed_and_the_plain_name_is_ignored() {
+        let sessions = Sessions::new(true);
+        let s = sessions.start("AC1".into());
+        let plain = format!("{COOKIE}={}", s.id);
+        assert!(sessions.session(&headers(&[("cookie", &plain)])).is_none());
+        let prefixed = format!("{SECURE_COOKIE}={}", s.id);
+        assert!(sessions
+            .session(&headers(&[("cookie", &prefixed)]))
+            .is_some());
     }
 
     #[test]

@@ -165,11 +165,14 @@ impl RecordingDeleter {
 
 /// [`router`], plus a [`RecordingDeleter`] that shares its MP3 bookkeeping.
 pub fn router_and_deleter(state: Arc<ApiState>) -> (axum::Router, RecordingDeleter) {
+    // The public URL says whether browsers reach us over HTTPS (the daemon derives it from the
+    // listener when it is not configured).
+    let secure = state.public_url.starts_with("https://");
     let inner = Arc::new(Inner {
         api: state,
         mp3: mp3::Mp3Cache::default(),
         voice_log_rate: voice_log::RateLimiter::default(),
-        console: console::Sessions::default(),
+        console: console::Sessions::new(secure),
     });
     let deleter = RecordingDeleter {
         inner: inner.clone(),

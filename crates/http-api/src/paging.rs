@@ -123,12 +123,17 @@ impl ListQuery {
                     q.keep(&key, value);
                 }
                 "Status" if recordings => {
-                    q.filter.status = Some(value.parse().map_err(|_| {
+                    let status: store::RecordingStatus = value.parse().map_err(|_| {
                         ApiError::invalid_param(
                             "Status",
-                            "must be in-progress, paused, stopped, processing, completed, absent or deleted",
+                            "must be in-progress, paused, stopped, processing, completed, absent, failed or deleted",
                         )
-                    })?);
+                    })?;
+                    // Asking for deleted ones is asking to see them.
+                    if status == store::RecordingStatus::Deleted {
+                        q.filter.include_soft_deleted = true;
+                    }
+                    q.filter.status = Some(status);
                     q.keep(&key, value);
                 }
                 "PageSize" => {

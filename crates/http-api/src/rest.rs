@@ -24,10 +24,18 @@ pub async fn dispatch(
     headers: &HeaderMap,
     body: Body,
 ) -> Response {
-    match handle(inner, method, uri, headers, body).await {
+    let mut response = match handle(inner, method, uri, headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
+    };
+    // A console page's answer (cookie, no Authorization): never kept by a shared cache.
+    if !headers.contains_key(header::AUTHORIZATION) && headers.contains_key(header::COOKIE) {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("private, no-store"),
+        );
     }
+    response
 }
 
 async fn handle(
@@ -392,7 +400,6 @@ pub(crate) async fn remove_recording(
     Ok(true)
 }
 
-/// The answer of the node that runs `call`, when that is another node of the cluster.
 /// `headers` with the session cookie and CSRF token replaced by the account's Basic
 /// credentials.
 fn with_account_credentials(headers: &HeaderMap, api: &crate::ApiState) -> HeaderMap {
@@ -411,6 +418,7 @@ fn with_account_credentials(headers: &HeaderMap, api: &crate::ApiState) -> Heade
     h
 }
 
+/// The answer of the node that runs `call`, when that is another node of the cluster.
 pub(crate) async fn elsewhere(
     inner: &Inner,
     call: &CallSid,

@@ -645,6 +645,35 @@ async fn calls_list_and_fetch() {
     );
     let (_, v) = f.get_json(&one("To=%2B15559870002&Status=completed")).await;
     assert_eq!(v["calls"].as_array().unwrap().len(), 1);
+    assert_eq!(v["calls"][0]["sid"], CA1);
+
+    // Hark's recording filters: the recording's status, the recorded call's numbers.
+    let f = &f;
+    let recs = |q: &str| {
+        let url = format!("{BASE}/Recordings.json?{q}");
+        async move {
+            let (status, v) = f.get_json(&url).await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            v["recordings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["sid"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(recs("From=%2B15550000002").await, [RE4, RE3]);
+    assert_eq!(recs("From=%2B15550000002&Status=completed").await, [RE3]);
+    assert_eq!(recs("Status=in-progress").await, [RE4]);
+    assert_eq!(
+        recs("To=%2B15559870002&From=%2B15551230001").await,
+        [RE2, RE1]
+    );
+    assert!(recs("Status=deleted").await.is_empty());
+    let (status, v) = f
+        .get_json(&format!("{BASE}/Recordings.json?Status=gone"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     let (_, v) = f.get_json(&one("Status=busy")).await;
     assert_eq!(v["calls"][0]["sid"], CA2);
     assert_eq!(v["calls"].as_array().unwrap().len(), 1);

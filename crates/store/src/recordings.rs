@@ -91,8 +91,9 @@ fn insert(db: &mut dyn Db, rec: &RecordingRecord, node: Option<&str>) -> Result<
 }
 
 /// Builds the list query for one filter shape. Parameters are numbered the same in every
-/// shape (?1 account, ?2 call, ?3 on/after, ?4 before, ?5/?6 keyset, ?7 limit, ?8 offset) so
-/// one binding fits all; unused numbers are bound and ignored.
+/// shape (?1 account, ?2 call, ?3 on/after, ?4 before, ?5/?6 keyset, ?7 status, ?8/?9 the
+/// call's from/to, ?10 limit, ?11 offset) so one binding fits all; unused numbers are bound and
+/// ignored (the last two are always used: SQLite counts parameters up to the highest).
 fn list_sql(dialect: Dialect, filter: &RecordingFilter, keyset: bool) -> String {
     let mut sql = format!("SELECT {COLUMNS} FROM recordings WHERE ");
     if filter.call_sid.is_some() {
@@ -766,6 +767,74 @@ mod tests {
         assert!(
             matches!(err, StoreError::Corrupt { what: "recordings.channels", ref value } if value == "-1")
         );
+    }
+
+    #[test]
+    fn status_and_number_filters_pick_recordings_by_their_own_status_and_their_calls_numbers() {
+        let (_d, store) = store();
+        let mut c1 = call(ca(1), 1_000);
+        c1.from = "+15550000001".into();
+        let mut c2 = call(ca(2), 2_000);
+        c2.from = "+15550000002".into();
+        c2.to = "sip:other@hark".into();
+        store.insert_call(&c1).unwrap();
+        store.insert_call(&c2).unwrap();
+        let mut r1 = recording(re(1), ca(1), 1_100);
+        r1.status = RecordingStatus::Completed;
+        let mut r2 = recording(re(2), ca(1), 1_200);
+        r2.status = RecordingStatus::Absent;
+        let mut r3 = recording(re(3), ca(2), 2_100);
+        r3.status = RecordingStatus::Completed;
+        for r in [&r1, &r2, &r3] {
+            store.insert_recording(r).unwrap();
+        }
+        let list = |f: RecordingFilter| -> Vec<RecordingSid> {
+            store
+                .list_recordings(&AC, &f, 50, 0)
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|r| r.sid)
+                .collect()
+        };
+        let completed = RecordingFilter {
+            status: Some(RecordingStatus::Completed),
+            ..Default::default()
+        };
+        assert_eq!(list(completed.clone()), [re(3), re(1)]);
+        let from1 = RecordingFilter {
+            from: Some("+15550000001".into()),
+            ..Default::default()
+        };
+        assert_eq!(list(from1.clone()), [re(2), re(1)]);
+        assert_eq!(
+            list(RecordingFilter {
+                status: Some(RecordingStatus::Completed),
+                ..from1
+            }),
+            [re(1)]
+        );
+        assert_eq!(
+            list(RecordingFilter {
+                to: Some("sip:other@hark".into()),
+                ..Default::default()
+            }),
+            [re(3)]
+        );
+        assert!(list(RecordingFilter {
+            from: Some("+19999".into()),
+            ..Default::default()
+        })
+        .is_empty());
+        // Keyset paging keeps the filters.
+        let page = store
+            .list_recordings_after(&AC, &completed, 1, Some((2_100, re(3).as_str())))
+            .unwrap();
+        assert_eq!(
+            page.items.iter().map(|r| r.sid.clone()).collect::<Vec<_>>(),
+            [re(1)]
+        );
+        assert!(!page.has_more);
     }
 
     /// Every filter shape must be served by an index in list order: no sort of the account.
