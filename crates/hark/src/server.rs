@@ -401,7 +401,7 @@ pub async fn serve_with(
             Some(transcribe::Engine::AssemblyAi(engine))
         }
     };
-    crate::transcription::watch_readiness(engine.as_ref(), &config, readiness);
+    crate::transcription::watch_readiness(engine.as_ref(), &config, readiness.clone());
     let transcriber = Transcriber::new(engine, config.transcription.workers as usize);
     let services = Arc::new(Services {
         config: config.clone(),
@@ -499,10 +499,24 @@ pub async fn serve_with(
     let spawner_shared = shared.clone();
     let spawn_call: CallSpawner =
         Arc::new(move |incoming, events| call::spawn(spawner_shared.clone(), incoming, events));
+    // `/healthz` and the console show whether `<Say>` can speak.
     match shared.tts.version().await {
-        Ok(v) => tracing::info!(engine = %v.lines().next().unwrap_or(""), "text to speech ready"),
+        Ok(v) => {
+            let version = v.lines().next().unwrap_or("").to_string();
+            tracing::info!(engine = %version, "text to speech ready");
+            readiness.set(
+                "tts",
+                true,
+                serde_json::json!({"engine": "espeak-ng", "version": version}),
+            );
+        }
         Err(e) => {
-            tracing::warn!(error = %e, "text to speech unavailable: <Say> will be skipped (install espeak-ng)")
+            tracing::warn!(error = %e, "text to speech unavailable: <Say> will be skipped (install espeak-ng)");
+            readiness.set(
+                "tts",
+                false,
+                serde_json::json!({"engine": "espeak-ng", "error": e.to_string()}),
+            );
         }
     }
     // `[[user]]`s register (digest, nonces keyed per start); without any, REGISTER is 405.

@@ -728,6 +728,13 @@ fn lists_filter_and_page_and_every_page_renders_on_a_phone_sized_screen() {
     );
     let version = b.eval("document.querySelector('dd[data-field=version]').textContent.trim()");
     assert_eq!(version, env!("CARGO_PKG_VERSION"));
+    // Engine readiness: transcription and text to speech each have a row.
+    let engines = b.wait_for(
+        "(() => { const t = document.querySelector('#readiness')?.textContent || '';
+                  return t.includes('transcription') && t.includes('tts') ? t : null; })()",
+        Duration::from_secs(5),
+    );
+    eprintln!("console: readiness {}", engines.value);
     b.screenshot(&artifacts().join("system.png"));
 
     // Accessibility basics on every page: labelled inputs, named buttons, no page-wide
@@ -748,6 +755,14 @@ fn lists_filter_and_page_and_every_page_renders_on_a_phone_sized_screen() {
             Duration::from_secs(10),
         );
         b.wait_for("!document.body.dataset.loading", Duration::from_secs(10));
+        if page == "call" {
+            // The screenshot shows the waveform, not "Loading audio…".
+            b.wait(
+                "section.recording[data-ready=\"1\"]",
+                "attached",
+                Duration::from_secs(15),
+            );
+        }
         let problems = b.eval(
             "(() => { const p = [];
                for (const i of document.querySelectorAll('input, select, textarea')) {
