@@ -442,18 +442,9 @@ fn the_call_page_plays_the_recording_draws_its_waveform_and_seeks_from_the_trans
         ),
     );
     let http = Http::new(&d);
-    Sipp::new("uac_hangup_midstream.xml", d.sip_addr())
-        .run(&d.tmp, Duration::from_secs(30))
-        .assert_success();
-    let calls = basic_get(&http, &api_path("Calls.json")).json();
-    let call_sid = calls["calls"][0]["sid"].as_str().unwrap().to_string();
-    let recs = completed_recordings(&http, &call_sid, 1);
-    let rec_sid = recs[0]["sid"].as_str().unwrap().to_string();
-    // The samples on disk: what the waveform must be drawn from.
-    let wav = d.recording_path(&rec_sid);
-    let samples = hound::WavReader::open(&wav).expect("recording").duration();
-    let wav_secs = f64::from(samples) / 8000.0;
-    // The transcript (offline engine) before opening the page.
+    let sipp = Sipp::new("uac_hangup_midstream.xml", d.sip_addr()).spawn(&d.tmp);
+    // While `<Record>` captures: the live row says it records, and the API does not pretend
+    // to pause a verb's recording (Twilio.CURRENT names none; by SID it is refused).
     let signed = http.sign_in(ACCOUNT_SID, AUTH_TOKEN);
     let cookie = signed.headers["set-cookie"]
         .to_str()
@@ -462,6 +453,39 @@ fn the_call_page_plays_the_recording_draws_its_waveform_and_seeks_from_the_trans
         .next()
         .unwrap()
         .to_string();
+    let call_sid = wait_until(Duration::from_secs(5), || {
+        let v = http.get("/console/api/live.json", &cookie).json();
+        (v["calls"][0]["recording"] == "on" && v["calls"][0]["verb"] == "Record")
+            .then(|| v["calls"][0]["sid"].as_str().unwrap().to_string())
+    })
+    .expect("a live call recording with <Record>");
+    let pause = |path: &str| {
+        http.send(
+            http.client
+                .post(format!("{}{}", http.base, api_path(path)))
+                .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
+                .form(&[("Status", "paused")]),
+        )
+    };
+    let current = pause(&format!("Calls/{call_sid}/Recordings/Twilio.CURRENT.json"));
+    assert_eq!(current.status, 404, "{}", current.body);
+    let live = basic_get(
+        &http,
+        &api_path(&format!("Calls/{call_sid}/Recordings.json")),
+    )
+    .json();
+    let capturing = live["recordings"][0]["sid"].as_str().unwrap().to_string();
+    let by_sid = pause(&format!("Calls/{call_sid}/Recordings/{capturing}.json"));
+    assert_eq!(by_sid.status, 400, "{}", by_sid.body);
+    assert!(by_sid.body.contains("<Record>"), "{}", by_sid.body);
+    sipp.wait(Duration::from_secs(30)).assert_success();
+    let recs = completed_recordings(&http, &call_sid, 1);
+    let rec_sid = recs[0]["sid"].as_str().unwrap().to_string();
+    // The samples on disk: what the waveform must be drawn from.
+    let wav = d.recording_path(&rec_sid);
+    let samples = hound::WavReader::open(&wav).expect("recording").duration();
+    let wav_secs = f64::from(samples) / 8000.0;
+    // The transcript (offline engine) before opening the page.
     let transcript = wait_until(Duration::from_secs(90), || {
         let v = http
             .get(

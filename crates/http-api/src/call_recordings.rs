@@ -229,6 +229,22 @@ pub async fn change(
     let Some(mut row) = row else {
         return Err(ApiError::not_found(what));
     };
+    // A `<Record>` verb's (or a bot's) capture ends with its verb; only recordings started over
+    // the API or by `<Dial record>` are paused, resumed or stopped here.
+    if matches!(
+        row.source,
+        store::RecordingSource::RecordVerb | store::RecordingSource::RecordResponse
+    ) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            CODE_CALL_STATE,
+            format!(
+                "Recording {} is a <Record> verb's ({}) and cannot be paused, resumed or stopped over the API",
+                row.sid,
+                row.source.as_str()
+            ),
+        ));
+    }
     if !row.status.is_unfinished() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

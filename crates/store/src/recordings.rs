@@ -207,8 +207,9 @@ impl Store {
         Ok(found.filter(|r| include_deleted || r.deleted_at_ms.is_none()))
     }
 
-    /// The call's newest recording still being written (`in-progress` or `paused`): Twilio's
-    /// `Twilio.CURRENT`.
+    /// The call's newest recording still being written (`in-progress` or `paused`) that the
+    /// API can pause, resume or stop — not a `<Record>` verb's or a bot's capture, which end
+    /// with their verb or operation: Twilio's `Twilio.CURRENT`.
     pub fn current_recording(
         &self,
         account_sid: &AccountSid,
@@ -217,6 +218,7 @@ impl Store {
         let sql = format!(
             "SELECT {COLUMNS} FROM recordings WHERE call_sid = ?1 AND account_sid = ?2 \
              AND status IN ('in-progress', 'paused') AND deleted_at IS NULL \
+             AND source NOT IN ('RecordVerb', 'RecordResponse') \
              ORDER BY date_created DESC, sid DESC LIMIT 1"
         );
         self.with_db(|db| {
@@ -835,6 +837,25 @@ mod tests {
             [re(1)]
         );
         assert!(!page.has_more);
+    }
+
+    #[test]
+    fn current_recording_is_the_newest_unfinished_one_the_api_can_control() {
+        let (_d, store) = store();
+        let mut api = recording(re(1), ca(1), 1_000);
+        api.status = RecordingStatus::InProgress;
+        api.source = RecordingSource::StartCallRecordingApi;
+        let mut verb = recording(re(2), ca(1), 2_000);
+        verb.status = RecordingStatus::InProgress;
+        verb.source = RecordingSource::RecordVerb;
+        store.insert_recording(&api).unwrap();
+        store.insert_recording(&verb).unwrap();
+        // The newer `<Record>` capture is not it.
+        let current = store.current_recording(&AC, &ca(1)).unwrap().unwrap();
+        assert_eq!(current.sid, re(1));
+        api.status = RecordingStatus::Completed;
+        store.update_recording(&api).unwrap();
+        assert_eq!(store.current_recording(&AC, &ca(1)).unwrap(), None);
     }
 
     /// Every filter shape must be served by an index in list order: no sort of the account.
