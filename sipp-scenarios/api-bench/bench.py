@@ -141,6 +141,17 @@ def sid(prefix, i):
     return prefix + f"{i:032x}"
 
 
+def recording_rows(rows, now_ms):
+    """`rows` completed 60 s recordings in COLUMNS order, one per second going back from now
+    (newest first in the API = highest i), recording i of call i."""
+    for i in range(rows):
+        created = now_ms - (rows - i) * 1000
+        s = sid("RE", i)
+        yield (s, ACCOUNT, sid("CA", i), "completed", "RecordVerb", 1, created, created + 61000,
+               created - 60000, 60, None, f"{s}.wav", 0, None, None, None, None, None, None, None,
+               8000, None)
+
+
 def seed(db, rows, now_ms):
     con = sqlite3.connect(db)
     cols = [r[1] for r in con.execute("PRAGMA table_info(recordings)")]
@@ -148,16 +159,9 @@ def seed(db, rows, now_ms):
         sys.exit(f"schema changed: recordings columns are {cols}; update COLUMNS in bench.py")
     (version,) = con.execute("PRAGMA user_version").fetchone()
     t0 = time.monotonic()
-    # Newest first in the API = highest i; one recording per second going back in time.
-    def gen():
-        for i in range(rows):
-            created = now_ms - (rows - i) * 1000
-            s = sid("RE", i)
-            yield (s, ACCOUNT, sid("CA", i), "completed", "RecordVerb", 1, created, created + 61000,
-                   created - 60000, 60, None, f"{s}.wav", 0, None, None, None, None, None, None, None,
-                   8000, None)
     with con:
-        con.executemany(f"INSERT INTO recordings ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", gen())
+        con.executemany(f"INSERT INTO recordings ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                        recording_rows(rows, now_ms))
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.close()
     return version, time.monotonic() - t0

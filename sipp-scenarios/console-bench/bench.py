@@ -33,19 +33,15 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "api-bench"))
-from bench import ACCOUNT, TOKEN, Hark, free_ports, pct, sid, summary, write_config  # noqa: E402
+from bench import (  # noqa: E402
+    ACCOUNT, COLUMNS as REC_COLUMNS, TOKEN, Hark, free_ports, recording_rows, sid, summary, write_config,
+)
 
 # crates/store/src/schema.rs (V1, V5, V6 for calls; V1, V6, V7 for the outbox).
 CALL_COLUMNS = [
     "sid", "account_sid", "from_addr", "to_addr", "direction", "status", "date_created",
     "date_updated", "start_time", "end_time", "duration", "request_id", "parent_call_sid",
     "node_id",
-]
-REC_COLUMNS = [
-    "sid", "account_sid", "call_sid", "status", "source", "channels", "date_created",
-    "date_updated", "start_time", "duration", "error_code", "media_file", "transcribe",
-    "transcribe_callback", "sc_url", "sc_method", "sc_in_progress", "sc_completed", "sc_absent",
-    "deleted_at", "sample_rate", "node_id",
 ]
 OUTBOX_COLUMNS = [
     "id", "idempotency_key", "group_key", "url", "method", "params", "attempts",
@@ -78,14 +74,6 @@ def seed(db, rows, now_ms):
             yield (sid("CA", i), ACCOUNT, number(i), "+15559990000", "inbound", status, created,
                    created + 61000, created, created + 60000, 60, None, None, None)
 
-    def recordings():
-        for i in range(rows):
-            created = now_ms - (rows - i) * 1000
-            s = sid("RE", i)
-            yield (s, ACCOUNT, sid("CA", i), "completed", "RecordVerb", 1, created, created + 61000,
-                   created - 60000, 60, None, f"{s}.wav", 0, None, None, None, None, None, None, None,
-                   8000, None)
-
     def outbox():
         for i in range(rows):
             created = now_ms - (rows - i) * 1000
@@ -96,7 +84,8 @@ def seed(db, rows, now_ms):
                    created + 5, 503 if failed else 200, "status 503" if failed else None, 12)
 
     with con:
-        for table, cols, gen in (("calls", CALL_COLUMNS, calls), ("recordings", REC_COLUMNS, recordings),
+        for table, cols, gen in (("calls", CALL_COLUMNS, calls),
+                                 ("recordings", REC_COLUMNS, lambda: recording_rows(rows, now_ms)),
                                  ("outbox", OUTBOX_COLUMNS, outbox)):
             con.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", gen())
     con.execute("ANALYZE")

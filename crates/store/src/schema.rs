@@ -190,21 +190,34 @@ CREATE TABLE leases (
 );
 ";
 
-/// Issue 16 (the console): what each callback attempt got, and indexes for the list filters
+/// Version 7's statements that read the same in both dialects (`schema_pg.rs` uses them too):
+/// the first attempt's time for rows from before, and indexes for the console's list filters
 /// (calls by number and status, recordings by status, deliveries by state).
-pub(crate) const V7: &str = "
-ALTER TABLE outbox ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE outbox ADD COLUMN last_attempt_ms INTEGER;
-ALTER TABLE outbox ADD COLUMN last_status INTEGER;
-ALTER TABLE outbox ADD COLUMN last_error TEXT;
-ALTER TABLE outbox ADD COLUMN last_duration_ms INTEGER;
+macro_rules! v7_common {
+    () => {
+        "
 UPDATE outbox SET created_ms = next_attempt_ms;
 CREATE INDEX outbox_by_state ON outbox(state, id);
 CREATE INDEX calls_by_from ON calls(account_sid, from_addr, date_created DESC, sid DESC);
 CREATE INDEX calls_by_to ON calls(account_sid, to_addr, date_created DESC, sid DESC);
 CREATE INDEX calls_by_status ON calls(account_sid, status, date_created DESC, sid DESC);
 CREATE INDEX recordings_by_status ON recordings(account_sid, status, date_created DESC, sid DESC);
-";
+"
+    };
+}
+pub(crate) use v7_common;
+
+/// Issue 16 (the console): what each callback attempt got, and the list filters' indexes.
+pub(crate) const V7: &str = concat!(
+    "
+ALTER TABLE outbox ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN last_attempt_ms INTEGER;
+ALTER TABLE outbox ADD COLUMN last_status INTEGER;
+ALTER TABLE outbox ADD COLUMN last_error TEXT;
+ALTER TABLE outbox ADD COLUMN last_duration_ms INTEGER;
+",
+    v7_common!()
+);
 
 pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 

@@ -154,20 +154,17 @@ CREATE TABLE leases (
 );
 "#;
 
-/// SQLite's version 7 (`schema.rs`).
-const V7: &str = r#"
+/// SQLite's version 7 (`schema.rs`), in PostgreSQL's types.
+const V7: &str = concat!(
+    "
 ALTER TABLE outbox ADD COLUMN created_ms BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE outbox ADD COLUMN last_attempt_ms BIGINT;
 ALTER TABLE outbox ADD COLUMN last_status BIGINT;
 ALTER TABLE outbox ADD COLUMN last_error TEXT;
 ALTER TABLE outbox ADD COLUMN last_duration_ms BIGINT;
-UPDATE outbox SET created_ms = next_attempt_ms;
-CREATE INDEX outbox_by_state ON outbox(state, id);
-CREATE INDEX calls_by_from ON calls(account_sid, from_addr, date_created DESC, sid DESC);
-CREATE INDEX calls_by_to ON calls(account_sid, to_addr, date_created DESC, sid DESC);
-CREATE INDEX calls_by_status ON calls(account_sid, status, date_created DESC, sid DESC);
-CREATE INDEX recordings_by_status ON recordings(account_sid, status, date_created DESC, sid DESC);
-"#;
+",
+    crate::schema::v7_common!()
+);
 
 const MIGRATIONS: &[(u32, &str)] = &[(5, V5), (6, V6), (7, V7)];
 
