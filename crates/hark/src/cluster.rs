@@ -50,6 +50,93 @@ pub async fn run(
     }
 }
 
+/// How often a node asks the others what calls they run (the console's live page).
+pub const PEER_CALLS_POLL: Duration = Duration::from_secs(1);
+
+/// Keeps `registry`'s view of the other nodes' running calls current until `shutdown`: every
+/// [`PEER_CALLS_POLL`], each live node's `GET /console/api/live.json?scope=node` with the
+/// account's credentials. A node that does not answer in time shows no calls until it does.
+pub async fn watch_peer_calls(
+    services: Arc<Services>,
+    registry: Arc<crate::live::Registry>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let client = match reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_millis(900))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "no HTTP client: the live page shows this node's calls only");
+            return;
+        }
+    };
+    let me = services.config.node_id.clone();
+    let (account, token) = (
+        services.config.account_sid.to_string(),
+        services.config.auth_token.clone(),
+    );
+    loop {
+        let nodes = services.db(|s| s.nodes()).await.unwrap_or_default();
+        let now = now_ms();
+        let mut calls = Vec::new();
+        for node in nodes
+            .iter()
+            .filter(|n| n.node_id != me && now - n.heartbeat_ms <= NODE_STALE.as_millis() as i64)
+        {
+            let url = format!(
+                "{}/console/api/live.json?scope=node",
+                node.api_url.trim_end_matches('/')
+            );
+            let answer = client
+                .get(&url)
+                .basic_auth(&account, Some(&token))
+                .header(http_api::FORWARDED_HEADER, me.as_str())
+                .send()
+                .await;
+            let body = match answer {
+                Ok(r) if r.status().is_success() => r.json::<serde_json::Value>().await.ok(),
+                Ok(r) => {
+                    tracing::debug!(node = %node.node_id, status = r.status().as_u16(), "peer's live calls refused");
+                    None
+                }
+                Err(e) => {
+                    tracing::debug!(node = %node.node_id, error = %e, "peer's live calls unavailable");
+                    None
+                }
+            };
+            if let Some(list) = body.as_ref().and_then(|b| b["calls"].as_array()) {
+                calls.extend(list.iter().filter_map(|c| peer_call(c, &node.node_id)));
+            }
+        }
+        registry.set_peer_calls(calls);
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(PEER_CALLS_POLL) => {}
+        }
+    }
+}
+
+/// One call of another node's `live.json`; `None` if it is not shaped as ours are.
+fn peer_call(c: &serde_json::Value, node: &str) -> Option<http_api::control::LiveCallView> {
+    let text = |k: &str| c[k].as_str().map(str::to_owned);
+    Some(http_api::control::LiveCallView {
+        sid: text("sid")?,
+        from: text("from")?,
+        to: text("to")?,
+        direction: text("direction")?,
+        state: c["state"].as_str()?.parse().ok()?,
+        started_ms: c["started_ms"].as_i64()?,
+        legs: u32::try_from(c["legs"].as_u64()?).ok()?,
+        verb: text("verb")?,
+        recording: text("recording")?,
+        bot: c["bot"].as_bool()?,
+        node: node.to_owned(),
+    })
+}
+
 /// [`http_api::CallForwarder`] over the shared database and HTTP.
 pub struct Forwarder {
     store: Arc<store::Store>,

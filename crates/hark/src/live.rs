@@ -71,6 +71,7 @@ impl CallEntry {
             verb: st.activity.verb.to_string(),
             recording: st.activity.recording.as_str().to_string(),
             bot: st.view.bot,
+            node: String::new(),
         }
     }
 
@@ -119,6 +120,8 @@ impl CallEntry {
 /// Running calls by CallSid.
 pub struct Registry {
     calls: Mutex<HashMap<String, Arc<CallEntry>>>,
+    /// The other nodes' running calls, as they last reported them (a cluster).
+    peers: Mutex<Vec<LiveCallView>>,
     /// Bumped on every change of what the live view shows.
     changes: Arc<watch::Sender<u64>>,
 }
@@ -127,6 +130,7 @@ impl Default for Registry {
     fn default() -> Self {
         Registry {
             calls: Mutex::default(),
+            peers: Mutex::default(),
             changes: Arc::new(watch::channel(0).0),
         }
     }
@@ -195,20 +199,35 @@ impl Registry {
         }
     }
 
-    /// Every call in the registry, oldest first (terminated ones are leaving).
-    pub fn live_calls(&self) -> Vec<LiveCallView> {
+    /// Every call in the registry (terminated ones are leaving), and with `everywhere` the
+    /// other nodes' too; oldest first.
+    pub fn live_calls(&self, everywhere: bool) -> Vec<LiveCallView> {
         let entries: Vec<Arc<CallEntry>> = lock(&self.calls).values().cloned().collect();
         let mut calls: Vec<LiveCallView> = entries
             .iter()
             .map(|e| e.live_view())
             .filter(|v| v.state != CallState::Terminated)
             .collect();
+        if everywhere {
+            calls.extend(lock(&self.peers).iter().cloned());
+        }
         calls.sort_by(|a, b| (a.started_ms, &a.sid).cmp(&(b.started_ms, &b.sid)));
         calls
     }
 
     pub fn live_changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// What the other nodes run now; watchers are woken when it changed.
+    pub fn set_peer_calls(&self, mut calls: Vec<LiveCallView>) {
+        calls.sort_by(|a, b| (a.started_ms, &a.sid).cmp(&(b.started_ms, &b.sid)));
+        let mut peers = lock(&self.peers);
+        if *peers != calls {
+            *peers = calls;
+            drop(peers);
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<CallEntry>> {
@@ -312,10 +331,10 @@ fn client_context(request: &OperationRequest) -> Option<String> {
 }
 
 impl CallControl for DaemonControl {
-    fn live_calls(&self) -> Vec<LiveCallView> {
+    fn live_calls(&self, everywhere: bool) -> Vec<LiveCallView> {
         self.registry
             .upgrade()
-            .map(|r| r.live_calls())
+            .map(|r| r.live_calls(everywhere))
             .unwrap_or_default()
     }
 

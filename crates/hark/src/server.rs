@@ -482,6 +482,11 @@ pub async fn serve_with(
             drain.clone(),
             shared.shutdown.clone(),
         ));
+        tasks.spawn(crate::cluster::watch_peer_calls(
+            services.clone(),
+            registry.clone(),
+            shared.shutdown.clone(),
+        ));
     }
     if let Some(uploader) = &uploader {
         // After recovery: recordings it has just completed are on disk, finished.

@@ -474,6 +474,110 @@ fn live_call_control_sent_to_another_node_reaches_the_call() {
     assert!(caller.wait(Duration::from_secs(10)).success());
 }
 
+/// The console of either node shows both nodes' live calls; its hang-up (session cookie and
+/// CSRF token) reaches the node that runs the call.
+#[test]
+fn each_nodes_console_shows_every_nodes_live_calls_and_hangs_them_up() {
+    let dir = TempDir::new("pg-console");
+    let n = two_nodes(&dir, |_| {
+        App::Twiml(r#"<Response><Pause length="30"/></Response>"#.into())
+    });
+    // Signed in to node B's console.
+    let (cookie, csrf) = rt().block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{}/console/api/session", n.b.public_url()))
+            .header("Content-Type", "application/json")
+            .body(serde_json::json!({"username": ACCOUNT_SID, "password": AUTH_TOKEN}).to_string())
+            .send()
+            .await
+            .expect("sign-in");
+        assert_eq!(r.status().as_u16(), 200);
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let body: serde_json::Value = r.json().await.unwrap();
+        (cookie, body["csrf_token"].as_str().unwrap().to_string())
+    });
+    let live = |d: &Daemon| -> serde_json::Value {
+        rt().block_on(async {
+            reqwest::Client::new()
+                .get(format!("{}/console/api/live.json", d.public_url()))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .expect("live.json")
+                .json()
+                .await
+                .expect("JSON")
+        })
+    };
+    let (wav, _) = speech_wav(&n.a);
+    let caller = HarkCall::new(&n.a.uri("rec"))
+        .play(&wav)
+        .hangup_after(30.0)
+        .spawn(&n.a.tmp);
+    // Node A runs it; node B's live view shows it, naming node A, within a few polls.
+    let started = std::time::Instant::now();
+    let call = wait_until(Duration::from_secs(10), || {
+        let v = live(&n.b);
+        let c = v["calls"].as_array()?.first()?.clone();
+        (c["state"] == "established").then_some(c)
+    })
+    .expect("node B's console shows node A's call");
+    eprintln!(
+        "node B's console showed node A's call {} ms after the call started",
+        started.elapsed().as_millis()
+    );
+    assert_eq!(call["node"], "node-a", "{call}");
+    assert_eq!(call["verb"], "Pause", "{call}");
+    let sid = call["sid"].as_str().unwrap().to_string();
+    // Node A's own view of itself (what B polls) has it too, with Basic credentials.
+    let own = rt().block_on(async {
+        reqwest::Client::new()
+            .get(format!(
+                "{}/console/api/live.json?scope=node",
+                n.a.public_url()
+            ))
+            .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    });
+    assert_eq!(own["calls"][0]["sid"], sid.as_str());
+    // Hang-up from node B's console: forwarded to node A, which sends the BYE.
+    let status = rt().block_on(async {
+        reqwest::Client::new()
+            .post(format!(
+                "{}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}.json",
+                n.b.public_url()
+            ))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .form(&[("Status", "completed")])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 200);
+    assert!(
+        caller.wait(Duration::from_secs(10)).success(),
+        "the caller got node A's BYE"
+    );
+    wait_until(Duration::from_secs(10), || {
+        live(&n.b)["calls"].as_array()?.is_empty().then_some(())
+    })
+    .expect("the call left node B's live view");
+}
+
 #[test]
 fn a_draining_node_answers_503_and_sigterm_lets_the_call_finish() {
     let wh = WebhookServer::start();

@@ -5,7 +5,7 @@
 import { request, accountPath } from './api.js';
 import { h, announce, formatDuration, headRow, tableWrap } from './ui.js';
 
-const COLUMNS = ['From', 'To', 'State', 'Duration', 'Legs', 'Verb', 'Recording', 'Actions'];
+const COLUMNS = ['From', 'To', 'Node', 'State', 'Duration', 'Legs', 'Verb', 'Recording', 'Actions'];
 const MAX_RETRY_MS = 15000;
 
 /** Which recording buttons a call's `recording` state allows. */
@@ -68,6 +68,7 @@ export function renderLive(ctx) {
     const cells = {
       from: h('td', { class: 'from' }),
       to: h('td', { class: 'to' }),
+      node: h('td', { class: 'node' }),
       state: h('td', { class: 'state' }),
       duration: h('td', { class: 'duration num' }),
       legs: h('td', { class: 'legs num' }),
@@ -98,6 +99,7 @@ export function renderLive(ctx) {
       for (const a of ACTIONS) row.buttons[a.action].setAttribute('aria-label', a.label(from));
     }
     setText(c.to, call.to || '');
+    setText(c.node, call.node || '');
     setText(c.state, call.state || '');
     setText(c.legs, String(call.legs ?? ''));
     setText(c.verb, (call.verb || '—') + (call.bot && call.verb !== 'Bot' ? ' (bot)' : ''));

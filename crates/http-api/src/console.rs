@@ -527,11 +527,17 @@ async fn session(
     }
 }
 
-fn live_json(calls: &[LiveCallView]) -> Value {
+fn live_json(inner: &Inner, calls: &[LiveCallView]) -> Value {
     let calls: Vec<Value> = calls
         .iter()
         .map(|c| {
+            let node = if c.node.is_empty() {
+                inner.api.node_id.as_str()
+            } else {
+                c.node.as_str()
+            };
             json!({
+                "node": node,
                 "sid": c.sid,
                 "from": c.from,
                 "to": c.to,
@@ -548,20 +554,37 @@ fn live_json(calls: &[LiveCallView]) -> Value {
     json!({ "now_ms": unix_ms(), "calls": calls })
 }
 
-fn live_calls(inner: &Inner) -> Vec<LiveCallView> {
+fn live_calls(inner: &Inner, everywhere: bool) -> Vec<LiveCallView> {
     inner
         .api
         .bot
         .as_ref()
-        .map(|b| b.control.live_calls())
+        .map(|b| b.control.live_calls(everywhere))
         .unwrap_or_default()
 }
 
-async fn live_once(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
-    if inner.console.session(&headers).is_none() {
+/// The live calls once: for the page (session), and for the other nodes of a cluster, which
+/// ask with the account's credentials for this node's own calls (`scope=node`).
+async fn live_once(
+    State(inner): State<Arc<Inner>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let api = &inner.api;
+    let basic = crate::auth::authenticated(
+        &headers,
+        api.account_sid.as_str(),
+        &api.auth_token,
+        &api.api_keys,
+    );
+    if !basic && inner.console.session(&headers).is_none() {
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     }
-    json_response(StatusCode::OK, live_json(&live_calls(&inner)))
+    let everywhere = q.get("scope").map(String::as_str) != Some("node");
+    json_response(
+        StatusCode::OK,
+        live_json(&inner, &live_calls(&inner, everywhere)),
+    )
 }
 
 /// Where a live stream is.
@@ -618,7 +641,7 @@ async fn live_stream(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Res
         st.inner.console.by_id(&st.session_id, false)?;
         let mut event = Event::default()
             .event("calls")
-            .data(live_json(&live_calls(&st.inner)).to_string());
+            .data(live_json(&st.inner, &live_calls(&st.inner, true)).to_string());
         if st.first {
             event = event.retry(Duration::from_secs(1));
             st.first = false;
@@ -817,7 +840,7 @@ async fn system(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response
             "version": env!("CARGO_PKG_VERSION"),
             "node_id": inner.api.node_id,
             "account_sid": inner.api.account_sid,
-            "live_calls": live_calls(&inner).len(),
+            "live_calls": live_calls(&inner, true).len(),
             "health": Value::Object(health),
             "health_status": code.as_u16(),
             "metrics": Value::Object(metrics),

@@ -62,6 +62,8 @@ pub struct LiveCallView {
     /// `off`, `on` or `paused`.
     pub recording: String,
     pub bot: bool,
+    /// The node running it; "" for this node.
+    pub node: String,
 }
 
 /// Twilio's live call update (`POST …/Calls/{CallSid}.json`).
@@ -153,8 +155,10 @@ pub trait CallControl: Send + Sync + 'static {
         let _ = (call_sid, sid, change);
         Box::pin(async { Err(ControlError::UnknownCall) })
     }
-    /// Every running call, oldest first.
-    fn live_calls(&self) -> Vec<LiveCallView> {
+    /// Every running call, oldest first: this node's, and with `everywhere` also those the
+    /// other nodes of a cluster last reported.
+    fn live_calls(&self, everywhere: bool) -> Vec<LiveCallView> {
+        let _ = everywhere;
         Vec::new()
     }
     /// Changes whenever anything [`CallControl::live_calls`] shows changes (a counter).
