@@ -255,12 +255,15 @@ def write_60s_wav(path):
 
 
 class Client:
-    def __init__(self, port):
+    """Keep-alive GETs, timed; `auth`: the headers that authenticate (Basic by default)."""
+
+    def __init__(self, port, auth=None):
         self.port = port
         self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.auth = auth if auth is not None else {"Authorization": AUTH}
 
     def get(self, path, headers=None):
-        h = {"Authorization": AUTH}
+        h = dict(self.auth)
         h.update(headers or {})
         t0 = time.perf_counter()
         self.c.request("GET", path, headers=h)

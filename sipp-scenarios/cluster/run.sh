@@ -84,14 +84,9 @@ declare -a EXTRA_PIDS=()   # children of a killed node (ASR workers) to reap
 as_pg=()
 if [[ $(id -u) -eq 0 ]]; then as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups); fi
 
-# stop_pid PID [GRACE_SECONDS]: TERM, then KILL after the grace. Only the PID given.
-stop_pid() {
-    local pid="$1" grace="${2:-5}" i
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for ((i = 0; i < grace * 10; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-}
+# stop_pid PID [GRACE_SECONDS]: the load runs' (TERM, then KILL after the grace; only that PID).
+# shellcheck source=../load/lib.sh
+source "$here/../load/lib.sh"
 children_of() { ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' '; }
 
 stop_pg() {

@@ -34,7 +34,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "api-bench"))
 from bench import (  # noqa: E402
-    ACCOUNT, COLUMNS as REC_COLUMNS, TOKEN, Hark, free_ports, recording_rows, sid, summary, write_config,
+    ACCOUNT, COLUMNS as REC_COLUMNS, TOKEN, Client, Hark, free_ports, recording_rows, sid, summary,
+    write_config,
 )
 
 # crates/store/src/schema.rs (V1, V5, V6 for calls; V1, V6, V7 for the outbox).
@@ -94,26 +95,16 @@ def seed(db, rows, now_ms):
     return version, time.monotonic() - t0
 
 
-class Session:
-    def __init__(self, port):
-        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        body = json.dumps({"username": ACCOUNT, "password": TOKEN})
-        self.c.request("POST", "/console/api/session", body=body, headers={"Content-Type": "application/json"})
-        r = self.c.getresponse()
-        r.read()
-        if r.status != 200:
-            sys.exit(f"sign-in: {r.status}")
-        self.cookie = r.getheader("Set-Cookie").split(";")[0]
-
-    def get(self, path):
-        t0 = time.perf_counter()
-        self.c.request("GET", path, headers={"Cookie": self.cookie})
-        r = self.c.getresponse()
-        body = r.read()
-        dt = time.perf_counter() - t0
-        if r.status != 200:
-            raise RuntimeError(f"GET {path}: {r.status} {body[:200]!r}")
-        return dt, body
+def signed_in(port):
+    """api-bench's timed client, authenticated as the page is: the console's session cookie."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    body = json.dumps({"username": ACCOUNT, "password": TOKEN})
+    c.request("POST", "/console/api/session", body=body, headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    r.read()
+    if r.status != 200:
+        sys.exit(f"sign-in: {r.status}")
+    return Client(port, auth={"Cookie": r.getheader("Set-Cookie").split(";")[0]})
 
 
 def main():
@@ -140,7 +131,7 @@ def main():
     res["db_bytes"] = os.path.getsize(db)
 
     h = Hark(a.hark, cfg, log, http_port)
-    s = Session(http_port)
+    s = signed_in(http_port)
     base = f"/2010-04-01/Accounts/{ACCOUNT}"
     rnd = random.Random(16)
     day = time.strftime("%Y-%m-%d", time.gmtime((now_ms - a.rows * 500) / 1000))

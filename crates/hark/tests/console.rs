@@ -215,7 +215,7 @@ fn signing_in_is_refused_without_the_right_credentials_and_state_changes_need_th
     for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(set_cookie.contains(flag), "{flag} missing: {set_cookie}");
     }
-    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    let cookie = cookie_pair(&set_cookie);
     let session = ok.json();
     let csrf = session["csrf_token"].as_str().unwrap().to_string();
     assert_eq!(session["account_sid"], ACCOUNT_SID);
@@ -446,13 +446,7 @@ fn the_call_page_plays_the_recording_draws_its_waveform_and_seeks_from_the_trans
     // While `<Record>` captures: the live row says it records, and the API does not pretend
     // to pause a verb's recording (Twilio.CURRENT names none; by SID it is refused).
     let signed = http.sign_in(ACCOUNT_SID, AUTH_TOKEN);
-    let cookie = signed.headers["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = cookie_pair(signed.headers["set-cookie"].to_str().unwrap());
     let call_sid = wait_until(Duration::from_secs(5), || {
         let v = http.get("/console/api/live.json", &cookie).json();
         (v["calls"][0]["recording"] == "on" && v["calls"][0]["verb"] == "Record")

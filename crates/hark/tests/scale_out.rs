@@ -86,6 +86,17 @@ fn post(url: &str, form: &[(&str, &str)]) -> (u16, String) {
     })
 }
 
+/// The calls a node's REST API lists (first page), if it answers.
+fn calls_listed(d: &Daemon) -> Option<Vec<serde_json::Value>> {
+    let url = format!(
+        "{}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json",
+        d.public_url()
+    );
+    let (_, _, body) = get(&url, None);
+    let page: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    page["calls"].as_array().cloned()
+}
+
 fn speech_wav(d: &Daemon) -> (std::path::PathBuf, Vec<i16>) {
     let speech = speech_ulaw();
     let wav = d.tmp.join("caller.wav");
@@ -377,15 +388,8 @@ fn live_call_control_sent_to_another_node_reaches_the_call() {
         .hangup_after(30.0)
         .spawn(&n.a.tmp);
     let call_sid = wait_until(Duration::from_secs(10), || {
-        let (_, _, body) = get(
-            &format!(
-                "{}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json",
-                n.b.public_url()
-            ),
-            None,
-        );
-        let page: serde_json::Value = serde_json::from_slice(&body).ok()?;
-        let call = page["calls"].as_array()?.first()?.clone();
+        let calls = calls_listed(&n.b)?;
+        let call = calls.first()?.clone();
         (call["status"] == "in-progress").then(|| call["sid"].as_str().unwrap().to_owned())
     })
     .expect("node B lists node A's call in progress");
@@ -440,19 +444,8 @@ fn live_call_control_sent_to_another_node_reaches_the_call() {
         .hangup_after(30.0)
         .spawn(&n.a.tmp);
     let second = wait_until(Duration::from_secs(10), || {
-        let (_, _, body) = get(
-            &format!(
-                "{}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json",
-                n.b.public_url()
-            ),
-            None,
-        );
-        let page: serde_json::Value = serde_json::from_slice(&body).ok()?;
-        let call = page["calls"]
-            .as_array()?
-            .iter()
-            .find(|c| c["status"] == "in-progress")?
-            .clone();
+        let calls = calls_listed(&n.b)?;
+        let call = calls.iter().find(|c| c["status"] == "in-progress")?.clone();
         Some(call["sid"].as_str().unwrap().to_owned())
     })
     .expect("the second call is up");
@@ -492,13 +485,7 @@ fn each_nodes_console_shows_every_nodes_live_calls_and_hangs_them_up() {
             .await
             .expect("sign-in");
         assert_eq!(r.status().as_u16(), 200);
-        let cookie = r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
+        let cookie = cookie_pair(r.headers()["set-cookie"].to_str().unwrap());
         let body: serde_json::Value = r.json().await.unwrap();
         (cookie, body["csrf_token"].as_str().unwrap().to_string())
     });

@@ -790,15 +790,7 @@ mod tests {
         for r in [&r1, &r2, &r3] {
             store.insert_recording(r).unwrap();
         }
-        let list = |f: RecordingFilter| -> Vec<RecordingSid> {
-            store
-                .list_recordings(&AC, &f, 50, 0)
-                .unwrap()
-                .items
-                .into_iter()
-                .map(|r| r.sid)
-                .collect()
-        };
+        let list = |f: RecordingFilter| sids(&store.list_recordings(&AC, &f, 50, 0).unwrap());
         let completed = RecordingFilter {
             status: Some(RecordingStatus::Completed),
             ..Default::default()
@@ -832,10 +824,7 @@ mod tests {
         let page = store
             .list_recordings_after(&AC, &completed, 1, Some((2_100, re(3).as_str())))
             .unwrap();
-        assert_eq!(
-            page.items.iter().map(|r| r.sid.clone()).collect::<Vec<_>>(),
-            [re(1)]
-        );
+        assert_eq!(sids(&page), [re(1)]);
         assert!(!page.has_more);
     }
 

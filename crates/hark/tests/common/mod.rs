@@ -135,6 +135,16 @@ pub fn scenarios_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sipp-scenarios")
 }
 
+/// The `name=value` of a `Set-Cookie` header: what a browser sends back in `Cookie`.
+pub fn cookie_pair(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
 /// Checks `s` looks like `<prefix>` + 32 hex digits (SPEC §0).
 pub fn is_sid(s: &str, prefix: &str) -> bool {
     s.len() == 34 && s.starts_with(prefix) && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
